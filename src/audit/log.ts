@@ -1,0 +1,47 @@
+// Structured logging: one JSON object per line on stdout (journald-friendly). Never pass secrets in.
+
+export type Level = "debug" | "info" | "warn" | "error";
+
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+let threshold: number = ORDER.info;
+let sink: (line: string) => void = (line) => process.stdout.write(line + "\n");
+
+/** Sets the minimum level written. */
+export function setLogLevel(level: Level): void {
+  threshold = ORDER[level];
+}
+
+/** Redirects output (tests, or the CLI which keeps stdout for its own results). */
+export function setLogSink(fn: (line: string) => void): void {
+  sink = fn;
+}
+
+/**
+ * Writes one event. `event` is a stable dotted name ("radius.drop", "store.key.created");
+ * `fields` must never contain a password, code, seed, shared secret or key.
+ */
+export function log(level: Level, event: string, fields: Record<string, unknown> = {}): void {
+  if (ORDER[level] < threshold) return;
+  sink(JSON.stringify({ ts: new Date().toISOString(), level, event, ...fields }));
+}
+
+/**
+ * Rate-limited logging: at most one line per `key` per `intervalMs`; the next line carries
+ * `suppressed`, the number of lines swallowed in between. Used for per-source drop logs so a
+ * flood cannot fill the disk.
+ */
+export class RateLimitedLog {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  constructor(private readonly intervalMs = 10_000, private readonly maxKeys = 10_000) {}
+
+  log(level: Level, key: string, event: string, fields: Record<string, unknown>, now = Date.now()): void {
+    const entry = this.last.get(key);
+    if (entry && now - entry.at < this.intervalMs) {
+      entry.suppressed++;
+      return;
+    }
+    if (!entry && this.last.size >= this.maxKeys) this.last.clear();
+    log(level, event, entry?.suppressed ? { ...fields, suppressed: entry.suppressed } : fields);
+    this.last.set(key, { at: now, suppressed: 0 });
+  }
+}

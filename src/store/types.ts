@@ -1,0 +1,205 @@
+// Store contract: domain records and the async repository interfaces that SQLite and PostgreSQL implement.
+//
+// Nothing outside src/store/ writes SQL. Secrets (OTP seeds, RADIUS shared secrets) cross this
+// interface in plaintext; the implementation seals them with AES-256-GCM before they reach disk
+// (see keyring.ts / seal.ts) and opens them on read.
+
+import type { AuthType } from "../auth/types.ts";
+
+export type FirstFactor = "password" | "none";
+export type OTPMode = "challenge" | "concat";
+export type HashAlgorithm = "SHA1" | "SHA256" | "SHA512";
+export type TokenKind = "totp" | "hotp";
+export type TokenState = "active" | "disabled" | "lost";
+export type FailureKind = "password" | "code";
+
+export interface RadiusClient {
+  id: number;
+  name: string;
+  /** Source network in CIDR form ("192.0.2.10/32", "2001:db8::/64"). */
+  address: string;
+  /** Shared secret, plaintext in memory only. */
+  secret: string;
+  firstFactor: FirstFactor;
+  otpMode: OTPMode;
+  requireMessageAuthenticator: boolean;
+  allowPasswordOnly: boolean;
+  createdAt: number; // unix ms
+}
+
+export type NewRadiusClient = Omit<RadiusClient, "id" | "createdAt">;
+
+export interface User {
+  id: number;
+  /** Normalised login name (see auth/identity.ts normalizeUsername). Unique. */
+  username: string;
+  /** argon2id or bcrypt PHC string; null means no local password (cannot pass a password check). */
+  passwordHash: string | null;
+  type: AuthType;
+  phone: string | null; // E.164
+  email: string | null;
+  disabled: boolean;
+  /** Account expiry, unix ms; null = never. */
+  expiresAt: number | null;
+  createdAt: number;
+}
+
+export type NewUser = Omit<User, "id" | "createdAt">;
+
+export interface Token {
+  id: number;
+  /** Unique serial: generated ("TOTP0001A2B3") or from a PSKC/CSV import. */
+  serial: string;
+  userId: number | null;
+  kind: TokenKind;
+  /** Raw seed bytes, plaintext in memory only. */
+  secret: Uint8Array;
+  algorithm: HashAlgorithm;
+  digits: 6 | 8;
+  /** TOTP step in seconds. */
+  period: number;
+  /** HOTP: the next counter value expected. Unused for TOTP (0). */
+  counter: number;
+  /** TOTP high-water mark: the last accepted time step; -1 when none yet. */
+  lastStep: number;
+  /** TOTP learned clock drift, in steps. */
+  drift: number;
+  state: TokenState;
+  createdAt: number;
+}
+
+export type NewToken = Omit<Token, "id" | "createdAt" | "lastStep" | "drift" | "counter"> &
+  Partial<Pick<Token, "counter" | "lastStep" | "drift">>;
+
+/** A user row together with everything needed to import it in one all-or-nothing transaction. */
+export interface UserImportRow {
+  user: NewUser;
+  tokens: NewToken[]; // userId is filled in by the store
+}
+
+export interface ClientRepo {
+  list(): Promise<RadiusClient[]>;
+  findByName(name: string): Promise<RadiusClient | undefined>;
+  /** Throws StoreError("conflict") when the name exists. */
+  add(client: NewRadiusClient): Promise<RadiusClient>;
+  /** Returns false when no such client. */
+  remove(name: string): Promise<boolean>;
+}
+
+export interface UserRepo {
+  list(): Promise<User[]>;
+  count(): Promise<number>;
+  findByName(username: string): Promise<User | undefined>;
+  findById(id: number): Promise<User | undefined>;
+  /** Throws StoreError("conflict") when the username exists. */
+  add(user: NewUser): Promise<User>;
+  update(id: number, patch: Partial<NewUser>): Promise<void>;
+  /** Removes the user and unassigns (does not delete) their tokens. Returns false when absent. */
+  remove(username: string): Promise<boolean>;
+  /**
+   * Inserts all rows in one transaction: every row or none. Throws StoreError("conflict")
+   * naming the first duplicate username. Calls onProgress(done) now and then.
+   */
+  importMany(rows: UserImportRow[], onProgress?: (done: number) => void): Promise<void>;
+}
+
+export interface TokenRepo {
+  list(userId?: number): Promise<Token[]>;
+  findById(id: number): Promise<Token | undefined>;
+  findBySerial(serial: string): Promise<Token | undefined>;
+  /** Tokens of a user in state active. */
+  activeForUser(userId: number): Promise<Token[]>;
+  /** Throws StoreError("conflict") when the serial exists. */
+  add(token: NewToken): Promise<Token>;
+  /** All or nothing. */
+  addMany(tokens: NewToken[]): Promise<Token[]>;
+  assign(id: number, userId: number | null): Promise<void>;
+  setState(id: number, state: TokenState): Promise<void>;
+  remove(id: number): Promise<boolean>;
+  /**
+   * TOTP high-water mark: atomically sets last_step = step (and drift) only if last_step < step.
+   * Returns true when this call advanced it: the code is consumed. The write is committed before
+   * the promise resolves.
+   */
+  advanceTOTP(id: number, step: number, drift: number): Promise<boolean>;
+  /**
+   * HOTP: atomically sets counter = next only if counter < next. True when this call advanced it.
+   */
+  advanceHOTP(id: number, next: number): Promise<boolean>;
+  /** Resync: unconditional set of counter / last_step / drift after two consecutive codes matched. */
+  resync(id: number, values: { counter?: number; lastStep?: number; drift?: number }): Promise<void>;
+}
+
+/** Challenge state between the legs of an Access-Challenge flow (a "consumable"). */
+export interface Challenge {
+  /** SHA-256 of the State attribute value, hex. The raw State never reaches the store. */
+  id: string;
+  clientName: string;
+  userId: number;
+  username: string;
+  expiresAt: number; // unix ms
+  /** Wrong codes so far. */
+  failures: number;
+  /** Opaque JSON for the engine (what leg comes next, etc.). */
+  data: string;
+}
+
+export interface ChallengeRepo {
+  put(challenge: Challenge): Promise<void>;
+  /** Reads without consuming; undefined when absent or expired (at `now`). */
+  find(id: string, now: number): Promise<Challenge | undefined>;
+  /** Atomically deletes and returns it; undefined if another caller already consumed it or it expired. */
+  consume(id: string, now: number): Promise<Challenge | undefined>;
+  /** Increments failures; returns the new count, or undefined if absent. */
+  fail(id: string): Promise<number | undefined>;
+  /** Deletes expired rows; returns how many. */
+  purgeExpired(now: number): Promise<number>;
+}
+
+export interface LockoutState {
+  key: string; // normalised identity
+  kind: FailureKind;
+  failures: number;
+  /** unix ms until which attempts are refused without any expensive work; 0 = not locked. */
+  lockedUntil: number;
+  lastFailureAt: number;
+}
+
+export interface LockoutRepo {
+  get(key: string, kind: FailureKind): Promise<LockoutState | undefined>;
+  /** Records one failure and stores the computed lockedUntil; returns the new state. */
+  recordFailure(key: string, kind: FailureKind, now: number, lockedUntil: (failures: number) => number): Promise<LockoutState>;
+  /** Clears one kind (after a success). */
+  reset(key: string, kind: FailureKind): Promise<void>;
+  /** Clears all kinds for the identity (`user unlock`). Returns true if anything was cleared. */
+  clear(key: string): Promise<boolean>;
+}
+
+export interface Store {
+  readonly clients: ClientRepo;
+  readonly users: UserRepo;
+  readonly tokens: TokenRepo;
+  readonly challenges: ChallengeRepo;
+  readonly lockouts: LockoutRepo;
+  /**
+   * A number that changes whenever another process (the admin CLI) commits a change to clients,
+   * users or tokens. The server polls it to reload caches without a restart.
+   */
+  generation(): Promise<number>;
+  /** True when a write transaction can be committed right now (Status-Server gate). */
+  writable(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export type StoreErrorCode = "conflict" | "not_found" | "key_missing" | "key_mismatch" | "corrupt" | "unavailable";
+
+/** Typed store failure with a stable code. Messages never include secrets. */
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "StoreError";
+  }
+}
