@@ -1,0 +1,243 @@
+// The configuration schema: every option, its type, its default and its documentation, in one place.
+//
+// The documentation in docs/configuration.md is generated from this file (scripts/gen-config-docs.ts),
+// so the description strings here are the product's configuration reference. Keys are snake_case,
+// as in the TOML file, and the exported `Config` type keeps them (config.radius.challenge_ttl_s).
+
+import { isIP, isIPv4, isIPv6 } from "node:net";
+import { isSupportedCountry } from "libphonenumber-js";
+import * as v from "valibot";
+
+/** How a field is coerced from an environment variable and described in the reference. */
+export type FieldKind = "string" | "integer" | "boolean" | "string[]" | "enum";
+
+/** Metadata attached to every leaf option; `must` completes the sentence "KEY must be …". */
+export type FieldMeta = {
+  kind: FieldKind;
+  must: string;
+};
+
+// --- value checks (exported for the CLI, which validates the same shapes) ---------------------
+
+/**
+ * True for "ADDR:PORT" with a literal IPv4 address, or "[IPv6]:PORT". Host names are not accepted:
+ * a listener must name an address (see docs/appliance.md on virtual IPs).
+ */
+export function isListenAddress(s: string): boolean {
+  const m = /^(?:\[([0-9A-Fa-f:.%a-zA-Z0-9]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(s);
+  if (!m) return false;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return false;
+  return m[1] !== undefined ? isIPv6(m[1]) : isIPv4(m[2] ?? "");
+}
+
+/**
+ * Parses a CIDR ("192.0.2.0/24", "2001:db8::/32") or a bare address (meaning /32 or /128).
+ * Returns the canonical "ADDR/PREFIX" string, or undefined when the input is not one.
+ */
+export function parseCIDR(s: string): string | undefined {
+  const slash = s.indexOf("/");
+  const addr = slash < 0 ? s : s.slice(0, slash);
+  const family = isIP(addr);
+  if (family === 0) return undefined;
+  const max = family === 4 ? 32 : 128;
+  if (slash < 0) return `${addr}/${max}`;
+  const prefix = s.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max) return undefined;
+  return `${addr}/${Number(prefix)}`;
+}
+
+/** True for an ISO 3166 alpha-2 code that libphonenumber-js knows ("SE", "US"). */
+export function isCountryCode(s: string): boolean {
+  return /^[A-Z]{2}$/.test(s) && isSupportedCountry(s);
+}
+
+// --- field builders -------------------------------------------------------------------------
+
+// The explicit input type keeps the pipe's output typed (an untyped action would make it unknown).
+function meta<T>(kind: FieldKind, must: string) {
+  return v.metadata<T, FieldMeta>({ kind, must });
+}
+
+function doc<T>(text: string) {
+  return v.description<T, string>(text);
+}
+
+function integer(def: number, min: number, max: number, text: string) {
+  return v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max), doc<number>(text), meta<number>("integer", `a number between ${min} and ${max}`)),
+    def,
+  );
+}
+
+function text(def: string, description: string, must = "a string", check: (s: string) => boolean = () => true) {
+  return v.optional(v.pipe(v.string(), v.check(check), doc<string>(description), meta<string>("string", must)), def);
+}
+
+function oneOf<const T extends readonly (string | number)[]>(options: T, def: T[number], description: string) {
+  const must = `one of ${options.map((o) => (typeof o === "string" ? `"${o}"` : String(o))).join(", ")}`;
+  return v.optional(v.pipe(v.picklist(options), doc<T[number]>(description), meta<T[number]>("enum", must)), def);
+}
+
+function bool(def: boolean, description: string) {
+  return v.optional(v.pipe(v.boolean(), doc<boolean>(description), meta<boolean>("boolean", "true or false")), def);
+}
+
+function list(def: string[], description: string, must: string, check: (s: string) => boolean) {
+  return v.optional(v.pipe(v.array(v.pipe(v.string(), v.check(check))), doc<string[]>(description), meta<string[]>("string[]", must)), def);
+}
+
+function section<E extends v.ObjectEntries>(description: string, entries: E) {
+  const schema = v.strictObject(entries);
+  // An omitted section is parsed as {} so that every key in it takes its default.
+  return v.optional(v.pipe(schema, doc<v.InferOutput<typeof schema>>(description)), {} as never);
+}
+
+const LISTEN_MUST = 'an address and port such as "192.0.2.10:1812" or "[2001:db8::10]:1812"';
+const isURL = (s: string) => s === "" || (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s));
+
+// --- the schema -----------------------------------------------------------------------------
+
+/** The whole configuration file. Unknown keys anywhere are an error. */
+export const configSchema = v.strictObject({
+  data_dir: text(
+    "./data",
+    "Directory for the database, the encryption key file and generated certificates. Also `--data-dir` and `$PORTCULLIS_DATA_DIR`. The appliance install sets `/var/lib/portcullis`.",
+    "a non-empty path",
+    (s) => s.trim() !== "",
+  ),
+  region: v.optional(
+    v.pipe(
+      v.string(),
+      v.toUpperCase(),
+      v.check((s) => s === "" || isCountryCode(s)),
+ doc<string>(
+        'Country (ISO 3166 alpha-2, e.g. "SE") for phone numbers written in local format. Empty means every number must be written in E.164 (+46701234567).',
+      ),
+      meta<string>("string", 'empty or a two-letter country code such as "SE"'),
+    ),
+    "",
+  ),
+  log_level: oneOf(["debug", "info", "warn", "error"] as const, "info", "Minimum level of the JSON log lines written to standard output."),
+
+  radius: section("The RADIUS server (RFC 2865).", {
+    listen: list(
+      ["0.0.0.0:1812"],
+      'UDP addresses to listen on, as "ADDR:PORT" ("[::1]:1812" for IPv6). Name the explicit addresses of the appliance: a wildcard socket replies from whichever address routing picks, which breaks virtual IPs (VRRP). Also `serve --radius-listen`, which may be given several times.',
+      `a list of ${LISTEN_MUST}`,
+      isListenAddress,
+    ),
+    recv_buffer_bytes: integer(8_388_608, 65_536, 1_073_741_824, "Socket receive buffer size in bytes, so that a burst of requests is queued rather than dropped by the kernel."),
+    dedupe_ttl_s: integer(
+      30,
+      1,
+      3600,
+      "How long answered requests are remembered to recognise retransmissions (RFC 5080 §2.2.2). Must exceed the NAS's retry count times its retry interval, plus the longest challenge hold.",
+    ),
+    challenge_ttl_s: integer(120, 10, 600, "How long an Access-Challenge State stays valid for the second leg."),
+    challenge_max_failures: integer(3, 1, 10, "Wrong codes after which a challenge State is invalidated and the user must start again."),
+    otp_prompt: text(
+      "Enter your verification code",
+      "Reply-Message text sent with an Access-Challenge (RFC 2865 §5.18).",
+      "a non-empty string of at most 253 bytes",
+      (s) => s.trim() !== "" && new TextEncoder().encode(s).length <= 253,
+    ),
+    realms: oneOf(
+      ["strip", "keep"] as const,
+      "strip",
+      '"strip" removes a `DOMAIN\\` prefix and an `@realm` suffix from User-Name, so that `alice`, `Alice@corp` and `CORP\\alice` are one identity. "keep" treats them as different users.',
+    ),
+    stats_interval_s: integer(300, 0, 86_400, "Interval of the `radius.stats` log line with packet counters (also written on SIGUSR1); 0 turns the periodic line off."),
+    drop_log_interval_s: integer(10, 1, 3600, "Dropped packets are logged at most once per source and reason in this interval, with a count of the lines suppressed."),
+  }),
+
+  otp: section("One-time passwords (TOTP RFC 6238, HOTP RFC 4226).", {
+    window: integer(1, 0, 10, "TOTP steps accepted either side of the current one (clock skew). Each extra step widens the guessing window."),
+    hotp_look_ahead: integer(10, 0, 100, "HOTP counter values accepted ahead of the expected one (RFC 4226 §7.4)."),
+    issuer: text(
+      "Portcullis",
+      "Issuer shown by authenticator apps, in otpauth:// URIs.",
+      "a non-empty string without a colon",
+      (s) => s.trim() !== "" && !s.includes(":"),
+    ),
+    default_digits: oneOf([6, 8] as const, 6, "Code length of new tokens."),
+    default_period: integer(30, 10, 300, "TOTP step in seconds of new tokens."),
+    default_algorithm: oneOf(["SHA1", "SHA256", "SHA512"] as const, "SHA1", "HMAC algorithm of new tokens. Many authenticator apps only support SHA1."),
+  }),
+
+  lockout: section(
+    "Back-off after failures, keyed on the normalised identity. Keep each threshold below the directory's own lockout threshold (e.g. the Active Directory account lockout policy), so that Portcullis never locks the directory account itself.",
+    {
+      password_threshold: integer(5, 1, 100, "Password failures before back-off starts. Must sit below the directory's own lockout threshold."),
+      code_threshold: integer(5, 1, 100, "Wrong codes before back-off starts."),
+      base_delay_s: integer(2, 1, 3600, "First waiting time once a threshold is reached; doubled for each further failure."),
+      max_delay_s: integer(900, 1, 86_400, "Longest waiting time. Must be at least `base_delay_s`."),
+      reset_after_s: integer(900, 1, 604_800, "A counter whose last failure is older than this starts again from zero."),
+    },
+  ),
+
+  password: section("Local passwords (argon2id).", {
+    hash_concurrency: integer(0, 0, 256, "Password hashes computed at the same time; 0 means the number of CPUs. Bounds memory use under a flood of requests."),
+  }),
+
+  store: section("Where state lives.", {
+    driver: oneOf(["sqlite"] as const, "sqlite", 'Storage back-end. "sqlite" keeps everything in one file in the data directory.'),
+    path: text("", "SQLite database file. Empty means `<data_dir>/portcullis.db`."),
+    synchronous: oneOf(
+      ["normal", "full"] as const,
+      "normal",
+      'SQLite `synchronous` pragma in WAL mode. "full" also survives power loss without losing the last commits, at some cost in write latency.',
+    ),
+    busy_timeout_ms: integer(5000, 0, 600_000, "How long a write waits for another process (the admin CLI) holding the database lock."),
+  }),
+
+  keys: section("The key that encrypts OTP seeds and RADIUS secrets at rest (AES-256-GCM).", {
+    key_file: text(
+      "",
+      "Key file, created with mode 0600 when no key exists. Empty means `<data_dir>/portcullis.key`. A systemd credential named `portcullis.key` (`$CREDENTIALS_DIRECTORY`) takes precedence.",
+    ),
+  }),
+
+  http: section("The public HTTP(S) listener: approval pages and the Magic Link API (served in a later release; accepted and validated now).", {
+    listen: text("0.0.0.0:8443", "Address and port of the public listener. Also `serve --http-listen`.", LISTEN_MUST, isListenAddress),
+    public_url: text(
+      "",
+      "Base URL of every link sent to a phone (https://mfa.example.com). Links are never built from request headers.",
+      "empty or an http(s):// URL",
+      isURL,
+    ),
+    cert_file: text("", "TLS certificate (PEM). When both files are empty a self-signed certificate is generated into the data directory; phones need a certificate they trust."),
+    key_file: text("", "TLS private key (PEM) for `cert_file`."),
+    tls: bool(true, "false serves plain HTTP, only for use behind a TLS-terminating reverse proxy."),
+    trusted_proxies: list(
+      [],
+      "Proxies (CIDR or address) whose X-Forwarded-For header is believed. Empty means the header is ignored.",
+      "a list of CIDR networks or addresses",
+      (s) => parseCIDR(s) !== undefined,
+    ),
+  }),
+
+  admin: section("The admin listener: admin API and Prometheus /metrics.", {
+    listen: text("127.0.0.1:8444", "Address and port of the admin listener. Keep it on loopback or a management network.", LISTEN_MUST, isListenAddress),
+  }),
+
+  delivery: section("Delivery of codes and approvals (SMS, e-mail, push).", {
+    allowed_countries: v.optional(
+      v.pipe(
+        v.array(v.pipe(v.string(), v.toUpperCase(), v.check(isCountryCode))),
+        doc<string[]>("SMS destination allow-list of ISO 3166 alpha-2 country codes. When omitted it is `[region]`; when empty every SMS is refused."),
+        meta<string[]>("string[]", 'a list of two-letter country codes such as ["SE", "NO"]'),
+      ),
+    ),
+  }),
+});
+
+type ParsedConfig = v.InferOutput<typeof configSchema>;
+
+/**
+ * The validated configuration, snake_case as in the file. After loading, `data_dir`, `store.path`
+ * and `keys.key_file` are absolute paths and `delivery.allowed_countries` is always a list.
+ */
+export type Config = Omit<ParsedConfig, "delivery"> & {
+  delivery: Omit<ParsedConfig["delivery"], "allowed_countries"> & { allowed_countries: string[] };
+};
