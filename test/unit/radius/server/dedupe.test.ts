@@ -1,0 +1,44 @@
+// Retransmission cache: RFC 5080 §2.2.2 key, in-progress drops, cached replies, expiry.
+import { expect, test } from "bun:test";
+import { DedupeCache } from "../../../../src/radius/server/dedupe.ts";
+
+const auth = (b: number) => new Uint8Array(16).fill(b);
+
+test("the key is source IP, source port, Identifier and Request Authenticator", () => {
+  const base = DedupeCache.key("192.0.2.1", 1000, 7, auth(1));
+  expect(DedupeCache.key("192.0.2.1", 1000, 7, auth(1))).toBe(base);
+  for (const other of [
+    DedupeCache.key("192.0.2.2", 1000, 7, auth(1)),
+    DedupeCache.key("192.0.2.1", 1001, 7, auth(1)),
+    DedupeCache.key("192.0.2.1", 1000, 8, auth(1)),
+    DedupeCache.key("192.0.2.1", 1000, 7, auth(2)),
+  ]) {
+    expect(other).not.toBe(base);
+  }
+});
+
+test("new → in progress → answered with the same bytes → expired", () => {
+  const cache = new DedupeCache(30_000);
+  const key = DedupeCache.key("192.0.2.1", 1000, 7, auth(1));
+  expect(cache.begin(key, 0)).toEqual({ kind: "new" });
+  expect(cache.begin(key, 10)).toEqual({ kind: "in_progress" });
+  const reply = new Uint8Array([2, 7, 0, 20]);
+  cache.finish(key, reply, 20);
+  expect(cache.begin(key, 30)).toEqual({ kind: "answered", reply });
+  expect(cache.begin(key, 20 + 30_001)).toEqual({ kind: "new" });
+});
+
+test("an abandoned request is evaluated afresh", () => {
+  const cache = new DedupeCache(30_000);
+  const key = DedupeCache.key("192.0.2.1", 1000, 7, auth(1));
+  cache.begin(key, 0);
+  cache.abandon(key);
+  expect(cache.begin(key, 1)).toEqual({ kind: "new" });
+});
+
+test("the cache is bounded: the oldest entries go first", () => {
+  const cache = new DedupeCache(30_000, 100);
+  for (let i = 0; i < 1000; i++) cache.begin(DedupeCache.key("192.0.2.1", i, 1, auth(1)), i);
+  expect(cache.size).toBeLessThanOrEqual(100);
+  expect(cache.begin(DedupeCache.key("192.0.2.1", 999, 1, auth(1)), 1000)).toEqual({ kind: "in_progress" });
+});
