@@ -1,0 +1,188 @@
+// Packet authenticity: Request/Response Authenticator (RFC 2865 §3, RFC 2866 §3) and
+// Message-Authenticator (RFC 3579 §3.2, RFC 5997 §3), all compared in constant time.
+
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import {
+  Attr,
+  AUTHENTICATOR_LENGTH,
+  Code,
+  HEADER_LENGTH,
+} from "./constants.ts";
+import { RADIUSError } from "./errors.ts";
+import { attributeOffset, decodePacket, packetLength, type RADIUSPacket } from "./packet.ts";
+
+const ZERO16 = new Uint8Array(AUTHENTICATOR_LENGTH);
+
+/** Constant-time equality for two byte strings; false (not a throw) on a length mismatch. */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * MD5(Code + Identifier + Length + `authenticator` + Attributes + Secret) over `raw[0..length)`,
+ * with the packet's own Authenticator field replaced by `authenticator`. This is the Response
+ * Authenticator when `authenticator` is the request's (RFC 2865 §3), and the Accounting-Request
+ * Request Authenticator when it is 16 zero octets (RFC 2866 §3).
+ */
+export function md5Authenticator(
+  raw: Uint8Array,
+  length: number,
+  authenticator: Uint8Array,
+  secret: Uint8Array,
+): Buffer {
+  return createHash("md5")
+    .update(raw.subarray(0, 4))
+    .update(authenticator)
+    .update(raw.subarray(HEADER_LENGTH, length))
+    .update(secret)
+    .digest();
+}
+
+/**
+ * HMAC-MD5 keyed by the secret over `raw[0..length)` with the Authenticator field replaced by
+ * `authenticator` and the 16 value octets of the Message-Authenticator at `maOffset` zeroed
+ * (RFC 3579 §3.2). No copy of the packet is made.
+ */
+export function hmacMessageAuthenticator(
+  raw: Uint8Array,
+  length: number,
+  maOffset: number,
+  authenticator: Uint8Array,
+  secret: Uint8Array,
+): Buffer {
+  return createHmac("md5", secret)
+    .update(raw.subarray(0, 4))
+    .update(authenticator)
+    .update(raw.subarray(HEADER_LENGTH, maOffset + 2))
+    .update(ZERO16)
+    .update(raw.subarray(maOffset + 2 + AUTHENTICATOR_LENGTH, length))
+    .digest();
+}
+
+function messageAuthenticatorValid(
+  raw: Uint8Array,
+  length: number,
+  maOffset: number,
+  authenticator: Uint8Array,
+  secret: Uint8Array,
+): boolean {
+  const expected = hmacMessageAuthenticator(raw, length, maOffset, authenticator, secret);
+  return constantTimeEqual(expected, raw.subarray(maOffset + 2, maOffset + 2 + AUTHENTICATOR_LENGTH));
+}
+
+/** Options for {@link verifyRequest}. */
+export interface VerifyRequestOptions {
+  /**
+   * Access-Request must carry Message-Authenticator (the default for every client; a legacy NAS
+   * may be exempted). Status-Server always requires it regardless.
+   */
+  requireMessageAuthenticator: boolean;
+}
+
+/**
+ * Authenticity check of a request, done BEFORE any attribute is acted on. `raw` is the datagram
+ * `packet` was decoded from (only its first Length octets matter).
+ *
+ * - Access-Request: a Message-Authenticator, when present, must verify (HMAC-MD5 over the packet
+ *   with the MA value zeroed, RFC 3579 §3.2). When absent: "missing_message_authenticator" if
+ *   required, else "proxy_state_without_message_authenticator" if Proxy-State is present
+ *   (FreeRADIUS `limit_proxy_state`, the CVE-2024-3596 mitigation).
+ * - Status-Server: Message-Authenticator always required (RFC 5997 §3).
+ * - Accounting-Request: Request Authenticator = MD5(Code+Id+Length+16 zero octets+Attributes+Secret)
+ *   (RFC 2866 §3); a Message-Authenticator, when present, is computed with the Authenticator field
+ *   zeroed (as FreeRADIUS does, and as RFC 5176 §3.3 does for CoA), and must verify.
+ * - Any other code (replies, Status-Client): "unknown_code", a server does not accept them.
+ *
+ * Every comparison is constant-time.
+ * @throws RADIUSError with code "malformed", "unknown_code", "bad_authenticator",
+ *   "missing_message_authenticator", "bad_message_authenticator" or
+ *   "proxy_state_without_message_authenticator".
+ */
+export function verifyRequest(
+  packet: RADIUSPacket,
+  raw: Uint8Array,
+  secret: Uint8Array,
+  options: VerifyRequestOptions,
+): void {
+  const length = packetLength(raw);
+  if (raw[0] !== packet.code) throw new RADIUSError("malformed");
+  const maOffset = attributeOffset(raw, length, Attr.MessageAuthenticator);
+
+  switch (packet.code) {
+    case Code.AccessRequest: {
+      if (maOffset >= 0) {
+        if (!messageAuthenticatorValid(raw, length, maOffset, raw.subarray(4, HEADER_LENGTH), secret)) {
+          throw new RADIUSError("bad_message_authenticator");
+        }
+        return;
+      }
+      if (options.requireMessageAuthenticator) throw new RADIUSError("missing_message_authenticator");
+      if (attributeOffset(raw, length, Attr.ProxyState) >= 0) {
+        throw new RADIUSError("proxy_state_without_message_authenticator");
+      }
+      return;
+    }
+    case Code.StatusServer: {
+      if (maOffset < 0) throw new RADIUSError("missing_message_authenticator");
+      if (!messageAuthenticatorValid(raw, length, maOffset, raw.subarray(4, HEADER_LENGTH), secret)) {
+        throw new RADIUSError("bad_message_authenticator");
+      }
+      return;
+    }
+    case Code.AccountingRequest: {
+      const expected = md5Authenticator(raw, length, ZERO16, secret);
+      if (!constantTimeEqual(expected, raw.subarray(4, HEADER_LENGTH))) {
+        throw new RADIUSError("bad_authenticator");
+      }
+      if (maOffset >= 0 && !messageAuthenticatorValid(raw, length, maOffset, ZERO16, secret)) {
+        throw new RADIUSError("bad_message_authenticator");
+      }
+      return;
+    }
+    default:
+      throw new RADIUSError("unknown_code");
+  }
+}
+
+/** Options for {@link verifyResponse}. */
+export interface VerifyResponseOptions {
+  /** Also fail a reply that has no Message-Authenticator (a Blast-RADIUS-safe client). Default false. */
+  requireMessageAuthenticator?: boolean;
+}
+
+const REPLY_CODES = new Set<number>([
+  Code.AccessAccept,
+  Code.AccessReject,
+  Code.AccessChallenge,
+  Code.AccountingResponse,
+]);
+
+/**
+ * Verifies a reply against the request's authenticator: the Response Authenticator
+ * (RFC 2865 §3) and, when present, the Message-Authenticator computed with the request
+ * authenticator in the Authenticator field (RFC 3579 §3.2). For tests and the load generator.
+ * Never throws: a malformed, non-reply or forged datagram gives false.
+ */
+export function verifyResponse(
+  reply: Uint8Array,
+  requestAuthenticator: Uint8Array,
+  secret: Uint8Array,
+  { requireMessageAuthenticator = false }: VerifyResponseOptions = {},
+): boolean {
+  if (requestAuthenticator.length !== AUTHENTICATOR_LENGTH) return false;
+  let length: number;
+  let maOffset: number;
+  try {
+    const packet = decodePacket(reply);
+    if (!REPLY_CODES.has(packet.code)) return false;
+    length = packetLength(reply);
+    maOffset = attributeOffset(reply, length, Attr.MessageAuthenticator);
+  } catch {
+    return false;
+  }
+  const expected = md5Authenticator(reply, length, requestAuthenticator, secret);
+  const responseOk = constantTimeEqual(expected, reply.subarray(4, HEADER_LENGTH));
+  if (maOffset < 0) return responseOk && !requireMessageAuthenticator;
+  const maOk = messageAuthenticatorValid(reply, length, maOffset, requestAuthenticator, secret);
+  return responseOk && maOk;
+}
