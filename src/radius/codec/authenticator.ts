@@ -160,7 +160,8 @@ const REPLY_CODES = new Set<number>([
 /**
  * Verifies a reply against the request's authenticator: the Response Authenticator
  * (RFC 2865 §3) and, when present, the Message-Authenticator computed with the request
- * authenticator in the Authenticator field (RFC 3579 §3.2). For tests and the load generator.
+ * authenticator in the Authenticator field (RFC 3579 §3.2; zeroed for Accounting-Response, as
+ * FreeRADIUS computes it). For tests and the load generator.
  * Never throws: a malformed, non-reply or forged datagram gives false.
  */
 export function verifyResponse(
@@ -183,6 +184,8 @@ export function verifyResponse(
   const expected = md5Authenticator(reply, length, requestAuthenticator, secret);
   const responseOk = constantTimeEqual(expected, reply.subarray(4, HEADER_LENGTH));
   if (maOffset < 0) return responseOk && !requireMessageAuthenticator;
-  const maOk = messageAuthenticatorValid(reply, length, maOffset, requestAuthenticator, secret);
+  // Accounting-Response: computed with the Authenticator field zeroed, as FreeRADIUS does.
+  const field = reply[0] === Code.AccountingResponse ? ZERO16 : requestAuthenticator;
+  const maOk = messageAuthenticatorValid(reply, length, maOffset, field, secret);
   return responseOk && maOk;
 }

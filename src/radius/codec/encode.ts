@@ -92,7 +92,9 @@ const REPLY_CODES = new Set<number>([
  * Encodes a reply (Access-Accept/Reject/Challenge, Accounting-Response). Message-Authenticator
  * is the first attribute, computed over the reply with the *request* authenticator in the
  * Authenticator field and its own value zeroed (RFC 3579 §3.2); then the Response Authenticator
- * MD5(Code+ID+Length+RequestAuth+Attributes+Secret) is written (RFC 2865 §3).
+ * MD5(Code+ID+Length+RequestAuth+Attributes+Secret) is written (RFC 2865 §3). For an
+ * Accounting-Response the Message-Authenticator is computed with the Authenticator field zeroed,
+ * as FreeRADIUS and radclient expect (answer Status-Server with Access-Accept, RFC 5997 §3).
  * @throws TypeError (caller bugs) for a non-reply code, an identifier outside 0..255, a request
  *   authenticator that is not 16 octets, an attribute value over 253 octets, a caller-supplied
  *   Message-Authenticator, or a total length over 4096.
@@ -109,7 +111,10 @@ export function encodeResponse(
   }
   const buf = layout(reply.code, reply.identifier, requestAuthenticator, reply.attributes, messageAuthenticator);
   if (messageAuthenticator) {
-    buf.set(hmacMessageAuthenticator(buf, buf.length, MA_OFFSET, requestAuthenticator, secret), MA_OFFSET + 2);
+    // Accounting has no RFC-defined Message-Authenticator; FreeRADIUS (rad_sign) and radclient
+    // compute it with the Authenticator field zeroed, as RFC 5176 §3.3 does for CoA.
+    const field = reply.code === Code.AccountingResponse ? ZERO16 : requestAuthenticator;
+    buf.set(hmacMessageAuthenticator(buf, buf.length, MA_OFFSET, field, secret), MA_OFFSET + 2);
   }
   buf.set(md5Authenticator(buf, buf.length, requestAuthenticator, secret), 4);
   return buf;
