@@ -1,0 +1,115 @@
+// `client add|list|remove`: the RADIUS client table (source network → shared secret and per-client policy).
+
+import { parseCIDR } from "../config/index.ts";
+import { StoreError, type FirstFactor, type OTPMode } from "../store/types.ts";
+import { CLIError, parseBool, parseCommand, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
+
+export const CLIENT_USAGE = [
+  "portcullis client add NAME --address CIDR (--secret-stdin | --secret S) [--first-factor password|none] [--otp-mode challenge|concat] [--require-message-authenticator true|false] [--allow-password-only true|false]",
+  "portcullis client list [--json]",
+  "portcullis client remove NAME",
+];
+
+/** Shared secrets shorter than this get a warning (RFC 2865 §3 asks for at least 16 octets). */
+export const MIN_SECRET_LENGTH = 16;
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Runs `client SUBCOMMAND …`. Throws CLIError for bad input or a failed operation. */
+export async function clientCommand(ctx: CLIContext, args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case "add":
+      return add(ctx, rest);
+    case "list":
+      return list(ctx, rest);
+    case "remove":
+      return remove(ctx, rest);
+    default:
+      throw usageError(`client needs a subcommand: add, list or remove; usage: ${CLIENT_USAGE[0]}`);
+  }
+}
+
+async function add(ctx: CLIContext, args: string[]): Promise<void> {
+  const usage = CLIENT_USAGE[0]!;
+  const { values, positionals } = parseCommand(
+    args,
+    {
+      address: { type: "string" },
+      secret: { type: "string" },
+      "secret-stdin": { type: "boolean" },
+      "first-factor": { type: "string" },
+      "otp-mode": { type: "string" },
+      "require-message-authenticator": { type: "string" },
+      "allow-password-only": { type: "string" },
+    },
+    { min: 1, max: 1, usage },
+  );
+  const name = positionals[0]!;
+  if (!NAME.test(name)) throw usageError("client NAME must be 1-64 letters, digits, '.', '_' or '-'");
+  if (values.address === undefined) throw usageError(`client add needs --address CIDR; usage: ${usage}`);
+  const address = parseCIDR(values.address.trim());
+  if (!address) throw usageError("--address must be an IPv4 or IPv6 address or CIDR network (192.0.2.10, 192.0.2.0/24, 2001:db8::/64)");
+
+  const firstFactor = (values["first-factor"] ?? "password") as FirstFactor;
+  if (firstFactor !== "password" && firstFactor !== "none") throw usageError("--first-factor must be password or none");
+  const otpMode = (values["otp-mode"] ?? "challenge") as OTPMode;
+  if (otpMode !== "challenge" && otpMode !== "concat") throw usageError("--otp-mode must be challenge or concat");
+  const requireMessageAuthenticator = parseBool(values["require-message-authenticator"], "--require-message-authenticator", true);
+  const allowPasswordOnly = parseBool(values["allow-password-only"], "--allow-password-only", false);
+  if (firstFactor === "none" && allowPasswordOnly) {
+    // With no first factor a password-only user would be let in on nothing at all.
+    throw usageError("--first-factor none cannot be combined with --allow-password-only true");
+  }
+
+  if (values.secret !== undefined && values["secret-stdin"]) throw usageError("give either --secret or --secret-stdin, not both");
+  let secret: string;
+  if (values["secret-stdin"]) secret = stripOneNewline(await ctx.readStdin());
+  else if (values.secret !== undefined) secret = values.secret;
+  else throw usageError(`client add needs --secret-stdin or --secret; usage: ${usage}`);
+  if (secret === "") throw usageError("the shared secret must not be empty");
+  if (new TextEncoder().encode(secret).length > 128) throw usageError("the shared secret must be at most 128 bytes");
+  if (secret.length < MIN_SECRET_LENGTH) {
+    ctx.err(`portcullis: warning: the shared secret is shorter than ${MIN_SECRET_LENGTH} characters; use a long random secret\n`);
+  }
+  if (!requireMessageAuthenticator) {
+    ctx.err("portcullis: warning: requests from this client are accepted without Message-Authenticator (CVE-2024-3596); enable it on the NAS when it can\n");
+  }
+
+  const store = await ctx.store();
+  try {
+    await store.clients.add({ name, address, secret, firstFactor, otpMode, requireMessageAuthenticator, allowPasswordOnly });
+  } catch (e) {
+    if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`client ${name} already exists`);
+    throw e;
+  }
+  ctx.out(`added client ${name} (${address})\n`);
+}
+
+async function list(ctx: CLIContext, args: string[]): Promise<void> {
+  const { values } = parseCommand(args, { json: { type: "boolean" } }, { min: 0, max: 0, usage: CLIENT_USAGE[1]! });
+  const clients = await (await ctx.store()).clients.list();
+  // Never print the shared secret.
+  const safe = clients.map(({ secret: _secret, ...c }) => c);
+  if (values.json) {
+    ctx.out(JSON.stringify(safe, null, 2) + "\n");
+    return;
+  }
+  if (safe.length === 0) {
+    ctx.out("no clients\n");
+    return;
+  }
+  ctx.out(
+    table(
+      ["NAME", "ADDRESS", "FIRST-FACTOR", "OTP-MODE", "MESSAGE-AUTHENTICATOR", "PASSWORD-ONLY"],
+      safe.map((c) => [c.name, c.address, c.firstFactor, c.otpMode, c.requireMessageAuthenticator ? "required" : "optional", c.allowPasswordOnly ? "allowed" : "no"]),
+    ),
+  );
+}
+
+async function remove(ctx: CLIContext, args: string[]): Promise<void> {
+  const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: CLIENT_USAGE[2]! });
+  const name = positionals[0]!;
+  if (!(await (await ctx.store()).clients.remove(name))) throw new CLIError(`no client named ${name}`);
+  ctx.out(`removed client ${name}\n`);
+}

@@ -1,0 +1,195 @@
+// `user add|list|show|remove|unlock|import`: local users, their lockout counters and bulk import.
+
+import { AUTH_TYPES, authTypeNumber, parseAuthType, type AuthType } from "../auth/types.ts";
+import { hashPassword } from "../runtime/password.ts";
+import { StoreError, type User } from "../store/types.ts";
+import { CLIError, parseCommand, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
+import { importUsers } from "./user-import.ts";
+import { cleanUsername, isEmail, normalizePhone, PHONE_RULE } from "./validate.ts";
+
+export const USER_USAGE = [
+  "portcullis user add NAME [--password-stdin] [--phone +E164] [--email ADDR] [--type TYPE]",
+  "portcullis user list [--json]",
+  "portcullis user show NAME [--json]",
+  "portcullis user remove NAME",
+  "portcullis user unlock NAME",
+  "portcullis user import FILE.csv",
+];
+
+/** Runs `user SUBCOMMAND …`. Throws CLIError for bad input or a failed operation. */
+export async function userCommand(ctx: CLIContext, args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case "add":
+      return add(ctx, rest);
+    case "list":
+      return list(ctx, rest);
+    case "show":
+      return show(ctx, rest);
+    case "remove":
+      return remove(ctx, rest);
+    case "unlock":
+      return unlock(ctx, rest);
+    case "import": {
+      const { positionals } = parseCommand(rest, {}, { min: 1, max: 1, usage: USER_USAGE[5]! });
+      return importUsers(ctx, positionals[0]!);
+    }
+    default:
+      throw usageError("user needs a subcommand: add, list, show, remove, unlock or import");
+  }
+}
+
+/** The normalised name, or a usage error. */
+function username(ctx: CLIContext, raw: string): string {
+  const name = cleanUsername(raw, ctx.config.radius.realms);
+  if (!name) throw usageError("NAME must not be empty (nor longer than 253 characters)");
+  return name;
+}
+
+async function findUser(ctx: CLIContext, raw: string): Promise<User> {
+  const name = username(ctx, raw);
+  const user = await (await ctx.store()).users.findByName(name);
+  if (!user) throw new CLIError(`no user named ${name}`);
+  return user;
+}
+
+async function add(ctx: CLIContext, args: string[]): Promise<void> {
+  const usage = USER_USAGE[0]!;
+  const { values, positionals } = parseCommand(
+    args,
+    { "password-stdin": { type: "boolean" }, phone: { type: "string" }, email: { type: "string" }, type: { type: "string" } },
+    { min: 1, max: 1, usage },
+  );
+  const name = username(ctx, positionals[0]!);
+  const type: AuthType = values.type === undefined ? "totp" : (parseAuthType(values.type) ?? invalidType());
+  let phone: string | null = null;
+  if (values.phone !== undefined) {
+    phone = normalizePhone(values.phone, ctx.config.region) ?? null;
+    if (!phone) throw usageError(`--phone ${PHONE_RULE}`);
+  }
+  let email: string | null = null;
+  if (values.email !== undefined) {
+    if (!isEmail(values.email.trim())) throw usageError("--email must be an e-mail address");
+    email = values.email.trim();
+  }
+  let passwordHash: string | null = null;
+  if (values["password-stdin"]) {
+    const password = stripOneNewline(await ctx.readStdin());
+    if (password === "") throw usageError("the password read from standard input is empty");
+    passwordHash = await hashPassword(password);
+  }
+  const store = await ctx.store();
+  try {
+    await store.users.add({ username: name, passwordHash, type, phone, email, disabled: false, expiresAt: null });
+  } catch (e) {
+    if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`user ${name} already exists`);
+    throw e;
+  }
+  ctx.out(`added user ${name} (type ${type})\n`);
+  if (type === "totp") ctx.out(`next: portcullis token add ${name} --totp\n`);
+  if (passwordHash === null && type !== "password") ctx.out("note: no local password; the user can pass only a client with --first-factor none or a directory profile\n");
+}
+
+function invalidType(): never {
+  throw usageError(`--type must be one of ${AUTH_TYPES.join(", ")} or its number 1-${AUTH_TYPES.length}`);
+}
+
+async function list(ctx: CLIContext, args: string[]): Promise<void> {
+  const { values } = parseCommand(args, { json: { type: "boolean" } }, { min: 0, max: 0, usage: USER_USAGE[1]! });
+  const store = await ctx.store();
+  const [users, tokens] = await Promise.all([store.users.list(), store.tokens.list()]);
+  const count = new Map<number, number>();
+  for (const t of tokens) if (t.userId !== null) count.set(t.userId, (count.get(t.userId) ?? 0) + 1);
+  const rows = users.map((u) => ({
+    username: u.username,
+    type: u.type,
+    phone: u.phone,
+    email: u.email,
+    password: u.passwordHash !== null,
+    disabled: u.disabled,
+    tokens: count.get(u.id) ?? 0,
+  }));
+  if (values.json) {
+    ctx.out(JSON.stringify(rows, null, 2) + "\n");
+    return;
+  }
+  if (rows.length === 0) {
+    ctx.out("no users\n");
+    return;
+  }
+  ctx.out(
+    table(
+      ["USERNAME", "TYPE", "PHONE", "EMAIL", "PASSWORD", "TOKENS", "STATUS"],
+      rows.map((r) => [r.username, r.type, r.phone ?? "-", r.email ?? "-", r.password ? "set" : "none", String(r.tokens), r.disabled ? "disabled" : "enabled"]),
+    ),
+  );
+}
+
+async function show(ctx: CLIContext, args: string[]): Promise<void> {
+  const { values, positionals } = parseCommand(args, { json: { type: "boolean" } }, { min: 1, max: 1, usage: USER_USAGE[2]! });
+  const user = await findUser(ctx, positionals[0]!);
+  const store = await ctx.store();
+  const [tokens, pw, code] = await Promise.all([
+    store.tokens.list(user.id),
+    store.lockouts.get(user.username, "password"),
+    store.lockouts.get(user.username, "code"),
+  ]);
+  const now = ctx.now();
+  const lockout = (s: typeof pw) =>
+    s ? { failures: s.failures, lockedUntil: s.lockedUntil > now ? new Date(s.lockedUntil).toISOString() : null } : { failures: 0, lockedUntil: null };
+  // Never the password hash, never a seed.
+  const view = {
+    username: user.username,
+    type: user.type,
+    typeNumber: authTypeNumber(user.type),
+    phone: user.phone,
+    email: user.email,
+    password: user.passwordHash !== null ? "set" : "none",
+    disabled: user.disabled,
+    expiresAt: user.expiresAt === null ? null : new Date(user.expiresAt).toISOString(),
+    createdAt: new Date(user.createdAt).toISOString(),
+    tokens: tokens.map((t) => ({ id: t.id, serial: t.serial, kind: t.kind, state: t.state, digits: t.digits, algorithm: t.algorithm })),
+    lockout: { password: lockout(pw), code: lockout(code) },
+  };
+  if (values.json) {
+    ctx.out(JSON.stringify(view, null, 2) + "\n");
+    return;
+  }
+  const lock = (l: { failures: number; lockedUntil: string | null }) =>
+    `${l.failures} failure${l.failures === 1 ? "" : "s"}${l.lockedUntil ? `, backing off until ${l.lockedUntil}` : ""}`;
+  const lines = [
+    `username:  ${view.username}`,
+    `type:      ${view.type} (${view.typeNumber})`,
+    `phone:     ${view.phone ?? "-"}`,
+    `email:     ${view.email ?? "-"}`,
+    `password:  ${view.password}`,
+    `status:    ${view.disabled ? "disabled" : "enabled"}${view.expiresAt ? `, expires ${view.expiresAt}` : ""}`,
+    `created:   ${view.createdAt}`,
+    `lockout:   password ${lock(view.lockout.password)}; code ${lock(view.lockout.code)}`,
+    view.tokens.length === 0 ? "tokens:    none" : "tokens:",
+  ];
+  ctx.out(lines.join("\n") + "\n");
+  if (view.tokens.length > 0) {
+    ctx.out(
+      table(
+        ["  ID", "SERIAL", "KIND", "STATE", "DIGITS", "ALGORITHM"],
+        view.tokens.map((t) => [`  ${t.id}`, t.serial, t.kind, t.state, String(t.digits), t.algorithm]),
+      ),
+    );
+  }
+}
+
+async function remove(ctx: CLIContext, args: string[]): Promise<void> {
+  const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: USER_USAGE[3]! });
+  const name = username(ctx, positionals[0]!);
+  if (!(await (await ctx.store()).users.remove(name))) throw new CLIError(`no user named ${name}`);
+  ctx.out(`removed user ${name} (their tokens are kept, unassigned)\n`);
+}
+
+async function unlock(ctx: CLIContext, args: string[]): Promise<void> {
+  const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: USER_USAGE[4]! });
+  // Lockout is keyed on the normalised identity, local or directory user alike, so no lookup.
+  const name = username(ctx, positionals[0]!);
+  const cleared = await (await ctx.store()).lockouts.clear(name);
+  ctx.out(cleared ? `unlocked ${name}\n` : `${name} had no failures recorded\n`);
+}

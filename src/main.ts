@@ -1,0 +1,183 @@
+// The portcullis executable: global flags, configuration, and dispatch to one command group.
+//
+//   portcullis [--config FILE] [--data-dir DIR] COMMAND [SUBCOMMAND] [ARGS…]
+//
+// Every failure ends as ONE line `portcullis: <reason>` on standard error and a non-zero exit
+// code (2 for bad usage, 1 for a failed operation); never a stack trace, never a secret.
+
+import { availableParallelism } from "node:os";
+import pkg from "../package.json" with { type: "json" };
+import { setLogLevel, setLogSink } from "./audit/log.ts";
+import { apikeyCommand } from "./cli/apikey.ts";
+import { clientCommand } from "./cli/client.ts";
+import { CLIError, usageError, type CLIContext } from "./cli/context.ts";
+import { COMMAND_GROUPS, helpText } from "./cli/help.ts";
+import { keyCommand } from "./cli/key.ts";
+import { tokenCommand } from "./cli/token.ts";
+import { userCommand } from "./cli/user.ts";
+import { ConfigError, loadConfig, type ConfigOverride, type LoadOptions } from "./config/index.ts";
+import { OTPError } from "./otp/index.ts";
+import { setPasswordConcurrency } from "./runtime/password.ts";
+import { openStore } from "./store/open.ts";
+import { StoreError, type Store } from "./store/types.ts";
+
+export interface GlobalFlags {
+  config?: string;
+  dataDir?: string;
+  help: boolean;
+  version: boolean;
+  /** Everything else, in order: the command and its own arguments. */
+  rest: string[];
+}
+
+/**
+ * Takes the global flags out of argv wherever they appear, so `portcullis user list --data-dir X`
+ * and `portcullis --data-dir X user list` both work. Throws a usage CLIError for a flag without
+ * its value.
+ */
+export function splitGlobalFlags(argv: string[]): GlobalFlags {
+  const flags: GlobalFlags = { help: false, version: false, rest: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      flags.rest.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--(config|data-dir)(?:=(.*))?$/.exec(arg);
+    if (m) {
+      const value = m[2] ?? argv[++i];
+      if (value === undefined || value === "") throw usageError(`--${m[1]} needs a value`);
+      if (m[1] === "config") flags.config = value;
+      else flags.dataDir = value;
+    } else if (arg === "--help" || arg === "-h") flags.help = true;
+    else if (arg === "--version") flags.version = true;
+    else flags.rest.push(arg);
+  }
+  return flags;
+}
+
+/** Pulls `serve`'s own flags; throws a usage CLIError for anything else. */
+function parseServeFlags(args: string[]): { radiusListen: string[]; httpListen?: string } {
+  const out: { radiusListen: string[]; httpListen?: string } = { radiusListen: [] };
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--(radius-listen|http-listen)(?:=(.*))?$/.exec(args[i]!);
+    if (!m) throw usageError(`serve takes only --radius-listen ADDR:PORT and --http-listen ADDR:PORT`);
+    const value = m[2] ?? args[++i];
+    if (value === undefined || value === "") throw usageError(`--${m[1]} needs ADDR:PORT`);
+    if (m[1] === "radius-listen") out.radiusListen.push(...value.split(",").map((s) => s.trim()).filter(Boolean));
+    else out.httpListen = value;
+  }
+  return out;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Turns any error into the one line we print. Unknown errors show their class and first line only. */
+export function describeError(e: unknown): { message: string; exitCode: number } {
+  if (e instanceof CLIError) return { message: e.message, exitCode: e.exitCode };
+  if (e instanceof ConfigError) return { message: e.message, exitCode: 2 };
+  if (e instanceof StoreError || e instanceof OTPError) return { message: e.message, exitCode: 1 };
+  if (e instanceof Error) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const first = e.message.split("\n")[0] ?? "";
+    return { message: `${e.name}${code ? ` ${code}` : ""}: ${first}`, exitCode: 1 };
+  }
+  return { message: "unexpected failure", exitCode: 1 };
+}
+
+/** Runs one invocation; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let store: Store | undefined;
+  try {
+    const flags = splitGlobalFlags(argv);
+    const [command, ...args] = flags.rest;
+    if (flags.version) {
+      process.stdout.write(`portcullis ${pkg.version}\n`);
+      return 0;
+    }
+    if (flags.help || command === undefined || command === "help") {
+      const group = command === "help" ? args[0] : command;
+      process.stdout.write(helpText(group));
+      return command === undefined && !flags.help ? 2 : 0;
+    }
+    if (!COMMAND_GROUPS.includes(command)) {
+      throw usageError(`unknown command ${JSON.stringify(command.slice(0, 40))}; run portcullis --help`);
+    }
+
+    const options: LoadOptions = {};
+    if (flags.config !== undefined) options.configFile = flags.config;
+    if (flags.dataDir !== undefined) options.dataDir = flags.dataDir;
+
+    if (command === "serve") {
+      const serveFlags = parseServeFlags(args);
+      const overrides: ConfigOverride[] = [];
+      if (serveFlags.radiusListen.length > 0) overrides.push({ path: "radius.listen", value: serveFlags.radiusListen, source: "--radius-listen" });
+      if (serveFlags.httpListen !== undefined) overrides.push({ path: "http.listen", value: serveFlags.httpListen, source: "--http-listen" });
+      const { config } = loadConfig({ ...options, overrides });
+      const { serve } = await import("./cli/serve.ts");
+      await serve({ config, flags: serveFlags.httpListen === undefined ? { radiusListen: serveFlags.radiusListen } : serveFlags });
+      return 0;
+    }
+
+    const { config } = loadConfig(options);
+    // Standard output carries the command's result; log lines (e.g. "key created") go to stderr.
+    setLogSink((line) => process.stderr.write(line + "\n"));
+    setLogLevel(config.log_level === "debug" ? "debug" : "warn");
+    setPasswordConcurrency(config.password.hash_concurrency || availableParallelism());
+
+    const ctx: CLIContext = {
+      config,
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+      stdoutIsTTY: process.stdout.isTTY === true,
+      stderrIsTTY: process.stderr.isTTY === true,
+      readStdin,
+      now: () => Date.now(),
+      store: async () => {
+        store ??= await openStore({
+          driver: config.store.driver,
+          path: config.store.path,
+          dataDir: config.data_dir,
+          keyFile: config.keys.key_file,
+          synchronous: config.store.synchronous,
+          busyTimeoutMs: config.store.busy_timeout_ms,
+        });
+        return store;
+      },
+    };
+    switch (command) {
+      case "client":
+        await clientCommand(ctx, args);
+        break;
+      case "user":
+        await userCommand(ctx, args);
+        break;
+      case "token":
+        await tokenCommand(ctx, args);
+        break;
+      case "apikey":
+        await apikeyCommand(ctx, args);
+        break;
+      case "key":
+        await keyCommand(ctx, args);
+        break;
+    }
+    return 0;
+  } catch (e) {
+    const { message, exitCode } = describeError(e);
+    if (process.env.PORTCULLIS_DEBUG === "1" && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.stderr.write(`portcullis: ${message.replace(/\s*\n\s*/g, " ")}\n`);
+    return exitCode;
+  } finally {
+    if (store) await store.close().catch(() => {});
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  process.exit(code);
+}
