@@ -1,0 +1,250 @@
+// OTP login benchmark: FreeRADIUS 3.2 + rlm_totp versus the compiled Portcullis binary, same users, same load
+// generator, alternating rounds; also the binary's idle RSS and its exec-to-first-Status-Server time.
+//
+// Usage: scripts/bench-radius [--users 20000] [--rounds 3] [--concurrency 128] [--bin dist/portcullis]
+// Needs `freeradius` (Debian package) and a built binary (`bun run build`); installs nothing.
+
+import { parseArgs } from "node:util";
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+import { writeFreeRADIUSConfig } from "./freeradius.ts";
+import { Attr, Code, buildAccessRequest, checkReply, encodeBase32, type RawAttribute } from "./radius-wire.ts";
+import { runLoad, type LoadResult, type LoadUser } from "../loadgen.ts";
+
+const root = resolve(import.meta.dir, "../..");
+const { values: a } = parseArgs({
+  options: {
+    users: { type: "string", default: "20000" },
+    rounds: { type: "string", default: "3" },
+    concurrency: { type: "string", default: "128" },
+    bin: { type: "string", default: join(root, "dist/portcullis") },
+    "startup-runs": { type: "string", default: "5" },
+    keep: { type: "boolean", default: false },
+  },
+});
+const nUsers = Number(a.users);
+const rounds = Number(a.rounds);
+const concurrency = Number(a.concurrency);
+const bin = resolve(a.bin!);
+const secret = encodeBase32(randomBytes(20)); // shared secret for both servers, never printed
+const work = mkdtempSync(join(tmpdir(), "portcullis-bench-"));
+const children: Bun.Subprocess[] = [];
+const info = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+function cleanup() {
+  for (const c of children) if (c.exitCode === null && !c.killed) c.kill("SIGTERM");
+  if (!a.keep) rmSync(work, { recursive: true, force: true });
+}
+process.on("SIGINT", () => {
+  cleanup();
+  process.exit(130);
+});
+
+/** A UDP port that was free a moment ago (FreeRADIUS cannot bind port 0 and report it). */
+async function freePort(): Promise<number> {
+  const s = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 });
+  const p = s.port;
+  s.close();
+  return p;
+}
+
+/** Sends Status-Server every `everyMs` until an Access-Accept verifies; resolves with the time it arrived. Bounded by `timeoutMs`. */
+async function waitStatusServer(port: number, { timeoutMs = 15_000, everyMs = 5 } = {}): Promise<number> {
+  let id = 0;
+  const sent = new Map<number, Uint8Array>();
+  let resolveFn!: (t: number) => void;
+  const answered = new Promise<number>((r) => (resolveFn = r));
+  const sock = await Bun.udpSocket({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(_s, buf) {
+        const req = sent.get(buf[1] ?? -1);
+        if (!req) return;
+        const r = checkReply(buf, req, secret);
+        if (r?.responseAuthenticatorValid && r.code === Code.AccessAccept) resolveFn(performance.now());
+      },
+    },
+  });
+  const attrs: RawAttribute[] = [[Attr.NASIdentifier, new TextEncoder().encode("bench")]];
+  const timer = setInterval(() => {
+    id = (id + 1) & 0xff;
+    const pkt = buildAccessRequest({ code: Code.StatusServer, identifier: id, secret, attributes: attrs });
+    sent.set(id, pkt);
+    sock.send(pkt, port, "127.0.0.1");
+  }, everyMs);
+  try {
+    return await Promise.race([
+      answered,
+      Bun.sleep(timeoutMs).then(() => {
+        throw new Error(`no Status-Server answer on port ${port} within ${timeoutMs} ms`);
+      }),
+    ]);
+  } finally {
+    clearInterval(timer);
+    sock.close();
+  }
+}
+
+/** Runs a Portcullis CLI command to completion; throws with its stderr on a non-zero exit. */
+async function cli(dataDir: string, args: string[], env: Record<string, string>, stdin?: string): Promise<string> {
+  const p = Bun.spawn([bin, "--data-dir", dataDir, ...args], {
+    env: { ...process.env, ...env },
+    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => p.kill("SIGKILL"), 600_000);
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`portcullis ${args[0]} ${args[1] ?? ""} exited ${code}: ${err.trim().split("\n").pop()}`);
+  return out;
+}
+
+function rss(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : NaN;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((x, y) => x - y);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+async function main() {
+  if (!existsSync(bin)) throw new Error(`${bin} not found: run \`bun run build\` first`);
+  if (!Bun.which("freeradius")) throw new Error("freeradius not found: apt-get install freeradius");
+  const key = randomBytes(32).toString("base64");
+  const env = { PORTCULLIS_KEY: key };
+
+  // Users with random 160-bit seeds (RFC 4226 §4 R6 recommends 160 bits).
+  info(`generating ${nUsers} users in ${work}`);
+  const users: LoadUser[] = [];
+  const b32: string[] = [];
+  for (let i = 0; i < nUsers; i++) {
+    const k = randomBytes(20);
+    users.push({ username: `bench${String(i).padStart(6, "0")}`, key: k, params: { algorithm: "SHA1", digits: 6, period: 30 } });
+    b32.push(encodeBase32(k));
+  }
+  const csvPath = join(work, "users.csv");
+  writeFileSync(
+    csvPath,
+    "username,password,type,phone,email,totp_secret,totp_algorithm,totp_digits,totp_period\n" +
+      users.map((u, i) => `${u.username},,totp,,,${b32[i]},SHA1,6,30\n`).join(""),
+    { mode: 0o600 },
+  );
+
+  // FreeRADIUS.
+  const frDir = join(work, "freeradius");
+  const frPort = await freePort();
+  writeFreeRADIUSConfig({ dir: frDir, port: frPort, secret, users: users.map((u, i) => ({ username: u.username, base32Secret: b32[i]! })) });
+  info(`starting FreeRADIUS on 127.0.0.1:${frPort}`);
+  const fr = Bun.spawn(["freeradius", "-f", "-d", frDir], { stdout: "ignore", stderr: "pipe" });
+  children.push(fr);
+  await waitStatusServer(frPort, { timeoutMs: 60_000, everyMs: 50 });
+
+  // Portcullis: same users, a --first-factor none client (User-Password = code alone, like the FreeRADIUS policy).
+  const pDir = join(work, "portcullis");
+  info("importing users into Portcullis");
+  const t0 = performance.now();
+  await cli(pDir, ["user", "import", csvPath], env);
+  info(`user import: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await cli(pDir, ["client", "add", "bench", "--address", "127.0.0.1/32", "--secret-stdin", "--first-factor", "none"], env, secret + "\n");
+  const pPort = await freePort();
+  const srv = Bun.spawn([bin, "--data-dir", pDir, "serve", "--radius-listen", `127.0.0.1:${pPort}`, "--http-listen", "127.0.0.1:0"], {
+    env: { ...process.env, ...env },
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  children.push(srv);
+  await waitStatusServer(pPort, { timeoutMs: 60_000, everyMs: 50 });
+
+  // Alternating rounds; each loadgen run waits for a new TOTP step, so every round uses fresh codes.
+  const results: Record<"freeradius" | "portcullis", LoadResult[]> = { freeradius: [], portcullis: [] };
+  for (let r = 1; r <= rounds; r++) {
+    for (const [name, port] of [["freeradius", frPort], ["portcullis", pPort]] as const) {
+      info(`round ${r}/${rounds}: ${name} (waiting for the next TOTP step)`);
+      const res = await runLoad(users, { host: "127.0.0.1", port, secret, concurrency, timeoutMs: 5000, maxSeconds: 25 });
+      info(`  ${JSON.stringify(res)}`);
+      results[name].push(res);
+    }
+  }
+  srv.kill("SIGTERM");
+  fr.kill("SIGTERM");
+  await Promise.all([srv.exited, fr.exited]);
+
+  // Idle RSS and time from exec to the first answered Status-Server (compiled binary, fresh data dir).
+  const startupMs: number[] = [];
+  const rssKB: number[] = [];
+  const sDir = join(work, "startup");
+  await cli(sDir, ["client", "add", "probe", "--address", "127.0.0.1/32", "--secret-stdin"], env, secret + "\n");
+  for (let i = 0; i < Number(a["startup-runs"]); i++) {
+    const port = await freePort();
+    const tStart = performance.now();
+    const p = Bun.spawn([bin, "--data-dir", sDir, "serve", "--radius-listen", `127.0.0.1:${port}`, "--http-listen", "127.0.0.1:0"], {
+      env: { ...process.env, ...env },
+      stdout: "ignore",
+      stderr: "ignore",
+    });
+    children.push(p);
+    try {
+      const tAnswer = await waitStatusServer(port, { timeoutMs: 15_000, everyMs: 2 });
+      startupMs.push(tAnswer - tStart);
+      await Bun.sleep(1000); // let start-up garbage settle before reading the idle RSS
+      rssKB.push(rss(p.pid));
+    } finally {
+      p.kill("SIGTERM");
+      await p.exited;
+    }
+  }
+
+  const summary = (xs: LoadResult[]) => ({
+    rps: median(xs.map((x) => x.rps)),
+    p50_ms: median(xs.map((x) => x.p50_ms)),
+    p99_ms: median(xs.map((x) => x.p99_ms)),
+    accepts: xs.map((x) => x.accepts),
+    rejects: xs.map((x) => x.rejects),
+    timeouts: xs.map((x) => x.timeouts),
+    invalid: xs.map((x) => x.invalid),
+    reply_ma_missing: xs.map((x) => x.reply_ma_missing),
+  });
+  const fs = summary(results.freeradius);
+  const ps = summary(results.portcullis);
+  const pad = (s: string, n: number) => s.padStart(n);
+  const row = (name: string, s: ReturnType<typeof summary>) =>
+    `${name.padEnd(22)}${pad(String(s.rps), 10)}${pad(s.p50_ms.toFixed(2), 10)}${pad(s.p99_ms.toFixed(2), 10)}   accepts ${s.accepts.join("/")}, rejects ${s.rejects.join("/")}, timeouts ${s.timeouts.join("/")}, invalid ${s.invalid.join("/")}, replies without MA ${s.reply_ma_missing.join("/")}`;
+  const out = [
+    "",
+    `OTP logins, ${nUsers} users, ${concurrency} in flight, ${rounds} rounds each (medians), 127.0.0.1`,
+    `${"server".padEnd(22)}${pad("req/s", 10)}${pad("p50 ms", 10)}${pad("p99 ms", 10)}`,
+    row("FreeRADIUS (rlm_totp)", fs),
+    row("Portcullis (binary)", ps),
+    `ratio Portcullis/FreeRADIUS (req/s): ${(ps.rps / fs.rps).toFixed(2)}`,
+    `Portcullis idle RSS: ${(median(rssKB) / 1024).toFixed(1)} MiB (median of ${rssKB.length}: ${rssKB.map((k) => (k / 1024).toFixed(1)).join(", ")})`,
+    `Portcullis exec -> first Status-Server answer: ${median(startupMs).toFixed(0)} ms (median of ${startupMs.length}: ${startupMs.map((x) => x.toFixed(0)).join(", ")})`,
+    "",
+  ];
+  process.stdout.write(out.join("\n"));
+  process.stdout.write(
+    JSON.stringify({ users: nUsers, concurrency, rounds, freeradius: fs, portcullis: ps, ratio_rps: ps.rps / fs.rps, idle_rss_kb: median(rssKB), startup_ms: median(startupMs) }) + "\n",
+  );
+}
+
+// Bound the whole run: generous for 20k-user imports plus 2×rounds TOTP steps.
+const guard = setTimeout(() => {
+  info("timed out");
+  cleanup();
+  process.exit(1);
+}, 30 * 60_000);
+try {
+  await main();
+} catch (err) {
+  info(`failed: ${(err as Error).message}`);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(guard);
+  cleanup();
+}

@@ -1,0 +1,263 @@
+// End-to-end authentication flows against the real server process, driven by FreeRADIUS's radclient.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { Appliance, Code, UDPClient, eventually, statusServer, type ServerProcess } from "./helpers/appliance.ts";
+import { attr, quote, radclient, runRadclientTests } from "./helpers/radclient.ts";
+import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
+
+const rtest = runRadclientTests ? test : test.skip;
+const PROMPT = "Enter your verification code";
+
+/** A fresh random base32 TOTP seed (160 bits). */
+const newSeed = () => encodeBase32(randomBytes(20));
+/** The code of the current step. */
+const codeOf = (seed: string, stepOffset = 0) => totp(decodeBase32(seed), { now: Date.now(), stepOffset });
+const newSecret = () => `it-${randomBytes(12).toString("hex")}`;
+
+/** Adds a user with a password and, unless `type` says otherwise, a TOTP token; returns the seed. */
+async function addUser(app: Appliance, name: string, password: string, { type, token = true }: { type?: string; token?: boolean } = {}): Promise<string> {
+  await app.cli(["user", "add", name, "--password-stdin", ...(type ? ["--type", type] : [])], { stdin: password + "\n" });
+  const seed = newSeed();
+  if (token) await app.cli(["token", "add", name, "--totp", "--secret", seed]);
+  return seed;
+}
+
+/** Starts an appliance, then adds one client for 127.0.0.1/32 while the server runs and waits until it answers. */
+async function liveAppliance(clientFlags: string[], env: Record<string, string> = {}) {
+  const app = new Appliance(env);
+  const server = await app.serve();
+  const secret = newSecret();
+  await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret, ...clientFlags]);
+  using udp = await UDPClient.open();
+  // The running server must see the CLI's change without a restart: poll Status-Server (bounded).
+  await eventually("the new client to be served", async () => {
+    const from = udp.received.length;
+    const probe = statusServer(secret);
+    udp.send(probe, server.port);
+    return (await udp.next(probe[1]!, { from, timeoutMs: 200 })) ?? undefined;
+  }, { tries: 50, timeoutMs: 10_000, everyMs: 0 });
+  return { app, server, secret };
+}
+
+describe("challenge client (default: password, then code)", () => {
+  let app: Appliance;
+  let server: ServerProcess;
+  let secret: string;
+  const seeds: Record<string, string> = {};
+
+  beforeAll(async () => {
+    ({ app, server, secret } = await liveAppliance([]));
+    seeds.alice = await addUser(app, "alice", "alice-pass-1");
+    seeds.bob = await addUser(app, "bob", "bob-pass-1", { type: "concatenated" });
+    await addUser(app, "carol", "carol-pass-1", { type: "password", token: false });
+    seeds.dave = await addUser(app, "dave", "dave-pass-1");
+    seeds.erin = await addUser(app, "erin", "erin-pass-1");
+    seeds.gina = await addUser(app, "gina", "gina-pass-1");
+  }, 120_000);
+  afterAll(async () => {
+    await app?.[Symbol.asyncDispose]();
+  });
+
+  rtest("password → Access-Challenge (State + prompt), code + State → Access-Accept", async () => {
+    const first = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote("alice-pass-1")}`]);
+    expect(first.code).toBe("Access-Challenge");
+    expect(attr(first, "Reply-Message")).toBe(PROMPT);
+    const state = attr(first, "State");
+    expect(state).toMatch(/^0x[0-9a-f]{32,}$/); // at least 128 bits
+    const second = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(codeOf(seeds.alice!))}`, `State = ${state}`]);
+    expect(second.code).toBe("Access-Accept");
+  });
+
+  rtest("type concatenated: password+code in one User-Password → Access-Accept on a challenge client", async () => {
+    const r = await radclient(server.port, secret, ["User-Name = bob", `User-Password = ${quote("bob-pass-1" + codeOf(seeds.bob!))}`]);
+    expect(r.code).toBe("Access-Accept");
+  });
+
+  rtest("type password is refused on a client without --allow-password-only", async () => {
+    const r = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote("carol-pass-1")}`]);
+    expect(r.code).toBe("Access-Reject");
+  });
+
+  rtest("wrong password and unknown user get the same Access-Reject", async () => {
+    const wrong = await radclient(server.port, secret, ["User-Name = dave", `User-Password = ${quote("not-his-password")}`]);
+    const unknown = await radclient(server.port, secret, ["User-Name = nobody-here", `User-Password = ${quote("whatever-1")}`]);
+    expect(wrong.code).toBe("Access-Reject");
+    expect(unknown.code).toBe("Access-Reject");
+    expect(attr(wrong, "Reply-Message")).toBe(attr(unknown, "Reply-Message"));
+  });
+
+  rtest("second leg: wrong code → Reject; another User-Name with the State → Reject", async () => {
+    const c1 = await radclient(server.port, secret, ["User-Name = erin", `User-Password = ${quote("erin-pass-1")}`]);
+    expect(c1.code).toBe("Access-Challenge");
+    const good = codeOf(seeds.erin!);
+    const wrongCode = String((Number(good) + 1) % 1_000_000).padStart(6, "0");
+    const r1 = await radclient(server.port, secret, ["User-Name = erin", `User-Password = ${quote(wrongCode)}`, `State = ${attr(c1, "State")}`]);
+    expect(["Access-Reject", "Access-Challenge"]).toContain(r1.code!); // a retry prompt is allowed, never an Accept
+    const c2 = await radclient(server.port, secret, ["User-Name = erin", `User-Password = ${quote("erin-pass-1")}`]);
+    expect(c2.code).toBe("Access-Challenge");
+    const r2 = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(codeOf(seeds.alice!))}`, `State = ${attr(c2, "State")}`]);
+    expect(r2.code).toBe("Access-Reject");
+  });
+
+  rtest("a replayed code (same code, fresh flow) → Access-Reject", async () => {
+    const code = codeOf(seeds.gina!);
+    const login = async () => {
+      const c = await radclient(server.port, secret, ["User-Name = gina", `User-Password = ${quote("gina-pass-1")}`]);
+      expect(c.code).toBe("Access-Challenge");
+      return radclient(server.port, secret, ["User-Name = gina", `User-Password = ${quote(code)}`, `State = ${attr(c, "State")}`]);
+    };
+    expect((await login()).code).toBe("Access-Accept");
+    expect((await login()).code).toBe("Access-Reject");
+  });
+
+  rtest("CHAP → Access-Reject", async () => {
+    const r = await radclient(server.port, secret, ["User-Name = alice", `CHAP-Password = ${quote("alice-pass-1")}`]);
+    expect(r.code).toBe("Access-Reject");
+  });
+
+  rtest("user import (CSV with totp_secret) → the imported user can log in", async () => {
+    const seed = newSeed();
+    const csv = join(app.dataDir, "import.csv");
+    writeFileSync(
+      csv,
+      "username,password,type,phone,email,totp_secret,totp_algorithm,totp_digits,totp_period\n" +
+        `hank,hank-pass-1,totp,,,${seed},SHA1,6,30\n` +
+        `ivy,ivy-pass-1,concatenated,,,${newSeed()},,,\n`,
+    );
+    await app.cli(["user", "import", csv]);
+    const c = await radclient(server.port, secret, ["User-Name = hank", `User-Password = ${quote("hank-pass-1")}`]);
+    expect(c.code).toBe("Access-Challenge");
+    const r = await radclient(server.port, secret, ["User-Name = hank", `User-Password = ${quote(codeOf(seed))}`, `State = ${attr(c, "State")}`]);
+    expect(r.code).toBe("Access-Accept");
+  });
+
+  test("token add prints the token id and an otpauth:// URI", async () => {
+    await app.cli(["user", "add", "jack", "--password-stdin"], { stdin: "jack-pass-1\n" });
+    const seed = newSeed();
+    const out = await app.cli(["token", "add", "jack", "--totp", "--secret", seed]);
+    expect(out).toMatch(/otpauth:\/\/totp\/[^\s]*secret=/);
+    expect(out.replace(/otpauth:\/\/\S+/g, "").trim()).not.toBe(""); // something besides the URI: the token id
+  });
+});
+
+describe("client --otp-mode concat", () => {
+  let app: Appliance;
+  let server: ServerProcess;
+  let secret: string;
+  let seed: string;
+  beforeAll(async () => {
+    ({ app, server, secret } = await liveAppliance(["--otp-mode", "concat"]));
+    seed = await addUser(app, "alice", "alice-pass-1");
+  }, 120_000);
+  afterAll(async () => {
+    await app?.[Symbol.asyncDispose]();
+  });
+
+  rtest("User-Password = password + code → Access-Accept (no challenge)", async () => {
+    const r = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote("alice-pass-1" + codeOf(seed))}`]);
+    expect(r.code).toBe("Access-Accept");
+  });
+
+  rtest("password alone → Access-Reject (a concat client cannot do challenges)", async () => {
+    const r = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote("alice-pass-1")}`]);
+    expect(r.code).toBe("Access-Reject");
+  });
+});
+
+describe("client --first-factor none", () => {
+  let app: Appliance;
+  let server: ServerProcess;
+  let secret: string;
+  let seed: string;
+  beforeAll(async () => {
+    ({ app, server, secret } = await liveAppliance(["--first-factor", "none"]));
+    seed = await addUser(app, "alice", "alice-pass-1");
+  }, 120_000);
+  afterAll(async () => {
+    await app?.[Symbol.asyncDispose]();
+  });
+
+  rtest("User-Password = code alone → Access-Accept; the same code again → Access-Reject", async () => {
+    const code = codeOf(seed);
+    expect((await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(code)}`])).code).toBe("Access-Accept");
+    expect((await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(code)}`])).code).toBe("Access-Reject");
+  });
+
+  test("client add refuses --first-factor none with --allow-password-only true", async () => {
+    const r = await app.run(["client", "add", "bad", "--address", "10.9.9.9/32", "--secret", newSecret(), "--first-factor", "none", "--allow-password-only", "true"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split("\n").length).toBe(1);
+  });
+});
+
+describe("client --allow-password-only true", () => {
+  let app: Appliance;
+  let server: ServerProcess;
+  let secret: string;
+  beforeAll(async () => {
+    ({ app, server, secret } = await liveAppliance(["--allow-password-only", "true"]));
+    await addUser(app, "carol", "carol-pass-1", { type: "password", token: false });
+  }, 120_000);
+  afterAll(async () => {
+    await app?.[Symbol.asyncDispose]();
+  });
+
+  rtest("type password → Access-Accept on the password right, Access-Reject on a wrong one", async () => {
+    expect((await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote("carol-pass-1")}`])).code).toBe("Access-Accept");
+    expect((await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote("carol-pass-2")}`])).code).toBe("Access-Reject");
+  });
+});
+
+describe("lockout (threshold 3)", () => {
+  let app: Appliance;
+  let server: ServerProcess;
+  let secret: string;
+  beforeAll(async () => {
+    ({ app, server, secret } = await liveAppliance([], {
+      PORTCULLIS_LOCKOUT_PASSWORD_THRESHOLD: "3",
+      PORTCULLIS_LOCKOUT_BASE_DELAY_S: "600",
+      PORTCULLIS_LOCKOUT_MAX_DELAY_S: "900",
+    }));
+    await addUser(app, "alice", "alice-pass-1");
+  }, 120_000);
+  afterAll(async () => {
+    await app?.[Symbol.asyncDispose]();
+  });
+
+  rtest("Alice / alice@corp / alice share one counter; then even the right password is rejected until `user unlock`", async () => {
+    const login = (name: string, password: string) => radclient(server.port, secret, [`User-Name = ${quote(name)}`, `User-Password = ${quote(password)}`]);
+    expect((await login("alice", "alice-pass-1")).code).toBe("Access-Challenge"); // sanity: not locked yet
+    for (const name of ["Alice", "alice@corp", "alice"]) expect((await login(name, "wrong-pass-0")).code).toBe("Access-Reject");
+    expect((await login("alice", "alice-pass-1")).code).toBe("Access-Reject");
+    await app.cli(["user", "unlock", "alice"]);
+    await eventually("alice to be unlocked", async () => ((await login("alice", "alice-pass-1")).code === "Access-Challenge" ? true : undefined), {
+      tries: 10,
+      timeoutMs: 10_000,
+      everyMs: 100,
+    });
+  });
+});
+
+test("SIGTERM stops the server cleanly (exit 0)", async () => {
+  await using app = new Appliance();
+  const server = await app.serve();
+  expect(await server.stop()).toBe(0);
+});
+
+test("Status-Server is answered by a freshly added client (status via radclient)", async () => {
+  const { app, server, secret } = await liveAppliance([]);
+  try {
+    if (runRadclientTests) {
+      const r = await radclient(server.port, secret, [], { command: "status" });
+      expect(r.code).toBe("Access-Accept");
+    }
+    using udp = await UDPClient.open();
+    const reply = await udp.exchange(statusServer(secret), server.port, secret);
+    expect(reply.code).toBe(Code.AccessAccept);
+  } finally {
+    await app[Symbol.asyncDispose]();
+  }
+});
