@@ -178,6 +178,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
-  process.exit(code);
+  // exitCode rather than exit(): a large result piped to another program must be flushed first.
+  process.exitCode = await main(process.argv.slice(2));
 }

@@ -107,7 +107,7 @@ function validateRow(line: number, fields: string[], options: ValidateOptions): 
     throw new ImportError(line, reason);
   };
 
-  const username = cleanUsername(rawName, options.realms) ?? fail("username must not be empty (nor longer than 253 characters)");
+  const username = cleanUsername(rawName, options.realms) ?? fail("username must not be empty, longer than 253 characters or contain control characters");
 
   let pw: PasswordInput = { kind: "none" };
   if (password !== "") {
