@@ -188,6 +188,12 @@ export interface Store {
   generation(): Promise<number>;
   /** True when a write transaction can be committed right now (Status-Server gate). */
   writable(): Promise<boolean>;
+  /**
+   * Adds a new sealing key and re-seals every secret under it in one transaction (CLI `key rotate`).
+   * Optional: a back-end that cannot rotate omits it. Throws StoreError("unavailable") when the key
+   * source cannot take a new key (environment, credential).
+   */
+  rotateKey?(): Promise<{ keyId: string; resealed: number }>;
   close(): Promise<void>;
 }
 

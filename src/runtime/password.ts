@@ -1,0 +1,112 @@
+// Local password hashing: argon2id via Bun.password, bcrypt/argon2id verification, bounded concurrency.
+//
+// Parameters: argon2id with m = 19456 KiB (19 MiB), t = 2, p = 1 is the OWASP Password Storage
+// Cheat Sheet's first recommended configuration (equivalent in cost to RFC 9106 §4's guidance for
+// memory-constrained servers). It costs ~30 ms on one core of a small VM. With the semaphore below
+// at most `limit` hashes run at once, so a burst of logins uses at most limit × 19 MiB and queues
+// instead of exhausting memory or starving the RADIUS event loop's thread pool.
+
+import { availableParallelism } from "node:os";
+
+const ARGON2_OPTIONS = { algorithm: "argon2id", memoryCost: 19456, timeCost: 2 } as const;
+
+const ARGON2ID_PHC = /^\$argon2id\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}$/;
+/** bcrypt modular-crypt string: $2a$/$2b$/$2y$, two-digit cost, 22 salt + 31 hash characters. */
+const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
+/** bcrypt only reads the first 72 bytes of a password (see verifyPassword). */
+const BCRYPT_MAX_BYTES = 72;
+
+class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(public limit: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      // Hand the slot straight to the next waiter; `active` stays the same.
+      if (next) next();
+      else this.active--;
+    }
+  }
+
+  /** Wakes waiters after a raised limit. */
+  drain(): void {
+    while (this.active < this.limit && this.waiting.length > 0) {
+      this.active++;
+      this.waiting.shift()!();
+    }
+  }
+}
+
+const semaphore = new Semaphore(Math.max(1, availableParallelism()));
+
+/**
+ * Sets how many hashes or verifications may run at once (default: the number of CPUs).
+ * Throws TypeError unless n is a positive integer.
+ */
+export function setPasswordConcurrency(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new TypeError("password concurrency must be a positive integer");
+  semaphore.limit = n;
+  semaphore.drain();
+}
+
+/** The current concurrency limit. */
+export function passwordConcurrency(): number {
+  return semaphore.limit;
+}
+
+/** True when `s` is already an argon2id PHC string or a bcrypt hash, i.e. importable as is. */
+export function isPrehashed(s: string): boolean {
+  return ARGON2ID_PHC.test(s) || BCRYPT.test(s);
+}
+
+/** Hashes a password with argon2id (PHC string). Rejects only on an internal hashing failure. */
+export function hashPassword(plain: string): Promise<string> {
+  return semaphore.run(() => Bun.password.hash(plain, ARGON2_OPTIONS));
+}
+
+/**
+ * Verifies a password against an argon2id or bcrypt ($2a$/$2b$/$2y$) hash. Returns false for a
+ * wrong password and for a malformed or unsupported hash; never throws.
+ *
+ * bcrypt hashes only come from imports made by other systems, which (like OpenBSD bcrypt) ignore
+ * bytes after the 72nd; Bun would instead pre-hash a longer password with SHA-512, so we truncate
+ * to keep imported hashes working.
+ */
+export async function verifyPassword(plain: string, hash: string): Promise<boolean> {
+  let password: string | Uint8Array = plain;
+  if (BCRYPT.test(hash)) {
+    const bytes = new TextEncoder().encode(plain);
+    if (bytes.length > BCRYPT_MAX_BYTES) password = bytes.subarray(0, BCRYPT_MAX_BYTES);
+  } else if (!ARGON2ID_PHC.test(hash)) {
+    return false;
+  }
+  try {
+    return await semaphore.run(() => Bun.password.verify(password, hash));
+  } catch {
+    return false;
+  }
+}
+
+let dummyHash: Promise<string> | undefined;
+
+/** Computes the dummy hash now (at start-up) so the first unknown user does not pay for it. */
+export async function warmDummyHash(): Promise<void> {
+  dummyHash ??= hashPassword(crypto.randomUUID());
+  await dummyHash;
+}
+
+/**
+ * Costs what a real verification costs, for unknown users and users without a local password, so
+ * response timing does not tell whether a user exists. Always resolves to false.
+ */
+export async function dummyVerify(plain: string): Promise<false> {
+  dummyHash ??= hashPassword(crypto.randomUUID());
+  await verifyPassword(plain, await dummyHash);
+  return false;
+}

@@ -1,0 +1,241 @@
+// OTP tokens in SQLite: sealed seeds bound to the serial, and the single-statement replay guards
+// (TOTP high-water mark, HOTP counter) that make a code usable once.
+
+import type { SealContext } from "../seal.ts";
+import type { HashAlgorithm, NewToken, Token, TokenKind, TokenRepo, TokenState } from "../types.ts";
+import { StoreError } from "../types.ts";
+import { prep, rethrow, type StoreContext } from "./context.ts";
+
+interface TokenRow {
+  id: number;
+  serial: string;
+  user_id: number | null;
+  kind: string;
+  secret: string;
+  algorithm: string;
+  digits: number;
+  period: number;
+  counter: number;
+  last_step: number;
+  drift: number;
+  state: string;
+  created_at: number;
+}
+
+const COLUMNS = "id, serial, user_id, kind, secret, algorithm, digits, period, counter, last_step, drift, state, created_at";
+
+/** Where a token's seed is sealed: the AD binds it to the serial. */
+export function tokenSecretContext(serial: string): SealContext {
+  return { table: "tokens", column: "secret", rowKey: serial };
+}
+
+export class SqliteTokenRepo implements TokenRepo {
+  private readonly sList;
+  private readonly sListForUser;
+  private readonly sFindById;
+  private readonly sFindBySerial;
+  private readonly sActiveForUser;
+  private readonly sInsert;
+  private readonly sAssign;
+  private readonly sSetState;
+  private readonly sDelete;
+  private readonly sAdvanceTOTP;
+  private readonly sAdvanceHOTP;
+  private readonly sResync;
+  private readonly txAddMany;
+
+  constructor(private readonly ctx: StoreContext) {
+    const { db } = ctx;
+    this.sList = prep<TokenRow>(db, `SELECT ${COLUMNS} FROM tokens ORDER BY id`);
+    this.sListForUser = prep<TokenRow>(db, `SELECT ${COLUMNS} FROM tokens WHERE user_id = ? ORDER BY id`);
+    this.sFindById = prep<TokenRow>(db, `SELECT ${COLUMNS} FROM tokens WHERE id = ?`);
+    this.sFindBySerial = prep<TokenRow>(db, `SELECT ${COLUMNS} FROM tokens WHERE serial = ?`);
+    // No ORDER BY on the hot path: it costs a sorter per call (5 µs against 0.6 µs), and the index
+    // (user_id, state) already yields rows by rowid in SQLite; order carries no meaning here.
+    this.sActiveForUser = prep<TokenRow>(db, `SELECT ${COLUMNS} FROM tokens WHERE user_id = ? AND state = 'active'`);
+    this.sInsert = prep(
+      db,
+      `INSERT INTO tokens (serial, user_id, kind, secret, algorithm, digits, period, counter, last_step, drift, state, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.sAssign = prep(db, "UPDATE tokens SET user_id = ? WHERE id = ?");
+    this.sSetState = prep(db, "UPDATE tokens SET state = ? WHERE id = ?");
+    this.sDelete = prep(db, "DELETE FROM tokens WHERE id = ?");
+    // The replay guards: one statement each, so the check and the write are one atomic step, and
+    // the change count says whether this caller won (DESIGN "TOTP high-water mark").
+    this.sAdvanceTOTP = prep(db, "UPDATE tokens SET last_step = ?, drift = ? WHERE id = ? AND last_step < ?");
+    this.sAdvanceHOTP = prep(db, "UPDATE tokens SET counter = ? WHERE id = ? AND counter < ?");
+    this.sResync = prep(
+      db,
+      "UPDATE tokens SET counter = COALESCE(?, counter), last_step = COALESCE(?, last_step), drift = COALESCE(?, drift) WHERE id = ?",
+    );
+    this.txAddMany = db.transaction((tokens: NewToken[]) => tokens.map((t) => this.insert(t)));
+  }
+
+  private toToken(row: TokenRow): Token {
+    return {
+      id: row.id,
+      serial: row.serial,
+      userId: row.user_id,
+      kind: row.kind as TokenKind,
+      secret: this.ctx.sealer.open(row.secret, tokenSecretContext(row.serial)),
+      algorithm: row.algorithm as HashAlgorithm,
+      digits: row.digits as 6 | 8,
+      period: row.period,
+      counter: row.counter,
+      lastStep: row.last_step,
+      drift: row.drift,
+      state: row.state as TokenState,
+      createdAt: row.created_at,
+    };
+  }
+
+  /**
+   * @internal Inserts one token synchronously (inside the caller's transaction when there is one).
+   * Throws StoreError("conflict") for a duplicate serial, StoreError("not_found") for a missing user.
+   */
+  insert(token: NewToken): Token {
+    const createdAt = this.ctx.now();
+    const counter = token.counter ?? 0;
+    const lastStep = token.lastStep ?? -1;
+    const drift = token.drift ?? 0;
+    try {
+      const sealed = this.ctx.sealer.seal(token.secret, tokenSecretContext(token.serial));
+      const { lastInsertRowid } = this.sInsert.run(
+        token.serial,
+        token.userId,
+        token.kind,
+        sealed,
+        token.algorithm,
+        token.digits,
+        token.period,
+        counter,
+        lastStep,
+        drift,
+        token.state,
+        createdAt,
+      );
+      return { ...token, id: Number(lastInsertRowid), counter, lastStep, drift, createdAt };
+    } catch (err) {
+      rethrow(err, { conflict: `token '${token.serial}' exists`, missing: `user ${token.userId} not found` });
+    }
+  }
+
+  /** All tokens, or those of one user. Throws StoreError("corrupt" | "key_mismatch") for a seed that cannot be opened. */
+  async list(userId?: number): Promise<Token[]> {
+    try {
+      const rows = userId === undefined ? this.sList.all() : this.sListForUser.all(userId);
+      return rows.map((r) => this.toToken(r));
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async findById(id: number): Promise<Token | undefined> {
+    try {
+      const row = this.sFindById.get(id);
+      return row ? this.toToken(row) : undefined;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async findBySerial(serial: string): Promise<Token | undefined> {
+    try {
+      const row = this.sFindBySerial.get(serial);
+      return row ? this.toToken(row) : undefined;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async activeForUser(userId: number): Promise<Token[]> {
+    try {
+      return this.sActiveForUser.all(userId).map((r) => this.toToken(r));
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Throws StoreError("conflict") when the serial exists, StoreError("not_found") when userId names no user. */
+  async add(token: NewToken): Promise<Token> {
+    const added = this.insert(token);
+    this.ctx.bumpGeneration();
+    return added;
+  }
+
+  /** All or nothing; throws like add for the first failing token. */
+  async addMany(tokens: NewToken[]): Promise<Token[]> {
+    try {
+      const added = this.txAddMany.immediate(tokens);
+      this.ctx.bumpGeneration();
+      return added;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Throws StoreError("not_found") when the token or the user does not exist. */
+  async assign(id: number, userId: number | null): Promise<void> {
+    let changes: number;
+    try {
+      changes = this.sAssign.run(userId, id).changes;
+    } catch (err) {
+      rethrow(err, { missing: `user ${userId} not found` });
+    }
+    if (changes === 0) throw new StoreError("not_found", `token ${id} not found`);
+    this.ctx.bumpGeneration();
+  }
+
+  /** Throws StoreError("not_found") when the token does not exist. */
+  async setState(id: number, state: TokenState): Promise<void> {
+    let changes: number;
+    try {
+      changes = this.sSetState.run(state, id).changes;
+    } catch (err) {
+      rethrow(err);
+    }
+    if (changes === 0) throw new StoreError("not_found", `token ${id} not found`);
+    this.ctx.bumpGeneration();
+  }
+
+  async remove(id: number): Promise<boolean> {
+    try {
+      const removed = this.sDelete.run(id).changes > 0;
+      if (removed) this.ctx.bumpGeneration();
+      return removed;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** True when this call moved the high-water mark to `step`: committed (autocommit) before resolving. */
+  async advanceTOTP(id: number, step: number, drift: number): Promise<boolean> {
+    try {
+      return this.sAdvanceTOTP.run(step, drift, id, step).changes === 1;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** True when this call moved the HOTP counter to `next`. */
+  async advanceHOTP(id: number, next: number): Promise<boolean> {
+    try {
+      return this.sAdvanceHOTP.run(next, id, next).changes === 1;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Throws StoreError("not_found") when the token does not exist. */
+  async resync(id: number, values: { counter?: number; lastStep?: number; drift?: number }): Promise<void> {
+    let changes: number;
+    try {
+      changes = this.sResync.run(values.counter ?? null, values.lastStep ?? null, values.drift ?? null, id).changes;
+    } catch (err) {
+      rethrow(err);
+    }
+    if (changes === 0) throw new StoreError("not_found", `token ${id} not found`);
+    this.ctx.bumpGeneration();
+  }
+}
