@@ -27,7 +27,7 @@ export function isListenAddress(s: string): boolean {
   const m = /^(?:\[([0-9A-Fa-f:.%a-zA-Z0-9]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(s);
   if (!m) return false;
   const port = Number(m[3]);
-  if (port < 1 || port > 65535) return false;
+  if (port > 65535) return false; // port 0 asks the kernel for a free port (tests; the bound port is logged)
   return m[1] !== undefined ? isIPv6(m[1]) : isIPv4(m[2] ?? "");
 }
 

@@ -29,7 +29,14 @@ export interface OTPParams {
 }
 
 /** Secret length bounds: RFC 4226 §4 R6 (at least 128 bits); 64 bytes is the RFC 6238 SHA-512 seed. */
-export const MIN_SECRET_BYTES = 16;
+/**
+ * RFC 4226 §4 R6 asks for at least 128-bit secrets. 80-bit (10-byte) secrets, Google
+ * Authenticator's historical default and common on hardware tokens, are still accepted so existing
+ * tokens can be migrated; the CLI warns about them and generated secrets are 160 bits.
+ */
+export const MIN_SECRET_BYTES = 10;
+/** The RFC 4226 §4 R6 floor; generated secrets and the CLI's warning use it. */
+export const RECOMMENDED_MIN_SECRET_BYTES = 16;
 export const MAX_SECRET_BYTES = 64;
 
 const crypto = new NodeCryptoPlugin();
@@ -47,7 +54,7 @@ const OTPLIB_ALGORITHM: Record<OTPAlgorithm, OtplibAlgorithm> = {
 export function validateOTPParams(p: OTPParams): void {
   if (!(p.secret instanceof Uint8Array)) throw new OTPError("bad_params", "secret must be bytes");
   if (p.secret.length < MIN_SECRET_BYTES || p.secret.length > MAX_SECRET_BYTES) {
-    throw new OTPError("bad_params", `secret must be ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes (RFC 4226 §4 R6)`);
+    throw new OTPError("bad_params", `secret must be ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes`);
   }
   if (!(p.algorithm in OTPLIB_ALGORITHM)) throw new OTPError("bad_params", "algorithm must be SHA1, SHA256 or SHA512");
   if (p.digits !== 6 && p.digits !== 8) throw new OTPError("bad_params", "digits must be 6 or 8");

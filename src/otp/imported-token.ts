@@ -29,4 +29,4 @@ export function isValidSecretLength(secret: Uint8Array): boolean {
   return secret.length >= MIN_SECRET_BYTES && secret.length <= MAX_SECRET_BYTES;
 }
 
-export const SECRET_LENGTH_RULE = `secret must be ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes (RFC 4226 §4 R6)`;
+export const SECRET_LENGTH_RULE = `secret must be ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes`;

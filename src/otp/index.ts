@@ -8,6 +8,7 @@ export {
   validateOTPParams,
   isCodeFormat,
   MIN_SECRET_BYTES,
+  RECOMMENDED_MIN_SECRET_BYTES,
   MAX_SECRET_BYTES,
   type OTPParams,
   type OTPAlgorithm,

@@ -53,7 +53,7 @@ describe("parseTokenCSV errors carry the line number and never the secret", () =
     ["no prefix (ambiguous encoding)", `${HEADER}\nS2,${SEED20},totp,SHA1,6,30,,`, 'line 2: secret needs a "hex:" or "base32:" prefix (or name the column secret_hex / secret_base32)'],
     ["bad hex", `${HEADER}\nS2,hex:${SEED20}zz,totp,SHA1,6,30,,`, "line 2: secret is not valid hex"],
     ["bad base32", `${HEADER}\nS2,base32:GEZDGNBVGY3TQOJQ1EZDGNBVGY3TQOJQ,totp,SHA1,6,30,,`, "line 2: secret is not valid base32"],
-    ["short secret", `${HEADER}\nS2,hex:3132333435363738393031323334,totp,SHA1,6,30,,`, "line 2: secret must be 16-64 bytes (RFC 4226 §4 R6)"],
+    ["short secret", `${HEADER}\nS2,hex:313233343536373839,totp,SHA1,6,30,,`, "line 2: secret must be 10-64 bytes"],
     ["kind", `${HEADER}\nS2,hex:${SEED20},motp,SHA1,6,30,,`, "line 2: kind must be totp or hotp"],
     ["algorithm", `${HEADER}\nS2,hex:${SEED20},totp,MD5,6,30,,`, "line 2: algorithm must be SHA1, SHA256 or SHA512"],
     ["period 0", `${HEADER}\nS2,hex:${SEED20},totp,SHA1,6,0,,`, "line 2: period must be between 1 and 86400"],

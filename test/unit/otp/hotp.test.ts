@@ -36,7 +36,7 @@ describe("generateHOTP", () => {
   });
 
   test.each([
-    ["secret too short (RFC 4226 §4 R6)", { ...params, secret: new Uint8Array(15) }, 0],
+    ["secret under 80 bits", { ...params, secret: new Uint8Array(9) }, 0],
     ["secret too long", { ...params, secret: new Uint8Array(65) }, 0],
     ["digits 7", { ...params, digits: 7 as 6 }, 0],
     ["unknown algorithm", { ...params, algorithm: "MD5" as "SHA1" }, 0],
