@@ -28,6 +28,15 @@ export function splitListen(text: string): { address: string; port: number } {
  */
 export async function serve(ctx: ServeContext): Promise<void> {
   const { config } = ctx;
+  // Signal handlers first: a SIGTERM that arrives while starting must still stop cleanly.
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log("info", "server.stopping", { signal });
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
   setLogLevel(config.log_level);
   for (const warning of configWarnings(config)) log("warn", "config.warning", { detail: warning });
   setPasswordConcurrency(config.password.hash_concurrency || cpus().length);
@@ -116,14 +125,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   const statsTimer = config.radius.stats_interval_s > 0 ? setInterval(statsLine, config.radius.stats_interval_s * 1000) : undefined;
   process.on("SIGUSR1", statsLine);
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log("info", "server.stopping", { signal });
-      resolve();
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  await stopped;
   clearInterval(purge);
   if (statsTimer) clearInterval(statsTimer);
   process.off("SIGUSR1", statsLine);
