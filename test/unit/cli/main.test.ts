@@ -1,7 +1,7 @@
 // End to end: `bun src/main.ts …` with a temporary --data-dir; exit codes, one-line errors, no secrets in output.
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setLogSink } from "../../../src/audit/log.ts";
@@ -18,6 +18,8 @@ afterAll(() => {
 
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), "portcullis-cli-"));
+  // An empty DATA_DIR/portcullis.toml is found first, so a host's /etc/portcullis file cannot interfere.
+  writeFileSync(join(d, "portcullis.toml"), "");
   dirs.push(d);
   return d;
 }
