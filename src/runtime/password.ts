@@ -16,7 +16,8 @@ const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
 /** bcrypt only reads the first 72 bytes of a password (see verifyPassword). */
 const BCRYPT_MAX_BYTES = 72;
 
-class Semaphore {
+/** A counting semaphore: at most `limit` of the functions passed to run() are in flight at once. */
+export class Semaphore {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
   constructor(public limit: number) {}
