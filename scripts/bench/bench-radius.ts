@@ -66,6 +66,9 @@ async function waitStatusServer(port: number, { timeoutMs = 15_000, everyMs = 5 
         const r = checkReply(buf, req, secret);
         if (r?.responseAuthenticatorValid && r.code === Code.AccessAccept) resolveFn(performance.now());
       },
+      error() {
+        // ICMP port unreachable (ECONNREFUSED) until the server has bound its socket: keep polling.
+      },
     },
   });
   const attrs: RawAttribute[] = [[Attr.NASIdentifier, new TextEncoder().encode("bench")]];

@@ -102,15 +102,26 @@ describe("challenge client (default: password, then code)", () => {
     expect(r2.code).toBe("Access-Reject");
   });
 
-  rtest("a replayed code (same code, fresh flow) → Access-Reject", async () => {
+  rtest("a replayed code (same code, fresh flow) is never accepted and ends in Access-Reject", async () => {
     const code = codeOf(seeds.gina!);
-    const login = async () => {
+    const leg1 = async () => {
       const c = await radclient(server.port, secret, ["User-Name = gina", `User-Password = ${quote("gina-pass-1")}`]);
       expect(c.code).toBe("Access-Challenge");
-      return radclient(server.port, secret, ["User-Name = gina", `User-Password = ${quote(code)}`, `State = ${attr(c, "State")}`]);
+      return c;
     };
-    expect((await login()).code).toBe("Access-Accept");
-    expect((await login()).code).toBe("Access-Reject");
+    const c1 = await leg1();
+    expect((await radclient(server.port, secret, ["User-Name = gina", `User-Password = ${quote(code)}`, `State = ${attr(c1, "State")}`])).code).toBe("Access-Accept");
+    // Fresh flow, same code. A "wrong code, try again" Access-Challenge is allowed; an Accept never is.
+    let state = attr(await leg1(), "State");
+    const codes: Array<string | null> = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await radclient(server.port, secret, ["User-Name = gina", `User-Password = ${quote(code)}`, `State = ${state}`]);
+      codes.push(r.code);
+      if (r.code !== "Access-Challenge") break;
+      state = attr(r, "State");
+    }
+    expect(codes).not.toContain("Access-Accept");
+    expect(codes.at(-1)).toBe("Access-Reject");
   });
 
   rtest("CHAP → Access-Reject", async () => {
@@ -241,10 +252,22 @@ describe("lockout (threshold 3)", () => {
   });
 });
 
-test("SIGTERM stops the server cleanly (exit 0)", async () => {
+test("SIGTERM right after the radius.listening line stops the server cleanly (exit 0)", async () => {
   await using app = new Appliance();
   const server = await app.serve();
   expect(await server.stop()).toBe(0);
+});
+
+test("SIGTERM after serving requests stops the server cleanly (exit 0, a final radius.stats line)", async () => {
+  await using app = new Appliance();
+  const secret = newSecret();
+  await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret]);
+  const server = await app.serve();
+  using udp = await UDPClient.open();
+  expect((await udp.exchange(statusServer(secret), server.port, secret)).code).toBe(Code.AccessAccept);
+  const from = server.logs.length;
+  expect(await server.stop()).toBe(0);
+  expect(server.logs.slice(from).some((l) => l.event === "radius.stats")).toBe(true);
 });
 
 test("Status-Server is answered by a freshly added client (status via radclient)", async () => {

@@ -231,6 +231,9 @@ export class UDPClient implements Disposable {
           c.received.push({ data: new Uint8Array(data), port, address });
           for (const w of c.waiters.splice(0)) w();
         },
+        error() {
+          // ICMP errors (ECONNREFUSED) surface here; a missing reply is what the tests assert on.
+        },
       },
     });
     return c;
