@@ -7,6 +7,7 @@ import {
   MAX_SECRET_BYTES,
   MIN_SECRET_BYTES,
   OTPError,
+  RECOMMENDED_MIN_SECRET_BYTES,
   otpauthURI,
   parsePSKC,
   parseTokenCSV,
@@ -110,6 +111,9 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
       throw bad();
     }
     if (secret.length < MIN_SECRET_BYTES || secret.length > MAX_SECRET_BYTES) throw bad();
+    if (secret.length < RECOMMENDED_MIN_SECRET_BYTES) {
+      ctx.err(`portcullis: warning: the secret is shorter than ${RECOMMENDED_MIN_SECRET_BYTES * 8} bits (RFC 4226 §4 R6); prefer a generated one\n`);
+    }
   } else {
     secret = generateSecret();
   }

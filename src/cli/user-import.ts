@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseAuthType, type AuthType } from "../auth/types.ts";
 import { decodeBase32 } from "../otp/base32.ts";
+import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, RECOMMENDED_MIN_SECRET_BYTES } from "../otp/hotp.ts";
 import { isValidSecretLength } from "../otp/imported-token.ts";
 import { hashPassword, isPrehashed, passwordConcurrency } from "../runtime/password.ts";
 import type { HashAlgorithm, NewToken, UserImportRow } from "../store/types.ts";
@@ -68,7 +69,7 @@ const HASH_LIKE = /^\$(argon2|2[abxy]\$)/;
 /**
  * Parses and validates a user CSV (header USER_CSV_COLUMNS, exactly). Checks every row:
  * username (normalised, unique within the file), type, phone (→ E.164), e-mail shape, base32
- * secret of 16-64 bytes, algorithm, digits, period, and that a password is plaintext or a
+ * secret of MIN_SECRET_BYTES-MAX_SECRET_BYTES (10-64) bytes, algorithm, digits, period, and that a password is plaintext or a
  * well-formed argon2id/bcrypt hash.
  *
  * @throws ImportError naming the first bad line; CSVError for malformed CSV.
@@ -138,7 +139,7 @@ function validateRow(line: number, fields: string[], options: ValidateOptions): 
     } catch {
       secret = undefined;
     }
-    if (!secret || !isValidSecretLength(secret)) fail("totp_secret must be base32 (RFC 4648) of 16 to 64 bytes");
+    if (!secret || !isValidSecretLength(secret)) fail(`totp_secret must be base32 (RFC 4648) of ${MIN_SECRET_BYTES} to ${MAX_SECRET_BYTES} bytes`);
     const algorithm = rawAlgorithm === "" ? options.defaults.algorithm : rawAlgorithm.toUpperCase().replace("-", "");
     if (algorithm !== "SHA1" && algorithm !== "SHA256" && algorithm !== "SHA512") fail("totp_algorithm must be SHA1, SHA256 or SHA512");
     const digits = rawDigits === "" ? options.defaults.digits : rawDigits === "6" ? 6 : rawDigits === "8" ? 8 : fail("totp_digits must be 6 or 8");
@@ -248,6 +249,10 @@ export async function importUsers(ctx: CLIContext, file: string): Promise<void> 
   }
   progress.clear();
   const withToken = rows.filter((r) => r.tokens.length > 0).length;
+  const weak = users.filter((u) => u.totp && u.totp.secret.length < RECOMMENDED_MIN_SECRET_BYTES).length;
+  if (weak > 0) {
+    ctx.err(`portcullis: warning: ${weak} TOTP secrets are shorter than ${RECOMMENDED_MIN_SECRET_BYTES * 8} bits (RFC 4226 §4 R6); re-enrol those users with new tokens when you can\n`);
+  }
   const hashed = users.filter((u) => u.password.kind === "plain").length;
   ctx.out(`imported ${rows.length} users (${withToken} with a TOTP token, ${hashed} passwords hashed)\n`);
 }
