@@ -210,4 +210,38 @@ describe("user and token", () => {
     // Importing again: the first clash is named and nothing changes.
     expectOneLineError(cli(d, ["user", "import", join(FIXTURES, "valid.csv")]), 1, "line 2: user already exists; nothing was imported");
   });
+
+  test("token import: CSV owners are assigned when the user exists; PSKC with a pre-shared key; all or nothing", () => {
+    const d = tempDir();
+    cli(d, ["user", "add", "alice"]);
+    const csv = join(d, "tokens.csv");
+    writeFileSync(
+      csv,
+      [
+        "serial,secret,kind,algorithm,digits,period,counter,user",
+        "TOTP-0001,base32:GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,totp,SHA1,6,30,,Alice@corp",
+        "HOTP-0002,hex:3132333435363738393031323334353637383930,hotp,SHA1,8,,5,bob",
+        '"TOTP,0003",base32:GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,totp,SHA512,8,60,,',
+      ].join("\n") + "\n",
+    );
+    let r = cli(d, ["token", "import", csv, "--format", "csv"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("imported 3 tokens (1 assigned to users)\n1 tokens name a user that does not exist; they are unassigned: use token assign SERIAL NAME\n");
+    const tokens = JSON.parse(cli(d, ["token", "list", "--json"]).stdout);
+    expect(tokens.map((t: { serial: string; user: string | null }) => [t.serial, t.user])).toEqual([
+      ["TOTP-0001", "alice"],
+      ["HOTP-0002", null],
+      ["TOTP,0003", null],
+    ]);
+    expect(cli(d, ["token", "assign", "HOTP-0002", "alice"]).code).toBe(0);
+    expectOneLineError(cli(d, ["token", "import", csv, "--format", "csv"]), 1, "a token serial already exists; nothing was imported");
+    expect(JSON.parse(cli(d, ["token", "list", "--json"]).stdout).length).toBe(3);
+
+    const pskc = join(import.meta.dir, "../../vectors/rfc6030-figure5.xml");
+    expectOneLineError(cli(d, ["token", "import", pskc, "--format", "pskc", "--psk-hex", "xyz"]), 2, "--psk-hex must be");
+    expectOneLineError(cli(d, ["token", "import", pskc, "--format", "pskc", "--psk-hex", "00", "--password-stdin"]), 2, "at most one of");
+    r = cli(d, ["token", "import", pskc, "--format", "pskc", "--psk-hex", "12345678901234567890123456789012"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toStartWith("imported 1 tokens");
+  });
 });
