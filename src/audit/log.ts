@@ -4,7 +4,29 @@ export type Level = "debug" | "info" | "warn" | "error";
 
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 let threshold: number = ORDER.info;
-let sink: (line: string) => void = (line) => process.stdout.write(line + "\n");
+/**
+ * Lines are gathered and written once per event-loop turn: under load one write(2) carries many
+ * lines instead of one system call per authentication. Pending lines are flushed on exit.
+ */
+let pending: string[] = [];
+let scheduled = false;
+function flush(): void {
+  scheduled = false;
+  if (pending.length === 0) return;
+  const text = pending.join("\n") + "\n";
+  pending = [];
+  process.stdout.write(text);
+}
+process.on("exit", flush);
+const batchedStdout = (line: string) => {
+  pending.push(line);
+  if (pending.length >= 512) return flush();
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flush);
+  }
+};
+let sink: (line: string) => void = batchedStdout;
 
 /** Sets the minimum level written. */
 export function setLogLevel(level: Level): void {

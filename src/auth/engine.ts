@@ -121,12 +121,13 @@ export class Engine {
 
     if (channel.firstFactor === "none") return this.codeOnly(attempt, key, typed);
 
-    if (await this.lockout.isLocked(key, "password", now)) return this.reject(attempt, "locked_out", undefined, "password");
+    const passwordLock = await this.lockout.check(key, "password", now);
+    if (passwordLock.locked) return this.reject(attempt, "locked_out", undefined, "password");
 
     const user = await this.store.users.findByName(key);
     const concat = channel.otpMode === "concat" || user?.type === "concatenated";
 
-    if (concat && user && user.type !== "password") return this.concatenated(attempt, key, user, typed);
+    if (concat && user && user.type !== "password") return this.concatenated(attempt, key, user, typed, passwordLock);
 
     // Password-first: one argon2id verify, real or dummy, whatever the user's state.
     const passwordOK = await this.checkPassword(user, typed);
@@ -140,7 +141,7 @@ export class Engine {
     }
     const status = accountStatus(user, now);
     if (status) return this.reject(attempt, status, user);
-    await this.lockout.succeed(key, "password");
+    await this.lockout.succeed(key, "password", passwordLock);
 
     if (user.type === "password") {
       if (!channel.allowPasswordOnly) return this.reject(attempt, "type_not_allowed", user, "client does not allow password-only users");
@@ -156,7 +157,8 @@ export class Engine {
   /** `--first-factor none`: the NAS checked the password; User-Password is the code alone. */
   private async codeOnly(attempt: Attempt, key: string, code: string): Promise<Decision> {
     const { now } = attempt;
-    if (await this.lockout.isLocked(key, "code", now)) return this.reject(attempt, "locked_out", undefined, "code");
+    const codeLock = await this.lockout.check(key, "code", now);
+    if (codeLock.locked) return this.reject(attempt, "locked_out", undefined, "code");
     const user = await this.store.users.findByName(key);
     if (!user) {
       await this.lockout.fail(key, "code", now);
@@ -171,14 +173,15 @@ export class Engine {
       await this.lockout.fail(key, "code", now);
       return this.reject(attempt, result, user);
     }
-    await this.lockout.succeed(key, "code");
+    await this.lockout.succeed(key, "code", codeLock);
     return this.accept(attempt, user, ["otp"]);
   }
 
   /** Password and code in one field: one split by the token's digit length, one password check. */
-  private async concatenated(attempt: Attempt, key: string, user: User, typed: string): Promise<Decision> {
+  private async concatenated(attempt: Attempt, key: string, user: User, typed: string, passwordLock: { failures: number }): Promise<Decision> {
     const { now } = attempt;
-    if (await this.lockout.isLocked(key, "code", now)) return this.reject(attempt, "locked_out", user, "code");
+    const codeLock = await this.lockout.check(key, "code", now);
+    if (codeLock.locked) return this.reject(attempt, "locked_out", user, "code");
     const tokens = await this.store.tokens.activeForUser(user.id);
     const digits = tokens[0]?.digits ?? 6;
     const password = typed.length > digits ? typed.slice(0, typed.length - digits) : "";
@@ -192,7 +195,7 @@ export class Engine {
     }
     const status = accountStatus(user, now);
     if (status) return this.reject(attempt, status, user);
-    await this.lockout.succeed(key, "password");
+    await this.lockout.succeed(key, "password", passwordLock);
     if (!IMPLEMENTED_TYPES.has(user.type)) return this.reject(attempt, "type_not_implemented", user, `type ${user.type} is not implemented yet`);
     if (tokens.length === 0) return this.reject(attempt, "no_token", user);
     const result = match ? await this.consume(match) : "bad_code";
@@ -200,7 +203,7 @@ export class Engine {
       await this.lockout.fail(key, "code", now);
       return this.reject(attempt, result, user);
     }
-    await this.lockout.succeed(key, "code");
+    await this.lockout.succeed(key, "code", codeLock);
     return this.accept(attempt, user, ["password", "otp"]);
   }
 
@@ -216,11 +219,12 @@ export class Engine {
     if (!user || user.username !== key) return this.reject(attempt, "state_mismatch");
     const status = accountStatus(user, now);
     if (status) return this.reject(attempt, status, user);
-    if (await this.lockout.isLocked(key, "code", now)) return this.reject(attempt, "locked_out", user, "code");
+    const codeLock = await this.lockout.check(key, "code", now);
+    if (codeLock.locked) return this.reject(attempt, "locked_out", user, "code");
 
     const result = await this.checkAndConsumeCode(user, attempt.secret ?? "", now);
     if (result === "ok") {
-      await this.lockout.succeed(key, "code");
+      await this.lockout.succeed(key, "code", codeLock);
       return this.accept(attempt, user, ["password", "otp"]);
     }
     await this.lockout.fail(key, "code", now);

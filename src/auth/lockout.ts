@@ -40,11 +40,14 @@ export class Lockout {
     private readonly policy: LockoutPolicy,
   ) {}
 
-  /** True while `key` must be refused for `kind` without doing any expensive work. */
-  async isLocked(key: string, kind: FailureKind, now: number): Promise<boolean> {
+  /**
+   * Reads the counter once: `locked` while `key` must be refused for `kind` without any expensive
+   * work; `failures` is handed back to succeed() so that a clean identity costs no write.
+   */
+  async check(key: string, kind: FailureKind, now: number): Promise<{ locked: boolean; failures: number }> {
     const state = await this.repo.get(key, kind);
-    if (!state) return false;
-    return state.lockedUntil > now;
+    if (!state) return { locked: false, failures: 0 };
+    return { locked: state.lockedUntil > now, failures: state.failures };
   }
 
   /** Records a failure; a stale counter (older than resetAfter) restarts from zero first. */
@@ -57,9 +60,8 @@ export class Lockout {
     });
   }
 
-  /** Clears the counter of one kind after that factor succeeded. Skips the write when there is nothing to clear. */
-  async succeed(key: string, kind: FailureKind): Promise<void> {
-    const state = await this.repo.get(key, kind);
-    if (state) await this.repo.reset(key, kind);
+  /** Clears the counter of one kind after that factor succeeded; no write when it was already clear. */
+  async succeed(key: string, kind: FailureKind, previous: { failures: number }): Promise<void> {
+    if (previous.failures > 0) await this.repo.reset(key, kind);
   }
 }
