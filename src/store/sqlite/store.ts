@@ -264,32 +264,35 @@ export class SqliteStore implements Store {
         `key rotation appends to the key file, but the key comes from ${describeSource(keyring.source)}; add a key there instead`,
       );
     }
-    const key = appendNewKey(keyring);
-    chownToDirectoryOwner(this.opts.dataDir, this.opts.ownedFiles);
-    log("info", "store.key.rotated", { keyId: key.id });
     const clients = this.db.prepare<{ id: number; name: string; secret: string }>("SELECT id, name, secret FROM radius_clients");
     const tokens = this.db.prepare<{ id: number; serial: string; secret: string }>("SELECT id, serial, secret FROM tokens");
     const setClient = this.db.prepare("UPDATE radius_clients SET secret = ? WHERE id = ?");
     const setToken = this.db.prepare("UPDATE tokens SET secret = ? WHERE id = ?");
     const reseal = (sealed: string, ctx: SealContext) => this.sealer.seal(this.sealer.open(sealed, ctx), ctx);
     try {
-      const resealed = this.db
-        .transaction(() => {
+      // The key file is extended while holding the database write lock, so two concurrent rotations
+      // (two admin shells) serialise instead of each replacing the file with only its own new key.
+      // Should the transaction fail after that, the file merely holds one more (unused) key.
+      const rotation = this.db
+        .transaction((): KeyRotation => {
+          const key = appendNewKey(keyring);
+          chownToDirectoryOwner(this.opts.dataDir, this.opts.ownedFiles);
           insertCheckRow(this.db, keyring, key.id, this.opts.now);
-          let n = 0;
+          let resealed = 0;
           for (const c of clients.all()) {
             setClient.run(reseal(c.secret, clientSecretContext(c.name)), c.id);
-            n++;
+            resealed++;
           }
           for (const t of tokens.all()) {
             setToken.run(reseal(t.secret, tokenSecretContext(t.serial)), t.id);
-            n++;
+            resealed++;
           }
-          return n;
+          return { keyId: key.id, resealed };
         })
         .immediate();
       this.gen++;
-      return { keyId: key.id, resealed };
+      log("info", "store.key.rotated", { keyId: rotation.keyId, resealed: rotation.resealed });
+      return rotation;
     } catch (err) {
       rethrow(err);
     }
