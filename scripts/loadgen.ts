@@ -1,7 +1,7 @@
 // RADIUS OTP load generator: one Access-Request per user (User-Password = current TOTP code), a fixed
 // number in flight on one UDP socket, every reply verified; prints {rps, p50_ms, p99_ms, accepts, rejects, timeouts}.
 //
-// Usage: bun scripts/loadgen.ts --server 127.0.0.1:1812 --secret S --users users.csv
+// Usage: bun scripts/loadgen.ts --server 127.0.0.1:1812 --secret S (or $LOADGEN_SECRET) --users users.csv
 //          [--concurrency 128] [--timeout-ms 3000] [--max-seconds 60] [--limit N] [--no-step-wait]
 // users.csv has a header with at least `username` and `totp_secret` (base32); optional
 // `totp_digits`, `totp_period`, `totp_algorithm` (the `user import` format works as is).
@@ -255,6 +255,7 @@ if (import.meta.main) {
       "no-step-wait": { type: "boolean", default: false },
     },
   });
+  a.secret ??= process.env.LOADGEN_SECRET;
   if (!a.secret || !a.users) {
     process.stderr.write("usage: bun scripts/loadgen.ts --server HOST:PORT --secret S --users FILE.csv [--concurrency 128]\n");
     process.exit(2);

@@ -98,7 +98,8 @@ describe("challenge client (default: password, then code)", () => {
     expect(["Access-Reject", "Access-Challenge"]).toContain(r1.code!); // a retry prompt is allowed, never an Accept
     const c2 = await radclient(server.port, secret, ["User-Name = erin", `User-Password = ${quote("erin-pass-1")}`]);
     expect(c2.code).toBe("Access-Challenge");
-    const r2 = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(codeOf(seeds.alice!))}`, `State = ${attr(c2, "State")}`]);
+    // dave's current code is unused, so only the State's binding to erin can refuse it.
+    const r2 = await radclient(server.port, secret, ["User-Name = dave", `User-Password = ${quote(codeOf(seeds.dave!))}`, `State = ${attr(c2, "State")}`]);
     expect(r2.code).toBe("Access-Reject");
   });
 

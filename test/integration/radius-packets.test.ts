@@ -153,6 +153,27 @@ describe("retransmission (RFC 5080 §2.2.2)", () => {
     expect({ accepted: s2.accepted, duplicates: s2.duplicates }).toEqual({ accepted: s1.accepted, duplicates: s1.duplicates + 1 });
   });
 
+  test("a copy arriving while the original is still being evaluated is dropped (or, if already answered, gets the cached bytes); evaluated once", async () => {
+    // The password leg costs an argon2id verify, so a back-to-back copy normally finds it in progress.
+    const pkt = request([[Attr.UserName, text("alice")], [Attr.UserPassword, text("alice-pass-1")]]);
+    const s0 = await server.stats();
+    const from = main.received.length;
+    main.send(pkt, server.port);
+    main.send(pkt, server.port);
+    const first = await main.next(pkt[1]!, { from });
+    expect(first).not.toBeNull();
+    const s1 = await server.statsUntil("the copy to be counted", (s) =>
+      (s.dropped.duplicate_in_progress ?? 0) > (s0.dropped.duplicate_in_progress ?? 0) || s.duplicates > s0.duplicates,
+    );
+    // A Status-Server round trip flushes anything still queued for the copy.
+    expect((await main.exchange(statusServer(mainSecret, (pkt[1]! + 128) & 0xff), server.port, mainSecret)).code).toBe(Code.AccessAccept);
+    const replies = main.received.slice(from).filter((d) => d.data[1] === pkt[1]).map((d) => Buffer.from(d.data).toString("hex"));
+    const inProgress = (s1.dropped.duplicate_in_progress ?? 0) - (s0.dropped.duplicate_in_progress ?? 0);
+    expect(replies.length).toBe(inProgress === 1 ? 1 : 2);
+    expect(new Set(replies).size).toBe(1);
+    expect(s1.challenged).toBe(s0.challenged + 1);
+  });
+
   test("the same code in a new datagram (new Request Authenticator) is a replay, not a retransmission: evaluated, never accepted", async () => {
     expect(bobCode).not.toBe("");
     const leg1 = await main.exchange(request([[Attr.UserName, text("bob")], [Attr.UserPassword, text("bob-pass-1")]]), server.port, mainSecret);
