@@ -228,6 +228,8 @@ export class Engine {
       return this.accept(attempt, user, ["password", "otp"]);
     }
     await this.lockout.fail(key, "code", now);
+    // A replayed code is not a typo: someone holds a used code. End the flow at once.
+    if (result !== "bad_code") return this.reject(attempt, result, user);
     const failures = challenge.failures + 1;
     if (failures >= this.options.challengeMaxFailures) return this.reject(attempt, "too_many_codes", user);
     this.audit({ type: "auth.failure", channel: channel.kind, client: channel.name, user: user.username, reason: result, detail: "re-challenged" });

@@ -7,6 +7,7 @@ import { Engine } from "../auth/engine.ts";
 import { configWarnings, type Config } from "../config/index.ts";
 import { RADIUSServer } from "../radius/server/server.ts";
 import { setPasswordConcurrency } from "../runtime/password.ts";
+import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/types.ts";
 
@@ -41,7 +42,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   for (const warning of configWarnings(config)) log("warn", "config.warning", { detail: warning });
   setPasswordConcurrency(config.password.hash_concurrency || cpus().length);
 
-  const store = await openStore({
+  const opened = await openStore({
     driver: "sqlite",
     path: config.store.path,
     dataDir: config.data_dir,
@@ -49,6 +50,11 @@ export async function serve(ctx: ServeContext): Promise<void> {
     synchronous: config.store.synchronous,
     busyTimeoutMs: config.store.busy_timeout_ms,
   });
+  const store = config.store.cache && opened.changeEpoch ? new CachedStore(opened as EpochStore) : opened;
+  if (store instanceof CachedStore) {
+    const loaded = await store.preload();
+    log("info", "store.cache_loaded", { users: loaded });
+  }
   await warnAboutClients(store);
 
   const audit = new AuditBus();

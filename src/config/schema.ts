@@ -188,6 +188,10 @@ export const configSchema = v.strictObject({
       "normal",
       'SQLite `synchronous` pragma in WAL mode. "full" also survives power loss without losing the last commits, at some cost in write latency.',
     ),
+    cache: bool(
+      true,
+      "Serve users, active tokens and lockout counters from memory in `serve`, loaded at start-up (up to 262,144 users) and dropped whenever another process (the admin CLI) commits. Writes, the TOTP replay guard and challenge state always go to the database.",
+    ),
     busy_timeout_ms: integer(5000, 0, 600_000, "How long a write waits for another process (the admin CLI) holding the database lock."),
   }),
 

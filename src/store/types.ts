@@ -167,6 +167,8 @@ export interface LockoutState {
 
 export interface LockoutRepo {
   get(key: string, kind: FailureKind): Promise<LockoutState | undefined>;
+  /** Every counter row (few: rows are deleted on success). */
+  list(): Promise<LockoutState[]>;
   /** Records one failure and stores the computed lockedUntil; returns the new state. */
   recordFailure(key: string, kind: FailureKind, now: number, lockedUntil: (failures: number) => number): Promise<LockoutState>;
   /** Clears one kind (after a success). */
@@ -194,6 +196,11 @@ export interface Store {
    * source cannot take a new key (environment, credential).
    */
   rotateKey?(): Promise<{ keyId: string; resealed: number }>;
+  /**
+   * Optional: a cheap synchronous counter that changes whenever another process commits (SQLite:
+   * PRAGMA data_version). Stores that offer it can sit behind the read cache (store/cache.ts).
+   */
+  changeEpoch?(): number;
   close(): Promise<void>;
 }
 

@@ -112,17 +112,10 @@ describe("challenge client (default: password, then code)", () => {
     };
     const c1 = await leg1();
     expect((await radclient(server.port, secret, ["User-Name = gina", `User-Password = ${quote(code)}`, `State = ${attr(c1, "State")}`])).code).toBe("Access-Accept");
-    // Fresh flow, same code. A "wrong code, try again" Access-Challenge is allowed; an Accept never is.
-    let state = attr(await leg1(), "State");
-    const codes: Array<string | null> = [];
-    for (let i = 0; i < 10; i++) {
-      const r = await radclient(server.port, secret, ["User-Name = gina", `User-Password = ${quote(code)}`, `State = ${state}`]);
-      codes.push(r.code);
-      if (r.code !== "Access-Challenge") break;
-      state = attr(r, "State");
-    }
-    expect(codes).not.toContain("Access-Accept");
-    expect(codes.at(-1)).toBe("Access-Reject");
+    // Fresh flow, same code: a replay is not a typo, so the flow ends at once.
+    const state = attr(await leg1(), "State");
+    const r = await radclient(server.port, secret, ["User-Name = gina", `User-Password = ${quote(code)}`, `State = ${state}`]);
+    expect(r.code).toBe("Access-Reject");
   });
 
   rtest("CHAP → Access-Reject", async () => {

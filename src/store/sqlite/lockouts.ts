@@ -23,6 +23,7 @@ function toState(row: LockoutRow): LockoutState {
 
 export class SqliteLockoutRepo implements LockoutRepo {
   private readonly sGet;
+  private readonly sList;
   private readonly sBump;
   private readonly sSetLockedUntil;
   private readonly sReset;
@@ -32,6 +33,7 @@ export class SqliteLockoutRepo implements LockoutRepo {
   constructor(ctx: StoreContext) {
     const { db } = ctx;
     this.sGet = prep<LockoutRow>(db, "SELECT subject, kind, failures, locked_until, last_failure_at FROM lockouts WHERE subject = ? AND kind = ?");
+    this.sList = prep<LockoutRow>(db, "SELECT subject, kind, failures, locked_until, last_failure_at FROM lockouts");
     this.sBump = prep<{ failures: number }>(
       db,
       `INSERT INTO lockouts (subject, kind, failures, locked_until, last_failure_at) VALUES (?, ?, 1, 0, ?)
@@ -55,6 +57,14 @@ export class SqliteLockoutRepo implements LockoutRepo {
     try {
       const row = this.sGet.get(key, kind);
       return row ? toState(row) : undefined;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async list(): Promise<LockoutState[]> {
+    try {
+      return this.sList.all().map(toState);
     } catch (err) {
       rethrow(err);
     }

@@ -234,6 +234,14 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * PRAGMA data_version: changes when another connection (the admin CLI) commits. Synchronous and
+   * cheap, so the read cache (store/cache.ts) can check it on every read.
+   */
+  changeEpoch(): number {
+    return this.sDataVersion.get()!.data_version;
+  }
+
   /** Commits a heartbeat row with a short lock wait; false on any failure (busy, read-only, full, I/O). */
   async writable(): Promise<boolean> {
     if (this.closed) return false;

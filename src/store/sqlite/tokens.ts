@@ -22,6 +22,17 @@ interface TokenRow {
   created_at: number;
 }
 
+/** A high-water-mark write waiting for the next group commit. */
+interface PendingAdvance {
+  totp: boolean;
+  id: number;
+  /** TOTP: the step; HOTP: the next counter. */
+  value: number;
+  drift: number;
+  resolve(advanced: boolean): void;
+  reject(err: unknown): void;
+}
+
 const COLUMNS = "id, serial, user_id, kind, secret, algorithm, digits, period, counter, last_step, drift, state, created_at";
 
 /** Where a token's seed is sealed: the AD binds it to the serial. */
@@ -43,6 +54,7 @@ export class SqliteTokenRepo implements TokenRepo {
   private readonly sAdvanceHOTP;
   private readonly sResync;
   private readonly txAddMany;
+  private readonly txAdvance;
 
   constructor(private readonly ctx: StoreContext) {
     const { db } = ctx;
@@ -70,6 +82,7 @@ export class SqliteTokenRepo implements TokenRepo {
       "UPDATE tokens SET counter = COALESCE(?, counter), last_step = COALESCE(?, last_step), drift = COALESCE(?, drift) WHERE id = ?",
     );
     this.txAddMany = db.transaction((tokens: NewToken[]) => tokens.map((t) => this.insert(t)));
+    this.txAdvance = db.transaction((batch: PendingAdvance[]) => batch.map((w) => this.applyAdvance(w)));
   }
 
   private toToken(row: TokenRow): Token {
@@ -209,22 +222,56 @@ export class SqliteTokenRepo implements TokenRepo {
     }
   }
 
-  /** True when this call moved the high-water mark to `step`: committed (autocommit) before resolving. */
-  async advanceTOTP(id: number, step: number, drift: number): Promise<boolean> {
-    try {
-      return this.sAdvanceTOTP.run(step, drift, id, step).changes === 1;
-    } catch (err) {
-      rethrow(err);
-    }
+  /**
+   * True when this call moved the high-water mark to `step`. Resolves only after the write has
+   * committed. Writes arriving in the same event-loop turn share one transaction (group commit):
+   * each UPDATE is still its own guarded statement, so two racing uses of one code still see
+   * exactly one winner, and a failed commit rejects every caller in the batch.
+   */
+  advanceTOTP(id: number, step: number, drift: number): Promise<boolean> {
+    return this.enqueue({ totp: true, id, value: step, drift });
   }
 
-  /** True when this call moved the HOTP counter to `next`. */
-  async advanceHOTP(id: number, next: number): Promise<boolean> {
+  /** True when this call moved the HOTP counter to `next`; committed before resolving, like advanceTOTP. */
+  advanceHOTP(id: number, next: number): Promise<boolean> {
+    return this.enqueue({ totp: false, id, value: next, drift: 0 });
+  }
+
+  private pending: PendingAdvance[] = [];
+  private flushScheduled = false;
+
+  private enqueue(write: Omit<PendingAdvance, "resolve" | "reject">): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.pending.push({ ...write, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    let results: boolean[];
     try {
-      return this.sAdvanceHOTP.run(next, id, next).changes === 1;
+      results = batch.length === 1 ? [this.applyAdvance(batch[0]!)] : this.txAdvance.immediate(batch);
     } catch (err) {
-      rethrow(err);
+      for (const w of batch) {
+        try {
+          rethrow(err);
+        } catch (mapped) {
+          w.reject(mapped);
+        }
+      }
+      return;
     }
+    batch.forEach((w, i) => w.resolve(results[i]!));
+  };
+
+  private applyAdvance(w: Omit<PendingAdvance, "resolve" | "reject">): boolean {
+    return w.totp ? this.sAdvanceTOTP.run(w.value, w.drift, w.id, w.value).changes === 1 : this.sAdvanceHOTP.run(w.value, w.id, w.value).changes === 1;
   }
 
   /** Throws StoreError("not_found") when the token does not exist. */

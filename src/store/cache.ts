@@ -1,0 +1,277 @@
+// A read-through cache in front of any Store for the RADIUS hot path: users, active tokens and
+// lockout counters are served from memory, and every write still goes to the store first.
+//
+// Correctness does not rest on the cache:
+// - the TOTP/HOTP replay guard is the store's conditional UPDATE; a stale high-water mark in
+//   memory can only make the engine try a write that the store then refuses;
+// - any commit by another process (the admin CLI: token disable, user remove, unlock…) changes the
+//   store's change epoch, checked on every cached read, and empties the whole cache, so the next
+//   request reads the store again. Writes made through this wrapper update or drop their entries.
+// Challenge state is never cached: it is a consumable whose single use the store enforces.
+
+import type {
+  ChallengeRepo,
+  ClientRepo,
+  FailureKind,
+  LockoutRepo,
+  LockoutState,
+  NewToken,
+  NewUser,
+  Store,
+  Token,
+  TokenRepo,
+  TokenState,
+  User,
+  UserImportRow,
+  UserRepo,
+} from "./types.ts";
+
+const lockKey = (key: string, kind: FailureKind) => `${kind}\u0000${key}`;
+
+export interface CacheOptions {
+  /** Entries per map before it is emptied (bounds memory under a flood of distinct User-Names). */
+  maxEntries?: number;
+}
+
+/** The inner store must offer a cheap synchronous change counter (SQLite: PRAGMA data_version). */
+export type EpochStore = Store & { changeEpoch(): number };
+
+export class CachedStore implements Store {
+  readonly clients: ClientRepo;
+  readonly users: UserRepo;
+  readonly tokens: TokenRepo;
+  readonly challenges: ChallengeRepo;
+  readonly lockouts: LockoutRepo;
+
+  /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
+  private readonly byName = new Map<string, User | null>();
+  private readonly byId = new Map<number, User | null>();
+  /** userId → active tokens. */
+  private readonly active = new Map<number, Token[]>();
+  /** tokenId → the cached token object (to move its high-water mark after a committed write). */
+  private readonly tokenById = new Map<number, Token>();
+  private readonly locks = new Map<string, LockoutState | null>();
+  private epoch: number;
+  private readonly max: number;
+  /** True after preload() until the next invalidation: a miss then means "absent", without a query. */
+  private complete = false;
+  /** The change epoch is read at most once per event-loop turn (PRAGMA data_version is not free). */
+  private checkedThisTurn = false;
+
+  constructor(
+    private readonly inner: EpochStore,
+    options: CacheOptions = {},
+  ) {
+    this.max = options.maxEntries ?? 262_144;
+    this.epoch = inner.changeEpoch();
+    this.clients = inner.clients;
+    this.challenges = inner.challenges;
+    this.users = this.userRepo(inner.users);
+    this.tokens = this.tokenRepo(inner.tokens);
+    this.lockouts = this.lockoutRepo(inner.lockouts);
+  }
+
+  /** Empties every map; called when another process committed, or by our own admin writes. */
+  invalidate(): void {
+    this.complete = false;
+    this.byName.clear();
+    this.byId.clear();
+    this.active.clear();
+    this.tokenById.clear();
+    this.locks.clear();
+  }
+
+  /** Checks the store's change epoch; a commit by another connection empties the cache. */
+  private fresh(): void {
+    if (this.checkedThisTurn) return;
+    this.checkedThisTurn = true;
+    setImmediate(() => {
+      this.checkedThisTurn = false;
+    });
+    const epoch = this.inner.changeEpoch();
+    if (epoch !== this.epoch) {
+      this.epoch = epoch;
+      this.invalidate();
+    }
+  }
+
+  private remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+    if (map.size >= this.max) {
+      map.clear();
+      this.complete = false;
+    }
+    map.set(key, value);
+  }
+
+  /**
+   * Loads every user and active token into memory, so that the first login of each user does not
+   * read the store either (like FreeRADIUS reading its users file). Skipped above maxEntries.
+   * Returns how many users were loaded.
+   */
+  async preload(): Promise<number> {
+    this.fresh();
+    if ((await this.inner.users.count()) > this.max) return 0;
+    const users = await this.inner.users.list();
+    const tokens = await this.inner.tokens.list();
+    const locks = await this.inner.lockouts.list();
+    for (const user of users) {
+      this.byName.set(user.username, user);
+      this.byId.set(user.id, user);
+      this.active.set(user.id, []);
+    }
+    for (const token of tokens) {
+      if (token.userId === null || token.state !== "active") continue;
+      this.active.get(token.userId)?.push(token);
+      this.tokenById.set(token.id, token);
+    }
+    for (const state of locks) this.locks.set(lockKey(state.key, state.kind), state);
+    this.complete = true;
+    return users.length;
+  }
+
+  private userRepo(inner: UserRepo): UserRepo {
+    const self = this;
+    const admin = async <T>(p: Promise<T>): Promise<T> => {
+      try {
+        return await p;
+      } finally {
+        self.invalidate();
+      }
+    };
+    return {
+      list: () => inner.list(),
+      count: () => inner.count(),
+      async findByName(username: string) {
+        self.fresh();
+        const hit = self.byName.get(username);
+        if (hit !== undefined) return hit ?? undefined;
+        if (self.complete) return undefined;
+        const user = await inner.findByName(username);
+        self.remember(self.byName, username, user ?? null);
+        return user;
+      },
+      async findById(id: number) {
+        self.fresh();
+        const hit = self.byId.get(id);
+        if (hit !== undefined) return hit ?? undefined;
+        if (self.complete) return undefined;
+        const user = await inner.findById(id);
+        self.remember(self.byId, id, user ?? null);
+        return user;
+      },
+      add: (user: NewUser) => admin(inner.add(user)),
+      update: (id: number, patch: Partial<NewUser>) => admin(inner.update(id, patch)),
+      remove: (username: string) => admin(inner.remove(username)),
+      importMany: (rows: UserImportRow[], onProgress?: (done: number) => void) => admin(inner.importMany(rows, onProgress)),
+    };
+  }
+
+  private tokenRepo(inner: TokenRepo): TokenRepo {
+    const self = this;
+    const admin = async <T>(p: Promise<T>): Promise<T> => {
+      try {
+        return await p;
+      } finally {
+        self.invalidate();
+      }
+    };
+    return {
+      list: (userId?: number) => inner.list(userId),
+      findById: (id: number) => inner.findById(id),
+      findBySerial: (serial: string) => inner.findBySerial(serial),
+      async activeForUser(userId: number) {
+        self.fresh();
+        const hit = self.active.get(userId);
+        if (hit) return hit;
+        if (self.complete) return [];
+        const tokens = await inner.activeForUser(userId);
+        self.remember(self.active, userId, tokens);
+        for (const t of tokens) self.remember(self.tokenById, t.id, t);
+        return tokens;
+      },
+      add: (token: NewToken) => admin(inner.add(token)),
+      addMany: (tokens: NewToken[]) => admin(inner.addMany(tokens)),
+      assign: (id: number, userId: number | null) => admin(inner.assign(id, userId)),
+      setState: (id: number, state: TokenState) => admin(inner.setState(id, state)),
+      remove: (id: number) => admin(inner.remove(id)),
+      resync: (id: number, values: { counter?: number; lastStep?: number; drift?: number }) => admin(inner.resync(id, values)),
+      async advanceTOTP(id: number, step: number, drift: number) {
+        const advanced = await inner.advanceTOTP(id, step, drift);
+        const cached = self.tokenById.get(id);
+        if (cached && advanced) {
+          cached.lastStep = step;
+          cached.drift = drift;
+        } else if (cached) {
+          await self.reloadToken(id);
+        }
+        return advanced;
+      },
+      async advanceHOTP(id: number, next: number) {
+        const advanced = await inner.advanceHOTP(id, next);
+        const cached = self.tokenById.get(id);
+        if (cached && advanced) cached.counter = next;
+        else if (cached) await self.reloadToken(id);
+        return advanced;
+      },
+    };
+  }
+
+  /** After a refused advance the store holds a newer mark than memory: read that user's tokens again. */
+  private async reloadToken(id: number): Promise<void> {
+    const userId = this.tokenById.get(id)?.userId;
+    if (userId == null) return;
+    const tokens = await this.inner.tokens.activeForUser(userId);
+    this.active.set(userId, tokens);
+    for (const t of tokens) this.tokenById.set(t.id, t);
+  }
+
+  private lockoutRepo(inner: LockoutRepo): LockoutRepo {
+    const self = this;
+    const k = lockKey;
+    return {
+      list: () => inner.list(),
+      async get(key: string, kind: FailureKind) {
+        self.fresh();
+        const hit = self.locks.get(k(key, kind));
+        if (hit !== undefined) return hit ?? undefined;
+        if (self.complete) return undefined;
+        const state = await inner.get(key, kind);
+        self.remember(self.locks, k(key, kind), state ?? null);
+        return state;
+      },
+      async recordFailure(key, kind, now, lockedUntil) {
+        try {
+          const state = await inner.recordFailure(key, kind, now, lockedUntil);
+          self.remember(self.locks, k(key, kind), state);
+          return state;
+        } catch (err) {
+          self.locks.delete(k(key, kind));
+          throw err;
+        }
+      },
+      async reset(key: string, kind: FailureKind) {
+        self.locks.delete(k(key, kind));
+        await inner.reset(key, kind);
+        self.remember(self.locks, k(key, kind), null);
+      },
+      async clear(key: string) {
+        self.locks.delete(k(key, "password"));
+        self.locks.delete(k(key, "code"));
+        return inner.clear(key);
+      },
+    };
+  }
+
+  generation(): Promise<number> {
+    return this.inner.generation();
+  }
+
+  writable(): Promise<boolean> {
+    return this.inner.writable();
+  }
+
+  close(): Promise<void> {
+    this.invalidate();
+    return this.inner.close();
+  }
+}
