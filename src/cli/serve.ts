@@ -95,12 +95,6 @@ export async function serve(ctx: ServeContext): Promise<void> {
     throw err;
   }
   for (const e of endpoints) {
-    if (e.address === "0.0.0.0" || e.address === "::") {
-      log("warn", "radius.wildcard_bind", {
-        address: e.address,
-        detail: "replies leave from whichever address routing picks, which breaks virtual IPs; name explicit addresses with --radius-listen",
-      });
-    }
     const granted = e.receiveBufferSize();
     log("info", "radius.listening", { address: e.address, port: e.port, recv_buffer_bytes: granted });
     if (granted > 0 && granted < config.radius.recv_buffer_bytes) {
