@@ -14,7 +14,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { AuditEvent, AuditSink, AuthFailureReason } from "../audit/events.ts";
 import { verifyHOTP, verifyTOTP } from "../otp/index.ts";
-import { dummyVerify, verifyPassword } from "../runtime/password.ts";
+import { PasswordOverloadedError, dummyVerify, verifyPassword } from "../runtime/password.ts";
 import type { FirstFactor, OTPMode, Store, Token, User } from "../store/types.ts";
 import { normalizeUsername, usernameHash } from "./identity.ts";
 import { Lockout, type LockoutPolicy } from "./lockout.ts";
@@ -46,6 +46,8 @@ export interface Attempt {
 
 export type Decision =
   | { kind: "accept"; user: string }
+  /** No answer at all: the appliance is overloaded and the NAS should retry or fail over. */
+  | { kind: "drop"; reason: "overloaded" }
   | { kind: "reject"; reason: AuthFailureReason }
   | { kind: "challenge"; state: Uint8Array; prompt: string; timeoutS: number };
 
@@ -108,6 +110,7 @@ export class Engine {
       if (attempt.state) return await this.secondLeg(attempt, key, attempt.state);
       return await this.firstLeg(attempt, key);
     } catch (err) {
+      if (err instanceof PasswordOverloadedError) return { kind: "drop", reason: "overloaded" };
       this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, reason: "store_error", detail: err instanceof Error ? err.name : "error" });
       return { kind: "reject", reason: "store_error" };
     }

@@ -6,7 +6,7 @@ import { log, setLogLevel } from "../audit/log.ts";
 import { Engine } from "../auth/engine.ts";
 import { configWarnings, type Config } from "../config/index.ts";
 import { RADIUSServer } from "../radius/server/server.ts";
-import { setPasswordConcurrency } from "../runtime/password.ts";
+import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/types.ts";
@@ -41,6 +41,8 @@ export async function serve(ctx: ServeContext): Promise<void> {
   setLogLevel(config.log_level);
   for (const warning of configWarnings(config)) log("warn", "config.warning", { detail: warning });
   setPasswordConcurrency(config.password.hash_concurrency || cpus().length);
+  // The first unknown user must cost what every later one costs (no lazy hash on that path).
+  const warming = warmDummyHash();
 
   const opened = await openStore({
     driver: "sqlite",
@@ -56,6 +58,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
     log("info", "store.cache_loaded", { users: loaded });
   }
   await warnAboutClients(store);
+  await warming;
 
   const audit = new AuditBus();
   audit.subscribe(logSink);

@@ -22,7 +22,12 @@ export class Semaphore {
   private readonly waiting: (() => void)[] = [];
   constructor(public limit: number) {}
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` when a slot is free. With `maxWaiting`, a caller that would queue behind that many
+   * others is refused at once with PasswordOverloadedError (load shedding).
+   */
+  async run<T>(fn: () => Promise<T>, { maxWaiting = Infinity }: { maxWaiting?: number } = {}): Promise<T> {
+    if (this.active >= this.limit && this.waiting.length >= maxWaiting) throw new PasswordOverloadedError();
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else this.active++;
     try {
@@ -43,6 +48,21 @@ export class Semaphore {
     }
   }
 }
+
+/**
+ * Thrown instead of queueing a verification behind too many others: under a flood the request is
+ * better dropped (the NAS retries or fails over) than answered after the NAS gave up.
+ */
+export class PasswordOverloadedError extends Error {
+  readonly code = "overloaded";
+  constructor() {
+    super("password verification queue is full");
+    this.name = "PasswordOverloadedError";
+  }
+}
+
+/** Verifications allowed to wait per concurrent slot (~64 × 30 ms ≈ 2 s of work, under a NAS's timeout). */
+const WAITING_PER_SLOT = 64;
 
 const semaphore = new Semaphore(Math.max(1, availableParallelism()));
 
@@ -73,7 +93,8 @@ export function hashPassword(plain: string): Promise<string> {
 
 /**
  * Verifies a password against an argon2id or bcrypt ($2a$/$2b$/$2y$) hash. Returns false for a
- * wrong password and for a malformed or unsupported hash; never throws.
+ * wrong password and for a malformed or unsupported hash. Rejects only with
+ * PasswordOverloadedError, when too many verifications are already waiting.
  *
  * bcrypt hashes only come from imports made by other systems, which (like OpenBSD bcrypt) ignore
  * bytes after the 72nd; Bun would instead pre-hash a longer password with SHA-512, so we truncate
@@ -87,11 +108,10 @@ export async function verifyPassword(plain: string, hash: string): Promise<boole
   } else if (!ARGON2ID_PHC.test(hash)) {
     return false;
   }
-  try {
-    return await semaphore.run(() => Bun.password.verify(password, hash));
-  } catch {
-    return false;
-  }
+  // Rejects with PasswordOverloadedError (not a wrong password) when the queue is full.
+  return semaphore.run(() => Bun.password.verify(password, hash).catch(() => false), {
+    maxWaiting: semaphore.limit * WAITING_PER_SLOT,
+  });
 }
 
 let dummyHash: Promise<string> | undefined;

@@ -26,10 +26,13 @@ export const REJECT_MESSAGE = "Authentication failed";
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
+/** Why a request gets no reply at all. */
+export type Drop = { drop: "malformed" | "overloaded" };
+
 /**
- * Turns a verified Access-Request into an engine attempt and the engine's decision into a reply.
- * Returns undefined when the packet must be dropped instead (a User-Password that is not a valid
- * hidden value is malformed).
+ * Turns a verified Access-Request into an engine attempt and the engine's decision into a reply,
+ * or into a drop: a User-Password that is not a valid hidden value is malformed, and an
+ * overloaded appliance stays silent so that the NAS retries or fails over.
  */
 export async function handleAccessRequest(
   engine: Engine,
@@ -37,7 +40,7 @@ export async function handleAccessRequest(
   secret: Uint8Array,
   packet: RADIUSPacket,
   now: number,
-): Promise<Reply | undefined> {
+): Promise<Reply | Drop> {
   const userName = getAttribute(packet, Attr.UserName);
   const hidden = getAttribute(packet, Attr.UserPassword);
   const state = getAttribute(packet, Attr.State);
@@ -49,7 +52,7 @@ export async function handleAccessRequest(
     try {
       revealed = revealUserPassword(hidden, secret, packet.authenticator);
     } catch (err) {
-      if (err instanceof RADIUSError) return undefined;
+      if (err instanceof RADIUSError) return { drop: "malformed" };
       throw err;
     }
     method = "pap";
@@ -73,11 +76,12 @@ export async function handleAccessRequest(
   if (typed !== undefined) attempt.secret = typed;
   if (state) attempt.state = state;
 
-  return toReply(await engine.authenticate(attempt));
+  const decision = await engine.authenticate(attempt);
+  return decision.kind === "drop" ? { drop: decision.reason } : toReply(decision);
 }
 
 /** RFC 2865 §4.4: an Access-Challenge carries only Reply-Message, State, VSAs, Session-Timeout, Idle-Timeout, Proxy-State. */
-function toReply(decision: Decision): Reply {
+function toReply(decision: Exclude<Decision, { kind: "drop" }>): Reply {
   switch (decision.kind) {
     case "accept":
       return { code: Code.AccessAccept, attributes: [] };

@@ -26,6 +26,7 @@ export type DropReason =
   | "proxy_state_without_message_authenticator"
   | "duplicate_in_progress"
   | "store_unwritable"
+  | "overloaded"
   | "internal_error";
 
 export interface RADIUSStats {
@@ -153,9 +154,9 @@ export class RADIUSServer {
 
     handleAccessRequest(this.engine, entry.client, entry.secret, packet, now).then(
       (reply) => {
-        if (!reply) {
+        if ("drop" in reply) {
           this.dedupe.abandon(key);
-          return this.drop("malformed", source, "User-Password");
+          return this.drop(reply.drop, source, reply.drop === "malformed" ? "User-Password" : "password verification queue full");
         }
         if (reply.code === Code.AccessAccept) this.stats.accepted++;
         else if (reply.code === Code.AccessChallenge) this.stats.challenged++;

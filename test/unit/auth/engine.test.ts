@@ -310,3 +310,13 @@ describe("types and methods", () => {
     expect((await engine().authenticate(attempt(codeOnlyClient, "alice", c, T0))).kind).toBe("accept");
   });
 });
+
+describe("overload", () => {
+  test("a full password queue drops the request instead of failing the password", async () => {
+    const { PasswordOverloadedError } = await import("../../../src/runtime/password.ts");
+    await addUser("alice");
+    const e = new Engine(store, options({ passwords: { verify: async () => { throw new PasswordOverloadedError(); }, dummy: async () => {} } }), (ev) => events.push(ev));
+    expect(await e.authenticate(attempt(challengeClient, "alice", "correct horse", T0))).toEqual({ kind: "drop", reason: "overloaded" });
+    expect(await store.lockouts.get("alice", "password")).toBeUndefined();
+  });
+});
