@@ -146,3 +146,15 @@ describe("bounded concurrency", () => {
     }
   });
 });
+
+test("a semaphore with maxWaiting sheds load instead of queueing without bound", async () => {
+  const { Semaphore, PasswordOverloadedError } = await import("../../../src/runtime/password.ts");
+  const sem = new Semaphore(1);
+  let release!: () => void;
+  const first = sem.run(() => new Promise<void>((r) => (release = r)));
+  const second = sem.run(async () => "queued", { maxWaiting: 1 });
+  await expect(sem.run(async () => "third", { maxWaiting: 1 })).rejects.toBeInstanceOf(PasswordOverloadedError);
+  release();
+  await first;
+  expect(await second).toBe("queued");
+});
