@@ -14,7 +14,7 @@ import { hashPassword, isPrehashed, passwordConcurrency } from "../runtime/passw
 import type { HashAlgorithm, NewToken, UserImportRow } from "../store/types.ts";
 import { StoreError } from "../store/types.ts";
 import { CLIError, type CLIContext } from "./context.ts";
-import { CSVError, parseCSV } from "./csv.ts";
+import { CSVError, parseCSV } from "../util/csv.ts";
 import { Progress } from "./progress.ts";
 import { cleanUsername, isEmail, normalizePhone } from "./validate.ts";
 

@@ -9,6 +9,7 @@
 // Errors name the line where the record starts ("line 7: digits must be 6 or 8"), never a value
 // of the secret column.
 
+import { CSVError, parseCSV, type CSVRecord } from "../util/csv.ts";
 import { decodeBase32 } from "./base32.ts";
 import { OTPError } from "./errors.ts";
 import type { OTPAlgorithm } from "./hotp.ts";
@@ -21,58 +22,14 @@ function fail(line: number, message: string): never {
   throw new OTPError("csv_format", `line ${line}: ${message}`);
 }
 
-/** RFC 4180 records with the physical line each one starts on. Blank lines are skipped. */
-function records(text: string): { line: number; fields: string[] }[] {
-  const out: { line: number; fields: string[] }[] = [];
-  let i = 0;
-  let line = 1;
-  const n = text.length;
-  while (i < n) {
-    const start = line;
-    const fields: string[] = [];
-    for (;;) {
-      let field = "";
-      if (text[i] === '"') {
-        i++;
-        for (;;) {
-          if (i >= n) fail(start, "unterminated quoted field");
-          const c = text[i]!;
-          if (c === '"') {
-            if (text[i + 1] === '"') {
-              field += '"';
-              i += 2;
-              continue;
-            }
-            i++;
-            break;
-          }
-          if (c === "\n") line++;
-          field += c;
-          i++;
-        }
-        if (i < n && text[i] !== "," && text[i] !== "\n" && text[i] !== "\r") fail(start, "text after a closing quote");
-      } else {
-        while (i < n && text[i] !== "," && text[i] !== "\n" && text[i] !== "\r") {
-          if (text[i] === '"') fail(start, "quote inside an unquoted field");
-          field += text[i];
-          i++;
-        }
-      }
-      fields.push(field);
-      if (i < n && text[i] === ",") {
-        i++;
-        continue;
-      }
-      break;
-    }
-    if (text[i] === "\r") i++;
-    if (text[i] === "\n") {
-      i++;
-      line++;
-    }
-    if (!(fields.length === 1 && fields[0] === "")) out.push({ line: start, fields });
+/** RFC 4180 records with the line each starts on; a malformed file becomes OTPError("csv_format"). */
+function records(text: string): CSVRecord[] {
+  try {
+    return parseCSV(text);
+  } catch (err) {
+    if (err instanceof CSVError) throw new OTPError("csv_format", err.message);
+    throw err;
   }
-  return out;
 }
 
 function decodeHex(s: string, line: number): Uint8Array {
@@ -113,7 +70,7 @@ function int(value: string, line: number, name: string, min: number, max: number
  * before anything is returned, so callers can import all-or-nothing.
  */
 export function parseTokenCSV(text: string): ImportedToken[] {
-  const rows = records(text.replace(/^\uFEFF/, ""));
+  const rows = records(text);
   const header = rows.shift();
   if (!header) fail(1, "empty file: a header line is required");
   const index = new Map<Column, number>();

@@ -129,15 +129,18 @@ export class CachedStore implements Store {
     return users.length;
   }
 
+  /** Runs an admin write through to the store, then empties the cache (whatever the outcome). */
+  private readonly admin = async <T>(write: Promise<T>): Promise<T> => {
+    try {
+      return await write;
+    } finally {
+      this.invalidate();
+    }
+  };
+
   private userRepo(inner: UserRepo): UserRepo {
     const self = this;
-    const admin = async <T>(p: Promise<T>): Promise<T> => {
-      try {
-        return await p;
-      } finally {
-        self.invalidate();
-      }
-    };
+    const admin = this.admin;
     return {
       list: () => inner.list(),
       count: () => inner.count(),
@@ -168,13 +171,7 @@ export class CachedStore implements Store {
 
   private tokenRepo(inner: TokenRepo): TokenRepo {
     const self = this;
-    const admin = async <T>(p: Promise<T>): Promise<T> => {
-      try {
-        return await p;
-      } finally {
-        self.invalidate();
-      }
-    };
+    const admin = this.admin;
     return {
       list: (userId?: number) => inner.list(userId),
       findById: (id: number) => inner.findById(id),

@@ -1,6 +1,6 @@
 // RFC 4180 CSV parsing edge cases: quotes, doubled quotes, embedded commas and newlines, CRLF, BOM.
 import { describe, expect, test } from "bun:test";
-import { CSVError, parseCSV } from "../../../src/cli/csv.ts";
+import { CSVError, parseCSV } from "../../../src/util/csv.ts";
 
 describe("parseCSV", () => {
   test.each([

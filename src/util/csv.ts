@@ -1,4 +1,4 @@
-// RFC 4180 CSV parsing: quoted fields, doubled quotes, embedded commas and newlines, CRLF or LF, BOM.
+// RFC 4180 CSV parsing shared by user import and token import: quoted fields, doubled quotes, embedded commas and newlines, CRLF or LF, BOM.
 
 /** One record and the line of the file it starts on (1-based), for error messages. */
 export interface CSVRecord {
