@@ -110,8 +110,14 @@ export async function serve(ctx: ServeContext): Promise<void> {
   }
   log("info", "http.not_started", { detail: "the HTTP listeners (Magic Link API, admin API) are not part of this release" });
 
-  // Challenge states expire on their own; purge the rows now and then.
-  const purge = setInterval(() => void store.challenges.purgeExpired(Date.now()).catch(() => {}), 60_000);
+  // Challenge states expire on their own, and stale lockout counters would restart from zero
+  // anyway: purge both now and then so neither table grows without bound.
+  const resetAfterMs = config.lockout.reset_after_s * 1000;
+  const purge = setInterval(() => {
+    const now = Date.now();
+    void store.challenges.purgeExpired(now).catch(() => {});
+    void store.lockouts.purgeStale(now - resetAfterMs, now).catch(() => {});
+  }, 60_000);
   const statsLine = () => {
     const s = radius.snapshot();
     log("info", "radius.stats", {

@@ -251,6 +251,13 @@ export class CachedStore implements Store {
         await inner.reset(key, kind);
         self.remember(self.locks, k(key, kind), null);
       },
+      async purgeStale(lastFailureBefore: number, now: number) {
+        const purged = await inner.purgeStale(lastFailureBefore, now);
+        for (const [key, state] of self.locks) {
+          if (state && state.lastFailureAt < lastFailureBefore && state.lockedUntil < now) self.locks.delete(key);
+        }
+        return purged;
+      },
       async clear(key: string) {
         self.locks.delete(k(key, "password"));
         self.locks.delete(k(key, "code"));

@@ -175,6 +175,12 @@ export interface LockoutRepo {
   reset(key: string, kind: FailureKind): Promise<void>;
   /** Clears all kinds for the identity (`user unlock`). Returns true if anything was cleared. */
   clear(key: string): Promise<boolean>;
+  /**
+   * Deletes counters whose last failure is before `lastFailureBefore` and that no longer lock
+   * (locked_until < now): they would restart from zero anyway. Keeps the table bounded when many
+   * unknown names fail. Returns how many rows went.
+   */
+  purgeStale(lastFailureBefore: number, now: number): Promise<number>;
 }
 
 export interface Store {

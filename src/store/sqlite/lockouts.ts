@@ -28,6 +28,7 @@ export class SqliteLockoutRepo implements LockoutRepo {
   private readonly sSetLockedUntil;
   private readonly sReset;
   private readonly sClear;
+  private readonly sPurge;
   private readonly txRecord;
 
   constructor(ctx: StoreContext) {
@@ -43,6 +44,7 @@ export class SqliteLockoutRepo implements LockoutRepo {
     this.sSetLockedUntil = prep(db, "UPDATE lockouts SET locked_until = ? WHERE subject = ? AND kind = ?");
     this.sReset = prep(db, "DELETE FROM lockouts WHERE subject = ? AND kind = ?");
     this.sClear = prep(db, "DELETE FROM lockouts WHERE subject = ?");
+    this.sPurge = prep(db, "DELETE FROM lockouts WHERE last_failure_at < ? AND locked_until < ?");
     // Increment and the policy's lockedUntil in one write transaction, so concurrent failures
     // (server and a second process) never lose a count.
     this.txRecord = db.transaction((key: string, kind: FailureKind, now: number, lockedUntil: (failures: number) => number): LockoutState => {
@@ -89,6 +91,14 @@ export class SqliteLockoutRepo implements LockoutRepo {
   async clear(key: string): Promise<boolean> {
     try {
       return this.sClear.run(key).changes > 0;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async purgeStale(lastFailureBefore: number, now: number): Promise<number> {
+    try {
+      return this.sPurge.run(lastFailureBefore, now).changes;
     } catch (err) {
       rethrow(err);
     }

@@ -77,3 +77,14 @@ test("the high-water mark stays the store's: racing uses of one step, one winner
   await nextTurn();
   expect((await cache.tokens.activeForUser(alice.id))[0]!.lastStep).toBe(101);
 });
+
+test("stale lockout counters are purged from the store and from memory, live ones stay", async () => {
+  await cache.lockouts.recordFailure("old", "password", 1_000, () => 0);
+  await cache.lockouts.recordFailure("locked", "password", 1_000, () => 10_000_000);
+  await cache.lockouts.recordFailure("recent", "code", 500_000, () => 0);
+  expect(await cache.lockouts.purgeStale(100_000, 200_000)).toBe(1);
+  expect(await cache.lockouts.get("old", "password")).toBeUndefined();
+  expect((await cache.lockouts.get("locked", "password"))?.failures).toBe(1);
+  expect((await cache.lockouts.get("recent", "code"))?.failures).toBe(1);
+  expect((await cli.lockouts.list()).map((l) => l.key).sort()).toEqual(["locked", "recent"]);
+});
