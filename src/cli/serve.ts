@@ -41,8 +41,9 @@ export async function serve(ctx: ServeContext): Promise<void> {
   setLogLevel(config.log_level);
   for (const warning of configWarnings(config)) log("warn", "config.warning", { detail: warning });
   setPasswordConcurrency(config.password.hash_concurrency || cpus().length);
-  // The first unknown user must cost what every later one costs (no lazy hash on that path).
-  const warming = warmDummyHash();
+  // Compute the dummy hash for unknown users now, on the hashing threads, while the rest starts:
+  // a request that needs it before it is ready waits for this same computation.
+  void warmDummyHash().catch(() => {});
 
   const opened = await openStore({
     driver: "sqlite",
@@ -58,7 +59,6 @@ export async function serve(ctx: ServeContext): Promise<void> {
     log("info", "store.cache_loaded", { users: loaded });
   }
   await warnAboutClients(store);
-  await warming;
 
   const audit = new AuditBus();
   audit.subscribe(logSink);
