@@ -66,20 +66,13 @@ CREATE TABLE tokens (
   algorithm TEXT NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256', 'SHA512')),
   digits INTEGER NOT NULL CHECK (digits IN (6, 8)),
   period INTEGER NOT NULL CHECK (period > 0),
+  counter BIGINT NOT NULL DEFAULT 0,
+  last_step BIGINT NOT NULL DEFAULT -1,
+  drift INTEGER NOT NULL DEFAULT 0,
   state TEXT NOT NULL CHECK (state IN ('active', 'disabled', 'lost')),
   created_at BIGINT NOT NULL
 );
 CREATE INDEX tokens_user_state ON tokens (user_id, state);
-
--- The replay guards (HOTP counter, TOTP high-water mark and drift), apart from the wide token
--- row: every accepted code rewrites one of these rows, and narrow rows mean far fewer pages per
--- group commit and per WAL checkpoint (measured: 6.5 µs against 15 µs per write).
-CREATE TABLE token_marks (
-  token_id BIGINT PRIMARY KEY REFERENCES tokens (id) ON DELETE CASCADE,
-  counter BIGINT NOT NULL DEFAULT 0,
-  last_step BIGINT NOT NULL DEFAULT -1,
-  drift INTEGER NOT NULL DEFAULT 0
-) {{without_rowid}};
 
 CREATE TABLE challenges (
   id TEXT PRIMARY KEY,
@@ -115,6 +108,25 @@ CREATE TABLE heartbeat (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   at BIGINT NOT NULL
 );
+`,
+  },
+  {
+    version: 2,
+    name: "token_marks",
+    // The replay guards (HOTP counter, TOTP high-water mark and drift) move out of the wide token
+    // row: every accepted code rewrites one of these rows, and narrow rows mean far fewer pages per
+    // group commit and per WAL checkpoint (measured: ~4-6 µs against 15 µs per write).
+    sql: `
+CREATE TABLE token_marks (
+  token_id BIGINT PRIMARY KEY REFERENCES tokens (id) ON DELETE CASCADE,
+  counter BIGINT NOT NULL DEFAULT 0,
+  last_step BIGINT NOT NULL DEFAULT -1,
+  drift INTEGER NOT NULL DEFAULT 0
+) {{without_rowid}};
+INSERT INTO token_marks (token_id, counter, last_step, drift) SELECT id, counter, last_step, drift FROM tokens;
+ALTER TABLE tokens DROP COLUMN counter;
+ALTER TABLE tokens DROP COLUMN last_step;
+ALTER TABLE tokens DROP COLUMN drift;
 `,
   },
 ];

@@ -42,3 +42,42 @@ describe("migrations", () => {
     await expect(openIn(dir)).rejects.toThrow(TypeError);
   });
 });
+
+/** Writes a version-1 database (as the first build left it) with one user and one token. */
+function versionOneDatabase(file: string): void {
+  const db = openDatabase(file);
+  db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+  db.exec(migrationSQL(MIGRATIONS[0]!, "sqlite"));
+  db.prepare("INSERT INTO schema_migrations VALUES (1, 'initial', 0)").run();
+  db.prepare("INSERT INTO users (id, username, type, created_at) VALUES (1, 'alice', 'totp', 0)").run();
+  db.prepare(
+    "INSERT INTO tokens (id, serial, user_id, kind, secret, algorithm, digits, period, counter, last_step, drift, state, created_at) VALUES (7, 'T-7', 1, 'totp', 'x', 'SHA1', 6, 30, 3, 123456, -1, 'active', 0)",
+  ).run();
+  db.close();
+}
+
+test("migration 2 moves each token's replay guards into token_marks without losing them", () => {
+  dir = tempDir();
+  const file = path.join(dir, "portcullis.db");
+  versionOneDatabase(file);
+  const db = openDatabase(file);
+  db.exec(migrationSQL(MIGRATIONS[1]!, "sqlite"));
+  expect(db.prepare("SELECT token_id, counter, last_step, drift FROM token_marks").all()).toEqual([{ token_id: 7, counter: 3, last_step: 123456, drift: -1 }]);
+  expect(db.prepare("SELECT name FROM pragma_table_info('tokens') WHERE name IN ('counter', 'last_step', 'drift')").all()).toEqual([]);
+  db.close();
+});
+
+test("a version-1 database is migrated on open and its tokens keep working", async () => {
+  dir = tempDir();
+  const db = openDatabase(path.join(dir, "portcullis.db"));
+  db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+  db.exec(migrationSQL(MIGRATIONS[0]!, "sqlite"));
+  db.prepare("INSERT INTO schema_migrations VALUES (1, 'initial', 0)").run();
+  db.prepare("INSERT INTO users (id, username, type, created_at) VALUES (1, 'alice', 'totp', 0)").run();
+  db.close();
+  const store = await openIn(dir);
+  const token = await store.tokens.add({ serial: "T-1", userId: 1, kind: "totp", secret: new Uint8Array(20).fill(1), algorithm: "SHA1", digits: 6, period: 30, state: "active" });
+  expect(await store.tokens.advanceTOTP(token.id, 10, 0)).toBe(true);
+  expect((await store.tokens.findById(token.id))?.lastStep).toBe(10);
+  await store.close();
+});
