@@ -90,6 +90,15 @@ ADMIN
   mv -f /usr/local/sbin/portcullis-admin.new /usr/local/sbin/portcullis-admin
 fi
 
+# 5b. Let the RADIUS socket get its 8 MiB receive buffer (radius.recv_buffer_bytes): an unprivileged
+# service is capped by net.core.rmem_max, whose default (208 KiB) drops packets under a burst.
+SYSCTL=/etc/sysctl.d/60-portcullis.conf
+if [ ! -e "$SYSCTL" ]; then
+  printf '# Portcullis: room for RADIUS bursts in the UDP receive buffer\nnet.core.rmem_max = 8388608\n' > "$SYSCTL"
+  chmod 0644 "$SYSCTL"
+  sysctl -q -p "$SYSCTL" 2>/dev/null || echo "install.sh: could not apply $SYSCTL now; it applies at the next boot" >&2
+fi
+
 # 6. The unit. Without an encrypted credential the key file in the state directory is used.
 if [ -e "$KEY_CRED" ]; then
   cp "$HERE/portcullis.service" "$UNIT.tmp"
