@@ -4,7 +4,8 @@
 // so the description strings here are the product's configuration reference. Keys are snake_case,
 // as in the TOML file, and the exported `Config` type keeps them (config.radius.challenge_ttl_s).
 
-import { isIP, isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "node:net";
+import { canonicalCIDR } from "../util/cidr.ts";
 import { isSupportedCountry } from "libphonenumber-js";
 import * as v from "valibot";
 
@@ -32,20 +33,11 @@ export function isListenAddress(s: string): boolean {
 }
 
 /**
- * Parses a CIDR ("192.0.2.0/24", "2001:db8::/32") or a bare address (meaning /32 or /128).
- * Returns the canonical "ADDR/PREFIX" string, or undefined when the input is not one.
+ * Parses a CIDR ("192.0.2.0/24", "2001:db8::/32") or a bare address (meaning /32 or /128), with
+ * the same rules the RADIUS client table matches by. Returns the canonical "ADDR/PREFIX" string,
+ * or undefined when the input is not one.
  */
-export function parseCIDR(s: string): string | undefined {
-  const slash = s.indexOf("/");
-  const addr = slash < 0 ? s : s.slice(0, slash);
-  const family = isIP(addr);
-  if (family === 0) return undefined;
-  const max = family === 4 ? 32 : 128;
-  if (slash < 0) return `${addr}/${max}`;
-  const prefix = s.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max) return undefined;
-  return `${addr}/${Number(prefix)}`;
-}
+export const parseCIDR = canonicalCIDR;
 
 /** True for an ISO 3166 alpha-2 code that libphonenumber-js knows ("SE", "US"). */
 export function isCountryCode(s: string): boolean {

@@ -1,25 +1,10 @@
 // Opening a store by driver: the one entry point the composition root uses.
 
-import { openSqliteStore } from "./sqlite/store.ts";
+import { openSqliteStore, type SqliteStoreOptions } from "./sqlite/store.ts";
 import { type Store, StoreError } from "./types.ts";
 
-export interface SqliteOpenOptions {
-  driver: "sqlite";
-  /** Database file, e.g. `<data_dir>/portcullis.db`. */
-  path: string;
-  /** Data directory (created 0700 if missing); default key file location and owner of created files. */
-  dataDir: string;
-  /** Key file path; default `<dataDir>/portcullis.key`. */
-  keyFile?: string;
-  /** "normal" (default) survives a process crash; "full" also survives power loss. */
-  synchronous?: "normal" | "full";
-  /** Wait for another process's write lock, default 5000 ms (the CLI beside a running server). */
-  busyTimeoutMs?: number;
-  /** Environment for key lookup ($CREDENTIALS_DIRECTORY, $PORTCULLIS_KEY); default process.env. */
-  env?: Record<string, string | undefined>;
-  /** Clock for created_at; default Date.now. */
-  now?: () => number;
-}
+/** SQLite options (see SqliteStoreOptions) plus the driver name. */
+export type SqliteOpenOptions = { driver: "sqlite" } & SqliteStoreOptions;
 
 export type OpenStoreOptions = SqliteOpenOptions;
 

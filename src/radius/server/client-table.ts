@@ -1,7 +1,7 @@
 // The RADIUS client table: source address → client (longest prefix wins), with a per-source cache.
 
 import type { RadiusClient } from "../../store/types.ts";
-import { contains, parseAddress, parseCIDR, type Network } from "./cidr.ts";
+import { contains, parseAddress, parseCIDR, type Network } from "../../util/cidr.ts";
 
 export interface ClientEntry {
   client: RadiusClient;

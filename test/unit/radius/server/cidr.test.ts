@@ -1,6 +1,6 @@
 // Client-table address matching: CIDR parsing, IPv4/IPv6, mapped addresses, longest prefix.
 import { describe, expect, test } from "bun:test";
-import { contains, parseAddress, parseCIDR } from "../../../../src/radius/server/cidr.ts";
+import { contains, parseAddress, parseCIDR } from "../../../../src/util/cidr.ts";
 import { ClientTable } from "../../../../src/radius/server/client-table.ts";
 import type { RadiusClient } from "../../../../src/store/types.ts";
 

@@ -1,4 +1,4 @@
-// CIDR parsing and matching for the RADIUS client table (IPv4, IPv6, IPv4-mapped IPv6 sources).
+// CIDR parsing and matching (IPv4, IPv6, IPv4-mapped IPv6 sources): the RADIUS client table and config validation share it.
 
 import { isIPv4, isIPv6 } from "node:net";
 
@@ -20,6 +20,16 @@ export function parseCIDR(text: string): Network | undefined {
   if (!(prefix >= 0 && prefix <= bits)) return undefined;
   const value = family === 4 ? ipv4ToBigInt(addr) : ipv6ToBigInt(addr);
   return { family, base: value & mask(bits, prefix), prefix };
+}
+
+/**
+ * The canonical text of a CIDR as stored for a RADIUS client: the address as written plus its
+ * prefix ("192.0.2.7" → "192.0.2.7/32"), or undefined when parseCIDR refuses it.
+ */
+export function canonicalCIDR(text: string): string | undefined {
+  const net = parseCIDR(text);
+  if (!net) return undefined;
+  return `${text.trim().split("/")[0]}/${net.prefix}`;
 }
 
 /** Parses a source address into family and value; IPv4-mapped IPv6 ("::ffff:192.0.2.1") counts as IPv4. */
