@@ -150,7 +150,7 @@ export class Engine {
       if (!channel.allowPasswordOnly) return this.reject(attempt, "type_not_allowed", user, "client does not allow password-only users");
       return this.accept(attempt, user, ["password"]);
     }
-    if (!IMPLEMENTED_TYPES.has(user.type)) return this.reject(attempt, "type_not_implemented", user, `type ${user.type} is not implemented yet`);
+    if (user.type === null || !IMPLEMENTED_TYPES.has(user.type)) return this.reject(attempt, "type_not_implemented", user, `type ${user.type} is not implemented yet`);
 
     const tokens = await this.store.tokens.activeForUser(user.id);
     if (tokens.length === 0) return this.reject(attempt, "no_token", user);
@@ -170,7 +170,7 @@ export class Engine {
     const status = accountStatus(user, now);
     if (status) return this.reject(attempt, status, user);
     if (user.type === "password") return this.reject(attempt, "type_not_allowed", user, "a code-only client needs a second factor");
-    if (!IMPLEMENTED_TYPES.has(user.type)) return this.reject(attempt, "type_not_implemented", user, `type ${user.type} is not implemented yet`);
+    if (user.type === null || !IMPLEMENTED_TYPES.has(user.type)) return this.reject(attempt, "type_not_implemented", user, `type ${user.type} is not implemented yet`);
     const result = await this.checkAndConsumeCode(user, code, now);
     if (result !== "ok") {
       await this.lockout.fail(key, "code", now);
@@ -199,7 +199,7 @@ export class Engine {
     const status = accountStatus(user, now);
     if (status) return this.reject(attempt, status, user);
     await this.lockout.succeed(key, "password", passwordLock);
-    if (!IMPLEMENTED_TYPES.has(user.type)) return this.reject(attempt, "type_not_implemented", user, `type ${user.type} is not implemented yet`);
+    if (user.type === null || !IMPLEMENTED_TYPES.has(user.type)) return this.reject(attempt, "type_not_implemented", user, `type ${user.type} is not implemented yet`);
     if (tokens.length === 0) return this.reject(attempt, "no_token", user);
     const result = match ? await this.consume(match) : "bad_code";
     if (result !== "ok") {

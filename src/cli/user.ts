@@ -120,7 +120,7 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
   ctx.out(
     table(
       ["USERNAME", "TYPE", "PHONE", "EMAIL", "PASSWORD", "TOKENS", "STATUS"],
-      rows.map((r) => [r.username, r.type, r.phone ?? "-", r.email ?? "-", r.password ? "set" : "none", String(r.tokens), r.disabled ? "disabled" : "enabled"]),
+      rows.map((r) => [r.username, r.type ?? "(directory)", r.phone ?? "-", r.email ?? "-", r.password ? "set" : "none", String(r.tokens), r.disabled ? "disabled" : "enabled"]),
     ),
   );
 }
@@ -141,7 +141,7 @@ async function show(ctx: CLIContext, args: string[]): Promise<void> {
   const view = {
     username: user.username,
     type: user.type,
-    typeNumber: authTypeNumber(user.type),
+    typeNumber: user.type === null ? null : authTypeNumber(user.type),
     phone: user.phone,
     email: user.email,
     password: user.passwordHash !== null ? "set" : "none",

@@ -24,6 +24,11 @@ export interface RadiusClient {
   otpMode: OTPMode;
   requireMessageAuthenticator: boolean;
   allowPasswordOnly: boolean;
+  /**
+   * User sources this client may use, in order: LDAP profile names and "local" (`--directories corp,local`).
+   * null means every configured LDAP profile in config order, then local users.
+   */
+  directories?: string[] | null;
   createdAt: number; // unix ms
 }
 
@@ -35,12 +40,24 @@ export interface User {
   username: string;
   /** argon2id or bcrypt PHC string; null means no local password (cannot pass a password check). */
   passwordHash: string | null;
-  type: AuthType;
+  /**
+   * Authentication type. null only on a directory-linked record, where it means "as the directory
+   * says" (type attribute, else the profile's default_type); a value there is a local override.
+   */
+  type: AuthType | null;
+  /** E.164. On a directory-linked record a non-null value overrides the directory's phone. */
   phone: string | null; // E.164
   email: string | null;
   disabled: boolean;
   /** Account expiry, unix ms; null = never. */
   expiresAt: number | null;
+  /**
+   * LDAP profile this record belongs to (a hybrid user: the directory checks the password, this
+   * record holds tokens and overrides); null for a purely local user.
+   */
+  directory?: string | null;
+  /** The directory's stable ID (objectGUID / entryUUID), so the record survives renames; null when local. */
+  externalId?: string | null;
   createdAt: number;
 }
 
@@ -91,7 +108,9 @@ export interface UserRepo {
   count(): Promise<number>;
   findByName(username: string): Promise<User | undefined>;
   findById(id: number): Promise<User | undefined>;
-  /** Throws StoreError("conflict") when the username exists. */
+  /** The record linked to a directory user (profile name + stable ID). */
+  findByExternal?(directory: string, externalId: string): Promise<User | undefined>;
+  /** Throws StoreError("conflict") when the username (or the directory + externalId pair) exists. */
   add(user: NewUser): Promise<User>;
   update(id: number, patch: Partial<NewUser>): Promise<void>;
   /** Removes the user and unassigns (does not delete) their tokens. Returns false when absent. */
