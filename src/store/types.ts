@@ -58,6 +58,8 @@ export interface User {
   directory?: string | null;
   /** The directory's stable ID (objectGUID / entryUUID), so the record survives renames; null when local. */
   externalId?: string | null;
+  /** The directory's phone attribute as last seen (raw), so that a change can be audited; null when local. */
+  directoryPhone?: string | null;
   createdAt: number;
 }
 
