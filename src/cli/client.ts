@@ -78,7 +78,7 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
 
   const store = await ctx.store();
   try {
-    await store.clients.add({ name, address, secret, firstFactor, otpMode, requireMessageAuthenticator, allowPasswordOnly });
+    await store.clients.add({ name, address, secret, firstFactor, otpMode, requireMessageAuthenticator, allowPasswordOnly, directories: null });
   } catch (e) {
     if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`client ${name} already exists`);
     throw e;

@@ -198,7 +198,7 @@ export async function prepareImportRows(
       tokens.push({ serial: s, userId: null, kind: "totp", secret: u.totp.secret, algorithm: u.totp.algorithm, digits: u.totp.digits, period: u.totp.period, state: "active" });
     }
     return {
-      user: { username: u.username, passwordHash: hashes[i] ?? null, type: u.type, phone: u.phone, email: u.email, disabled: false, expiresAt: null },
+      user: { username: u.username, passwordHash: hashes[i] ?? null, type: u.type, phone: u.phone, email: u.email, disabled: false, expiresAt: null, directory: null, externalId: null, directoryPhone: null },
       tokens,
     };
   });

@@ -80,7 +80,7 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
   }
   const store = await ctx.store();
   try {
-    await store.users.add({ username: name, passwordHash, type, phone, email, disabled: false, expiresAt: null });
+    await store.users.add({ username: name, passwordHash, type, phone, email, disabled: false, expiresAt: null, directory: null, externalId: null, directoryPhone: null });
   } catch (e) {
     if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`user ${name} already exists`);
     throw e;

@@ -27,6 +27,7 @@ import type {
 } from "./types.ts";
 
 const lockKey = (key: string, kind: FailureKind) => `${kind}\u0000${key}`;
+const externalKey = (directory: string, externalId: string) => `${directory}\u0000${externalId}`;
 
 export interface CacheOptions {
   /** Entries per map before it is emptied (bounds memory under a flood of distinct User-Names). */
@@ -46,6 +47,8 @@ export class CachedStore implements Store {
   /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
   private readonly byName = new Map<string, User | null>();
   private readonly byId = new Map<number, User | null>();
+  /** directory + "\0" + externalId → the linked record, or null for "no record linked". */
+  private readonly byExternal = new Map<string, User | null>();
   /** userId → active tokens. */
   private readonly active = new Map<number, Token[]>();
   /** tokenId → the cached token object (to move its high-water mark after a committed write). */
@@ -76,6 +79,7 @@ export class CachedStore implements Store {
     this.complete = false;
     this.byName.clear();
     this.byId.clear();
+    this.byExternal.clear();
     this.active.clear();
     this.tokenById.clear();
     this.locks.clear();
@@ -117,6 +121,7 @@ export class CachedStore implements Store {
     for (const user of users) {
       this.byName.set(user.username, user);
       this.byId.set(user.id, user);
+      if (user.directory !== null && user.externalId !== null) this.byExternal.set(externalKey(user.directory, user.externalId), user);
       this.active.set(user.id, []);
     }
     for (const token of tokens) {
@@ -160,6 +165,16 @@ export class CachedStore implements Store {
         if (self.complete) return undefined;
         const user = await inner.findById(id);
         self.remember(self.byId, id, user ?? null);
+        return user;
+      },
+      async findByExternal(directory: string, externalId: string) {
+        self.fresh();
+        const key = externalKey(directory, externalId);
+        const hit = self.byExternal.get(key);
+        if (hit !== undefined) return hit ?? undefined;
+        if (self.complete) return undefined;
+        const user = await inner.findByExternal(directory, externalId);
+        self.remember(self.byExternal, key, user ?? null);
         return user;
       },
       add: (user: NewUser) => admin(inner.add(user)),

@@ -11,7 +11,13 @@
 export interface Migration {
   version: number;
   name: string;
+  /** Portable SQL, used by every back-end without an entry in `dialects`. */
   sql: string;
+  /**
+   * Replaces `sql` for one back-end where portable SQL cannot express the change (SQLite cannot
+   * drop a NOT NULL without rebuilding the table). Keep the resulting schemas equivalent.
+   */
+  dialects?: Partial<Record<Dialect, string>>;
 }
 
 export type Dialect = "sqlite" | "postgres";
@@ -129,11 +135,63 @@ ALTER TABLE tokens DROP COLUMN last_step;
 ALTER TABLE tokens DROP COLUMN drift;
 `,
   },
+  {
+    version: 3,
+    name: "directories",
+    // Directory-linked ("hybrid") users: an LDAP profile checks the password, the local record holds
+    // tokens and overrides. Such a record is found by (directory, external_id), the directory's stable
+    // ID (objectGUID / entryUUID), so it survives renames. Its type may be NULL ("as the directory
+    // says"); a purely local user keeps a type. UNIQUE ignores rows with a NULL in either column, in
+    // SQLite and PostgreSQL alike, so unlinked records never collide. radius_clients.directories is a
+    // JSON array of profile names ("local" for local users), NULL for "every profile, then local".
+    sql: `
+ALTER TABLE users ALTER COLUMN type DROP NOT NULL;
+ALTER TABLE users ADD COLUMN directory TEXT;
+ALTER TABLE users ADD COLUMN external_id TEXT;
+ALTER TABLE users ADD COLUMN directory_phone TEXT;
+ALTER TABLE users ADD CONSTRAINT users_type_or_directory CHECK (type IS NOT NULL OR directory IS NOT NULL);
+ALTER TABLE users ADD CONSTRAINT users_external_needs_directory CHECK (external_id IS NULL OR directory IS NOT NULL);
+CREATE UNIQUE INDEX users_directory_external ON users (directory, external_id);
+ALTER TABLE radius_clients ADD COLUMN directories TEXT;
+`,
+    dialects: {
+      // SQLite's documented rebuild (https://sqlite.org/lang_altertable.html#otheralter): new table,
+      // copy, drop, rename. The migration runner turns foreign_keys off around it, or DROP TABLE
+      // would run its implicit DELETE and null every token's user_id (ON DELETE SET NULL) and delete
+      // the challenges (CASCADE); tokens and challenges keep referring to "users" by name, which the
+      // rename makes valid again, and the runner checks PRAGMA foreign_key_check before commit.
+      // Row ids are copied, so every reference stays pointed at the same user.
+      sqlite: `
+CREATE TABLE users_v3 (
+  id {{id}},
+  username TEXT NOT NULL UNIQUE,
+  password_hash TEXT,
+  type TEXT,
+  phone TEXT,
+  email TEXT,
+  disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+  expires_at BIGINT,
+  created_at BIGINT NOT NULL,
+  directory TEXT,
+  external_id TEXT,
+  directory_phone TEXT,
+  CONSTRAINT users_type_or_directory CHECK (type IS NOT NULL OR directory IS NOT NULL),
+  CONSTRAINT users_external_needs_directory CHECK (external_id IS NULL OR directory IS NOT NULL)
+);
+INSERT INTO users_v3 (id, username, password_hash, type, phone, email, disabled, expires_at, created_at)
+  SELECT id, username, password_hash, type, phone, email, disabled, expires_at, created_at FROM users;
+DROP TABLE users;
+ALTER TABLE users_v3 RENAME TO users;
+CREATE UNIQUE INDEX users_directory_external ON users (directory, external_id);
+ALTER TABLE radius_clients ADD COLUMN directories TEXT;
+`,
+    },
+  },
 ];
 
 /** The migration's SQL for a back-end. */
 export function migrationSQL(migration: Migration, dialect: Dialect): string {
-  let sql = migration.sql;
+  let sql = migration.dialects?.[dialect] ?? migration.sql;
   for (const [placeholder, value] of Object.entries(PLACEHOLDERS[dialect])) sql = sql.replaceAll(placeholder, value);
   return sql;
 }

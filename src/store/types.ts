@@ -28,7 +28,7 @@ export interface RadiusClient {
    * User sources this client may use, in order: LDAP profile names and "local" (`--directories corp,local`).
    * null means every configured LDAP profile in config order, then local users.
    */
-  directories?: string[] | null;
+  directories: string[] | null;
   createdAt: number; // unix ms
 }
 
@@ -55,11 +55,11 @@ export interface User {
    * LDAP profile this record belongs to (a hybrid user: the directory checks the password, this
    * record holds tokens and overrides); null for a purely local user.
    */
-  directory?: string | null;
+  directory: string | null;
   /** The directory's stable ID (objectGUID / entryUUID), so the record survives renames; null when local. */
-  externalId?: string | null;
+  externalId: string | null;
   /** The directory's phone attribute as last seen (raw), so that a change can be audited; null when local. */
-  directoryPhone?: string | null;
+  directoryPhone: string | null;
   createdAt: number;
 }
 
@@ -111,7 +111,7 @@ export interface UserRepo {
   findByName(username: string): Promise<User | undefined>;
   findById(id: number): Promise<User | undefined>;
   /** The record linked to a directory user (profile name + stable ID). */
-  findByExternal?(directory: string, externalId: string): Promise<User | undefined>;
+  findByExternal(directory: string, externalId: string): Promise<User | undefined>;
   /** Throws StoreError("conflict") when the username (or the directory + externalId pair) exists. */
   add(user: NewUser): Promise<User>;
   update(id: number, patch: Partial<NewUser>): Promise<void>;

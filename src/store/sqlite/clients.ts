@@ -1,7 +1,7 @@
 // RADIUS clients in SQLite; the shared secret is sealed, bound to the client's name.
 
 import type { SealContext } from "../seal.ts";
-import type { ClientRepo, FirstFactor, NewRadiusClient, OTPMode, RadiusClient } from "../types.ts";
+import { StoreError, type ClientRepo, type FirstFactor, type NewRadiusClient, type OTPMode, type RadiusClient } from "../types.ts";
 import { prep, rethrow, type StoreContext } from "./context.ts";
 
 interface ClientRow {
@@ -13,14 +13,33 @@ interface ClientRow {
   otp_mode: string;
   require_message_authenticator: number;
   allow_password_only: number;
+  directories: string | null;
   created_at: number;
 }
 
-const COLUMNS = "id, name, address, secret, first_factor, otp_mode, require_message_authenticator, allow_password_only, created_at";
+const COLUMNS = "id, name, address, secret, first_factor, otp_mode, require_message_authenticator, allow_password_only, directories, created_at";
 
 /** Where a client's secret is sealed: the AD binds it to the client name. */
 export function clientSecretContext(name: string): SealContext {
   return { table: "radius_clients", column: "secret", rowKey: name };
+}
+
+/**
+ * The stored JSON array of profile names, or null ("every profile, then local").
+ * Throws StoreError("corrupt") for anything else: guessing would change who may log in.
+ */
+function parseDirectories(text: string | null): string[] | null {
+  if (text === null) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === "string")) {
+    throw new StoreError("corrupt", "radius_clients.directories is not a JSON array of names");
+  }
+  return parsed;
 }
 
 export class SqliteClientRepo implements ClientRepo {
@@ -37,8 +56,8 @@ export class SqliteClientRepo implements ClientRepo {
     this.sFind = prep<ClientRow>(db, `SELECT ${COLUMNS} FROM radius_clients WHERE name = ?`);
     this.sInsert = prep(
       db,
-      `INSERT INTO radius_clients (name, address, secret, first_factor, otp_mode, require_message_authenticator, allow_password_only, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO radius_clients (name, address, secret, first_factor, otp_mode, require_message_authenticator, allow_password_only, directories, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.sDelete = prep(db, "DELETE FROM radius_clients WHERE name = ?");
   }
@@ -53,6 +72,7 @@ export class SqliteClientRepo implements ClientRepo {
       otpMode: row.otp_mode as OTPMode,
       requireMessageAuthenticator: row.require_message_authenticator === 1,
       allowPasswordOnly: row.allow_password_only === 1,
+      directories: parseDirectories(row.directories),
       createdAt: row.created_at,
     };
   }
@@ -88,6 +108,7 @@ export class SqliteClientRepo implements ClientRepo {
         client.otpMode,
         client.requireMessageAuthenticator ? 1 : 0,
         client.allowPasswordOnly ? 1 : 0,
+        client.directories === null ? null : JSON.stringify(client.directories),
         createdAt,
       );
       this.ctx.bumpGeneration();

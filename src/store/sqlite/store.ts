@@ -103,16 +103,29 @@ function migrate(db: SQLDatabase, now: () => number): void {
     throw new TypeError(`database schema version ${applied} is newer than this build understands (${LATEST_VERSION}); upgrade portcullis`);
   }
   if (applied === LATEST_VERSION) return;
-  // IMMEDIATE: a second process migrating at the same moment waits, then sees the work done.
-  db.transaction(() => {
-    const inside = current.get()?.v ?? 0;
-    for (const m of MIGRATIONS) {
-      if (m.version <= inside) continue;
-      db.exec(migrationSQL(m, "sqlite"));
-      record.run(m.version, m.name, now());
-      log("info", "store.migrated", { version: m.version, name: m.name });
-    }
-  }).immediate();
+  // Foreign keys off while the schema changes (SQLite's table-rebuild procedure): dropping a table
+  // that is being rebuilt must not fire ON DELETE actions on the tables that reference it. The
+  // pragma is a no-op inside a transaction, so it brackets it; the references are checked before
+  // the commit instead.
+  db.exec("PRAGMA foreign_keys = OFF");
+  try {
+    // IMMEDIATE: a second process migrating at the same moment waits, then sees the work done.
+    db.transaction(() => {
+      const inside = current.get()?.v ?? 0;
+      for (const m of MIGRATIONS) {
+        if (m.version <= inside) continue;
+        db.exec(migrationSQL(m, "sqlite"));
+        record.run(m.version, m.name, now());
+        log("info", "store.migrated", { version: m.version, name: m.name });
+      }
+      const broken = db.prepare<{ table: string }>("PRAGMA foreign_key_check").all();
+      if (broken.length > 0) {
+        throw new StoreError("corrupt", `migration left ${broken.length} broken references (first in table ${broken[0]!.table}); nothing was changed`);
+      }
+    }).immediate();
+  } finally {
+    db.exec("PRAGMA foreign_keys = ON");
+  }
 }
 
 function countSealed(db: SQLDatabase): number {

@@ -10,15 +10,18 @@ interface UserRow {
   id: number;
   username: string;
   password_hash: string | null;
-  type: string;
+  type: string | null;
   phone: string | null;
   email: string | null;
   disabled: number;
   expires_at: number | null;
+  directory: string | null;
+  external_id: string | null;
+  directory_phone: string | null;
   created_at: number;
 }
 
-const COLUMNS = "id, username, password_hash, type, phone, email, disabled, expires_at, created_at";
+const COLUMNS = "id, username, password_hash, type, phone, email, disabled, expires_at, directory, external_id, directory_phone, created_at";
 const PROGRESS_EVERY = 1000;
 
 function toUser(row: UserRow): User {
@@ -26,13 +29,35 @@ function toUser(row: UserRow): User {
     id: row.id,
     username: row.username,
     passwordHash: row.password_hash,
-    type: row.type as AuthType,
+    type: row.type as AuthType | null,
     phone: row.phone,
     email: row.email,
     disabled: row.disabled === 1,
     expiresAt: row.expires_at,
+    directory: row.directory,
+    externalId: row.external_id,
+    directoryPhone: row.directory_phone,
     createdAt: row.created_at,
   };
+}
+
+/** The uniqueness violated: the username, or the directory link (a second record for one directory user). */
+function conflictMessage(err: unknown, username: string): string {
+  const text = err instanceof Error ? err.message : "";
+  return /external_id/.test(text) ? `user '${username}': another record is already linked to this directory user` : `user '${username}' exists`;
+}
+
+function isCheckViolation(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "SQLITE_CONSTRAINT_CHECK";
+}
+
+/**
+ * Refuses what the schema's CHECKs would: a record with no type must be directory-linked, and an
+ * external ID needs its directory. Thrown as TypeError: it is a programming error, not input.
+ */
+function checkShape(user: NewUser): void {
+  if (user.type === null && user.directory === null) throw new TypeError(`user '${user.username}': a record without a type must be linked to a directory`);
+  if (user.externalId !== null && user.directory === null) throw new TypeError(`user '${user.username}': an external ID needs its directory`);
 }
 
 export class SqliteUserRepo implements UserRepo {
@@ -40,6 +65,7 @@ export class SqliteUserRepo implements UserRepo {
   private readonly sCount;
   private readonly sFindByName;
   private readonly sFindById;
+  private readonly sFindByExternal;
   private readonly sInsert;
   private readonly sUpdate;
   private readonly sDelete;
@@ -54,10 +80,11 @@ export class SqliteUserRepo implements UserRepo {
     this.sCount = prep<{ n: number }>(db, "SELECT count(*) AS n FROM users");
     this.sFindByName = prep<UserRow>(db, `SELECT ${COLUMNS} FROM users WHERE username = ?`);
     this.sFindById = prep<UserRow>(db, `SELECT ${COLUMNS} FROM users WHERE id = ?`);
+    this.sFindByExternal = prep<UserRow>(db, `SELECT ${COLUMNS} FROM users WHERE directory = ? AND external_id = ?`);
     this.sInsert = prep(
       db,
-      `INSERT INTO users (username, password_hash, type, phone, email, disabled, expires_at, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO users (username, password_hash, type, phone, email, disabled, expires_at, directory, external_id, directory_phone, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     // One statement for any patch: each column comes with a flag saying whether to set it, so a
     // field can be set to NULL (phone removed) and nothing is compiled per call.
@@ -70,7 +97,10 @@ export class SqliteUserRepo implements UserRepo {
          phone = CASE WHEN ? THEN ? ELSE phone END,
          email = CASE WHEN ? THEN ? ELSE email END,
          disabled = CASE WHEN ? THEN ? ELSE disabled END,
-         expires_at = CASE WHEN ? THEN ? ELSE expires_at END
+         expires_at = CASE WHEN ? THEN ? ELSE expires_at END,
+         directory = CASE WHEN ? THEN ? ELSE directory END,
+         external_id = CASE WHEN ? THEN ? ELSE external_id END,
+         directory_phone = CASE WHEN ? THEN ? ELSE directory_phone END
        WHERE id = ?`,
     );
     this.sDelete = prep(db, "DELETE FROM users WHERE username = ?");
@@ -86,8 +116,12 @@ export class SqliteUserRepo implements UserRepo {
     });
   }
 
-  /** Inserts synchronously; returns the new id. Throws StoreError("conflict") for a duplicate username. */
+  /**
+   * Inserts synchronously; returns the new id. Throws StoreError("conflict") for a duplicate username
+   * or directory link, and TypeError for a record the schema refuses (no type and no directory).
+   */
   private insert(user: NewUser, createdAt = this.ctx.now()): number {
+    checkShape(user);
     try {
       return Number(
         this.sInsert.run(
@@ -98,11 +132,14 @@ export class SqliteUserRepo implements UserRepo {
           user.email,
           user.disabled ? 1 : 0,
           user.expiresAt,
+          user.directory,
+          user.externalId,
+          user.directoryPhone,
           createdAt,
         ).lastInsertRowid,
       );
     } catch (err) {
-      rethrow(err, { conflict: `user '${user.username}' exists` });
+      rethrow(err, { conflict: conflictMessage(err, user.username) });
     }
   }
 
@@ -140,7 +177,20 @@ export class SqliteUserRepo implements UserRepo {
     }
   }
 
-  /** Throws StoreError("conflict") when the username exists. */
+  /** The record linked to a directory user: profile name + stable ID (objectGUID / entryUUID). */
+  async findByExternal(directory: string, externalId: string): Promise<User | undefined> {
+    try {
+      const row = this.sFindByExternal.get(directory, externalId);
+      return row ? toUser(row) : undefined;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /**
+   * Throws StoreError("conflict") when the username or the (directory, externalId) pair exists, and
+   * TypeError for a record without a type that is not directory-linked.
+   */
   async add(user: NewUser): Promise<User> {
     const createdAt = this.ctx.now();
     const id = this.insert(user, createdAt);
@@ -171,10 +221,17 @@ export class SqliteUserRepo implements UserRepo {
         patch.disabled === undefined ? null : patch.disabled ? 1 : 0,
         has("expiresAt"),
         patch.expiresAt ?? null,
+        has("directory"),
+        patch.directory ?? null,
+        has("externalId"),
+        patch.externalId ?? null,
+        has("directoryPhone"),
+        patch.directoryPhone ?? null,
         id,
       ).changes;
     } catch (err) {
-      rethrow(err, { conflict: `user '${patch.username}' exists` });
+      if (isCheckViolation(err)) throw new TypeError(`user ${id}: a record without a type must be linked to a directory`);
+      rethrow(err, { conflict: conflictMessage(err, patch.username ?? `${id}`) });
     }
     if (changes === 0) throw new StoreError("not_found", `user ${id} not found`);
     this.ctx.bumpGeneration();

@@ -60,6 +60,9 @@ async function addUser(name: string, type: AuthType = "totp", extra: { disabled?
     email: null,
     disabled: extra.disabled ?? false,
     expiresAt: extra.expiresAt ?? null,
+    directory: null,
+    externalId: null,
+    directoryPhone: null,
   });
   const token = await store.tokens.add({ serial: `T-${name}`, userId: user.id, kind: "totp", secret: SEED, algorithm: "SHA1", digits: 6, period: 30, state: "active" });
   return { user, token };

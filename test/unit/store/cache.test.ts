@@ -1,6 +1,6 @@
 // The read cache in front of the SQLite store: hits, invalidation by another process's commits,
 // and that the replay guard stays the store's.
-import { afterEach, beforeEach, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,7 +21,7 @@ beforeEach(async () => {
   const env = { PORTCULLIS_KEY: key };
   server = await openStore({ driver: "sqlite", path: join(dir, "p.db"), dataDir: dir, env });
   cli = await openStore({ driver: "sqlite", path: join(dir, "p.db"), dataDir: dir, env });
-  const user = await cli.users.add({ username: "alice", passwordHash: null, type: "totp", phone: null, email: null, disabled: false, expiresAt: null });
+  const user = await cli.users.add({ username: "alice", passwordHash: null, type: "totp", phone: null, email: null, disabled: false, expiresAt: null, directory: null, externalId: null, directoryPhone: null });
   await cli.tokens.add({ serial: "T1", userId: user.id, kind: "totp", secret: SEED, algorithm: "SHA1", digits: 6, period: 30, state: "active" });
   cache = new CachedStore(server as EpochStore);
   expect(await cache.preload()).toBe(1);
@@ -50,7 +50,7 @@ test("a token disabled by another process is no longer offered", async () => {
 });
 
 test("a user added or removed by another process is seen on the next turn", async () => {
-  await cli.users.add({ username: "bob", passwordHash: null, type: "totp", phone: null, email: null, disabled: false, expiresAt: null });
+  await cli.users.add({ username: "bob", passwordHash: null, type: "totp", phone: null, email: null, disabled: false, expiresAt: null, directory: null, externalId: null, directoryPhone: null });
   await cli.users.remove("alice");
   await nextTurn();
   expect((await cache.users.findByName("bob"))?.username).toBe("bob");
@@ -87,4 +87,56 @@ test("stale lockout counters are purged from the store and from memory, live one
   expect((await cache.lockouts.get("locked", "password"))?.failures).toBe(1);
   expect((await cache.lockouts.get("recent", "code"))?.failures).toBe(1);
   expect((await cli.lockouts.list()).map((l) => l.key).sort()).toEqual(["locked", "recent"]);
+});
+
+describe("findByExternal", () => {
+  const GUID = "0f8fad5b-d9cb-469f-a165-70867728950e";
+  const linked = { username: "bob", passwordHash: null, type: null, phone: null, email: null, disabled: false, expiresAt: null, directory: "corp", externalId: GUID, directoryPhone: null };
+
+  test("served from memory after preload: hits and misses need no query", async () => {
+    await cli.users.add(linked);
+    await nextTurn();
+    expect(await cache.preload()).toBe(2);
+    const inner = server.users;
+    const original = inner.findByExternal.bind(inner);
+    let queries = 0;
+    inner.findByExternal = async (d, e) => {
+      queries++;
+      return original(d, e);
+    };
+    expect((await cache.users.findByExternal("corp", GUID))?.username).toBe("bob");
+    expect(await cache.users.findByExternal("corp", "other-id")).toBeUndefined();
+    expect(await cache.users.findByExternal("lab", GUID)).toBeUndefined();
+    expect(queries).toBe(0);
+  });
+
+  test("without preload: read through once, then remembered (absence too)", async () => {
+    await cli.users.add(linked);
+    const cold = new CachedStore(server as EpochStore);
+    const inner = server.users;
+    const original = inner.findByExternal.bind(inner);
+    let queries = 0;
+    inner.findByExternal = async (d, e) => {
+      queries++;
+      return original(d, e);
+    };
+    expect((await cold.users.findByExternal("corp", GUID))?.username).toBe("bob");
+    expect((await cold.users.findByExternal("corp", GUID))?.username).toBe("bob");
+    expect(await cold.users.findByExternal("corp", "nobody")).toBeUndefined();
+    expect(await cold.users.findByExternal("corp", "nobody")).toBeUndefined();
+    expect(queries).toBe(2);
+  });
+
+  test("a link made by another process is seen on the next turn; one made through the cache at once", async () => {
+    const bob = await cli.users.add({ ...linked, externalId: null });
+    await nextTurn();
+    await cache.preload();
+    expect(await cache.users.findByExternal("corp", GUID)).toBeUndefined();
+    await cli.users.update(bob.id, { externalId: GUID });
+    await nextTurn();
+    expect((await cache.users.findByExternal("corp", GUID))?.id).toBe(bob.id);
+    await cache.users.update(bob.id, { externalId: "renumbered" });
+    expect(await cache.users.findByExternal("corp", GUID)).toBeUndefined();
+    expect((await cache.users.findByExternal("corp", "renumbered"))?.id).toBe(bob.id);
+  });
 });

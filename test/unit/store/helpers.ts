@@ -24,7 +24,7 @@ export function openIn(dir: string, options: Partial<SqliteStoreOptions> = {}): 
 }
 
 export function newUser(username: string, patch: Partial<NewUser> = {}): NewUser {
-  return { username, passwordHash: null, type: "totp", phone: null, email: null, disabled: false, expiresAt: null, ...patch };
+  return { username, passwordHash: null, type: "totp", phone: null, email: null, disabled: false, expiresAt: null, directory: null, externalId: null, directoryPhone: null, ...patch };
 }
 
 export function newToken(serial: string, patch: Partial<NewToken> = {}): NewToken {
@@ -50,6 +50,7 @@ export function newClient(name: string, patch: Partial<NewRadiusClient> = {}): N
     otpMode: "challenge",
     requireMessageAuthenticator: true,
     allowPasswordOnly: false,
+    directories: null,
     ...patch,
   };
 }

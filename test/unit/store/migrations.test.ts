@@ -19,7 +19,7 @@ describe("migrations", () => {
   });
 
   test("business tables use only portable column types", () => {
-    const sql = MIGRATIONS.map((m) => m.sql).join("\n");
+    const sql = MIGRATIONS.map((m) => [m.sql, ...Object.values(m.dialects ?? {})].join("\n")).join("\n");
     expect(sql).not.toMatch(/\b(BLOB|REAL|NUMERIC|AUTOINCREMENT|STRICT|DATETIME)\b/);
   });
 
@@ -80,4 +80,102 @@ test("a version-1 database is migrated on open and its tokens keep working", asy
   expect(await store.tokens.advanceTOTP(token.id, 10, 0)).toBe(true);
   expect((await store.tokens.findById(token.id))?.lastStep).toBe(10);
   await store.close();
+});
+
+/** Writes a version-2 database with data in every table that references users (as the core release left it). */
+function versionTwoDatabase(file: string): void {
+  const db = openDatabase(file);
+  db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+  db.exec(migrationSQL(MIGRATIONS[0]!, "sqlite"));
+  db.exec(migrationSQL(MIGRATIONS[1]!, "sqlite"));
+  db.prepare("INSERT INTO schema_migrations VALUES (1, 'initial', 0), (2, 'token_marks', 0)").run();
+  db.exec("PRAGMA foreign_keys = ON");
+  db.prepare(
+    "INSERT INTO radius_clients (id, name, address, secret, first_factor, otp_mode, require_message_authenticator, allow_password_only, created_at) VALUES (1, 'vpn', '192.0.2.1/32', 'x', 'password', 'challenge', 1, 0, 5)",
+  ).run();
+  db.prepare(
+    "INSERT INTO users (id, username, password_hash, type, phone, email, disabled, expires_at, created_at) VALUES (3, 'alice', '$argon2id$h', 'totp', '+46701234567', 'a@example.com', 0, NULL, 11), (9, 'bob', NULL, 'password', NULL, NULL, 1, 99, 12)",
+  ).run();
+  db.prepare("INSERT INTO tokens (id, serial, user_id, kind, secret, algorithm, digits, period, state, created_at) VALUES (7, 'T-7', 3, 'totp', 'x', 'SHA1', 6, 30, 'active', 0), (8, 'T-8', 9, 'hotp', 'x', 'SHA1', 6, 30, 'lost', 0)").run();
+  db.prepare("INSERT INTO token_marks (token_id, counter, last_step, drift) VALUES (7, 0, 555, 1), (8, 4, -1, 0)").run();
+  db.prepare("INSERT INTO challenges (id, client_name, user_id, username, expires_at, failures, data) VALUES ('c1', 'vpn', 3, 'alice', 1000, 1, '{}')").run();
+  db.close();
+}
+
+describe("migration 3 (directories) on a populated version-2 database", () => {
+  const KEY_ENV = { PORTCULLIS_KEY: Buffer.alloc(32, 3).toString("base64") };
+
+  async function migrated(): Promise<ReturnType<typeof openDatabase>> {
+    dir = tempDir();
+    const file = path.join(dir, "portcullis.db");
+    versionTwoDatabase(file);
+    await (await openIn(dir, { env: KEY_ENV })).close();
+    return openDatabase(file);
+  }
+
+  test("users keep their ids and every column; tokens, marks and challenges still point at them", async () => {
+    const db = await migrated();
+    expect(db.prepare("SELECT id, username, password_hash, type, phone, email, disabled, expires_at, created_at, directory, external_id, directory_phone FROM users ORDER BY id").all()).toEqual([
+      { id: 3, username: "alice", password_hash: "$argon2id$h", type: "totp", phone: "+46701234567", email: "a@example.com", disabled: 0, expires_at: null, created_at: 11, directory: null, external_id: null, directory_phone: null },
+      { id: 9, username: "bob", password_hash: null, type: "password", phone: null, email: null, disabled: 1, expires_at: 99, created_at: 12, directory: null, external_id: null, directory_phone: null },
+    ]);
+    // DROP TABLE with foreign keys on would have nulled these (SET NULL) and deleted the challenge (CASCADE).
+    expect(db.prepare("SELECT id, user_id FROM tokens ORDER BY id").all()).toEqual([
+      { id: 7, user_id: 3 },
+      { id: 8, user_id: 9 },
+    ]);
+    expect(db.prepare("SELECT token_id, last_step FROM token_marks ORDER BY token_id").all()).toEqual([
+      { token_id: 7, last_step: 555 },
+      { token_id: 8, last_step: -1 },
+    ]);
+    expect(db.prepare("SELECT id, user_id FROM challenges").all()).toEqual([{ id: "c1", user_id: 3 }]);
+    expect(db.prepare("SELECT name, directories FROM radius_clients").all()).toEqual([{ name: "vpn", directories: null }]);
+    expect(db.prepare("SELECT count(*) AS n FROM pragma_foreign_key_check").get()).toEqual({ n: 0 });
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'users_v3'").all()).toEqual([]);
+    db.close();
+  });
+
+  test("the foreign keys into users still act after the rebuild", async () => {
+    const db = await migrated();
+    db.exec("PRAGMA foreign_keys = ON");
+    db.prepare("DELETE FROM users WHERE id = 3").run();
+    expect(db.prepare("SELECT id, user_id FROM tokens ORDER BY id").all()).toEqual([
+      { id: 7, user_id: null },
+      { id: 8, user_id: 9 },
+    ]);
+    expect(db.prepare("SELECT count(*) AS n FROM challenges").get()).toEqual({ n: 0 });
+    expect(() => db.prepare("INSERT INTO tokens (serial, user_id, kind, secret, algorithm, digits, period, state, created_at) VALUES ('T-x', 424242, 'totp', 'x', 'SHA1', 6, 30, 'active', 0)").run()).toThrow();
+    db.close();
+  });
+
+  test("type may be NULL only on a directory-linked record; (directory, external_id) is unique when both are set", async () => {
+    const db = await migrated();
+    const insert = db.prepare("INSERT INTO users (username, type, directory, external_id, created_at) VALUES (?, ?, ?, ?, 0)");
+    insert.run("carol", null, "corp", "0f8fad5b-d9cb-469f-a165-70867728950e");
+    insert.run("dave", null, "corp", null);
+    insert.run("erin", null, "corp", null); // unlinked yet: NULLs never collide
+    insert.run("frank", "totp", "lab", "0f8fad5b-d9cb-469f-a165-70867728950e"); // same ID in another profile
+    expect(() => insert.run("gina", "totp", "corp", "0f8fad5b-d9cb-469f-a165-70867728950e")).toThrow(/UNIQUE/);
+    expect(() => insert.run("hal", null, null, null)).toThrow(/CHECK/);
+    expect(() => insert.run("ivy", "totp", null, "some-id")).toThrow(/CHECK/);
+    db.close();
+  });
+
+  test("the store opens the migrated file with foreign keys on and reads the new fields", async () => {
+    dir = tempDir();
+    versionTwoDatabase(path.join(dir, "portcullis.db"));
+    const store = await openIn(dir, { env: KEY_ENV });
+    const alice = await store.users.findByName("alice");
+    expect(alice).toMatchObject({ id: 3, type: "totp", directory: null, externalId: null, directoryPhone: null });
+    await store.users.update(3, { directory: "corp", externalId: "guid-1" });
+    expect((await store.users.findByExternal("corp", "guid-1"))?.username).toBe("alice");
+    await store.close();
+  });
+
+  test("the postgres text of migration 3 drops NOT NULL instead of rebuilding", () => {
+    const sql = migrationSQL(MIGRATIONS[2]!, "postgres");
+    expect(sql).toContain("ALTER COLUMN type DROP NOT NULL");
+    expect(sql).not.toContain("DROP TABLE");
+    expect(migrationSQL(MIGRATIONS[2]!, "sqlite")).toContain("DROP TABLE users");
+  });
 });

@@ -43,6 +43,7 @@ const client = (name: string, address: string): RadiusClient => ({
   otpMode: "challenge",
   requireMessageAuthenticator: true,
   allowPasswordOnly: false,
+  directories: null,
   createdAt: 0,
 });
 

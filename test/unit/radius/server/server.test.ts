@@ -33,7 +33,7 @@ const fakeEngine = {
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "portcullis-server-"));
   const real = await openStore({ driver: "sqlite", path: join(dir, "p.db"), dataDir: dir, env: { PORTCULLIS_KEY: Buffer.alloc(32, 1).toString("base64") } });
-  await real.clients.add({ name: "nas", address: "127.0.0.1/32", secret: SECRET, firstFactor: "password", otpMode: "challenge", requireMessageAuthenticator: true, allowPasswordOnly: false });
+  await real.clients.add({ name: "nas", address: "127.0.0.1/32", secret: SECRET, firstFactor: "password", otpMode: "challenge", requireMessageAuthenticator: true, allowPasswordOnly: false, directories: null });
   real.writable = async () => writable; // the Status-Server gate reads only this
   store = real;
   writable = true;
