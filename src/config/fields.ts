@@ -27,6 +27,18 @@ export interface ConfigSection {
   description: string;
 }
 
+/**
+ * An array of tables such as `[[ldap]]`, and those nested in it (`[[ldap.reply]]`). Its keys come
+ * from the file only (no PORTCULLIS_<SECTION>_<KEY> variable): `env` is "" on its fields.
+ */
+export interface ConfigTableArray {
+  /** Dotted name: "ldap", "ldap.reply". */
+  name: string;
+  description: string;
+  fields: ConfigField[];
+  children: ConfigTableArray[];
+}
+
 type AnySchema = v.GenericSchema & { type: string; wrapped?: AnySchema; default?: unknown; entries?: Record<string, AnySchema> };
 
 type DescribedSchema = Parameters<typeof v.getDescription>[0];
@@ -35,7 +47,7 @@ function unwrap(schema: AnySchema): AnySchema {
   return schema.type === "optional" && schema.wrapped ? schema.wrapped : schema;
 }
 
-function leaf(section: string | undefined, key: string, schema: AnySchema): ConfigField {
+function leaf(section: string | undefined, key: string, schema: AnySchema, { env = true } = {}): ConfigField {
   const inner = unwrap(schema) as unknown as DescribedSchema;
   const m = v.getMetadata(inner as unknown as Parameters<typeof v.getMetadata>[0]) as Partial<FieldMeta>;
   const description = v.getDescription(inner) ?? "";
@@ -48,24 +60,45 @@ function leaf(section: string | undefined, key: string, schema: AnySchema): Conf
     must: m.must,
     defaultValue: schema.default,
     description,
-    env: `PORTCULLIS_${section ? section.toUpperCase() + "_" : ""}${key.toUpperCase()}`,
+    env: env ? `PORTCULLIS_${section ? section.toUpperCase() + "_" : ""}${key.toUpperCase()}` : "",
   };
 }
 
-function walk(): { fields: ConfigField[]; sections: ConfigSection[] } {
+/** The strict object inside `array(strictObject)` (optionally piped), or undefined. */
+function tableArrayItem(schema: AnySchema): AnySchema | undefined {
+  const inner = unwrap(schema);
+  const root = (inner as { pipe?: AnySchema[] }).pipe?.[0] ?? inner;
+  const item = root.type === "array" ? (root as { item?: AnySchema }).item : undefined;
+  return item?.type === "strict_object" && item.entries ? item : undefined;
+}
+
+function tableArray(name: string, schema: AnySchema): ConfigTableArray {
+  const item = tableArrayItem(schema)!;
+  const out: ConfigTableArray = { name, description: v.getDescription(unwrap(schema) as unknown as DescribedSchema) ?? "", fields: [], children: [] };
+  for (const [k, s] of Object.entries(item.entries!)) {
+    if (tableArrayItem(s)) out.children.push(tableArray(`${name}.${k}`, s));
+    else out.fields.push(leaf(name, k, s, { env: false }));
+  }
+  return out;
+}
+
+function walk(): { fields: ConfigField[]; sections: ConfigSection[]; tableArrays: ConfigTableArray[] } {
   const fields: ConfigField[] = [];
   const sections: ConfigSection[] = [];
+  const tableArrays: ConfigTableArray[] = [];
   for (const [key, entry] of Object.entries(configSchema.entries as unknown as Record<string, AnySchema>)) {
     const inner = unwrap(entry);
     const pipeRoot = (inner as { pipe?: AnySchema[] }).pipe?.[0];
-    if (pipeRoot?.type === "strict_object" && pipeRoot.entries) {
+    if (tableArrayItem(entry)) {
+      tableArrays.push(tableArray(key, entry));
+    } else if (pipeRoot?.type === "strict_object" && pipeRoot.entries) {
       sections.push({ name: key, description: v.getDescription(inner as unknown as DescribedSchema) ?? "" });
       for (const [k, s] of Object.entries(pipeRoot.entries)) fields.push(leaf(key, k, s));
     } else {
       fields.push(leaf(undefined, key, entry));
     }
   }
-  return { fields, sections };
+  return { fields, sections, tableArrays };
 }
 
 const walked = walk();
@@ -75,6 +108,9 @@ export const CONFIG_FIELDS: readonly ConfigField[] = walked.fields;
 
 /** The sections ([radius], [otp], …) in schema order. */
 export const CONFIG_SECTIONS: readonly ConfigSection[] = walked.sections;
+
+/** Arrays of tables ([[ldap]] with [[ldap.reply]]), in schema order; their keys are not in CONFIG_FIELDS. */
+export const CONFIG_TABLE_ARRAYS: readonly ConfigTableArray[] = walked.tableArrays;
 
 const byPath = new Map(CONFIG_FIELDS.map((f) => [f.path, f]));
 

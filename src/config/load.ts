@@ -8,20 +8,15 @@ import { isAbsolute, join, resolve } from "node:path";
 import { parse as parseTOML, TomlError } from "smol-toml";
 import * as v from "valibot";
 import { CONFIG_FIELDS, CONFIG_SECTIONS, fieldAt, type ConfigField } from "./fields.ts";
+import { ConfigError } from "./errors.ts";
+import { describeLdapIssue, ldapWarnings, resolveLdapProfiles } from "./ldap.ts";
 import { configSchema, type Config } from "./schema.ts";
 
 /** The system-wide file written by the appliance install. */
 export const SYSTEM_CONFIG_FILE = "/etc/portcullis/portcullis.toml";
 export const DEFAULT_DATA_DIR = "./data";
 
-/** A configuration problem; the message is one line starting with "config: " and holds no value. */
-export class ConfigError extends Error {
-  readonly code = "config";
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError };
 
 /** One command-line flag that sets an option, e.g. `serve --radius-listen`. */
 export interface ConfigOverride {
@@ -114,7 +109,8 @@ function fileSources(raw: Raw, label: string, sources: Map<string, string>): voi
   }
 }
 
-function describeIssue(issue: v.BaseIssue<unknown>, sources: Map<string, string>): string {
+function describeIssue(issue: v.BaseIssue<unknown>, sources: Map<string, string>, raw: Raw): string {
+  if (issue.path?.[0]?.key === "ldap") return describeLdapIssue(issue, raw.ldap, sources.get("ldap"));
   const keys = (issue.path ?? []).map((p) => p.key).filter((k): k is string => typeof k === "string");
   const dotted = keys.join(".");
   const from = (path: string) => {
@@ -199,7 +195,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const result = v.safeParse(configSchema, raw, { abortEarly: true });
   if (!result.success) {
     const issue = result.issues[0];
-    throw new ConfigError(issue ? describeIssue(issue, sources) : "config: invalid configuration");
+    throw new ConfigError(issue ? describeIssue(issue, sources, raw) : "config: invalid configuration");
   }
   const parsed = result.output;
 
@@ -215,8 +211,10 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 
   // 6. Derived values.
   const dataDir = resolveIn(cwd, parsed.data_dir);
+  const ldap = resolveLdapProfiles(parsed.ldap, { env, source: sources.get("ldap"), resolvePath: (p) => resolveIn(cwd, p), rawProfiles: raw.ldap });
   const config: Config = {
     ...parsed,
+    ldap,
     data_dir: dataDir,
     store: { ...parsed.store, path: resolveIn(dataDir, parsed.store.path || "portcullis.db") },
     keys: { ...parsed.keys, key_file: resolveIn(dataDir, parsed.keys.key_file || "portcullis.key") },
@@ -267,5 +265,6 @@ export function configWarnings(config: Config): string[] {
   if (!isLoopback(config.admin.listen)) {
     w.push(`admin.listen is not loopback (${config.admin.listen}): the admin API and /metrics are reachable from the network`);
   }
+  w.push(...ldapWarnings(config.ldap));
   return w;
 }

@@ -8,6 +8,7 @@ const TYPE_NAMES: Record<ConfigField["kind"], string> = {
   boolean: "boolean",
   "string[]": "list of strings",
   enum: "one of",
+  table: "table",
 };
 
 function tomlValue(x: unknown): string {

@@ -8,9 +8,10 @@ import { isIPv4, isIPv6 } from "node:net";
 import { canonicalCIDR } from "../util/cidr.ts";
 import { isSupportedCountry } from "libphonenumber-js";
 import * as v from "valibot";
+import type { AuthType } from "../auth/types.ts";
 
 /** How a field is coerced from an environment variable and described in the reference. */
-export type FieldKind = "string" | "integer" | "boolean" | "string[]" | "enum";
+export type FieldKind = "string" | "integer" | "boolean" | "string[]" | "enum" | "table";
 
 /** Metadata attached to every leaf option; `must` completes the sentence "KEY must be …". */
 export type FieldMeta = {
@@ -84,6 +85,109 @@ function section<E extends v.ObjectEntries>(description: string, entries: E) {
   // An omitted section is parsed as {} so that every key in it takes its default.
   return v.optional(v.pipe(schema, doc<v.InferOutput<typeof schema>>(description)), {} as never);
 }
+
+/** A profile name: what clients list in `--directories`, and part of the bind password's env variable. */
+export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** An LDAP URL naming only a server: ldap:// or ldaps://, a host and an optional port (no DN, no query). */
+export function isLdapURL(s: string): boolean {
+  const m = /^(ldaps?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?\/?$/.exec(s);
+  return m !== null && (m[3] === undefined || (Number(m[3]) >= 1 && Number(m[3]) <= 65535));
+}
+
+/** An LDAP attribute description: a name (RFC 4512 §1.4 descr) or a numeric OID. */
+const isAttributeName = (s: string) => /^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(s) || /^\d+(?:\.\d+)+$/.test(s);
+
+/** A user filter template: parenthesised, balanced, holding `{username}` (RFC 4515 §3). */
+export function isUserFilter(s: string): boolean {
+  if (!s.startsWith("(") || !s.endsWith(")") || !s.includes("{username}")) return false;
+  let depth = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === "\\") i += 2; // an RFC 4515 escape \XX is not a parenthesis
+    else if (c === "(") depth++;
+    else if (c === ")") {
+      if (--depth < 0) return false;
+      if (depth === 0 && i !== s.length - 1) return false; // "(a)(b)": two filters, not one
+    } else if (depth === 0) return false; // text outside the outer parentheses
+  }
+  return depth === 0;
+}
+
+const nonEmpty = (s: string) => s.trim() !== "";
+
+function required(description: string, must: string, check: (s: string) => boolean) {
+  return v.pipe(v.string(), v.check(check), doc<string>(description), meta<string>("string", must));
+}
+
+function optionalText(description: string, must: string, check: (s: string) => boolean) {
+  return v.optional(v.pipe(v.string(), v.check(check), doc<string>(description), meta<string>("string", must)));
+}
+
+/** `[[ldap.reply]]`: RADIUS reply attributes for the members of one group. */
+export const ldapReplySchema = v.strictObject({
+  group: required("DN of the group; nested membership counts.", "a non-empty group DN", nonEmpty),
+  attributes: v.pipe(
+    v.record(v.string(), v.union([v.string(), v.pipe(v.number(), v.integer())])),
+    doc<Record<string, string | number>>(
+      'Attribute name → value, sent on the final Access-Accept. Names come from the embedded RADIUS dictionaries (standard, Microsoft, Cisco, Juniper and the other vendors embedded), e.g. `{ "Class" = "admins", "Filter-Id" = "admin-acl" }`; integer attributes take a number or a dictionary value name.',
+    ),
+    meta<Record<string, string | number>>("table", "a table of RADIUS attribute names to strings or integers"),
+  ),
+});
+
+/** `[[ldap]]`: one LDAP or Active Directory profile. Cross-key rules are checked in load.ts. */
+export const ldapProfileSchema = v.strictObject({
+  name: required('Profile name, unique and not "local"; RADIUS clients list profiles by name (`client add … --directories corp,local`).', "a name of 1-64 letters, digits, '.', '_' or '-' other than \"local\"", (s) => PROFILE_NAME.test(s) && s.toLowerCase() !== "local"),
+  urls: v.pipe(
+    v.array(v.pipe(v.string(), v.check(isLdapURL))),
+    v.minLength(1),
+    doc<string[]>("Servers in failover order, each `ldaps://host[:port]` or `ldap://host[:port]`. Plain `ldap://` without `start_tls` sends passwords in clear text and is logged as a warning."),
+    meta<string[]>("string[]", 'a non-empty list of ldap:// or ldaps:// URLs such as "ldaps://dc1.corp.example:636"'),
+  ),
+  start_tls: bool(false, "Upgrade `ldap://` connections with StartTLS (RFC 4513 §3) before any bind."),
+  ca_file: optionalText("PEM file of the CA(s) that sign the servers' certificates. Absent means the system roots.", "a path to a readable file", nonEmpty),
+  bind_dn: required("DN of the service account that searches for users (anonymous search is not supported).", "a non-empty DN", nonEmpty),
+  bind_password_file: optionalText(
+    "File holding the service account's password (one trailing newline is ignored), read at start-up; keep it mode 0600 or 0400. Give this or `bind_password`; `$PORTCULLIS_LDAP_<NAME>_BIND_PASSWORD` overrides both.",
+    "a path to a readable file",
+    nonEmpty,
+  ),
+  bind_password: optionalText(
+    "The service account's password, when not in `bind_password_file`. Prefer the file or `$PORTCULLIS_LDAP_<NAME>_BIND_PASSWORD` (NAME upper-cased, other characters than letters and digits as `_`).",
+    "a non-empty string",
+    (s) => s !== "",
+  ),
+  base_dn: required("Where user searches start (subtree).", "a non-empty DN", nonEmpty),
+  user_filter: required(
+    "Search filter for a login name; `{username}` is replaced by the name escaped as RFC 4515 §3 requires, e.g. `(&(objectClass=user)(sAMAccountName={username}))` for Active Directory or `(&(objectClass=inetOrgPerson)(uid={username}))` for OpenLDAP.",
+    "a parenthesised LDAP filter containing {username}",
+    isUserFilter,
+  ),
+  phone_attribute: text("mobile", "Attribute holding the phone number, normalised to E.164 with the top-level `region`. Active Directory lets users write their own `mobile`, `pager` and `ipPhone`: prefer an attribute they cannot write.", "an attribute name", isAttributeName),
+  email_attribute: text("mail", "Attribute holding the e-mail address.", "an attribute name", isAttributeName),
+  type_attribute: optionalText(
+    "Attribute holding the user's authentication type, as a Mideye number 1-11 or a type name. Use one users cannot write themselves (e.g. `extensionAttribute5` on Active Directory): a self-writable type attribute would let a user choose their own factors.",
+    "an attribute name",
+    isAttributeName,
+  ),
+  token_attribute: optionalText("Attribute holding a hardware token's serial.", "an attribute name", isAttributeName),
+  allow_type_password: bool(false, "May the directory set a user to type `password` (1, no second factor)? Off, a `password` type read from the directory is ignored and `default_type` applies."),
+  required_groups: list([], "Group DNs the user must be a member of, every one (nested membership counts). Empty means no group gate.", "a list of group DNs", nonEmpty),
+  default_type: v.optional(
+    v.pipe(
+      v.union([v.string(), v.pipe(v.number(), v.integer())]),
+      doc<string | number>("Authentication type (name or Mideye number) of users whose type attribute is absent or unusable. `password` only with `allow_type_password`."),
+      meta<string | number>("string", "an authentication type name or number 1-11"),
+    ),
+    "totp",
+  ),
+  timeout_ms: integer(3000, 100, 60_000, "Timeout of each network operation (connect, bind, search, modify). The whole check, failover included, must fit the NAS's RADIUS timeout."),
+  reply: v.optional(
+    v.pipe(v.array(ldapReplySchema), doc<Array<v.InferOutput<typeof ldapReplySchema>>>("Group → RADIUS reply attributes; every matching entry applies, in order.")),
+    [],
+  ),
+});
 
 const LISTEN_MUST = 'an address and port such as "192.0.2.10:1812" or "[2001:db8::10]:1812"';
 const isURL = (s: string) => s === "" || (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s));
@@ -217,6 +321,16 @@ export const configSchema = v.strictObject({
     listen: text("127.0.0.1:8444", "Address and port of the admin listener. Keep it on loopback or a management network.", LISTEN_MUST, isListenAddress),
   }),
 
+  ldap: v.optional(
+    v.pipe(
+      v.array(ldapProfileSchema),
+      doc<Array<v.InferOutput<typeof ldapProfileSchema>>>(
+        "LDAP and Active Directory profiles, tried in the order listed: the next profile is asked only when a user is not found in this one, never because this one did not answer. With none, only local users exist.",
+      ),
+    ),
+    [],
+  ),
+
   delivery: section("Delivery of codes and approvals (SMS, e-mail, push).", {
     allowed_countries: v.optional(
       v.pipe(
@@ -234,6 +348,26 @@ type ParsedConfig = v.InferOutput<typeof configSchema>;
  * The validated configuration, snake_case as in the file. After loading, `data_dir`, `store.path`
  * and `keys.key_file` are absolute paths and `delivery.allowed_countries` is always a list.
  */
-export type Config = Omit<ParsedConfig, "delivery"> & {
+export type Config = Omit<ParsedConfig, "delivery" | "ldap"> & {
   delivery: Omit<ParsedConfig["delivery"], "allowed_countries"> & { allowed_countries: string[] };
+  ldap: LdapConfig[];
+};
+
+type ParsedLdap = v.InferOutput<typeof ldapProfileSchema>;
+
+/**
+ * One `[[ldap]]` profile after loading: paths absolute, the type parsed, the bind password read
+ * (from the environment, the file or the config, in that order). Map it onto the directory's
+ * LdapProfile with ldapProfiles() (config/ldap.ts).
+ */
+export type LdapConfig = Omit<ParsedLdap, "default_type" | "bind_password" | "bind_password_file" | "ca_file"> & {
+  default_type: AuthType;
+  ca_file: string | undefined;
+  bind_password_file: string | undefined;
+  /** The password itself. Never log it, never put it in an error. */
+  bind_password: string;
+  /** Where bind_password came from. */
+  bind_password_source: "env" | "file" | "config";
+  /** Permission bits of bind_password_file (for the group/world-readable warning); undefined without a file. */
+  bind_password_file_mode: number | undefined;
 };
