@@ -17,6 +17,8 @@ export interface ConfigField {
   must: string;
   /** The built-in default (undefined when it is derived, as for delivery.allowed_countries). */
   defaultValue: unknown;
+  /** False for a key that must be given (only inside arrays of tables, such as ldap.name). */
+  optional: boolean;
   description: string;
   /** The environment variable that overrides it: PORTCULLIS_<SECTION>_<KEY>. */
   env: string;
@@ -59,6 +61,7 @@ function leaf(section: string | undefined, key: string, schema: AnySchema, { env
     kind: m.kind,
     must: m.must,
     defaultValue: schema.default,
+    optional: schema.type === "optional",
     description,
     env: env ? `PORTCULLIS_${section ? section.toUpperCase() + "_" : ""}${key.toUpperCase()}` : "",
   };

@@ -1,6 +1,6 @@
 // Renders docs/configuration.md from the schema, so the reference cannot drift from the code.
 
-import { CONFIG_FIELDS, CONFIG_SECTIONS, type ConfigField } from "./fields.ts";
+import { CONFIG_FIELDS, CONFIG_SECTIONS, CONFIG_TABLE_ARRAYS, type ConfigField, type ConfigTableArray } from "./fields.ts";
 
 const TYPE_NAMES: Record<ConfigField["kind"], string> = {
   string: "string",
@@ -23,6 +23,79 @@ function row(f: ConfigField): string {
   const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
   return `| \`${f.key}\` | ${cell(type)} | ${cell(def)} | \`${f.env}\` | ${cell(f.description)} |`;
 }
+
+/** A row of an array-of-tables key: no environment column; a key without default is required. */
+function tableRow(f: ConfigField): string {
+  const type = f.kind === "enum" ? f.must.replace(/^one of /, "") : TYPE_NAMES[f.kind];
+  const def = !f.optional ? "required" : f.defaultValue === undefined ? "(none)" : `\`${tomlValue(f.defaultValue)}\``;
+  const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
+  return `| \`${f.key}\` | ${cell(type)} | ${cell(def)} | ${cell(f.description)} |`;
+}
+
+function tableArraySection(t: ConfigTableArray, level: string): string[] {
+  const out = [
+    "",
+    `${level} [[${t.name}]]`,
+    "",
+    t.description,
+    "",
+    "| key | type | default | description |",
+    "|---|---|---|---|",
+    ...t.fields.map(tableRow),
+  ];
+  for (const c of t.children) out.push(...tableArraySection(c, `${level}#`));
+  return out;
+}
+
+const LDAP_TEXT = [
+  "",
+  "Profiles come from the file only; the one environment variable is the bind password's,",
+  "`PORTCULLIS_LDAP_<NAME>_BIND_PASSWORD` (NAME upper-cased, every character other than a letter or",
+  "digit as `_`), which overrides `bind_password_file` and `bind_password`. A `PORTCULLIS_LDAP_*`",
+  "variable that names no profile is an error. `bind_password_file` is read once at start-up, and a",
+  "file readable by group or others is logged as a warning. Errors name the key as `ldap[corp].urls`",
+  "(`ldap[0].urls` when the profile has no usable name) and the file, never the value.",
+  "",
+  "A RADIUS client uses every profile in this order, then local users, unless `client add",
+  "--directories` names its own list (e.g. `corp,local`).",
+  "",
+  "**Security note.** Active Directory lets every user write their own `mobile`, `pager` and",
+  "`ipPhone` by default. A user who knows only their password could then point the SMS at their own",
+  "phone, or set their own authentication type. Read the phone and the type from attributes users",
+  "cannot write (`extensionAttributeN`); a type read from the directory is never `password` unless",
+  "`allow_type_password` is set, and a change of an LDAP user's phone number is audited.",
+];
+
+const LDAP_EXAMPLE = [
+  "```toml",
+  "[[ldap]]",
+  'name = "corp"',
+  'urls = ["ldaps://dc1.corp.example:636", "ldaps://dc2.corp.example:636"]',
+  'ca_file = "/etc/portcullis/corp-ca.pem"',
+  'bind_dn = "CN=svc-mfa,OU=Service,DC=corp,DC=example"',
+  'bind_password_file = "/etc/portcullis/ldap.pass"',
+  'base_dn = "DC=corp,DC=example"',
+  'user_filter = "(&(objectClass=user)(sAMAccountName={username}))"',
+  'phone_attribute = "extensionAttribute7"',
+  'type_attribute = "extensionAttribute5"',
+  'required_groups = ["CN=VPN Users,OU=Groups,DC=corp,DC=example"]',
+  'default_type = "totp"',
+  "timeout_ms = 3000",
+  "",
+  "[[ldap.reply]]",
+  'group = "CN=VPN Admins,OU=Groups,DC=corp,DC=example"',
+  'attributes = { "Class" = "admins", "Filter-Id" = "admin-acl" }',
+  "",
+  "[[ldap]]",
+  'name = "lab"',
+  'urls = ["ldap://ldap.lab.example"]',
+  "start_tls = true",
+  'bind_dn = "cn=portcullis,ou=services,dc=lab,dc=example"',
+  "# bind password from $PORTCULLIS_LDAP_LAB_BIND_PASSWORD",
+  'base_dn = "ou=people,dc=lab,dc=example"',
+  'user_filter = "(&(objectClass=inetOrgPerson)(uid={username}))"',
+  "```",
+];
 
 /** The configuration reference as Markdown (deterministic: the committed file must equal it). */
 export function renderConfigReference(): string {
@@ -58,6 +131,8 @@ export function renderConfigReference(): string {
     out.push("", `## [${s.name}]`, "", s.description, "", "| key | type | default | environment | description |", "|---|---|---|---|---|");
     out.push(...CONFIG_FIELDS.filter((f) => f.section === s.name).map(row));
   }
+  for (const t of CONFIG_TABLE_ARRAYS) out.push(...tableArraySection(t, "##"));
+  out.push(...LDAP_TEXT, "", "### Example", "", ...LDAP_EXAMPLE);
   out.push(
     "",
     "## Example",
