@@ -5,7 +5,7 @@ import { StoreError, type FirstFactor, type OTPMode } from "../store/types.ts";
 import { CLIError, parseBool, parseCommand, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
 
 export const CLIENT_USAGE = [
-  "portcullis client add NAME --address CIDR (--secret-stdin | --secret S) [--first-factor password|none] [--otp-mode challenge|concat] [--require-message-authenticator true|false] [--allow-password-only true|false]",
+  "portcullis client add NAME --address CIDR (--secret-stdin | --secret S) [--first-factor password|none] [--otp-mode challenge|concat] [--require-message-authenticator true|false] [--allow-password-only true|false] [--directories PROFILE,…,local]",
   "portcullis client list [--json]",
   "portcullis client remove NAME",
 ];
@@ -42,6 +42,7 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
       "otp-mode": { type: "string" },
       "require-message-authenticator": { type: "string" },
       "allow-password-only": { type: "string" },
+      directories: { type: "string" },
     },
     { min: 1, max: 1, usage },
   );
@@ -62,6 +63,8 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
     throw usageError("--first-factor none cannot be combined with --allow-password-only true");
   }
 
+  const directories = values.directories === undefined ? null : parseDirectories(values.directories, ctx.config.ldap.map((p) => p.name));
+
   if (values.secret !== undefined && values["secret-stdin"]) throw usageError("give either --secret or --secret-stdin, not both");
   let secret: string;
   if (values["secret-stdin"]) secret = stripOneNewline(await ctx.readStdin());
@@ -78,12 +81,34 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
 
   const store = await ctx.store();
   try {
-    await store.clients.add({ name, address, secret, firstFactor, otpMode, requireMessageAuthenticator, allowPasswordOnly, directories: null });
+    await store.clients.add({ name, address, secret, firstFactor, otpMode, requireMessageAuthenticator, allowPasswordOnly, directories });
   } catch (e) {
     if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`client ${name} already exists`);
     throw e;
   }
-  ctx.out(`added client ${name} (${address})\n`);
+  ctx.out(`added client ${name} (${address}${directories === null ? "" : `; users from ${directories.join(", then ")}`})\n`);
+}
+
+/** "local" names the local users; every other name must be a configured [[ldap]] profile. */
+export const LOCAL_DIRECTORY = "local";
+
+/**
+ * Parses `--directories corp,local`: a comma-separated, ordered list of configured profile names
+ * and "local", without duplicates. Throws a usage CLIError naming the first bad entry.
+ */
+export function parseDirectories(text: string, profiles: readonly string[]): string[] {
+  const names = text.split(",").map((s) => s.trim());
+  if (names.some((n) => n === "")) throw usageError("--directories must be a comma-separated list of profile names and local, e.g. corp,local");
+  const seen = new Set<string>();
+  for (const n of names) {
+    if (n !== LOCAL_DIRECTORY && !profiles.includes(n)) {
+      const known = [...profiles, LOCAL_DIRECTORY].join(", ");
+      throw usageError(`--directories: ${n.length <= 64 ? n : "a name"} is not a configured [[ldap]] profile nor local (known: ${known})`);
+    }
+    if (seen.has(n)) throw usageError(`--directories names ${n} twice`);
+    seen.add(n);
+  }
+  return names;
 }
 
 async function list(ctx: CLIContext, args: string[]): Promise<void> {
@@ -101,8 +126,16 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
   }
   ctx.out(
     table(
-      ["NAME", "ADDRESS", "FIRST-FACTOR", "OTP-MODE", "MESSAGE-AUTHENTICATOR", "PASSWORD-ONLY"],
-      safe.map((c) => [c.name, c.address, c.firstFactor, c.otpMode, c.requireMessageAuthenticator ? "required" : "optional", c.allowPasswordOnly ? "allowed" : "no"]),
+      ["NAME", "ADDRESS", "FIRST-FACTOR", "OTP-MODE", "MESSAGE-AUTHENTICATOR", "PASSWORD-ONLY", "DIRECTORIES"],
+      safe.map((c) => [
+        c.name,
+        c.address,
+        c.firstFactor,
+        c.otpMode,
+        c.requireMessageAuthenticator ? "required" : "optional",
+        c.allowPasswordOnly ? "allowed" : "no",
+        c.directories === null ? "(all, then local)" : c.directories.join(","),
+      ]),
     ),
   );
 }

@@ -8,7 +8,7 @@ import { importUsers } from "./user-import.ts";
 import { cleanUsername, isEmail, normalizePhone, PHONE_RULE } from "./validate.ts";
 
 export const USER_USAGE = [
-  "portcullis user add NAME [--password-stdin] [--phone +E164] [--email ADDR] [--type TYPE]",
+  "portcullis user add NAME [--password-stdin] [--phone +E164] [--email ADDR] [--type TYPE] | --directory PROFILE [--type TYPE] [--phone +E164] [--email ADDR]",
   "portcullis user list [--json]",
   "portcullis user show NAME [--json]",
   "portcullis user remove NAME",
@@ -57,11 +57,24 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
   const usage = USER_USAGE[0]!;
   const { values, positionals } = parseCommand(
     args,
-    { "password-stdin": { type: "boolean" }, phone: { type: "string" }, email: { type: "string" }, type: { type: "string" } },
+    { "password-stdin": { type: "boolean" }, phone: { type: "string" }, email: { type: "string" }, type: { type: "string" }, directory: { type: "string" } },
     { min: 1, max: 1, usage },
   );
   const name = username(ctx, positionals[0]!);
-  const type: AuthType = values.type === undefined ? "totp" : (parseAuthType(values.type) ?? invalidType());
+  // A directory-linked ("hybrid") record: the profile checks the password; this record holds the
+  // user's tokens and, where given, overrides the directory's type and phone.
+  let directory: string | null = null;
+  if (values.directory !== undefined) {
+    const profiles = ctx.config.ldap.map((p) => p.name);
+    if (!profiles.includes(values.directory)) {
+      const known = profiles.length > 0 ? profiles.join(", ") : "none configured";
+      throw usageError(`--directory must name a configured [[ldap]] profile (${known})`);
+    }
+    if (values["password-stdin"]) throw usageError("--password-stdin cannot be combined with --directory: the directory checks the password");
+    directory = values.directory;
+  }
+  const defaultType: AuthType | null = directory === null ? "totp" : null;
+  const type: AuthType | null = values.type === undefined ? defaultType : (parseAuthType(values.type) ?? invalidType());
   let phone: string | null = null;
   if (values.phone !== undefined) {
     phone = normalizePhone(values.phone, ctx.config.region) ?? null;
@@ -80,10 +93,17 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
   }
   const store = await ctx.store();
   try {
-    await store.users.add({ username: name, passwordHash, type, phone, email, disabled: false, expiresAt: null, directory: null, externalId: null, directoryPhone: null });
+    await store.users.add({ username: name, passwordHash, type, phone, email, disabled: false, expiresAt: null, directory, externalId: null, directoryPhone: null });
   } catch (e) {
     if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`user ${name} already exists`);
     throw e;
+  }
+  if (directory !== null) {
+    const overrides = [type !== null ? `type ${type}` : "", phone !== null ? "phone" : ""].filter((x) => x !== "");
+    ctx.out(`added user ${name} (directory ${directory}; ${overrides.length > 0 ? `local override of ${overrides.join(" and ")}` : "type and phone from the directory"})\n`);
+    ctx.out(`note: linked to the directory entry at the first login, by its stable ID (objectGUID / entryUUID)\n`);
+    if (type === null || type === "totp") ctx.out(`next: portcullis token add ${name} --totp\n`);
+    return;
   }
   ctx.out(`added user ${name} (type ${type})\n`);
   if (type === "totp") ctx.out(`next: portcullis token add ${name} --totp\n`);
@@ -102,6 +122,8 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
   for (const t of tokens) if (t.userId !== null) count.set(t.userId, (count.get(t.userId) ?? 0) + 1);
   const rows = users.map((u) => ({
     username: u.username,
+    directory: u.directory,
+    externalId: u.externalId,
     type: u.type,
     phone: u.phone,
     email: u.email,
@@ -119,8 +141,17 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
   }
   ctx.out(
     table(
-      ["USERNAME", "TYPE", "PHONE", "EMAIL", "PASSWORD", "TOKENS", "STATUS"],
-      rows.map((r) => [r.username, r.type ?? "(directory)", r.phone ?? "-", r.email ?? "-", r.password ? "set" : "none", String(r.tokens), r.disabled ? "disabled" : "enabled"]),
+      ["USERNAME", "DIRECTORY", "TYPE", "PHONE", "EMAIL", "PASSWORD", "TOKENS", "STATUS"],
+      rows.map((r) => [
+        r.username,
+        r.directory === null ? "local" : `${r.directory}${r.externalId === null ? " (not linked)" : ""}`,
+        r.type ?? "(directory)",
+        r.phone ?? (r.directory === null ? "-" : "(directory)"),
+        r.email ?? "-",
+        r.directory !== null ? "directory" : r.password ? "set" : "none",
+        String(r.tokens),
+        r.disabled ? "disabled" : "enabled",
+      ]),
     ),
   );
 }
@@ -138,11 +169,18 @@ async function show(ctx: CLIContext, args: string[]): Promise<void> {
   const lockout = (s: typeof pw) =>
     s ? { failures: s.failures, lockedUntil: s.lockedUntil > now ? new Date(s.lockedUntil).toISOString() : null } : { failures: 0, lockedUntil: null };
   // Never the password hash, never a seed.
+  const linked = user.directory !== null;
   const view = {
     username: user.username,
+    directory: user.directory,
+    /** The directory's stable ID (objectGUID / entryUUID); null until the first login links it. */
+    externalId: user.externalId,
     type: user.type,
     typeNumber: user.type === null ? null : authTypeNumber(user.type),
+    /** Which values of a directory-linked record override the directory's. */
+    overrides: linked ? [...(user.type !== null ? ["type"] : []), ...(user.phone !== null ? ["phone"] : [])] : [],
     phone: user.phone,
+    directoryPhone: user.directoryPhone,
     email: user.email,
     password: user.passwordHash !== null ? "set" : "none",
     disabled: user.disabled,
@@ -157,12 +195,16 @@ async function show(ctx: CLIContext, args: string[]): Promise<void> {
   }
   const lock = (l: { failures: number; lockedUntil: string | null }) =>
     `${l.failures} failure${l.failures === 1 ? "" : "s"}${l.lockedUntil ? `, backing off until ${l.lockedUntil}` : ""}`;
+  const typeLine = view.type === null ? "from the directory" : `${view.type} (${view.typeNumber})${linked ? ", local override" : ""}`;
+  const phoneLine = !linked ? (view.phone ?? "-") : view.phone !== null ? `${view.phone}, local override` : "from the directory";
   const lines = [
     `username:  ${view.username}`,
-    `type:      ${view.type} (${view.typeNumber})`,
-    `phone:     ${view.phone ?? "-"}`,
+    ...(linked ? [`directory: ${view.directory}`, `linked ID: ${view.externalId ?? "not linked yet (linked at the first login)"}`] : []),
+    `type:      ${typeLine}`,
+    `phone:     ${phoneLine}`,
+    ...(linked && view.directoryPhone !== null ? [`dir phone: ${view.directoryPhone} (the directory's value as last seen)`] : []),
     `email:     ${view.email ?? "-"}`,
-    `password:  ${view.password}`,
+    `password:  ${linked ? "checked by the directory" : view.password}`,
     `status:    ${view.disabled ? "disabled" : "enabled"}${view.expiresAt ? `, expires ${view.expiresAt}` : ""}`,
     `created:   ${view.createdAt}`,
     `lockout:   password ${lock(view.lockout.password)}; code ${lock(view.lockout.code)}`,
