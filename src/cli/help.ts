@@ -24,6 +24,10 @@ const GLOBAL = `Global flags:
   -h, --help        show help
   --version         show the version
 
+Users from LDAP or Active Directory come from [[ldap]] profiles in the configuration file; a
+client may name the ones it uses (client add --directories corp,local), and user add --directory
+creates a local record for a directory user that holds their tokens and local overrides.
+
 Secrets are best given on standard input (--secret-stdin, --password-stdin) so that they do not
 appear in the process list or shell history. See docs/cli.md and docs/configuration.md.
 `;

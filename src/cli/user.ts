@@ -8,7 +8,7 @@ import { importUsers } from "./user-import.ts";
 import { cleanUsername, isEmail, normalizePhone, PHONE_RULE } from "./validate.ts";
 
 export const USER_USAGE = [
-  "portcullis user add NAME [--password-stdin] [--phone +E164] [--email ADDR] [--type TYPE] | --directory PROFILE [--type TYPE] [--phone +E164] [--email ADDR]",
+  "portcullis user add NAME [--password-stdin | --directory PROFILE] [--phone +E164] [--email ADDR] [--type TYPE]",
   "portcullis user list [--json]",
   "portcullis user show NAME [--json]",
   "portcullis user remove NAME",
