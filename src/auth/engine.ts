@@ -223,7 +223,7 @@ export class Engine {
     const groups = await this.groups(subject);
     if (!groups.ok) return this.reject(attempt, "not_in_group", user, groups.detail, true);
 
-    if (outcome.change) return this.startChange(attempt, subject, typed, groups.attributes, outcome.change);
+    if (outcome.change) return this.startChange(attempt, subject, typed, groups.attributes);
 
     if (subject.type === "password") {
       if (!channel.allowPasswordOnly) return this.reject(attempt, "type_not_allowed", user, "client does not allow password-only users");
@@ -369,7 +369,7 @@ export class Engine {
    * changed. The user must be able to finish the flow: a second factor (or type password where the
    * channel allows it), else the refusal comes now, before any new password is asked for.
    */
-  private async startChange(attempt: Attempt, subject: Subject, oldPassword: string, attributes: ReplyAttribute[], why: "password_expired" | "must_change"): Promise<Decision> {
+  private async startChange(attempt: Attempt, subject: Subject, oldPassword: string, attributes: ReplyAttribute[]): Promise<Decision> {
     const user = subject.record;
     if (subject.type === "password") {
       if (!attempt.channel.allowPasswordOnly) return this.reject(attempt, "type_not_allowed", user, "client does not allow password-only users");
@@ -378,7 +378,6 @@ export class Engine {
       const tokens = await this.store.tokens.activeForUser(user.id);
       if (tokens.length === 0) return this.reject(attempt, "no_token", user);
     }
-    this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, user: user.username, reason: why, detail: "password change flow started" });
     const data: ChallengeData = { next: "new_password", attributes, change: { codeDone: false, sealed: "" } };
     return this.challenge(attempt, user, 0, CHANGE_PROMPTS.newPassword, data, { old: oldPassword }, "new_password");
   }
