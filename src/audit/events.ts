@@ -19,11 +19,36 @@ export type AuthFailureReason =
   | "state_unknown"
   | "state_mismatch"
   | "too_many_codes"
-  | "store_error";
+  | "store_error"
+  // directories (issue 3)
+  | "directory_unavailable" // a profile could not answer (every URL down, timeout); the next profile is NOT tried
+  | "identity_conflict" // a directory user's name is held by another record (a local user, or another linked user)
+  | "account_locked" // AD 775 / lockoutTime, OpenLDAP pwdAccountLockedTime
+  | "not_permitted" // AD 530 (logon hours) / 531 (workstation)
+  | "password_expired" // AD 532 / ppolicy passwordExpired, where the change flow cannot run (concat, code-only)
+  | "must_change" // AD 773 / ppolicy changeAfterReset, where the change flow cannot run
+  | "not_in_group" // not a (nested) member of every required_groups entry
+  | "password_change_failed" // the directory refused the change for a reason other than its policy
+  | "bad_reply_attribute"; // a configured reply attribute cannot be encoded: fail closed
 
 export type AuditEvent =
   | { type: "auth.success"; channel: string; client: string; user: string; factors: string[] }
-  | { type: "auth.challenge"; channel: string; client: string; user: string }
+  | {
+      type: "auth.challenge";
+      channel: string;
+      client: string;
+      user: string;
+      /** What the next leg carries: the code (default), or a new password / its confirmation in the change flow. */
+      step?: "code" | "new_password" | "confirm";
+    }
+  /** An expired or must-change directory password was changed over RADIUS, after the second factor. */
+  | { type: "auth.password_changed"; channel: string; client: string; user: string; directory: string }
+  /**
+   * The phone attribute of a directory user changed since it was last seen. It may be self-writable
+   * (AD lets users edit their own mobile), so every change is audited; numbers are masked to the
+   * last two digits.
+   */
+  | { type: "directory.phone_changed"; directory: string; user: string; from: string | null; to: string | null }
   | {
       type: "auth.failure";
       channel: string;
@@ -57,5 +82,5 @@ export class AuditBus {
 /** The default subscriber: one structured log line per event (never a password or code). */
 export function logSink(event: AuditEvent): void {
   const { type, ...fields } = event;
-  log(type === "auth.failure" ? "warn" : "info", type, fields);
+  log(type === "auth.failure" || type === "directory.phone_changed" ? "warn" : "info", type, fields);
 }

@@ -10,6 +10,8 @@ import rfc5176 from "./dictionaries/dictionary.rfc5176" with { type: "text" };
 import microsoft from "./dictionaries/dictionary.microsoft" with { type: "text" };
 import cisco from "./dictionaries/dictionary.cisco" with { type: "text" };
 import juniper from "./dictionaries/dictionary.juniper" with { type: "text" };
+import fortinet from "./dictionaries/dictionary.fortinet" with { type: "text" };
+import paloalto from "./dictionaries/dictionary.paloalto" with { type: "text" };
 import { octetsAttribute, parseIPv4, vendorSpecificAttribute } from "./attributes.ts";
 import type { RawAttribute } from "./packet.ts";
 
@@ -35,6 +37,8 @@ const SOURCES: ReadonlyArray<readonly [string, string]> = [
   ["dictionary.microsoft", microsoft],
   ["dictionary.cisco", cisco],
   ["dictionary.juniper", juniper],
+  ["dictionary.fortinet", fortinet],
+  ["dictionary.paloalto", paloalto],
 ];
 
 interface Tables {
@@ -205,3 +209,49 @@ export function encodeAttributeByName(name: string, value: string | number): Raw
   if (attr.vendor !== undefined) return vendorSpecificAttribute(attr.vendor, attr.type, bytes);
   return octetsAttribute(attr.type, bytes);
 }
+
+/** Why a configured reply attribute cannot be sent (stable codes for the config validator). */
+export type ReplyAttributeErrorCode = "unknown_attribute" | "encrypted_attribute" | "unsupported_type" | "bad_value";
+
+export type ResolvedReplyAttribute =
+  | { ok: true; attribute: RawAttribute; definition: DictionaryAttribute }
+  /** `message` names the attribute, never the value (a reply attribute may be sensitive). */
+  | { ok: false; code: ReplyAttributeErrorCode; message: string };
+
+const REPLY_DATA_TYPES = new Set(["string", "text", "octets", "integer", "short", "byte", "date", "ipaddr"]);
+
+/**
+ * Resolves a reply attribute from configuration (`[[ldap.reply]] attributes = { "Filter-Id" = "x" }`)
+ * against the embedded dictionaries, including vendor attributes wrapped in Vendor-Specific
+ * (RFC 2865 §5.26). Never throws: the config validator turns a failure into its own error naming
+ * the config path, and the RADIUS handler uses the encoded attribute.
+ * Refused: unknown names, attributes that need encryption (User-Password, Tunnel-Password, MPPE
+ * keys), the attributes the codec or the engine own (Message-Authenticator, State, Proxy-State,
+ * User-Name... see REPLY_RESERVED), unsupported data types and values that do not fit.
+ */
+export function resolveReplyAttribute(name: string, value: string | number): ResolvedReplyAttribute {
+  const shown = JSON.stringify(name.slice(0, 64));
+  const definition = attributeByName(name);
+  if (!definition) return { ok: false, code: "unknown_attribute", message: `unknown RADIUS attribute ${shown}` };
+  if (definition.encrypt !== undefined) {
+    return { ok: false, code: "encrypted_attribute", message: `${definition.name} needs encryption and cannot be a configured reply attribute` };
+  }
+  if (definition.vendor === undefined && REPLY_RESERVED.has(definition.type)) {
+    return { ok: false, code: "unsupported_type", message: `${definition.name} is set by Portcullis itself and cannot be a configured reply attribute` };
+  }
+  if (!REPLY_DATA_TYPES.has(definition.dataType)) {
+    return { ok: false, code: "unsupported_type", message: `${definition.name}: data type ${definition.dataType} is not supported in reply attributes` };
+  }
+  try {
+    return { ok: true, attribute: encodeAttributeByName(definition.name, value), definition };
+  } catch {
+    return { ok: false, code: "bad_value", message: `${definition.name}: the value does not fit data type ${definition.dataType}` };
+  }
+}
+
+/**
+ * Standard attributes a configured reply may not carry: the request's own attributes and those
+ * the codec, handler or engine set (User-Name 1, User-Password 2, CHAP-Password 3, Reply-Message 18,
+ * State 24, Vendor-Specific 26 itself, Proxy-State 33, EAP-Message 79, Message-Authenticator 80).
+ */
+const REPLY_RESERVED: ReadonlySet<number> = new Set([1, 2, 3, 18, 24, 26, 33, 79, 80]);

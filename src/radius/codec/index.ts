@@ -32,5 +32,8 @@ export {
   dictionaryValue,
   vendorByName,
   encodeAttributeByName,
+  resolveReplyAttribute,
   type DictionaryAttribute,
+  type ReplyAttributeErrorCode,
+  type ResolvedReplyAttribute,
 } from "./dictionary.ts";

@@ -1,7 +1,8 @@
 // Access-Request handler: an authenticated packet → one engine call → reply attributes.
 // It hashes, verifies and stores nothing itself; the codec did authenticity, the engine decides.
 
-import type { Attempt, Decision, Engine } from "../../auth/engine.ts";
+import { log } from "../../audit/log.ts";
+import type { Attempt, Decision, Engine, ReplyAttribute } from "../../auth/engine.ts";
 import type { RadiusClient } from "../../store/types.ts";
 import {
   Attr,
@@ -9,6 +10,7 @@ import {
   RADIUSError,
   getAttribute,
   integerAttribute,
+  resolveReplyAttribute,
   revealUserPassword,
   textAttribute,
   type RADIUSPacket,
@@ -68,6 +70,7 @@ export async function handleAccessRequest(
       firstFactor: client.firstFactor,
       otpMode: client.otpMode,
       allowPasswordOnly: client.allowPasswordOnly,
+      directories: client.directories ?? null,
     },
     username: userName ? utf8.decode(userName) : "",
     method,
@@ -80,13 +83,22 @@ export async function handleAccessRequest(
   return decision.kind === "drop" ? { drop: decision.reason } : toReply(decision);
 }
 
-/** RFC 2865 §4.4: an Access-Challenge carries only Reply-Message, State, VSAs, Session-Timeout, Idle-Timeout, Proxy-State. */
-function toReply(decision: Exclude<Decision, { kind: "drop" }>): Reply {
+/**
+ * The reply for a decision. RFC 2865 §4.4: an Access-Challenge carries only Reply-Message, State,
+ * VSAs, Session-Timeout, Idle-Timeout, Proxy-State; the group reply attributes go on the final
+ * Access-Accept only. A reject shows the generic text unless the engine set a clear one (only after
+ * a proven password, auth/messages.ts).
+ */
+export function toReply(decision: Exclude<Decision, { kind: "drop" }>): Reply {
   switch (decision.kind) {
-    case "accept":
-      return { code: Code.AccessAccept, attributes: [] };
-    case "reject":
+    case "accept": {
+      const encoded = encodeReplyAttributes(decision.attributes ?? []);
+      if (encoded) return { code: Code.AccessAccept, attributes: encoded };
+      // Fail closed: an attribute that limits the session (Filter-Id, a VSA role) must not go missing.
       return { code: Code.AccessReject, attributes: replyMessage(REJECT_MESSAGE) };
+    }
+    case "reject":
+      return { code: Code.AccessReject, attributes: replyMessage(decision.message ?? REJECT_MESSAGE) };
     case "challenge":
       return {
         code: Code.AccessChallenge,
@@ -97,6 +109,33 @@ function toReply(decision: Exclude<Decision, { kind: "drop" }>): Reply {
         ],
       };
   }
+}
+
+/** Room for reply attributes: 4096 minus the header, Message-Authenticator and some Proxy-State (RFC 2865 §3). */
+const REPLY_ATTRIBUTE_BUDGET = 4096 - 20 - 18 - 512;
+
+/**
+ * Encodes reply attributes by dictionary name, vendor attributes wrapped in Vendor-Specific (26)
+ * with their Vendor-Id and sub-attribute (RFC 2865 §5.26). undefined when one cannot be encoded
+ * (config validation refuses those first) or they do not fit in a packet: logged, never sent half.
+ */
+export function encodeReplyAttributes(list: readonly ReplyAttribute[]): RawAttribute[] | undefined {
+  const out: RawAttribute[] = [];
+  let size = 0;
+  for (const { name, value } of list) {
+    const resolved = resolveReplyAttribute(name, value);
+    if (!resolved.ok) {
+      log("error", "radius.reply_attribute_invalid", { code: resolved.code, detail: resolved.message });
+      return undefined;
+    }
+    size += 2 + resolved.attribute.value.length;
+    out.push(resolved.attribute);
+  }
+  if (size > REPLY_ATTRIBUTE_BUDGET) {
+    log("error", "radius.reply_attributes_too_large", { octets: size });
+    return undefined;
+  }
+  return out;
 }
 
 /** Reply-Message, split into 253-octet attributes on UTF-8 character boundaries (RFC 2865 §5.18). */

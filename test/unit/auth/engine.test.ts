@@ -46,7 +46,7 @@ const options = (over: Partial<EngineOptions> = {}): EngineOptions => ({
   ...over,
 });
 
-const challengeClient: Channel = { kind: "radius", name: "vpn", firstFactor: "password", otpMode: "challenge", allowPasswordOnly: false };
+const challengeClient: Channel = { kind: "radius", name: "vpn", firstFactor: "password", otpMode: "challenge", allowPasswordOnly: false, directories: null };
 const concatClient: Channel = { ...challengeClient, name: "fw", otpMode: "concat" };
 const codeOnlyClient: Channel = { ...challengeClient, name: "nas2", firstFactor: "none" };
 const passwordClient: Channel = { ...challengeClient, name: "legacy", allowPasswordOnly: true };

@@ -8,3 +8,5 @@ declare module "*/dictionary.rfc5176" { const text: string; export default text;
 declare module "*/dictionary.microsoft" { const text: string; export default text; }
 declare module "*/dictionary.cisco" { const text: string; export default text; }
 declare module "*/dictionary.juniper" { const text: string; export default text; }
+declare module "*/dictionary.fortinet" { const text: string; export default text; }
+declare module "*/dictionary.paloalto" { const text: string; export default text; }

@@ -1,0 +1,193 @@
+// An in-memory Store for engine tests of directory-linked users, until the SQLite store persists
+// User.directory / externalId / directoryPhone and a null type. It keeps the repository contract
+// (store/types.ts): unique usernames and (directory, externalId) pairs, single-use consume,
+// compare-and-set high-water marks.
+import {
+  StoreError,
+  type Challenge,
+  type ChallengeRepo,
+  type ClientRepo,
+  type FailureKind,
+  type LockoutRepo,
+  type LockoutState,
+  type NewToken,
+  type NewUser,
+  type Store,
+  type Token,
+  type TokenRepo,
+  type User,
+  type UserRepo,
+} from "../../../src/store/types.ts";
+
+class MemoryUsers implements UserRepo {
+  rows = new Map<number, User>();
+  private nextId = 1;
+  async list() {
+    return [...this.rows.values()].map((u) => ({ ...u }));
+  }
+  async count() {
+    return this.rows.size;
+  }
+  async findByName(username: string) {
+    const u = [...this.rows.values()].find((r) => r.username === username);
+    return u && { ...u };
+  }
+  async findById(id: number) {
+    const u = this.rows.get(id);
+    return u && { ...u };
+  }
+  async findByExternal(directory: string, externalId: string) {
+    const u = [...this.rows.values()].find((r) => r.directory === directory && r.externalId === externalId);
+    return u && { ...u };
+  }
+  private checkUnique(u: NewUser, id?: number) {
+    for (const r of this.rows.values()) {
+      if (r.id === id) continue;
+      if (r.username === u.username) throw new StoreError("conflict", `user '${u.username}' exists`);
+      if (u.directory && u.externalId && r.directory === u.directory && r.externalId === u.externalId) throw new StoreError("conflict", "directory link exists");
+    }
+  }
+  async add(user: NewUser) {
+    this.checkUnique(user);
+    const row: User = { directory: null, externalId: null, directoryPhone: null, ...user, id: this.nextId++, createdAt: 0 };
+    this.rows.set(row.id, row);
+    return { ...row };
+  }
+  async update(id: number, patch: Partial<NewUser>) {
+    const row = this.rows.get(id);
+    if (!row) throw new StoreError("not_found", `user ${id} not found`);
+    const next = { ...row, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) } as User;
+    this.checkUnique(next, id);
+    this.rows.set(id, next);
+  }
+  async remove(username: string) {
+    const u = await this.findByName(username);
+    return u ? this.rows.delete(u.id) : false;
+  }
+  async importMany() {
+    throw new Error("not used by the engine");
+  }
+}
+
+class MemoryTokens implements TokenRepo {
+  rows = new Map<number, Token>();
+  private nextId = 1;
+  async list(userId?: number) {
+    return [...this.rows.values()].filter((t) => userId === undefined || t.userId === userId);
+  }
+  async findById(id: number) {
+    return this.rows.get(id);
+  }
+  async findBySerial(serial: string) {
+    return [...this.rows.values()].find((t) => t.serial === serial);
+  }
+  async activeForUser(userId: number) {
+    return [...this.rows.values()].filter((t) => t.userId === userId && t.state === "active").map((t) => ({ ...t }));
+  }
+  async add(token: NewToken) {
+    const row: Token = { counter: 0, lastStep: -1, drift: 0, ...token, id: this.nextId++, createdAt: 0 };
+    this.rows.set(row.id, row);
+    return { ...row };
+  }
+  async addMany(tokens: NewToken[]) {
+    return Promise.all(tokens.map((t) => this.add(t)));
+  }
+  async assign(id: number, userId: number | null) {
+    this.rows.get(id)!.userId = userId;
+  }
+  async setState(id: number, state: Token["state"]) {
+    this.rows.get(id)!.state = state;
+  }
+  async remove(id: number) {
+    return this.rows.delete(id);
+  }
+  async advanceTOTP(id: number, step: number, drift: number) {
+    const t = this.rows.get(id);
+    if (!t || t.lastStep >= step) return false;
+    t.lastStep = step;
+    t.drift = drift;
+    return true;
+  }
+  async advanceHOTP(id: number, next: number) {
+    const t = this.rows.get(id);
+    if (!t || t.counter >= next) return false;
+    t.counter = next;
+    return true;
+  }
+  async resync(id: number, values: { counter?: number; lastStep?: number; drift?: number }) {
+    Object.assign(this.rows.get(id)!, values);
+  }
+}
+
+class MemoryChallenges implements ChallengeRepo {
+  rows = new Map<string, Challenge>();
+  /** Every row ever put, for tests that inspect what reached the store. */
+  written: Challenge[] = [];
+  async put(c: Challenge) {
+    this.rows.set(c.id, { ...c });
+    this.written.push({ ...c });
+  }
+  async find(id: string, now: number) {
+    const c = this.rows.get(id);
+    return c && c.expiresAt > now ? { ...c } : undefined;
+  }
+  async consume(id: string, now: number) {
+    const c = this.rows.get(id);
+    this.rows.delete(id);
+    return c && c.expiresAt > now ? c : undefined;
+  }
+  async fail(id: string) {
+    const c = this.rows.get(id);
+    if (!c) return undefined;
+    return ++c.failures;
+  }
+  async purgeExpired(now: number) {
+    let n = 0;
+    for (const [id, c] of this.rows) if (c.expiresAt <= now && this.rows.delete(id)) n++;
+    return n;
+  }
+}
+
+class MemoryLockouts implements LockoutRepo {
+  rows = new Map<string, LockoutState>();
+  async get(key: string, kind: FailureKind) {
+    const s = this.rows.get(`${kind}:${key}`);
+    return s && { ...s };
+  }
+  async list() {
+    return [...this.rows.values()];
+  }
+  async recordFailure(key: string, kind: FailureKind, now: number, lockedUntil: (failures: number) => number) {
+    const prev = this.rows.get(`${kind}:${key}`);
+    const failures = (prev?.failures ?? 0) + 1;
+    const s: LockoutState = { key, kind, failures, lockedUntil: lockedUntil(failures), lastFailureAt: now };
+    this.rows.set(`${kind}:${key}`, s);
+    return { ...s };
+  }
+  async reset(key: string, kind: FailureKind) {
+    this.rows.delete(`${kind}:${key}`);
+  }
+  async clear(key: string) {
+    const a = this.rows.delete(`password:${key}`);
+    const b = this.rows.delete(`code:${key}`);
+    return a || b;
+  }
+  async purgeStale() {
+    return 0;
+  }
+}
+
+export class MemoryStore implements Store {
+  readonly clients = {} as ClientRepo;
+  readonly users = new MemoryUsers();
+  readonly tokens = new MemoryTokens();
+  readonly challenges = new MemoryChallenges();
+  readonly lockouts = new MemoryLockouts();
+  async generation() {
+    return 0;
+  }
+  async writable() {
+    return true;
+  }
+  async close() {}
+}
