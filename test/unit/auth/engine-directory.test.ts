@@ -116,7 +116,7 @@ describe("source order", () => {
   });
 
   test("not found in a profile: the next source is tried (local users after the profiles)", async () => {
-    await store.users.add({ username: "lena", passwordHash: "plain:local-pass", type: "totp", phone: null, email: null, disabled: false, expiresAt: null });
+    await store.users.add({ username: "lena", passwordHash: "plain:local-pass", type: "totp", phone: null, email: null, disabled: false, expiresAt: null, directory: null, externalId: null, directoryPhone: null });
     await giveToken("lena");
     const d = await engine().authenticate(attempt(client, "lena", "local-pass", T0));
     expect(d.kind).toBe("challenge");
@@ -168,7 +168,7 @@ describe("hybrid records", () => {
 
   test("an unlinked record of that profile and name is linked, and its tokens are used", async () => {
     corp.add({ id: "guid-2", username: "bob", password: "corp-pass" });
-    const pre = await store.users.add({ username: "bob", passwordHash: null, type: null, phone: null, email: null, disabled: false, expiresAt: null, directory: "corp", externalId: null });
+    const pre = await store.users.add({ username: "bob", passwordHash: null, type: null, phone: null, email: null, disabled: false, expiresAt: null, directory: "corp", externalId: null, directoryPhone: null });
     await giveToken("bob");
     const first = challenged(await engine().authenticate(attempt(client, "bob", "corp-pass", T0)));
     expect((await store.users.findById(pre.id))?.externalId).toBe("guid-2");
@@ -189,7 +189,7 @@ describe("hybrid records", () => {
 
   test("a local user holding the name of a directory user is a conflict, not a takeover", async () => {
     corp.add({ id: "guid-4", username: "dave", password: "corp-pass" });
-    await store.users.add({ username: "dave", passwordHash: "plain:local", type: "totp", phone: null, email: null, disabled: false, expiresAt: null });
+    await store.users.add({ username: "dave", passwordHash: "plain:local", type: "totp", phone: null, email: null, disabled: false, expiresAt: null, directory: null, externalId: null, directoryPhone: null });
     expect(await engine().authenticate(attempt(client, "dave", "corp-pass", T0))).toEqual({ kind: "reject", reason: "identity_conflict" });
     expect(corp.calls).not.toContain("verifyPassword:dave");
   });

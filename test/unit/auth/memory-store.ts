@@ -49,7 +49,7 @@ class MemoryUsers implements UserRepo {
   }
   async add(user: NewUser) {
     this.checkUnique(user);
-    const row: User = { directory: null, externalId: null, directoryPhone: null, ...user, id: this.nextId++, createdAt: 0 };
+    const row: User = { ...user, id: this.nextId++, createdAt: 0 };
     this.rows.set(row.id, row);
     return { ...row };
   }

@@ -68,6 +68,7 @@ describe("handleAccessRequest", () => {
     otpMode: "challenge",
     requireMessageAuthenticator: true,
     allowPasswordOnly: false,
+    directories: null,
     createdAt: 0,
   };
 
