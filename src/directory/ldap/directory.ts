@@ -114,9 +114,10 @@ export class LdapDirectory implements Directory {
       throw new DirectoryUnavailableError(p.name, `ldap profile "${p.name}": the user filter matches more than one entry; login refused`);
     }
     const e = entries[0]!;
-    const isAD = e.objectGUID !== undefined || e.objectSid !== undefined;
+    // ldapts lists every requested attribute, absent ones as []: test for values, not keys.
+    const isAD = arr(e.objectGUID).length > 0 || arr(e.objectSid).length > 0;
     if (isAD) this.#kind = "ad";
-    else if (e.entryUUID !== undefined) this.#kind ??= "ldap";
+    else if (arr(e.entryUUID).length > 0) this.#kind ??= "ldap";
     const guid = first(e.objectGUID);
     const id = isAD && Buffer.isBuffer(guid) && guid.length === 16 ? formatGUID(guid) : str(e.entryUUID)?.toLowerCase();
     if (!id) {

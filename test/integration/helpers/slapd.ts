@@ -131,7 +131,8 @@ function baseLdif(): string {
       "pwdMustChange: TRUE",
       "pwdAllowUserChange: TRUE",
       "pwdGraceAuthNLimit: 0",
-      "pwdLockout: FALSE",
+      "pwdLockout: TRUE",
+      "pwdMaxFailure: 50",
       "",
     ].join("\n"),
     person("alice", ["mobile: 070-123 45 67", "mail: alice@example.com", "employeeType: 11", "employeeNumber: TOK-0001"]),
@@ -288,16 +289,20 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
 
   const connections = () => {
     const map = new Map<string, { binds: string[]; ops: string[] }>();
+    const seen = new Set<string>();
     for (const l of log) {
-      const m = /conn=(\d+) op=\d+ (BIND|SRCH|MOD|EXT|ADD|DEL|CMP|UNBIND)\b(.*)$/.exec(l);
+      // slapd logs some operations on two lines (BIND: method=, then mech=): count each op once.
+      const m = /conn=(\d+) (op=\d+) (BIND|SRCH|MOD|EXT|ADD|DEL|CMP|UNBIND)\b(.*)$/.exec(l);
       if (!m) continue;
+      if (seen.has(m[1]! + m[2]!)) continue;
+      seen.add(m[1]! + m[2]!);
       const c = map.get(m[1]!) ?? { binds: [], ops: [] };
       map.set(m[1]!, c);
-      if (m[2] === "BIND") {
-        const dn = /dn="([^"]*)"/.exec(m[3]!)?.[1];
+      if (m[3] === "BIND") {
+        const dn = /dn="([^"]*)"/.exec(m[4]!)?.[1];
         if (dn !== undefined) c.binds.push(dn);
       }
-      c.ops.push(m[2]!);
+      c.ops.push(m[3]!);
     }
     return map;
   };
