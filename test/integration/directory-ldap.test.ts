@@ -1,5 +1,6 @@
 // LdapDirectory against a real, throwaway slapd: search, bind, ppolicy, RFC 3062, groups, TLS, failover.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { ldapTest } from "../../src/cli/ldap.ts";
 import { createLdapDirectory, type LdapDirectory } from "../../src/directory/ldap/index.ts";
 import { DirectoryUnavailableError, type LdapProfile } from "../../src/directory/types.ts";
 import { ADMIN_DN, BASE_DN, GROUPS, PASSWORDS, PEOPLE, runSlapdTests, SERVICE_DN, SERVICE_PASSWORD, startSlapd, type Slapd } from "./helpers/slapd.ts";
@@ -232,6 +233,42 @@ d("LdapDirectory against slapd", () => {
     } finally {
       await down.close();
     }
+  });
+
+  test("ldap test: each URL's reachability, TLS details and service bind; the user's DN, phone, type, status, groups; no password", async () => {
+    const p = profile({
+      urls: [slapd.ldapsUrl, slapd.url, "ldap://127.0.0.1:1"],
+      startTLS: true,
+      caFile: slapd.caFile,
+      plaintext: false,
+      requiredGroups: [`cn=vpn-users,${GROUPS}`],
+      reply: [{ group: `cn=vpn-admins,${GROUPS}`, attributes: { "Filter-Id": "admin-acl" } }],
+    });
+    const lines: string[] = [];
+    const code = await ldapTest([p], "corp", "alice", (l) => lines.push(l));
+    const text = lines.join("\n");
+    expect(code).toBe(1); // the closed port
+    expect(text).toContain(`${slapd.ldapsUrl}:\n  reachable`);
+    expect(text).toMatch(/TLS TLSv1\.[23], cipher \S+/);
+    expect(text).toContain("certificate subject CN=localhost");
+    expect(text).toMatch(/certificate valid until \d{4}-/);
+    expect(text.match(/service bind: ok/g)).toHaveLength(2);
+    expect(text).toContain("ldap://127.0.0.1:1:\n  unreachable: ECONNREFUSED");
+    expect(text).toContain(`dn uid=alice,${PEOPLE}`);
+    expect(text).toContain("phone +46701234567");
+    expect(text).toContain("type totp (11) (from employeeType)");
+    expect(text).toContain("status ok");
+    expect(text).toContain(`required group cn=vpn-users,${GROUPS}: member`);
+    expect(text).toContain(`reply group cn=vpn-admins,${GROUPS}: member (Filter-Id)`);
+    expect(text).not.toContain(SERVICE_PASSWORD);
+
+    const ok: string[] = [];
+    expect(await ldapTest([profile({ urls: [slapd.url] })], "corp", undefined, (l) => ok.push(l))).toBe(0);
+    expect(ok.join("\n")).toContain("warning: plain LDAP");
+    expect(await ldapTest([p], "nope", undefined, () => {})).toBe(2);
+    const missing: string[] = [];
+    expect(await ldapTest([profile({ urls: [slapd.url] })], "corp", "nobody", (l) => missing.push(l))).toBe(1);
+    expect(missing.at(-1)).toBe("user nobody: not found in profile corp");
   });
 
   test("a wrong service password is unavailable (not 'user not found')", async () => {
