@@ -221,6 +221,20 @@ d("LdapDirectory against slapd", () => {
     }
   });
 
+  test("LDAPS to an address the certificate does not name fails hostname verification", async () => {
+    const wrongName = createLdapDirectory(profile({ urls: [slapd.ldapsUrlWrongName], caFile: slapd.caFile, plaintext: false }));
+    const rightName = createLdapDirectory(profile({ urls: [slapd.ldapsUrl], caFile: slapd.caFile, plaintext: false }));
+    try {
+      expect((await rightName.findUser("alice"))?.dn).toBe(`uid=alice,${PEOPLE}`);
+      const err = await wrongName.findUser("alice").catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DirectoryUnavailableError);
+      expect((err as Error).message).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID|altname|hostname/i);
+    } finally {
+      await wrongName.close();
+      await rightName.close();
+    }
+  });
+
   test("a profile nobody answers is DirectoryUnavailableError, and the message holds no secret", async () => {
     const down = createLdapDirectory(profile({ urls: ["ldap://127.0.0.1:1", "ldap://127.0.0.1:2"], timeoutMs: 1000 }));
     try {

@@ -43,6 +43,8 @@ export const PASSWORDS = {
 export interface Slapd {
   url: string; // ldap://127.0.0.1:PORT
   ldapsUrl: string; // ldaps://127.0.0.1:PORT
+  /** The same LDAPS listener on 127.0.0.2, a name the certificate does not hold (hostname checks). */
+  ldapsUrlWrongName: string;
   port: number;
   ldapsPort: number;
   caFile: string;
@@ -236,8 +238,9 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
   const ldapsPort = await freePort();
   const url = `ldap://127.0.0.1:${port}`;
   const ldapsUrl = `ldaps://127.0.0.1:${ldapsPort}`;
+  const ldapsUrlWrongName = `ldaps://127.0.0.2:${ldapsPort}`;
   const log: string[] = [];
-  const proc: ChildProcess = spawn(slapdPath, ["-f", conf, "-h", `${url}/ ${ldapsUrl}/`, "-d", "stats"], { stdio: ["ignore", "ignore", "pipe"] });
+  const proc: ChildProcess = spawn(slapdPath, ["-f", conf, "-h", `${url}/ ${ldapsUrl}/ ${ldapsUrlWrongName}/`, "-d", "stats"], { stdio: ["ignore", "ignore", "pipe"] });
   let exited = false;
   proc.once("exit", () => (exited = true));
   let buf = "";
@@ -307,5 +310,5 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
     return map;
   };
 
-  return { url, ldapsUrl, port, ldapsPort, caFile, dir, log, connections, waitForLog, modify, stop };
+  return { url, ldapsUrl, ldapsUrlWrongName, port, ldapsPort, caFile, dir, log, connections, waitForLog, modify, stop };
 }
