@@ -198,7 +198,7 @@ export function adChangeError(err: unknown): ADChangeError | undefined {
 }
 
 function policyMessage(diagnostic: string): string {
-  if (/history/i.test(diagnostic)) return "The new password was used before. Choose a password you have not used recently.";
+  if (/history|already used/i.test(diagnostic)) return "The new password was used before. Choose a password you have not used recently.";
   if (/too short|length/i.test(diagnostic)) return "The new password is too short.";
   if (/complexity/i.test(diagnostic)) return "The new password is not complex enough: use upper and lower case letters, digits and symbols, and not your name.";
   if (/too young|minimum.*age|min.*pwd.*age/i.test(diagnostic)) return "The password was changed too recently to change it again now.";
