@@ -17,6 +17,8 @@ import {
   sidRID,
   sidToString,
 } from "../../src/directory/ldap/ad.ts";
+import { createLdapDirectory } from "../../src/directory/ldap/index.ts";
+import type { Directory, LdapProfile } from "../../src/directory/types.ts";
 import { sambaMissing, startSambaAD, type SambaAD } from "./helpers/samba-ad.ts";
 
 const missing = sambaMissing();
@@ -220,5 +222,118 @@ describe.skipIf(missing !== undefined)("Samba AD DC with raw ldapts", () => {
     }
     expect(err).toBeInstanceOf(Error);
     expect(adChangeError(err)).toMatchObject({ reason: "not_permitted" });
+  });
+});
+
+describe.skipIf(missing !== undefined)("LdapDirectory against Samba AD DC", () => {
+  let ad: SambaAD;
+  let dir: Directory;
+
+  beforeAll(async () => {
+    ad = await startSambaAD();
+    const profile: LdapProfile = {
+      name: "corp",
+      urls: [ad.url],
+      startTLS: false,
+      caFile: ad.caFile,
+      plaintext: false,
+      bindDN: ad.serviceDN,
+      bindPassword: ad.servicePassword,
+      baseDN: ad.baseDN,
+      userFilter: "(&(objectClass=user)(sAMAccountName={username}))",
+      phoneAttribute: "mobile",
+      emailAttribute: "mail",
+      // extensionAttributeN is Exchange schema, absent from Samba: the Windows 2012 cloud attribute stands in
+      typeAttribute: "msDS-cloudExtensionAttribute5",
+      allowTypePassword: false,
+      requiredGroups: [ad.groups.vpnUsers],
+      defaultType: "totp",
+      timeoutMs: 5000,
+      reply: [],
+      region: "SE",
+    };
+    dir = createLdapDirectory(profile);
+  }, 180_000);
+
+  afterAll(async () => {
+    await dir?.close();
+    await ad?.stop();
+  });
+
+  const find = async (name: string) => {
+    const user = await dir.findUser(name);
+    if (!user) throw new Error(`${name} not found`);
+    return user;
+  };
+
+  test("findUser(alice): objectGUID as the stable ID, phone to E.164, type 11 → totp, status ok", async () => {
+    const alice = await find("alice");
+    expect(alice).toMatchObject({
+      profile: "corp",
+      dn: ad.users.alice.dn,
+      phone: "+46701234567",
+      rawPhone: "070-123 45 67",
+      email: "alice@corp.example",
+      type: "totp",
+      status: "ok",
+    });
+    expect(alice.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect((await find("alice")).id).toBe(alice.id);
+    expect(await dir.findUser("nobody")).toBeUndefined();
+    expect(await dir.findUser("*")).toBeUndefined();
+  });
+
+  test.each([
+    ["bob", "disabled"],
+    ["carol", "must_change"],
+    ["dave", "account_expired"],
+    ["erin", "locked"],
+    ["frank", "ok"],
+  ] as const)("findUser(%s).status = %s", async (name, status) => {
+    expect((await find(name)).status).toBe(status);
+  });
+
+  test.each([
+    ["alice", "right", { ok: true }],
+    ["alice", "wrong", { ok: false, reason: "bad_credentials" }],
+    ["alice", "empty", { ok: false, reason: "bad_credentials" }],
+    ["bob", "right", { ok: false, reason: "disabled" }],
+    ["carol", "right", { ok: false, reason: "must_change" }],
+    ["dave", "right", { ok: false, reason: "account_expired" }],
+    ["erin", "right", { ok: false, reason: "locked" }],
+    ["ivan", "right", { ok: false, reason: "not_permitted_time" }],
+    ["judy", "right", { ok: false, reason: "not_permitted_workstation" }],
+  ] as const)("verifyPassword(%s, %s password)", async (name, which, expected) => {
+    const user = await find(name);
+    const password = which === "right" ? ad.users[name].password : which === "wrong" ? "wrong-password" : "";
+    const result = await dir.verifyPassword(user, password);
+    expect(result).toMatchObject(expected);
+    if (!result.ok) expect(result.detail).not.toContain(ad.users[name].password);
+  });
+
+  test("memberOf: nested (alice via VPN Admins) and the primary group (frank via tokenGroups)", async () => {
+    const groups = [ad.groups.vpnUsers, ad.groups.vpnAdmins];
+    const norm = (s: Set<string>) => [...s].map((g) => g.toLowerCase()).sort();
+    expect(norm(await dir.memberOf(await find("alice"), groups))).toEqual(groups.map((g) => g.toLowerCase()).sort());
+    expect(norm(await dir.memberOf(await find("frank"), groups))).toEqual([ad.groups.vpnUsers.toLowerCase()]);
+    expect(norm(await dir.memberOf(await find("gina"), groups))).toEqual([]);
+  });
+
+  test("changePassword for carol (773) on the service connection, then carol binds with the new password", async () => {
+    const carol = await find("carol");
+    expect(await dir.changePassword(carol, ad.users.carol.password, "Carol!New-2025")).toEqual({ ok: true });
+    expect(await dir.verifyPassword(await find("carol"), "Carol!New-2025")).toEqual({ ok: true });
+    expect((await find("carol")).status).toBe("ok");
+  });
+
+  test("changePassword: policy violation gives a readable message; a wrong old password gives bad_credentials", async () => {
+    const frank = await find("frank");
+    const same = await dir.changePassword(frank, ad.users.frank.password, ad.users.frank.password);
+    expect(same).toMatchObject({ ok: false, reason: "policy" });
+    if (!same.ok && same.reason === "policy") {
+      expect(same.message.length).toBeGreaterThan(10);
+      expect(same.message).not.toContain(ad.users.frank.password);
+    }
+    expect(await dir.changePassword(frank, "not-the-password", "Frank!New-2025")).toMatchObject({ ok: false, reason: "bad_credentials" });
   });
 });
