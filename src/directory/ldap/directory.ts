@@ -19,7 +19,7 @@ import {
   type DirectoryUser,
   type LdapProfile,
 } from "../types.ts";
-import { AD_USER_ATTRIBUTES, adAccountStatus, adChangeError, encodeUnicodePwd, formatGUID, parseADBindError, sidToString } from "./ad.ts";
+import { AD_BINARY_ATTRIBUTES, AD_USER_ATTRIBUTES, adAccountStatus, adChangeError, encodeUnicodePwd, formatGUID, parseADBindError, sidToString } from "./ad.ts";
 import { connectAny, discard, isNetworkError, loadCA, reason, UrlHealth, type LogFn } from "./connection.ts";
 import { escapeDNValue, escapeFilterValue, normalizeDN, userFilter } from "./escape.ts";
 import { ServicePool } from "./pool.ts";
@@ -98,7 +98,7 @@ export class LdapDirectory implements Directory {
     const filter = userFilter(p.userFilter, username);
     const entries = await this.#pool.with(async (c) => {
       try {
-        const r = await c.client.search(p.baseDN, { scope: "sub", filter, sizeLimit: 2, attributes: [...new Set(attributes)], explicitBufferAttributes: ["objectGUID", "objectSid"] });
+        const r = await c.client.search(p.baseDN, { scope: "sub", filter, sizeLimit: 2, attributes: [...new Set(attributes)], explicitBufferAttributes: AD_BINARY_ATTRIBUTES });
         return r.searchEntries;
       } catch (e) {
         // sizeLimitExceeded (4): more than our limit of 2 matched.
