@@ -144,6 +144,21 @@ d("LdapDirectory against slapd", () => {
     expect(serviceConns.some((c) => c.ops.filter((o) => o === "SRCH").length > 1)).toBe(true);
   });
 
+  test("the service pool is bounded and reused under concurrent logins", async () => {
+    const small = createLdapDirectory(profile({ urls: [slapd.url] }), { poolSize: 2 });
+    try {
+      const names = Array.from({ length: 30 }, (_, i) => ["alice", "bob", "åsa", "nobody"][i % 4]!);
+      const found = await Promise.all(names.map((n) => small.findUser(n)));
+      expect(found.map((u) => u?.username ?? null)).toEqual(names.map((n) => (n === "nobody" ? null : n)));
+      const stats = small.poolStats();
+      expect(stats.opened).toBeLessThanOrEqual(2);
+      expect(stats.busy).toBe(0);
+      expect(stats.idle).toBe(stats.opened);
+    } finally {
+      await small.close();
+    }
+  });
+
   test("dummyBind costs a bind and never succeeds", async () => {
     await dir.dummyBind("whatever");
     const line = await slapd.waitForLog(/BIND dn="cn=portcullis-nonexistent-/);
