@@ -1,5 +1,6 @@
 // LdapDirectory against a real, throwaway slapd: search, bind, ppolicy, RFC 3062, groups, TLS, failover.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createServer } from "node:net";
 import { ldapTest } from "../../src/cli/ldap.ts";
 import { createLdapDirectory, type LdapDirectory } from "../../src/directory/ldap/index.ts";
 import { DirectoryUnavailableError, type LdapProfile } from "../../src/directory/types.ts";
@@ -299,6 +300,23 @@ d("LdapDirectory against slapd", () => {
     const missing: string[] = [];
     expect(await ldapTest([profile({ urls: [slapd.url] })], "corp", "nobody", (l) => missing.push(l))).toBe(1);
     expect(missing.at(-1)).toBe("user nobody: not found in profile corp");
+  });
+
+  test("a server that accepts connections but never answers times out as DirectoryUnavailableError", async () => {
+    const sockets = new Set<import("node:net").Socket>();
+    const silent = createServer((sock) => sockets.add(sock)); // reads nothing, answers nothing
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const port = (silent.address() as { port: number }).port;
+    const stuck = createLdapDirectory(profile({ urls: [`ldap://127.0.0.1:${port}`], timeoutMs: 300 }));
+    try {
+      await expect(stuck.findUser("alice")).rejects.toBeInstanceOf(DirectoryUnavailableError);
+      const u = (await dir.findUser("alice"))!;
+      await expect(stuck.verifyPassword(u, PASSWORDS.alice)).rejects.toBeInstanceOf(DirectoryUnavailableError);
+    } finally {
+      await stuck.close();
+      for (const sock of sockets) sock.destroy();
+      silent.close();
+    }
   });
 
   test("a wrong service password is unavailable (not 'user not found')", async () => {
