@@ -13,9 +13,10 @@ import { clientCommand } from "./cli/client.ts";
 import { CLIError, usageError, type CLIContext } from "./cli/context.ts";
 import { COMMAND_GROUPS, helpText } from "./cli/help.ts";
 import { keyCommand } from "./cli/key.ts";
+import { LDAP_USAGE, ldapTest } from "./cli/ldap.ts";
 import { tokenCommand } from "./cli/token.ts";
 import { userCommand } from "./cli/user.ts";
-import { ConfigError, loadConfig, type ConfigOverride, type LoadOptions } from "./config/index.ts";
+import { ConfigError, ldapProfiles, loadConfig, type ConfigOverride, type LoadOptions } from "./config/index.ts";
 import { OTPError } from "./otp/index.ts";
 import { setPasswordConcurrency } from "./runtime/password.ts";
 import { openStore } from "./store/open.ts";
@@ -128,6 +129,12 @@ export async function main(argv: string[]): Promise<number> {
     setLogSink((line) => process.stderr.write(line + "\n"));
     setLogLevel(config.log_level === "debug" ? "debug" : "warn");
     setPasswordConcurrency(config.password.hash_concurrency || availableParallelism());
+    if (command === "ldap") {
+      // Diagnostics only: talks to the directory, never opens the store.
+      const [sub, profile, user, ...extra] = args;
+      if (sub !== "test" || profile === undefined || profile.startsWith("-") || extra.length > 0) throw usageError(`usage: ${LDAP_USAGE[0]}`);
+      return await ldapTest(ldapProfiles(config), profile, user, (line) => process.stdout.write(line + "\n"));
+    }
 
     const ctx: CLIContext = {
       config,

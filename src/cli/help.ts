@@ -3,6 +3,7 @@
 import { APIKEY_USAGE } from "./apikey.ts";
 import { CLIENT_USAGE } from "./client.ts";
 import { KEY_USAGE } from "./key.ts";
+import { LDAP_USAGE } from "./ldap.ts";
 import { TOKEN_USAGE } from "./token.ts";
 import { USER_USAGE } from "./user.ts";
 
@@ -15,6 +16,7 @@ const GROUPS: Record<string, string[]> = {
   token: TOKEN_USAGE,
   apikey: APIKEY_USAGE,
   key: KEY_USAGE,
+  ldap: LDAP_USAGE,
 };
 
 const GLOBAL = `Global flags:

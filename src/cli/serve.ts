@@ -4,7 +4,9 @@ import { cpus } from "node:os";
 import { AuditBus, logSink } from "../audit/events.ts";
 import { log, setLogLevel } from "../audit/log.ts";
 import { Engine } from "../auth/engine.ts";
-import { configWarnings, type Config } from "../config/index.ts";
+import { configWarnings, ldapProfiles, type Config } from "../config/index.ts";
+import { createLdapDirectory } from "../directory/ldap/index.ts";
+import { Directories } from "../directory/registry.ts";
 import { RADIUSServer } from "../radius/server/server.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
@@ -60,6 +62,10 @@ export async function serve(ctx: ServeContext): Promise<void> {
   }
   await warnAboutClients(store);
 
+  // LDAP/AD profiles, in config order; nothing connects until the first lookup.
+  const directories = new Directories(ldapProfiles(config).map((profile) => createLdapDirectory(profile, { log })));
+  for (const name of directories.names()) log("info", "ldap.profile", { profile: name });
+
   const audit = new AuditBus();
   audit.subscribe(logSink);
   const engine = new Engine(
@@ -79,6 +85,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
         maxDelayMs: config.lockout.max_delay_s * 1000,
         resetAfterMs: config.lockout.reset_after_s * 1000,
       },
+      directories,
     },
     audit.emit,
   );
@@ -94,6 +101,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   try {
     endpoints = await radius.start();
   } catch (err) {
+    await directories.close();
     await store.close();
     throw err;
   }
@@ -140,6 +148,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   process.off("SIGUSR1", statsLine);
   statsLine();
   await radius.stop();
+  await directories.close();
   await store.close();
   log("info", "server.stopped");
 }
