@@ -1,6 +1,6 @@
 // Integration-test harness: a temp data dir, the admin CLI, and the real server process (compiled binary or source).
 
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -160,6 +160,17 @@ export class Appliance implements AsyncDisposable {
     return env;
   }
 
+  /**
+   * Writes `DATA_DIR/portcullis.toml` (the config file the CLI and `serve` read when no --config is
+   * given), e.g. `[[ldap]]` profiles, which come only from a file. Write it before `serve`: the
+   * server reads its config once at start-up.
+   */
+  writeConfig(toml: string): string {
+    const path = join(this.dataDir, "portcullis.toml");
+    writeFileSync(path, toml, { mode: 0o600 });
+    return path;
+  }
+
   /** Runs `portcullis --data-dir D ...args`; bounded to 60 s. Never throws on a non-zero exit. */
   async run(args: string[], { stdin, env }: { stdin?: string; env?: Record<string, string> } = {}): Promise<CLIResult> {
     const p = Bun.spawn([...portcullisCommand(), "--data-dir", this.dataDir, ...args], {
@@ -203,6 +214,11 @@ export class Appliance implements AsyncDisposable {
     await Promise.all(this.servers.map((s) => s.stop()));
     rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** A TOML basic string (JSON string escapes are valid TOML escapes for these values). */
+export function tomlString(value: string): string {
+  return JSON.stringify(value);
 }
 
 /** A datagram received by a {@link UDPClient}. */
