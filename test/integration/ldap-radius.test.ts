@@ -156,11 +156,13 @@ describe.skipIf(!run)("slapd profile through the compiled binary", () => {
     app = new Appliance();
     app.writeConfig(profileToml("corp", [slapd.ldapsUrl], slapd.caFile));
     // Hybrid records hold the TOTP tokens of directory users (the directory checks the password).
-    for (const name of ["uma", "vera", "walt", "erin"]) {
+    for (const name of ["uma", "vera", "walt", "erin", "carol"]) {
       await app.cli(["user", "add", name, "--directory", "corp"]);
       seeds[name] = newSeed();
       await app.cli(["token", "add", name, "--totp", "--secret", seeds[name]!]);
     }
+    seeds["carol-b"] = newSeed(); // a second token: the login after the change fits the same TOTP step
+    await app.cli(["token", "add", "carol", "--totp", "--secret", seeds["carol-b"]!]);
     server = await app.serve();
     secret = await addLiveClient(app, server, "vpn", "127.0.0.1");
     codeOnlySecret = await addLiveClient(app, server, "fw", "127.0.0.2", ["--first-factor", "none"]);
@@ -279,6 +281,32 @@ describe.skipIf(!run)("slapd profile through the compiled binary", () => {
     const p = await radclient(server.port, secret, ["User-Name = erin", `User-Password = ${quote(PASSWORDS.erin)}`]);
     expect(p.code).toBe("Access-Reject");
     expect(lastFailure(server, "erin")?.reason).toBe("account_locked");
+  });
+
+  itest("ppolicy-expired password (carol): changed over RADIUS PAP with RFC 3062 after the code; then the new password binds", async () => {
+    using udp = await UDPClient.open();
+    const text = (r: CheckedReply) => values(r.attributes, Attr.ReplyMessage).join("");
+    const state = (r: CheckedReply) => r.attributes.find(([t]) => t === Attr.State)?.[1];
+    const first = await pap(udp, server, secret, "carol", PASSWORDS.carol);
+    expect(first.code).toBe(Code.AccessChallenge);
+    expect(text(first)).toBe("Your password has expired. Enter a new password.");
+    const newPassword = "carol-New-Passw0rd-9";
+    const again = await pap(udp, server, secret, "carol", newPassword, state(first));
+    expect(text(again)).toBe("Enter the new password again.");
+    const code = await pap(udp, server, secret, "carol", newPassword, state(again));
+    expect(text(code)).toBe(PROMPT);
+    const done = await pap(udp, server, secret, "carol", codeOf(seeds.carol!), state(code));
+    expect(done.code).toBe(Code.AccessAccept);
+    expect(values(done.attributes, FILTER_ID)).toEqual(["users-acl"]);
+    // slapd received an RFC 3062 Password Modify extended operation.
+    await slapd.waitForLog(/EXT oid=1\.3\.6\.1\.4\.1\.4203\.1\.11\.1/, 5000);
+    const fresh = await pap(udp, server, secret, "carol", newPassword);
+    expect(fresh.code).toBe(Code.AccessChallenge);
+    expect(text(fresh)).toBe(PROMPT);
+    expect((await pap(udp, server, secret, "carol", codeOf(seeds["carol-b"]!), state(fresh))).code).toBe(Code.AccessAccept);
+    const old = await pap(udp, server, secret, "carol", PASSWORDS.carol);
+    expect(old.code).toBe(Code.AccessReject);
+    expect(JSON.stringify(server.logs)).not.toContain(newPassword);
   });
 
   itest("portcullis ldap test corp alice: exit 0, DN, E.164 phone, groups; never the bind password", async () => {
