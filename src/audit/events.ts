@@ -49,6 +49,9 @@ export type AuditEvent =
    * last two digits.
    */
   | { type: "directory.phone_changed"; directory: string; user: string; from: string | null; to: string | null }
+  /** A hardware token named by the profile's token_attribute was assigned to (or refused for) a directory user. */
+  | { type: "directory.token_assigned"; directory: string; user: string; serial: string }
+  | { type: "directory.token_refused"; directory: string; user: string; serial: string; detail: string }
   | {
       type: "auth.failure";
       channel: string;
@@ -82,5 +85,5 @@ export class AuditBus {
 /** The default subscriber: one structured log line per event (never a password or code). */
 export function logSink(event: AuditEvent): void {
   const { type, ...fields } = event;
-  log(type === "auth.failure" || type === "directory.phone_changed" ? "warn" : "info", type, fields);
+  log(type === "auth.failure" || type === "directory.phone_changed" || type === "directory.token_refused" ? "warn" : "info", type, fields);
 }

@@ -456,6 +456,7 @@ export class Engine {
             externalId: entry.id,
             directoryPhone: entry.rawPhone,
           });
+          await this.claimToken(directory, entry, created);
           return { record: created };
         }
       }
@@ -469,6 +470,7 @@ export class Engine {
         await this.store.users.update(record.id, patch);
         record = { ...record, ...patch };
       }
+      await this.claimToken(directory, entry, record);
       return { record };
     } catch (err) {
       if (err instanceof StoreError && err.code === "conflict") {
@@ -476,6 +478,24 @@ export class Engine {
       }
       throw err;
     }
+  }
+
+  /**
+   * token_attribute: a hardware token (imported from PSKC/CSV) named by the directory entry is
+   * assigned to the user's record when it is still unassigned. A token held by someone else is
+   * never moved; that is audited instead. Only the code of the physical token can log in, so
+   * naming a serial grants nothing by itself.
+   */
+  private async claimToken(directory: Directory, entry: DirectoryUser, record: User): Promise<void> {
+    const serial = entry.tokenSerial?.trim();
+    if (!serial) return;
+    const token = await this.store.tokens.findBySerial(serial);
+    if (token?.userId === record.id) return;
+    const base = { directory: directory.name, user: record.username, serial: serial.slice(0, 64) };
+    if (!token) return this.audit({ type: "directory.token_refused", ...base, detail: "no token with this serial has been imported" });
+    if (token.userId !== null) return this.audit({ type: "directory.token_refused", ...base, detail: "the token is assigned to another user" });
+    await this.store.tokens.assign(token.id, record.id);
+    this.audit({ type: "directory.token_assigned", ...base });
   }
 
   /** findByExternal, or (a store without it) the record of that name if it carries the same link. */

@@ -158,6 +158,23 @@ describe("source order", () => {
 });
 
 describe("hybrid records", () => {
+  test("token_attribute: an unassigned imported token named by the entry is assigned and works; another user's token is never moved", async () => {
+    const hw = await store.tokens.add({ serial: "HW-0001", userId: null, kind: "totp", secret: SEED, algorithm: "SHA1", digits: 6, period: 30, state: "active" });
+    corp.add({ id: "guid-hw", username: "hanna", password: "corp-pass", tokenSerial: "HW-0001" });
+    const e = engine();
+    const first = challenged(await e.authenticate(attempt(client, "hanna", "corp-pass", T0)));
+    const hanna = (await store.users.findByName("hanna"))!;
+    expect((await store.tokens.findById(hw.id))?.userId).toBe(hanna.id);
+    expect(events.some((ev) => ev.type === "directory.token_assigned")).toBe(true);
+    expect((await e.authenticate(attempt(client, "hanna", code(T0), T0, first.state))).kind).toBe("accept");
+
+    // Another entry naming the same serial: refused and audited, the token stays with hanna.
+    corp.add({ id: "guid-hw2", username: "mallory", password: "corp-pass", tokenSerial: "HW-0001" });
+    expect((await e.authenticate(attempt(client, "mallory", "corp-pass", T0))).kind).toBe("reject");
+    expect((await store.tokens.findById(hw.id))?.userId).toBe(hanna.id);
+    expect(events.some((ev) => ev.type === "directory.token_refused" && ev.user === "mallory")).toBe(true);
+  });
+
   test("first sight creates a shadow record: no local password, type as the directory says", async () => {
     corp.add({ id: "guid-1", username: "alice", password: "corp-pass", rawPhone: "070-123 45 67" });
     await engine().authenticate(attempt(client, "alice", "corp-pass", T0));

@@ -24,6 +24,8 @@ export interface FakeUser {
   rawPhone?: string | null;
   /** A bind failure AD would report with the right password (530, 531). */
   bindFailure?: BindFailure;
+  /** The value of the profile's token_attribute (a hardware-token serial). */
+  tokenSerial?: string | null;
 }
 
 export function profile(name: string, over: Partial<LdapProfile> = {}): LdapProfile {
@@ -92,7 +94,7 @@ export class FakeDirectory implements Directory {
       // The contract filters `password` unless allowTypePassword; filterTypes = false plays a
       // non-conforming implementation, to show that the engine refuses it too.
       type: this.filterTypes && u.type === "password" && !this.profile.allowTypePassword ? null : (u.type ?? null),
-      tokenSerial: null,
+      tokenSerial: u.tokenSerial ?? null,
       status: u.status ?? "ok",
     };
   }
