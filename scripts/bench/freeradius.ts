@@ -139,7 +139,7 @@ export function writeFreeRADIUSLdapConfig(opts: FreeRADIUSLdapOptions): void {
 			start = ${poolStart}
 			min = ${poolStart}
 			max = ${poolMax}
-			spare = ${poolMax}
+			spare = ${poolMax - poolStart}
 			uses = 0
 			retry_delay = 1
 			lifetime = 0
