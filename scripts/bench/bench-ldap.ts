@@ -147,8 +147,11 @@ export async function runLdapBenchmark(o: LdapBenchmarkOptions): Promise<void> {
 
     // Requests cycle over the users; each is one login (search + bind on both servers).
     const list = Array.from({ length: o.requests }, (_, i) => loginUser(users[i % users.length]!.username, users[i % users.length]!.password));
-    // Warm-up (not recorded): connection pools, JIT.
-    for (const [, port] of servers) await load(list.slice(0, Math.min(list.length, 1000)), port);
+    // Warm-up (not recorded): one full round each fills the connection pools and warms the JIT.
+    for (const [name, port] of servers) {
+      info(`warm-up: ${name}`);
+      await load(list, port);
+    }
 
     type Cpu = { server_ms_per_req: number; slapd_ms_per_req: number; loadgen_ms_per_req: number };
     const results: Record<"freeradius" | "portcullis", LoadResult[]> = { freeradius: [], portcullis: [] };
