@@ -17,6 +17,11 @@ export interface LoadUser {
   username: string;
   key: Uint8Array;
   params: Required<TOTPParams>;
+  /**
+   * When set, User-Password is this password instead of a TOTP code (password-only workloads such
+   * as the LDAP benchmark; `key` is then unused). Never printed.
+   */
+  password?: string;
 }
 
 /** The summary printed as JSON. */
@@ -113,7 +118,7 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
       authenticator: auths.subarray(16 * i, 16 * i + 16),
       attributes: [
         [Attr.UserName, text(u.username)],
-        [Attr.UserPassword, text(totp(u.key, { now: t, ...u.params }))],
+        [Attr.UserPassword, text(u.password ?? totp(u.key, { now: t, ...u.params }))],
       ],
     });
   };

@@ -1,39 +1,57 @@
-// OTP login benchmark: FreeRADIUS 3.2 + rlm_totp versus the compiled Portcullis binary, same users, same load
-// generator, alternating rounds; also the binary's idle RSS and its exec-to-first-Status-Server time.
+// RADIUS login benchmarks against FreeRADIUS 3.2, same users, same load generator, alternating rounds.
+//   --workload otp (default): FreeRADIUS + rlm_totp versus the compiled Portcullis binary on OTP logins; also
+//     the binary's idle RSS and its exec-to-first-Status-Server time.
+//   --workload ldap: PAP password logins against one slapd, FreeRADIUS + rlm_ldap versus Portcullis with an
+//     [[ldap]] profile (bench-ldap.ts).
 //
-// Usage: scripts/bench-radius [--users 20000] [--rounds 3] [--concurrency 128] [--bin dist/portcullis]
-// Needs `freeradius` (Debian package) and a built binary (`bun run build`); installs nothing.
+// Usage: scripts/bench-radius [--workload otp|ldap] [--users 20000|2000] [--rounds 3] [--concurrency 128|32]
+//          [--requests N (ldap: logins per round, default 3 × users)] [--fr-pool 32 (ldap)] [--bin dist/portcullis] [--keep]
+// Needs `freeradius` (Debian package) and a built binary (`bun run build`); the ldap workload also
+// `freeradius-ldap`, `slapd`, `ldap-utils` and `openssl`. Installs nothing.
 
 import { parseArgs } from "node:util";
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { writeFreeRADIUSConfig } from "./freeradius.ts";
-import { Attr, Code, buildAccessRequest, checkReply, encodeBase32, type RawAttribute } from "./radius-wire.ts";
+import { encodeBase32 } from "./radius-wire.ts";
 import { runLoad, type LoadResult, type LoadUser } from "../loadgen.ts";
+import { freePort, median, portcullisCLI, rss, waitStatusServer as waitStatusServerOn } from "./harness.ts";
+import { runLdapBenchmark } from "./bench-ldap.ts";
 
 const root = resolve(import.meta.dir, "../..");
 const { values: a } = parseArgs({
   options: {
-    users: { type: "string", default: "20000" },
+    workload: { type: "string", default: "otp" },
+    users: { type: "string" },
     rounds: { type: "string", default: "3" },
-    concurrency: { type: "string", default: "128" },
+    concurrency: { type: "string" },
+    requests: { type: "string" },
+    "fr-pool": { type: "string" },
     bin: { type: "string", default: join(root, "dist/portcullis") },
     "startup-runs": { type: "string", default: "5" },
     keep: { type: "boolean", default: false },
   },
 });
-const nUsers = Number(a.users);
+if (a.workload !== "otp" && a.workload !== "ldap") {
+  process.stderr.write("bench: --workload must be otp or ldap\n");
+  process.exit(2);
+}
+const ldap = a.workload === "ldap";
+const nUsers = Number(a.users ?? (ldap ? 2000 : 20000));
 const rounds = Number(a.rounds);
-const concurrency = Number(a.concurrency);
+const concurrency = Number(a.concurrency ?? (ldap ? 32 : 128));
 const bin = resolve(a.bin!);
 const secret = encodeBase32(randomBytes(20)); // shared secret for both servers, never printed
 const work = mkdtempSync(join(tmpdir(), "portcullis-bench-"));
 const children: Bun.Subprocess[] = [];
+/** Synchronous clean-ups of peers that are not Bun subprocesses (the ldap workload's slapd). */
+const exitHooks: Array<() => void> = [];
 const info = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
 function cleanup() {
+  for (const h of exitHooks.splice(0)) h();
   for (const c of children) if (c.exitCode === null && !c.killed) c.kill("SIGTERM");
   if (!a.keep) rmSync(work, { recursive: true, force: true });
 }
@@ -42,80 +60,9 @@ process.on("SIGINT", () => {
   process.exit(130);
 });
 
-/** A UDP port that was free a moment ago (FreeRADIUS cannot bind port 0 and report it). */
-async function freePort(): Promise<number> {
-  const s = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 });
-  const p = s.port;
-  s.close();
-  return p;
-}
-
-/** Sends Status-Server every `everyMs` until an Access-Accept verifies; resolves with the time it arrived. Bounded by `timeoutMs`. */
-async function waitStatusServer(port: number, { timeoutMs = 15_000, everyMs = 5 } = {}): Promise<number> {
-  let id = 0;
-  const sent = new Map<number, Uint8Array>();
-  let resolveFn!: (t: number) => void;
-  const answered = new Promise<number>((r) => (resolveFn = r));
-  const sock = await Bun.udpSocket({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: {
-      data(_s, buf) {
-        const req = sent.get(buf[1] ?? -1);
-        if (!req) return;
-        const r = checkReply(buf, req, secret);
-        if (r?.responseAuthenticatorValid && r.code === Code.AccessAccept) resolveFn(performance.now());
-      },
-      error() {
-        // ICMP port unreachable (ECONNREFUSED) until the server has bound its socket: keep polling.
-      },
-    },
-  });
-  const attrs: RawAttribute[] = [[Attr.NASIdentifier, new TextEncoder().encode("bench")]];
-  const timer = setInterval(() => {
-    id = (id + 1) & 0xff;
-    const pkt = buildAccessRequest({ code: Code.StatusServer, identifier: id, secret, attributes: attrs });
-    sent.set(id, pkt);
-    sock.send(pkt, port, "127.0.0.1");
-  }, everyMs);
-  try {
-    return await Promise.race([
-      answered,
-      Bun.sleep(timeoutMs).then(() => {
-        throw new Error(`no Status-Server answer on port ${port} within ${timeoutMs} ms`);
-      }),
-    ]);
-  } finally {
-    clearInterval(timer);
-    sock.close();
-  }
-}
-
-/** Runs a Portcullis CLI command to completion; throws with its stderr on a non-zero exit. */
-async function cli(dataDir: string, args: string[], env: Record<string, string>, stdin?: string): Promise<string> {
-  const p = Bun.spawn([bin, "--data-dir", dataDir, ...args], {
-    env: { ...process.env, ...env },
-    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => p.kill("SIGKILL"), 600_000);
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`portcullis ${args[0]} ${args[1] ?? ""} exited ${code}: ${err.trim().split("\n").pop()}`);
-  return out;
-}
-
-function rss(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) : NaN;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((x, y) => x - y);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
+const waitStatusServer = (port: number, opts?: { timeoutMs?: number; everyMs?: number }) => waitStatusServerOn(port, secret, opts);
+const cli = (dataDir: string, args: string[], env: Record<string, string>, stdin?: string) =>
+  portcullisCLI(bin, dataDir, args, env, stdin === undefined ? {} : { stdin });
 
 async function main() {
   if (!existsSync(bin)) throw new Error(`${bin} not found: run \`bun run build\` first`);
@@ -243,7 +190,10 @@ const guard = setTimeout(() => {
   process.exit(1);
 }, 30 * 60_000);
 try {
-  await main();
+  if (ldap) {
+    const requests = Number(a.requests ?? nUsers * 3);
+    await runLdapBenchmark({ bin, work, secret, users: nUsers, rounds, concurrency, requests, children, exitHooks, info, ...(a["fr-pool"] ? { freeradiusPool: Number(a["fr-pool"]) } : {}) });
+  } else await main();
 } catch (err) {
   info(`failed: ${(err as Error).message}`);
   process.exitCode = 1;

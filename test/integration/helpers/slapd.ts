@@ -63,6 +63,13 @@ export interface Slapd {
 export interface SlapdOptions {
   /** Load the memberof overlay (groups are then added over LDAP so it fills memberOf). Default true. */
   memberOf?: boolean;
+  /** More entries for slapadd, after the seeded ones (e.g. the benchmark's users; see {@link ssha}). */
+  extraLdif?: string;
+  /**
+   * slapd's `-d` debug level (default "stats": one line per operation, which `connections()` and
+   * `waitForLog` read). "sync" logs little beyond start-up, for load tests; `log` then holds no operations.
+   */
+  debug?: string;
 }
 
 async function freePort(): Promise<number> {
@@ -82,7 +89,8 @@ function run(cmd: string[], input?: string): string {
   return r.stdout;
 }
 
-function ssha(password: string): string {
+/** An RFC 2307-style {SSHA} userPassword value (SHA-1 over password + 8-byte salt, then the salt). */
+export function ssha(password: string): string {
   const salt = crypto.getRandomValues(new Uint8Array(8));
   const h = new Bun.CryptoHasher("sha1").update(new TextEncoder().encode(password)).update(salt).digest();
   return "{SSHA}" + Buffer.concat([Buffer.from(h), Buffer.from(salt)]).toString("base64");
@@ -175,6 +183,7 @@ function groupLdif(): string {
  */
 export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
   const memberOf = options.memberOf ?? true;
+  const debug = options.debug ?? "stats";
   if (!slapdPath || !slapaddPath) throw new Error("slapd/slapadd not installed (apt-get install slapd ldap-utils)");
   if (!opensslPath) throw new Error("openssl not installed (apt-get install openssl)");
   const dir = mkdtempSync(join(tmpdir(), "portcullis-slapd-"));
@@ -232,7 +241,7 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
       "",
     ].join("\n"),
   );
-  run([slapaddPath, "-f", conf, "-q"], baseLdif());
+  run([slapaddPath, "-f", conf, "-q"], options.extraLdif ? `${baseLdif()}\n${options.extraLdif}` : baseLdif());
 
   const port = await freePort();
   const ldapsPort = await freePort();
@@ -240,7 +249,7 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
   const ldapsUrl = `ldaps://127.0.0.1:${ldapsPort}`;
   const ldapsUrlWrongName = `ldaps://127.0.0.2:${ldapsPort}`;
   const log: string[] = [];
-  const proc: ChildProcess = spawn(slapdPath, ["-f", conf, "-h", `${url}/ ${ldapsUrl}/ ${ldapsUrlWrongName}/`, "-d", "stats"], { stdio: ["ignore", "ignore", "pipe"] });
+  const proc: ChildProcess = spawn(slapdPath, ["-f", conf, "-h", `${url}/ ${ldapsUrl}/ ${ldapsUrlWrongName}/`, "-d", debug], { stdio: ["ignore", "ignore", "pipe"] });
   let exited = false;
   proc.once("exit", () => (exited = true));
   let buf = "";
