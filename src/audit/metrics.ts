@@ -88,6 +88,14 @@ export class Counter extends Metric {
     const s = this.slot(labels, () => ({ v: 0 }));
     if (s) s.v += by;
   }
+  /**
+   * Sets the total to a value counted elsewhere (the RADIUS server's own counters, copied in a
+   * collect hook). The source must itself only grow.
+   */
+  setTotal(labels: Labels, value: number): void {
+    const s = this.slot(labels, () => ({ v: 0 }));
+    if (s) s.v = value;
+  }
   /** Current value (0 when never incremented); for tests and snapshots. */
   get(labels: Labels = {}): number {
     return (this.series.get(this.key(labels).key)?.state as { v: number } | undefined)?.v ?? 0;
@@ -246,5 +254,58 @@ export function createMetrics(): PortcullisMetrics {
     deliveries: registry.counter("portcullis_deliveries_total", "Delivery attempts, by channel and result.", ["channel", "result"]),
     smsMessages: registry.counter("portcullis_sms_messages_total", "SMS messages handed to a gateway, by destination country.", ["country"]),
     httpRequests: registry.counter("portcullis_http_requests_total", "HTTP requests answered, by listener and status class.", ["listener", "status"]),
+  };
+}
+
+/** The RADIUS server's counters as its snapshot() reports them (kept structural: audit does not import radius). */
+export interface RADIUSCounters {
+  received: number;
+  accepted: number;
+  rejected: number;
+  challenged: number;
+  statusServer: number;
+  duplicates: number;
+  dropped: Partial<Record<string, number>>;
+  rcvbufDrops: number;
+  dedupeEntries: number;
+}
+
+/**
+ * Copies the RADIUS server's counters into the registry before each scrape:
+ * `portcullis_radius_packets_total{outcome}` (received, accept, reject, challenge, status_server,
+ * duplicate), `portcullis_radius_dropped_total{reason}`, `portcullis_radius_kernel_drops_total` and
+ * `portcullis_radius_dedupe_entries`.
+ */
+export function collectRADIUS(metrics: PortcullisMetrics, snapshot: () => RADIUSCounters): void {
+  const { registry } = metrics;
+  const packets = registry.counter("portcullis_radius_packets_total", "RADIUS packets by outcome (received counts every datagram).", ["outcome"]);
+  const dropped = registry.counter("portcullis_radius_dropped_total", "RADIUS packets silently discarded, by reason.", ["reason"]);
+  const kernel = registry.counter("portcullis_radius_kernel_drops_total", "Datagrams the kernel dropped because a socket receive buffer was full.");
+  const dedupe = registry.gauge("portcullis_radius_dedupe_entries", "Entries in the retransmission cache.");
+  registry.onCollect(() => {
+    const s = snapshot();
+    packets.setTotal({ outcome: "received" }, s.received);
+    packets.setTotal({ outcome: "accept" }, s.accepted);
+    packets.setTotal({ outcome: "reject" }, s.rejected);
+    packets.setTotal({ outcome: "challenge" }, s.challenged);
+    packets.setTotal({ outcome: "status_server" }, s.statusServer);
+    packets.setTotal({ outcome: "duplicate" }, s.duplicates);
+    for (const [reason, n] of Object.entries(s.dropped)) dropped.setTotal({ reason }, n ?? 0);
+    kernel.setTotal({}, s.rcvbufDrops);
+    dedupe.set({}, s.dedupeEntries);
+  });
+}
+
+/** `portcullis_auth_total{channel,result}` and `portcullis_auth_failures_total{reason}` from the audit bus. */
+export function auditCounters(metrics: PortcullisMetrics): (event: { type: string; channel?: string; reason?: string }) => void {
+  const auth = metrics.registry.counter("portcullis_auth_total", "Authentication decisions from the audit bus, by channel and result.", ["channel", "result"]);
+  const failures = metrics.registry.counter("portcullis_auth_failures_total", "Authentication failures by reason.", ["reason"]);
+  return function countAuditEvent(event) {
+    if (event.type === "auth.success") auth.inc({ channel: event.channel ?? "", result: "success" });
+    else if (event.type === "auth.challenge") auth.inc({ channel: event.channel ?? "", result: "challenge" });
+    else if (event.type === "auth.failure") {
+      auth.inc({ channel: event.channel ?? "", result: "failure" });
+      failures.inc({ reason: event.reason ?? "" });
+    }
   };
 }

@@ -298,7 +298,7 @@ export const configSchema = v.strictObject({
     ),
   }),
 
-  http: section("The public HTTP(S) listener: approval pages and the Magic Link API (served in a later release; accepted and validated now).", {
+  http: section("The public HTTP(S) listener: approval pages and the Magic Link API.", {
     listen: text("0.0.0.0:8443", "Address and port of the public listener. Also `serve --http-listen`.", LISTEN_MUST, isListenAddress),
     public_url: text(
       "",
