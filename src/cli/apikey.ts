@@ -73,7 +73,8 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
   let endpoint: string | null = null;
   if (values.endpoint !== undefined && values.endpoint !== DEFAULT_ENDPOINT) {
     if (!NAME.test(values.endpoint)) throw usageError("--endpoint must name an endpoint profile");
-    if (!(await store.endpoints.get(values.endpoint))) throw new CLIError(`no endpoint profile named ${values.endpoint} (see [[endpoint]] in the configuration or the admin API)`);
+    const declared = ctx.config.endpoint.some((e) => e.name === values.endpoint);
+    if (!declared && !(await store.endpoints.get(values.endpoint))) throw new CLIError(`no endpoint profile named ${values.endpoint} (see [[endpoint]] in the configuration or the admin API)`);
     endpoint = values.endpoint;
   }
 

@@ -6,7 +6,7 @@ import { AuditBus, logSink } from "../audit/events.ts";
 import { log, setLogLevel } from "../audit/log.ts";
 import { auditCounters, collectRADIUS, createMetrics } from "../audit/metrics.ts";
 import { Engine } from "../auth/engine.ts";
-import { configWarnings, ldapProfiles, type Config } from "../config/index.ts";
+import { configWarnings, endpointProfiles, ldapProfiles, type Config } from "../config/index.ts";
 import { createLdapDirectory } from "../directory/ldap/index.ts";
 import { Directories } from "../directory/registry.ts";
 import { buildAdminApp, buildPublicApp } from "../http/app.ts";
@@ -67,6 +67,11 @@ export async function serve(ctx: ServeContext): Promise<void> {
     log("info", "store.cache_loaded", { users: loaded });
   }
   await warnAboutClients(store);
+  // [[endpoint]] profiles from the file replace stored ones of the same name (the file wins).
+  for (const profile of endpointProfiles(config)) {
+    await store.endpoints.put(profile);
+    log("info", "endpoint.seeded", { endpoint: profile.name });
+  }
 
   // LDAP/AD profiles, in config order; nothing connects until the first lookup.
   const directories = new Directories(ldapProfiles(config).map((profile) => createLdapDirectory(profile, { log })));
