@@ -6,7 +6,8 @@ import { X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../../src/runtime/sqlite.ts";
-import { Appliance, type ServerProcess } from "./helpers/appliance.ts";
+import { Attr, buildAccessRequest } from "../../scripts/bench/radius-wire.ts";
+import { Appliance, eventually, identifier, statusServer, UDPClient, type ServerProcess } from "./helpers/appliance.ts";
 
 let app: Appliance;
 let server: ServerProcess;
@@ -84,6 +85,32 @@ describe("admin listener", () => {
     expect(text).toMatch(/^portcullis_radius_packets_total\{outcome="received"\} \d+$/m);
     expect(text).toMatch(/^portcullis_http_requests_total\{listener="public",status="2xx"\} [1-9]\d*$/m);
   });
+
+  test("a RADIUS reject and a drop show up in the packet counters and the latency histogram", async () => {
+    const secret = "metrics-test-shared-secret";
+    await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret]);
+    using udp = await UDPClient.open();
+    await eventually("the new client to be served", async () => {
+      const from = udp.received.length;
+      const probe = statusServer(secret);
+      udp.send(probe, server.port);
+      return (await udp.next(probe[1]!, { from, timeoutMs: 200 })) ?? undefined;
+    }, { tries: 50, timeoutMs: 10_000, everyMs: 0 });
+    const enc = new TextEncoder();
+    const req = buildAccessRequest({ identifier: identifier(), secret, attributes: [[Attr.UserName, enc.encode("nobody")], [Attr.UserPassword, enc.encode("wrong-password")]] });
+    const reply = await udp.exchange(req, server.port, secret, { timeoutMs: 10_000 });
+    expect(reply.code).toBe(3); // Access-Reject
+    // A request without Message-Authenticator is dropped and counted by reason.
+    udp.send(buildAccessRequest({ identifier: identifier(), secret, messageAuthenticator: "none", attributes: [[Attr.UserName, enc.encode("x")]] }), server.port);
+    const text = await eventually("the drop to be counted", async () => {
+      const t = await (await adm("/metrics")).text();
+      return /portcullis_radius_dropped_total\{reason="missing_message_authenticator"\} 1/.test(t) ? t : undefined;
+    });
+    expect(text).toMatch(/^portcullis_radius_packets_total\{outcome="reject"\} 1$/m);
+    expect(text).toMatch(/^portcullis_radius_request_duration_seconds_count\{result="reject"\} 1$/m);
+    expect(text).toMatch(/^portcullis_radius_request_duration_seconds_bucket\{result="reject",le="\+Inf"\} 1$/m);
+    expect(text).toMatch(/^portcullis_auth_failures_total\{reason="unknown_user"\} 1$/m);
+  }, 30_000);
 
   test("the start-up log names both listeners, and the old http.not_started line is gone", () => {
     const lines = server.logs.filter((l) => l.event === "http.listening").map((l) => [l.listener, l.tls]);
