@@ -1,12 +1,18 @@
 // `portcullis serve`: the composition root of the running appliance (store → engine → RADIUS server).
 
+import { randomBytes } from "node:crypto";
 import { cpus } from "node:os";
 import { AuditBus, logSink } from "../audit/events.ts";
 import { log, setLogLevel } from "../audit/log.ts";
+import { auditCounters, collectRADIUS, createMetrics } from "../audit/metrics.ts";
 import { Engine } from "../auth/engine.ts";
-import { configWarnings, ldapProfiles, type Config } from "../config/index.ts";
+import { configWarnings, endpointProfiles, ldapProfiles, type Config } from "../config/index.ts";
 import { createLdapDirectory } from "../directory/ldap/index.ts";
 import { Directories } from "../directory/registry.ts";
+import { buildAdminApp, buildPublicApp } from "../http/app.ts";
+import { certificateNames, loadOrCreateTLS } from "../http/tls.ts";
+import type { HttpDeps } from "../http/types.ts";
+import { serveHttp, type HttpListener } from "../runtime/http.ts";
 import { RADIUSServer } from "../radius/server/server.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
@@ -61,6 +67,11 @@ export async function serve(ctx: ServeContext): Promise<void> {
     log("info", "store.cache_loaded", { users: loaded });
   }
   await warnAboutClients(store);
+  // [[endpoint]] profiles from the file replace stored ones of the same name (the file wins).
+  for (const profile of endpointProfiles(config)) {
+    await store.endpoints.put(profile);
+    log("info", "endpoint.seeded", { endpoint: profile.name });
+  }
 
   // LDAP/AD profiles, in config order; nothing connects until the first lookup.
   const directories = new Directories(ldapProfiles(config).map((profile) => createLdapDirectory(profile, { log })));
@@ -68,6 +79,8 @@ export async function serve(ctx: ServeContext): Promise<void> {
 
   const audit = new AuditBus();
   audit.subscribe(logSink);
+  const metrics = createMetrics();
+  audit.subscribe(auditCounters(metrics));
   const engine = new Engine(
     store,
     {
@@ -96,7 +109,9 @@ export async function serve(ctx: ServeContext): Promise<void> {
     recvBufferBytes: config.radius.recv_buffer_bytes,
     dedupeTtlMs: config.radius.dedupe_ttl_s * 1000,
     dropLogIntervalMs: config.radius.drop_log_interval_s * 1000,
+    observe: (result, seconds) => metrics.radiusRequestSeconds.observe({ result }, seconds),
   });
+  collectRADIUS(metrics, () => radius.snapshot());
   let endpoints;
   try {
     endpoints = await radius.start();
@@ -116,7 +131,16 @@ export async function serve(ctx: ServeContext): Promise<void> {
       });
     }
   }
-  log("info", "http.not_started", { detail: "the HTTP listeners (Magic Link API, admin API) are not part of this release" });
+
+  let listeners: HttpListener[];
+  try {
+    listeners = await startHttp(ctx, { store, engine, audit: audit.emit, metrics, radiusBound: () => endpoints.length > 0 });
+  } catch (err) {
+    await radius.stop();
+    await directories.close();
+    await store.close();
+    throw err;
+  }
 
   // Challenge states expire on their own, and stale lockout counters would restart from zero
   // anyway: purge both now and then so neither table grows without bound.
@@ -125,6 +149,8 @@ export async function serve(ctx: ServeContext): Promise<void> {
     const now = Date.now();
     void store.challenges.purgeExpired(now).catch(() => {});
     void store.lockouts.purgeStale(now - resetAfterMs, now).catch(() => {});
+    // Answered and expired Magic Link sessions are kept a day, so a late tap still gets a clear page.
+    void store.magicLinks.purgeExpired(now - 86_400_000).catch(() => {});
   }, 60_000);
   const statsLine = () => {
     const s = radius.snapshot();
@@ -147,10 +173,81 @@ export async function serve(ctx: ServeContext): Promise<void> {
   if (statsTimer) clearInterval(statsTimer);
   process.off("SIGUSR1", statsLine);
   statsLine();
+  await Promise.all(listeners.map((l) => l.stop()));
   await radius.stop();
   await directories.close();
   await store.close();
   log("info", "server.stopped");
+}
+
+const isLoopback = (address: string) => address === "::1" || address.startsWith("127.");
+
+/**
+ * Starts the public listener (HTTPS unless `http.tls = false`; a generated self-signed certificate
+ * when no files are configured) and the admin listener (plain HTTP, loopback by default). Throws
+ * when an address cannot be bound or the TLS files cannot be read; nothing stays bound then.
+ */
+async function startHttp(
+  ctx: ServeContext,
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics"> & { radiusBound: () => boolean },
+): Promise<HttpListener[]> {
+  const { config } = ctx;
+  let stopping = false;
+  const base = {
+    ...parts,
+    config,
+    now: Date.now,
+    random: (n: number) => new Uint8Array(randomBytes(n)),
+    log,
+    ready: async () => {
+      const checks = { store_writable: await parts.store.writable().catch(() => false), radius_bound: parts.radiusBound(), running: !stopping };
+      return { ok: Object.values(checks).every(Boolean), checks };
+    },
+  };
+  const pub = splitListen(ctx.flags?.httpListen ?? config.http.listen);
+  const adm = splitListen(config.admin.listen);
+  let tls;
+  if (config.http.tls) {
+    tls = await loadOrCreateTLS({
+      certFile: config.http.cert_file,
+      keyFile: config.http.key_file,
+      dataDir: config.data_dir,
+      names: certificateNames(pub.address, config.http.public_url),
+      now: Date.now(),
+      random: base.random,
+    });
+    log(tls.source === "configured" ? "info" : "warn", "http.certificate", {
+      source: tls.source,
+      cert_file: tls.certFile,
+      ...(tls.source === "configured" ? {} : { detail: "self-signed: phones will not trust links to this listener; configure http.cert_file and http.key_file" }),
+    });
+  } else {
+    log("warn", "http.tls_disabled", { detail: "the public listener speaks plain HTTP; only run it behind a TLS-terminating reverse proxy" });
+  }
+  if (!config.http.public_url) log("warn", "http.public_url_missing", { detail: "http.public_url is empty: no approval link can be sent" });
+  if (!isLoopback(adm.address)) log("warn", "http.admin_not_loopback", { address: adm.address, detail: "the admin listener speaks plain HTTP; keep it on a management network" });
+
+  const publicApp = buildPublicApp({ ...base, tls: tls !== undefined });
+  const adminApp = buildAdminApp({ ...base, tls: false });
+  const listeners: HttpListener[] = [];
+  try {
+    const p = serveHttp({ ...pub, tls: tls && { cert: tls.cert, key: tls.key }, fetch: (req, env) => publicApp.fetch(req, env) });
+    listeners.push(p);
+    log("info", "http.listening", { listener: "public", address: p.address, port: p.port, tls: tls !== undefined });
+    const a = serveHttp({ ...adm, fetch: (req, env) => adminApp.fetch(req, env) });
+    listeners.push(a);
+    log("info", "http.listening", { listener: "admin", address: a.address, port: a.port, tls: false });
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.stop()));
+    throw err;
+  }
+  return listeners.map((l) => ({
+    ...l,
+    stop: () => {
+      stopping = true;
+      return l.stop();
+    },
+  }));
 }
 
 /** Start-up warnings for weakened clients: each disabled default is logged (DESIGN, security defaults). */

@@ -209,6 +209,15 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     throw new ConfigError(`config: ${missing} must be set together with ${missing === "http.cert_file" ? "http.key_file" : "http.cert_file"}`);
   }
 
+  const endpointNames = new Set<string>();
+  for (const e of parsed.endpoint) {
+    if (endpointNames.has(e.name)) throw new ConfigError(`config: endpoint[${e.name}] is declared twice${from("endpoint")}`);
+    endpointNames.add(e.name);
+    if (e.per_number_per_hour < e.per_number_per_minute) {
+      throw new ConfigError(`config: endpoint[${e.name}].per_number_per_hour must be at least per_number_per_minute${from("endpoint")}`);
+    }
+  }
+
   // 6. Derived values.
   const dataDir = resolveIn(cwd, parsed.data_dir);
   const ldap = resolveLdapProfiles(parsed.ldap, { env, source: sources.get("ldap"), resolvePath: (p) => resolveIn(cwd, p), rawProfiles: raw.ldap });

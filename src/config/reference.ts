@@ -97,6 +97,17 @@ const LDAP_EXAMPLE = [
   "```",
 ];
 
+const ENDPOINT_EXAMPLE = [
+  "```toml",
+  "[[endpoint]]",
+  'name = "vpn"',
+  'title_text = "ACME VPN sign-in"',
+  "touch_timeout_s = 60",
+  "allow_custom_sms_text = false",
+  "require_known_user = true",
+  "```",
+];
+
 /** The configuration reference as Markdown (deterministic: the committed file must equal it). */
 export function renderConfigReference(): string {
   const out: string[] = [
@@ -131,8 +142,11 @@ export function renderConfigReference(): string {
     out.push("", `## [${s.name}]`, "", s.description, "", "| key | type | default | environment | description |", "|---|---|---|---|---|");
     out.push(...CONFIG_FIELDS.filter((f) => f.section === s.name).map(row));
   }
-  for (const t of CONFIG_TABLE_ARRAYS) out.push(...tableArraySection(t, "##"));
-  out.push(...LDAP_TEXT, "", "### Example", "", ...LDAP_EXAMPLE);
+  for (const t of CONFIG_TABLE_ARRAYS) {
+    out.push(...tableArraySection(t, "##"));
+    if (t.name === "ldap") out.push(...LDAP_TEXT, "", "### Example", "", ...LDAP_EXAMPLE);
+    if (t.name === "endpoint") out.push("", "### Example", "", ...ENDPOINT_EXAMPLE);
+  }
   out.push(
     "",
     "## Example",

@@ -189,6 +189,31 @@ export const ldapProfileSchema = v.strictObject({
   ),
 });
 
+
+/** `[[endpoint]]`: a Magic Link endpoint profile declared in the file (seeded into the store by `serve`). */
+export const endpointProfileSchema = v.strictObject({
+  name: required(
+    'Profile name, as in `/api/sfwa/auth/{name}` and `apikey add --endpoint`; "default" edits the profile used without a name.',
+    "a name of 1-64 letters, digits, '.', '_' or '-'",
+    (s) => PROFILE_NAME.test(s),
+  ),
+  sms_text: optionalText("SMS text; `{link}` is replaced by the approval link, which is appended when absent. Default: `Approve or reject your sign-in: {link}`.", "a non-empty string", nonEmpty),
+  authentication_text: optionalText("Question shown on the approval page.", "a non-empty string", nonEmpty),
+  touch_accept_text: optionalText("Page text after Approve.", "a non-empty string", nonEmpty),
+  touch_reject_text: optionalText("Page text after Reject.", "a non-empty string", nonEmpty),
+  button_accept_text: optionalText("Label of the Approve button.", "a non-empty string", nonEmpty),
+  button_reject_text: optionalText("Label of the Reject button.", "a non-empty string", nonEmpty),
+  title_text: optionalText("Title of the approval page.", "a non-empty string", nonEmpty),
+  touch_timeout_s: integer(90, 15, 300, "How long a call waits for the user when it passes no `touch-timeout`. Keep it under the caller's HTTP timeout (Mideye clients: 120 s)."),
+  allow_custom_sms_text: bool(true, "May a caller replace the SMS text with `sms-text`? The link is always included. Off stops a key holder from sending arbitrary text under the organisation's sender ID."),
+  require_known_user: bool(false, "Refuse numbers that belong to no known user (an SMS pumping defence)."),
+  per_number_per_minute: integer(5, 1, 1000, "Messages to one number per minute."),
+  per_number_per_hour: integer(30, 1, 10_000, "Messages to one number per hour."),
+  per_key_per_minute: integer(60, 0, 100_000, "Calls per API key per minute; 0 means no limit."),
+  overall_per_minute: integer(600, 0, 1_000_000, "Calls on this endpoint per minute, over all keys; 0 means no limit."),
+  channels: list([], 'Delivery channels in failover order, e.g. ["sms", "email"]; empty means the configured default order.', "a list of channel names", (s) => /^[a-z][a-z0-9_-]{0,31}$/.test(s)),
+});
+
 const LISTEN_MUST = 'an address and port such as "192.0.2.10:1812" or "[2001:db8::10]:1812"';
 const isURL = (s: string) => s === "" || (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s));
 
@@ -298,7 +323,7 @@ export const configSchema = v.strictObject({
     ),
   }),
 
-  http: section("The public HTTP(S) listener: approval pages and the Magic Link API (served in a later release; accepted and validated now).", {
+  http: section("The public HTTP(S) listener: approval pages and the Magic Link API.", {
     listen: text("0.0.0.0:8443", "Address and port of the public listener. Also `serve --http-listen`.", LISTEN_MUST, isListenAddress),
     public_url: text(
       "",
@@ -326,6 +351,16 @@ export const configSchema = v.strictObject({
       v.array(ldapProfileSchema),
       doc<Array<v.InferOutput<typeof ldapProfileSchema>>>(
         "LDAP and Active Directory profiles, tried in the order listed: the next profile is asked only when a user is not found in this one, never because this one did not answer. With none, only local users exist.",
+      ),
+    ),
+    [],
+  ),
+
+  endpoint: v.optional(
+    v.pipe(
+      v.array(endpointProfileSchema),
+      doc<Array<v.InferOutput<typeof endpointProfileSchema>>>(
+        "Magic Link endpoint profiles. `serve` writes each one to the store at start-up, replacing a stored profile of the same name (the file wins over edits made through the admin API); profiles created only through the admin API are kept. Unset keys take the defaults shown.",
       ),
     ),
     [],

@@ -10,7 +10,10 @@
 // Challenge state is never cached: it is a consumable whose single use the store enforces.
 
 import type {
+  ApiKeyRepo,
   ChallengeRepo,
+  EndpointRepo,
+  MagicLinkRepo,
   ClientRepo,
   FailureKind,
   LockoutRepo,
@@ -43,6 +46,10 @@ export class CachedStore implements Store {
   readonly tokens: TokenRepo;
   readonly challenges: ChallengeRepo;
   readonly lockouts: LockoutRepo;
+  /** Not cached: API keys, Magic Link sessions and endpoint profiles always go to the store. */
+  readonly apiKeys: ApiKeyRepo;
+  readonly magicLinks: MagicLinkRepo;
+  readonly endpoints: EndpointRepo;
 
   /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
   private readonly byName = new Map<string, User | null>();
@@ -69,6 +76,9 @@ export class CachedStore implements Store {
     this.epoch = inner.changeEpoch();
     this.clients = inner.clients;
     this.challenges = inner.challenges;
+    this.apiKeys = inner.apiKeys;
+    this.magicLinks = inner.magicLinks;
+    this.endpoints = inner.endpoints;
     this.users = this.userRepo(inner.users);
     this.tokens = this.tokenRepo(inner.tokens);
     this.lockouts = this.lockoutRepo(inner.lockouts);

@@ -187,6 +187,51 @@ ALTER TABLE radius_clients ADD COLUMN directories TEXT;
 `,
     },
   },
+  {
+    version: 4,
+    name: "web",
+    // The web surface (issue 4). API keys are stored as SHA-256 hex, never the key. Magic Link
+    // sessions hold the SHA-256 of the link token, never the token; answering is one conditional
+    // UPDATE (… WHERE status = 'pending' AND expires_at > now), so exactly one answer wins even across
+    // nodes. Endpoint profiles keep their settings as one JSON document: the shape grows with the
+    // Magic Link features without a migration each time; the "default" row is synthesised by the
+    // repository until it is first edited.
+    sql: `
+CREATE TABLE api_keys (
+  id {{id}},
+  name TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL CHECK (role IN ('magiclink', 'operator', 'admin', 'root')),
+  endpoint TEXT,
+  hash TEXT NOT NULL UNIQUE,
+  prefix TEXT NOT NULL,
+  expires_at BIGINT,
+  disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT
+);
+
+CREATE TABLE magiclink_sessions (
+  id TEXT PRIMARY KEY,
+  link_hash TEXT NOT NULL UNIQUE,
+  msisdn TEXT NOT NULL,
+  endpoint TEXT NOT NULL,
+  api_key_id BIGINT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected', 'expired', 'cancelled', 'failed')),
+  texts TEXT NOT NULL,
+  number_match INTEGER,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  answered_at BIGINT
+);
+CREATE INDEX magiclink_sessions_expires ON magiclink_sessions (expires_at);
+
+CREATE TABLE endpoints (
+  name TEXT PRIMARY KEY,
+  settings TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

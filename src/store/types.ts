@@ -204,12 +204,179 @@ export interface LockoutRepo {
   purgeStale(lastFailureBefore: number, now: number): Promise<number>;
 }
 
+
+// --- web surface (issue 4): API keys, Magic Link sessions, endpoint profiles -----------------
+
+/** What an API key may do: call the Magic Link API, or use the admin API at a privilege level. */
+export type ApiKeyRole = "magiclink" | "operator" | "admin" | "root";
+
+/**
+ * An API key as stored. The key itself is never stored: only its SHA-256 (hex) and a short prefix
+ * for display. It is shown once, at creation.
+ */
+export interface ApiKey {
+  id: number;
+  /** Unique, chosen by the administrator. */
+  name: string;
+  role: ApiKeyRole;
+  /** Magic Link keys: the endpoint profile they may use; null means "default". Unused by admin roles. */
+  endpoint: string | null;
+  /** SHA-256 of the key, lower-case hex. */
+  hash: string;
+  /** The first characters of the key (not secret on their own), to tell keys apart in listings. */
+  prefix: string;
+  /** unix ms after which the key is refused; null = never. */
+  expiresAt: number | null;
+  disabled: boolean;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+export type NewApiKey = Omit<ApiKey, "id" | "createdAt" | "lastUsedAt" | "disabled"> & { disabled?: boolean };
+
+export interface ApiKeyRepo {
+  /** Throws StoreError("conflict") when the name (or, astronomically unlikely, the hash) exists. */
+  add(key: NewApiKey): Promise<ApiKey>;
+  list(): Promise<ApiKey[]>;
+  findByName(name: string): Promise<ApiKey | undefined>;
+  /** Exact lookup by SHA-256 hex; the caller still compares in constant time (http/api-keys.ts). */
+  findByHash(hash: string): Promise<ApiKey | undefined>;
+  /** Returns false when no such key. */
+  remove(name: string): Promise<boolean>;
+  /** Returns false when no such key. */
+  setDisabled(name: string, disabled: boolean): Promise<boolean>;
+  /** Records a use (best effort; not a transaction the caller waits on for security). */
+  touch(id: number, now: number): Promise<void>;
+}
+
+export type MagicLinkStatus = "pending" | "accepted" | "rejected" | "expired" | "cancelled" | "failed";
+
+/**
+ * One Magic Link authentication (a "consumable"): created by the blocking API call, answered once
+ * by the approval page. The link token itself never reaches the store, only its SHA-256.
+ */
+export interface MagicLinkSession {
+  /** Random internal ID (≥128 bits, base64url); never sent to the phone. */
+  id: string;
+  /** SHA-256 hex of the link token (≥128 bits) that is sent in the link. */
+  linkHash: string;
+  /** E.164. */
+  msisdn: string;
+  /** Endpoint profile name. */
+  endpoint: string;
+  /** The API key that started it. */
+  apiKeyId: number;
+  status: MagicLinkStatus;
+  /** JSON of the display texts (title, authentication, buttons…), already merged with the endpoint defaults. */
+  texts: string;
+  /** Number-matching: the number the user must pick; null when not used. */
+  numberMatch: number | null;
+  createdAt: number;
+  expiresAt: number;
+  answeredAt: number | null;
+}
+
+export interface MagicLinkRepo {
+  /** Throws StoreError("conflict") on a duplicate id or link hash. */
+  create(session: MagicLinkSession): Promise<void>;
+  get(id: string): Promise<MagicLinkSession | undefined>;
+  /** By the SHA-256 hex of the link token, whatever its status (so a page can say "already answered"). */
+  findByLink(linkHash: string): Promise<MagicLinkSession | undefined>;
+  /**
+   * Atomic single use: sets status (and answeredAt = now) only while the session is pending and
+   * not expired at `now` (UPDATE … WHERE status = 'pending' AND expires_at > now). Returns true for
+   * exactly one of any number of concurrent callers. Use "expired" with `now` = its expiresAt to
+   * close a timed-out session (the row is then no longer live: use markExpired).
+   */
+  answer(id: string, status: Exclude<MagicLinkStatus, "pending">, now: number): Promise<boolean>;
+  /** Sets status "expired" on a pending session whose expiresAt <= now. True when this call did it. */
+  markExpired(id: string, now: number): Promise<boolean>;
+  /** Deletes sessions whose expiresAt is older than `before`; returns how many. */
+  purgeExpired(before: number): Promise<number>;
+}
+
+/** The texts of a Magic Link session; the Mideye query parameters override them per call. */
+export interface EndpointTexts {
+  sms_text: string;
+  authentication_text: string;
+  touch_accept_text: string;
+  touch_reject_text: string;
+  button_accept_text: string;
+  button_reject_text: string;
+  title_text: string;
+}
+
+export interface EndpointRateLimits {
+  perNumberPerMinute: number;
+  perNumberPerHour: number;
+  /** 0 = no limit of this kind. */
+  perKeyPerMinute: number;
+  /** 0 = no limit of this kind. */
+  overallPerMinute: number;
+}
+
+/** A Magic Link endpoint profile (`/api/sfwa/auth/{endpoint}`); "default" always exists. */
+export interface EndpointProfile {
+  name: string;
+  texts: EndpointTexts;
+  /** Default touch-timeout in seconds, 15-300. */
+  touchTimeoutS: number;
+  /** May a caller replace the SMS text (`sms-text`)? It still always carries the link. */
+  allowCustomSmsText: boolean;
+  /** Refuse MSISDNs that do not belong to a known user (SMS pumping defence). */
+  requireKnownUser: boolean;
+  rateLimits: EndpointRateLimits;
+  /** Delivery channels in failover order ("sms", "email"); empty means the configured default order. */
+  channels: string[];
+}
+
+export interface EndpointRepo {
+  /** Every profile, "default" first (synthesised from defaults when never stored). */
+  list(): Promise<EndpointProfile[]>;
+  /** "default" always resolves. */
+  get(name: string): Promise<EndpointProfile | undefined>;
+  /** Inserts or replaces. */
+  put(profile: EndpointProfile): Promise<void>;
+  /** Returns false when absent. Throws StoreError("conflict") for "default", which cannot be removed. */
+  remove(name: string): Promise<boolean>;
+}
+
+/** Name of the endpoint profile that always exists (`/api/sfwa/auth` without a name). */
+export const DEFAULT_ENDPOINT = "default";
+
+/**
+ * A profile with the built-in defaults (what "default" is until edited). In `sms_text`, `{link}` is
+ * replaced by the approval link; a text without it gets the link appended.
+ */
+export function defaultEndpointProfile(name: string = DEFAULT_ENDPOINT): EndpointProfile {
+  return {
+    name,
+    texts: {
+      sms_text: "Approve or reject your sign-in: {link}",
+      authentication_text: "Someone is signing in with your account. Was it you?",
+      touch_accept_text: "Sign-in approved. You can close this page.",
+      touch_reject_text: "Sign-in rejected. You can close this page.",
+      button_accept_text: "Approve",
+      button_reject_text: "Reject",
+      title_text: "Sign-in request",
+    },
+    touchTimeoutS: 90,
+    allowCustomSmsText: true,
+    requireKnownUser: false,
+    rateLimits: { perNumberPerMinute: 5, perNumberPerHour: 30, perKeyPerMinute: 60, overallPerMinute: 600 },
+    channels: [],
+  };
+}
+
 export interface Store {
   readonly clients: ClientRepo;
   readonly users: UserRepo;
   readonly tokens: TokenRepo;
   readonly challenges: ChallengeRepo;
   readonly lockouts: LockoutRepo;
+  readonly apiKeys: ApiKeyRepo;
+  readonly magicLinks: MagicLinkRepo;
+  readonly endpoints: EndpointRepo;
   /**
    * A number that changes whenever another process (the admin CLI) commits a change to clients,
    * users or tokens. The server polls it to reload caches without a restart.

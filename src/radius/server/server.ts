@@ -46,6 +46,8 @@ export interface RADIUSServerOptions {
   dropLogIntervalMs: number;
   /** How often the client table and store health are re-read. */
   reloadIntervalMs?: number;
+  /** Called once per Access-Request handled (not duplicates), with its result and handling time in seconds (metrics). */
+  observe?: (result: "accept" | "reject" | "challenge" | "drop", seconds: number) => void;
 }
 
 export class RADIUSServer {
@@ -152,9 +154,12 @@ export class RADIUSServer {
     }
     if (seen.kind === "in_progress") return this.drop("duplicate_in_progress", source);
 
+    const started = performance.now();
+    const observe = (result: "accept" | "reject" | "challenge" | "drop") => this.options.observe?.(result, (performance.now() - started) / 1000);
     handleAccessRequest(this.engine, entry.client, entry.secret, packet, now).then(
       (reply) => {
         if ("drop" in reply) {
+          observe("drop");
           this.dedupe.abandon(key);
           return this.drop(reply.drop, source, reply.drop === "malformed" ? "User-Password" : "password verification queue full");
         }
@@ -164,8 +169,10 @@ export class RADIUSServer {
         const bytes = this.encode(packet, reply, entry.secret);
         this.dedupe.finish(key, bytes, Date.now());
         endpoint.send(bytes, sourcePort, source);
+        observe(reply.code === Code.AccessAccept ? "accept" : reply.code === Code.AccessChallenge ? "challenge" : "reject");
       },
       (err) => {
+        observe("drop");
         this.dedupe.abandon(key);
         log("error", "radius.handler_error", { source, error: err instanceof Error ? err.name : "error" });
         this.drop("internal_error", source);

@@ -14,10 +14,13 @@ import { appendNewKey, createKeyFile, describeSource, Keyring, loadKeyring } fro
 import { LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE_SQL, migrationSQL } from "../migrations.ts";
 import { openSealed, seal, type SealContext } from "../seal.ts";
 import { type Store, StoreError } from "../types.ts";
+import { SqliteApiKeyRepo } from "./api-keys.ts";
 import { SqliteChallengeRepo } from "./challenges.ts";
 import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
+import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
+import { SqliteMagicLinkRepo } from "./magic-links.ts";
 import { SqliteTokenRepo, tokenSecretContext } from "./tokens.ts";
 import { SqliteUserRepo } from "./users.ts";
 
@@ -205,6 +208,9 @@ export class SqliteStore implements Store {
   readonly tokens: SqliteTokenRepo;
   readonly challenges: SqliteChallengeRepo;
   readonly lockouts: SqliteLockoutRepo;
+  readonly apiKeys: SqliteApiKeyRepo;
+  readonly magicLinks: SqliteMagicLinkRepo;
+  readonly endpoints: SqliteEndpointRepo;
 
   private readonly sealer: Sealer;
   private readonly sDataVersion: SQLStatement<{ data_version: number }>;
@@ -227,6 +233,9 @@ export class SqliteStore implements Store {
     this.users = new SqliteUserRepo(ctx, this.tokens);
     this.challenges = new SqliteChallengeRepo(ctx);
     this.lockouts = new SqliteLockoutRepo(ctx);
+    this.apiKeys = new SqliteApiKeyRepo(ctx);
+    this.magicLinks = new SqliteMagicLinkRepo(ctx);
+    this.endpoints = new SqliteEndpointRepo(ctx);
     this.sDataVersion = db.prepare("PRAGMA data_version");
     this.sHeartbeat = db.prepare("INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
   }

@@ -59,6 +59,9 @@ export class ServerProcess implements AsyncDisposable {
   private waiters: Array<() => void> = [];
   port = 0;
   address = "127.0.0.1";
+  /** Bound ports of the public (HTTPS by default) and admin HTTP listeners, from their `http.listening` lines. */
+  httpPort = 0;
+  adminPort = 0;
 
   constructor(readonly proc: Bun.Subprocess<"ignore", "pipe", "pipe">) {
     void this.pump();
@@ -193,11 +196,15 @@ export class Appliance implements AsyncDisposable {
     return r.stdout;
   }
 
-  /** Starts `serve --radius-listen 127.0.0.1:0` and waits for its `radius.listening` line (port parsed from it). */
-  async serve({ env, listen = "127.0.0.1:0" }: { env?: Record<string, string>; listen?: string } = {}): Promise<ServerProcess> {
-    const proc = Bun.spawn([...portcullisCommand(), "--data-dir", this.dataDir, "serve", "--radius-listen", listen], {
+  /**
+   * Starts `serve --radius-listen 127.0.0.1:0 --http-listen 127.0.0.1:0` (admin listener on
+   * 127.0.0.1:0 too) and waits for its `radius.listening` and both `http.listening` lines (ports
+   * parsed from them).
+   */
+  async serve({ env, listen = "127.0.0.1:0", httpListen = "127.0.0.1:0" }: { env?: Record<string, string>; listen?: string; httpListen?: string } = {}): Promise<ServerProcess> {
+    const proc = Bun.spawn([...portcullisCommand(), "--data-dir", this.dataDir, "serve", "--radius-listen", listen, "--http-listen", httpListen], {
       cwd: root,
-      env: this.spawnEnv(env),
+      env: this.spawnEnv({ PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0", ...env }),
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
@@ -207,6 +214,10 @@ export class Appliance implements AsyncDisposable {
     const line = await server.waitForLog((l) => l.event === "radius.listening", { timeoutMs: 30_000 });
     server.port = Number(line.port);
     server.address = String(line.address);
+    const pub = await server.waitForLog((l) => l.event === "http.listening" && l.listener === "public", { timeoutMs: 30_000 });
+    const adm = await server.waitForLog((l) => l.event === "http.listening" && l.listener === "admin", { timeoutMs: 30_000 });
+    server.httpPort = Number(pub.port);
+    server.adminPort = Number(adm.port);
     return server;
   }
 

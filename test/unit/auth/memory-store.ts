@@ -13,6 +13,9 @@ import {
   type NewToken,
   type NewUser,
   type Store,
+  type ApiKeyRepo,
+  type MagicLinkRepo,
+  type EndpointRepo,
   type Token,
   type TokenRepo,
   type User,
@@ -183,6 +186,9 @@ export class MemoryStore implements Store {
   readonly tokens = new MemoryTokens();
   readonly challenges = new MemoryChallenges();
   readonly lockouts = new MemoryLockouts();
+  readonly apiKeys = {} as ApiKeyRepo;
+  readonly magicLinks = {} as MagicLinkRepo;
+  readonly endpoints = {} as EndpointRepo;
   async generation() {
     return 0;
   }

@@ -1,0 +1,311 @@
+// Prometheus metrics: a small registry of counters, gauges and histograms with labels, rendered in
+// the text exposition format 0.0.4 (https://prometheus.io/docs/instrumenting/exposition_formats/).
+//
+// Label values come from a closed set chosen by the code (outcome names, channel names, ISO country
+// codes), never from request input verbatim: each distinct label set is a time series kept forever.
+// A metric refuses new label sets beyond `maxSeries` (counted in portcullis_metrics_series_dropped_total).
+
+export type Labels = Record<string, string>;
+
+type Kind = "counter" | "gauge" | "histogram";
+
+/** Default latency buckets in seconds: from 1 ms to 10 s. */
+export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+function escapeHelp(s: string): string {
+  return s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+function escapeValue(s: string): string {
+  return s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function formatNumber(n: number): string {
+  if (Number.isNaN(n)) return "NaN";
+  if (n === Infinity) return "+Inf";
+  if (n === -Infinity) return "-Inf";
+  return String(n);
+}
+
+function renderLabels(names: readonly string[], values: readonly string[], extra?: [string, string]): string {
+  const parts = names.map((n, i) => `${n}="${escapeValue(values[i]!)}"`);
+  if (extra) parts.push(`${extra[0]}="${escapeValue(extra[1])}"`);
+  return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+abstract class Metric {
+  protected readonly series = new Map<string, { values: string[]; state: unknown }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+    readonly kind: Kind,
+    private readonly registry: MetricsRegistry,
+  ) {}
+
+  /** The label values in declared order. Throws TypeError when a label is missing or unknown (a programming error). */
+  protected key(labels: Labels): { key: string; values: string[] } {
+    const values = this.labelNames.map((n) => {
+      const v = labels[n];
+      if (v === undefined) throw new TypeError(`metric ${this.name}: label ${n} missing`);
+      return v;
+    });
+    if (Object.keys(labels).length !== this.labelNames.length) throw new TypeError(`metric ${this.name}: unexpected label in ${Object.keys(labels).join(",")}`);
+    return { key: values.join("\u0000"), values };
+  }
+
+  protected slot<S>(labels: Labels, init: () => S): S | undefined {
+    const { key, values } = this.key(labels);
+    let entry = this.series.get(key);
+    if (!entry) {
+      if (this.series.size >= this.registry.maxSeries) {
+        this.registry.seriesDropped++;
+        return undefined;
+      }
+      entry = { values, state: init() };
+      this.series.set(key, entry);
+    }
+    return entry.state as S;
+  }
+
+  /** Lines for this metric, without HELP/TYPE. */
+  abstract samples(): string[];
+
+  render(): string {
+    return [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.kind}`, ...this.samples()].join("\n");
+  }
+}
+
+/** A monotonically increasing count. */
+export class Counter extends Metric {
+  /** Adds `by` (default 1, must be ≥ 0; a negative value is ignored). */
+  inc(labels: Labels = {}, by = 1): void {
+    if (!(by >= 0)) return;
+    const s = this.slot(labels, () => ({ v: 0 }));
+    if (s) s.v += by;
+  }
+  /**
+   * Sets the total to a value counted elsewhere (the RADIUS server's own counters, copied in a
+   * collect hook). The source must itself only grow.
+   */
+  setTotal(labels: Labels, value: number): void {
+    const s = this.slot(labels, () => ({ v: 0 }));
+    if (s) s.v = value;
+  }
+  /** Current value (0 when never incremented); for tests and snapshots. */
+  get(labels: Labels = {}): number {
+    return (this.series.get(this.key(labels).key)?.state as { v: number } | undefined)?.v ?? 0;
+  }
+  samples(): string[] {
+    return [...this.series.values()].map((e) => `${this.name}${renderLabels(this.labelNames, e.values)} ${formatNumber((e.state as { v: number }).v)}`);
+  }
+}
+
+/** A value that goes up and down. */
+export class Gauge extends Metric {
+  set(labels: Labels, value: number): void {
+    const s = this.slot(labels, () => ({ v: 0 }));
+    if (s) s.v = value;
+  }
+  get(labels: Labels = {}): number {
+    return (this.series.get(this.key(labels).key)?.state as { v: number } | undefined)?.v ?? 0;
+  }
+  samples(): string[] {
+    return [...this.series.values()].map((e) => `${this.name}${renderLabels(this.labelNames, e.values)} ${formatNumber((e.state as { v: number }).v)}`);
+  }
+}
+
+interface HistogramState {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** Observations in cumulative buckets (le), with _sum and _count. */
+export class Histogram extends Metric {
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    registry: MetricsRegistry,
+    readonly buckets: readonly number[],
+  ) {
+    super(name, help, labelNames, "histogram", registry);
+  }
+  observe(labels: Labels, value: number): void {
+    if (!Number.isFinite(value)) return;
+    const s = this.slot<HistogramState>(labels, () => ({ counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
+    if (!s) return;
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
+    s.sum += value;
+    s.count++;
+  }
+  /** Observation count for a label set; for tests. */
+  count(labels: Labels = {}): number {
+    return (this.series.get(this.key(labels).key)?.state as HistogramState | undefined)?.count ?? 0;
+  }
+  samples(): string[] {
+    const out: string[] = [];
+    for (const e of this.series.values()) {
+      const s = e.state as HistogramState;
+      this.buckets.forEach((b, i) => out.push(`${this.name}_bucket${renderLabels(this.labelNames, e.values, ["le", formatNumber(b)])} ${s.counts[i]}`));
+      out.push(`${this.name}_bucket${renderLabels(this.labelNames, e.values, ["le", "+Inf"])} ${s.count}`);
+      out.push(`${this.name}_sum${renderLabels(this.labelNames, e.values)} ${formatNumber(s.sum)}`);
+      out.push(`${this.name}_count${renderLabels(this.labelNames, e.values)} ${s.count}`);
+    }
+    return out;
+  }
+}
+
+/** The content type of the exposition format. */
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/**
+ * Holds metrics by name and renders them. `collect` hooks run before each render, to copy values
+ * that live elsewhere (the RADIUS server's counters) into gauges or counters.
+ */
+export class MetricsRegistry {
+  private readonly metrics = new Map<string, Metric>();
+  private readonly collectors: Array<() => void> = [];
+  seriesDropped = 0;
+
+  constructor(readonly maxSeries = 1000) {}
+
+  private register<M extends Metric>(name: string, labelNames: readonly string[], make: () => M): M {
+    if (!NAME.test(name)) throw new TypeError(`metric name ${name} is not valid`);
+    for (const l of labelNames) if (!LABEL.test(l) || l === "le") throw new TypeError(`metric ${name}: label name ${l} is not valid`);
+    const existing = this.metrics.get(name);
+    if (existing) {
+      if (existing.kind !== make().kind || existing.labelNames.join() !== labelNames.join()) throw new TypeError(`metric ${name} registered twice with different shapes`);
+      return existing as M;
+    }
+    const m = make();
+    this.metrics.set(name, m);
+    return m;
+  }
+
+  /** Registers (or returns the same) counter. Throws TypeError for a bad name or a conflicting shape. */
+  counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
+    return this.register(name, labelNames, () => new Counter(name, help, labelNames, "counter", this));
+  }
+
+  /** Registers (or returns the same) gauge. Throws TypeError like counter(). */
+  gauge(name: string, help: string, labelNames: readonly string[] = []): Gauge {
+    return this.register(name, labelNames, () => new Gauge(name, help, labelNames, "gauge", this));
+  }
+
+  /** Registers (or returns the same) histogram. Throws TypeError like counter(). */
+  histogram(name: string, help: string, labelNames: readonly string[] = [], buckets: readonly number[] = LATENCY_BUCKETS): Histogram {
+    return this.register(name, labelNames, () => new Histogram(name, help, labelNames, this, buckets));
+  }
+
+  /** Runs `fn` before every render (it must not throw; a throw is swallowed). */
+  onCollect(fn: () => void): void {
+    this.collectors.push(fn);
+  }
+
+  /** The whole registry in the text exposition format 0.0.4, ending in a newline. */
+  render(): string {
+    for (const fn of this.collectors) {
+      try {
+        fn();
+      } catch {
+        // a collector must not break the scrape
+      }
+    }
+    const parts = [...this.metrics.values()].map((m) => m.render());
+    parts.push(
+      `# HELP portcullis_metrics_series_dropped_total Label sets refused because a metric reached its series limit.\n# TYPE portcullis_metrics_series_dropped_total counter\nportcullis_metrics_series_dropped_total ${this.seriesDropped}`,
+    );
+    return parts.join("\n") + "\n";
+  }
+}
+
+/**
+ * The product's metrics, registered once in serve and handed to every part that counts something.
+ * Other modules increment these; they do not register their own names ad hoc, so that docs/http.md
+ * lists every metric.
+ */
+export interface PortcullisMetrics {
+  registry: MetricsRegistry;
+  /** Access-Request handling time (receipt to reply), by result: accept, reject, challenge, drop. */
+  radiusRequestSeconds: Histogram;
+  /** `portcullis_magiclink_outcomes_total{code}`: the code returned by /api/sfwa/auth (TOUCH_ACCEPTED…). */
+  magiclinkOutcomes: Counter;
+  /** `portcullis_deliveries_total{channel,result}`: result is "ok" or "failed" (or a short reason such as "rate_limited"). */
+  deliveries: Counter;
+  /** `portcullis_sms_messages_total{country}`: ISO 3166 alpha-2 of each SMS destination sent. */
+  smsMessages: Counter;
+  /** `portcullis_http_requests_total{listener,status}`: status class "2xx".."5xx". */
+  httpRequests: Counter;
+}
+
+/** Creates the registry with every product metric registered. */
+export function createMetrics(): PortcullisMetrics {
+  const registry = new MetricsRegistry();
+  return {
+    registry,
+    radiusRequestSeconds: registry.histogram("portcullis_radius_request_duration_seconds", "Access-Request handling time from receipt to reply, by result.", ["result"]),
+    magiclinkOutcomes: registry.counter("portcullis_magiclink_outcomes_total", "Magic Link API answers, by code.", ["code"]),
+    deliveries: registry.counter("portcullis_deliveries_total", "Delivery attempts, by channel and result.", ["channel", "result"]),
+    smsMessages: registry.counter("portcullis_sms_messages_total", "SMS messages handed to a gateway, by destination country.", ["country"]),
+    httpRequests: registry.counter("portcullis_http_requests_total", "HTTP requests answered, by listener and status class.", ["listener", "status"]),
+  };
+}
+
+/** The RADIUS server's counters as its snapshot() reports them (kept structural: audit does not import radius). */
+export interface RADIUSCounters {
+  received: number;
+  accepted: number;
+  rejected: number;
+  challenged: number;
+  statusServer: number;
+  duplicates: number;
+  dropped: Partial<Record<string, number>>;
+  rcvbufDrops: number;
+  dedupeEntries: number;
+}
+
+/**
+ * Copies the RADIUS server's counters into the registry before each scrape:
+ * `portcullis_radius_packets_total{outcome}` (received, accept, reject, challenge, status_server,
+ * duplicate), `portcullis_radius_dropped_total{reason}`, `portcullis_radius_kernel_drops_total` and
+ * `portcullis_radius_dedupe_entries`.
+ */
+export function collectRADIUS(metrics: PortcullisMetrics, snapshot: () => RADIUSCounters): void {
+  const { registry } = metrics;
+  const packets = registry.counter("portcullis_radius_packets_total", "RADIUS packets by outcome (received counts every datagram).", ["outcome"]);
+  const dropped = registry.counter("portcullis_radius_dropped_total", "RADIUS packets silently discarded, by reason.", ["reason"]);
+  const kernel = registry.counter("portcullis_radius_kernel_drops_total", "Datagrams the kernel dropped because a socket receive buffer was full.");
+  const dedupe = registry.gauge("portcullis_radius_dedupe_entries", "Entries in the retransmission cache.");
+  registry.onCollect(() => {
+    const s = snapshot();
+    packets.setTotal({ outcome: "received" }, s.received);
+    packets.setTotal({ outcome: "accept" }, s.accepted);
+    packets.setTotal({ outcome: "reject" }, s.rejected);
+    packets.setTotal({ outcome: "challenge" }, s.challenged);
+    packets.setTotal({ outcome: "status_server" }, s.statusServer);
+    packets.setTotal({ outcome: "duplicate" }, s.duplicates);
+    for (const [reason, n] of Object.entries(s.dropped)) dropped.setTotal({ reason }, n ?? 0);
+    kernel.setTotal({}, s.rcvbufDrops);
+    dedupe.set({}, s.dedupeEntries);
+  });
+}
+
+/** `portcullis_auth_total{channel,result}` and `portcullis_auth_failures_total{reason}` from the audit bus. */
+export function auditCounters(metrics: PortcullisMetrics): (event: { type: string; channel?: string; reason?: string }) => void {
+  const auth = metrics.registry.counter("portcullis_auth_total", "Authentication decisions from the audit bus, by channel and result.", ["channel", "result"]);
+  const failures = metrics.registry.counter("portcullis_auth_failures_total", "Authentication failures by reason.", ["reason"]);
+  return function countAuditEvent(event) {
+    if (event.type === "auth.success") auth.inc({ channel: event.channel ?? "", result: "success" });
+    else if (event.type === "auth.challenge") auth.inc({ channel: event.channel ?? "", result: "challenge" });
+    else if (event.type === "auth.failure") {
+      auth.inc({ channel: event.channel ?? "", result: "failure" });
+      failures.inc({ reason: event.reason ?? "" });
+    }
+  };
+}

@@ -1,0 +1,50 @@
+// The two Hono apps: the public one (approval pages, Magic Link API) and the admin one (admin API,
+// /metrics). Each gets the shared middleware, health endpoints and its own route modules.
+
+import { Hono } from "hono";
+import { METRICS_CONTENT_TYPE } from "../audit/metrics.ts";
+import { clientIp, jsonErrors, requestId, securityHeaders } from "./middleware.ts";
+import { ADMIN_ROUTES, PUBLIC_ROUTES } from "./routes.ts";
+import type { HttpDeps, HttpEnv, RouteModule } from "./types.ts";
+
+type Listener = "public" | "admin";
+
+function baseApp(deps: HttpDeps, listener: Listener): Hono<HttpEnv> {
+  const app = new Hono<HttpEnv>();
+  const errors = jsonErrors(deps.log);
+  app.onError(errors.onError);
+  app.notFound(errors.notFound);
+  app.use(requestId(deps.random));
+  app.use(async function countRequests(c, next) {
+    await next();
+    deps.metrics.httpRequests.inc({ listener, status: `${Math.floor(c.res.status / 100)}xx` });
+  });
+  app.use(securityHeaders({ tls: deps.tls }));
+  app.use(clientIp(deps.config.http.trusted_proxies));
+
+  // Liveness: the process answers. Readiness: it can do its job (store writable, RADIUS bound).
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    const r = await deps.ready().catch(() => ({ ok: false, checks: {} }));
+    return c.json({ status: r.ok ? "ready" : "not_ready", checks: r.checks }, r.ok ? 200 : 503);
+  });
+  return app;
+}
+
+/**
+ * The public app: health endpoints plus `routes` (default: PUBLIC_ROUTES). Never mounts admin routes.
+ * Throws TypeError when config.http.trusted_proxies holds an invalid entry.
+ */
+export function buildPublicApp(deps: HttpDeps, routes: readonly RouteModule[] = PUBLIC_ROUTES): Hono<HttpEnv> {
+  const app = baseApp(deps, "public");
+  for (const register of routes) register(app, deps);
+  return app;
+}
+
+/** The admin app: health endpoints, Prometheus /metrics, plus `routes` (default: ADMIN_ROUTES). */
+export function buildAdminApp(deps: HttpDeps, routes: readonly RouteModule[] = ADMIN_ROUTES): Hono<HttpEnv> {
+  const app = baseApp(deps, "admin");
+  app.get("/metrics", (c) => c.body(deps.metrics.registry.render(), 200, { "Content-Type": METRICS_CONTENT_TYPE }));
+  for (const register of routes) register(app, deps);
+  return app;
+}

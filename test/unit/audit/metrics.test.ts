@@ -1,0 +1,102 @@
+// The metrics registry and its text exposition (format 0.0.4).
+
+import { describe, expect, test } from "bun:test";
+import { collectRADIUS, createMetrics, MetricsRegistry } from "../../../src/audit/metrics.ts";
+
+describe("exposition", () => {
+  test("counter, gauge and histogram render with HELP, TYPE, labels and cumulative buckets", () => {
+    const r = new MetricsRegistry();
+    const c = r.counter("t_requests_total", "Requests.\nSecond line \\ backslash", ["code"]);
+    c.inc({ code: "OK" });
+    c.inc({ code: "OK" }, 2);
+    c.inc({ code: 'say "hi"\n' });
+    c.inc({ code: "OK" }, -5); // ignored: counters only grow
+    r.gauge("t_inflight", "In flight.").set({}, 7);
+    const h = r.histogram("t_seconds", "Latency.", ["result"], [0.1, 1]);
+    h.observe({ result: "accept" }, 0.05);
+    h.observe({ result: "accept" }, 0.5);
+    h.observe({ result: "accept" }, 3);
+    h.observe({ result: "accept" }, Number.NaN); // ignored
+    expect(r.render()).toBe(
+      [
+        "# HELP t_requests_total Requests.\\nSecond line \\\\ backslash",
+        "# TYPE t_requests_total counter",
+        't_requests_total{code="OK"} 3',
+        't_requests_total{code="say \\"hi\\"\\n"} 1',
+        "# HELP t_inflight In flight.",
+        "# TYPE t_inflight gauge",
+        "t_inflight 7",
+        "# HELP t_seconds Latency.",
+        "# TYPE t_seconds histogram",
+        't_seconds_bucket{result="accept",le="0.1"} 1',
+        't_seconds_bucket{result="accept",le="1"} 2',
+        't_seconds_bucket{result="accept",le="+Inf"} 3',
+        't_seconds_sum{result="accept"} 3.55',
+        't_seconds_count{result="accept"} 3',
+        "# HELP portcullis_metrics_series_dropped_total Label sets refused because a metric reached its series limit.",
+        "# TYPE portcullis_metrics_series_dropped_total counter",
+        "portcullis_metrics_series_dropped_total 0",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  test.each([
+    ["bad metric name", (r: MetricsRegistry) => r.counter("1bad", "x")],
+    ["bad label name", (r: MetricsRegistry) => r.counter("ok_total", "x", ["bad-label"])],
+    ["reserved le", (r: MetricsRegistry) => r.histogram("ok_seconds", "x", ["le"])],
+    ["same name, other shape", (r: MetricsRegistry) => (r.counter("dup_total", "x", ["a"]), r.counter("dup_total", "x", ["b"]))],
+    ["missing label", (r: MetricsRegistry) => r.counter("m_total", "x", ["a"]).inc({})],
+    ["extra label", (r: MetricsRegistry) => r.counter("e_total", "x", ["a"]).inc({ a: "1", b: "2" })],
+  ])("%s throws TypeError", (_what, fn) => {
+    expect(() => fn(new MetricsRegistry())).toThrow(TypeError);
+  });
+
+  test("registering the same shape twice returns the same metric", () => {
+    const r = new MetricsRegistry();
+    expect(r.counter("same_total", "x", ["a"])).toBe(r.counter("same_total", "x", ["a"]));
+  });
+
+  test("series beyond the limit are refused and counted", () => {
+    const r = new MetricsRegistry(3);
+    const c = r.counter("n_total", "x", ["v"]);
+    for (let i = 0; i < 10; i++) c.inc({ v: String(i) });
+    expect(r.render().match(/^n_total\{/gm)!.length).toBe(3);
+    expect(r.render()).toContain("portcullis_metrics_series_dropped_total 7");
+  });
+});
+
+test("product metrics and the RADIUS collector", () => {
+  const m = createMetrics();
+  m.magiclinkOutcomes.inc({ code: "TOUCH_ACCEPTED" });
+  m.deliveries.inc({ channel: "sms", result: "ok" });
+  m.smsMessages.inc({ country: "SE" });
+  m.radiusRequestSeconds.observe({ result: "accept" }, 0.002);
+  let received = 10;
+  collectRADIUS(m, () => ({
+    received,
+    accepted: 4,
+    rejected: 3,
+    challenged: 2,
+    statusServer: 1,
+    duplicates: 0,
+    dropped: { bad_message_authenticator: 5, unknown_client: 1 },
+    rcvbufDrops: 0,
+    dedupeEntries: 9,
+  }));
+  const first = m.registry.render();
+  for (const line of [
+    'portcullis_magiclink_outcomes_total{code="TOUCH_ACCEPTED"} 1',
+    'portcullis_deliveries_total{channel="sms",result="ok"} 1',
+    'portcullis_sms_messages_total{country="SE"} 1',
+    'portcullis_radius_request_duration_seconds_count{result="accept"} 1',
+    'portcullis_radius_packets_total{outcome="received"} 10',
+    'portcullis_radius_packets_total{outcome="accept"} 4',
+    'portcullis_radius_dropped_total{reason="bad_message_authenticator"} 5',
+    "portcullis_radius_dedupe_entries 9",
+  ]) {
+    expect(first.split("\n")).toContain(line);
+  }
+  received = 12;
+  expect(m.registry.render()).toContain('portcullis_radius_packets_total{outcome="received"} 12');
+});
