@@ -403,9 +403,9 @@ export const configSchema = v.strictObject({
       ),
       body: text(
         "to={to}&message={message}",
-        "Body template. `{to}` is the E.164 number (+46701234567), `{message}` the text. Everything else is sent as written.",
-        "a string containing {to} and {message}",
-        (s) => s.includes("{to}") && s.includes("{message}"),
+        "Body template. `{to}` is the E.164 number (+46701234567), `{to_digits}` the same without the + (46701234567), `{message}` the text. Everything else is sent as written.",
+        "a string containing {to} (or {to_digits}) and {message}",
+        (s) => (s.includes("{to}") || s.includes("{to_digits}")) && s.includes("{message}"),
       ),
       headers: v.optional(
         v.pipe(

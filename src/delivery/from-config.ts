@@ -50,7 +50,7 @@ export function channelsFromConfig(d: DeliveryConfig, { readFile = (p) => readFi
         throw new ConfigError("config: delivery.sms.success_match must be empty or a valid regular expression");
       }
       if (d.sms.content_type === "json" && d.sms.method === "POST") {
-        const sample = d.sms.body.replace(/\{(to|message)\}/g, "x");
+        const sample = d.sms.body.replace(/\{(to|to_digits|message)\}/g, "x");
         try {
           JSON.parse(sample);
         } catch {

@@ -1,6 +1,6 @@
 // Delivery: channels behind one interface (HTTP SMS gateway, SMTP), failover, and the SMS-pumping defences.
 export type { Channel, ChannelFailure, DeliveryResult, OutboundMessage, SendOptions } from "./types.ts";
-export { createSmsHttpChannel, formEncode, gatewayRequest, jsonEscape, providerIdFrom, renderTemplate, type SmsHttpOptions } from "./sms-http.ts";
+export { createSmsHttpChannel, formEncode, gatewayRequest, isBodyTemplate, jsonEscape, providerIdFrom, renderTemplate, type SmsHttpOptions } from "./sms-http.ts";
 export { createSMTPChannel, type SMTPOptions } from "./smtp.ts";
 export { buildSmsText, DEFAULT_SMS_TEMPLATE, endpointSmsText, type EndpointSmsOptions } from "./sms-text.ts";
 export { isAllowedDestination, maskEmail, maskNumber, parseDestination, type AllowList, type Destination } from "./phone.ts";

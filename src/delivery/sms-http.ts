@@ -47,11 +47,18 @@ export function jsonEscape(value: string): string {
 }
 
 /**
- * Fills `template`'s `{to}` and `{message}` in one pass (a message containing "{to}" stays as
- * written), each value encoded with `encode`.
+ * Fills `template`'s `{to}` (E.164 with "+"), `{to_digits}` (the same without "+", as Vonage takes
+ * it) and `{message}` in one pass (a message containing "{to}" stays as written), each value
+ * encoded with `encode`.
  */
 export function renderTemplate(template: string, values: { to: string; message: string }, encode: (s: string) => string): string {
-  return template.replace(/\{(to|message)\}/g, (_, k: "to" | "message") => encode(values[k]));
+  const all = { to: values.to, to_digits: values.to.replace(/^\+/, ""), message: values.message };
+  return template.replace(/\{(to|to_digits|message)\}/g, (_, k: keyof typeof all) => encode(all[k]));
+}
+
+/** True when a body template names the destination and the message. */
+export function isBodyTemplate(s: string): boolean {
+  return (s.includes("{to}") || s.includes("{to_digits}")) && s.includes("{message}");
 }
 
 /** The request the gateway receives for `msg`: URL and fetch init. */
@@ -119,7 +126,7 @@ function errorCode(err: unknown): string {
  */
 export function createSmsHttpChannel(opts: SmsHttpOptions): Channel {
   if (!/^https?:\/\//.test(opts.url) || !URL.canParse(opts.url)) throw new TypeError("sms gateway: url must be an http(s) URL");
-  if (!opts.body.includes("{to}") || !opts.body.includes("{message}")) throw new TypeError("sms gateway: body must contain {to} and {message}");
+  if (!isBodyTemplate(opts.body)) throw new TypeError("sms gateway: body must contain {to} (or {to_digits}) and {message}");
   const doFetch = opts.fetch ?? fetch;
   const name = opts.name ?? "sms";
   return {

@@ -128,8 +128,9 @@ describe("wire format", () => {
   test("Vonage SMS API: 200 with status 0 and a message-id is success under success_match", async () => {
     gw.reply = (_, res) =>
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ "message-count": "1", messages: [{ to: "46701234567", "message-id": "0C000000217B7F02", status: "0" }] }));
-    const r = await send({ url: `${base}/sms/json`, body: "api_key=k&api_secret=s&from=Acme&to={to}&text={message}", successMatch: /"status":\s*"0"/ });
+    const r = await send({ url: `${base}/sms/json`, body: "api_key=k&api_secret=s&from=Acme&to={to_digits}&text={message}", successMatch: /"status":\s*"0"/ });
     expect(r).toEqual({ ok: true, providerId: "0C000000217B7F02" });
+    expect(gw.received[0]!.body).toBe(`api_key=k&api_secret=s&from=Acme&to=46701234567&text=${new URLSearchParams({ t: TEXT }).toString().slice(2)}`);
   });
 });
 

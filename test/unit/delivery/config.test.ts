@@ -48,7 +48,7 @@ describe("errors name the key and never the value", () => {
     ["a password of the wrong type", `[delivery.smtp]\npassword = [\"${SECRET}\"]`, "config: delivery.smtp.password must be a string"],
     ["an unknown key holding a secret", `[delivery.sms]\napi_secret = "${SECRET}"`, "config: delivery.sms.api_secret is not a known option"],
     ["a bad success_match", `[delivery.sms]\nsuccess_match = "(${SECRET}"`, "config: delivery.sms.success_match must be empty or a valid regular expression"],
-    ["a body without {message}", `[delivery.sms]\nbody = "to={to}&key=${SECRET}"`, "config: delivery.sms.body must be a string containing {to} and {message}"],
+    ["a body without {message}", `[delivery.sms]\nbody = "to={to}&key=${SECRET}"`, "config: delivery.sms.body must be a string containing {to} (or {to_digits}) and {message}"],
     ["an allowed prefix that is not E.164", `[delivery]\nallowed_prefixes = ["0046"]`, 'config: delivery.allowed_prefixes must be a list of E.164 prefixes such as ["+4670", "+35840"]'],
     ["a repeated channel", `[delivery]\nchannels = ["sms", "sms"]`, 'config: delivery.channels must be a list without repeats of "sms" and "email"'],
     ["a subject with a line break", `[delivery]\nemail_subject = "Hi\\nBcc: x@example.com"`, "config: delivery.email_subject must be a non-empty string without line breaks"],
