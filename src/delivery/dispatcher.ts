@@ -76,7 +76,10 @@ export interface DispatcherOptions extends DispatcherHooks {
   limits?: RateLimitSettings;
   rateLimits: RateLimitRepo;
   deliveryLog: DeliveryLogRepo;
-  /** Does this E.164 number belong to a known user? Needed by endpoints with requireKnownUser. */
+  /**
+   * Does this E.164 number belong to a known user? Needed by endpoints with requireKnownUser; a
+   * missing callback or one that throws refuses the request (fails closed).
+   */
   isKnownNumber?(e164: string): Promise<boolean>;
   now?: () => number;
 }
@@ -164,7 +167,13 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
 
       // 3. Known user (fails closed without a number or without the callback).
       if (req.requireKnownUser) {
-        const known = dest !== undefined && opts.isKnownNumber !== undefined && (await opts.isKnownNumber(dest.e164));
+        let known = false;
+        try {
+          known = dest !== undefined && opts.isKnownNumber !== undefined && (await opts.isKnownNumber(dest.e164));
+        } catch {
+          // A directory that cannot answer does not vouch for anyone.
+          return refuse("unknown_user", "the user lookup failed");
+        }
         if (!known) return refuse("unknown_user", "the number does not belong to a known user");
       }
 

@@ -100,6 +100,7 @@ describe("known-user rule", () => {
     ["unknown number refused", true, async () => false, false],
     ["no callback fails closed", true, undefined, false],
     ["rule off: the callback is not asked", false, async () => false, true],
+    ["a failing lookup (directory down) fails closed", true, async (): Promise<boolean> => Promise.reject(new Error("ldap down")), false],
   ])("%s", async (_, requireKnownUser, isKnownNumber, ok) => {
     const asked: string[] = [];
     const d = dispatcher({
