@@ -9,7 +9,7 @@ import { configSchema, type FieldKind, type FieldMeta } from "./schema.ts";
 export interface ConfigField {
   /** Dotted path: "log_level", "radius.challenge_ttl_s". */
   path: string;
-  /** Section name, or undefined for a top-level key. */
+  /** Section name ("radius", or "delivery.sms" for a sub-table), or undefined for a top-level key. */
   section: string | undefined;
   key: string;
   kind: FieldKind;
@@ -63,7 +63,7 @@ function leaf(section: string | undefined, key: string, schema: AnySchema, { env
     defaultValue: schema.default,
     optional: schema.type === "optional",
     description,
-    env: env ? `PORTCULLIS_${section ? section.toUpperCase() + "_" : ""}${key.toUpperCase()}` : "",
+    env: env ? `PORTCULLIS_${section ? section.toUpperCase().replaceAll(".", "_") + "_" : ""}${key.toUpperCase()}` : "",
   };
 }
 
@@ -73,6 +73,12 @@ function tableArrayItem(schema: AnySchema): AnySchema | undefined {
   const root = (inner as { pipe?: AnySchema[] }).pipe?.[0] ?? inner;
   const item = root.type === "array" ? (root as { item?: AnySchema }).item : undefined;
   return item?.type === "strict_object" && item.entries ? item : undefined;
+}
+
+/** The strict object of a sub-table entry (optional(pipe(strictObject, description))), or undefined. */
+function subsectionRoot(schema: AnySchema): AnySchema | undefined {
+  const root = (unwrap(schema) as { pipe?: AnySchema[] }).pipe?.[0];
+  return root?.type === "strict_object" && root.entries ? root : undefined;
 }
 
 function tableArray(name: string, schema: AnySchema): ConfigTableArray {
@@ -96,7 +102,17 @@ function walk(): { fields: ConfigField[]; sections: ConfigSection[]; tableArrays
       tableArrays.push(tableArray(key, entry));
     } else if (pipeRoot?.type === "strict_object" && pipeRoot.entries) {
       sections.push({ name: key, description: v.getDescription(inner as unknown as DescribedSchema) ?? "" });
-      for (const [k, s] of Object.entries(pipeRoot.entries)) fields.push(leaf(key, k, s));
+      const subsections: Array<[string, AnySchema]> = [];
+      for (const [k, s] of Object.entries(pipeRoot.entries)) {
+        // A sub-table such as [delivery.sms]: listed as its own section after the parent's keys.
+        if (subsectionRoot(s)) subsections.push([k, s]);
+        else fields.push(leaf(key, k, s));
+      }
+      for (const [k, s] of subsections) {
+        const name = `${key}.${k}`;
+        sections.push({ name, description: v.getDescription(unwrap(s) as unknown as DescribedSchema) ?? "" });
+        for (const [kk, ss] of Object.entries(subsectionRoot(s)!.entries!)) fields.push(leaf(name, kk, ss));
+      }
     } else {
       fields.push(leaf(undefined, key, entry));
     }

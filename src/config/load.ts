@@ -78,10 +78,16 @@ function setPath(raw: Raw, field: ConfigField, value: unknown): void {
     raw[field.key] = value;
     return;
   }
-  if (raw[field.section] === undefined) raw[field.section] = {};
-  const table = raw[field.section];
-  // A non-table section (e.g. `radius = 5`) is left for validation to report.
-  if (isTable(table)) table[field.key] = value;
+  // A sub-table ("delivery.sms") is walked one level at a time.
+  let table: Raw = raw;
+  for (const name of field.section.split(".")) {
+    if (table[name] === undefined) table[name] = {};
+    const next = table[name];
+    // A non-table section (e.g. `radius = 5`) is left for validation to report.
+    if (!isTable(next)) return;
+    table = next;
+  }
+  table[field.key] = value;
 }
 
 function readTOML(file: string, source: string): Raw {
@@ -102,10 +108,11 @@ function readTOML(file: string, source: string): Raw {
 }
 
 /** Records which source set each option, for error messages. */
-function fileSources(raw: Raw, label: string, sources: Map<string, string>): void {
+function fileSources(raw: Raw, label: string, sources: Map<string, string>, prefix = ""): void {
   for (const [key, value] of Object.entries(raw)) {
-    sources.set(key, label);
-    if (isTable(value)) for (const k of Object.keys(value)) sources.set(`${key}.${k}`, label);
+    sources.set(`${prefix}${key}`, label);
+    // Sections and their sub-tables ([delivery.sms]); deeper tables are values (headers).
+    if (isTable(value) && prefix.split(".").length < 3) fileSources(value, label, sources, `${prefix}${key}.`);
   }
 }
 

@@ -213,6 +213,22 @@ export const endpointProfileSchema = v.strictObject({
   overall_per_minute: integer(600, 0, 1_000_000, "Calls on this endpoint per minute, over all keys; 0 means no limit."),
   channels: list([], 'Delivery channels in failover order, e.g. ["sms", "email"]; empty means the configured default order.', "a list of channel names", (s) => /^[a-z][a-z0-9_-]{0,31}$/.test(s)),
 });
+/** An E.164 prefix: "+" and 1-14 digits. */
+export const isE164Prefix = (s: string) => /^\+[1-9]\d{0,13}$/.test(s);
+
+function isRegExp(s: string): boolean {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A sub-table of a section (`[delivery.sms]`): its keys are documented and overridable like a section's. */
+function subsection<E extends v.ObjectEntries>(description: string, entries: E) {
+  return section(description, entries);
+}
 
 const LISTEN_MUST = 'an address and port such as "192.0.2.10:1812" or "[2001:db8::10]:1812"';
 const isURL = (s: string) => s === "" || (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s));
@@ -366,14 +382,96 @@ export const configSchema = v.strictObject({
     [],
   ),
 
-  delivery: section("Delivery of codes and approvals (SMS, e-mail, push).", {
+  delivery: section("Delivery of codes and approvals (SMS, e-mail, push), and the SMS-pumping defences in front of it. See docs/delivery.md.", {
     allowed_countries: v.optional(
       v.pipe(
         v.array(v.pipe(v.string(), v.toUpperCase(), v.check(isCountryCode))),
-        doc<string[]>("SMS destination allow-list of ISO 3166 alpha-2 country codes. When omitted it is `[region]`; when empty every SMS is refused."),
+        doc<string[]>("SMS destination allow-list of ISO 3166 alpha-2 country codes. When omitted it is `[region]`; when empty every SMS is refused (unless `allowed_prefixes` lets a number through)."),
         meta<string[]>("string[]", 'a list of two-letter country codes such as ["SE", "NO"]'),
       ),
     ),
+    allowed_prefixes: list(
+      [],
+      'Further E.164 prefixes SMS may go to, in addition to `allowed_countries` (e.g. `["+35840", "+35850"]` for Finnish mobile ranges only). A number is allowed when its country is listed or it starts with a listed prefix.',
+      'a list of E.164 prefixes such as ["+4670", "+35840"]',
+      isE164Prefix,
+    ),
+    channels: v.optional(
+      v.pipe(
+        v.array(v.picklist(["sms", "email"] as const)),
+        v.check((a) => new Set(a).size === a.length),
+        doc<Array<"sms" | "email">>(
+          'Channels tried in this order; the next is tried when one fails. A channel is used only when it is configured (`[delivery.sms] url`, `[delivery.smtp] host`) and the user has its address (phone, e-mail).',
+        ),
+        meta<Array<"sms" | "email">>("string[]", 'a list without repeats of "sms" and "email"'),
+      ),
+      ["sms", "email"],
+    ),
+    per_number_per_minute: integer(5, 0, 1_000_000, "Messages to one phone number (or e-mail address) per minute. 0 turns this limit off."),
+    per_number_per_hour: integer(30, 0, 1_000_000, "Messages to one phone number (or e-mail address) per hour. 0 turns this limit off."),
+    per_key_per_minute: integer(30, 0, 1_000_000, "Messages requested with one API key per minute. 0 turns this limit off."),
+    per_key_per_hour: integer(300, 0, 1_000_000, "Messages requested with one API key per hour. 0 turns this limit off."),
+    overall_per_minute: integer(120, 0, 1_000_000, "Messages from the whole appliance (the cluster, sharing one store) per minute: the ceiling that stops SMS pumping spread over many numbers. 0 turns this limit off."),
+    overall_per_hour: integer(1000, 0, 10_000_000, "Messages from the whole appliance (the cluster) per hour. 0 turns this limit off."),
+    sms_max_length: integer(300, 60, 1600, "Longest SMS text in characters (UCS-2 code units), link included; custom text is cut to fit, the link never is."),
+    sms_template: text(
+      "Approve or reject the sign-in request: {link}",
+      "Default SMS text; `{link}` is replaced by the approval link (which is appended when the template lacks it).",
+      "a non-empty string",
+      nonEmpty,
+    ),
+    email_subject: text("Sign-in request", "Subject of approval e-mails.", "a non-empty string without line breaks", (s) => nonEmpty(s) && !/[\r\n]/.test(s)),
+    log_retention_days: integer(90, 1, 3650, "Days a delivery log row is kept."),
+    sms: subsection("`[delivery.sms]`: the HTTP SMS gateway. Leave `url` empty to send no SMS. Examples for Twilio, 46elks and Vonage are in docs/delivery.md.", {
+      url: text(
+        "",
+        "Gateway URL (https:// unless on a trusted network). Empty disables SMS.",
+        "empty or an http(s):// URL",
+        isURL,
+      ),
+      method: oneOf(["POST", "GET"] as const, "POST", "HTTP method. With GET the rendered `body` becomes the query string."),
+      content_type: oneOf(
+        ["form", "json"] as const,
+        "form",
+        '"form" sends `application/x-www-form-urlencoded` (each `{to}`/`{message}` value URL-encoded); "json" sends `application/json` (each value JSON-escaped, so write `"{message}"` inside quotes).',
+      ),
+      body: text(
+        "to={to}&message={message}",
+        "Body template. `{to}` is the E.164 number (+46701234567), `{to_digits}` the same without the + (46701234567), `{message}` the text. Everything else is sent as written.",
+        "a string containing {to} (or {to_digits}) and {message}",
+        (s) => (s.includes("{to}") || s.includes("{to_digits}")) && s.includes("{message}"),
+      ),
+      headers: v.optional(
+        v.pipe(
+          v.record(v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/)), v.pipe(v.string(), v.check((s) => !/[\r\n\0]/.test(s)))),
+          doc<Record<string, string>>("Extra request headers, e.g. `{ Authorization = \"Bearer …\" }`. Values may hold credentials: they are never logged."),
+          meta<Record<string, string>>("table", "a table of header names to single-line strings"),
+        ),
+        {},
+      ),
+      user: text("", "User name for HTTP basic authentication (Twilio Account SID, 46elks API username). Empty sends no basic authentication."),
+      password: text("", "Password for HTTP basic authentication; prefer `$PORTCULLIS_DELIVERY_SMS_PASSWORD` or `password_file`."),
+      password_file: text("", "File holding the basic-authentication password (one trailing newline ignored), read at start-up."),
+      success_match: text(
+        "",
+        'Regular expression the response body must match for a 2xx to count as sent (Vonage answers 200 with `"status": "4"` on bad credentials). Empty: any 2xx is success.',
+        "empty or a valid regular expression",
+        isRegExp,
+      ),
+      timeout_ms: integer(5000, 100, 60_000, "Time for the whole request; after it the next channel is tried."),
+    }),
+    smtp: subsection("`[delivery.smtp]`: e-mail over SMTP. Leave `host` empty to send no e-mail.", {
+      host: text("", "SMTP server host name. Empty disables e-mail.", "a host name or address without spaces", (s) => !/\s/.test(s)),
+      port: integer(587, 1, 65_535, "SMTP port: 587 (submission with STARTTLS) or 465 (implicit TLS, `secure = true`)."),
+      starttls: bool(true, "Require STARTTLS before authentication and sending; a server without it fails the delivery."),
+      secure: bool(false, "Implicit TLS from the first byte (port 465)."),
+      user: text("", "SMTP AUTH user name. Empty sends without authentication."),
+      password: text("", "SMTP AUTH password; prefer `$PORTCULLIS_DELIVERY_SMTP_PASSWORD` or `password_file`."),
+      password_file: text("", "File holding the SMTP password (one trailing newline ignored), read at start-up."),
+      from: text("", "Sender address (`Portcullis <mfa@example.com>`). Required when `host` is set.", "empty or an address without line breaks", (s) => !/[\r\n]/.test(s)),
+      ca_file: text("", "PEM file of the CA(s) that sign the server's certificate. Empty means the system roots."),
+      timeout_ms: integer(10_000, 100, 120_000, "Time for connecting, each SMTP reply and the whole send; after it the next channel is tried."),
+    }),
   }),
 });
 

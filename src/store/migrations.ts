@@ -232,6 +232,33 @@ CREATE TABLE endpoints (
 );
 `,
   },
+  {
+    // Issue 4 delivery. Independent of migration 4's tables; numbered 5 to merge after it.
+    version: 5,
+    name: "delivery",
+    sql: `
+CREATE TABLE rate_limits (
+  bucket TEXT PRIMARY KEY,
+  window_start BIGINT NOT NULL,
+  window_ms BIGINT NOT NULL,
+  hits INTEGER NOT NULL
+) {{without_rowid}};
+CREATE TABLE delivery_log (
+  id {{id}},
+  at BIGINT NOT NULL,
+  channel TEXT,
+  destination TEXT NOT NULL,
+  country TEXT,
+  endpoint TEXT NOT NULL,
+  api_key_id TEXT NOT NULL,
+  result TEXT NOT NULL CHECK (result IN ('sent', 'failed', 'refused')),
+  reason TEXT,
+  detail TEXT,
+  provider_id TEXT
+);
+CREATE INDEX delivery_log_at ON delivery_log (at);
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

@@ -410,3 +410,68 @@ export class StoreError extends Error {
     this.name = "StoreError";
   }
 }
+
+// --- delivery: shared rate-limit counters and the delivery log (issue 4) ---------------------
+
+/** One fixed-window counter to check and bump: at most `limit` hits per `windowMs`. */
+export interface RateBucket {
+  /** Counter name, e.g. "number:<hash>:60000". Never a secret; hash personal data first. */
+  key: string;
+  windowMs: number;
+  limit: number;
+}
+
+export type RateDecision =
+  | { allowed: true }
+  /** `bucket` is the first full bucket (its key); `retryAt` is when its window ends (unix ms). */
+  | { allowed: false; bucket: string; retryAt: number };
+
+export interface RateLimitRepo {
+  /**
+   * Atomically checks every bucket and, only when none is full, counts one hit in each (fixed
+   * windows aligned to multiples of windowMs). A refused call counts nothing. Shared by every
+   * process on the store, so a cluster enforces one limit.
+   */
+  consume(buckets: readonly RateBucket[], now: number): Promise<RateDecision>;
+  /** Deletes counters whose window ended before `now`; returns how many. */
+  purgeExpired(now: number): Promise<number>;
+}
+
+export type DeliveryOutcome = "sent" | "failed" | "refused";
+
+/** One delivery attempt (or refusal). Never holds the message text, the link or a credential. */
+export interface DeliveryLogEntry {
+  id: number;
+  at: number; // unix ms
+  /** Channel name ("sms", "email"); null for a request refused before any channel. */
+  channel: string | null;
+  /** Masked destination: "+46…34" or "…@example.com". */
+  destination: string;
+  /** ISO 3166 country of a phone number, or null. */
+  country: string | null;
+  endpoint: string;
+  apiKeyId: string;
+  result: DeliveryOutcome;
+  /** Failure or refusal reason code; null when sent. */
+  reason: string | null;
+  /** Short technical detail (HTTP status, SMTP code); never message text or secrets. */
+  detail: string | null;
+  /** The gateway's message ID, when it returned one. */
+  providerId: string | null;
+}
+
+export type NewDeliveryLogEntry = Omit<DeliveryLogEntry, "id">;
+
+export interface DeliveryLogRepo {
+  append(entry: NewDeliveryLogEntry): Promise<void>;
+  /** Newest first; at most `limit` rows, optionally only those with id < `beforeId` (paging). */
+  recent(limit: number, beforeId?: number): Promise<DeliveryLogEntry[]>;
+  /** Deletes rows older than `at`; returns how many. */
+  purgeBefore(at: number): Promise<number>;
+}
+
+/** The delivery repositories a store offers beside `Store` (SqliteStore has them). */
+export interface DeliveryRepos {
+  readonly rateLimits: RateLimitRepo;
+  readonly deliveryLog: DeliveryLogRepo;
+}

@@ -13,10 +13,11 @@ import { openDatabase, type SQLDatabase, type SQLStatement } from "../../runtime
 import { appendNewKey, createKeyFile, describeSource, Keyring, loadKeyring } from "../keyring.ts";
 import { LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE_SQL, migrationSQL } from "../migrations.ts";
 import { openSealed, seal, type SealContext } from "../seal.ts";
-import { type Store, StoreError } from "../types.ts";
 import { SqliteApiKeyRepo } from "./api-keys.ts";
+import { type DeliveryRepos, type Store, StoreError } from "../types.ts";
 import { SqliteChallengeRepo } from "./challenges.ts";
 import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
+import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
@@ -202,7 +203,7 @@ function insertCheckRow(db: SQLDatabase, keyring: Keyring, keyId: string, now: (
 }
 
 /** The SQLite implementation of Store; create it with openSqliteStore. */
-export class SqliteStore implements Store {
+export class SqliteStore implements Store, DeliveryRepos {
   readonly clients: SqliteClientRepo;
   readonly users: SqliteUserRepo;
   readonly tokens: SqliteTokenRepo;
@@ -211,6 +212,8 @@ export class SqliteStore implements Store {
   readonly apiKeys: SqliteApiKeyRepo;
   readonly magicLinks: SqliteMagicLinkRepo;
   readonly endpoints: SqliteEndpointRepo;
+  readonly rateLimits: SqliteRateLimitRepo;
+  readonly deliveryLog: SqliteDeliveryLogRepo;
 
   private readonly sealer: Sealer;
   private readonly sDataVersion: SQLStatement<{ data_version: number }>;
@@ -236,6 +239,8 @@ export class SqliteStore implements Store {
     this.apiKeys = new SqliteApiKeyRepo(ctx);
     this.magicLinks = new SqliteMagicLinkRepo(ctx);
     this.endpoints = new SqliteEndpointRepo(ctx);
+    this.rateLimits = new SqliteRateLimitRepo(ctx);
+    this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
     this.sDataVersion = db.prepare("PRAGMA data_version");
     this.sHeartbeat = db.prepare("INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
   }
