@@ -153,8 +153,8 @@ export class LdapDirectory implements Directory {
   }
 
   /**
-   * Binds as the user on a connection of its own (never the pool's), then unbinds and discards
-   * it. "" is refused without any traffic. OpenLDAP: the ppolicy request control reports expiry
+   * Binds as the user on a connection of the user-bind pool (never a service connection; it serves
+   * only later user binds). "" is refused without any traffic. OpenLDAP: the ppolicy request control reports expiry
    * and must-change; AD: the "data XXX" of the diagnostic message. Throws DirectoryUnavailableError
    * when no server answers or the bind times out; never for a wrong password.
    */
