@@ -424,6 +424,7 @@ d("LdapDirectory without the memberof overlay, and failover", () => {
     try {
       const u1 = (await dir.findUser("alice"))!;
       expect(await dir.verifyPassword(u1, PASSWORDS.alice)).toEqual({ ok: true });
+      await a.waitForLog(/BIND dn="uid=alice,/); // slapd's log reaches the test asynchronously
       const ours = (s: Slapd) => [...s.connections().values()].filter((c) => c.binds.some((dn) => dn !== ADMIN_DN)).length;
       expect(ours(a)).toBeGreaterThan(0);
       expect(ours(b)).toBe(0);
@@ -431,6 +432,7 @@ d("LdapDirectory without the memberof overlay, and failover", () => {
       const u2 = (await dir.findUser("alice"))!;
       expect(u2.dn).toBe(u1.dn);
       expect(await dir.verifyPassword(u2, PASSWORDS.alice)).toEqual({ ok: true });
+      await b.waitForLog(/BIND dn="uid=alice,/);
       expect([...b.connections().values()].some((c) => c.binds.includes(SERVICE_DN))).toBe(true);
       expect([...b.connections().values()].some((c) => c.binds.includes(u2.dn))).toBe(true);
       expect(logged.some((l) => l.startsWith("ldap.url_failed ldap://127.0.0.1:1"))).toBe(true);
