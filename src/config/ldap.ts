@@ -245,6 +245,8 @@ export function ldapProfiles(config: Config): LdapProfile[] {
       requiredGroups: [...p.required_groups],
       defaultType: p.default_type,
       timeoutMs: p.timeout_ms,
+      poolSize: p.pool_size,
+      bindPoolSize: p.bind_pool_size,
       reply: p.reply.map((r) => ({ group: r.group, attributes: { ...r.attributes } })),
       region: config.region,
     };

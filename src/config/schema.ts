@@ -183,6 +183,13 @@ export const ldapProfileSchema = v.strictObject({
     "totp",
   ),
   timeout_ms: integer(3000, 100, 60_000, "Timeout of each network operation (connect, bind, search, modify). The whole check, failover included, must fit the NAS's RADIUS timeout."),
+  pool_size: integer(4, 1, 64, "Service-account connections kept open for searches and password changes. When all are busy a login waits for one (at most `timeout_ms`)."),
+  bind_pool_size: integer(
+    8,
+    1,
+    64,
+    "Connections kept open for user password checks only: each login rebinds one as the user, and none of them is ever used for a search. When all are busy a login waits for one (at most `timeout_ms`). Each server connection counts against the directory's own connection limits.",
+  ),
   reply: v.optional(
     v.pipe(v.array(ldapReplySchema), doc<Array<v.InferOutput<typeof ldapReplySchema>>>("Group → RADIUS reply attributes; every matching entry applies, in order.")),
     [],

@@ -47,6 +47,10 @@ export interface LdapProfile {
   defaultType: AuthType;
   /** Per network operation (connect, bind, search, modify). */
   timeoutMs: number;
+  /** Service connections (searches, password modify) kept open; default 4. */
+  poolSize?: number;
+  /** Connections kept open for user binds only (never a search); default 8. */
+  bindPoolSize?: number;
   /** Group → RADIUS reply attributes; every matching entry applies, in order. */
   reply: Array<{ group: string; attributes: Record<string, string | number> }>;
   /** Country for phone numbers in local format (top-level `region`); "" = E.164 only. */

@@ -1,6 +1,6 @@
 // LdapDirectory against a real, throwaway slapd: search, bind, ppolicy, RFC 3062, groups, TLS, failover.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { ldapTest } from "../../src/cli/ldap.ts";
 import { createLdapDirectory, type LdapDirectory } from "../../src/directory/ldap/index.ts";
 import { DirectoryUnavailableError, type LdapProfile } from "../../src/directory/types.ts";
@@ -126,23 +126,87 @@ d("LdapDirectory against slapd", () => {
     expect(slapd.log.slice(before).filter((l) => /ACCEPT|BIND/.test(l))).toEqual([]);
   });
 
-  test("a connection bound as a user is never used for anything else", async () => {
+  test("a connection bound as a user is never used for anything else; user binds reuse their own pool", async () => {
+    const ours = () => [...slapd.connections().values()].filter((c) => c.binds.length > 0 && !c.binds.includes(ADMIN_DN));
+    const userBinds = () => ours().reduce((n, c) => n + c.binds.filter((b) => b !== SERVICE_DN).length, 0);
+    const bindsBefore = userBinds();
+    const leasesBefore = dir.userConnections.leases;
     const u = (await dir.findUser("alice"))!;
     await dir.verifyPassword(u, PASSWORDS.alice);
     await dir.verifyPassword(u, "wrong-password");
-    await dir.findUser("bob");
+    const bob = (await dir.findUser("bob"))!;
+    await dir.verifyPassword(bob, PASSWORDS.bob);
+    await dir.dummyBind("whatever");
     await dir.memberOf(u, [`cn=staff,${GROUPS}`]);
-    const conns = [...slapd.connections().values()].filter((c) => c.binds.length > 0);
-    const userConns = conns.filter((c) => c.binds.some((b) => b.startsWith("uid=")));
+    await dir.verifyPassword(u, PASSWORDS.alice);
+    await slapd.waitForLog(new RegExp(`BIND dn="${u.dn}"`)); // the log is asynchronous
+    for (let i = 0; i < 50 && userBinds() < bindsBefore + 5; i++) await Bun.sleep(20);
+    const conns = ours();
+    const userConns = conns.filter((c) => c.binds.some((b) => b !== SERVICE_DN));
     const serviceConns = conns.filter((c) => c.binds.includes(SERVICE_DN));
-    expect(userConns.length).toBeGreaterThanOrEqual(2);
-    for (const c of userConns) {
-      expect(c.binds.every((b) => b.startsWith("uid="))).toBe(true);
-      expect(c.ops.filter((o) => o !== "UNBIND")).toEqual(["BIND"]); // one bind, then unbind: no search, no reuse
-    }
-    // Searches all ran on service-bound connections, and the pool reused them.
+    expect(userConns.length).toBeGreaterThanOrEqual(1);
     expect(serviceConns.length).toBeGreaterThanOrEqual(1);
+    // Service connections never carry a user BIND; user-bind connections never carry anything but BINDs.
+    for (const c of serviceConns) expect(c.binds.every((b) => b === SERVICE_DN)).toBe(true);
+    for (const c of userConns) expect(c.ops.filter((o) => o !== "BIND" && o !== "UNBIND")).toEqual([]);
+    // Rebinding, not reconnecting: the 5 user binds (the dummy one included) ran on pooled connections.
+    expect(userBinds() - bindsBefore).toBe(5);
+    expect(dir.userConnections.opened).toBeLessThan(dir.userConnections.leases);
+    expect(userConns.some((c) => c.binds.length > 1)).toBe(true);
     expect(serviceConns.some((c) => c.ops.filter((o) => o === "SRCH").length > 1)).toBe(true);
+    expect(dir.userConnections.leases - leasesBefore).toBe(5);
+  });
+
+  test("the user-bind pool is bounded: concurrent logins wait for a connection instead of opening more", async () => {
+    const small = createLdapDirectory(profile({ urls: [slapd.url] }), { bindPoolSize: 2 });
+    try {
+      const alice = (await small.findUser("alice"))!;
+      const results = await Promise.all(Array.from({ length: 24 }, (_, i) => small.verifyPassword(alice, i % 3 === 0 ? "wrong-password" : PASSWORDS.alice)));
+      expect(results.map((r) => r.ok)).toEqual(Array.from({ length: 24 }, (_, i) => i % 3 !== 0));
+      const stats = small.userConnections;
+      expect(stats.opened).toBeLessThanOrEqual(2);
+      expect(stats.leases).toBe(24);
+      expect(stats.busy).toBe(0);
+      expect(stats.idle).toBe(stats.opened);
+    } finally {
+      await small.close();
+    }
+  });
+
+  test("a user-bind connection the server side closed is replaced, and the login still works", async () => {
+    // A TCP relay in front of slapd lets the test cut sessions as an idle timeout or a restart would.
+    const relayed = new Set<import("node:net").Socket>();
+    const relay = createServer((down) => {
+      const up = connect(slapd.port, "127.0.0.1");
+      relayed.add(down);
+      down.pipe(up).pipe(down);
+      const end = () => {
+        down.destroy();
+        up.destroy();
+        relayed.delete(down);
+      };
+      down.on("error", end).on("close", end);
+      up.on("error", end).on("close", end);
+    });
+    await new Promise<void>((r) => relay.listen(0, "127.0.0.1", r));
+    const port = (relay.address() as { port: number }).port;
+    const one = createLdapDirectory(profile({ urls: [`ldap://127.0.0.1:${port}`] }), { bindPoolSize: 1, poolSize: 1 });
+    try {
+      const alice = (await one.findUser("alice"))!;
+      expect(await one.verifyPassword(alice, PASSWORDS.alice)).toEqual({ ok: true });
+      expect(await one.verifyPassword(alice, PASSWORDS.alice)).toEqual({ ok: true });
+      expect(one.userConnections).toMatchObject({ opened: 1, discarded: 0 });
+      for (const sock of relayed) sock.destroy();
+      for (let i = 0; i < 50 && relayed.size > 0; i++) await Bun.sleep(20);
+      expect(await one.verifyPassword(alice, PASSWORDS.alice)).toEqual({ ok: true });
+      expect(await one.verifyPassword(alice, "wrong-password")).toMatchObject({ ok: false, reason: "bad_credentials" });
+      expect(one.userConnections).toMatchObject({ opened: 2, discarded: 1 });
+      expect((await one.findUser("bob"))?.username).toBe("bob");
+    } finally {
+      await one.close();
+      for (const sock of relayed) sock.destroy();
+      relay.close();
+    }
   });
 
   test("the service pool is bounded and reused under concurrent logins", async () => {
@@ -360,6 +424,7 @@ d("LdapDirectory without the memberof overlay, and failover", () => {
     try {
       const u1 = (await dir.findUser("alice"))!;
       expect(await dir.verifyPassword(u1, PASSWORDS.alice)).toEqual({ ok: true });
+      await a.waitForLog(/BIND dn="uid=alice,/); // slapd's log reaches the test asynchronously
       const ours = (s: Slapd) => [...s.connections().values()].filter((c) => c.binds.some((dn) => dn !== ADMIN_DN)).length;
       expect(ours(a)).toBeGreaterThan(0);
       expect(ours(b)).toBe(0);
@@ -367,6 +432,7 @@ d("LdapDirectory without the memberof overlay, and failover", () => {
       const u2 = (await dir.findUser("alice"))!;
       expect(u2.dn).toBe(u1.dn);
       expect(await dir.verifyPassword(u2, PASSWORDS.alice)).toEqual({ ok: true });
+      await b.waitForLog(/BIND dn="uid=alice,/);
       expect([...b.connections().values()].some((c) => c.binds.includes(SERVICE_DN))).toBe(true);
       expect([...b.connections().values()].some((c) => c.binds.includes(u2.dn))).toBe(true);
       expect(logged.some((l) => l.startsWith("ldap.url_failed ldap://127.0.0.1:1"))).toBe(true);

@@ -1,7 +1,7 @@
 // LdapDirectory: the Directory contract (../types.ts) for one OpenLDAP or Active Directory profile, on ldapts.
 //
 //   findUser ──► service pool: search baseDN (escaped filter, size limit 2)
-//   verifyPassword ──► fresh connection (same failover/TLS) ─► bind as the user DN ─► unbind, discard
+//   verifyPassword ──► user-bind pool (its own connections, same failover/TLS) ─► bind as the user DN (rebinding a pooled connection)
 //   memberOf ──► service pool: AD matching rule 1.2.840.113556.1.4.1941 + tokenGroups; else memberOf / member walk
 //   changePassword ──► service pool: AD delete+add unicodePwd; OpenLDAP RFC 3062 Password Modify
 
@@ -20,7 +20,9 @@ import {
   type LdapProfile,
 } from "../types.ts";
 import { AD_BINARY_ATTRIBUTES, AD_USER_ATTRIBUTES, adAccountStatus, adChangeError, encodeUnicodePwd, formatGUID, parseADBindError, sidToString } from "./ad.ts";
-import { connectAny, discard, isNetworkError, loadCA, reason, UrlHealth, type LogFn } from "./connection.ts";
+import { UserBindPool } from "./bind-pool.ts";
+import type { PoolStats } from "./bounded-pool.ts";
+import { isNetworkError, loadCA, reason, UrlHealth, type LogFn } from "./connection.ts";
 import { escapeDNValue, escapeFilterValue, normalizeDN, userFilter } from "./escape.ts";
 import { ServicePool } from "./pool.ts";
 
@@ -41,8 +43,10 @@ export interface LdapDirectoryOptions {
   log?: LogFn;
   /** Clock for account status (expiry); Date.now by default. */
   now?: () => number;
-  /** Service connections per profile (default 4). */
+  /** Service connections (overrides the profile's poolSize; default 4). */
   poolSize?: number;
+  /** User-bind connections (overrides the profile's bindPoolSize; default 8). */
+  bindPoolSize?: number;
 }
 
 /** One `[[ldap]]` profile. Construction does no I/O; throws TypeError only for an unreadable ca_file. */
@@ -51,13 +55,13 @@ export class LdapDirectory implements Directory {
   readonly #ca: string | undefined;
   readonly #health: UrlHealth;
   readonly #pool: ServicePool;
+  readonly #binds: UserBindPool;
   readonly #log: LogFn;
   readonly #now: () => number;
   #kind: "ad" | "ldap" | undefined;
+  #kindProbe: Promise<"ad" | "ldap"> | undefined;
   readonly #groupSids = new Map<string, string | null>();
   readonly #policyMaxAge = new Map<string, number | null>();
-  /** Counts of user-side connections (tests check that none of them is reused). */
-  readonly userConnections = { opened: 0 };
 
   constructor(
     readonly profile: LdapProfile,
@@ -68,12 +72,20 @@ export class LdapDirectory implements Directory {
     this.#now = options.now ?? Date.now;
     this.#ca = loadCA(profile);
     this.#health = new UrlHealth(this.#now);
-    this.#pool = new ServicePool(profile, this.#ca, this.#health, { log: this.#log, ...(options.poolSize ? { max: options.poolSize } : {}) });
+    const poolSize = options.poolSize ?? profile.poolSize;
+    const bindPoolSize = options.bindPoolSize ?? profile.bindPoolSize;
+    this.#pool = new ServicePool(profile, this.#ca, this.#health, { log: this.#log, now: this.#now, ...(poolSize ? { max: poolSize } : {}) });
+    this.#binds = new UserBindPool(profile, this.#ca, this.#health, { log: this.#log, now: this.#now, ...(bindPoolSize ? { max: bindPoolSize } : {}) });
   }
 
-  /** Service pool counters (opened, discarded, idle, busy). */
-  poolStats() {
+  /** Service pool counters (opened, discarded, leases, idle, busy). */
+  poolStats(): PoolStats {
     return this.#pool.stat();
+  }
+
+  /** User-bind pool counters: a separate pool whose connections only ever carry binds. */
+  get userConnections(): PoolStats {
+    return this.#binds.stat();
   }
 
   /**
@@ -84,16 +96,19 @@ export class LdapDirectory implements Directory {
    */
   async findUser(username: string): Promise<DirectoryUser | undefined> {
     const p = this.profile;
+    // Ask only for the attributes this kind of server has (known from the rootDSE after the first
+    // lookup); a server whose rootDSE cannot be read gets both sets, and the entry decides.
+    const kind = await this.#detectKind().catch((e: unknown) => {
+      if (e instanceof ResultCodeError) return undefined;
+      throw this.#unavailable(e, "user search");
+    });
     const attributes = [
-      "objectGUID",
-      "objectSid",
-      "entryUUID",
+      ...(kind !== "ldap" ? ["objectGUID", "objectSid", ...AD_USER_ATTRIBUTES] : []),
+      ...(kind !== "ad" ? ["entryUUID", ...PPOLICY_ATTRIBUTES] : []),
       p.phoneAttribute,
       p.emailAttribute,
       ...(p.typeAttribute ? [p.typeAttribute] : []),
       ...(p.tokenAttribute ? [p.tokenAttribute] : []),
-      ...PPOLICY_ATTRIBUTES,
-      ...AD_USER_ATTRIBUTES,
     ];
     const filter = userFilter(p.userFilter, username);
     const entries = await this.#pool.with(async (c) => {
@@ -115,9 +130,7 @@ export class LdapDirectory implements Directory {
     }
     const e = entries[0]!;
     // ldapts lists every requested attribute, absent ones as []: test for values, not keys.
-    const isAD = arr(e.objectGUID).length > 0 || arr(e.objectSid).length > 0;
-    if (isAD) this.#kind = "ad";
-    else if (arr(e.entryUUID).length > 0) this.#kind ??= "ldap";
+    const isAD = kind ? kind === "ad" : arr(e.objectGUID).length > 0 || arr(e.objectSid).length > 0;
     const guid = first(e.objectGUID);
     const id = isAD && Buffer.isBuffer(guid) && guid.length === 16 ? formatGUID(guid) : str(e.entryUUID)?.toLowerCase();
     if (!id) {
@@ -140,8 +153,8 @@ export class LdapDirectory implements Directory {
   }
 
   /**
-   * Binds as the user on a connection of its own (never the pool's), then unbinds and discards
-   * it. "" is refused without any traffic. OpenLDAP: the ppolicy request control reports expiry
+   * Binds as the user on a connection of the user-bind pool (never a service connection; it serves
+   * only later user binds). "" is refused without any traffic. OpenLDAP: the ppolicy request control reports expiry
    * and must-change; AD: the "data XXX" of the diagnostic message. Throws DirectoryUnavailableError
    * when no server answers or the bind times out; never for a wrong password.
    */
@@ -200,51 +213,51 @@ export class LdapDirectory implements Directory {
   }
 
   async close(): Promise<void> {
-    await this.#pool.close();
+    await Promise.all([this.#pool.close(), this.#binds.close()]);
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────────────
 
   async #userBind(dn: string, password: string): Promise<BindResult> {
-    const c = await connectAny(this.profile, this.#ca, this.#health, this.#log);
-    this.userConnections.opened++;
     const ppolicy = new PasswordPolicyControl();
     try {
-      await c.client.bind(dn, password, ppolicy);
+      await this.#binds.bind(dn, password, [ppolicy]);
       const pv = ppolicy.value;
       if (pv?.error === PasswordPolicyError.ChangeAfterReset) return { ok: false, reason: "must_change", detail: "ppolicy changeAfterReset" };
       if (pv?.error === PasswordPolicyError.PasswordExpired) return { ok: false, reason: "password_expired", detail: "ppolicy passwordExpired" };
       if (pv?.graceAuthNsRemaining !== undefined) return { ok: false, reason: "password_expired", detail: `ppolicy grace login (${pv.graceAuthNsRemaining} left)` };
       return { ok: true };
     } catch (e) {
-      if (isNetworkError(e)) {
-        this.#health.failed(c.url);
-        this.#log("warn", "ldap.user_bind_failed", { profile: this.profile.name, url: c.url, reason: reason(e) });
-        throw new DirectoryUnavailableError(this.profile.name, `ldap profile "${this.profile.name}": bind on ${c.url} failed: ${reason(e)}`);
-      }
+      if (e instanceof DirectoryUnavailableError) throw e;
+      if (!(e instanceof ResultCodeError)) throw this.#unavailable(e, "user bind");
       const pv = ppolicy.value;
       if (pv?.error === PasswordPolicyError.PasswordExpired) return { ok: false, reason: "password_expired", detail: "ppolicy passwordExpired" };
       if (pv?.error === PasswordPolicyError.AccountLocked) return { ok: false, reason: "locked", detail: "ppolicy accountLocked" };
       if (pv?.error === PasswordPolicyError.ChangeAfterReset) return { ok: false, reason: "must_change", detail: "ppolicy changeAfterReset" };
-      const diag = (e as Error).message ?? "";
+      const diag = e.message ?? "";
       const ad = parseADBindError(diag);
       if (ad) return { ok: false, reason: ad, detail: `AD ${/data ([0-9a-f]+)/i.exec(diag)?.[1] ?? ""}`.trim() };
-      const code = (e as ResultCodeError).code;
-      return { ok: false, reason: "bad_credentials", detail: e instanceof InvalidCredentialsError ? "invalidCredentials (49)" : `LDAP result ${code}` };
-    } finally {
-      await discard(c.client);
+      return { ok: false, reason: "bad_credentials", detail: e instanceof InvalidCredentialsError ? "invalidCredentials (49)" : `LDAP result ${e.code}` };
     }
   }
 
+  /** AD or not, from the rootDSE's supportedCapabilities (RFC 4512 §5.1), asked once per profile. */
   async #detectKind(): Promise<"ad" | "ldap"> {
     if (this.#kind) return this.#kind;
-    const kind = await this.#pool.with(async (c) => {
-      const r = await c.client.search("", { scope: "base", filter: "(objectClass=*)", attributes: ["supportedCapabilities"] });
-      const caps = arr(r.searchEntries[0]?.supportedCapabilities);
-      return caps.includes(AD_CAPABILITY) ? ("ad" as const) : ("ldap" as const);
-    });
-    this.#kind = kind;
-    return kind;
+    this.#kindProbe ??= this.#pool
+      .with(async (c) => {
+        const r = await c.client.search("", { scope: "base", filter: "(objectClass=*)", attributes: ["supportedCapabilities"] });
+        const caps = arr(r.searchEntries[0]?.supportedCapabilities);
+        return caps.includes(AD_CAPABILITY) ? ("ad" as const) : ("ldap" as const);
+      })
+      .then(
+        (kind) => (this.#kind = kind),
+        (e: unknown) => {
+          this.#kindProbe = undefined; // ask again next time
+          throw e;
+        },
+      );
+    return await this.#kindProbe;
   }
 
   async #adMemberOf(user: DirectoryUser, groupDNs: string[], found: Set<string>): Promise<void> {

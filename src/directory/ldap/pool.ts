@@ -1,36 +1,34 @@
 // Bounded pool of service-bound LDAP connections for one profile; only ever bound as the service account.
 //
-// A connection enters the pool only after a successful service bind and is reused for searches and
-// (AD) password modifies. User binds never use this pool (directory.ts opens a separate connection
-// and discards it). A connection that saw a network error or a timeout is discarded, never reused.
+// A connection enters this pool only after a successful service bind and is used for searches and
+// (AD) password modifies. User binds never touch it: they go through UserBindPool (bind-pool.ts),
+// a different pool whose connections are never handed out. A connection that saw a network error
+// or a timeout is discarded, never reused; every connection is renewed after POOL_LIFETIME.
 
 import { InvalidCredentialsError } from "ldapts";
 import { DirectoryUnavailableError, type LdapProfile } from "../types.ts";
+import { BoundedPool, POOL_LIFETIME, type PoolLimits, type PoolStats } from "./bounded-pool.ts";
 import { connectAny, discard, isNetworkError, reason, type Connection, type LogFn, type UrlHealth } from "./connection.ts";
+
+export type { PoolStats } from "./bounded-pool.ts";
+
+declare const serviceBound: unique symbol;
+/** A connection bound as the service account. Only ServicePool makes one, so a user-bound connection can never be passed where this is expected. */
+export type ServiceConnection = Connection & { readonly [serviceBound]: true };
 
 export interface ServicePoolOptions {
   /** Most service connections open at once (default 4). */
   max?: number;
   log?: LogFn;
-}
-
-/** Counters for tests and diagnostics. */
-export interface PoolStats {
-  opened: number;
-  discarded: number;
-  idle: number;
-  busy: number;
+  /** Clock for connection lifetimes (Date.now by default). */
+  now?: () => number;
+  /** Overrides of the lifetime limits (tests). */
+  limits?: Partial<Omit<PoolLimits, "max">>;
 }
 
 export class ServicePool {
-  readonly #idle: Connection[] = [];
-  readonly #busy = new Set<Connection>();
-  readonly #waiters: Array<(c: Connection | Error) => void> = [];
-  #opening = 0;
-  #closed = false;
-  readonly #max: number;
+  readonly #pool: BoundedPool<ServiceConnection>;
   readonly #log: LogFn | undefined;
-  readonly stats = { opened: 0, discarded: 0 };
 
   constructor(
     private readonly profile: LdapProfile,
@@ -38,8 +36,20 @@ export class ServicePool {
     private readonly health: UrlHealth,
     options: ServicePoolOptions = {},
   ) {
-    this.#max = Math.max(1, options.max ?? 4);
     this.#log = options.log;
+    const name = profile.name;
+    this.#pool = new BoundedPool<ServiceConnection>(
+      {
+        open: () => this.#open(),
+        // A session the server closed (idle timeout, restart) is gone for good: see connection.ts.
+        alive: (c) => c.client.isConnected && c.client.isBound,
+        close: (c) => discard(c.client),
+        unavailable: (why) =>
+          new DirectoryUnavailableError(name, why === "busy" ? `ldap profile "${name}": all ${Math.max(1, options.max ?? 4)} service connections busy` : `ldap profile "${name}" closed`),
+      },
+      { max: Math.max(1, options.max ?? 4), waitMs: profile.timeoutMs, ...POOL_LIFETIME, ...options.limits },
+      options.now,
+    );
   }
 
   /**
@@ -48,20 +58,20 @@ export class ServicePool {
    * connection (possibly another URL). Throws DirectoryUnavailableError when the profile cannot
    * answer; LDAP result errors from `fn` are passed through and the connection goes back to the pool.
    */
-  async with<T>(fn: (c: Connection) => Promise<T>, { retry = true } = {}): Promise<T> {
+  async with<T>(fn: (c: ServiceConnection) => Promise<T>, { retry = true } = {}): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const c = await this.#acquire();
+      const { conn: c } = await this.#pool.acquire();
       try {
         const out = await fn(c);
-        this.#release(c);
+        this.#pool.release(c);
         return out;
       } catch (e) {
         if (!isNetworkError(e)) {
-          this.#release(c);
+          this.#pool.release(c);
           throw e;
         }
         this.health.failed(c.url);
-        this.#drop(c);
+        this.#pool.drop(c);
         this.#log?.("warn", "ldap.operation_failed", { profile: this.profile.name, url: c.url, reason: reason(e) });
         if (!retry || attempt >= 1) throw new DirectoryUnavailableError(this.profile.name, `ldap profile "${this.profile.name}": ${c.url}: ${reason(e)}`);
       }
@@ -69,55 +79,14 @@ export class ServicePool {
   }
 
   stat(): PoolStats {
-    return { ...this.stats, idle: this.#idle.length, busy: this.#busy.size };
+    return this.#pool.stat();
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    for (const w of this.#waiters.splice(0)) w(new DirectoryUnavailableError(this.profile.name, `ldap profile "${this.profile.name}" closed`));
-    const all = [...this.#idle.splice(0), ...this.#busy];
-    this.#busy.clear();
-    await Promise.all(all.map((c) => discard(c.client)));
+    await this.#pool.close();
   }
 
-  async #acquire(): Promise<Connection> {
-    if (this.#closed) throw new DirectoryUnavailableError(this.profile.name, `ldap profile "${this.profile.name}" closed`);
-    while (this.#idle.length > 0) {
-      const c = this.#idle.pop()!;
-      // A session the server closed (idle timeout, restart) is gone for good: see connection.ts.
-      if (c.client.isConnected && c.client.isBound) {
-        this.#busy.add(c);
-        return c;
-      }
-      this.#drop(c);
-    }
-    if (this.#busy.size + this.#opening < this.#max) {
-      this.#opening++;
-      try {
-        const c = await this.#open();
-        this.#busy.add(c);
-        return c;
-      } finally {
-        this.#opening--;
-      }
-    }
-    // Full: wait for a release, bounded by the profile's timeout.
-    return await new Promise<Connection>((resolve, reject) => {
-      const waiter = (c: Connection | Error) => {
-        clearTimeout(timer);
-        if (c instanceof Error) reject(c);
-        else resolve(c);
-      };
-      const timer = setTimeout(() => {
-        const i = this.#waiters.indexOf(waiter);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        reject(new DirectoryUnavailableError(this.profile.name, `ldap profile "${this.profile.name}": all ${this.#max} service connections busy`));
-      }, this.profile.timeoutMs);
-      this.#waiters.push(waiter);
-    });
-  }
-
-  async #open(): Promise<Connection> {
+  async #open(): Promise<ServiceConnection> {
     const c = await connectAny(this.profile, this.ca, this.health, this.#log);
     try {
       await c.client.bind(this.profile.bindDN, this.profile.bindPassword);
@@ -130,37 +99,6 @@ export class ServicePool {
       this.health.failed(c.url);
       throw new DirectoryUnavailableError(this.profile.name, `ldap profile "${this.profile.name}": service bind on ${c.url} failed: ${reason(e)}`);
     }
-    this.stats.opened++;
-    return c;
-  }
-
-  #release(c: Connection): void {
-    this.#busy.delete(c);
-    if (this.#closed || !c.client.isConnected) {
-      this.#drop(c);
-      return;
-    }
-    const w = this.#waiters.shift();
-    if (w) {
-      this.#busy.add(c);
-      w(c);
-    } else this.#idle.push(c);
-  }
-
-  #drop(c: Connection): void {
-    this.#busy.delete(c);
-    this.stats.discarded++;
-    void discard(c.client);
-    // A waiter was counting on this slot: open a fresh connection for it.
-    const w = this.#waiters.shift();
-    if (w && !this.#closed) {
-      this.#opening++;
-      this.#open()
-        .then((nc) => {
-          this.#busy.add(nc);
-          w(nc);
-        }, (e: unknown) => w(e instanceof Error ? e : new Error(String(e))))
-        .finally(() => this.#opening--);
-    }
+    return c as ServiceConnection;
   }
 }

@@ -304,17 +304,22 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
     const seen = new Set<string>();
     for (const l of log) {
       // slapd logs some operations on two lines (BIND: method=, then mech=): count each op once.
+      // A rebind on a bound connection starts with "BIND anonymous mech=implicit" (the old identity
+      // dropped), then the "BIND dn=" line: take the DN from whichever line of the op has one.
       const m = /conn=(\d+) (op=\d+) (BIND|SRCH|MOD|EXT|ADD|DEL|CMP|UNBIND)\b(.*)$/.exec(l);
       if (!m) continue;
-      if (seen.has(m[1]! + m[2]!)) continue;
-      seen.add(m[1]! + m[2]!);
+      const key = `${m[1]} ${m[2]}`;
       const c = map.get(m[1]!) ?? { binds: [], ops: [] };
       map.set(m[1]!, c);
-      if (m[3] === "BIND") {
-        const dn = /dn="([^"]*)"/.exec(m[4]!)?.[1];
-        if (dn !== undefined) c.binds.push(dn);
+      if (!seen.has(key)) {
+        seen.add(key);
+        c.ops.push(m[3]!);
       }
-      c.ops.push(m[3]!);
+      const dn = m[3] === "BIND" ? /dn="([^"]*)"/.exec(m[4]!)?.[1] : undefined;
+      if (dn !== undefined && !seen.has(`${key} dn`)) {
+        seen.add(`${key} dn`);
+        c.binds.push(dn);
+      }
     }
     return map;
   };
