@@ -192,10 +192,12 @@ interface ValibotLikeIssue {
 
 /** Issues reduced to paths and expectations: valibot's own messages quote the received input. */
 export function safeIssues(issues: readonly ValibotLikeIssue[]): ValidationIssue[] {
-  return issues.slice(0, 20).map((i) => ({
-    path: (i.path ?? []).map((p) => (typeof p.key === "string" || typeof p.key === "number" ? String(p.key) : "?")).join("."),
-    expected: i.expected ?? null,
-  }));
+  return issues.slice(0, 20).map((i) => {
+    const keys = (i.path ?? []).map((p) => (typeof p.key === "string" || typeof p.key === "number" ? String(p.key) : "?"));
+    // A strict object reports an unknown key as its path with expected "never": that key is input.
+    if (i.expected === "never" && keys.length > 0) keys[keys.length - 1] = "(unknown key)";
+    return { path: keys.join("."), expected: i.expected ?? null };
+  });
 }
 
 /**

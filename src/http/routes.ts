@@ -4,8 +4,9 @@
 // Admin listener: the admin REST API (/api/admin/v1/*) and its OpenAPI document (/api/openapi.json).
 // The two lists never share a module: the admin API must not be reachable on the public listener.
 
+import { adminApi } from "./admin/index.ts";
 import type { RouteModule } from "./types.ts";
 
 export const PUBLIC_ROUTES: RouteModule[] = [];
 
-export const ADMIN_ROUTES: RouteModule[] = [];
+export const ADMIN_ROUTES: RouteModule[] = [adminApi];

@@ -33,6 +33,8 @@ export interface HttpDeps {
   ready(): Promise<Readiness>;
   /** True when the listener this app serves speaks TLS (turns HSTS on). */
   tls: boolean;
+  /** Delivery (dispatcher and its log), when serve configured it; the admin delivery test and log need it. */
+  delivery?: { dispatcher: import("../delivery/index.ts").Dispatcher; log: import("../store/types.ts").DeliveryLogRepo };
 }
 
 /** What runtime/http.ts passes per request as Hono's `c.env`. */

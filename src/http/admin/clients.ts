@@ -1,0 +1,116 @@
+// Admin API: RADIUS clients (list, show, add with its shared secret, remove), as `portcullis client …` does.
+// The shared secret is accepted on add and never answered.
+
+import * as v from "valibot";
+import { CLIError } from "../../cli/context.ts";
+import { MIN_SECRET_LENGTH, parseDirectories } from "../../cli/client.ts";
+import { parseCIDR } from "../../config/index.ts";
+import { StoreError, type RadiusClient } from "../../store/types.ts";
+import { badRequest, fail, type AdminRouter } from "./route.ts";
+import { clientView, iso, nameParams, nameSchema, warningsSchema } from "./schemas.ts";
+
+const TAG = "clients";
+
+const addBody = v.strictObject({
+  name: nameSchema,
+  address: v.pipe(v.string(), v.maxLength(64), v.description("IPv4 or IPv6 address or CIDR network")),
+  secret: v.pipe(v.string(), v.minLength(1), v.maxLength(128), v.description("the RADIUS shared secret (at most 128 bytes); never answered")),
+  firstFactor: v.optional(v.picklist(["password", "none"]), "password"),
+  otpMode: v.optional(v.picklist(["challenge", "concat"]), "challenge"),
+  requireMessageAuthenticator: v.optional(v.boolean(), true),
+  allowPasswordOnly: v.optional(v.boolean(), false),
+  directories: v.optional(v.nullable(v.pipe(v.array(nameSchema), v.minLength(1), v.description("[[ldap]] profile names and \"local\", in order; null: all, then local"))), null),
+});
+
+/** The API view of a client: never the shared secret. */
+export function describeClient(c: RadiusClient): v.InferOutput<typeof clientView> {
+  return {
+    name: c.name,
+    address: c.address,
+    firstFactor: c.firstFactor,
+    otpMode: c.otpMode,
+    requireMessageAuthenticator: c.requireMessageAuthenticator,
+    allowPasswordOnly: c.allowPasswordOnly,
+    directories: c.directories,
+    createdAt: iso(c.createdAt)!,
+  };
+}
+
+/** Registers /clients routes. */
+export function clientRoutes(r: AdminRouter): void {
+  const { deps } = r;
+  const { store } = deps;
+
+  r.route({ method: "get", path: "/clients", summary: "List RADIUS clients", tag: TAG, minRole: "operator", responses: { 200: { description: "Clients", schema: v.array(clientView) } } }, async (c) =>
+    c.json((await store.clients.list()).map(describeClient)),
+  );
+
+  r.route(
+    { method: "get", path: "/clients/:name", summary: "Show a RADIUS client", tag: TAG, minRole: "operator", params: nameParams, responses: { 200: { description: "The client", schema: clientView } }, errors: [404] },
+    async (c, { params }) => {
+      const client = await store.clients.findByName(params.name);
+      return client ? c.json(describeClient(client)) : fail(c, 404);
+    },
+  );
+
+  r.route(
+    {
+      method: "post",
+      path: "/clients",
+      summary: "Add a RADIUS client",
+      tag: TAG,
+      minRole: "admin",
+      body: addBody,
+      responses: { 201: { description: "The new client and warnings", schema: v.object({ client: clientView, warnings: warningsSchema }) } },
+      errors: [409],
+    },
+    async (c, { body }) => {
+      const address = parseCIDR(body.address.trim());
+      if (!address) return badRequest(c, "address", "an IPv4 or IPv6 address or CIDR network (192.0.2.10, 192.0.2.0/24, 2001:db8::/64)");
+      if (body.firstFactor === "none" && body.allowPasswordOnly) {
+        // With no first factor a password-only user would be let in on nothing at all.
+        return badRequest(c, "allowPasswordOnly", "false when firstFactor is none");
+      }
+      if (new TextEncoder().encode(body.secret).length > 128) return badRequest(c, "secret", "at most 128 bytes");
+      let directories: string[] | null = null;
+      if (body.directories !== null) {
+        try {
+          directories = parseDirectories(body.directories.join(","), deps.config.ldap.map((p) => p.name));
+        } catch (e) {
+          if (e instanceof CLIError) return badRequest(c, "directories", "configured [[ldap]] profile names and local, each once");
+          throw e;
+        }
+      }
+      const warnings: string[] = [];
+      if (body.secret.length < MIN_SECRET_LENGTH) warnings.push(`the shared secret is shorter than ${MIN_SECRET_LENGTH} characters; use a long random secret`);
+      if (!body.requireMessageAuthenticator) warnings.push("requests from this client are accepted without Message-Authenticator (CVE-2024-3596); enable it on the NAS when it can");
+      let client: RadiusClient;
+      try {
+        client = await store.clients.add({
+          name: body.name,
+          address,
+          secret: body.secret,
+          firstFactor: body.firstFactor,
+          otpMode: body.otpMode,
+          requireMessageAuthenticator: body.requireMessageAuthenticator,
+          allowPasswordOnly: body.allowPasswordOnly,
+          directories,
+        });
+      } catch (e) {
+        if (e instanceof StoreError && e.code === "conflict") return fail(c, 409, "a client with this name exists");
+        throw e;
+      }
+      deps.log("info", "admin.client_added", { client: client.name, address, by: c.get("apiKey").name });
+      return c.json({ client: describeClient(client), warnings }, 201);
+    },
+  );
+
+  r.route(
+    { method: "delete", path: "/clients/:name", summary: "Remove a RADIUS client", tag: TAG, minRole: "admin", params: nameParams, responses: { 204: { description: "Removed" } }, errors: [404] },
+    async (c, { params }) => {
+      if (!(await store.clients.remove(params.name))) return fail(c, 404);
+      deps.log("info", "admin.client_removed", { client: params.name, by: c.get("apiKey").name });
+      return c.body(null, 204);
+    },
+  );
+}

@@ -1,0 +1,120 @@
+// The admin REST API on the compiled binary: only on the admin listener, keys from `apikey add`,
+// a token enrolled through the API works for a RADIUS login, and the CLI and the API see the same data.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { decodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
+import { Appliance, Code, eventually, statusServer, UDPClient, type ServerProcess } from "./helpers/appliance.ts";
+import { attr, quote, radclient, runRadclientTests } from "./helpers/radclient.ts";
+
+const rtest = runRadclientTests ? test : test.skip;
+
+let app: Appliance;
+let server: ServerProcess;
+let adminKey: string;
+let operatorKey: string;
+let cert: string;
+
+beforeAll(async () => {
+  app = new Appliance();
+  adminKey = (await app.cli(["apikey", "add", "it-admin", "--role", "admin"])).trim();
+  operatorKey = (await app.cli(["apikey", "add", "it-operator", "--role", "operator"])).trim();
+  server = await app.serve();
+  cert = readFileSync(join(app.dataDir, "http-cert.pem"), "utf8");
+}, 60_000);
+
+afterAll(async () => {
+  await app?.[Symbol.asyncDispose]();
+});
+
+const api = (path: string, { method = "GET", body, key = adminKey }: { method?: string; body?: unknown; key?: string } = {}) =>
+  fetch(`http://127.0.0.1:${server.adminPort}/api/admin/v1${path}`, {
+    method,
+    headers: { "api-key": key, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+describe("listeners", () => {
+  test.each(["/api/admin/v1/users", "/api/admin/v1/tokens", "/api/openapi.json"])("%s is 404 on the public listener, even with a valid key", async (path) => {
+    const r = await fetch(`https://127.0.0.1:${server.httpPort}${path}`, { headers: { "api-key": adminKey }, tls: { ca: cert } } as RequestInit);
+    expect(r.status).toBe(404);
+  });
+
+  test("the admin listener answers with a key and refuses without one", async () => {
+    expect((await api("/users")).status).toBe(200);
+    expect((await api("/users", { key: "pcl_wrong" })).status).toBe(401);
+    expect((await api("/users", { method: "POST", key: operatorKey, body: { username: "x" } })).status).toBe(403);
+  });
+
+  test("/api/openapi.json on the admin listener", async () => {
+    const r = await fetch(`http://127.0.0.1:${server.adminPort}/api/openapi.json`);
+    expect(r.status).toBe(200);
+    const doc = (await r.json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toContain("/api/admin/v1/tokens/{id}/resync");
+  });
+});
+
+describe("end to end", () => {
+  const secret = `it-${randomBytes(12).toString("hex")}`;
+  let seed: Uint8Array;
+
+  beforeAll(async () => {
+    const client = await api("/clients", { method: "POST", body: { name: "nas", address: "127.0.0.1/32", secret } });
+    expect(client.status).toBe(201);
+    expect(await client.text()).not.toContain(secret);
+    expect((await api("/users", { method: "POST", body: { username: "alice", password: "alice-pass-1" } })).status).toBe(201);
+    const enrol = await api("/tokens", { method: "POST", body: { user: "alice" } });
+    expect(enrol.status).toBe(201);
+    const { otpauthUri, qrSvg } = (await enrol.json()) as { otpauthUri: string; qrSvg: string };
+    expect(qrSvg).toStartWith("<svg");
+    seed = decodeBase32(/secret=([A-Z2-7]+)/.exec(otpauthUri)![1]!);
+    // The server must see the API's new client without a restart: poll Status-Server (bounded).
+    using udp = await UDPClient.open();
+    await eventually("the new client to be served", async () => {
+      const from = udp.received.length;
+      const probe = statusServer(secret);
+      udp.send(probe, server.port);
+      const reply = await udp.next(probe[1]!, { from, timeoutMs: 200 });
+      return reply && reply[0] === Code.AccessAccept ? reply : undefined;
+    }, { tries: 50, timeoutMs: 10_000, everyMs: 0 });
+  }, 60_000);
+
+  rtest("a token enrolled through the API works for a RADIUS login (password, then code)", async () => {
+    const first = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote("alice-pass-1")}`]);
+    expect(first.code).toBe("Access-Challenge");
+    const code = totp(seed, { now: Date.now() });
+    const second = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(code)}`, `State = ${attr(first, "State")}`]);
+    expect(second.code).toBe("Access-Accept");
+  });
+
+  test("the CLI sees what the API wrote, and the API sees what the CLI wrote", async () => {
+    const users = JSON.parse(await app.cli(["user", "list", "--json"])) as { username: string; tokens: number }[];
+    expect(users.find((u) => u.username === "alice")).toMatchObject({ tokens: 1 });
+    const clients = JSON.parse(await app.cli(["client", "list", "--json"])) as { name: string }[];
+    expect(clients.map((c) => c.name)).toContain("nas");
+
+    await app.cli(["user", "add", "bob", "--password-stdin"], { stdin: "bob-pass-1\n" });
+    const bob = await api("/users/bob", { key: operatorKey });
+    expect(bob.status).toBe(200);
+    expect(await bob.json()).toMatchObject({ username: "bob", password: "set", type: "totp" });
+
+    const keys = (await (await api("/apikeys", { key: operatorKey })).json()) as { name: string; role: string }[];
+    expect(keys.map((k) => [k.name, k.role])).toEqual(expect.arrayContaining([["it-admin", "admin"], ["it-operator", "operator"]]));
+
+    expect((await api("/users/bob", { method: "DELETE" })).status).toBe(204);
+    const after = JSON.parse(await app.cli(["user", "list", "--json"])) as { username: string }[];
+    expect(after.map((u) => u.username)).not.toContain("bob");
+  });
+
+  test("a key created through the API works, and no secret reached the log", async () => {
+    const r = await api("/apikeys", { method: "POST", body: { name: "via-api", role: "operator" } });
+    expect(r.status).toBe(201);
+    const { key } = (await r.json()) as { key: string };
+    expect((await api("/clients", { key })).status).toBe(200);
+    const logs = JSON.stringify(server.logs);
+    for (const s of [key, adminKey, secret, "alice-pass-1"]) expect(logs).not.toContain(s);
+  });
+});
