@@ -4,8 +4,9 @@
 // Admin listener: the admin REST API (/api/admin/v1/*) and its OpenAPI document (/api/openapi.json).
 // The two lists never share a module: the admin API must not be reachable on the public listener.
 
+import { magicLinkRoutes } from "../magiclink/routes.tsx";
 import type { RouteModule } from "./types.ts";
 
-export const PUBLIC_ROUTES: RouteModule[] = [];
+export const PUBLIC_ROUTES: RouteModule[] = [magicLinkRoutes];
 
 export const ADMIN_ROUTES: RouteModule[] = [];
