@@ -17,7 +17,9 @@ import { RADIUSServer } from "../radius/server/server.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore } from "../store/open.ts";
-import type { Store } from "../store/types.ts";
+import type { DeliveryRepos, Store } from "../store/types.ts";
+import { allowListFromConfig, channelsFromConfig, deliveryWarnings, limitsFromConfig } from "../delivery/index.ts";
+import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/index.ts";
 
 export interface ServeContext {
   config: Config;
@@ -81,6 +83,20 @@ export async function serve(ctx: ServeContext): Promise<void> {
   audit.subscribe(logSink);
   const metrics = createMetrics();
   audit.subscribe(auditCounters(metrics));
+
+  // Delivery (SMS gateway, SMTP) behind the SMS-pumping defences, and the Magic Link sessions.
+  let magicLink: MagicLinkService;
+  let delivery: NonNullable<HttpDeps["delivery"]>;
+  let deliveryRepos: DeliveryRepos;
+  try {
+    deliveryRepos = deliveryReposOf(opened);
+    for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
+    ({ magicLink, delivery } = createMagicLink(config, store, deliveryRepos, metrics));
+  } catch (err) {
+    await directories.close();
+    await store.close();
+    throw err;
+  }
   const engine = new Engine(
     store,
     {
@@ -134,7 +150,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
 
   let listeners: HttpListener[];
   try {
-    listeners = await startHttp(ctx, { store, engine, audit: audit.emit, metrics, radiusBound: () => endpoints.length > 0 });
+    listeners = await startHttp(ctx, { store, engine, audit: audit.emit, metrics, magicLink, delivery, radiusBound: () => endpoints.length > 0 });
   } catch (err) {
     await radius.stop();
     await directories.close();
@@ -151,6 +167,9 @@ export async function serve(ctx: ServeContext): Promise<void> {
     void store.lockouts.purgeStale(now - resetAfterMs, now).catch(() => {});
     // Answered and expired Magic Link sessions are kept a day, so a late tap still gets a clear page.
     void store.magicLinks.purgeExpired(now - 86_400_000).catch(() => {});
+    // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.
+    void deliveryRepos.rateLimits.purgeExpired(now).catch(() => {});
+    void deliveryRepos.deliveryLog.purgeBefore(now - config.delivery.log_retention_days * 86_400_000).catch(() => {});
   }, 60_000);
   const statsLine = () => {
     const s = radius.snapshot();
@@ -173,11 +192,63 @@ export async function serve(ctx: ServeContext): Promise<void> {
   if (statsTimer) clearInterval(statsTimer);
   process.off("SIGUSR1", statsLine);
   statsLine();
+  // Blocked Magic Link calls end now (their connections close with the listeners).
+  magicLink.hub.closeAll();
   await Promise.all(listeners.map((l) => l.stop()));
   await radius.stop();
   await directories.close();
   await store.close();
   log("info", "server.stopped");
+}
+
+/** The delivery repositories of an opened store (SqliteStore has them). Throws TypeError when it lacks them. */
+function deliveryReposOf(store: Store): DeliveryRepos {
+  const r = store as Store & Partial<DeliveryRepos>;
+  if (!r.rateLimits || !r.deliveryLog) throw new TypeError("store: this back-end has no rate-limit counters or delivery log");
+  return { rateLimits: r.rateLimits, deliveryLog: r.deliveryLog };
+}
+
+/**
+ * The delivery dispatcher(s) from [delivery] and the Magic Link service over them, with metrics on
+ * every delivery attempt and refusal. Throws ConfigError when a password or CA file cannot be read.
+ */
+function createMagicLink(
+  config: Config,
+  store: Store,
+  repos: DeliveryRepos,
+  metrics: ReturnType<typeof createMetrics>,
+): { magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]> } {
+  const known = new KnownNumbers(store, config.region);
+  const dispatcherFor = dispatcherPool(channelsFromConfig(config.delivery), {
+    region: config.region,
+    allowList: allowListFromConfig(config.delivery),
+    limits: limitsFromConfig(config.delivery),
+    rateLimits: repos.rateLimits,
+    deliveryLog: repos.deliveryLog,
+    isKnownNumber: (e164) => known.isKnown(e164),
+    onDelivered: (channel, result, country) => {
+      metrics.deliveries.inc({ channel, result: result === "ok" ? "ok" : result });
+      if (result === "ok" && country) metrics.smsMessages.inc({ country });
+    },
+    onRefused: (reason) => metrics.deliveries.inc({ channel: "none", result: reason }),
+  });
+  const magicLink = new MagicLinkService({
+    store,
+    rateLimits: repos.rateLimits,
+    dispatcherFor,
+    publicUrl: config.http.public_url,
+    region: config.region,
+    smsMaxLength: config.delivery.sms_max_length,
+    emailSubject: config.delivery.email_subject,
+    secret: new Uint8Array(randomBytes(32)),
+    emailFor: (e164) => known.emailFor(e164),
+    now: Date.now,
+    random: (n) => new Uint8Array(randomBytes(n)),
+    log,
+    onOutcome: (code) => metrics.magiclinkOutcomes.inc({ code }),
+  });
+  // The admin API's delivery test goes through every configured channel in the default order.
+  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog } };
 }
 
 const isLoopback = (address: string) => address === "::1" || address.startsWith("127.");
@@ -189,7 +260,7 @@ const isLoopback = (address: string) => address === "::1" || address.startsWith(
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics"> & { radiusBound: () => boolean },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery"> & { radiusBound: () => boolean },
 ): Promise<HttpListener[]> {
   const { config } = ctx;
   let stopping = false;

@@ -5,8 +5,9 @@
 // The two lists never share a module: the admin API must not be reachable on the public listener.
 
 import { adminApi } from "./admin/index.ts";
+import { magicLinkRoutes } from "../magiclink/routes.tsx";
 import type { RouteModule } from "./types.ts";
 
-export const PUBLIC_ROUTES: RouteModule[] = [];
+export const PUBLIC_ROUTES: RouteModule[] = [magicLinkRoutes];
 
 export const ADMIN_ROUTES: RouteModule[] = [adminApi];

@@ -7,6 +7,7 @@ import type { Level } from "../audit/log.ts";
 import type { PortcullisMetrics } from "../audit/metrics.ts";
 import type { Engine } from "../auth/engine.ts";
 import type { Config } from "../config/index.ts";
+import type { MagicLinkService } from "../magiclink/service.ts";
 import type { ApiKey, Store } from "../store/types.ts";
 
 /** Readiness of this node: every check must pass for /readyz to answer 200. */
@@ -35,6 +36,8 @@ export interface HttpDeps {
   tls: boolean;
   /** Delivery (dispatcher and its log), when serve configured it; the admin delivery test and log need it. */
   delivery?: { dispatcher: import("../delivery/index.ts").Dispatcher; log: import("../store/types.ts").DeliveryLogRepo };
+  /** Magic Link sessions (public listener); absent → the Magic Link API answers FAILED_DELIVERY. */
+  magicLink?: MagicLinkService;
 }
 
 /** What runtime/http.ts passes per request as Hono's `c.env`. */

@@ -1,0 +1,80 @@
+// The public Magic Link routes: the Mideye-compatible API (/api/sfwa/auth[/{endpoint}]) and the
+// approval pages (/ml/{token}). Every API answer is HTTP 200 with compact JSON {"code":"…"}.
+
+import type { Context } from "hono";
+import { verifyApiKey } from "../http/api-keys.ts";
+import { APPROVAL_CSS, APPROVAL_CSS_PATH, ApprovalPage, InvalidLinkPage, ResultPage, StaleFormPage } from "../http/pages/approval.tsx";
+import type { HttpEnv, RouteModule } from "../http/types.ts";
+import type { MagicLinkCode } from "./service.ts";
+
+/** The exact body Mideye clients expect: no spaces, so that a search for `"code":"` finds it. */
+export function codeBody(code: MagicLinkCode): string {
+  return `{"code":"${code}"}`;
+}
+
+/** Registers the Magic Link API and pages on the public app. Without `deps.magicLink` every call is FAILED_DELIVERY. */
+export const magicLinkRoutes: RouteModule = (app, deps) => {
+  const service = deps.magicLink;
+  const answer = (c: Context<HttpEnv>, code: MagicLinkCode) => c.body(codeBody(code), 200, { "Content-Type": "application/json" });
+
+  async function api(c: Context<HttpEnv>, endpoint: string | undefined): Promise<Response> {
+    let check;
+    try {
+      const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+      check = await verifyApiKey(deps.store, c.req.header("api-key") ?? bearer, { now: deps.now(), roles: ["magiclink"] });
+    } catch {
+      deps.metrics.magiclinkOutcomes.inc({ code: "FAILED_DELIVERY" });
+      deps.log("error", "magiclink.key_lookup_failed", { requestId: c.get("requestId") });
+      return answer(c, "FAILED_DELIVERY");
+    }
+    if (!check.ok) {
+      deps.metrics.magiclinkOutcomes.inc({ code: "BAD_REQUEST" });
+      deps.log("info", "magiclink.bad_request", { reason: `key_${check.reason}`, client: c.get("clientIp") });
+      return answer(c, "BAD_REQUEST");
+    }
+    const key = check.key;
+    const t = deps.now();
+    if (key.lastUsedAt === null || t - key.lastUsedAt > 60_000) void deps.store.apiKeys.touch(key.id, t).catch(() => {});
+    if (!service) {
+      deps.metrics.magiclinkOutcomes.inc({ code: "FAILED_DELIVERY" });
+      return answer(c, "FAILED_DELIVERY");
+    }
+    const code = await service.authenticate({ apiKey: key, endpoint, query: c.req.query(), signal: c.req.raw.signal });
+    return answer(c, code);
+  }
+
+  app.get("/api/sfwa/auth", (c) => api(c, undefined));
+  app.get("/api/sfwa/auth/:endpoint", (c) => api(c, c.req.param("endpoint")));
+
+  app.get(APPROVAL_CSS_PATH, (c) => c.body(APPROVAL_CSS, 200, { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=86400" }));
+
+  // A GET only shows the question: link scanners that fetch the link change nothing.
+  app.get("/ml/:token", async (c) => {
+    const view = service ? await service.view(c.req.param("token")) : ({ kind: "invalid" } as const);
+    if (view.kind === "pending") return c.html(<ApprovalPage texts={view.texts} csrf={view.csrf} choices={view.choices} />);
+    if (view.kind === "answered") return c.html(<ResultPage texts={view.texts} status={view.status} already />);
+    return c.html(<InvalidLinkPage />, 404);
+  });
+
+  app.post("/ml/:token", async (c) => {
+    if (!service) return c.html(<InvalidLinkPage />, 404);
+    let body: Record<string, unknown> = {};
+    try {
+      body = (await c.req.parseBody()) as Record<string, unknown>;
+    } catch {
+      return c.html(<StaleFormPage />, 400);
+    }
+    const field = (k: string) => (typeof body[k] === "string" ? (body[k] as string) : undefined);
+    const r = await service.answer(c.req.param("token"), { csrf: field("csrf"), action: field("action"), pick: field("pick") });
+    switch (r.kind) {
+      case "done":
+        return c.html(<ResultPage texts={r.texts} status={r.status} wrongNumber={r.wrongNumber} />);
+      case "answered":
+        return c.html(<ResultPage texts={r.texts} status={r.status} already />, 409);
+      case "bad_csrf":
+        return c.html(<StaleFormPage />, 403);
+      default:
+        return c.html(<InvalidLinkPage />, 404);
+    }
+  });
+};

@@ -1,0 +1,285 @@
+// Magic Link sessions: the blocking API call (create → deliver → wait) and the approval page's
+// view and answer. Transport-free: routes.ts adapts it to HTTP.
+
+import { createHash } from "node:crypto";
+import type { Level } from "../audit/log.ts";
+import { maskNumber, parseDestination, type Destination } from "../delivery/phone.ts";
+import { endpointSmsText } from "../delivery/sms-text.ts";
+import type { Dispatcher, RefusalReason } from "../delivery/dispatcher.ts";
+import { DEFAULT_ENDPOINT, type ApiKey, type EndpointProfile, type MagicLinkSession, type RateBucket, type RateLimitRepo, type Store } from "../store/types.ts";
+import { parseParams, type SessionTexts } from "./params.ts";
+import { generateLinkToken, generateSessionId, hashLinkToken, LINK_TOKEN_PATTERN, matchChoices, verifyCsrfToken, csrfToken } from "./tokens.ts";
+import { WaiterHub, type WaitOutcome } from "./waiters.ts";
+
+/** What `/api/sfwa/auth` answers, always as HTTP 200 `{"code":"…"}`. */
+export type MagicLinkCode = "TOUCH_ACCEPTED" | "TOUCH_REJECTED" | "USER_NOT_RESPONDED" | "FAILED_DELIVERY" | "BAD_REQUEST";
+
+export const MAGICLINK_CODES: readonly MagicLinkCode[] = ["TOUCH_ACCEPTED", "TOUCH_REJECTED", "USER_NOT_RESPONDED", "FAILED_DELIVERY", "BAD_REQUEST"];
+
+/** How a delivery refusal is answered (docs/magiclink.md): the caller's fault or limits → BAD_REQUEST. */
+export const REFUSAL_CODE: Record<RefusalReason, MagicLinkCode> = {
+  invalid_number: "BAD_REQUEST",
+  rate_limited: "BAD_REQUEST",
+  country_not_allowed: "FAILED_DELIVERY",
+  unknown_user: "FAILED_DELIVERY",
+  all_channels_failed: "FAILED_DELIVERY",
+};
+
+const OUTCOME_CODE: Record<WaitOutcome, MagicLinkCode> = {
+  accepted: "TOUCH_ACCEPTED",
+  rejected: "TOUCH_REJECTED",
+  expired: "USER_NOT_RESPONDED",
+  cancelled: "USER_NOT_RESPONDED",
+  failed: "FAILED_DELIVERY",
+};
+
+export interface MagicLinkServiceOptions {
+  store: Store;
+  /** Shared rate-limit counters (the endpoint profile's limits are counted here, beside the dispatcher's global ones). */
+  rateLimits: RateLimitRepo;
+  /** The dispatcher for an endpoint's channel list ([] = the configured order). */
+  dispatcherFor(channels: readonly string[]): Dispatcher;
+  /** `[http] public_url`; links are built only from it. Empty: every call is FAILED_DELIVERY. */
+  publicUrl: string;
+  /** Top-level `region` for local-format numbers. */
+  region: string;
+  smsMaxLength: number;
+  emailSubject: string;
+  /** HMAC key for CSRF tokens and number-matching decoys (≥32 random bytes; per process is fine on one node). */
+  secret: Uint8Array;
+  /** Finds the e-mail address of the user holding a number (for the e-mail channel). */
+  emailFor?(e164: string): Promise<string | undefined>;
+  now(): number;
+  random(n: number): Uint8Array;
+  log(level: Level, event: string, fields?: Record<string, unknown>): void;
+  /** After every API answer (metrics). */
+  onOutcome?(code: MagicLinkCode): void;
+  /** Waiter hub options (tests shorten the poll). */
+  hub?: WaiterHub;
+}
+
+/** One API call as routes.ts hands it over. */
+export interface AuthCall {
+  apiKey: ApiKey;
+  /** `{endpoint}` from the path, or undefined for `/api/sfwa/auth`. */
+  endpoint?: string;
+  query: Record<string, string | undefined>;
+  /** Aborts when the caller disconnects: the session is cancelled. */
+  signal?: AbortSignal;
+}
+
+/** What the approval page shows for a link. */
+export type LinkView =
+  | { kind: "pending"; texts: SessionTexts; csrf: string; choices: number[] | null }
+  | { kind: "answered"; status: "accepted" | "rejected"; texts: SessionTexts }
+  | { kind: "invalid" };
+
+/** What a POST on the approval page did. */
+export type AnswerResult =
+  | { kind: "done"; status: "accepted" | "rejected"; texts: SessionTexts; wrongNumber: boolean }
+  | { kind: "answered"; status: "accepted" | "rejected"; texts: SessionTexts }
+  | { kind: "bad_csrf" }
+  | { kind: "invalid" };
+
+/** The approval form's fields. */
+export interface AnswerForm {
+  csrf?: string;
+  action?: string;
+  pick?: string;
+}
+
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+
+function subject(s: string): string {
+  return createHash("sha256").update(`portcullis-ml-rate:${s}`).digest("base64url").slice(0, 22);
+}
+
+/** The endpoint profile's own limits, as buckets separate from the dispatcher's global ones. */
+export function endpointBuckets(profile: EndpointProfile, e164: string, apiKeyId: number): RateBucket[] {
+  const ep = subject(profile.name);
+  const l = profile.rateLimits;
+  const out: RateBucket[] = [];
+  const add = (key: string, windowMs: number, limit: number) => {
+    if (limit > 0) out.push({ key: `ep:${ep}:${key}`, windowMs, limit });
+  };
+  add(`number:${subject(e164)}:m`, MINUTE, l.perNumberPerMinute);
+  add(`number:${subject(e164)}:h`, HOUR, l.perNumberPerHour);
+  add(`key:${subject(String(apiKeyId))}:m`, MINUTE, l.perKeyPerMinute);
+  add("all:m", MINUTE, l.overallPerMinute);
+  return out;
+}
+
+function parseTexts(json: string): SessionTexts {
+  return JSON.parse(json) as SessionTexts;
+}
+
+/**
+ * The Magic Link service. `authenticate` never throws: every outcome, including a store failure,
+ * is a MagicLinkCode (a store failure is FAILED_DELIVERY and logged).
+ */
+export class MagicLinkService {
+  readonly hub: WaiterHub;
+
+  constructor(private readonly o: MagicLinkServiceOptions) {
+    this.hub = o.hub ?? new WaiterHub(o.store.magicLinks, { now: o.now, onError: (err) => o.log("error", "magiclink.poll_failed", { error: (err as Error)?.name ?? "error" }) });
+  }
+
+  /** The blocking API call: validates, creates the session, sends the link, and waits for the answer. */
+  async authenticate(call: AuthCall): Promise<MagicLinkCode> {
+    const code = await this.run(call).catch((err: unknown) => {
+      this.o.log("error", "magiclink.error", { error: err instanceof Error ? err.name : "error", code: (err as { code?: string })?.code });
+      return "FAILED_DELIVERY" as const;
+    });
+    this.o.onOutcome?.(code);
+    return code;
+  }
+
+  private bad(reason: string, fields: Record<string, unknown> = {}): MagicLinkCode {
+    this.o.log("info", "magiclink.bad_request", { reason, ...fields });
+    return "BAD_REQUEST";
+  }
+
+  private async run(call: AuthCall): Promise<MagicLinkCode> {
+    const { store, now } = this.o;
+    const keyEndpoint = call.apiKey.endpoint ?? DEFAULT_ENDPOINT;
+    if (call.endpoint !== undefined && call.endpoint !== keyEndpoint) return this.bad("endpoint_mismatch", { key: call.apiKey.name });
+    const profile = await store.endpoints.get(keyEndpoint);
+    if (!profile) return this.bad("endpoint_unknown", { key: call.apiKey.name });
+    const parsed = parseParams(call.query);
+    if (!parsed.ok) return this.bad("parameters", { fields: parsed.fields, endpoint: profile.name });
+    const p = parsed.params;
+    const dest: Destination | undefined = parseDestination(p.msisdn, this.o.region);
+    if (!dest) return this.bad("invalid_number", { endpoint: profile.name });
+    if (!this.o.publicUrl) {
+      this.o.log("error", "magiclink.no_public_url", { detail: "http.public_url is empty: no link can be sent" });
+      return "FAILED_DELIVERY";
+    }
+
+    // The endpoint profile's limits, counted beside the dispatcher's [delivery] limits (both apply).
+    const decision = await this.o.rateLimits.consume(endpointBuckets(profile, dest.e164, call.apiKey.id), now());
+    if (!decision.allowed) return this.bad("endpoint_rate_limited", { endpoint: profile.name });
+
+    const token = generateLinkToken(this.o.random);
+    const id = generateSessionId(this.o.random);
+    const created = now();
+    const timeoutS = p.touchTimeoutS ?? profile.touchTimeoutS;
+    const t = profile.texts;
+    const texts: SessionTexts = {
+      title: p.titleText ?? t.title_text,
+      authentication: p.authenticationText ?? t.authentication_text,
+      accept: p.touchAcceptText ?? t.touch_accept_text,
+      reject: p.touchRejectText ?? t.touch_reject_text,
+      buttonAccept: p.buttonAcceptText ?? t.button_accept_text,
+      buttonReject: p.buttonRejectText ?? t.button_reject_text,
+    };
+    const session: MagicLinkSession = {
+      id,
+      linkHash: hashLinkToken(token),
+      msisdn: dest.e164,
+      endpoint: profile.name,
+      apiKeyId: call.apiKey.id,
+      status: "pending",
+      texts: JSON.stringify(texts),
+      numberMatch: p.matchNumber ?? null,
+      createdAt: created,
+      expiresAt: created + timeoutS * 1000,
+      answeredAt: null,
+    };
+    await store.magicLinks.create(session);
+    // Wait first: a tap that arrives before deliver() returns must not be missed.
+    const waiting = this.hub.wait(id, session.expiresAt, call.signal);
+
+    const link = `${this.o.publicUrl.replace(/\/+$/, "")}/ml/${token}`;
+    const text = endpointSmsText(p.smsText, link, { allowCustom: profile.allowCustomSmsText, defaultTemplate: t.sms_text, maxLength: this.o.smsMaxLength });
+    let delivered;
+    try {
+      const email = this.o.emailFor ? await this.o.emailFor(dest.e164) : undefined;
+      delivered = await this.o.dispatcherFor(profile.channels).deliver({
+        msisdn: dest.e164,
+        email,
+        text,
+        subject: this.o.emailSubject,
+        endpoint: profile.name,
+        apiKeyId: String(call.apiKey.id),
+        requireKnownUser: profile.requireKnownUser,
+        signal: call.signal,
+      });
+    } catch (err) {
+      await store.magicLinks.answer(id, "failed", now()).catch(() => false);
+      this.hub.notify(id, "failed");
+      throw err;
+    }
+    if (!delivered.ok) {
+      await store.magicLinks.answer(id, "failed", now()).catch(() => false);
+      this.hub.notify(id, "failed");
+      await waiting;
+      const code = REFUSAL_CODE[delivered.reason];
+      this.o.log("info", "magiclink.not_delivered", { endpoint: profile.name, to: maskNumber(dest), reason: delivered.reason, code });
+      return code;
+    }
+    this.o.log("info", "magiclink.sent", { endpoint: profile.name, to: maskNumber(dest), channel: delivered.channel, timeout_s: timeoutS, number_match: p.matchNumber !== undefined });
+    const outcome = await waiting;
+    const code = OUTCOME_CODE[outcome];
+    this.o.log("info", "magiclink.outcome", { endpoint: profile.name, to: maskNumber(dest), outcome, code });
+    return code;
+  }
+
+  private async sessionFor(token: string): Promise<MagicLinkSession | undefined> {
+    if (!LINK_TOKEN_PATTERN.test(token)) return undefined;
+    return this.o.store.magicLinks.findByLink(hashLinkToken(token));
+  }
+
+  /**
+   * What `/ml/{token}` shows. Never changes anything (link scanners fetch links). Unknown, expired,
+   * cancelled and failed links all look the same ("invalid"). A store failure propagates.
+   */
+  async view(token: string): Promise<LinkView> {
+    const s = await this.sessionFor(token);
+    if (!s) return { kind: "invalid" };
+    if (s.status === "accepted" || s.status === "rejected") return { kind: "answered", status: s.status, texts: parseTexts(s.texts) };
+    if (s.status !== "pending" || s.expiresAt <= this.o.now()) return { kind: "invalid" };
+    return {
+      kind: "pending",
+      texts: parseTexts(s.texts),
+      csrf: csrfToken(this.o.secret, token),
+      choices: s.numberMatch === null ? null : matchChoices(this.o.secret, s.id, s.numberMatch),
+    };
+  }
+
+  /**
+   * A POST from the approval page: checks the CSRF token (constant time), then answers the session
+   * once (the store's conditional update) and wakes the waiting call. A wrong number-matching pick
+   * rejects. A store failure propagates.
+   */
+  async answer(token: string, form: AnswerForm): Promise<AnswerResult> {
+    const s = await this.sessionFor(token);
+    if (!s) return { kind: "invalid" };
+    if (!verifyCsrfToken(this.o.secret, token, form.csrf)) return { kind: "bad_csrf" };
+    const texts = parseTexts(s.texts);
+    if (s.status === "accepted" || s.status === "rejected") return { kind: "answered", status: s.status, texts };
+    if (s.status !== "pending") return { kind: "invalid" };
+    let status: "accepted" | "rejected";
+    let wrongNumber = false;
+    if (form.action === "approve") {
+      if (s.numberMatch === null) status = "accepted";
+      else {
+        const pick = /^\d{1,3}$/.test(form.pick ?? "") ? Number(form.pick) : NaN;
+        wrongNumber = pick !== s.numberMatch;
+        status = wrongNumber ? "rejected" : "accepted";
+      }
+    } else if (form.action === "reject") status = "rejected";
+    else return { kind: "bad_csrf" };
+
+    const at = this.o.now();
+    if (await this.o.store.magicLinks.answer(s.id, status, at)) {
+      this.hub.notify(s.id, status);
+      this.o.log("info", "magiclink.answered", { endpoint: s.endpoint, status, wrong_number: wrongNumber });
+      return { kind: "done", status, texts, wrongNumber };
+    }
+    // Another tap (or the timeout) won the race: report what the store holds.
+    const now = await this.o.store.magicLinks.get(s.id);
+    if (now && (now.status === "accepted" || now.status === "rejected")) return { kind: "answered", status: now.status, texts };
+    return { kind: "invalid" };
+  }
+}

@@ -1,0 +1,296 @@
+// The Mideye-compatible API and the approval pages through app.request(): exact answer shapes, keys,
+// parameters, limits, delivery failures, approve/reject/number matching, CSRF, single use, cancel.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { hashLinkToken } from "../../../src/magiclink/tokens.ts";
+import { cleanup } from "../store/helpers.ts";
+import { csrfOf, harness, post, T0, type Harness } from "./helpers.ts";
+
+let h: Harness | undefined;
+afterEach(async () => {
+  h?.hub.closeAll();
+  await h?.store.close();
+  cleanup(h?.dir);
+  h = undefined;
+});
+
+const MSISDN = "msisdn=%2B46701234567";
+
+async function setup(opts: Parameters<typeof harness>[0] = {}) {
+  h = await harness(opts);
+  return h;
+}
+
+/** Starts a call, waits for its SMS, and returns the pending response and the link token. */
+async function started(x: Harness, key: string, query = MSISDN) {
+  const n = x.sms.sent.length + 1;
+  const response = x.call(query, key);
+  const token = await x.sms.nextLink(n);
+  return { response, token };
+}
+
+describe("answer shape", () => {
+  test("every answer is HTTP 200, application/json, exactly {\"code\":\"…\"}", async () => {
+    const x = await setup();
+    const r = await x.call(MSISDN, "pcl_wrong");
+    expect(r).toEqual({ status: 200, type: "application/json", body: '{"code":"BAD_REQUEST"}' });
+  });
+});
+
+describe("API keys", () => {
+  test.each([
+    ["missing", undefined, {}],
+    ["unknown", "pcl_unknown", {}],
+    ["disabled", "KEY", { disabled: true }],
+    ["expired", "KEY", { expiresAt: T0 - 1 }],
+    ["expiring now", "KEY", { expiresAt: T0 }],
+    ["admin role", "KEY", { role: "admin" as const }],
+    ["other endpoint", "KEY", { endpoint: "other" }],
+  ])("%s key → BAD_REQUEST, nothing sent", async (_name, which, patch) => {
+    const x = await setup();
+    const key = await x.key("k", patch);
+    const r = await x.call(MSISDN, which === "KEY" ? key : which);
+    expect(r.body).toBe('{"code":"BAD_REQUEST"}');
+    expect(x.sms.sent).toHaveLength(0);
+    expect(x.metrics.magiclinkOutcomes.get({ code: "BAD_REQUEST" })).toBe(1);
+  });
+
+  test("a key bound to endpoint A cannot call /api/sfwa/auth/B, but can call /A", async () => {
+    const x = await setup();
+    await x.store.endpoints.put({ ...(await x.store.endpoints.get("default"))!, name: "vpn" });
+    const key = await x.key("k", { endpoint: "vpn" });
+    expect((await x.call(MSISDN, key, { path: "/api/sfwa/auth/default" })).body).toBe('{"code":"BAD_REQUEST"}');
+    const n = x.sms.sent.length + 1;
+    const pending = x.call(MSISDN, key, { path: "/api/sfwa/auth/vpn" });
+    const token = await x.sms.nextLink(n);
+    const page = await (await x.app.request(`/ml/${token}`)).text();
+    await post(x.app, token, { csrf: csrfOf(page), action: "approve" });
+    expect((await pending).body).toBe('{"code":"TOUCH_ACCEPTED"}');
+  });
+});
+
+describe("parameters", () => {
+  test.each([
+    ["no msisdn", ""],
+    ["empty msisdn", "msisdn="],
+    ["letters", "msisdn=abc"],
+    ["touch-timeout below 15", `${MSISDN}&touch-timeout=14`],
+    ["touch-timeout above 300", `${MSISDN}&touch-timeout=301`],
+    ["touch-timeout not a number", `${MSISDN}&touch-timeout=9x`],
+    ["match-number out of range", `${MSISDN}&match-number=100`],
+    ["title too long", `${MSISDN}&title-text=${"a".repeat(201)}`],
+    ["control character", `${MSISDN}&authentication-text=a%07b`],
+  ])("%s → BAD_REQUEST without sending", async (_name, query) => {
+    const x = await setup();
+    const key = await x.key("k");
+    expect((await x.call(query, key)).body).toBe('{"code":"BAD_REQUEST"}');
+    expect(x.sms.sent).toHaveLength(0);
+  });
+
+  test("an unencoded + (arriving as a space) still reads as E.164", async () => {
+    const x = await setup();
+    const key = await x.key("k");
+    const { response, token } = await started(x, key, "msisdn=+46701234567");
+    expect(x.sms.sent[0]!.to).toBe("+46701234567");
+    const page = await (await x.app.request(`/ml/${token}`)).text();
+    await post(x.app, token, { csrf: csrfOf(page), action: "reject" });
+    expect((await response).body).toBe('{"code":"TOUCH_REJECTED"}');
+  });
+});
+
+describe("approve and reject", () => {
+  test("a GET shows the question and changes nothing; a POST approves and wakes the call", async () => {
+    const x = await setup();
+    const key = await x.key("k");
+    const { response, token } = await started(x, key, `${MSISDN}&title-text=${encodeURIComponent("<b>Acme</b>")}&button-accept-text=Yes`);
+    expect(x.sms.sent[0]!.text).toContain(`https://mfa.example.com/ml/${token}`);
+    for (let i = 0; i < 3; i++) {
+      const r = await x.app.request(`/ml/${token}`);
+      expect(r.status).toBe(200);
+      const html = await r.text();
+      expect(html).toContain("&lt;b&gt;Acme&lt;/b&gt;");
+      expect(html).not.toContain("<b>Acme</b>");
+      expect(html).toContain(">Yes</button>");
+    }
+    expect((await x.store.magicLinks.findByLink(hashLinkToken(token)))!.status).toBe("pending");
+    const page = await (await x.app.request(`/ml/${token}`)).text();
+    const r = await post(x.app, token, { csrf: csrfOf(page), action: "approve" });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain("Sign-in approved");
+    expect((await response).body).toBe('{"code":"TOUCH_ACCEPTED"}');
+    expect(x.metrics.magiclinkOutcomes.get({ code: "TOUCH_ACCEPTED" })).toBe(1);
+  });
+
+  test("the link is single-use: a second POST (approve or reject) changes nothing", async () => {
+    const x = await setup();
+    const key = await x.key("k");
+    const { response, token } = await started(x, key);
+    const csrf = csrfOf(await (await x.app.request(`/ml/${token}`)).text());
+    expect((await post(x.app, token, { csrf, action: "reject" })).status).toBe(200);
+    expect((await response).body).toBe('{"code":"TOUCH_REJECTED"}');
+    const again = await post(x.app, token, { csrf, action: "approve" });
+    expect(again.status).toBe(409);
+    expect(await again.text()).toContain("already answered");
+    expect((await x.store.magicLinks.findByLink(hashLinkToken(token)))!.status).toBe("rejected");
+  });
+
+  test.each([
+    ["missing", {}],
+    ["wrong", { csrf: "A".repeat(43) }],
+    ["another link's", "OTHER"],
+  ])("%s CSRF token → 403, session still pending", async (_name, form) => {
+    const x = await setup();
+    const key = await x.key("k");
+    const first = await started(x, key);
+    const second = await started(x, key);
+    let fields: Record<string, string> = { action: "approve" };
+    if (form === "OTHER") fields.csrf = csrfOf(await (await x.app.request(`/ml/${second.token}`)).text());
+    else fields = { ...fields, ...(form as Record<string, string>) };
+    const r = await post(x.app, first.token, fields);
+    expect(r.status).toBe(403);
+    expect((await x.store.magicLinks.findByLink(hashLinkToken(first.token)))!.status).toBe("pending");
+  });
+
+  test.each([
+    ["right pick", "right", '{"code":"TOUCH_ACCEPTED"}'],
+    ["wrong pick", "wrong", '{"code":"TOUCH_REJECTED"}'],
+    ["no pick", "none", '{"code":"TOUCH_REJECTED"}'],
+  ])("number matching: %s", async (_name, which, expected) => {
+    const x = await setup();
+    const key = await x.key("k");
+    const { response, token } = await started(x, key, `${MSISDN}&match-number=42`);
+    const html = await (await x.app.request(`/ml/${token}`)).text();
+    const picks = [...html.matchAll(/name="pick" value="(\d+)"/g)].map((m) => Number(m[1]));
+    expect(picks).toHaveLength(3);
+    expect(picks).toContain(42);
+    expect(new Set(picks).size).toBe(3);
+    const fields: Record<string, string> = { csrf: csrfOf(html), action: "approve" };
+    if (which === "right") fields.pick = "42";
+    if (which === "wrong") fields.pick = String(picks.find((p) => p !== 42));
+    const r = await post(x.app, token, fields);
+    if (which === "wrong") expect(await r.text()).toContain("was not the one shown");
+    expect((await response).body).toBe(expected);
+  });
+
+  test.each(["unknown", "expired", "cancelled"])("an %s link shows the same invalid page (404)", async (kind) => {
+    const x = await setup();
+    const key = await x.key("k");
+    let token = "A".repeat(43);
+    if (kind !== "unknown") {
+      const ctrl = new AbortController();
+      const n = x.sms.sent.length + 1;
+      const response = x.call(`${MSISDN}&touch-timeout=15`, key, { signal: ctrl.signal });
+      token = await x.sms.nextLink(n);
+      if (kind === "expired") {
+        x.clock.t += 15_000;
+        await x.hub.tick();
+        expect((await response).body).toBe('{"code":"USER_NOT_RESPONDED"}');
+      } else {
+        ctrl.abort();
+        await response.catch(() => {});
+        for (let i = 0; i < 50 && (await x.store.magicLinks.findByLink(hashLinkToken(token)))!.status === "pending"; i++) await Bun.sleep(10);
+        expect((await x.store.magicLinks.findByLink(hashLinkToken(token)))!.status).toBe("cancelled");
+      }
+    }
+    const r = await x.app.request(`/ml/${token}`);
+    expect(r.status).toBe(404);
+    expect(await r.text()).toContain("This link is no longer valid");
+  });
+});
+
+describe("delivery and limits", () => {
+  test("a number outside the allow-list → FAILED_DELIVERY, nothing sent", async () => {
+    const x = await setup();
+    const key = await x.key("k");
+    expect((await x.call("msisdn=%2B12025550123", key)).body).toBe('{"code":"FAILED_DELIVERY"}');
+    expect(x.sms.sent).toHaveLength(0);
+  });
+
+  test("a failing gateway → FAILED_DELIVERY and the session is closed", async () => {
+    const x = await setup();
+    x.sms.script = [{ ok: false, reason: "gateway_error", detail: "HTTP 500" }];
+    const key = await x.key("k");
+    expect((await x.call(MSISDN, key)).body).toBe('{"code":"FAILED_DELIVERY"}');
+    const token = await x.sms.nextLink(1);
+    expect((await x.app.request(`/ml/${token}`)).status).toBe(404);
+  });
+
+  test("the known-user rule: an unknown number → FAILED_DELIVERY, a user's number is sent", async () => {
+    const x = await setup({ profile: { requireKnownUser: true } });
+    const key = await x.key("k");
+    expect((await x.call(MSISDN, key)).body).toBe('{"code":"FAILED_DELIVERY"}');
+    await x.store.users.add({ username: "alice", passwordHash: null, type: "touch", phone: "+46701234567", email: null, disabled: false, expiresAt: null, directory: null, externalId: null, directoryPhone: null });
+    x.clock.t += 60_000;
+    const { response, token } = await started(x, key);
+    const csrf = csrfOf(await (await x.app.request(`/ml/${token}`)).text());
+    await post(x.app, token, { csrf, action: "approve" });
+    expect((await response).body).toBe('{"code":"TOUCH_ACCEPTED"}');
+  });
+
+  const endpointLimit = (patch: object) => ({ perNumberPerMinute: 0, perNumberPerHour: 0, perKeyPerMinute: 0, overallPerMinute: 0, ...patch });
+  const globalLimit = (patch: object) => ({ perNumberPerMinute: 0, perNumberPerHour: 0, perKeyPerMinute: 0, perKeyPerHour: 0, overallPerMinute: 0, overallPerHour: 0, ...patch });
+  test.each([
+    ["endpoint per number per minute", { profile: { rateLimits: endpointLimit({ perNumberPerMinute: 1 }) } }, "same-number"],
+    ["endpoint per number per hour", { profile: { rateLimits: endpointLimit({ perNumberPerHour: 1 }) } }, "same-number"],
+    ["endpoint per key per minute", { profile: { rateLimits: endpointLimit({ perKeyPerMinute: 1 }) } }, "other-number"],
+    ["endpoint overall per minute", { profile: { rateLimits: endpointLimit({ overallPerMinute: 1 }) } }, "other-key"],
+    ["[delivery] per number per minute", { limits: globalLimit({ perNumberPerMinute: 1 }) }, "same-number"],
+    ["[delivery] per key per hour", { limits: globalLimit({ perKeyPerHour: 1 }) }, "other-number"],
+    ["[delivery] overall per hour", { limits: globalLimit({ overallPerHour: 1 }) }, "other-key"],
+  ])("%s → BAD_REQUEST once used up", async (_name, opts, second) => {
+    const x = await setup(opts as Parameters<typeof harness>[0]);
+    const key = await x.key("k");
+    const other = await x.key("k2");
+    const { response, token } = await started(x, key);
+    await post(x.app, token, { csrf: csrfOf(await (await x.app.request(`/ml/${token}`)).text()), action: "approve" });
+    expect((await response).body).toBe('{"code":"TOUCH_ACCEPTED"}');
+    const r = second === "same-number" ? await x.call(MSISDN, other) : second === "other-number" ? await x.call("msisdn=%2B46701234568", key) : await x.call("msisdn=%2B46701234569", other);
+    expect(r.body).toBe('{"code":"BAD_REQUEST"}');
+    expect(x.sms.sent).toHaveLength(1);
+  });
+
+  test("no public_url → FAILED_DELIVERY, nothing sent", async () => {
+    const x = await setup({ publicUrl: "" });
+    const key = await x.key("k");
+    expect((await x.call(MSISDN, key)).body).toBe('{"code":"FAILED_DELIVERY"}');
+    expect(x.sms.sent).toHaveLength(0);
+  });
+});
+
+describe("waiting", () => {
+  test("touch-timeout passes → USER_NOT_RESPONDED, and a late tap is refused", async () => {
+    const x = await setup();
+    const key = await x.key("k");
+    const { response, token } = await started(x, key, `${MSISDN}&touch-timeout=20`);
+    const csrf = csrfOf(await (await x.app.request(`/ml/${token}`)).text());
+    x.clock.t += 19_999;
+    await x.hub.tick();
+    expect(x.hub.size).toBe(1);
+    x.clock.t += 1;
+    await x.hub.tick();
+    expect((await response).body).toBe('{"code":"USER_NOT_RESPONDED"}');
+    expect((await post(x.app, token, { csrf, action: "approve" })).status).toBe(404);
+  });
+
+  test("the endpoint's default timeout applies without touch-timeout", async () => {
+    const x = await setup({ profile: { touchTimeoutS: 30 } });
+    const key = await x.key("k");
+    const { token } = await started(x, key);
+    const s = (await x.store.magicLinks.findByLink(hashLinkToken(token)))!;
+    expect(s.expiresAt - s.createdAt).toBe(30_000);
+  });
+
+  test("a disconnecting caller cancels the session", async () => {
+    const x = await setup();
+    const key = await x.key("k");
+    const ctrl = new AbortController();
+    const n = x.sms.sent.length + 1;
+    const response = x.call(MSISDN, key, { signal: ctrl.signal });
+    const token = await x.sms.nextLink(n);
+    ctrl.abort();
+    await response.catch(() => {});
+    for (let i = 0; i < 100 && x.hub.size > 0; i++) await Bun.sleep(10);
+    expect(x.hub.size).toBe(0);
+    expect((await x.store.magicLinks.findByLink(hashLinkToken(token)))!.status).toBe("cancelled");
+  });
+});
