@@ -1,6 +1,6 @@
 // Typed audit events: policy code emits these; the log, counters and (later) syslog subscribe.
 
-import { log } from "./log.ts";
+import { log, type Level } from "./log.ts";
 
 export type AuthFailureReason =
   | "chap_unsupported"
@@ -61,7 +61,63 @@ export type AuditEvent =
       userHash?: string;
       reason: AuthFailureReason;
       detail?: string;
-    };
+    }
+  | WebAuditEvent;
+
+/** An admin API key's name: who made an admin API change (never the key itself). */
+type By = { by: string };
+
+/**
+ * Admin API changes (issue 4). `by` is the calling key's name; the target is named (user, token ID,
+ * client, key name, endpoint). Never a password, seed, shared secret or key.
+ */
+export type AdminEvent =
+  | ({ type: "admin.user_added"; user: string } & By)
+  | ({ type: "admin.user_updated"; user: string; /** Names of the changed fields ("password", never its value). */ fields: string[] } & By)
+  | ({ type: "admin.user_removed"; user: string } & By)
+  | ({ type: "admin.user_unlocked"; user: string; /** Whether a lockout counter was cleared. */ cleared: boolean } & By)
+  | ({ type: "admin.users_imported"; count: number } & By)
+  | ({ type: "admin.token_enrolled"; user: string; token: number; kind: string } & By)
+  | ({ type: "admin.token_assigned"; token: number; user: string | null } & By)
+  | ({ type: "admin.token_state"; token: number; state: string } & By)
+  | ({ type: "admin.token_resynced"; token: number } & By)
+  | ({ type: "admin.token_removed"; token: number } & By)
+  | ({ type: "admin.tokens_imported"; count: number } & By)
+  | ({ type: "admin.client_added"; client: string; address: string } & By)
+  | ({ type: "admin.client_removed"; client: string } & By)
+  | ({ type: "admin.apikey_added"; apikey: string; role: string } & By)
+  | ({ type: "admin.apikey_removed"; apikey: string } & By)
+  | ({ type: "admin.apikey_state"; apikey: string; disabled: boolean } & By)
+  | ({ type: "admin.endpoint_put"; endpoint: string } & By)
+  | ({ type: "admin.endpoint_removed"; endpoint: string } & By)
+  | ({ type: "admin.delivery_test"; ok: boolean; channel?: string; reason?: string } & By);
+
+/**
+ * Magic Link sessions (issue 4). Numbers are masked (delivery/phone.ts maskNumber); never the link,
+ * its token, the CSRF token, the API key or the message text.
+ */
+export type MagicLinkEvent =
+  /** One API call ended: which key (by name) asked, from where, and what it was answered. */
+  | { type: "magiclink.call"; key: string; endpoint: string; client: string; code: string }
+  /** A call refused before any session: bad/expired key, wrong endpoint, bad parameters, the endpoint's limits. */
+  | { type: "magiclink.bad_request"; reason: string; key?: string; endpoint?: string; client?: string; fields?: string[] }
+  /** A session was created and its link delivered: the call now waits. */
+  | { type: "magiclink.sent"; endpoint: string; to: string; channel: string; timeout_s: number; number_match: boolean }
+  /** A session was created but its link could not be delivered (refused or every channel failed); it is closed as failed. */
+  | { type: "magiclink.not_delivered"; endpoint: string; to: string; reason: string; code: string }
+  /** The user answered on the approval page (a wrong number-matching pick is a rejection). */
+  | { type: "magiclink.answered"; endpoint: string; status: "accepted" | "rejected"; wrong_number: boolean }
+  /** A delivered session ended: accepted, rejected, expired (touch-timeout) or cancelled (the caller disconnected). */
+  | { type: "magiclink.outcome"; endpoint: string; to: string; outcome: string; code: string };
+
+/** Delivery (issue 4): destinations masked, never the text, link or gateway credentials. */
+export type DeliveryEvent =
+  /** One channel attempt failed (the next channel is tried, if any). */
+  | { type: "delivery.failed"; channel: string; endpoint: string; to: string; reason: string; detail: string }
+  /** A request was refused before any channel: invalid number, allow-list, unknown user, rate limit, no usable channel. */
+  | { type: "delivery.refused"; endpoint: string; to: string; country: string | null; reason: string; detail: string };
+
+export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent;
 
 export type AuditSink = (event: AuditEvent) => void;
 
@@ -82,8 +138,63 @@ export class AuditBus {
   };
 }
 
+/** Delivery refusals that point at abuse (SMS pumping, probing) are warnings; the rest are info. */
+const WARN_REFUSALS = new Set(["rate_limited", "country_not_allowed", "unknown_user"]);
+
+/** The log level of an event's line (docs/events.md lists them). */
+export function levelOf(event: AuditEvent): Level {
+  switch (event.type) {
+    case "auth.failure":
+    case "directory.phone_changed":
+    case "directory.token_refused":
+    case "delivery.failed":
+      return "warn";
+    case "delivery.refused":
+      return WARN_REFUSALS.has(event.reason) ? "warn" : "info";
+    default:
+      return "info";
+  }
+}
+
 /** The default subscriber: one structured log line per event (never a password or code). */
 export function logSink(event: AuditEvent): void {
   const { type, ...fields } = event;
-  log(type === "auth.failure" || type === "directory.phone_changed" || type === "directory.token_refused" ? "warn" : "info", type, fields);
+  log(levelOf(event), type, fields);
+}
+
+type LogFn = (level: Level, event: string, fields?: Record<string, unknown>) => void;
+
+const str = (v: unknown): string => (typeof v === "string" ? v : "");
+const num = (v: unknown): number => (typeof v === "number" ? v : 0);
+
+/**
+ * The Magic Link service (magiclink/service.ts) reports through a `log` callback. This adapter turns
+ * its session lines (magiclink.sent, .not_delivered, .answered, .outcome, .bad_request) into typed
+ * events on the bus, under the same names and fields, and passes every other line (operational
+ * errors) to `fallback`. It goes away once the service emits typed events itself.
+ */
+export function magicLinkAuditLog(emit: (event: AuditEvent) => void, fallback: LogFn): LogFn {
+  return function magicLinkLog(level, event, fields = {}) {
+    const f = fields;
+    switch (event) {
+      case "magiclink.sent":
+        return emit({ type: event, endpoint: str(f.endpoint), to: str(f.to), channel: str(f.channel), timeout_s: num(f.timeout_s), number_match: f.number_match === true });
+      case "magiclink.not_delivered":
+        return emit({ type: event, endpoint: str(f.endpoint), to: str(f.to), reason: str(f.reason), code: str(f.code) });
+      case "magiclink.answered":
+        return emit({ type: event, endpoint: str(f.endpoint), status: f.status === "accepted" ? "accepted" : "rejected", wrong_number: f.wrong_number === true });
+      case "magiclink.outcome":
+        return emit({ type: event, endpoint: str(f.endpoint), to: str(f.to), outcome: str(f.outcome), code: str(f.code) });
+      case "magiclink.bad_request":
+        return emit({
+          type: event,
+          reason: str(f.reason),
+          ...(typeof f.key === "string" ? { key: f.key } : {}),
+          ...(typeof f.endpoint === "string" ? { endpoint: f.endpoint } : {}),
+          ...(Array.isArray(f.fields) ? { fields: f.fields.filter((x): x is string => typeof x === "string") } : {}),
+        });
+      default:
+        return fallback(level, event, fields);
+    }
+  };
 }

@@ -2,7 +2,7 @@
 
 import { randomBytes } from "node:crypto";
 import { cpus } from "node:os";
-import { AuditBus, logSink } from "../audit/events.ts";
+import { AuditBus, logSink, magicLinkAuditLog } from "../audit/events.ts";
 import { log, setLogLevel } from "../audit/log.ts";
 import { auditCounters, collectRADIUS, createMetrics } from "../audit/metrics.ts";
 import { Engine } from "../auth/engine.ts";
@@ -91,7 +91,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   try {
     deliveryRepos = deliveryReposOf(opened);
     for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
-    ({ magicLink, delivery } = createMagicLink(config, store, deliveryRepos, metrics));
+    ({ magicLink, delivery } = createMagicLink(config, store, deliveryRepos, metrics, audit.emit));
   } catch (err) {
     await directories.close();
     await store.close();
@@ -217,6 +217,7 @@ function createMagicLink(
   store: Store,
   repos: DeliveryRepos,
   metrics: ReturnType<typeof createMetrics>,
+  audit: AuditBus["emit"],
 ): { magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]> } {
   const known = new KnownNumbers(store, config.region);
   const dispatcherFor = dispatcherPool(channelsFromConfig(config.delivery), {
@@ -231,6 +232,7 @@ function createMagicLink(
       if (result === "ok" && country) metrics.smsMessages.inc({ country });
     },
     onRefused: (reason) => metrics.deliveries.inc({ channel: "none", result: reason }),
+    audit,
   });
   const magicLink = new MagicLinkService({
     store,
@@ -244,7 +246,7 @@ function createMagicLink(
     emailFor: (e164) => known.emailFor(e164),
     now: Date.now,
     random: (n) => new Uint8Array(randomBytes(n)),
-    log,
+    log: magicLinkAuditLog(audit, log),
     onOutcome: (code) => metrics.magiclinkOutcomes.inc({ code }),
   });
   // The admin API's delivery test goes through every configured channel in the default order.

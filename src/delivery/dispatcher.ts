@@ -11,6 +11,7 @@
 // refusal leaves a delivery-log row with a masked destination, never the text or the link.
 
 import { createHash } from "node:crypto";
+import type { DeliveryEvent } from "../audit/events.ts";
 import { log } from "../audit/log.ts";
 import type { DeliveryLogRepo, NewDeliveryLogEntry, RateBucket, RateLimitRepo } from "../store/types.ts";
 import { isAllowedDestination, maskEmail, maskNumber, parseDestination, type AllowList, type Destination } from "./phone.ts";
@@ -82,6 +83,8 @@ export interface DispatcherOptions extends DispatcherHooks {
    */
   isKnownNumber?(e164: string): Promise<boolean>;
   now?: () => number;
+  /** Typed audit events: delivery.refused and delivery.failed (masked destination, never the text). */
+  audit?: (event: DeliveryEvent) => void;
 }
 
 export interface Dispatcher {
@@ -149,6 +152,7 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
       const refuse = async (reason: RefusalReason, detail: string): Promise<DispatchResult> => {
         await writeLog({ ...base, channel: null, destination: destination || "-", country: dest?.country ?? null, result: "refused", reason, detail });
         opts.onRefused?.(reason, dest?.country);
+        opts.audit?.({ type: "delivery.refused", endpoint: req.endpoint, to: destination || "-", country: dest?.country ?? null, reason, detail });
         return { ok: false, reason, detail };
       };
 
@@ -210,6 +214,7 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
         });
         opts.onDelivered?.(channel.name, result.ok ? "ok" : result.reason, country);
         if (result.ok) return { ok: true, channel: channel.name };
+        opts.audit?.({ type: "delivery.failed", channel: channel.name, endpoint: req.endpoint, to: masked, reason: result.reason, detail: result.detail });
         failures.push(`${channel.name}: ${result.reason}`);
       }
       return { ok: false, reason: "all_channels_failed", detail: failures.join("; ") };

@@ -5,6 +5,7 @@ import type { Context } from "hono";
 import { verifyApiKey } from "../http/api-keys.ts";
 import { APPROVAL_CSS, APPROVAL_CSS_PATH, ApprovalPage, InvalidLinkPage, ResultPage, StaleFormPage } from "../http/pages/approval.tsx";
 import type { HttpEnv, RouteModule } from "../http/types.ts";
+import { DEFAULT_ENDPOINT } from "../store/types.ts";
 import type { MagicLinkCode } from "./service.ts";
 
 /** The exact body Mideye clients expect: no spaces, so that a search for `"code":"` finds it. */
@@ -29,17 +30,17 @@ export const magicLinkRoutes: RouteModule = (app, deps) => {
     }
     if (!check.ok) {
       deps.metrics.magiclinkOutcomes.inc({ code: "BAD_REQUEST" });
-      deps.log("info", "magiclink.bad_request", { reason: `key_${check.reason}`, client: c.get("clientIp") });
+      deps.audit({ type: "magiclink.bad_request", reason: `key_${check.reason}`, client: c.get("clientIp") });
       return answer(c, "BAD_REQUEST");
     }
     const key = check.key;
     const t = deps.now();
     if (key.lastUsedAt === null || t - key.lastUsedAt > 60_000) void deps.store.apiKeys.touch(key.id, t).catch(() => {});
-    if (!service) {
-      deps.metrics.magiclinkOutcomes.inc({ code: "FAILED_DELIVERY" });
-      return answer(c, "FAILED_DELIVERY");
-    }
-    const code = await service.authenticate({ apiKey: key, endpoint, query: c.req.query(), signal: c.req.raw.signal });
+    let code: MagicLinkCode = "FAILED_DELIVERY";
+    if (!service) deps.metrics.magiclinkOutcomes.inc({ code });
+    else code = await service.authenticate({ apiKey: key, endpoint, query: c.req.query(), signal: c.req.raw.signal });
+    // Who asked (the key's name, never the key) and what they were answered.
+    deps.audit({ type: "magiclink.call", key: key.name, endpoint: endpoint ?? key.endpoint ?? DEFAULT_ENDPOINT, client: c.get("clientIp"), code });
     return answer(c, code);
   }
 

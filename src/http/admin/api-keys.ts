@@ -91,7 +91,7 @@ export function apiKeyRoutes(r: AdminRouter): void {
         if (e instanceof StoreError && e.code === "conflict") return fail(c, 409, "an API key with this name exists");
         throw e;
       }
-      deps.log("info", "admin.apikey_added", { apikey: key.name, role: key.role, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.apikey_added", apikey: key.name, role: key.role, by: c.get("apiKey").name });
       return c.json({ key: generated.key, apiKey: describeApiKey(key, deps.now()) }, 201);
     },
   );
@@ -110,7 +110,7 @@ export function apiKeyRoutes(r: AdminRouter): void {
       const key = await target(c, params.name);
       if (key instanceof Response) return key;
       if (!(await store.apiKeys.remove(key.name))) return fail(c, 404);
-      deps.log("info", "admin.apikey_removed", { apikey: key.name, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.apikey_removed", apikey: key.name, by: c.get("apiKey").name });
       return c.body(null, 204);
     },
   );
@@ -132,7 +132,7 @@ export function apiKeyRoutes(r: AdminRouter): void {
         if (key instanceof Response) return key;
         const disabled = action === "disable";
         if (!(await store.apiKeys.setDisabled(key.name, disabled))) return fail(c, 404);
-        deps.log("info", "admin.apikey_state", { apikey: key.name, disabled, by: c.get("apiKey").name });
+        deps.audit({ type: "admin.apikey_state", apikey: key.name, disabled, by: c.get("apiKey").name });
         return c.json(describeApiKey({ ...key, disabled }, deps.now()));
       },
     );

@@ -100,7 +100,7 @@ export function clientRoutes(r: AdminRouter): void {
         if (e instanceof StoreError && e.code === "conflict") return fail(c, 409, "a client with this name exists");
         throw e;
       }
-      deps.log("info", "admin.client_added", { client: client.name, address, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.client_added", client: client.name, address, by: c.get("apiKey").name });
       return c.json({ client: describeClient(client), warnings }, 201);
     },
   );
@@ -109,7 +109,7 @@ export function clientRoutes(r: AdminRouter): void {
     { method: "delete", path: "/clients/:name", summary: "Remove a RADIUS client", tag: TAG, minRole: "admin", params: nameParams, responses: { 204: { description: "Removed" } }, errors: [404] },
     async (c, { params }) => {
       if (!(await store.clients.remove(params.name))) return fail(c, 404);
-      deps.log("info", "admin.client_removed", { client: params.name, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.client_removed", client: params.name, by: c.get("apiKey").name });
       return c.body(null, 204);
     },
   );

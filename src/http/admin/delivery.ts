@@ -76,7 +76,7 @@ export function deliveryRoutes(r: AdminRouter): void {
         apiKeyId: `admin:${key.id}`,
         keyLimits: TEST_LIMITS,
       });
-      deps.log("info", "admin.delivery_test", { ok: result.ok, by: key.name, ...(result.ok ? { channel: result.channel } : { reason: result.reason }) });
+      deps.audit({ type: "admin.delivery_test", ok: result.ok, by: key.name, ...(result.ok ? { channel: result.channel } : { reason: result.reason }) });
       if (result.ok) return c.json({ ok: true, channel: result.channel, reason: null, detail: null });
       if (result.reason === "rate_limited") return fail(c, 429, result.detail);
       return c.json({ ok: false, channel: null, reason: result.reason, detail: result.detail });

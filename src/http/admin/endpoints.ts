@@ -91,7 +91,7 @@ export function endpointRoutes(r: AdminRouter): void {
       if (declared(params.name)) return fail(c, 409, DECLARED);
       const [profile] = endpointProfiles({ endpoint: [{ ...body, name: params.name }] });
       await store.endpoints.put(profile!);
-      deps.log("info", "admin.endpoint_put", { endpoint: params.name, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.endpoint_put", endpoint: params.name, by: c.get("apiKey").name });
       const stored = (await store.endpoints.get(params.name)) ?? profile!;
       return c.json(describeEndpoint(stored, false));
     },
@@ -119,7 +119,7 @@ export function endpointRoutes(r: AdminRouter): void {
         throw e;
       }
       if (!removed) return fail(c, 404);
-      deps.log("info", "admin.endpoint_removed", { endpoint: params.name, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.endpoint_removed", endpoint: params.name, by: c.get("apiKey").name });
       return c.body(null, 204);
     },
   );

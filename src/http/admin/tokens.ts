@@ -152,7 +152,7 @@ export function tokenRoutes(r: AdminRouter): void {
         }
       }
       const uri = otpauthURI({ kind, issuer: otp.issuer, account: user.username, secret, algorithm, digits, period, counter });
-      deps.log("info", "admin.token_enrolled", { user: user.username, token: token.id, kind, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.token_enrolled", user: user.username, token: token.id, kind, by: c.get("apiKey").name });
       return c.json({ token: describeToken(token, user.username), otpauthUri: uri, qrSvg: await svgQR(uri), warnings }, 201);
     },
   );
@@ -178,7 +178,7 @@ export function tokenRoutes(r: AdminRouter): void {
         if (!owner) return fail(c, 404, "no such user");
       }
       await store.tokens.assign(t.id, owner?.id ?? null);
-      deps.log("info", "admin.token_assigned", { token: t.id, user: owner?.username ?? null, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.token_assigned", token: t.id, user: owner?.username ?? null, by: c.get("apiKey").name });
       return c.json(describeToken({ ...t, userId: owner?.id ?? null }, owner?.username ?? null));
     },
   );
@@ -193,7 +193,7 @@ export function tokenRoutes(r: AdminRouter): void {
         const t = await tokenById(params.id);
         if (!t) return fail(c, 404);
         await store.tokens.setState(t.id, state);
-        deps.log("info", "admin.token_state", { token: t.id, state, by: c.get("apiKey").name });
+        deps.audit({ type: "admin.token_state", token: t.id, state, by: c.get("apiKey").name });
         return c.json(describeToken({ ...t, state }, await ownerName(t)));
       },
     );
@@ -221,13 +221,13 @@ export function tokenRoutes(r: AdminRouter): void {
         const res = resyncTOTP(t, body.code1, body.code2, { now: deps.now() });
         if (!res) return fail(c, 409, "the two codes are not consecutive codes of this token; nothing changed");
         await store.tokens.resync(t.id, { lastStep: res.lastStep, drift: res.drift });
-        deps.log("info", "admin.token_resynced", { token: t.id, by: c.get("apiKey").name });
+        deps.audit({ type: "admin.token_resynced", token: t.id, by: c.get("apiKey").name });
         return c.json({ drift: res.drift, counter: null });
       }
       const res = resyncHOTP(t, body.code1, body.code2);
       if (!res) return fail(c, 409, "the two codes are not consecutive codes of this token; nothing changed");
       await store.tokens.resync(t.id, { counter: res.counter });
-      deps.log("info", "admin.token_resynced", { token: t.id, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.token_resynced", token: t.id, by: c.get("apiKey").name });
       return c.json({ drift: null, counter: res.counter });
     },
   );
@@ -237,7 +237,7 @@ export function tokenRoutes(r: AdminRouter): void {
     async (c, { params }) => {
       const t = await tokenById(params.id);
       if (!t || !(await store.tokens.remove(t.id))) return fail(c, 404);
-      deps.log("info", "admin.token_removed", { token: t.id, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.token_removed", token: t.id, by: c.get("apiKey").name });
       return c.body(null, 204);
     },
   );
@@ -294,6 +294,6 @@ async function importTokens(deps: HttpDeps, c: Parameters<Parameters<AdminRouter
     if (e instanceof StoreError && e.code === "conflict") return fail(c, 409, "a token serial exists; nothing was imported");
     throw e;
   }
-  deps.log("info", "admin.tokens_imported", { count: tokens.length, by: c.get("apiKey").name });
+  deps.audit({ type: "admin.tokens_imported", count: tokens.length, by: c.get("apiKey").name });
   return c.json({ imported: tokens.length, assigned, unknownOwners }, 201);
 }

@@ -131,7 +131,7 @@ export function userRoutes(r: AdminRouter): void {
         if (e instanceof StoreError && e.code === "conflict") return fail(c, 409, "a user with this name exists");
         throw e;
       }
-      deps.log("info", "admin.user_added", { user: user.username, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.user_added", user: user.username, by: c.get("apiKey").name });
       return c.json(await describeUser(store, user, deps.now()), 201);
     },
   );
@@ -184,7 +184,7 @@ export function userRoutes(r: AdminRouter): void {
         }
       }
       await store.users.update(user.id, patch);
-      deps.log("info", "admin.user_updated", { user: user.username, fields: Object.keys(patch).map((k) => (k === "passwordHash" ? "password" : k)), by: c.get("apiKey").name });
+      deps.audit({ type: "admin.user_updated", user: user.username, fields: Object.keys(patch).map((k) => (k === "passwordHash" ? "password" : k)), by: c.get("apiKey").name });
       const updated = (await store.users.findById(user.id)) ?? user;
       return c.json(await describeUser(store, updated, deps.now()));
     },
@@ -195,7 +195,7 @@ export function userRoutes(r: AdminRouter): void {
     async (c, { params }) => {
       const name = normalName(deps, params.name);
       if (name === undefined || !(await store.users.remove(name))) return fail(c, 404);
-      deps.log("info", "admin.user_removed", { user: name, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.user_removed", user: name, by: c.get("apiKey").name });
       return c.body(null, 204);
     },
   );
@@ -215,7 +215,7 @@ export function userRoutes(r: AdminRouter): void {
       const name = normalName(deps, params.name);
       if (name === undefined) return badRequest(c, "name", "a login name of 1-253 characters without control characters");
       const cleared = await store.lockouts.clear(name);
-      deps.log("info", "admin.user_unlocked", { user: name, cleared, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.user_unlocked", user: name, cleared, by: c.get("apiKey").name });
       return c.json({ cleared });
     },
   );
@@ -257,7 +257,7 @@ export function userRoutes(r: AdminRouter): void {
         throw e;
       }
       const withToken = rows.filter((row) => row.tokens.length > 0).length;
-      deps.log("info", "admin.users_imported", { count: rows.length, by: c.get("apiKey").name });
+      deps.audit({ type: "admin.users_imported", count: rows.length, by: c.get("apiKey").name });
       return c.json({ imported: rows.length, withToken }, 201);
     },
   );
