@@ -2,6 +2,7 @@
 // in-process recording channel, a settable clock and a manually driven waiter hub.
 
 import { randomBytes } from "node:crypto";
+import { magicLinkAuditLog, type AuditEvent } from "../../../src/audit/events.ts";
 import { createDispatcher, type RateLimitSettings } from "../../../src/delivery/dispatcher.ts";
 import type { Channel, DeliveryResult, OutboundMessage } from "../../../src/delivery/types.ts";
 import { hashApiKey } from "../../../src/http/api-keys.ts";
@@ -73,15 +74,23 @@ export async function harness({
   profile = {},
   allowList = { countries: ["SE"], prefixes: [] },
   publicUrl = PUBLIC_URL,
-}: { limits?: RateLimitSettings; profile?: Partial<EndpointProfile>; allowList?: { countries: string[]; prefixes: string[] }; publicUrl?: string } = {}): Promise<Harness> {
+  audit,
+}: {
+  limits?: RateLimitSettings;
+  profile?: Partial<EndpointProfile>;
+  allowList?: { countries: string[]; prefixes: string[] };
+  publicUrl?: string;
+  /** Receives the audit events (routes, the service's session lines, the dispatcher) as serve wires them. */
+  audit?: (event: AuditEvent) => void;
+} = {}): Promise<Harness> {
   const clock = { t: T0 };
   const now = () => clock.t;
-  const t = await testDeps({ now });
+  const t = await testDeps(audit ? { now, audit } : { now });
   const { store, deps } = t;
   await store.endpoints.put({ ...defaultEndpointProfile(), rateLimits: { perNumberPerMinute: 0, perNumberPerHour: 0, perKeyPerMinute: 0, overallPerMinute: 0 }, ...profile });
   const sms = recordingChannel();
   const known = new KnownNumbers(store, "SE", now);
-  const dispatcher = createDispatcher({ channels: [sms], region: "SE", allowList, limits, rateLimits: store.rateLimits, deliveryLog: store.deliveryLog, isKnownNumber: (e) => known.isKnown(e), now });
+  const dispatcher = createDispatcher({ channels: [sms], region: "SE", allowList, limits, rateLimits: store.rateLimits, deliveryLog: store.deliveryLog, isKnownNumber: (e) => known.isKnown(e), now, audit });
   const hub = new WaiterHub(store.magicLinks, { now, schedule: () => () => {} });
   const service = new MagicLinkService({
     store,
@@ -94,7 +103,7 @@ export async function harness({
     secret: new Uint8Array(randomBytes(32)),
     now,
     random: (n) => new Uint8Array(randomBytes(n)),
-    log: deps.log,
+    log: audit ? magicLinkAuditLog(audit, deps.log) : deps.log,
     onOutcome: (code) => deps.metrics.magiclinkOutcomes.inc({ code }),
     hub,
   });
