@@ -1,7 +1,7 @@
 // RADIUS packet encoding (wire layout drawn in packet.ts): replies with Message-Authenticator first
 // then the Response Authenticator (RFC 3579 §3.2, RFC 2865 §3), and requests for tests and load tools.
 
-import { getRandomValues } from "node:crypto";
+import { createHash, getRandomValues } from "node:crypto";
 import {
   Attr,
   AUTHENTICATOR_LENGTH,
@@ -11,7 +11,7 @@ import {
   MAX_PACKET_LENGTH,
   MESSAGE_AUTHENTICATOR_ATTRIBUTE_LENGTH,
 } from "./constants.ts";
-import { hmacMessageAuthenticator, md5Authenticator } from "./authenticator.ts";
+import { hmacMD5Packet } from "./authenticator.ts";
 import type { RawAttribute } from "./packet.ts";
 import { hideUserPassword } from "./user-password.ts";
 
@@ -109,15 +109,22 @@ export function encodeResponse(
   if (requestAuthenticator.length !== AUTHENTICATOR_LENGTH) {
     throw new TypeError("requestAuthenticator must be 16 octets");
   }
-  const buf = layout(reply.code, reply.identifier, requestAuthenticator, reply.attributes, messageAuthenticator);
-  if (messageAuthenticator) {
-    // Accounting has no RFC-defined Message-Authenticator; FreeRADIUS (rad_sign) and radclient
-    // compute it with the Authenticator field zeroed, as RFC 5176 §3.3 does for CoA.
-    const field = reply.code === Code.AccountingResponse ? ZERO16 : requestAuthenticator;
-    buf.set(hmacMessageAuthenticator(buf, buf.length, MA_OFFSET, field, secret), MA_OFFSET + 2);
-  }
-  buf.set(md5Authenticator(buf, buf.length, requestAuthenticator, secret), 4);
+  // Accounting has no RFC-defined Message-Authenticator; FreeRADIUS (rad_sign) and radclient
+  // compute it with the Authenticator field zeroed, as RFC 5176 §3.3 does for CoA.
+  const field = reply.code === Code.AccountingResponse ? ZERO16 : requestAuthenticator;
+  // The packet is laid out with `field` in the Authenticator and the Message-Authenticator value
+  // zeroed, which is exactly the HMAC input (RFC 3579 §3.2); then the Response Authenticator
+  // MD5(Code+ID+Length+RequestAuth+Attributes+Secret) covers the signed attributes (RFC 2865 §3).
+  const buf = layout(reply.code, reply.identifier, field, reply.attributes, messageAuthenticator);
+  if (messageAuthenticator) buf.set(hmacMD5Packet(buf, buf.length, secret), MA_OFFSET + 2);
+  if (field !== requestAuthenticator) buf.set(requestAuthenticator, 4);
+  buf.set(md5WithSecret(buf, secret), 4);
   return buf;
+}
+
+/** MD5(packet + secret): the Response Authenticator (RFC 2865 §3) or Accounting Request Authenticator (RFC 2866 §3). */
+function md5WithSecret(buf: Uint8Array, secret: Uint8Array): Buffer {
+  return createHash("md5").update(buf).update(secret).digest();
 }
 
 /** A request to encode. */
@@ -166,10 +173,8 @@ export function encodeRequest(
   if (code === Code.AccountingRequest) {
     if (req.authenticator !== undefined) throw new TypeError("the Accounting-Request authenticator is computed");
     const buf = layout(code, req.identifier, ZERO16, req.attributes, messageAuthenticator);
-    if (messageAuthenticator) {
-      buf.set(hmacMessageAuthenticator(buf, buf.length, MA_OFFSET, ZERO16, secret), MA_OFFSET + 2);
-    }
-    buf.set(md5Authenticator(buf, buf.length, ZERO16, secret), 4);
+    if (messageAuthenticator) buf.set(hmacMD5Packet(buf, buf.length, secret), MA_OFFSET + 2);
+    buf.set(md5WithSecret(buf, secret), 4);
     return buf;
   }
 
@@ -184,8 +189,6 @@ export function encodeRequest(
       ? req.attributes
       : [{ type: Attr.UserPassword, value: hideUserPassword(userPassword, secret, authenticator) }, ...req.attributes];
   const buf = layout(code, req.identifier, authenticator, attributes, messageAuthenticator);
-  if (messageAuthenticator) {
-    buf.set(hmacMessageAuthenticator(buf, buf.length, MA_OFFSET, authenticator, secret), MA_OFFSET + 2);
-  }
+  if (messageAuthenticator) buf.set(hmacMD5Packet(buf, buf.length, secret), MA_OFFSET + 2);
   return buf;
 }

@@ -69,6 +69,23 @@ describe("radclient requests (RFC 3579 §3.2, RFC 5997 §3, RFC 2866 §3)", () =
   });
 });
 
+// The Message-Authenticator of an Access-Request / Status-Server is checked by zeroing its value in
+// the datagram itself for the HMAC and restoring it: the datagram must come back unchanged, whether
+// the check passes or fails (the dedupe cache and the handler read it afterwards).
+describe("verifyRequest leaves the datagram unchanged", () => {
+  const withMA = requests.filter((v) => v.hasMessageAuthenticator && v.code !== Code.AccountingRequest);
+  test.each(withMA.map((v) => [v.title, v] as const))("%s: right secret, wrong secret, Buffer and Uint8Array", (_t, v) => {
+    for (const raw of [hex(v.hex), Buffer.from(hex(v.hex))]) {
+      const before = toHex(raw);
+      expect(verify(raw, true)).toBe("no error");
+      expect(toHex(raw)).toBe(before);
+      expect(verify(raw, true, utf8.encode("testing124"))).toBe("bad_message_authenticator");
+      expect(toHex(raw)).toBe(before);
+      expect(verify(raw, true)).toBe("no error");
+    }
+  });
+});
+
 describe("replies accepted by radclient", () => {
   test.each(replies.map((v) => [v.title, v] as const))("%s: re-encodes byte for byte and verifies", (_t, v) => {
     const req = decodePacket(hex(v.requestHex));
