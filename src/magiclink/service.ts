@@ -286,6 +286,7 @@ export class MagicLinkService {
    * cancelled and failed links all look the same ("invalid"). A store failure propagates.
    */
   async view(token: string): Promise<LinkView> {
+    this.hub.activity();
     const s = await this.sessionFor(token);
     if (!s) return { kind: "invalid" };
     if (s.status === "accepted" || s.status === "rejected") return { kind: "answered", status: s.status, texts: parseTexts(s.texts) };
@@ -304,6 +305,7 @@ export class MagicLinkService {
    * rejects. A store failure propagates.
    */
   async answer(token: string, form: AnswerForm): Promise<AnswerResult> {
+    this.hub.activity();
     const s = await this.sessionFor(token);
     if (!s) return { kind: "invalid" };
     if (!verifyCsrfToken(this.o.secret, token, form.csrf)) return { kind: "bad_csrf" };

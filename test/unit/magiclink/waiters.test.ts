@@ -194,3 +194,19 @@ describe("the poll for answers committed elsewhere", () => {
     expect(await a).toBe("accepted");
   });
 });
+
+test("a collection is hinted once per 1000 units of work (waits begun and ended, pages)", async () => {
+  let hints = 0;
+  const h2 = new WaiterHub(store.magicLinks, { now: () => clock, schedule: () => () => {}, gcHint: () => hints++ });
+  for (let i = 0; i < 999; i++) h2.activity();
+  expect(hints).toBe(0);
+  await session("a");
+  const a = h2.wait("a", clock + 60_000);
+  expect(hints).toBe(1);
+  for (let i = 0; i < 998; i++) h2.activity();
+  expect(hints).toBe(1);
+  h2.activity();
+  h2.notify("a", "accepted");
+  expect(await a).toBe("accepted");
+  expect(hints).toBe(2);
+});
