@@ -91,7 +91,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   try {
     deliveryRepos = deliveryReposOf(opened);
     for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
-    ({ magicLink, delivery } = createMagicLink(config, store, deliveryRepos, metrics, audit.emit));
+    ({ magicLink, delivery } = await createMagicLink(config, store, deliveryRepos, metrics, audit.emit));
   } catch (err) {
     await directories.close();
     await store.close();
@@ -210,15 +210,18 @@ function deliveryReposOf(store: Store): DeliveryRepos {
 
 /**
  * The delivery dispatcher(s) from [delivery] and the Magic Link service over them, with metrics on
- * every delivery attempt and refusal. Throws ConfigError when a password or CA file cannot be read.
+ * every delivery attempt and refusal. The CSRF/number-matching secret is the store's sealed server
+ * secret (created on first start), shared by every process on the store and kept across restarts.
+ * Throws ConfigError when a password or CA file cannot be read, StoreError when the secret cannot be
+ * read or stored.
  */
-function createMagicLink(
+async function createMagicLink(
   config: Config,
   store: Store,
   repos: DeliveryRepos,
   metrics: ReturnType<typeof createMetrics>,
   audit: AuditBus["emit"],
-): { magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]> } {
+): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]> }> {
   const known = new KnownNumbers(store, config.region);
   const dispatcherFor = dispatcherPool(channelsFromConfig(config.delivery), {
     region: config.region,
@@ -242,7 +245,7 @@ function createMagicLink(
     region: config.region,
     smsMaxLength: config.delivery.sms_max_length,
     emailSubject: config.delivery.email_subject,
-    secret: new Uint8Array(randomBytes(32)),
+    secret: await store.magicLinks.serverSecret(() => new Uint8Array(randomBytes(32))),
     emailFor: (e164) => known.emailFor(e164),
     now: Date.now,
     random: (n) => new Uint8Array(randomBytes(n)),

@@ -45,7 +45,8 @@ export interface MagicLinkServiceOptions {
   region: string;
   smsMaxLength: number;
   emailSubject: string;
-  /** HMAC key for CSRF tokens and number-matching decoys (≥32 random bytes; per process is fine on one node). */
+  /** HMAC key for CSRF tokens and number-matching decoys (≥32 random bytes): the store's serverSecret, so that a page
+   * rendered before a restart or by another node is answerable. */
   secret: Uint8Array;
   /** Finds the e-mail address of the user holding a number (for the e-mail channel). */
   emailFor?(e164: string): Promise<string | undefined>;
@@ -56,6 +57,15 @@ export interface MagicLinkServiceOptions {
   onOutcome?(code: MagicLinkCode): void;
   /** Waiter hub options (tests shorten the poll). */
   hub?: WaiterHub;
+  /** Calls creating a session and delivering its link at once; more queue. Default 128. */
+  maxConcurrentStarts?: number;
+}
+
+/** A call whose link went out: what it waits for and what its outcome line says. */
+interface Started {
+  waiting: Promise<WaitOutcome>;
+  endpoint: string;
+  to: string;
 }
 
 /** One API call as routes.ts hands it over. */
@@ -120,8 +130,12 @@ function parseTexts(json: string): SessionTexts {
  */
 export class MagicLinkService {
   readonly hub: WaiterHub;
+  private readonly maxStarts: number;
+  private starting = 0;
+  private readonly startQueue: Array<() => void> = [];
 
   constructor(private readonly o: MagicLinkServiceOptions) {
+    this.maxStarts = Math.max(1, o.maxConcurrentStarts ?? 128);
     this.hub = o.hub ?? new WaiterHub(o.store.magicLinks, { now: o.now, onError: (err) => o.log("error", "magiclink.poll_failed", { error: (err as Error)?.name ?? "error" }) });
   }
 
@@ -141,7 +155,38 @@ export class MagicLinkService {
   }
 
   private async run(call: AuthCall): Promise<MagicLinkCode> {
+    // Only small values outlive start(): the session row, texts, link and message are garbage once
+    // the call waits (an async frame keeps every local alive until it returns).
+    const started = await this.gated(() => this.start(call));
+    if (typeof started === "string") return started;
+    const outcome = await started.waiting;
+    const code = OUTCOME_CODE[outcome];
+    this.o.log("info", "magiclink.outcome", { endpoint: started.endpoint, to: started.to, outcome, code });
+    return code;
+  }
+
+  /**
+   * At most `maxConcurrentStarts` calls create and deliver at once; the rest queue (a burst of
+   * 10,000 arrivals otherwise holds 10,000 gateway requests, rows and messages in memory together).
+   */
+  private async gated<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.starting >= this.maxStarts) await new Promise<void>((resolve) => this.startQueue.push(resolve));
+    else this.starting++;
+    try {
+      return await fn();
+    } finally {
+      // Hand the slot straight to the next queued call, or give it back.
+      const next = this.startQueue.shift();
+      if (next) next();
+      else this.starting--;
+    }
+  }
+
+  /** Validates, creates the session and sends the link: an early code, or the wait to await. */
+  private async start(call: AuthCall): Promise<MagicLinkCode | Started> {
     const { store, now } = this.o;
+    // The caller left while queued: nothing to create or send.
+    if (call.signal?.aborted) return "USER_NOT_RESPONDED";
     const keyEndpoint = call.apiKey.endpoint ?? DEFAULT_ENDPOINT;
     if (call.endpoint !== undefined && call.endpoint !== keyEndpoint) return this.bad("endpoint_mismatch", { key: call.apiKey.name });
     const profile = await store.endpoints.get(keyEndpoint);
@@ -193,6 +238,12 @@ export class MagicLinkService {
     const link = `${this.o.publicUrl.replace(/\/+$/, "")}/ml/${token}`;
     const text = endpointSmsText(p.smsText, link, { allowCustom: profile.allowCustomSmsText, defaultTemplate: t.sms_text, maxLength: this.o.smsMaxLength });
     let delivered;
+    // The delivery gets its own signal, linked to the caller's only while it runs: the HTTP channel
+    // combines it with a timeout (AbortSignal.any), and the request's signal must not keep those
+    // alive for the whole wait.
+    const abortDelivery = new AbortController();
+    const onAbort = () => abortDelivery.abort();
+    call.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const email = this.o.emailFor ? await this.o.emailFor(dest.e164) : undefined;
       delivered = await this.o.dispatcherFor(profile.channels).deliver({
@@ -203,12 +254,14 @@ export class MagicLinkService {
         endpoint: profile.name,
         apiKeyId: String(call.apiKey.id),
         requireKnownUser: profile.requireKnownUser,
-        signal: call.signal,
+        signal: abortDelivery.signal,
       });
     } catch (err) {
       await store.magicLinks.answer(id, "failed", now()).catch(() => false);
       this.hub.notify(id, "failed");
       throw err;
+    } finally {
+      call.signal?.removeEventListener("abort", onAbort);
     }
     if (!delivered.ok) {
       await store.magicLinks.answer(id, "failed", now()).catch(() => false);
@@ -218,11 +271,9 @@ export class MagicLinkService {
       this.o.log("info", "magiclink.not_delivered", { endpoint: profile.name, to: maskNumber(dest), reason: delivered.reason, code });
       return code;
     }
-    this.o.log("info", "magiclink.sent", { endpoint: profile.name, to: maskNumber(dest), channel: delivered.channel, timeout_s: timeoutS, number_match: p.matchNumber !== undefined });
-    const outcome = await waiting;
-    const code = OUTCOME_CODE[outcome];
-    this.o.log("info", "magiclink.outcome", { endpoint: profile.name, to: maskNumber(dest), outcome, code });
-    return code;
+    const to = maskNumber(dest);
+    this.o.log("info", "magiclink.sent", { endpoint: profile.name, to, channel: delivered.channel, timeout_s: timeoutS, number_match: p.matchNumber !== undefined });
+    return { waiting, endpoint: profile.name, to };
   }
 
   private async sessionFor(token: string): Promise<MagicLinkSession | undefined> {
@@ -235,6 +286,7 @@ export class MagicLinkService {
    * cancelled and failed links all look the same ("invalid"). A store failure propagates.
    */
   async view(token: string): Promise<LinkView> {
+    this.hub.activity();
     const s = await this.sessionFor(token);
     if (!s) return { kind: "invalid" };
     if (s.status === "accepted" || s.status === "rejected") return { kind: "answered", status: s.status, texts: parseTexts(s.texts) };
@@ -253,6 +305,7 @@ export class MagicLinkService {
    * rejects. A store failure propagates.
    */
   async answer(token: string, form: AnswerForm): Promise<AnswerResult> {
+    this.hub.activity();
     const s = await this.sessionFor(token);
     if (!s) return { kind: "invalid" };
     if (!verifyCsrfToken(this.o.secret, token, form.csrf)) return { kind: "bad_csrf" };

@@ -259,6 +259,20 @@ CREATE TABLE delivery_log (
 CREATE INDEX delivery_log_at ON delivery_log (at);
 `,
   },
+  {
+    // Issue 4 Magic Link: the waiter poll reads only sessions answered since its last pass, and the
+    // server secret (CSRF tokens, number-matching decoys) is shared by every process on this store.
+    version: 6,
+    name: "magiclink_poll_and_secret",
+    sql: `
+CREATE INDEX magiclink_sessions_answered ON magiclink_sessions (answered_at);
+CREATE TABLE server_secrets (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

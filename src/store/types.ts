@@ -293,6 +293,19 @@ export interface MagicLinkRepo {
   markExpired(id: string, now: number): Promise<boolean>;
   /** Deletes sessions whose expiresAt is older than `before`; returns how many. */
   purgeExpired(before: number): Promise<number>;
+  /**
+   * Sessions answered (any final status) at or after `since` (unix ms, by answeredAt; indexed): the
+   * waiter poll's read of answers committed by other processes. Only ID and status.
+   */
+  answeredSince(since: number): Promise<Array<{ id: string; status: Exclude<MagicLinkStatus, "pending"> }>>;
+  /**
+   * The server secret for CSRF tokens and number matching, sealed at rest: the stored one, or
+   * `create()` stored first (one winner when several processes start together; every process on the
+   * store then uses the same). A secret sealed under a key the keyring no longer holds is replaced.
+   * Throws StoreError("corrupt") for a tampered value, TypeError when `create()` gives fewer than 32
+   * bytes, and like every repository call on failure.
+   */
+  serverSecret(create: () => Uint8Array): Promise<Uint8Array>;
 }
 
 /** The texts of a Magic Link session; the Mideye query parameters override them per call. */

@@ -21,7 +21,7 @@ import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
-import { SqliteMagicLinkRepo } from "./magic-links.ts";
+import { serverSecretContext, SqliteMagicLinkRepo } from "./magic-links.ts";
 import { SqliteTokenRepo, tokenSecretContext } from "./tokens.ts";
 import { SqliteUserRepo } from "./users.ts";
 
@@ -292,8 +292,8 @@ export class SqliteStore implements Store, DeliveryRepos {
   }
 
   /**
-   * Appends a new key to the key file (made current) and re-seals every client secret and token seed
-   * under it in one transaction. Older keys stay in the file so other processes keep working.
+   * Appends a new key to the key file (made current) and re-seals every client secret, token seed and server
+   * secret under it in one transaction. Older keys stay in the file so other processes keep working.
    * Throws StoreError("unavailable") when the key does not come from a key file, and like the
    * repositories when a value cannot be opened (nothing is changed then).
    */
@@ -309,6 +309,8 @@ export class SqliteStore implements Store, DeliveryRepos {
     const tokens = this.db.prepare<{ id: number; serial: string; secret: string }>("SELECT id, serial, secret FROM tokens");
     const setClient = this.db.prepare("UPDATE radius_clients SET secret = ? WHERE id = ?");
     const setToken = this.db.prepare("UPDATE tokens SET secret = ? WHERE id = ?");
+    const serverSecrets = this.db.prepare<{ name: string; value: string }>("SELECT name, value FROM server_secrets");
+    const setServerSecret = this.db.prepare("UPDATE server_secrets SET value = ? WHERE name = ?");
     const reseal = (sealed: string, ctx: SealContext) => this.sealer.seal(this.sealer.open(sealed, ctx), ctx);
     try {
       // The key file is extended while holding the database write lock, so two concurrent rotations
@@ -326,6 +328,10 @@ export class SqliteStore implements Store, DeliveryRepos {
           }
           for (const t of tokens.all()) {
             setToken.run(reseal(t.secret, tokenSecretContext(t.serial)), t.id);
+            resealed++;
+          }
+          for (const x of serverSecrets.all()) {
+            setServerSecret.run(reseal(x.value, serverSecretContext(x.name)), x.name);
             resealed++;
           }
           return { keyId: key.id, resealed };

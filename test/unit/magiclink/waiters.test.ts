@@ -104,3 +104,109 @@ describe("waiter hub", () => {
     expect(await hub.wait("a", clock + 60_000, c.signal)).toBe("cancelled");
   });
 });
+
+describe("the poll for answers committed elsewhere", () => {
+  /** The hub over a repo that counts reads, so a test can see what a poll pass costs. */
+  function counted() {
+    const reads = { get: 0, answeredSince: [] as number[] };
+    const repo = Object.create(store.magicLinks) as typeof store.magicLinks;
+    repo.get = (id) => {
+      reads.get++;
+      return store.magicLinks.get(id);
+    };
+    repo.answeredSince = (since) => {
+      reads.answeredSince.push(since);
+      return store.magicLinks.answeredSince(since);
+    };
+    const h = new WaiterHub(repo, { now: () => clock, pollMs: 1000, overlapMs: 2000, schedule: () => () => {} });
+    return { h, reads };
+  }
+
+  test("one query per pass, however many wait: no read per waiter", async () => {
+    const { h, reads } = counted();
+    const ids = Array.from({ length: 200 }, (_, i) => `s${i}`);
+    for (const id of ids) await session(id);
+    const waits = ids.map((id) => h.wait(id, clock + 60_000));
+    await store.magicLinks.answer("s7", "rejected", clock);
+    for (let pass = 0; pass < 3; pass++) {
+      clock += 1000;
+      await h.tick();
+    }
+    expect(reads.answeredSince.length).toBe(3);
+    expect(reads.get).toBe(0);
+    expect(await waits[7]).toBe("rejected");
+    expect(h.size).toBe(199);
+    h.closeAll();
+  });
+
+  test("each pass reads from the previous pass minus the overlap; the first from when waiting began", async () => {
+    const { h, reads } = counted();
+    await session("a");
+    const start = clock;
+    const a = h.wait("a", clock + 60_000);
+    clock += 1000;
+    await h.tick();
+    clock += 1000;
+    await h.tick();
+    expect(reads.answeredSince).toEqual([start - 2000, start + 1000 - 2000]);
+    h.closeAll();
+    expect(await a).toBe("cancelled");
+    // Idle for an hour, then a new waiter: the read starts at the new wait, not an hour back.
+    clock += 3_600_000;
+    await session("b");
+    const b = h.wait("b", clock + 60_000);
+    clock += 1000;
+    await h.tick();
+    expect(reads.answeredSince.at(-1)).toBe(clock - 1000 - 2000);
+    h.closeAll();
+    await b;
+  });
+
+  test.each([
+    ["an answer stamped by a clock 1.5 s behind is found by the poll", -1500, "accepted", true],
+    ["an answer stamped 3 s behind (past the overlap) is still reported at the deadline", -3000, "accepted", false],
+  ] as const)("%s", async (_name, skewMs, status, byPoll) => {
+    await session("a", 10_000);
+    const a = hub.wait("a", clock + 10_000);
+    await store.magicLinks.answer("a", status, clock + skewMs);
+    clock += 1000;
+    await hub.tick();
+    expect(hub.size).toBe(byPoll ? 0 : 1);
+    clock += 9000;
+    await hub.tick();
+    expect(await a).toBe(status);
+  });
+
+  test("a store failure in the poll goes to onError and the waiter stays", async () => {
+    const errors: unknown[] = [];
+    const repo = Object.create(store.magicLinks) as typeof store.magicLinks;
+    repo.answeredSince = async () => {
+      throw new Error("disk gone");
+    };
+    const h2 = new WaiterHub(repo, { now: () => clock, pollMs: 1000, schedule: () => () => {}, onError: (e) => errors.push(e) });
+    await session("a");
+    const a = h2.wait("a", clock + 60_000);
+    clock += 1000;
+    await h2.tick();
+    expect(errors.length).toBe(1);
+    expect(h2.size).toBe(1);
+    expect(h2.notify("a", "accepted")).toBe(true);
+    expect(await a).toBe("accepted");
+  });
+});
+
+test("a collection is hinted once per 1000 units of work (waits begun and ended, pages)", async () => {
+  let hints = 0;
+  const h2 = new WaiterHub(store.magicLinks, { now: () => clock, schedule: () => () => {}, gcHint: () => hints++ });
+  for (let i = 0; i < 999; i++) h2.activity();
+  expect(hints).toBe(0);
+  await session("a");
+  const a = h2.wait("a", clock + 60_000);
+  expect(hints).toBe(1);
+  for (let i = 0; i < 998; i++) h2.activity();
+  expect(hints).toBe(1);
+  h2.activity();
+  h2.notify("a", "accepted");
+  expect(await a).toBe("accepted");
+  expect(hints).toBe(2);
+});
