@@ -90,7 +90,9 @@ export type AdminEvent =
   | ({ type: "admin.apikey_state"; apikey: string; disabled: boolean } & By)
   | ({ type: "admin.endpoint_put"; endpoint: string } & By)
   | ({ type: "admin.endpoint_removed"; endpoint: string } & By)
-  | ({ type: "admin.delivery_test"; ok: boolean; channel?: string; reason?: string } & By);
+  | ({ type: "admin.delivery_test"; ok: boolean; channel?: string; reason?: string } & By)
+  | ({ type: "admin.key_rotated"; /** The new key's ID, never the key. */ keyId: string; resealed: number } & By)
+  | ({ type: "admin.ldap_tested"; profile: string; ok: boolean } & By);
 
 /**
  * Magic Link sessions (issue 4). Numbers are masked (delivery/phone.ts maskNumber); never the link,

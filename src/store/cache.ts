@@ -28,6 +28,7 @@ import type {
   UserImportRow,
   UserRepo,
 } from "./types.ts";
+import { StoreError } from "./types.ts";
 
 const lockKey = (key: string, kind: FailureKind) => `${kind}\u0000${key}`;
 const externalKey = (directory: string, externalId: string) => `${directory}\u0000${externalId}`;
@@ -302,5 +303,17 @@ export class CachedStore implements Store {
   close(): Promise<void> {
     this.invalidate();
     return this.inner.close();
+  }
+
+  /**
+   * Rotates the inner store's sealing key (the admin API's POST /key/rotate on a running server).
+   * Throws StoreError("unavailable") when the inner store or its key source cannot rotate. Cached
+   * tokens hold plaintext seeds, which rotation does not change; the cache is emptied all the same.
+   */
+  async rotateKey(): Promise<{ keyId: string; resealed: number }> {
+    if (!this.inner.rotateKey) throw new StoreError("unavailable", "this store cannot rotate its key");
+    const rotated = await this.inner.rotateKey();
+    this.invalidate();
+    return rotated;
   }
 }

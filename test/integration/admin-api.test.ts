@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { decodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
 import { Appliance, Code, eventually, statusServer, UDPClient, type ServerProcess } from "./helpers/appliance.ts";
 import { attr, quote, radclient, runRadclientTests } from "./helpers/radclient.ts";
+import { BASE_DN, GROUPS, PEOPLE, runSlapdTests, SERVICE_DN, SERVICE_PASSWORD, slapdPath, startSlapd, type Slapd } from "./helpers/slapd.ts";
+import { tomlString } from "./helpers/appliance.ts";
 
 const rtest = runRadclientTests ? test : test.skip;
 
@@ -116,5 +118,93 @@ describe("end to end", () => {
     expect((await api("/clients", { key })).status).toBe(200);
     const logs = JSON.stringify(server.logs);
     for (const s of [key, adminKey, secret, "alice-pass-1"]) expect(logs).not.toContain(s);
+  });
+});
+
+describe("key rotation and ldap test through the API (the CLI's key rotate and ldap test)", () => {
+  const stest = runSlapdTests ? test : test.skip;
+  let slapd: Slapd | undefined;
+  let keyApp: Appliance;
+  let keyServer: ServerProcess;
+  let rootKey = "";
+  let adminKey2 = "";
+  const call = (path: string, key: string, body?: unknown) =>
+    fetch(`http://127.0.0.1:${keyServer.adminPort}/api/admin/v1${path}`, {
+      method: "POST",
+      headers: { "api-key": key, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+
+  beforeAll(async () => {
+    // An empty $PORTCULLIS_KEY: the sealing key lives in the key file, which rotation extends.
+    keyApp = new Appliance({ PORTCULLIS_KEY: "" });
+    if (runSlapdTests) {
+      if (!slapdPath) throw new Error("slapd not installed: apt-get install slapd ldap-utils (required in CI)");
+      slapd = await startSlapd();
+      keyApp.writeConfig(
+        [
+          'region = "SE"',
+          "[[ldap]]",
+          'name = "corp"',
+          `urls = [${[slapd.ldapsUrl, "ldap://127.0.0.1:1"].map(tomlString).join(", ")}]`,
+          `ca_file = ${tomlString(slapd.caFile)}`,
+          `bind_dn = ${tomlString(SERVICE_DN)}`,
+          `bind_password = ${tomlString(SERVICE_PASSWORD)}`,
+          `base_dn = ${tomlString(BASE_DN)}`,
+          'user_filter = "(&(objectClass=inetOrgPerson)(uid={username}))"',
+          'type_attribute = "employeeType"',
+          `required_groups = [${tomlString(`cn=vpn-users,${GROUPS}`)}]`,
+          "timeout_ms = 3000",
+          "",
+        ].join("\n"),
+      );
+    }
+    rootKey = (await keyApp.cli(["apikey", "add", "it-root", "--role", "root"])).trim();
+    adminKey2 = (await keyApp.cli(["apikey", "add", "it-admin2", "--role", "admin"])).trim();
+    await keyApp.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret-stdin"], { stdin: "a-long-shared-secret-for-it\n" });
+    keyServer = await keyApp.serve();
+  }, 60_000);
+
+  afterAll(async () => {
+    await keyApp?.[Symbol.asyncDispose]();
+    await slapd?.stop();
+  });
+
+  test("POST /key/rotate: root only; the new key ID and the resealed count; the CLI still reads the secrets", async () => {
+    expect((await call("/key/rotate", adminKey2)).status).toBe(403);
+    const r = await call("/key/rotate", rootKey);
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { keyId: string; resealed: number };
+    expect(body.resealed).toBe(1);
+    expect(readFileSync(join(keyApp.dataDir, "portcullis.key"), "utf8")).toContain(body.keyId);
+    // The CLI opens the store with the rotated key file: the client (its sealed secret) still loads.
+    expect(JSON.parse(await keyApp.cli(["client", "list", "--json"])).map((c: { name: string }) => c.name)).toEqual(["nas"]);
+  });
+
+  test("POST /key/rotate with a key from $PORTCULLIS_KEY (the main appliance): 409, as `key rotate` refuses", async () => {
+    const rootMain = (await app.cli(["apikey", "add", "it-root-main", "--role", "root"])).trim();
+    const r = await api("/key/rotate", { method: "POST", key: rootMain });
+    expect(r.status).toBe(409);
+    expect(await r.text()).not.toContain(app.env.PORTCULLIS_KEY!);
+    expect((await app.run(["key", "rotate"])).code).not.toBe(0);
+  });
+
+  stest("POST /ldap/corp/test against slapd: URL findings, the user's DN, phone, type and groups; never the bind password", async () => {
+    const r = await call("/ldap/corp/test", adminKey2, { user: "alice" });
+    expect(r.status).toBe(200);
+    const text = await r.text();
+    expect(text).not.toContain(SERVICE_PASSWORD);
+    const d = JSON.parse(text);
+    expect(d.ok).toBe(false); // the closed port
+    expect(d.urls[0]).toMatchObject({ url: slapd!.ldapsUrl, transport: "ldaps", reachable: true, serviceBind: { ok: true, error: null } });
+    expect(d.urls[0].tls.protocol).toMatch(/^TLSv1\.[23]$/);
+    expect(d.urls[0].tls.certificate.subject).toContain("CN=localhost");
+    expect(d.urls[1]).toMatchObject({ url: "ldap://127.0.0.1:1", reachable: false, error: "ECONNREFUSED", serviceBind: null });
+    expect(d.user).toMatchObject({ query: "alice", found: true, dn: `uid=alice,${PEOPLE}`, phone: "+46701234567", type: "totp", typeNumber: 11, typeSource: "attribute", status: "ok", refused: false });
+    expect(d.user.requiredGroups).toEqual([{ group: `cn=vpn-users,${GROUPS}`, member: true }]);
+    const nobody = (await (await call("/ldap/corp/test", adminKey2, { user: "nobody" })).json()) as { user: { found: boolean; refused: boolean } };
+    expect(nobody.user).toMatchObject({ found: false, refused: true });
+    expect((await call("/ldap/nope/test", adminKey2)).status).toBe(404);
+    expect(JSON.stringify(keyServer.logs)).not.toContain(SERVICE_PASSWORD);
   });
 });

@@ -25,6 +25,7 @@ const addBody = v.strictObject({
 /** The API view of a client: never the shared secret. */
 export function describeClient(c: RadiusClient): v.InferOutput<typeof clientView> {
   return {
+    id: c.id,
     name: c.name,
     address: c.address,
     firstFactor: c.firstFactor,

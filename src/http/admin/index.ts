@@ -9,6 +9,8 @@ import { apiKeyRoutes } from "./api-keys.ts";
 import { clientRoutes } from "./clients.ts";
 import { deliveryRoutes } from "./delivery.ts";
 import { endpointRoutes } from "./endpoints.ts";
+import { keyRoutes } from "./key.ts";
+import { ldapRoutes } from "./ldap.ts";
 import { ADMIN_BASE, AdminRouter, type AdminRouteSpec } from "./route.ts";
 import { tokenRoutes } from "./tokens.ts";
 import { userRoutes } from "./users.ts";
@@ -27,6 +29,8 @@ export function registerAdminResources(r: AdminRouter): readonly AdminRouteSpec[
   apiKeyRoutes(r);
   endpointRoutes(r);
   deliveryRoutes(r);
+  keyRoutes(r);
+  ldapRoutes(r);
   return r.specs;
 }
 

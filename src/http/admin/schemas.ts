@@ -87,6 +87,7 @@ export const tokenView = v.object({
 
 /** A RADIUS client (never the shared secret). */
 export const clientView = v.object({
+  id: v.number(),
   name: v.string(),
   address: v.string(),
   firstFactor: v.picklist(["password", "none"]),

@@ -188,6 +188,8 @@ describe("RADIUS clients", () => {
     const r = await ok("POST", "/clients", "/clients", 201, { name: "vpn", address: "192.0.2.0/24", secret: SECRET, otpMode: "concat" });
     expect(r).toMatchObject({ client: { name: "vpn", address: "192.0.2.0/24", otpMode: "concat", firstFactor: "password", requireMessageAuthenticator: true }, warnings: [] });
     expect((await f.store.clients.findByName("vpn"))!.secret).toBe(SECRET);
+    // The row ID, as `client list --json` prints it.
+    expect(r.client.id).toBe((await f.store.clients.findByName("vpn"))!.id);
     for (const path of ["/clients", "/clients/vpn"]) {
       const text = await (await f.call("GET", path, { key: f.keys.operator })).text();
       expect(text).toContain("vpn");
