@@ -118,9 +118,13 @@ export async function main(argv: string[]): Promise<number> {
       const overrides: ConfigOverride[] = [];
       if (serveFlags.radiusListen.length > 0) overrides.push({ path: "radius.listen", value: serveFlags.radiusListen, source: "--radius-listen" });
       if (serveFlags.httpListen !== undefined) overrides.push({ path: "http.listen", value: serveFlags.httpListen, source: "--http-listen" });
-      const { config } = loadConfig({ ...options, overrides });
+      const { config, explicit } = loadConfig({ ...options, overrides });
       const { serve } = await import("./cli/serve.ts");
-      await serve({ config, flags: serveFlags.httpListen === undefined ? { radiusListen: serveFlags.radiusListen } : serveFlags });
+      await serve({
+        config,
+        flags: serveFlags.httpListen === undefined ? { radiusListen: serveFlags.radiusListen } : serveFlags,
+        explicitListeners: { http: explicit.has("http.listen"), admin: explicit.has("admin.listen") },
+      });
       return 0;
     }
 

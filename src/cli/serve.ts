@@ -24,6 +24,13 @@ import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/ind
 export interface ServeContext {
   config: Config;
   flags?: { radiusListen?: string[]; httpListen?: string };
+  /**
+   * Which HTTP listeners the administrator set (file, environment or flag). A listener left at its
+   * built-in default that cannot be bound is logged as an error and skipped, so that the offline
+   * appliance (RADIUS + TOTP) still starts on its defaults; an explicit one that cannot be bound
+   * stops the start. Omitted: both count as explicit.
+   */
+  explicitListeners?: { http: boolean; admin: boolean };
 }
 
 /** Splits "192.0.2.1:1812" / "[::1]:1812" (already validated by the config schema). */
@@ -282,7 +289,7 @@ async function startHttp(
   };
   const pub = splitListen(ctx.flags?.httpListen ?? config.http.listen);
   const adm = splitListen(config.admin.listen);
-  let tls;
+  let tls: Awaited<ReturnType<typeof loadOrCreateTLS>> | undefined;
   if (config.http.tls) {
     tls = await loadOrCreateTLS({
       certFile: config.http.cert_file,
@@ -306,13 +313,25 @@ async function startHttp(
   const publicApp = buildPublicApp({ ...base, tls: tls !== undefined });
   const adminApp = buildAdminApp({ ...base, tls: false });
   const listeners: HttpListener[] = [];
+  const explicit = ctx.explicitListeners ?? { http: true, admin: true };
+  /** Binds one listener; a default one that cannot be bound is skipped with an error line. */
+  const bind = (listener: "public" | "admin", start: () => HttpListener, isExplicit: boolean, tlsOn: boolean) => {
+    try {
+      const l = start();
+      listeners.push(l);
+      log("info", "http.listening", { listener, address: l.address, port: l.port, tls: tlsOn });
+    } catch (err) {
+      if (isExplicit) throw err;
+      const key = listener === "public" ? "http.listen" : "admin.listen";
+      log("error", "http.not_listening", {
+        listener,
+        detail: `the default ${key} address cannot be bound (${err instanceof Error ? (err as NodeJS.ErrnoException).code ?? err.name : "error"}); RADIUS keeps running; set ${key} to a free address`,
+      });
+    }
+  };
   try {
-    const p = serveHttp({ ...pub, tls: tls && { cert: tls.cert, key: tls.key }, fetch: (req, env) => publicApp.fetch(req, env) });
-    listeners.push(p);
-    log("info", "http.listening", { listener: "public", address: p.address, port: p.port, tls: tls !== undefined });
-    const a = serveHttp({ ...adm, fetch: (req, env) => adminApp.fetch(req, env) });
-    listeners.push(a);
-    log("info", "http.listening", { listener: "admin", address: a.address, port: a.port, tls: false });
+    bind("public", () => serveHttp({ ...pub, tls: tls && { cert: tls.cert, key: tls.key }, fetch: (req, env) => publicApp.fetch(req, env) }), explicit.http, tls !== undefined);
+    bind("admin", () => serveHttp({ ...adm, fetch: (req, env) => adminApp.fetch(req, env) }), explicit.admin, false);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.stop()));
     throw err;

@@ -46,6 +46,8 @@ export interface LoadedConfig {
   config: Config;
   /** The file that was read, or undefined when running on built-in defaults. */
   file: string | undefined;
+  /** Option paths ("http.listen") set by the file, the environment or a flag rather than left at their default. */
+  explicit: ReadonlySet<string>;
 }
 
 type Raw = Record<string, unknown>;
@@ -236,7 +238,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     keys: { ...parsed.keys, key_file: resolveIn(dataDir, parsed.keys.key_file || "portcullis.key") },
     delivery: { ...parsed.delivery, allowed_countries: parsed.delivery.allowed_countries ?? (parsed.region ? [parsed.region] : []) },
   };
-  return { config, file };
+  return { config, file, explicit: new Set(sources.keys()) };
 }
 
 const isLoopback = (listen: string) => /^(127\.\d+\.\d+\.\d+|\[::1\]):\d+$/.test(listen);

@@ -201,10 +201,16 @@ export class Appliance implements AsyncDisposable {
    * 127.0.0.1:0 too) and waits for its `radius.listening` and both `http.listening` lines (ports
    * parsed from them).
    */
-  async serve({ env, listen = "127.0.0.1:0", httpListen = "127.0.0.1:0" }: { env?: Record<string, string>; listen?: string; httpListen?: string } = {}): Promise<ServerProcess> {
-    const proc = Bun.spawn([...portcullisCommand(), "--data-dir", this.dataDir, "serve", "--radius-listen", listen, "--http-listen", httpListen], {
+  async serve({
+    env,
+    listen = "127.0.0.1:0",
+    httpListen = "127.0.0.1:0",
+    defaultHttp = false,
+  }: { env?: Record<string, string>; listen?: string; httpListen?: string; /** Leave both HTTP listeners on their built-in defaults and do not wait for them. */ defaultHttp?: boolean } = {}): Promise<ServerProcess> {
+    const args = defaultHttp ? ["serve", "--radius-listen", listen] : ["serve", "--radius-listen", listen, "--http-listen", httpListen];
+    const proc = Bun.spawn([...portcullisCommand(), "--data-dir", this.dataDir, ...args], {
       cwd: root,
-      env: this.spawnEnv({ PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0", ...env }),
+      env: this.spawnEnv(defaultHttp ? { ...env } : { PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0", ...env }),
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
@@ -214,6 +220,7 @@ export class Appliance implements AsyncDisposable {
     const line = await server.waitForLog((l) => l.event === "radius.listening", { timeoutMs: 30_000 });
     server.port = Number(line.port);
     server.address = String(line.address);
+    if (defaultHttp) return server;
     const pub = await server.waitForLog((l) => l.event === "http.listening" && l.listener === "public", { timeoutMs: 30_000 });
     const adm = await server.waitForLog((l) => l.event === "http.listening" && l.listener === "admin", { timeoutMs: 30_000 });
     server.httpPort = Number(pub.port);
