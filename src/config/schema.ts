@@ -72,6 +72,12 @@ function oneOf<const T extends readonly (string | number)[]>(options: T, def: T[
   return v.optional(v.pipe(v.picklist(options), doc<T[number]>(description), meta<T[number]>("enum", must)), def);
 }
 
+/** Like oneOf, but the input is normalised first (case, aliases such as a MIME type for a short name). */
+function oneOfLoose<const T extends readonly string[]>(options: T, def: T[number], description: string, normalise: (s: string) => string) {
+  const must = `one of ${options.map((o) => `"${o}"`).join(", ")}`;
+  return v.optional(v.pipe(v.string(), v.transform(normalise), v.picklist(options), doc<T[number]>(description), meta<T[number]>("enum", must)), def);
+}
+
 function bool(def: boolean, description: string) {
   return v.optional(v.pipe(v.boolean(), doc<boolean>(description), meta<boolean>("boolean", "true or false")), def);
 }
@@ -436,11 +442,12 @@ export const configSchema = v.strictObject({
         "empty or an http(s):// URL",
         isURL,
       ),
-      method: oneOf(["POST", "GET"] as const, "POST", "HTTP method. With GET the rendered `body` becomes the query string."),
-      content_type: oneOf(
+      method: oneOfLoose(["POST", "GET"] as const, "POST", "HTTP method (any case). With GET the rendered `body` becomes the query string.", (s) => s.toUpperCase()),
+      content_type: oneOfLoose(
         ["form", "json"] as const,
         "form",
-        '"form" sends `application/x-www-form-urlencoded` (each `{to}`/`{message}` value URL-encoded); "json" sends `application/json` (each value JSON-escaped, so write `"{message}"` inside quotes).',
+        '"form" (or `application/x-www-form-urlencoded`) sends a form body, each `{to}`/`{message}` value URL-encoded; "json" (or `application/json`) sends JSON, each value JSON-escaped, so write `"{message}"` inside quotes.',
+        (s) => ({ "application/x-www-form-urlencoded": "form", "application/json": "json" })[s.trim().toLowerCase()] ?? s.trim().toLowerCase(),
       ),
       body: text(
         "to={to}&message={message}",

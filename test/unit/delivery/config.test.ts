@@ -106,3 +106,17 @@ test.each([
 ])("warning: %s", (_, toml, expected) => {
   expect(deliveryWarnings(load(toml).delivery).join("\n")).toContain(expected);
 });
+
+test.each([
+  ["json", "post", "json", "POST"],
+  ["application/json", "GET", "json", "GET"],
+  ["Application/X-WWW-Form-URLencoded", "Post", "form", "POST"],
+  ["FORM", "get", "form", "GET"],
+])("[delivery.sms] content_type %p and method %p are read as %p / %p", (contentType, method, want, wantMethod) => {
+  const c = load(`[delivery.sms]\nurl = "https://sms.example.com/send"\ncontent_type = "${contentType}"\nmethod = "${method}"\n`);
+  expect([c.delivery.sms.content_type, c.delivery.sms.method]).toEqual([want, wantMethod]);
+});
+
+test("[delivery.sms] an unknown content_type is an error naming the key", () => {
+  expect(errorOf(() => load('[delivery.sms]\ncontent_type = "text/xml"\n'))).toContain("delivery.sms.content_type");
+});
