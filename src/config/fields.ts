@@ -30,7 +30,8 @@ export interface ConfigSection {
 }
 
 /**
- * An array of tables such as `[[ldap]]`, and those nested in it (`[[ldap.reply]]`). Its keys come
+ * An array of tables such as `[[ldap]]`, those nested in it (`[[ldap.reply]]`) and those inside a
+ * section (`[[delivery.gateway]]`). Its keys come
  * from the file only (no PORTCULLIS_<SECTION>_<KEY> variable): `env` is "" on its fields.
  */
 export interface ConfigTableArray {
@@ -106,6 +107,8 @@ function walk(): { fields: ConfigField[]; sections: ConfigSection[]; tableArrays
       for (const [k, s] of Object.entries(pipeRoot.entries)) {
         // A sub-table such as [delivery.sms]: listed as its own section after the parent's keys.
         if (subsectionRoot(s)) subsections.push([k, s]);
+        // An array of tables inside a section ([[delivery.gateway]]): file only, like [[ldap]].
+        else if (tableArrayItem(s)) tableArrays.push(tableArray(`${key}.${k}`, s));
         else fields.push(leaf(key, k, s));
       }
       for (const [k, s] of subsections) {
@@ -128,7 +131,10 @@ export const CONFIG_FIELDS: readonly ConfigField[] = walked.fields;
 /** The sections ([radius], [otp], …) in schema order. */
 export const CONFIG_SECTIONS: readonly ConfigSection[] = walked.sections;
 
-/** Arrays of tables ([[ldap]] with [[ldap.reply]]), in schema order; their keys are not in CONFIG_FIELDS. */
+/**
+ * Arrays of tables ([[ldap]] with [[ldap.reply]], [[delivery.gateway]]), in schema order; their
+ * keys are not in CONFIG_FIELDS.
+ */
 export const CONFIG_TABLE_ARRAYS: readonly ConfigTableArray[] = walked.tableArrays;
 
 const byPath = new Map(CONFIG_FIELDS.map((f) => [f.path, f]));

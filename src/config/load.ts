@@ -9,6 +9,7 @@ import { parse as parseTOML, TomlError } from "smol-toml";
 import * as v from "valibot";
 import { CONFIG_FIELDS, CONFIG_SECTIONS, fieldAt, type ConfigField } from "./fields.ts";
 import { ConfigError } from "./errors.ts";
+import { describeGatewayIssue, isGatewayEnv, isGatewayIssue, resolveDelivery } from "./delivery.ts";
 import { describeLdapIssue, ldapWarnings, resolveLdapProfiles } from "./ldap.ts";
 import { configSchema, type Config } from "./schema.ts";
 
@@ -120,6 +121,7 @@ function fileSources(raw: Raw, label: string, sources: Map<string, string>, pref
 
 function describeIssue(issue: v.BaseIssue<unknown>, sources: Map<string, string>, raw: Raw): string {
   if (issue.path?.[0]?.key === "ldap") return describeLdapIssue(issue, raw.ldap, sources.get("ldap"));
+  if (isGatewayIssue(issue)) return describeGatewayIssue(issue, isTable(raw.delivery) ? raw.delivery.gateway : undefined, sources.get("delivery.gateway"));
   const keys = (issue.path ?? []).map((p) => p.key).filter((k): k is string => typeof k === "string");
   const dotted = keys.join(".");
   const from = (path: string) => {
@@ -185,7 +187,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     if (field) {
       setPath(raw, field, coerce(field, value));
       sources.set(field.path, name);
-    } else if (sectionPrefixes.some((p) => name.startsWith(p))) {
+    } else if (sectionPrefixes.some((p) => name.startsWith(p)) && !isGatewayEnv(name)) {
+      // A [[delivery.gateway]] password variable is checked against the gateways in step 5.
       throw new ConfigError(`config: ${name} is not a known option`);
     }
   }
@@ -227,6 +230,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     }
   }
 
+  const delivery = resolveDelivery(parsed, { env, sources });
+
   // 6. Derived values.
   const dataDir = resolveIn(cwd, parsed.data_dir);
   const ldap = resolveLdapProfiles(parsed.ldap, { env, source: sources.get("ldap"), resolvePath: (p) => resolveIn(cwd, p), rawProfiles: raw.ldap });
@@ -236,7 +241,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     data_dir: dataDir,
     store: { ...parsed.store, path: resolveIn(dataDir, parsed.store.path || "portcullis.db") },
     keys: { ...parsed.keys, key_file: resolveIn(dataDir, parsed.keys.key_file || "portcullis.key") },
-    delivery: { ...parsed.delivery, allowed_countries: parsed.delivery.allowed_countries ?? (parsed.region ? [parsed.region] : []) },
+    delivery: { ...delivery, allowed_countries: parsed.delivery.allowed_countries ?? (parsed.region ? [parsed.region] : []) },
   };
   return { config, file, explicit: new Set(sources.keys()) };
 }

@@ -14,12 +14,17 @@ const TYPE_NAMES: Record<ConfigField["kind"], string> = {
 function tomlValue(x: unknown): string {
   if (x === undefined) return "";
   if (Array.isArray(x)) return `[${x.map(tomlValue).join(", ")}]`;
+  if (typeof x === "object" && x !== null) {
+    const entries = Object.entries(x);
+    return entries.length === 0 ? "{}" : `{ ${entries.map(([k, val]) => `${k} = ${tomlValue(val)}`).join(", ")} }`;
+  }
   return typeof x === "string" ? JSON.stringify(x) : String(x);
 }
 
 function row(f: ConfigField): string {
   const type = f.kind === "enum" ? f.must.replace(/^one of /, "") : TYPE_NAMES[f.kind];
-  const def = f.path === "delivery.allowed_countries" ? "`[region]`" : `\`${tomlValue(f.defaultValue)}\``;
+  const def =
+    f.path === "delivery.allowed_countries" ? "`[region]`" : f.path === "delivery.channels" ? '`["sms", <gateways>, "email"]`' : `\`${tomlValue(f.defaultValue)}\``;
   const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
   return `| \`${f.key}\` | ${cell(type)} | ${cell(def)} | \`${f.env}\` | ${cell(f.description)} |`;
 }
@@ -108,6 +113,39 @@ const ENDPOINT_EXAMPLE = [
   "```",
 ];
 
+const GATEWAY_TEXT = [
+  "",
+  "Gateways come from the file only; the one environment variable is the password's,",
+  "`PORTCULLIS_DELIVERY_GATEWAY_<NAME>_PASSWORD` (NAME upper-cased, every character other than a",
+  "letter or digit as `_`), which overrides `password` and `password_file`. A",
+  "`PORTCULLIS_DELIVERY_GATEWAY_*` variable that names no gateway is an error, and so is a name used",
+  "twice (also when two names map to one variable). Errors name the key as",
+  "`delivery.gateway[backup].url` (`delivery.gateway[0].url` when the entry has no usable name) and",
+  "the file, never the value. `[delivery] channels` and every `[[endpoint]] channels` may name only",
+  '"sms", "email" and gateway names; an endpoint may name only channels that `[delivery] channels`',
+  "lists. A gateway left out of an explicit `[delivery] channels` is unused and logged as a warning.",
+];
+
+const GATEWAY_EXAMPLE = [
+  "```toml",
+  "[delivery]",
+  'channels = ["sms", "elks", "email"]   # Twilio first, then 46elks, then e-mail',
+  "",
+  "[delivery.sms]",
+  'url = "https://api.twilio.com/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json"',
+  'body = "To={to}&From=%2B15017122661&Body={message}"',
+  'user = "AC0123456789abcdef0123456789abcdef"',
+  'password_file = "/etc/portcullis/twilio.token"',
+  "",
+  "[[delivery.gateway]]",
+  'name = "elks"',
+  'url = "https://api.46elks.com/a1/sms"',
+  'body = "from=Acme&to={to}&message={message}"',
+  'user = "u0123456789abcdef0123456789abcdef"',
+  "# password from $PORTCULLIS_DELIVERY_GATEWAY_ELKS_PASSWORD",
+  "```",
+];
+
 /** The configuration reference as Markdown (deterministic: the committed file must equal it). */
 export function renderConfigReference(): string {
   const out: string[] = [
@@ -146,6 +184,7 @@ export function renderConfigReference(): string {
     out.push(...tableArraySection(t, "##"));
     if (t.name === "ldap") out.push(...LDAP_TEXT, "", "### Example", "", ...LDAP_EXAMPLE);
     if (t.name === "endpoint") out.push("", "### Example", "", ...ENDPOINT_EXAMPLE);
+    if (t.name === "delivery.gateway") out.push(...GATEWAY_TEXT, "", "### Example", "", ...GATEWAY_EXAMPLE);
   }
   out.push(
     "",

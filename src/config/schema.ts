@@ -243,8 +243,70 @@ function subsection<E extends v.ObjectEntries>(description: string, entries: E) 
   return section(description, entries);
 }
 
-const LISTEN_MUST = 'an address and port such as "192.0.2.10:1812" or "[2001:db8::10]:1812"';
 const isURL = (s: string) => s === "" || (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s));
+
+/** A delivery channel name: `[delivery] channels`, `[[endpoint]] channels`, logs and metrics. */
+export const CHANNEL_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/** The channel names of the built-in channels, which a `[[delivery.gateway]]` may not take. */
+export const BUILTIN_CHANNELS = ["sms", "email"] as const;
+
+/**
+ * The keys of an HTTP SMS gateway, shared by `[delivery.sms]` (channel "sms", overridable by
+ * PORTCULLIS_DELIVERY_SMS_*) and each `[[delivery.gateway]]` (file only, `url` required).
+ */
+function smsGatewayEntries(kind: "sms" | "gateway") {
+  const passwordEnv = kind === "sms" ? "`$PORTCULLIS_DELIVERY_SMS_PASSWORD`" : "`$PORTCULLIS_DELIVERY_GATEWAY_<NAME>_PASSWORD` (NAME upper-cased, other characters than letters and digits as `_`)";
+  return {
+    url:
+      kind === "sms"
+        ? text("", "Gateway URL (https:// unless on a trusted network). Empty disables SMS.", "empty or an http(s):// URL", isURL)
+        : required("Gateway URL (https:// unless on a trusted network).", "an http(s):// URL", (s) => s !== "" && isURL(s)),
+    method: oneOfLoose(["POST", "GET"] as const, "POST", "HTTP method (any case). With GET the rendered `body` becomes the query string.", (s) => s.toUpperCase()),
+    content_type: oneOfLoose(
+      ["form", "json"] as const,
+      "form",
+      '"form" (or `application/x-www-form-urlencoded`) sends a form body, each `{to}`/`{message}` value URL-encoded; "json" (or `application/json`) sends JSON, each value JSON-escaped, so write `"{message}"` inside quotes.',
+      (s) => ({ "application/x-www-form-urlencoded": "form", "application/json": "json" })[s.trim().toLowerCase()] ?? s.trim().toLowerCase(),
+    ),
+    body: text(
+      "to={to}&message={message}",
+      "Body template. `{to}` is the E.164 number (+46701234567), `{to_digits}` the same without the + (46701234567), `{message}` the text. Everything else is sent as written.",
+      "a string containing {to} (or {to_digits}) and {message}",
+      (s) => (s.includes("{to}") || s.includes("{to_digits}")) && s.includes("{message}"),
+    ),
+    headers: v.optional(
+      v.pipe(
+        v.record(v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/)), v.pipe(v.string(), v.check((s) => !/[\r\n\0]/.test(s)))),
+        doc<Record<string, string>>("Extra request headers, e.g. `{ Authorization = \"Bearer …\" }`. Values may hold credentials: they are never logged."),
+        meta<Record<string, string>>("table", "a table of header names to single-line strings"),
+      ),
+      {},
+    ),
+    user: text("", "User name for HTTP basic authentication (Twilio Account SID, 46elks API username). Empty sends no basic authentication."),
+    password: text("", `Password for HTTP basic authentication; prefer ${passwordEnv} or \`password_file\`.`),
+    password_file: text("", "File holding the basic-authentication password (one trailing newline ignored), read at start-up."),
+    success_match: text(
+      "",
+      'Regular expression the response body must match for a 2xx to count as sent (Vonage answers 200 with `"status": "4"` on bad credentials). Empty: any 2xx is success.',
+      "empty or a valid regular expression",
+      isRegExp,
+    ),
+    timeout_ms: integer(5000, 100, 60_000, "Time for the whole request; after it the next channel is tried."),
+  };
+}
+
+/** `[[delivery.gateway]]`: a further HTTP SMS gateway, a channel named `name`. Cross-key rules are checked in config/delivery.ts. */
+export const smsGatewaySchema = v.strictObject({
+  name: required(
+    'Channel name, unique, not "sms" or "email" (the built-in channels); used in `[delivery] channels`, `[[endpoint]] channels`, the delivery log and metrics.',
+    "a name of 1-32 lower-case letters, digits, '_' or '-' starting with a letter, other than \"sms\" and \"email\"",
+    (s) => CHANNEL_NAME.test(s) && !(BUILTIN_CHANNELS as readonly string[]).includes(s),
+  ),
+  ...smsGatewayEntries("gateway"),
+});
+
+const LISTEN_MUST = 'an address and port such as "192.0.2.10:1812" or "[2001:db8::10]:1812"';
 
 // --- the schema -----------------------------------------------------------------------------
 
@@ -411,14 +473,13 @@ export const configSchema = v.strictObject({
     ),
     channels: v.optional(
       v.pipe(
-        v.array(v.picklist(["sms", "email"] as const)),
+        v.array(v.pipe(v.string(), v.check((s) => CHANNEL_NAME.test(s)))),
         v.check((a) => new Set(a).size === a.length),
-        doc<Array<"sms" | "email">>(
-          'Channels tried in this order; the next is tried when one fails. A channel is used only when it is configured (`[delivery.sms] url`, `[delivery.smtp] host`) and the user has its address (phone, e-mail).',
+        doc<string[]>(
+          'Channels tried in this order; the next is tried when one fails: `"sms"` (`[delivery.sms]`), `"email"` (`[delivery.smtp]`) and the name of each `[[delivery.gateway]]`. A channel is used only when it is configured (`[delivery.sms] url`, `[delivery.smtp] host`) and the user has its address (phone, e-mail). When omitted: `sms`, then every `[[delivery.gateway]]` in file order, then `email`.',
         ),
-        meta<Array<"sms" | "email">>("string[]", 'a list without repeats of "sms" and "email"'),
+        meta<string[]>("string[]", 'a list without repeats of channel names ("sms", "email" or a [[delivery.gateway]] name)'),
       ),
-      ["sms", "email"],
     ),
     per_number_per_minute: integer(5, 0, 1_000_000, "Messages to one phone number (or e-mail address) per minute. 0 turns this limit off."),
     per_number_per_hour: integer(30, 0, 1_000_000, "Messages to one phone number (or e-mail address) per hour. 0 turns this limit off."),
@@ -435,45 +496,16 @@ export const configSchema = v.strictObject({
     ),
     email_subject: text("Sign-in request", "Subject of approval e-mails.", "a non-empty string without line breaks", (s) => nonEmpty(s) && !/[\r\n]/.test(s)),
     log_retention_days: integer(90, 1, 3650, "Days a delivery log row is kept."),
-    sms: subsection("`[delivery.sms]`: the HTTP SMS gateway. Leave `url` empty to send no SMS. Examples for Twilio, 46elks and Vonage are in docs/delivery.md.", {
-      url: text(
-        "",
-        "Gateway URL (https:// unless on a trusted network). Empty disables SMS.",
-        "empty or an http(s):// URL",
-        isURL,
-      ),
-      method: oneOfLoose(["POST", "GET"] as const, "POST", "HTTP method (any case). With GET the rendered `body` becomes the query string.", (s) => s.toUpperCase()),
-      content_type: oneOfLoose(
-        ["form", "json"] as const,
-        "form",
-        '"form" (or `application/x-www-form-urlencoded`) sends a form body, each `{to}`/`{message}` value URL-encoded; "json" (or `application/json`) sends JSON, each value JSON-escaped, so write `"{message}"` inside quotes.',
-        (s) => ({ "application/x-www-form-urlencoded": "form", "application/json": "json" })[s.trim().toLowerCase()] ?? s.trim().toLowerCase(),
-      ),
-      body: text(
-        "to={to}&message={message}",
-        "Body template. `{to}` is the E.164 number (+46701234567), `{to_digits}` the same without the + (46701234567), `{message}` the text. Everything else is sent as written.",
-        "a string containing {to} (or {to_digits}) and {message}",
-        (s) => (s.includes("{to}") || s.includes("{to_digits}")) && s.includes("{message}"),
-      ),
-      headers: v.optional(
-        v.pipe(
-          v.record(v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/)), v.pipe(v.string(), v.check((s) => !/[\r\n\0]/.test(s)))),
-          doc<Record<string, string>>("Extra request headers, e.g. `{ Authorization = \"Bearer …\" }`. Values may hold credentials: they are never logged."),
-          meta<Record<string, string>>("table", "a table of header names to single-line strings"),
+    sms: subsection("`[delivery.sms]`: the HTTP SMS gateway (channel `sms`). Leave `url` empty to send no SMS. Examples for Twilio, 46elks and Vonage are in docs/delivery.md.", smsGatewayEntries("sms")),
+    gateway: v.optional(
+      v.pipe(
+        v.array(smsGatewaySchema),
+        doc<Array<v.InferOutput<typeof smsGatewaySchema>>>(
+          "Further HTTP SMS gateways, each a channel of its own `name` with the keys of `[delivery.sms]`, e.g. a second provider to fail over to. List them in `[delivery] channels` (or an endpoint's `channels`) to set the order; when `[delivery] channels` is not set they come after `sms` and before `email`, in file order.",
         ),
-        {},
       ),
-      user: text("", "User name for HTTP basic authentication (Twilio Account SID, 46elks API username). Empty sends no basic authentication."),
-      password: text("", "Password for HTTP basic authentication; prefer `$PORTCULLIS_DELIVERY_SMS_PASSWORD` or `password_file`."),
-      password_file: text("", "File holding the basic-authentication password (one trailing newline ignored), read at start-up."),
-      success_match: text(
-        "",
-        'Regular expression the response body must match for a 2xx to count as sent (Vonage answers 200 with `"status": "4"` on bad credentials). Empty: any 2xx is success.',
-        "empty or a valid regular expression",
-        isRegExp,
-      ),
-      timeout_ms: integer(5000, 100, 60_000, "Time for the whole request; after it the next channel is tried."),
-    }),
+      [],
+    ),
     smtp: subsection("`[delivery.smtp]`: e-mail over SMTP. Leave `host` empty to send no e-mail.", {
       host: text("", "SMTP server host name. Empty disables e-mail.", "a host name or address without spaces", (s) => !/\s/.test(s)),
       port: integer(587, 1, 65_535, "SMTP port: 587 (submission with STARTTLS) or 465 (implicit TLS, `secure = true`)."),
@@ -493,10 +525,15 @@ type ParsedConfig = v.InferOutput<typeof configSchema>;
 
 /**
  * The validated configuration, snake_case as in the file. After loading, `data_dir`, `store.path`
- * and `keys.key_file` are absolute paths and `delivery.allowed_countries` is always a list.
+ * and `keys.key_file` are absolute paths, `delivery.allowed_countries` and `delivery.channels` are
+ * always lists, and each `delivery.gateway[].password` holds its environment override when set.
  */
 export type Config = Omit<ParsedConfig, "delivery" | "ldap"> & {
-  delivery: Omit<ParsedConfig["delivery"], "allowed_countries"> & { allowed_countries: string[] };
+  delivery: Omit<ParsedConfig["delivery"], "allowed_countries" | "channels"> & {
+    allowed_countries: string[];
+    /** Always a list after loading: when omitted, "sms", the gateways in file order, "email". */
+    channels: string[];
+  };
   ldap: LdapConfig[];
 };
 

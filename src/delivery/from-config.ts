@@ -27,52 +27,64 @@ function password(inline: string, file: string, key: string, readFile: (p: strin
 export interface ChannelsFromConfigOptions {
   /** Replaces readFileSync for password and CA files (tests). */
   readFile?: (path: string) => string;
-  /** Passed to the SMS channel (tests). */
+  /** Passed to the SMS channels (tests). */
   fetch?: typeof fetch;
 }
 
+/** The keys of one HTTP SMS gateway: `[delivery.sms]` or one `[[delivery.gateway]]`. */
+type SmsGatewayConfig = DeliveryConfig["sms"];
+
 /**
- * The configured channels in `[delivery] channels` order; a channel without configuration (empty
- * `sms.url`, empty `smtp.host`) is left out.
+ * One HTTP SMS gateway channel named `name`; `key` ("delivery.sms", "delivery.gateway[backup]")
+ * names it in errors.
+ */
+function smsChannel(name: string, g: SmsGatewayConfig, key: string, readFile: (p: string) => string, fetchImpl: typeof fetch | undefined): Channel {
+  const pass = password(g.password, g.password_file, `${key}.password`, readFile);
+  let successMatch: RegExp | undefined;
+  try {
+    successMatch = g.success_match === "" ? undefined : new RegExp(g.success_match);
+  } catch {
+    throw new ConfigError(`config: ${key}.success_match must be empty or a valid regular expression`);
+  }
+  if (g.content_type === "json" && g.method === "POST") {
+    const sample = g.body.replace(/\{(to|to_digits|message)\}/g, "x");
+    try {
+      JSON.parse(sample);
+    } catch {
+      throw new ConfigError(`config: ${key}.body must be JSON when content_type is "json" (write "{message}" inside quotes)`);
+    }
+  }
+  return createSmsHttpChannel({
+    name,
+    url: g.url,
+    method: g.method,
+    contentType: g.content_type,
+    body: g.body,
+    headers: g.headers,
+    basicAuth: g.user !== "" ? { user: g.user, password: pass } : undefined,
+    successMatch,
+    timeoutMs: g.timeout_ms,
+    fetch: fetchImpl,
+  });
+}
+
+/**
+ * The configured channels in `[delivery] channels` order: "sms" (`[delivery.sms]`), "email"
+ * (`[delivery.smtp]`) and each `[[delivery.gateway]]` by its name. A built-in channel without
+ * configuration (empty `sms.url`, empty `smtp.host`) is left out, and so is a gateway that
+ * `[delivery] channels` does not list.
  *
  * @throws ConfigError naming the key (never the value) when a password or CA file cannot be read,
- *   `smtp.from` is missing, or `sms.success_match` is not a regular expression.
+ *   `smtp.from` is missing, a `success_match` is not a regular expression, or a JSON `body` is
+ *   not JSON.
  */
 export function channelsFromConfig(d: DeliveryConfig, { readFile = (p) => readFileSync(p, "utf8"), fetch }: ChannelsFromConfigOptions = {}): Channel[] {
   const out: Channel[] = [];
-  for (const kind of d.channels) {
-    if (kind === "sms" && d.sms.url !== "") {
-      const pass = password(d.sms.password, d.sms.password_file, "delivery.sms.password", readFile);
-      let successMatch: RegExp | undefined;
-      try {
-        successMatch = d.sms.success_match === "" ? undefined : new RegExp(d.sms.success_match);
-      } catch {
-        throw new ConfigError("config: delivery.sms.success_match must be empty or a valid regular expression");
-      }
-      if (d.sms.content_type === "json" && d.sms.method === "POST") {
-        const sample = d.sms.body.replace(/\{(to|to_digits|message)\}/g, "x");
-        try {
-          JSON.parse(sample);
-        } catch {
-          throw new ConfigError('config: delivery.sms.body must be JSON when content_type is "json" (write "{message}" inside quotes)');
-        }
-      }
-      out.push(
-        createSmsHttpChannel({
-          name: "sms",
-          url: d.sms.url,
-          method: d.sms.method,
-          contentType: d.sms.content_type,
-          body: d.sms.body,
-          headers: d.sms.headers,
-          basicAuth: d.sms.user !== "" ? { user: d.sms.user, password: pass } : undefined,
-          successMatch,
-          timeoutMs: d.sms.timeout_ms,
-          fetch,
-        }),
-      );
-    }
-    if (kind === "email" && d.smtp.host !== "") {
+  for (const name of d.channels) {
+    if (name === "sms") {
+      if (d.sms.url !== "") out.push(smsChannel("sms", d.sms, "delivery.sms", readFile, fetch));
+    } else if (name === "email") {
+      if (d.smtp.host === "") continue;
       if (d.smtp.from === "") throw new ConfigError("config: delivery.smtp.from must be set when delivery.smtp.host is");
       const pass = password(d.smtp.password, d.smtp.password_file, "delivery.smtp.password", readFile);
       out.push(
@@ -89,6 +101,10 @@ export function channelsFromConfig(d: DeliveryConfig, { readFile = (p) => readFi
           subject: d.email_subject,
         }),
       );
+    } else {
+      // loadConfig has checked that every other name is a gateway's.
+      const g = d.gateway.find((x) => x.name === name);
+      if (g) out.push(smsChannel(g.name, g, `delivery.gateway[${g.name}]`, readFile, fetch));
     }
   }
   return out;
@@ -115,6 +131,12 @@ export function allowListFromConfig(d: DeliveryConfig): AllowList {
 export function deliveryWarnings(d: DeliveryConfig): string[] {
   const w: string[] = [];
   if (d.sms.url.startsWith("http://")) w.push("delivery.sms.url is http://: messages and gateway credentials travel unencrypted");
+  const listed = new Set(d.channels);
+  for (const g of d.gateway) {
+    const key = `delivery.gateway[${g.name}]`;
+    if (g.url.startsWith("http://")) w.push(`${key}.url is http://: messages and gateway credentials travel unencrypted`);
+    if (!listed.has(g.name)) w.push(`${key} is not listed in delivery.channels: no message goes through it`);
+  }
   if (d.smtp.host !== "" && !d.smtp.secure && !d.smtp.starttls) {
     w.push("delivery.smtp.starttls is false: messages (and the SMTP password) may travel unencrypted");
   }
@@ -125,7 +147,7 @@ export function deliveryWarnings(d: DeliveryConfig): string[] {
   ] as const) {
     if (value === 0) w.push(`delivery.${key} is 0: that SMS-pumping limit is off`);
   }
-  if (d.allowed_countries.length === 0 && d.allowed_prefixes.length === 0 && d.sms.url !== "") {
+  if (d.allowed_countries.length === 0 && d.allowed_prefixes.length === 0 && (d.sms.url !== "" || d.gateway.length > 0)) {
     w.push("delivery.allowed_countries is empty (and no allowed_prefixes): every SMS is refused; set region or allowed_countries");
   }
   return w;

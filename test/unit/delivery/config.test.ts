@@ -50,7 +50,7 @@ describe("errors name the key and never the value", () => {
     ["a bad success_match", `[delivery.sms]\nsuccess_match = "(${SECRET}"`, "config: delivery.sms.success_match must be empty or a valid regular expression"],
     ["a body without {message}", `[delivery.sms]\nbody = "to={to}&key=${SECRET}"`, "config: delivery.sms.body must be a string containing {to} (or {to_digits}) and {message}"],
     ["an allowed prefix that is not E.164", `[delivery]\nallowed_prefixes = ["0046"]`, 'config: delivery.allowed_prefixes must be a list of E.164 prefixes such as ["+4670", "+35840"]'],
-    ["a repeated channel", `[delivery]\nchannels = ["sms", "sms"]`, 'config: delivery.channels must be a list without repeats of "sms" and "email"'],
+    ["a repeated channel", `[delivery]\nchannels = ["sms", "sms"]`, 'config: delivery.channels must be a list without repeats of channel names ("sms", "email" or a [[delivery.gateway]] name)'],
     ["a subject with a line break", `[delivery]\nemail_subject = "Hi\\nBcc: x@example.com"`, "config: delivery.email_subject must be a non-empty string without line breaks"],
   ])("%s", (_, toml, expected) => {
     const msg = errorOf(() => load(toml));
@@ -114,7 +114,7 @@ test.each([
   ["FORM", "get", "form", "GET"],
 ])("[delivery.sms] content_type %p and method %p are read as %p / %p", (contentType, method, want, wantMethod) => {
   const c = load(`[delivery.sms]\nurl = "https://sms.example.com/send"\ncontent_type = "${contentType}"\nmethod = "${method}"\n`);
-  expect([c.delivery.sms.content_type, c.delivery.sms.method]).toEqual([want, wantMethod]);
+  expect<string[]>([c.delivery.sms.content_type, c.delivery.sms.method]).toEqual([want, wantMethod]);
 });
 
 test("[delivery.sms] an unknown content_type is an error naming the key", () => {
