@@ -9,7 +9,7 @@ import * as v from "valibot";
 import { endpointProfiles } from "../../config/index.ts";
 import { endpointProfileSchema } from "../../config/schema.ts";
 import { DEFAULT_ENDPOINT, StoreError, type EndpointProfile } from "../../store/types.ts";
-import { fail, type AdminRouter } from "./route.ts";
+import { badRequest, fail, type AdminRouter } from "./route.ts";
 import { nameParams } from "./schemas.ts";
 
 const TAG = "endpoints";
@@ -89,6 +89,10 @@ export function endpointRoutes(r: AdminRouter): void {
     },
     async (c, { params, body }) => {
       if (declared(params.name)) return fail(c, 409, DECLARED);
+      // Only channels the appliance delivers through ([delivery] channels); an unknown name would be skipped silently.
+      const known = new Set(deps.config.delivery.channels);
+      const unknown = (body.channels ?? []).findIndex((name: string) => !known.has(name));
+      if (unknown >= 0) return badRequest(c, `channels[${unknown}]`, "a channel listed in [delivery] channels");
       const [profile] = endpointProfiles({ endpoint: [{ ...body, name: params.name }] });
       await store.endpoints.put(profile!);
       deps.audit({ type: "admin.endpoint_put", endpoint: params.name, by: c.get("apiKey").name });

@@ -273,6 +273,7 @@ describe("endpoint profiles", () => {
     ["timeout below 15 s", "PUT", "/endpoints/e1", { touch_timeout_s: 10 }, 400],
     ["empty text", "PUT", "/endpoints/e1", { title_text: "" }, 400],
     ["unknown key", "PUT", "/endpoints/e1", { colour: "red" }, 400],
+    ["a channel the appliance does not deliver through", "PUT", "/endpoints/e1", { channels: ["sms", "pigeon"] }, 400],
     ["a profile declared in the file cannot be edited", "PUT", "/endpoints/from-file", {}, 409],
     ["nor removed", "DELETE", "/endpoints/from-file", undefined, 409],
     ["default is never removed", "DELETE", "/endpoints/default", undefined, 409],
