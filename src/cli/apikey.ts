@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { generateApiKey } from "../http/api-keys.ts";
 import { DEFAULT_ENDPOINT, StoreError, type ApiKeyRole } from "../store/types.ts";
+import { audited } from "./audit.ts";
 import { CLIError, parseCommand, table, usageError, type CLIContext } from "./context.ts";
 
 export const APIKEY_USAGE = [
@@ -80,7 +81,11 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
 
   const generated = generateApiKey((n) => new Uint8Array(randomBytes(n)));
   try {
-    await store.apiKeys.add({ name, role, endpoint, hash: generated.hash, prefix: generated.prefix, expiresAt });
+    await audited(
+      ctx,
+      (s) => s.apiKeys.add({ name, role, endpoint, hash: generated.hash, prefix: generated.prefix, expiresAt }),
+      () => ({ type: "admin.apikey_added", apikey: name, role }),
+    );
   } catch (e) {
     if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`API key ${name} already exists`);
     throw e;
@@ -129,13 +134,15 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
 async function remove(ctx: CLIContext, args: string[]): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: APIKEY_USAGE[2]! });
   const name = positionals[0]!;
-  if (!(await (await ctx.store()).apiKeys.remove(name))) throw new CLIError(`no API key named ${NAME.test(name) ? name : "so"}`);
+  const removed = await audited(ctx, (store) => store.apiKeys.remove(name), (ok) => (ok ? { type: "admin.apikey_removed", apikey: name } : null));
+  if (!removed) throw new CLIError(`no API key named ${NAME.test(name) ? name : "so"}`);
   ctx.out(`removed API key ${name}\n`);
 }
 
 async function setDisabled(ctx: CLIContext, args: string[], disabled: boolean): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: APIKEY_USAGE[3]! });
   const name = positionals[0]!;
-  if (!(await (await ctx.store()).apiKeys.setDisabled(name, disabled))) throw new CLIError(`no API key named ${NAME.test(name) ? name : "so"}`);
+  const found = await audited(ctx, (store) => store.apiKeys.setDisabled(name, disabled), (ok) => (ok ? { type: "admin.apikey_state", apikey: name, disabled } : null));
+  if (!found) throw new CLIError(`no API key named ${NAME.test(name) ? name : "so"}`);
   ctx.out(`${disabled ? "disabled" : "enabled"} API key ${name}\n`);
 }

@@ -2,6 +2,7 @@
 
 import { parseCIDR } from "../config/index.ts";
 import { StoreError, type FirstFactor, type OTPMode } from "../store/types.ts";
+import { audited } from "./audit.ts";
 import { CLIError, parseBool, parseCommand, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
 
 export const CLIENT_USAGE = [
@@ -79,9 +80,12 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
     ctx.err("portcullis: warning: requests from this client are accepted without Message-Authenticator (CVE-2024-3596); enable it on the NAS when it can\n");
   }
 
-  const store = await ctx.store();
   try {
-    await store.clients.add({ name, address, secret, firstFactor, otpMode, requireMessageAuthenticator, allowPasswordOnly, directories });
+    await audited(
+      ctx,
+      (store) => store.clients.add({ name, address, secret, firstFactor, otpMode, requireMessageAuthenticator, allowPasswordOnly, directories }),
+      () => ({ type: "admin.client_added", client: name, address }),
+    );
   } catch (e) {
     if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`client ${name} already exists`);
     throw e;
@@ -143,6 +147,7 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
 async function remove(ctx: CLIContext, args: string[]): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: CLIENT_USAGE[2]! });
   const name = positionals[0]!;
-  if (!(await (await ctx.store()).clients.remove(name))) throw new CLIError(`no client named ${name}`);
+  const removed = await audited(ctx, (store) => store.clients.remove(name), (ok) => (ok ? { type: "admin.client_removed", client: name } : null));
+  if (!removed) throw new CLIError(`no client named ${name}`);
   ctx.out(`removed client ${name}\n`);
 }

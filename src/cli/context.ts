@@ -36,6 +36,8 @@ export interface CLIContext {
   /** The store, opened on first call and closed by main.ts after the command. */
   store(): Promise<Store>;
   now(): number;
+  /** Who makes the changes, as recorded in admin events; default cli/audit.ts cliActor(). */
+  actor?: string;
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;

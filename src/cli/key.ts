@@ -1,6 +1,7 @@
 // `key rotate`: a new sealing key, and every OTP seed and RADIUS secret re-encrypted under it.
 
 import { rotateKey } from "../store/open.ts";
+import { audited } from "./audit.ts";
 import { parseCommand, usageError, type CLIContext } from "./context.ts";
 
 export const KEY_USAGE = ["portcullis key rotate"];
@@ -10,6 +11,6 @@ export async function keyCommand(ctx: CLIContext, args: string[]): Promise<void>
   const [sub, ...rest] = args;
   if (sub !== "rotate") throw usageError(`key needs a subcommand: rotate; usage: ${KEY_USAGE[0]}`);
   parseCommand(rest, {}, { min: 0, max: 0, usage: KEY_USAGE[0]! });
-  const { keyId, resealed } = await rotateKey(await ctx.store());
+  const { keyId, resealed } = await audited(ctx, (store) => rotateKey(store), (r) => ({ type: "admin.key_rotated", keyId: r.keyId, resealed: r.resealed }));
   ctx.out(`new key ${keyId}; ${resealed} secrets re-encrypted\n`);
 }

@@ -17,9 +17,15 @@ import { RADIUSServer } from "../radius/server/server.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore } from "../store/open.ts";
-import type { DeliveryRepos, Store } from "../store/types.ts";
+import { adminEventsOf, type DeliveryRepos, type Store } from "../store/types.ts";
+import { AdminEventTail } from "./admin-event-tail.ts";
 import { allowListFromConfig, channelsFromConfig, deliveryWarnings, limitsFromConfig } from "../delivery/index.ts";
 import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/index.ts";
+
+/** How often `serve` looks whether another process committed (PRAGMA data_version) to emit CLI admin events. */
+const ADMIN_EVENT_POLL_MS = 1000;
+/** Emitted CLI admin-event records are kept this long in the store (the log line is the audit trail). */
+export const ADMIN_EVENT_RETENTION_DAYS = 90;
 
 export interface ServeContext {
   config: Config;
@@ -95,8 +101,13 @@ export async function serve(ctx: ServeContext): Promise<void> {
   let magicLink: MagicLinkService;
   let delivery: NonNullable<HttpDeps["delivery"]>;
   let deliveryRepos: DeliveryRepos;
+  let adminEvents: AdminEventTail;
   try {
     deliveryRepos = deliveryReposOf(opened);
+    // Admin changes made with the CLI (recorded in the store with the change) become audit events
+    // here; those recorded while no server ran are emitted now, before anything else happens.
+    adminEvents = new AdminEventTail(adminEventsOf(opened), { emit: audit.emit, log, now: Date.now });
+    await adminEvents.drain();
     for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
     ({ magicLink, delivery } = await createMagicLink(config, store, deliveryRepos, metrics, audit.emit));
   } catch (err) {
@@ -168,8 +179,23 @@ export async function serve(ctx: ServeContext): Promise<void> {
   // Challenge states expire on their own, and stale lockout counters would restart from zero
   // anyway: purge both now and then so neither table grows without bound.
   const resetAfterMs = config.lockout.reset_after_s * 1000;
+  // CLI admin events: emitted as soon as another process's commit is seen, and on the 60 s timer.
+  // undefined at first: the first tick drains whatever was committed since the start-up drain.
+  let seenEpoch: number | undefined;
+  const adminEventPoll = setInterval(() => {
+    let epoch: number | undefined;
+    try {
+      epoch = opened.changeEpoch?.();
+    } catch {
+      epoch = undefined; // the store is failing: let drain() try and log it
+    }
+    if (epoch !== undefined && epoch === seenEpoch) return;
+    seenEpoch = epoch;
+    void adminEvents.drain();
+  }, ADMIN_EVENT_POLL_MS);
   const purge = setInterval(() => {
     const now = Date.now();
+    void adminEvents.drain().then(() => adminEvents.purge(ADMIN_EVENT_RETENTION_DAYS * 86_400_000));
     void store.challenges.purgeExpired(now).catch(() => {});
     void store.lockouts.purgeStale(now - resetAfterMs, now).catch(() => {});
     // Answered and expired Magic Link sessions are kept a day, so a late tap still gets a clear page.
@@ -195,6 +221,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   process.on("SIGUSR1", statsLine);
 
   await stopped;
+  clearInterval(adminEventPoll);
   clearInterval(purge);
   if (statsTimer) clearInterval(statsTimer);
   process.off("SIGUSR1", statsLine);

@@ -18,6 +18,7 @@ import {
   type PSKCOptions,
 } from "../otp/index.ts";
 import { StoreError, type HashAlgorithm, type NewToken, type Token, type TokenState, type User } from "../store/types.ts";
+import { audited } from "./audit.ts";
 import { CLIError, parseCommand, parseInteger, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
 import { newSerial } from "./user-import.ts";
 import { cleanUsername } from "./validate.ts";
@@ -119,16 +120,20 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
   }
 
   const user = await userByName(ctx, positionals[0]!);
-  const store = await ctx.store();
-  let token: Token | undefined;
-  for (let attempt = 0; !token; attempt++) {
-    try {
-      token = await store.tokens.add({ serial: newSerial(kind), userId: user.id, kind, secret, algorithm, digits, period, counter, state: "active" });
-    } catch (e) {
-      // A random serial collided with an existing one: draw another.
-      if (!(e instanceof StoreError && e.code === "conflict") || attempt >= 3) throw e;
-    }
-  }
+  const token = await audited(
+    ctx,
+    async (store) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await store.tokens.add({ serial: newSerial(kind), userId: user.id, kind, secret, algorithm, digits, period, counter, state: "active" });
+        } catch (e) {
+          // A random serial collided with an existing one: draw another.
+          if (!(e instanceof StoreError && e.code === "conflict") || attempt >= 3) throw e;
+        }
+      }
+    },
+    (t) => ({ type: "admin.token_enrolled", user: user.username, token: t.id, kind }),
+  );
   const uri = otpauthURI({ kind, issuer: otp.issuer, account: user.username, secret, algorithm, digits, period, counter });
   ctx.out(`added token ${token.id} serial ${token.serial} (${kind}) for ${user.username}\n${uri}\n`);
   if (ctx.stdoutIsTTY) ctx.out(`${await terminalQR(uri)}\n`);
@@ -174,14 +179,14 @@ async function assign(ctx: CLIContext, args: string[]): Promise<void> {
   const token = await store.tokens.findBySerial(serial);
   if (!token) throw new CLIError(`no token with serial ${serial}`);
   const user = await userByName(ctx, positionals[1]!);
-  await store.tokens.assign(token.id, user.id);
+  await audited(ctx, (s) => s.tokens.assign(token.id, user.id), () => ({ type: "admin.token_assigned", token: token.id, user: user.username }));
   ctx.out(`assigned token ${token.id} serial ${token.serial} to ${user.username}\n`);
 }
 
 async function setState(ctx: CLIContext, args: string[], state: TokenState): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: TOKEN_USAGE[4]! });
   const token = await tokenById(ctx, positionals[0]!);
-  await (await ctx.store()).tokens.setState(token.id, state);
+  await audited(ctx, (store) => store.tokens.setState(token.id, state), () => ({ type: "admin.token_state", token: token.id, state }));
   ctx.out(`token ${token.id} serial ${token.serial} is now ${state}\n`);
 }
 
@@ -191,16 +196,16 @@ async function resync(ctx: CLIContext, args: string[]): Promise<void> {
   const [code1, code2] = [positionals[1]!, positionals[2]!];
   const codeShape = new RegExp(`^\\d{${token.digits}}$`);
   if (!codeShape.test(code1) || !codeShape.test(code2)) throw usageError(`CODE1 and CODE2 must be ${token.digits}-digit codes`);
-  const store = await ctx.store();
+  const resynced = () => ({ type: "admin.token_resynced", token: token.id }) as const;
   if (token.kind === "totp") {
     const r = resyncTOTP(token, code1, code2, { now: ctx.now() });
     if (!r) throw new CLIError(`the two codes are not consecutive codes of token ${token.id}; nothing changed`);
-    await store.tokens.resync(token.id, { lastStep: r.lastStep, drift: r.drift });
+    await audited(ctx, (store) => store.tokens.resync(token.id, { lastStep: r.lastStep, drift: r.drift }), resynced);
     ctx.out(`resynchronised token ${token.id}: clock drift ${r.drift} step${Math.abs(r.drift) === 1 ? "" : "s"}\n`);
   } else {
     const r = resyncHOTP(token, code1, code2);
     if (!r) throw new CLIError(`the two codes are not consecutive codes of token ${token.id}; nothing changed`);
-    await store.tokens.resync(token.id, { counter: r.counter });
+    await audited(ctx, (store) => store.tokens.resync(token.id, { counter: r.counter }), resynced);
     ctx.out(`resynchronised token ${token.id}: next counter ${r.counter}\n`);
   }
 }
@@ -208,7 +213,7 @@ async function resync(ctx: CLIContext, args: string[]): Promise<void> {
 async function remove(ctx: CLIContext, args: string[]): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: TOKEN_USAGE[6]! });
   const token = await tokenById(ctx, positionals[0]!);
-  await (await ctx.store()).tokens.remove(token.id);
+  await audited(ctx, (store) => store.tokens.remove(token.id), (removed) => (removed ? { type: "admin.token_removed", token: token.id } : null));
   ctx.out(`removed token ${token.id} serial ${token.serial}\n`);
 }
 
@@ -275,7 +280,7 @@ async function importTokens(ctx: CLIContext, args: string[]): Promise<void> {
     return { serial: t.serial, userId, kind: t.kind, secret: t.secret, algorithm: t.algorithm, digits: t.digits, period: t.period, counter: t.counter, state: "active" };
   });
   try {
-    await store.tokens.addMany(tokens);
+    await audited(ctx, (s) => s.tokens.addMany(tokens), (added) => ({ type: "admin.tokens_imported", count: added.length }));
   } catch (e) {
     if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`${file}: a token serial already exists; nothing was imported`);
     throw e;

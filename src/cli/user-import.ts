@@ -13,6 +13,7 @@ import { isValidSecretLength } from "../otp/imported-token.ts";
 import { hashPassword, isPrehashed, passwordConcurrency } from "../runtime/password.ts";
 import type { HashAlgorithm, NewToken, UserImportRow } from "../store/types.ts";
 import { StoreError } from "../store/types.ts";
+import { audited } from "./audit.ts";
 import { CLIError, type CLIContext } from "./context.ts";
 import { CSVError, parseCSV } from "../util/csv.ts";
 import { Progress } from "./progress.ts";
@@ -241,7 +242,11 @@ export async function importUsers(ctx: CLIContext, file: string): Promise<void> 
   const rows = await prepareImportRows(users, { onProgress: (d, t) => progress.update("hashing", d, t) });
   progress.clear();
   try {
-    await store.users.importMany(rows, (d) => progress.update("writing", d, rows.length));
+    await audited(
+      ctx,
+      (s) => s.users.importMany(rows, (d) => progress.update("writing", d, rows.length)),
+      () => ({ type: "admin.users_imported", count: rows.length }),
+    );
   } catch (e) {
     progress.clear();
     if (e instanceof StoreError) throw new CLIError(`${file}: ${e.message}; nothing was imported`);

@@ -3,6 +3,7 @@
 import { AUTH_TYPES, authTypeNumber, parseAuthType, type AuthType } from "../auth/types.ts";
 import { hashPassword } from "../runtime/password.ts";
 import { StoreError, type User } from "../store/types.ts";
+import { audited } from "./audit.ts";
 import { CLIError, parseCommand, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
 import { importUsers } from "./user-import.ts";
 import { cleanUsername, isEmail, normalizePhone, PHONE_RULE } from "./validate.ts";
@@ -91,9 +92,12 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
     if (password === "") throw usageError("the password read from standard input is empty");
     passwordHash = await hashPassword(password);
   }
-  const store = await ctx.store();
   try {
-    await store.users.add({ username: name, passwordHash, type, phone, email, disabled: false, expiresAt: null, directory, externalId: null, directoryPhone: null });
+    await audited(
+      ctx,
+      (store) => store.users.add({ username: name, passwordHash, type, phone, email, disabled: false, expiresAt: null, directory, externalId: null, directoryPhone: null }),
+      (user) => ({ type: "admin.user_added", user: user.username }),
+    );
   } catch (e) {
     if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`user ${name} already exists`);
     throw e;
@@ -224,7 +228,8 @@ async function show(ctx: CLIContext, args: string[]): Promise<void> {
 async function remove(ctx: CLIContext, args: string[]): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: USER_USAGE[3]! });
   const name = username(ctx, positionals[0]!);
-  if (!(await (await ctx.store()).users.remove(name))) throw new CLIError(`no user named ${name}`);
+  const removed = await audited(ctx, (store) => store.users.remove(name), (ok) => (ok ? { type: "admin.user_removed", user: name } : null));
+  if (!removed) throw new CLIError(`no user named ${name}`);
   ctx.out(`removed user ${name} (their tokens are kept, unassigned)\n`);
 }
 
@@ -232,6 +237,7 @@ async function unlock(ctx: CLIContext, args: string[]): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: USER_USAGE[4]! });
   // Lockout is keyed on the normalised identity, local or directory user alike, so no lookup.
   const name = username(ctx, positionals[0]!);
-  const cleared = await (await ctx.store()).lockouts.clear(name);
+  // Recorded whether or not a counter was cleared, as the admin API does.
+  const cleared = await audited(ctx, (store) => store.lockouts.clear(name), (c) => ({ type: "admin.user_unlocked", user: name, cleared: c }));
   ctx.out(cleared ? `unlocked ${name}\n` : `${name} had no failures recorded\n`);
 }

@@ -273,6 +273,26 @@ CREATE TABLE server_secrets (
 );
 `,
   },
+  {
+    // Admin changes made by a process without an audit bus (the CLI): appended in the change's own
+    // transaction, emitted once as typed audit events by the running server (emitted_at set), and
+    // purged after the retention period. `fields` is the event's JSON without type and actor; it
+    // never holds a secret.
+    version: 7,
+    name: "admin_events",
+    sql: `
+CREATE TABLE admin_events (
+  id {{id}},
+  at BIGINT NOT NULL,
+  actor TEXT NOT NULL,
+  type TEXT NOT NULL,
+  fields TEXT NOT NULL,
+  emitted_at BIGINT
+);
+CREATE INDEX admin_events_pending ON admin_events (id) WHERE emitted_at IS NULL;
+CREATE INDEX admin_events_at ON admin_events (at);
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

@@ -488,3 +488,54 @@ export interface DeliveryRepos {
   readonly rateLimits: RateLimitRepo;
   readonly deliveryLog: DeliveryLogRepo;
 }
+
+// --- admin events recorded outside the server (the CLI) ----------------------------------------
+
+/**
+ * One admin change made by a process that has no audit bus (the CLI), kept until the running server
+ * emits it as a typed audit event. Never holds a password, seed, shared secret or key.
+ */
+export interface AdminEventRecord {
+  id: number;
+  at: number; // unix ms
+  /** Who made the change: "cli:" + the invoking OS user. */
+  actor: string;
+  /** The audit event type ("admin.user_added", …). */
+  type: string;
+  /** The event's other fields (without `type` and `by`), as stored. */
+  fields: Record<string, unknown>;
+}
+
+export type NewAdminEventRecord = Omit<AdminEventRecord, "id">;
+
+export interface AdminEventRepo {
+  /**
+   * Runs `change`, then appends the record `describe` makes of its result (null: nothing changed,
+   * nothing recorded), in ONE transaction: both are committed or neither is. `change` must only use
+   * this store, and nothing else may use the store's connection meanwhile (a CLI process; the server
+   * emits its own changes on its bus instead). Throws what `change` throws (after rolling back), and
+   * StoreError("unavailable") when the write lock cannot be taken in time.
+   */
+  recordWith<T>(change: () => Promise<T>, describe: (result: T) => NewAdminEventRecord | null): Promise<T>;
+  /** Appends one record on its own; returns its ID. Throws StoreError("unavailable"). */
+  append(record: NewAdminEventRecord): Promise<number>;
+  /**
+   * Claims up to `limit` records not emitted yet, oldest first, and marks them emitted at `now`, in
+   * one transaction: each record is handed out once, also with several servers on one store.
+   */
+  claimPending(limit: number, now: number): Promise<AdminEventRecord[]>;
+  /** Deletes emitted records older than `at`; returns how many (unemitted ones are kept). */
+  purgeBefore(at: number): Promise<number>;
+}
+
+/** The admin-event repository a store offers beside `Store` (SqliteStore has it). */
+export interface AdminEventRepos {
+  readonly adminEvents: AdminEventRepo;
+}
+
+/** The admin-event repository of an opened store. Throws TypeError when the back-end has none. */
+export function adminEventsOf(store: Store): AdminEventRepo {
+  const repo = (store as Store & Partial<AdminEventRepos>).adminEvents;
+  if (!repo) throw new TypeError("store: this back-end has no admin-event table; admin changes could not be audited");
+  return repo;
+}

@@ -13,8 +13,9 @@ import { openDatabase, type SQLDatabase, type SQLStatement } from "../../runtime
 import { appendNewKey, createKeyFile, describeSource, Keyring, loadKeyring } from "../keyring.ts";
 import { LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE_SQL, migrationSQL } from "../migrations.ts";
 import { openSealed, seal, type SealContext } from "../seal.ts";
+import { SqliteAdminEventRepo } from "./admin-events.ts";
 import { SqliteApiKeyRepo } from "./api-keys.ts";
-import { type DeliveryRepos, type Store, StoreError } from "../types.ts";
+import { type AdminEventRepos, type DeliveryRepos, type Store, StoreError } from "../types.ts";
 import { SqliteChallengeRepo } from "./challenges.ts";
 import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
 import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
@@ -203,7 +204,7 @@ function insertCheckRow(db: SQLDatabase, keyring: Keyring, keyId: string, now: (
 }
 
 /** The SQLite implementation of Store; create it with openSqliteStore. */
-export class SqliteStore implements Store, DeliveryRepos {
+export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly clients: SqliteClientRepo;
   readonly users: SqliteUserRepo;
   readonly tokens: SqliteTokenRepo;
@@ -214,6 +215,7 @@ export class SqliteStore implements Store, DeliveryRepos {
   readonly endpoints: SqliteEndpointRepo;
   readonly rateLimits: SqliteRateLimitRepo;
   readonly deliveryLog: SqliteDeliveryLogRepo;
+  readonly adminEvents: SqliteAdminEventRepo;
 
   private readonly sealer: Sealer;
   private readonly sDataVersion: SQLStatement<{ data_version: number }>;
@@ -241,6 +243,7 @@ export class SqliteStore implements Store, DeliveryRepos {
     this.endpoints = new SqliteEndpointRepo(ctx);
     this.rateLimits = new SqliteRateLimitRepo(ctx);
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
+    this.adminEvents = new SqliteAdminEventRepo(ctx);
     this.sDataVersion = db.prepare("PRAGMA data_version");
     this.sHeartbeat = db.prepare("INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
   }
