@@ -1,6 +1,6 @@
 // Typed audit events: policy code emits these; the log, counters and (later) syslog subscribe.
 
-import { log, type Level } from "./log.ts";
+import { log, logLine, logs, timestamp, type Level } from "./log.ts";
 
 export type AuthFailureReason =
   | "chap_unsupported"
@@ -160,8 +160,22 @@ export function levelOf(event: AuditEvent): Level {
 
 /** The default subscriber: one structured log line per event (never a password or code). */
 export function logSink(event: AuditEvent): void {
+  if (event.type === "auth.success" && logs("info")) return logLine("info", successLine(event));
   const { type, ...fields } = event;
   log(levelOf(event), type, fields);
+}
+
+const q = JSON.stringify;
+
+/**
+ * The auth.success line, built directly (one per accepted login, the hottest line): the same text
+ * as log("info", "auth.success", fields), field for field and in the same order, without the
+ * intermediate object. Strings go through JSON.stringify, so escaping is unchanged.
+ */
+function successLine(event: Extract<AuditEvent, { type: "auth.success" }>): string {
+  let factors = "";
+  for (const f of event.factors) factors += (factors === "" ? "" : ",") + q(f);
+  return `{"ts":"${timestamp()}","level":"info","event":"auth.success","channel":${q(event.channel)},"client":${q(event.client)},"user":${q(event.user)},"factors":[${factors}]}`;
 }
 
 type LogFn = (level: Level, event: string, fields?: Record<string, unknown>) => void;

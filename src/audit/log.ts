@@ -44,7 +44,33 @@ export function setLogSink(fn: (line: string) => void): void {
  */
 export function log(level: Level, event: string, fields: Record<string, unknown> = {}): void {
   if (ORDER[level] < threshold) return;
-  sink(JSON.stringify({ ts: new Date().toISOString(), level, event, ...fields }));
+  sink(JSON.stringify({ ts: timestamp(), level, event, ...fields }));
+}
+
+/** Whether a line of `level` is written at all (callers that build their own line check this first). */
+export function logs(level: Level): boolean {
+  return ORDER[level] >= threshold;
+}
+
+/**
+ * Writes a line that the caller serialised itself; it must be the JSON object that log() would
+ * write for the same event ({"ts","level","event",...fields}) and, like log(), hold no secret.
+ * The hot authentication events use it to skip the intermediate object (audit/events.ts).
+ */
+export function logLine(level: Level, line: string): void {
+  if (ORDER[level] < threshold) return;
+  sink(line);
+}
+
+let stampMs = -1;
+let stampText = "";
+/** The ISO 8601 time of a line, formatted once per millisecond (many lines share one under load). */
+export function timestamp(ms = Date.now()): string {
+  if (ms !== stampMs) {
+    stampMs = ms;
+    stampText = new Date(ms).toISOString();
+  }
+  return stampText;
 }
 
 /**

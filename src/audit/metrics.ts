@@ -49,13 +49,20 @@ abstract class Metric {
 
   /** The label values in declared order. Throws TypeError when a label is missing or unknown (a programming error). */
   protected key(labels: Labels): { key: string; values: string[] } {
-    const values = this.labelNames.map((n) => {
-      const v = labels[n];
-      if (v === undefined) throw new TypeError(`metric ${this.name}: label ${n} missing`);
-      return v;
-    });
-    if (Object.keys(labels).length !== this.labelNames.length) throw new TypeError(`metric ${this.name}: unexpected label in ${Object.keys(labels).join(",")}`);
-    return { key: values.join("\u0000"), values };
+    // a plain loop: this runs several times per RADIUS request (counters, the latency histogram)
+    const names = this.labelNames;
+    const values: string[] = [];
+    let key = "";
+    for (let i = 0; i < names.length; i++) {
+      const v = labels[names[i]!];
+      if (v === undefined) throw new TypeError(`metric ${this.name}: label ${names[i]} missing`);
+      values.push(v);
+      key = i === 0 ? v : `${key}\u0000${v}`;
+    }
+    let given = 0;
+    for (const _ in labels) given++;
+    if (given !== names.length) throw new TypeError(`metric ${this.name}: unexpected label in ${Object.keys(labels).join(",")}`);
+    return { key, values };
   }
 
   protected slot<S>(labels: Labels, init: () => S): S | undefined {

@@ -11,50 +11,69 @@ interface Entry {
   expiresAt: number;
 }
 
+/**
+ * Entries sit in two generations: `current` takes every new entry; once `ttlMs` has passed since it
+ * was started (or it holds half the bound), it becomes `previous` and the old `previous` is dropped
+ * whole. So an entry is kept at least `ttlMs` (unless the bound forces it out) and expiry costs no
+ * per-entry work; `expiresAt` still decides exactly when an entry stops counting.
+ */
 export class DedupeCache {
-  private readonly entries = new Map<string, Entry>();
+  private current = new Map<string, Entry>();
+  private previous = new Map<string, Entry>();
+  private generationStart = -Infinity;
 
   constructor(
     private readonly ttlMs: number,
     private readonly maxEntries = 262_144,
   ) {}
 
-  static key(source: string, port: number, identifier: number, authenticator: Uint8Array): string {
-    return `${source}|${port}|${identifier}|${Buffer.from(authenticator.buffer, authenticator.byteOffset, 16).toString("base64")}`;
+  static key(source: string, port: number, identifier: number, a: Uint8Array): string {
+    // the 16 authenticator octets as one char each (latin1): no Buffer, no base64
+    const auth =
+      String.fromCharCode(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!) +
+      String.fromCharCode(a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, a[15]!);
+    return `${source}|${port}|${identifier}|${auth}`;
   }
 
   /** Looks the key up and, when new, marks it in progress. */
   begin(key: string, now: number): DedupeResult {
-    const entry = this.entries.get(key);
+    const entry = this.current.get(key) ?? this.previous.get(key);
     if (entry && entry.expiresAt > now) {
       return entry.reply ? { kind: "answered", reply: entry.reply } : { kind: "in_progress" };
     }
-    if (entry) this.entries.delete(key);
-    this.evict(now);
+    if (entry) this.abandon(key);
+    this.rotate(now);
     // a request in progress is held at most ttlMs too, so a wedged evaluation cannot pin it forever
-    this.entries.set(key, { reply: null, expiresAt: now + this.ttlMs });
+    this.current.set(key, { reply: null, expiresAt: now + this.ttlMs });
     return { kind: "new" };
   }
 
   /** Stores the reply bytes sent for `key`. */
   finish(key: string, reply: Uint8Array, now: number): void {
-    this.entries.delete(key); // re-insert so Map order stays by expiry
-    this.entries.set(key, { reply, expiresAt: now + this.ttlMs });
+    const entry = this.current.get(key);
+    if (entry) {
+      entry.reply = reply;
+      entry.expiresAt = now + this.ttlMs;
+      return;
+    }
+    this.previous.delete(key);
+    this.current.set(key, { reply, expiresAt: now + this.ttlMs });
   }
 
   /** Forgets a request that was dropped without a reply, so a retransmission is evaluated afresh. */
   abandon(key: string): void {
-    this.entries.delete(key);
+    this.current.delete(key);
+    this.previous.delete(key);
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.current.size + this.previous.size;
   }
 
-  private evict(now: number): void {
-    for (const [key, entry] of this.entries) {
-      if (entry.expiresAt > now && this.entries.size < this.maxEntries) break;
-      this.entries.delete(key);
-    }
+  private rotate(now: number): void {
+    if (now - this.generationStart < this.ttlMs && this.current.size < this.maxEntries >> 1) return;
+    this.previous = this.current;
+    this.current = new Map();
+    this.generationStart = now;
   }
 }

@@ -42,3 +42,27 @@ test("the cache is bounded: the oldest entries go first", () => {
   expect(cache.size).toBeLessThanOrEqual(100);
   expect(cache.begin(DedupeCache.key("192.0.2.1", 999, 1, auth(1)), 1000)).toEqual({ kind: "in_progress" });
 });
+
+test("a reply is kept for the whole ttl across generation changes, and not after", () => {
+  const cache = new DedupeCache(1000);
+  const a = DedupeCache.key("192.0.2.1", 1000, 7, auth(1));
+  cache.begin(DedupeCache.key("192.0.2.1", 999, 7, auth(1)), 0); // the first generation starts at 0
+  expect(cache.begin(a, 500)).toEqual({ kind: "new" });
+  cache.begin(DedupeCache.key("192.0.2.1", 1001, 7, auth(1)), 1000); // a new generation: `a` is now in the older one
+  expect(cache.begin(a, 1050)).toEqual({ kind: "in_progress" });
+  const reply = new Uint8Array([2, 7, 0, 20]);
+  cache.finish(a, reply, 1100);
+  cache.begin(DedupeCache.key("192.0.2.1", 1002, 7, auth(1)), 2000); // another generation
+  expect(cache.begin(a, 2099)).toEqual({ kind: "answered", reply });
+  expect(cache.begin(a, 2100)).toEqual({ kind: "new" });
+});
+
+test("authenticators differing in any octet give different keys", () => {
+  const keys = new Set<string>();
+  for (let i = 0; i < 16; i++) for (const v of [0, 1, 127, 128, 255]) {
+    const a = new Uint8Array(16).fill(7);
+    a[i] = v;
+    keys.add(DedupeCache.key("192.0.2.1", 1000, 7, a));
+  }
+  expect(keys.size).toBe(16 * 5);
+});
