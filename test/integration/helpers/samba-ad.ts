@@ -293,6 +293,8 @@ async function launch(opts: { address?: string }): Promise<SambaAD> {
       `\tprivate dir = ${join(dir, "private")}`,
       `\tstate directory = ${join(dir, "state")}`,
       `\tlock directory = ${dir}`,
+      // Its own pid file: the default /run/samba/samba.pid would make two instances on one host collide.
+      `\tpid directory = ${dir}`,
       `\tcache directory = ${join(dir, "cache")}`,
       `\tbinddns dir = ${join(dir, "bind-dns")}`,
       `\tlog file = ${join(dir, "log.%m")}`,
