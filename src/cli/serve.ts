@@ -1,26 +1,19 @@
 // `portcullis serve`: the composition root of the running appliance (store → engine → RADIUS server).
 
-import { randomBytes } from "node:crypto";
 import { cpus } from "node:os";
-import { AuditBus, logSink, magicLinkAuditLog } from "../audit/events.ts";
+import { AuditBus, logSink } from "../audit/events.ts";
 import { log, setLogLevel } from "../audit/log.ts";
 import { auditCounters, collectRADIUS, createMetrics } from "../audit/metrics.ts";
 import { Engine } from "../auth/engine.ts";
 import { configWarnings, endpointProfiles, ldapProfiles, type Config } from "../config/index.ts";
 import { createLdapDirectory } from "../directory/ldap/index.ts";
 import { Directories } from "../directory/registry.ts";
-import { buildAdminApp, buildPublicApp } from "../http/app.ts";
-import { certificateNames, loadOrCreateTLS } from "../http/tls.ts";
-import type { HttpDeps } from "../http/types.ts";
-import { serveHttp, type HttpListener } from "../runtime/http.ts";
 import { RADIUSServer } from "../radius/server/server.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore } from "../store/open.ts";
 import { adminEventsOf, type DeliveryRepos, type Store } from "../store/types.ts";
 import { AdminEventTail } from "./admin-event-tail.ts";
-import { allowListFromConfig, channelsFromConfig, deliveryWarnings, limitsFromConfig } from "../delivery/index.ts";
-import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/index.ts";
 
 /** How often `serve` looks whether another process committed (PRAGMA data_version) to emit CLI admin events. */
 const ADMIN_EVENT_POLL_MS = 1000;
@@ -97,9 +90,6 @@ export async function serve(ctx: ServeContext): Promise<void> {
   const metrics = createMetrics();
   audit.subscribe(auditCounters(metrics));
 
-  // Delivery (SMS gateway, SMTP) behind the SMS-pumping defences, and the Magic Link sessions.
-  let magicLink: MagicLinkService;
-  let delivery: NonNullable<HttpDeps["delivery"]>;
   let deliveryRepos: DeliveryRepos;
   let adminEvents: AdminEventTail;
   try {
@@ -108,8 +98,6 @@ export async function serve(ctx: ServeContext): Promise<void> {
     // here; those recorded while no server ran are emitted now, before anything else happens.
     adminEvents = new AdminEventTail(adminEventsOf(opened), { emit: audit.emit, log, now: Date.now });
     await adminEvents.drain();
-    for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
-    ({ magicLink, delivery } = await createMagicLink(config, store, deliveryRepos, metrics, audit.emit));
   } catch (err) {
     await directories.close();
     await store.close();
@@ -166,9 +154,12 @@ export async function serve(ctx: ServeContext): Promise<void> {
     }
   }
 
-  let listeners: HttpListener[];
+  // The web surface (Magic Link, delivery, admin API) is loaded only now, so that RADIUS answers as
+  // early as possible after exec; a failure here still stops the start.
+  let web: Awaited<ReturnType<typeof import("./serve-http.ts").startWeb>>;
   try {
-    listeners = await startHttp(ctx, { store, engine, audit: audit.emit, metrics, magicLink, delivery, radiusBound: () => endpoints.length > 0 });
+    const { startWeb } = await import("./serve-http.ts");
+    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0 });
   } catch (err) {
     await radius.stop();
     await directories.close();
@@ -227,8 +218,8 @@ export async function serve(ctx: ServeContext): Promise<void> {
   process.off("SIGUSR1", statsLine);
   statsLine();
   // Blocked Magic Link calls end now (their connections close with the listeners).
-  magicLink.hub.closeAll();
-  await Promise.all(listeners.map((l) => l.stop()));
+  web.magicLink.hub.closeAll();
+  await Promise.all(web.listeners.map((l) => l.stop()));
   await radius.stop();
   await directories.close();
   await store.close();
@@ -240,136 +231,6 @@ function deliveryReposOf(store: Store): DeliveryRepos {
   const r = store as Store & Partial<DeliveryRepos>;
   if (!r.rateLimits || !r.deliveryLog) throw new TypeError("store: this back-end has no rate-limit counters or delivery log");
   return { rateLimits: r.rateLimits, deliveryLog: r.deliveryLog };
-}
-
-/**
- * The delivery dispatcher(s) from [delivery] and the Magic Link service over them, with metrics on
- * every delivery attempt and refusal. The CSRF/number-matching secret is the store's sealed server
- * secret (created on first start), shared by every process on the store and kept across restarts.
- * Throws ConfigError when a password or CA file cannot be read, StoreError when the secret cannot be
- * read or stored.
- */
-async function createMagicLink(
-  config: Config,
-  store: Store,
-  repos: DeliveryRepos,
-  metrics: ReturnType<typeof createMetrics>,
-  audit: AuditBus["emit"],
-): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]> }> {
-  const known = new KnownNumbers(store, config.region);
-  const dispatcherFor = dispatcherPool(channelsFromConfig(config.delivery), {
-    region: config.region,
-    allowList: allowListFromConfig(config.delivery),
-    limits: limitsFromConfig(config.delivery),
-    rateLimits: repos.rateLimits,
-    deliveryLog: repos.deliveryLog,
-    isKnownNumber: (e164) => known.isKnown(e164),
-    onDelivered: (channel, result, country) => {
-      metrics.deliveries.inc({ channel, result: result === "ok" ? "ok" : result });
-      if (result === "ok" && country) metrics.smsMessages.inc({ country });
-    },
-    onRefused: (reason) => metrics.deliveries.inc({ channel: "none", result: reason }),
-    audit,
-  });
-  const magicLink = new MagicLinkService({
-    store,
-    rateLimits: repos.rateLimits,
-    dispatcherFor,
-    publicUrl: config.http.public_url,
-    region: config.region,
-    smsMaxLength: config.delivery.sms_max_length,
-    emailSubject: config.delivery.email_subject,
-    secret: await store.magicLinks.serverSecret(() => new Uint8Array(randomBytes(32))),
-    emailFor: (e164) => known.emailFor(e164),
-    now: Date.now,
-    random: (n) => new Uint8Array(randomBytes(n)),
-    log: magicLinkAuditLog(audit, log),
-    onOutcome: (code) => metrics.magiclinkOutcomes.inc({ code }),
-  });
-  // The admin API's delivery test goes through every configured channel in the default order.
-  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog } };
-}
-
-const isLoopback = (address: string) => address === "::1" || address.startsWith("127.");
-
-/**
- * Starts the public listener (HTTPS unless `http.tls = false`; a generated self-signed certificate
- * when no files are configured) and the admin listener (plain HTTP, loopback by default). Throws
- * when an address cannot be bound or the TLS files cannot be read; nothing stays bound then.
- */
-async function startHttp(
-  ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery"> & { radiusBound: () => boolean },
-): Promise<HttpListener[]> {
-  const { config } = ctx;
-  let stopping = false;
-  const base = {
-    ...parts,
-    config,
-    now: Date.now,
-    random: (n: number) => new Uint8Array(randomBytes(n)),
-    log,
-    ready: async () => {
-      const checks = { store_writable: await parts.store.writable().catch(() => false), radius_bound: parts.radiusBound(), running: !stopping };
-      return { ok: Object.values(checks).every(Boolean), checks };
-    },
-  };
-  const pub = splitListen(ctx.flags?.httpListen ?? config.http.listen);
-  const adm = splitListen(config.admin.listen);
-  let tls: Awaited<ReturnType<typeof loadOrCreateTLS>> | undefined;
-  if (config.http.tls) {
-    tls = await loadOrCreateTLS({
-      certFile: config.http.cert_file,
-      keyFile: config.http.key_file,
-      dataDir: config.data_dir,
-      names: certificateNames(pub.address, config.http.public_url),
-      now: Date.now(),
-      random: base.random,
-    });
-    log(tls.source === "configured" ? "info" : "warn", "http.certificate", {
-      source: tls.source,
-      cert_file: tls.certFile,
-      ...(tls.source === "configured" ? {} : { detail: "self-signed: phones will not trust links to this listener; configure http.cert_file and http.key_file" }),
-    });
-  } else {
-    log("warn", "http.tls_disabled", { detail: "the public listener speaks plain HTTP; only run it behind a TLS-terminating reverse proxy" });
-  }
-  if (!config.http.public_url) log("warn", "http.public_url_missing", { detail: "http.public_url is empty: no approval link can be sent" });
-  if (!isLoopback(adm.address)) log("warn", "http.admin_not_loopback", { address: adm.address, detail: "the admin listener speaks plain HTTP; keep it on a management network" });
-
-  const publicApp = buildPublicApp({ ...base, tls: tls !== undefined });
-  const adminApp = buildAdminApp({ ...base, tls: false });
-  const listeners: HttpListener[] = [];
-  const explicit = ctx.explicitListeners ?? { http: true, admin: true };
-  /** Binds one listener; a default one that cannot be bound is skipped with an error line. */
-  const bind = (listener: "public" | "admin", start: () => HttpListener, isExplicit: boolean, tlsOn: boolean) => {
-    try {
-      const l = start();
-      listeners.push(l);
-      log("info", "http.listening", { listener, address: l.address, port: l.port, tls: tlsOn });
-    } catch (err) {
-      if (isExplicit) throw err;
-      const key = listener === "public" ? "http.listen" : "admin.listen";
-      log("error", "http.not_listening", {
-        listener,
-        detail: `the default ${key} address cannot be bound (${err instanceof Error ? (err as NodeJS.ErrnoException).code ?? err.name : "error"}); RADIUS keeps running; set ${key} to a free address`,
-      });
-    }
-  };
-  try {
-    bind("public", () => serveHttp({ ...pub, tls: tls && { cert: tls.cert, key: tls.key }, fetch: (req, env) => publicApp.fetch(req, env) }), explicit.http, tls !== undefined);
-    bind("admin", () => serveHttp({ ...adm, fetch: (req, env) => adminApp.fetch(req, env) }), explicit.admin, false);
-  } catch (err) {
-    await Promise.all(listeners.map((l) => l.stop()));
-    throw err;
-  }
-  return listeners.map((l) => ({
-    ...l,
-    stop: () => {
-      stopping = true;
-      return l.stop();
-    },
-  }));
 }
 
 /** Start-up warnings for weakened clients: each disabled default is logged (DESIGN, security defaults). */

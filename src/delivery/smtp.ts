@@ -1,6 +1,7 @@
 // The e-mail channel: SMTP submission with STARTTLS (required by default) and AUTH, through nodemailer.
 
-import { createTransport } from "nodemailer";
+import type { Transporter } from "nodemailer";
+import type SMTPTransport from "nodemailer/lib/smtp-transport";
 import type { Channel, ChannelFailure, DeliveryResult, OutboundMessage, SendOptions } from "./types.ts";
 
 export interface SMTPOptions {
@@ -56,7 +57,8 @@ function describe(err: unknown): { reason: ChannelFailure; detail: string } {
  */
 export function createSMTPChannel(opts: SMTPOptions): Channel {
   if (opts.host === "" || opts.from === "") throw new TypeError("smtp: host and from must be set");
-  const transport = createTransport({
+  // nodemailer costs ~90 ms to load: load it on the first message, not at every start-up.
+  const transportOptions: SMTPTransport.Options = {
     host: opts.host,
     port: opts.port,
     secure: opts.secure,
@@ -68,7 +70,9 @@ export function createSMTPChannel(opts: SMTPOptions): Channel {
     socketTimeout: opts.timeoutMs,
     disableFileAccess: true,
     disableUrlAccess: true,
-  });
+  };
+  let transport: Promise<Transporter> | undefined;
+  const getTransport = () => (transport ??= import("nodemailer").then((m) => m.createTransport(transportOptions)));
   const name = opts.name ?? "email";
   return {
     name,
@@ -83,8 +87,8 @@ export function createSMTPChannel(opts: SMTPOptions): Channel {
         // The per-step timeouts bound each SMTP reply; this bounds the whole exchange.
         timer = setTimeout(() => resolve({ ok: false, reason: "timeout", detail: `no answer within ${opts.timeoutMs * 3} ms` }), opts.timeoutMs * 3);
       });
-      const sending = transport
-        .sendMail({
+      const sending = getTransport()
+        .then((t) => t.sendMail({
           from: opts.from,
           to: msg.to,
           subject: msg.subject ?? opts.subject ?? "Sign-in request",
@@ -92,7 +96,7 @@ export function createSMTPChannel(opts: SMTPOptions): Channel {
           headers: { "Auto-Submitted": "auto-generated" },
           disableFileAccess: true,
           disableUrlAccess: true,
-        })
+        }))
         .then((info): DeliveryResult => {
           const id = typeof info.messageId === "string" && /^[\x21-\x7e]{1,200}$/.test(info.messageId) ? info.messageId : undefined;
           return id === undefined ? { ok: true } : { ok: true, providerId: id };

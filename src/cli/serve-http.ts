@@ -1,0 +1,169 @@
+// `serve`'s web surface: delivery, Magic Link sessions, and the public and admin HTTP listeners.
+// Loaded by serve.ts once RADIUS is listening (the HTTP stack and its dependencies cost start-up time).
+
+import { randomBytes } from "node:crypto";
+import { magicLinkAuditLog, type AuditBus } from "../audit/events.ts";
+import { log } from "../audit/log.ts";
+import type { createMetrics } from "../audit/metrics.ts";
+import type { Config } from "../config/index.ts";
+import { allowListFromConfig, channelsFromConfig, deliveryWarnings, limitsFromConfig } from "../delivery/index.ts";
+import { buildAdminApp, buildPublicApp } from "../http/app.ts";
+import { certificateNames, loadOrCreateTLS } from "../http/tls.ts";
+import type { HttpDeps } from "../http/types.ts";
+import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/index.ts";
+import { serveHttp, type HttpListener } from "../runtime/http.ts";
+import type { DeliveryRepos, Store } from "../store/types.ts";
+import { splitListen, type ServeContext } from "./serve.ts";
+
+/**
+ * Builds delivery and the Magic Link service and starts both listeners. Throws ConfigError (a
+ * delivery password or CA file), StoreError (the server secret), or a bind error of a configured
+ * listener; nothing stays bound then.
+ */
+export async function startWeb(
+  ctx: ServeContext,
+  parts: Pick<HttpDeps, "store" | "engine" | "metrics"> & { audit: AuditBus; deliveryRepos: DeliveryRepos; radiusBound: () => boolean },
+): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService }> {
+  const { config } = ctx;
+  // Delivery (SMS gateways, SMTP) behind the SMS-pumping defences, and the Magic Link sessions.
+  for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
+  const { magicLink, delivery } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit);
+  try {
+    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, radiusBound: parts.radiusBound });
+    return { listeners, magicLink };
+  } catch (err) {
+    magicLink.hub.closeAll();
+    throw err;
+  }
+}
+
+/**
+ * The delivery dispatcher(s) from [delivery] and the Magic Link service over them, with metrics on
+ * every delivery attempt and refusal. The CSRF/number-matching secret is the store's sealed server
+ * secret (created on first start), shared by every process on the store and kept across restarts.
+ * Throws ConfigError when a password or CA file cannot be read, StoreError when the secret cannot be
+ * read or stored.
+ */
+async function createMagicLink(
+  config: Config,
+  store: Store,
+  repos: DeliveryRepos,
+  metrics: ReturnType<typeof createMetrics>,
+  audit: AuditBus["emit"],
+): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]> }> {
+  const known = new KnownNumbers(store, config.region);
+  const dispatcherFor = dispatcherPool(channelsFromConfig(config.delivery), {
+    region: config.region,
+    allowList: allowListFromConfig(config.delivery),
+    limits: limitsFromConfig(config.delivery),
+    rateLimits: repos.rateLimits,
+    deliveryLog: repos.deliveryLog,
+    isKnownNumber: (e164) => known.isKnown(e164),
+    onDelivered: (channel, result, country) => {
+      metrics.deliveries.inc({ channel, result: result === "ok" ? "ok" : result });
+      if (result === "ok" && country) metrics.smsMessages.inc({ country });
+    },
+    onRefused: (reason) => metrics.deliveries.inc({ channel: "none", result: reason }),
+    audit,
+  });
+  const magicLink = new MagicLinkService({
+    store,
+    rateLimits: repos.rateLimits,
+    dispatcherFor,
+    publicUrl: config.http.public_url,
+    region: config.region,
+    smsMaxLength: config.delivery.sms_max_length,
+    emailSubject: config.delivery.email_subject,
+    secret: await store.magicLinks.serverSecret(() => new Uint8Array(randomBytes(32))),
+    emailFor: (e164) => known.emailFor(e164),
+    now: Date.now,
+    random: (n) => new Uint8Array(randomBytes(n)),
+    log: magicLinkAuditLog(audit, log),
+    onOutcome: (code) => metrics.magiclinkOutcomes.inc({ code }),
+  });
+  // The admin API's delivery test goes through every configured channel in the default order.
+  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog } };
+}
+
+const isLoopback = (address: string) => address === "::1" || address.startsWith("127.");
+
+/**
+ * Starts the public listener (HTTPS unless `http.tls = false`; a generated self-signed certificate
+ * when no files are configured) and the admin listener (plain HTTP, loopback by default). Throws
+ * when an address cannot be bound or the TLS files cannot be read; nothing stays bound then.
+ */
+async function startHttp(
+  ctx: ServeContext,
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery"> & { radiusBound: () => boolean },
+): Promise<HttpListener[]> {
+  const { config } = ctx;
+  let stopping = false;
+  const base = {
+    ...parts,
+    config,
+    now: Date.now,
+    random: (n: number) => new Uint8Array(randomBytes(n)),
+    log,
+    ready: async () => {
+      const checks = { store_writable: await parts.store.writable().catch(() => false), radius_bound: parts.radiusBound(), running: !stopping };
+      return { ok: Object.values(checks).every(Boolean), checks };
+    },
+  };
+  const pub = splitListen(ctx.flags?.httpListen ?? config.http.listen);
+  const adm = splitListen(config.admin.listen);
+  let tls: Awaited<ReturnType<typeof loadOrCreateTLS>> | undefined;
+  if (config.http.tls) {
+    tls = await loadOrCreateTLS({
+      certFile: config.http.cert_file,
+      keyFile: config.http.key_file,
+      dataDir: config.data_dir,
+      names: certificateNames(pub.address, config.http.public_url),
+      now: Date.now(),
+      random: base.random,
+    });
+    log(tls.source === "configured" ? "info" : "warn", "http.certificate", {
+      source: tls.source,
+      cert_file: tls.certFile,
+      ...(tls.source === "configured" ? {} : { detail: "self-signed: phones will not trust links to this listener; configure http.cert_file and http.key_file" }),
+    });
+  } else {
+    log("warn", "http.tls_disabled", { detail: "the public listener speaks plain HTTP; only run it behind a TLS-terminating reverse proxy" });
+  }
+  if (!config.http.public_url) log("warn", "http.public_url_missing", { detail: "http.public_url is empty: no approval link can be sent" });
+  if (!isLoopback(adm.address)) log("warn", "http.admin_not_loopback", { address: adm.address, detail: "the admin listener speaks plain HTTP; keep it on a management network" });
+
+  const publicApp = buildPublicApp({ ...base, tls: tls !== undefined });
+  const adminApp = buildAdminApp({ ...base, tls: false });
+  const listeners: HttpListener[] = [];
+  const explicit = ctx.explicitListeners ?? { http: true, admin: true };
+  /** Binds one listener; a default one that cannot be bound is skipped with an error line. */
+  const bind = (listener: "public" | "admin", start: () => HttpListener, isExplicit: boolean, tlsOn: boolean) => {
+    try {
+      const l = start();
+      listeners.push(l);
+      log("info", "http.listening", { listener, address: l.address, port: l.port, tls: tlsOn });
+    } catch (err) {
+      if (isExplicit) throw err;
+      const key = listener === "public" ? "http.listen" : "admin.listen";
+      log("error", "http.not_listening", {
+        listener,
+        detail: `the default ${key} address cannot be bound (${err instanceof Error ? (err as NodeJS.ErrnoException).code ?? err.name : "error"}); RADIUS keeps running; set ${key} to a free address`,
+      });
+    }
+  };
+  try {
+    bind("public", () => serveHttp({ ...pub, tls: tls && { cert: tls.cert, key: tls.key }, fetch: (req, env) => publicApp.fetch(req, env) }), explicit.http, tls !== undefined);
+    bind("admin", () => serveHttp({ ...adm, fetch: (req, env) => adminApp.fetch(req, env) }), explicit.admin, false);
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.stop()));
+    throw err;
+  }
+  return listeners.map((l) => ({
+    ...l,
+    stop: () => {
+      stopping = true;
+      return l.stop();
+    },
+  }));
+}
+
