@@ -1,6 +1,7 @@
 // TLS material for the public listener: configured PEM files as given, or a self-signed ECDSA P-256
 // certificate generated once into the data directory and reused while it still fits.
 
+import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { isIP } from "node:net";
@@ -87,14 +88,16 @@ export async function generateSelfSigned(names: readonly string[], { now, random
   return { cert: cert.toString("pem") + "\n", key: toPEM(pkcs8, "PRIVATE KEY") };
 }
 
-/** True when `pem` is a certificate valid RENEW_BEFORE_MS past `now` whose SANs include every name. */
-function stillFits(x509: typeof X509, pem: string, names: readonly string[], now: number): boolean {
+/**
+ * True when `pem` is a certificate valid RENEW_BEFORE_MS past `now` whose SANs include every name.
+ * Checked with node:crypto's parser, so that a restart that reuses the certificate does not load
+ * the X.509 generator (tens of milliseconds before the first request can be served).
+ */
+function stillFits(pem: string, names: readonly string[], now: number): boolean {
   try {
-    const cert = new x509.X509Certificate(pem);
-    if (cert.notAfter.getTime() - now < RENEW_BEFORE_MS) return false;
-    const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-    const have = new Set((san?.names.items ?? []).map((n) => n.value.toLowerCase()));
-    return names.every((n) => have.has(n));
+    const cert = new X509Certificate(pem);
+    if (Date.parse(cert.validTo) - now < RENEW_BEFORE_MS) return false;
+    return names.every((n) => (isIP(n) ? cert.checkIP(n) !== undefined : cert.checkHost(n, { subject: "never", wildcards: false }) !== undefined));
   } catch {
     return false;
   }
@@ -129,7 +132,7 @@ export async function loadOrCreateTLS({
   const genKey = path.join(dataDir, GENERATED_KEY_FILE);
   if (existsSync(genCert) && existsSync(genKey)) {
     const cert = readFileSync(genCert, "utf8");
-    if (stillFits(await x509Module(), cert, names, now)) return { cert, key: readFileSync(genKey, "utf8"), source: "reused", certFile: genCert, keyFile: genKey };
+    if (stillFits(cert, names, now)) return { cert, key: readFileSync(genKey, "utf8"), source: "reused", certFile: genCert, keyFile: genKey };
   }
   ensurePrivateDirectory(dataDir);
   const made = await generateSelfSigned(names, { now, random });
