@@ -17,7 +17,7 @@ import {
   type ImportedToken,
   type PSKCOptions,
 } from "../otp/index.ts";
-import { StoreError, type HashAlgorithm, type NewToken, type Token, type TokenState, type User } from "../store/types.ts";
+import { StoreError, type HashAlgorithm, type NewToken, type Store, type Token, type TokenState, type User } from "../store/types.ts";
 import { audited } from "./audit.ts";
 import { CLIError, parseCommand, parseInteger, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
 import { newSerial } from "./user-import.ts";
@@ -56,6 +56,29 @@ export async function tokenCommand(ctx: CLIContext, args: string[]): Promise<voi
     default:
       throw usageError("token needs a subcommand: add, list, assign, disable, enable, resync, remove or import");
   }
+}
+
+
+/**
+ * Imported tokens (PSKC/CSV) as store records: active, and assigned to the user their file names
+ * (UserId / user column, normalised like a login name) when that user exists. Shared by `token
+ * import` and the admin API.
+ */
+export async function importedTokens(store: Store, imported: ImportedToken[], realms: "strip" | "keep"): Promise<{ tokens: NewToken[]; assigned: number; unknownOwners: number }> {
+  const users = new Map((await store.users.list()).map((u) => [u.username, u.id]));
+  let assigned = 0;
+  let unknownOwners = 0;
+  const tokens: NewToken[] = imported.map((t) => {
+    let userId: number | null = null;
+    if (t.userId) {
+      const name = cleanUsername(t.userId, realms);
+      userId = name ? (users.get(name) ?? null) : null;
+      if (userId === null) unknownOwners++;
+      else assigned++;
+    }
+    return { serial: t.serial, userId, kind: t.kind, secret: t.secret, algorithm: t.algorithm, digits: t.digits, period: t.period, counter: t.counter, state: "active" };
+  });
+  return { tokens, assigned, unknownOwners };
 }
 
 async function userByName(ctx: CLIContext, raw: string): Promise<User> {
@@ -265,20 +288,7 @@ async function importTokens(ctx: CLIContext, args: string[]): Promise<void> {
   }
   if (imported.length === 0) throw new CLIError(`${file} holds no tokens`);
 
-  const store = await ctx.store();
-  const users = new Map((await store.users.list()).map((u) => [u.username, u.id]));
-  let assigned = 0;
-  let unknownOwners = 0;
-  const tokens: NewToken[] = imported.map((t) => {
-    let userId: number | null = null;
-    if (t.userId) {
-      const name = cleanUsername(t.userId, ctx.config.radius.realms);
-      userId = name ? (users.get(name) ?? null) : null;
-      if (userId === null) unknownOwners++;
-      else assigned++;
-    }
-    return { serial: t.serial, userId, kind: t.kind, secret: t.secret, algorithm: t.algorithm, digits: t.digits, period: t.period, counter: t.counter, state: "active" };
-  });
+  const { tokens, assigned, unknownOwners } = await importedTokens(await ctx.store(), imported, ctx.config.radius.realms);
   try {
     await audited(ctx, (s) => s.tokens.addMany(tokens), (added) => ({ type: "admin.tokens_imported", count: added.length }));
   } catch (e) {

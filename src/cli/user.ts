@@ -2,7 +2,7 @@
 
 import { AUTH_TYPES, authTypeNumber, parseAuthType, type AuthType } from "../auth/types.ts";
 import { hashPassword } from "../runtime/password.ts";
-import { StoreError, type User } from "../store/types.ts";
+import { StoreError, type LockoutState, type Store, type User } from "../store/types.ts";
 import { audited } from "./audit.ts";
 import { CLIError, parseCommand, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
 import { importUsers } from "./user-import.ts";
@@ -160,21 +160,16 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
   );
 }
 
-async function show(ctx: CLIContext, args: string[]): Promise<void> {
-  const { values, positionals } = parseCommand(args, { json: { type: "boolean" } }, { min: 1, max: 1, usage: USER_USAGE[2]! });
-  const user = await findUser(ctx, positionals[0]!);
-  const store = await ctx.store();
-  const [tokens, pw, code] = await Promise.all([
-    store.tokens.list(user.id),
-    store.lockouts.get(user.username, "password"),
-    store.lockouts.get(user.username, "code"),
-  ]);
-  const now = ctx.now();
-  const lockout = (s: typeof pw) =>
-    s ? { failures: s.failures, lockedUntil: s.lockedUntil > now ? new Date(s.lockedUntil).toISOString() : null } : { failures: 0, lockedUntil: null };
-  // Never the password hash, never a seed.
+/**
+ * `user show --json`'s view of a user, also the admin API's: never the password hash, never a seed.
+ * Lockout counters are shown with their back-off end while it lies ahead of `now`.
+ */
+export async function userView(store: Store, user: User, now: number) {
+  const [tokens, pw, code] = await Promise.all([store.tokens.list(user.id), store.lockouts.get(user.username, "password"), store.lockouts.get(user.username, "code")]);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const lockout = (s: LockoutState | undefined) => (s ? { failures: s.failures, lockedUntil: s.lockedUntil > now ? iso(s.lockedUntil) : null } : { failures: 0, lockedUntil: null });
   const linked = user.directory !== null;
-  const view = {
+  return {
     username: user.username,
     directory: user.directory,
     /** The directory's stable ID (objectGUID / entryUUID); null until the first login links it. */
@@ -182,17 +177,24 @@ async function show(ctx: CLIContext, args: string[]): Promise<void> {
     type: user.type,
     typeNumber: user.type === null ? null : authTypeNumber(user.type),
     /** Which values of a directory-linked record override the directory's. */
-    overrides: linked ? [...(user.type !== null ? ["type"] : []), ...(user.phone !== null ? ["phone"] : [])] : [],
+    overrides: linked ? [...(user.type !== null ? ["type" as const] : []), ...(user.phone !== null ? ["phone" as const] : [])] : [],
     phone: user.phone,
     directoryPhone: user.directoryPhone,
     email: user.email,
-    password: user.passwordHash !== null ? "set" : "none",
+    password: user.passwordHash !== null ? ("set" as const) : ("none" as const),
     disabled: user.disabled,
-    expiresAt: user.expiresAt === null ? null : new Date(user.expiresAt).toISOString(),
-    createdAt: new Date(user.createdAt).toISOString(),
+    expiresAt: user.expiresAt === null ? null : iso(user.expiresAt),
+    createdAt: iso(user.createdAt),
     tokens: tokens.map((t) => ({ id: t.id, serial: t.serial, kind: t.kind, state: t.state, digits: t.digits, algorithm: t.algorithm })),
     lockout: { password: lockout(pw), code: lockout(code) },
   };
+}
+
+async function show(ctx: CLIContext, args: string[]): Promise<void> {
+  const { values, positionals } = parseCommand(args, { json: { type: "boolean" } }, { min: 1, max: 1, usage: USER_USAGE[2]! });
+  const user = await findUser(ctx, positionals[0]!);
+  const view = await userView(await ctx.store(), user, ctx.now());
+  const linked = user.directory !== null;
   if (values.json) {
     ctx.out(JSON.stringify(view, null, 2) + "\n");
     return;

@@ -2,6 +2,7 @@
 // resync from two codes, remove, PSKC/CSV import), as `portcullis token …` does.
 
 import * as v from "valibot";
+import { importedTokens } from "../../cli/token.ts";
 import { newSerial } from "../../cli/user-import.ts";
 import { cleanUsername } from "../../cli/validate.ts";
 import {
@@ -275,19 +276,7 @@ async function importTokens(deps: HttpDeps, c: Parameters<Parameters<AdminRouter
   }
   if (imported.length === 0) return badRequest(c, "content", "at least one token");
   const { store } = deps;
-  const users = new Map((await store.users.list()).map((u) => [u.username, u.id]));
-  let assigned = 0;
-  let unknownOwners = 0;
-  const tokens: NewToken[] = imported.map((t) => {
-    let userId: number | null = null;
-    if (t.userId) {
-      const name = cleanUsername(t.userId, deps.config.radius.realms);
-      userId = name ? (users.get(name) ?? null) : null;
-      if (userId === null) unknownOwners++;
-      else assigned++;
-    }
-    return { serial: t.serial, userId, kind: t.kind, secret: t.secret, algorithm: t.algorithm, digits: t.digits, period: t.period, counter: t.counter, state: "active" };
-  });
+  const { tokens, assigned, unknownOwners } = await importedTokens(store, imported, deps.config.radius.realms);
   try {
     await store.tokens.addMany(tokens);
   } catch (e) {

@@ -1,17 +1,18 @@
 // Admin API: users (list, show, add, update, remove, unlock, CSV import), as `portcullis user …` does.
 
 import * as v from "valibot";
-import { authTypeNumber, parseAuthType, type AuthType } from "../../auth/types.ts";
+import { parseAuthType, type AuthType } from "../../auth/types.ts";
 import { CLIError } from "../../cli/context.ts";
 import { parseExpiry } from "../../cli/apikey.ts";
 import { ImportError, prepareImportRows, validateUserCSV } from "../../cli/user-import.ts";
+import { userView as cliUserView } from "../../cli/user.ts";
 import { cleanUsername, isEmail, normalizePhone, PHONE_RULE } from "../../cli/validate.ts";
 import { hashPassword } from "../../runtime/password.ts";
 import { CSVError } from "../../util/csv.ts";
 import { StoreError, type NewUser, type Store, type User } from "../../store/types.ts";
 import type { HttpDeps } from "../types.ts";
 import { badRequest, fail, type AdminRouter } from "./route.ts";
-import { authTypeSchema, daySchema, iso, userListItem, usernameParams, userView } from "./schemas.ts";
+import { authTypeSchema, daySchema, userListItem, usernameParams, userView } from "./schemas.ts";
 
 const TAG = "users";
 /** Longest password accepted (RADIUS User-Password carries at most 128 octets, RFC 2865 §5.2). */
@@ -44,28 +45,9 @@ function normalName(deps: HttpDeps, raw: string): string | undefined {
   return cleanUsername(raw, deps.config.radius.realms);
 }
 
-/** `user show --json`'s view of a user. */
+/** `user show --json`'s view of a user (the CLI's own function, so both show the same). */
 export async function describeUser(store: Store, user: User, now: number): Promise<v.InferOutput<typeof userView>> {
-  const [tokens, pw, code] = await Promise.all([store.tokens.list(user.id), store.lockouts.get(user.username, "password"), store.lockouts.get(user.username, "code")]);
-  const lockout = (s: typeof pw) => (s ? { failures: s.failures, lockedUntil: s.lockedUntil > now ? iso(s.lockedUntil) : null } : { failures: 0, lockedUntil: null });
-  const linked = user.directory !== null;
-  return {
-    username: user.username,
-    directory: user.directory,
-    externalId: user.externalId,
-    type: user.type,
-    typeNumber: user.type === null ? null : authTypeNumber(user.type),
-    overrides: linked ? [...(user.type !== null ? ["type"] : []), ...(user.phone !== null ? ["phone"] : [])] : [],
-    phone: user.phone,
-    directoryPhone: user.directoryPhone,
-    email: user.email,
-    password: user.passwordHash !== null ? "set" : "none",
-    disabled: user.disabled,
-    expiresAt: iso(user.expiresAt),
-    createdAt: iso(user.createdAt)!,
-    tokens: tokens.map((t) => ({ id: t.id, serial: t.serial, kind: t.kind, state: t.state, digits: t.digits, algorithm: t.algorithm })),
-    lockout: { password: lockout(pw), code: lockout(code) },
-  };
+  return cliUserView(store, user, now);
 }
 
 function toAuthType(input: string | number): AuthType | undefined {
