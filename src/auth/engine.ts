@@ -434,7 +434,7 @@ export class Engine {
   private async linkRecord(attempt: Attempt, directory: Directory, entry: DirectoryUser, key: string): Promise<{ record: User } | { decision: Decision }> {
     const profile = directory.name;
     try {
-      let record = await this.findByExternal(profile, entry.id, key);
+      let record = await this.store.users.findByExternal(profile, entry.id);
       const patch: Partial<User> = {};
       if (!record) {
         const byName = await this.store.users.findByName(key);
@@ -496,13 +496,6 @@ export class Engine {
     if (token.userId !== null) return this.audit({ type: "directory.token_refused", ...base, detail: "the token is assigned to another user" });
     await this.store.tokens.assign(token.id, record.id);
     this.audit({ type: "directory.token_assigned", ...base });
-  }
-
-  /** findByExternal, or (a store without it) the record of that name if it carries the same link. */
-  private async findByExternal(profile: string, id: string, key: string): Promise<User | undefined> {
-    if (this.store.users.findByExternal) return this.store.users.findByExternal(profile, id);
-    const byName = await this.store.users.findByName(key);
-    return byName && byName.directory === profile && byName.externalId === id ? byName : undefined;
   }
 
   /** Second leg: the record again, and for a directory user a fresh entry (status may have changed). */

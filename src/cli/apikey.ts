@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { generateApiKey } from "../http/api-keys.ts";
 import { DEFAULT_ENDPOINT, StoreError, type ApiKeyRole } from "../store/types.ts";
 import { audited } from "./audit.ts";
-import { CLIError, parseCommand, table, usageError, type CLIContext } from "./context.ts";
+import { CLIError, parseCommand, printList, usageError, type CLIContext } from "./context.ts";
 
 export const APIKEY_USAGE = [
   "portcullis apikey add NAME [--role magiclink|operator|admin|root] [--endpoint NAME] [--expires YYYY-MM-DD]",
@@ -112,23 +112,15 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
     createdAt: new Date(k.createdAt).toISOString(),
     lastUsedAt: k.lastUsedAt === null ? null : new Date(k.lastUsedAt).toISOString(),
   }));
-  if (values.json) {
-    ctx.out(JSON.stringify(view, null, 2) + "\n");
-    return;
-  }
-  if (view.length === 0) {
-    ctx.out("no API keys\n");
-    return;
-  }
-  ctx.out(
-    table(
-      ["NAME", "ROLE", "ENDPOINT", "PREFIX", "STATUS", "EXPIRES", "LAST-USED"],
-      keys.map((k, i) => {
-        const v = view[i]!;
-        return [v.name, v.role, v.endpoint ?? "-", `${v.prefix}…`, v.status, k.expiresAt === null ? "never" : `after ${lastValidDay(k.expiresAt)}`, v.lastUsedAt ?? "never"];
-      }),
-    ),
-  );
+  printList(ctx, values.json, view, "no API keys", ["NAME", "ROLE", "ENDPOINT", "PREFIX", "STATUS", "EXPIRES", "LAST-USED"], (v, i) => [
+    v.name,
+    v.role,
+    v.endpoint ?? "-",
+    `${v.prefix}…`,
+    v.status,
+    keys[i]!.expiresAt === null ? "never" : `after ${lastValidDay(keys[i]!.expiresAt!)}`,
+    v.lastUsedAt ?? "never",
+  ]);
 }
 
 async function remove(ctx: CLIContext, args: string[]): Promise<void> {

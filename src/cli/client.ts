@@ -3,7 +3,7 @@
 import { parseCIDR } from "../config/index.ts";
 import { StoreError, type FirstFactor, type OTPMode } from "../store/types.ts";
 import { audited } from "./audit.ts";
-import { CLIError, parseBool, parseCommand, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
+import { CLIError, parseBool, parseCommand, stripOneNewline, printList, usageError, type CLIContext } from "./context.ts";
 
 export const CLIENT_USAGE = [
   "portcullis client add NAME --address CIDR (--secret-stdin | --secret S) [--first-factor password|none] [--otp-mode challenge|concat] [--require-message-authenticator true|false] [--allow-password-only true|false] [--directories PROFILE,…,local]",
@@ -120,28 +120,15 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
   const clients = await (await ctx.store()).clients.list();
   // Never print the shared secret.
   const safe = clients.map(({ secret: _secret, ...c }) => c);
-  if (values.json) {
-    ctx.out(JSON.stringify(safe, null, 2) + "\n");
-    return;
-  }
-  if (safe.length === 0) {
-    ctx.out("no clients\n");
-    return;
-  }
-  ctx.out(
-    table(
-      ["NAME", "ADDRESS", "FIRST-FACTOR", "OTP-MODE", "MESSAGE-AUTHENTICATOR", "PASSWORD-ONLY", "DIRECTORIES"],
-      safe.map((c) => [
-        c.name,
-        c.address,
-        c.firstFactor,
-        c.otpMode,
-        c.requireMessageAuthenticator ? "required" : "optional",
-        c.allowPasswordOnly ? "allowed" : "no",
-        c.directories === null ? "(all, then local)" : c.directories.join(","),
-      ]),
-    ),
-  );
+  printList(ctx, values.json, safe, "no clients", ["NAME", "ADDRESS", "FIRST-FACTOR", "OTP-MODE", "MESSAGE-AUTHENTICATOR", "PASSWORD-ONLY", "DIRECTORIES"], (c) => [
+    c.name,
+    c.address,
+    c.firstFactor,
+    c.otpMode,
+    c.requireMessageAuthenticator ? "required" : "optional",
+    c.allowPasswordOnly ? "allowed" : "no",
+    c.directories === null ? "(all, then local)" : c.directories.join(","),
+  ]);
 }
 
 async function remove(ctx: CLIContext, args: string[]): Promise<void> {

@@ -92,6 +92,16 @@ export function stripOneNewline(s: string): string {
 }
 
 /** Formats rows as left-aligned columns under a header. */
+/**
+ * Prints a `list` command's result: the rows as indented JSON with --json, else a table of
+ * `cells(row, index)` under `header`, or the line `empty` when there are none.
+ */
+export function printList<R>(ctx: CLIContext, json: boolean | undefined, rows: readonly R[], empty: string, header: string[], cells: (row: R, index: number) => string[]): void {
+  if (json) ctx.out(JSON.stringify(rows, null, 2) + "\n");
+  else if (rows.length === 0) ctx.out(`${empty}\n`);
+  else ctx.out(table(header, rows.map(cells)));
+}
+
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>

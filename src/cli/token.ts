@@ -19,7 +19,7 @@ import {
 } from "../otp/index.ts";
 import { StoreError, type HashAlgorithm, type NewToken, type Store, type Token, type TokenState, type User } from "../store/types.ts";
 import { audited } from "./audit.ts";
-import { CLIError, parseCommand, parseInteger, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
+import { CLIError, parseCommand, parseInteger, stripOneNewline, printList, usageError, type CLIContext } from "./context.ts";
 import { newSerial } from "./user-import.ts";
 import { cleanUsername } from "./validate.ts";
 
@@ -179,20 +179,15 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
     algorithm: t.algorithm,
     period: t.kind === "totp" ? t.period : null,
   }));
-  if (values.json) {
-    ctx.out(JSON.stringify(rows, null, 2) + "\n");
-    return;
-  }
-  if (rows.length === 0) {
-    ctx.out("no tokens\n");
-    return;
-  }
-  ctx.out(
-    table(
-      ["ID", "SERIAL", "KIND", "STATE", "USER", "DIGITS", "ALGORITHM"],
-      rows.map((r) => [String(r.id), r.serial, r.kind, r.state, r.user ?? "-", String(r.digits), r.algorithm]),
-    ),
-  );
+  printList(ctx, values.json, rows, "no tokens", ["ID", "SERIAL", "KIND", "STATE", "USER", "DIGITS", "ALGORITHM"], (r) => [
+    String(r.id),
+    r.serial,
+    r.kind,
+    r.state,
+    r.user ?? "-",
+    String(r.digits),
+    r.algorithm,
+  ]);
 }
 
 async function assign(ctx: CLIContext, args: string[]): Promise<void> {

@@ -4,7 +4,7 @@ import { AUTH_TYPES, authTypeNumber, parseAuthType, type AuthType } from "../aut
 import { hashPassword } from "../runtime/password.ts";
 import { StoreError, type LockoutState, type Store, type User } from "../store/types.ts";
 import { audited } from "./audit.ts";
-import { CLIError, parseCommand, stripOneNewline, table, usageError, type CLIContext } from "./context.ts";
+import { CLIError, parseCommand, stripOneNewline, printList, table, usageError, type CLIContext } from "./context.ts";
 import { importUsers } from "./user-import.ts";
 import { cleanUsername, isEmail, normalizePhone, PHONE_RULE } from "./validate.ts";
 
@@ -135,29 +135,16 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
     disabled: u.disabled,
     tokens: count.get(u.id) ?? 0,
   }));
-  if (values.json) {
-    ctx.out(JSON.stringify(rows, null, 2) + "\n");
-    return;
-  }
-  if (rows.length === 0) {
-    ctx.out("no users\n");
-    return;
-  }
-  ctx.out(
-    table(
-      ["USERNAME", "DIRECTORY", "TYPE", "PHONE", "EMAIL", "PASSWORD", "TOKENS", "STATUS"],
-      rows.map((r) => [
-        r.username,
-        r.directory === null ? "local" : `${r.directory}${r.externalId === null ? " (not linked)" : ""}`,
-        r.type ?? "(directory)",
-        r.phone ?? (r.directory === null ? "-" : "(directory)"),
-        r.email ?? "-",
-        r.directory !== null ? "directory" : r.password ? "set" : "none",
-        String(r.tokens),
-        r.disabled ? "disabled" : "enabled",
-      ]),
-    ),
-  );
+  printList(ctx, values.json, rows, "no users", ["USERNAME", "DIRECTORY", "TYPE", "PHONE", "EMAIL", "PASSWORD", "TOKENS", "STATUS"], (r) => [
+    r.username,
+    r.directory === null ? "local" : `${r.directory}${r.externalId === null ? " (not linked)" : ""}`,
+    r.type ?? "(directory)",
+    r.phone ?? (r.directory === null ? "-" : "(directory)"),
+    r.email ?? "-",
+    r.directory !== null ? "directory" : r.password ? "set" : "none",
+    String(r.tokens),
+    r.disabled ? "disabled" : "enabled",
+  ]);
 }
 
 /**

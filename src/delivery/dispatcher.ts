@@ -95,8 +95,11 @@ export interface Dispatcher {
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
 
-/** Counter names hold a hash, not the number or address: the counters table is not a contact list. */
-function subjectHash(s: string): string {
+/**
+ * A rate-limit counter's subject (a number, an address, a key ID, an endpoint name) as a hash: the
+ * counters table is not a contact list. Shared by every bucket that goes through RateLimitRepo.
+ */
+export function subjectHash(s: string): string {
   return createHash("sha256").update(`portcullis-rate:${s}`).digest("base64url").slice(0, 22);
 }
 

@@ -1,11 +1,10 @@
 // Magic Link sessions: the blocking API call (create → deliver → wait) and the approval page's
 // view and answer. Transport-free: routes.ts adapts it to HTTP.
 
-import { createHash } from "node:crypto";
 import type { Level } from "../audit/log.ts";
 import { maskNumber, parseDestination, type Destination } from "../delivery/phone.ts";
 import { endpointSmsText } from "../delivery/sms-text.ts";
-import type { Dispatcher, RefusalReason } from "../delivery/dispatcher.ts";
+import { subjectHash, type Dispatcher, type RefusalReason } from "../delivery/dispatcher.ts";
 import { DEFAULT_ENDPOINT, type ApiKey, type EndpointProfile, type MagicLinkSession, type RateBucket, type RateLimitRepo, type Store } from "../store/types.ts";
 import { parseParams, type SessionTexts } from "./params.ts";
 import { generateLinkToken, generateSessionId, hashLinkToken, LINK_TOKEN_PATTERN, matchChoices, verifyCsrfToken, csrfToken } from "./tokens.ts";
@@ -101,21 +100,18 @@ export interface AnswerForm {
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
 
-function subject(s: string): string {
-  return createHash("sha256").update(`portcullis-ml-rate:${s}`).digest("base64url").slice(0, 22);
-}
 
 /** The endpoint profile's own limits, as buckets separate from the dispatcher's global ones. */
 export function endpointBuckets(profile: EndpointProfile, e164: string, apiKeyId: number): RateBucket[] {
-  const ep = subject(profile.name);
+  const ep = subjectHash(profile.name);
   const l = profile.rateLimits;
   const out: RateBucket[] = [];
   const add = (key: string, windowMs: number, limit: number) => {
     if (limit > 0) out.push({ key: `ep:${ep}:${key}`, windowMs, limit });
   };
-  add(`number:${subject(e164)}:m`, MINUTE, l.perNumberPerMinute);
-  add(`number:${subject(e164)}:h`, HOUR, l.perNumberPerHour);
-  add(`key:${subject(String(apiKeyId))}:m`, MINUTE, l.perKeyPerMinute);
+  add(`number:${subjectHash(e164)}:m`, MINUTE, l.perNumberPerMinute);
+  add(`number:${subjectHash(e164)}:h`, HOUR, l.perNumberPerHour);
+  add(`key:${subjectHash(String(apiKeyId))}:m`, MINUTE, l.perKeyPerMinute);
   add("all:m", MINUTE, l.overallPerMinute);
   return out;
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { Attribute, Change, Client } from "ldapts";
-import { Appliance, Attr, Code, UDPClient, buildAccessRequest, eventually, identifier, statusServer, tomlString, type ServerProcess } from "./helpers/appliance.ts";
+import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues as values, pap as papRequest, tomlString, vendorAttributes as vsas, type ServerProcess } from "./helpers/appliance.ts";
 import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
 import { sambaMissing, startSambaAD, type SambaAD } from "./helpers/samba-ad.ts";
 import { decodeBase32, encodeBase32, totp, type CheckedReply, type RawAttribute } from "../../scripts/bench/radius-wire.ts";
@@ -30,35 +30,11 @@ const REJECT = "Authentication failed";
 const NEW_PASSWORD_PROMPT = "Your password has expired. Enter a new password.";
 const CONFIRM_PROMPT = "Enter the new password again.";
 const FORTINET = 12356;
-const VENDOR_SPECIFIC = 26;
 const CLASS = 25;
 const FILTER_ID = 11;
 
 const newSeed = () => encodeBase32(randomBytes(20));
 const codeOf = (seed: string) => totp(decodeBase32(seed), { now: Date.now() });
-const newSecret = () => `it-${randomBytes(12).toString("hex")}`;
-const dec = new TextDecoder();
-const enc = new TextEncoder();
-
-function values(attrs: readonly RawAttribute[], type: number): string[] {
-  return attrs.filter(([t]) => t === type).map(([, v]) => dec.decode(v));
-}
-
-/** Vendor-Specific sub-attributes (RFC 2865 §5.26), decoded byte by byte. */
-function vsas(attrs: readonly RawAttribute[]): Array<{ vendor: number; type: number; value: string }> {
-  const out: Array<{ vendor: number; type: number; value: string }> = [];
-  for (const [t, v] of attrs) {
-    if (t !== VENDOR_SPECIFIC) continue;
-    const vendor = new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0);
-    for (let off = 4; off + 2 <= v.length; ) {
-      const type = v[off]!, len = v[off + 1]!;
-      if (len < 2 || off + len > v.length) throw new Error("malformed VSA");
-      out.push({ vendor, type, value: dec.decode(v.subarray(off + 2, off + len)) });
-      off += len;
-    }
-  }
-  return out;
-}
 
 const replyMessage = (r: CheckedReply) => values(r.attributes, Attr.ReplyMessage).join("");
 const stateOf = (r: CheckedReply) => r.attributes.find(([t]) => t === Attr.State)?.[1];
@@ -73,29 +49,9 @@ describe.skipIf(missing !== undefined)("Samba AD profile through the compiled bi
   const harryNew = "Harry!New-Pass-2025";
   const carolNew = "Carol!New-Pass-2025";
 
-  /** One PAP Access-Request from `udp` (Message-Authenticator first); the reply is checked against the secret. */
-  async function pap(udp: UDPClient, s: string, user: string, password: string, state?: Uint8Array): Promise<CheckedReply> {
-    const attributes: RawAttribute[] = [[Attr.UserName, enc.encode(user)], [Attr.UserPassword, enc.encode(password)]];
-    if (state) attributes.push([Attr.State, state]);
-    // A bind, a group check and (on the last leg) a modify against Samba: allow more than the default.
-    const reply = await udp.exchange(buildAccessRequest({ identifier: identifier(), secret: s, attributes }), server.port, s, { timeoutMs: 15_000 });
-    expect(reply.responseAuthenticatorValid).toBe(true);
-    expect(reply.messageAuthenticatorValid).toBe(true);
-    return reply;
-  }
-
-  async function addLiveClient(name: string, address: string, flags: string[] = []): Promise<string> {
-    const s = newSecret();
-    await app.cli(["client", "add", name, "--address", `${address}/32`, "--secret", s, ...flags]);
-    using udp = await UDPClient.open(address);
-    await eventually(`client ${name} to be served`, async () => {
-      const from = udp.received.length;
-      const probe = statusServer(s);
-      udp.send(probe, server.port);
-      return (await udp.next(probe[1]!, { from, timeoutMs: 200 })) ?? undefined;
-    }, { tries: 50, timeoutMs: 10_000, everyMs: 0 });
-    return s;
-  }
+  /** One PAP Access-Request from `udp`; a bind, a group check and (on the last leg) a modify against Samba: allow more than the default. */
+  const pap = (udp: UDPClient, s: string, user: string, password: string, state?: Uint8Array) => papRequest(udp, server.port, s, user, password, { state, timeoutMs: 15_000 });
+  const liveClient = (name: string, address: string, flags: string[] = []) => addLiveClient(app, server, name, address, flags);
 
   const lastFailure = (user: string) => server.logs.findLast((l) => l.event === "auth.failure" && l.user === user);
 
@@ -145,8 +101,8 @@ describe.skipIf(missing !== undefined)("Samba AD profile through the compiled bi
       await app.cli(["token", "add", user, "--totp", "--secret", seeds[name]!]);
     }
     server = await app.serve();
-    secret = await addLiveClient("vpn", "127.0.0.1");
-    codeOnlySecret = await addLiveClient("fw", "127.0.0.2", ["--first-factor", "none"]);
+    secret = await liveClient("vpn", "127.0.0.1");
+    codeOnlySecret = await liveClient("fw", "127.0.0.2", ["--first-factor", "none"]);
   }, 240_000);
 
   afterAll(async () => {

@@ -15,7 +15,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { Appliance, Attr, Code, UDPClient, buildAccessRequest, eventually, identifier, statusServer, tomlString, type ServerProcess } from "./helpers/appliance.ts";
+import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues as values, eventually, pap as papRequest, tomlString, vendorAttributes as vsas, type ServerProcess } from "./helpers/appliance.ts";
 import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
 import { BASE_DN, GROUPS, PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, runSlapdTests, slapdPath, startSlapd, type Slapd } from "./helpers/slapd.ts";
 import { decodeBase32, encodeBase32, totp, type CheckedReply, type RawAttribute } from "../../scripts/bench/radius-wire.ts";
@@ -34,9 +34,6 @@ const FILTER_ID = 11;
 
 const newSeed = () => encodeBase32(randomBytes(20));
 const codeOf = (seed: string) => totp(decodeBase32(seed), { now: Date.now() });
-const newSecret = () => `it-${randomBytes(12).toString("hex")}`;
-const dec = new TextDecoder();
-const enc = new TextEncoder();
 
 /** The profile under test: LDAPS with the fixture's CA, nested vpn-users required, reply attributes per group. */
 function profileToml(name: string, urls: string[], caFile: string): string {
@@ -78,36 +75,8 @@ function extraUsersLdif(): string {
   ].join("\n");
 }
 
-/** Reply attribute values of one type. */
-function values(attrs: readonly RawAttribute[], type: number): string[] {
-  return attrs.filter(([t]) => t === type).map(([, v]) => dec.decode(v));
-}
-
-/** Vendor-Specific sub-attributes (RFC 2865 §5.26: vendor id, then type, length, value), decoded byte by byte. */
-function vsas(attrs: readonly RawAttribute[]): Array<{ vendor: number; type: number; value: string }> {
-  const out: Array<{ vendor: number; type: number; value: string }> = [];
-  for (const [t, v] of attrs) {
-    if (t !== VENDOR_SPECIFIC) continue;
-    const vendor = new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0);
-    for (let off = 4; off + 2 <= v.length; ) {
-      const type = v[off]!, len = v[off + 1]!;
-      if (len < 2 || off + len > v.length) throw new Error("malformed VSA");
-      out.push({ vendor, type, value: dec.decode(v.subarray(off + 2, off + len)) });
-      off += len;
-    }
-  }
-  return out;
-}
-
-/** One PAP Access-Request over a raw socket (Message-Authenticator first); returns the checked reply. */
-async function pap(udp: UDPClient, server: ServerProcess, secret: string, user: string, password: string, state?: Uint8Array): Promise<CheckedReply> {
-  const attributes: RawAttribute[] = [[Attr.UserName, enc.encode(user)], [Attr.UserPassword, enc.encode(password)]];
-  if (state) attributes.push([Attr.State, state]);
-  const reply = await udp.exchange(buildAccessRequest({ identifier: identifier(), secret, attributes }), server.port, secret);
-  expect(reply.responseAuthenticatorValid).toBe(true);
-  expect(reply.messageAuthenticatorValid).toBe(true);
-  return reply;
-}
+/** One PAP Access-Request to the server under test (reply authenticators checked by the helper). */
+const pap = (udp: UDPClient, server: ServerProcess, secret: string, user: string, password: string, state?: Uint8Array) => papRequest(udp, server.port, secret, user, password, { state });
 
 /** Count of simple binds for a DN (case-insensitive) in slapd's log; slapd logs each BIND on two lines, counted once by conn/op. */
 function bindsOf(slapd: { log: string[] }, dn: string): number {
@@ -119,20 +88,6 @@ function bindsOf(slapd: { log: string[] }, dn: string): number {
     ops.add(m ? `${m[1]}/${m[2]}` : l);
   }
   return ops.size;
-}
-
-/** Adds a client from `address` and waits until the running server answers it (it reloads clients without a restart). */
-async function addLiveClient(app: Appliance, server: ServerProcess, name: string, address: string, flags: string[] = []): Promise<string> {
-  const secret = newSecret();
-  await app.cli(["client", "add", name, "--address", `${address}/32`, "--secret", secret, ...flags]);
-  using udp = await UDPClient.open(address);
-  await eventually(`client ${name} to be served`, async () => {
-    const from = udp.received.length;
-    const probe = statusServer(secret);
-    udp.send(probe, server.port);
-    return (await udp.next(probe[1]!, { from, timeoutMs: 200 })) ?? undefined;
-  }, { tries: 50, timeoutMs: 10_000, everyMs: 0 });
-  return secret;
 }
 
 /** The last auth.failure log line for a user (the precise reason lives in the log, not the reply). */

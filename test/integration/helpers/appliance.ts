@@ -1,5 +1,6 @@
 // Integration-test harness: a temp data dir, the admin CLI, and the real server process (compiled binary or source).
 
+import { expect } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -349,3 +350,62 @@ export async function expectDropped(
 }
 
 export { Attr, Code, buildAccessRequest, checkReply, type RawAttribute };
+
+const textDecoder = new TextDecoder();
+const textEncoder = new TextEncoder();
+
+/** Reply attribute values of one type, decoded as UTF-8. */
+export function attributeValues(attrs: readonly RawAttribute[], type: number): string[] {
+  return attrs.filter(([t]) => t === type).map(([, v]) => textDecoder.decode(v));
+}
+
+/** Vendor-Specific sub-attributes (RFC 2865 §5.26: vendor id, then type, length, value), decoded byte by byte. */
+export function vendorAttributes(attrs: readonly RawAttribute[]): Array<{ vendor: number; type: number; value: string }> {
+  const out: Array<{ vendor: number; type: number; value: string }> = [];
+  for (const [t, v] of attrs) {
+    if (t !== 26) continue; // Vendor-Specific
+    const vendor = new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0);
+    for (let off = 4; off + 2 <= v.length; ) {
+      const type = v[off]!, len = v[off + 1]!;
+      if (len < 2 || off + len > v.length) throw new Error("malformed VSA");
+      out.push({ vendor, type, value: textDecoder.decode(v.subarray(off + 2, off + len)) });
+      off += len;
+    }
+  }
+  return out;
+}
+
+/**
+ * One PAP Access-Request over a raw socket (Message-Authenticator first) to `port`; the reply's
+ * Response Authenticator and Message-Authenticator are checked before it is returned.
+ */
+export async function pap(
+  udp: UDPClient,
+  port: number,
+  secret: string,
+  user: string,
+  password: string,
+  { state, timeoutMs }: { state?: Uint8Array; timeoutMs?: number } = {},
+): Promise<CheckedReply> {
+  const attributes: RawAttribute[] = [[Attr.UserName, textEncoder.encode(user)], [Attr.UserPassword, textEncoder.encode(password)]];
+  if (state) attributes.push([Attr.State, state]);
+  const request = buildAccessRequest({ identifier: identifier(), secret, attributes });
+  const reply = await udp.exchange(request, port, secret, timeoutMs === undefined ? {} : { timeoutMs });
+  expect(reply.responseAuthenticatorValid).toBe(true);
+  expect(reply.messageAuthenticatorValid).toBe(true);
+  return reply;
+}
+
+/** Adds a client from `address` with a fresh secret and waits until the running server answers it (clients reload without a restart). */
+export async function addLiveClient(app: Appliance, server: ServerProcess, name: string, address: string, flags: string[] = []): Promise<string> {
+  const secret = `it-${randomBytes(12).toString("hex")}`;
+  await app.cli(["client", "add", name, "--address", `${address}/32`, "--secret", secret, ...flags]);
+  using udp = await UDPClient.open(address);
+  await eventually(`client ${name} to be served`, async () => {
+    const from = udp.received.length;
+    const probe = statusServer(secret);
+    udp.send(probe, server.port);
+    return (await udp.next(probe[1]!, { from, timeoutMs: 200 })) ?? undefined;
+  }, { tries: 50, timeoutMs: 10_000, everyMs: 0 });
+  return secret;
+}
