@@ -53,6 +53,8 @@ export interface LoadOptions {
   /** Wait for the next TOTP step boundary before building the packets (default true). */
   waitForStep?: boolean;
   now?: () => number;
+  /** Called just before the first request is sent (after the step wait and packet building). */
+  onStart?: () => void;
 }
 
 /** Parses a users CSV (header row; columns by name). Throws TypeError naming the line on bad input. */
@@ -205,6 +207,7 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
     if (done === n) finish();
   }
 
+  opts.onStart?.();
   const t0 = performance.now();
   const deadline = t0 + maxSeconds * 1000;
   const sweeper = setInterval(() => {

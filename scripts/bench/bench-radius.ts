@@ -20,7 +20,7 @@ import { randomBytes } from "node:crypto";
 import { writeFreeRADIUSConfig } from "./freeradius.ts";
 import { encodeBase32 } from "./radius-wire.ts";
 import { runLoad, type LoadResult, type LoadUser } from "../loadgen.ts";
-import { freePort, median, portcullisCLI, rss, waitStatusServer as waitStatusServerOn } from "./harness.ts";
+import { cpuMs, freePort, median, portcullisCLI, rss, waitStatusServer as waitStatusServerOn } from "./harness.ts";
 import { runLdapBenchmark } from "./bench-ldap.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -119,13 +119,33 @@ async function main() {
 
   // Alternating rounds; each loadgen run waits for a new TOTP step, so every round uses fresh codes.
   const results: Record<"freeradius" | "portcullis", LoadResult[]> = { freeradius: [], portcullis: [] };
+  type CPU = { server_us_per_req: number; loadgen_us_per_req: number };
+  const cpus: Record<"freeradius" | "portcullis", CPU[]> = { freeradius: [], portcullis: [] };
+  let cpu0 = { server: 0, loadgen: process.cpuUsage() };
   for (let r = 1 - warmupRounds; r <= rounds; r++) {
     for (const [name, port] of [["freeradius", frPort], ["portcullis", pPort]] as const) {
       const label = r < 1 ? `warm-up ${r + warmupRounds}/${warmupRounds}` : `round ${r}/${rounds}`;
       info(`${label}: ${name} (waiting for the next TOTP step)`);
-      const res = await runLoad(users, { host: "127.0.0.1", port, secret, concurrency, timeoutMs: 5000, maxSeconds: 25 });
-      info(`  ${JSON.stringify(res)}`);
-      if (r >= 1) results[name].push(res);
+      const pid = name === "freeradius" ? fr.pid : srv.pid;
+      // CPU per answered request, server (all threads) and this process (the load generator), sampled
+      // after the step wait so that only the timed phase counts (±10 ms clock ticks).
+      const res = await runLoad(users, {
+        host: "127.0.0.1",
+        port,
+        secret,
+        concurrency,
+        timeoutMs: 5000,
+        maxSeconds: 25,
+        onStart: () => void (cpu0 = { server: cpuMs(pid), loadgen: process.cpuUsage() }),
+      });
+      const lu = process.cpuUsage(cpu0.loadgen);
+      const per = (ms: number) => Math.round((ms * 1000) / Math.max(1, res.accepts + res.rejects));
+      const cpu = { server_us_per_req: per(cpuMs(pid) - cpu0.server), loadgen_us_per_req: per((lu.user + lu.system) / 1000) };
+      info(`  ${JSON.stringify({ ...res, ...cpu })}`);
+      if (r >= 1) {
+        results[name].push(res);
+        cpus[name].push(cpu);
+      }
     }
   }
   srv.kill("SIGTERM");
@@ -179,6 +199,10 @@ async function main() {
     row("FreeRADIUS (rlm_totp)", fs),
     row("Portcullis (binary)", ps),
     `ratio Portcullis/FreeRADIUS (req/s): ${(ps.rps / fs.rps).toFixed(2)}`,
+    `CPU per request (medians; server = all its threads, load generator = this process): ` +
+      (["freeradius", "portcullis"] as const)
+        .map((n) => `${n} ${median(cpus[n].map((c) => c.server_us_per_req))} µs + load generator ${median(cpus[n].map((c) => c.loadgen_us_per_req))} µs`)
+        .join("; "),
     `Portcullis idle RSS: ${(median(rssKB) / 1024).toFixed(1)} MiB (median of ${rssKB.length}: ${rssKB.map((k) => (k / 1024).toFixed(1)).join(", ")})`,
     `Portcullis exec -> first Status-Server answer: ${median(startupMs).toFixed(0)} ms (median of ${startupMs.length}: ${startupMs.map((x) => x.toFixed(0)).join(", ")})`,
     "",
