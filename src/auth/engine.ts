@@ -157,6 +157,7 @@ export class Engine {
   private readonly random: (n: number) => Uint8Array;
   private readonly passwords: PasswordVerifier;
   private readonly directories: Directories;
+  private readonly noDirectories: boolean;
 
   constructor(
     private readonly store: Store,
@@ -167,10 +168,24 @@ export class Engine {
     this.random = options.random ?? ((n) => randomBytes(n));
     this.passwords = options.passwords ?? { verify: verifyPassword, dummy: async (plain) => void (await dummyVerify(plain)) };
     this.directories = options.directories ?? new Directories([]);
+    this.noDirectories = this.directories.names().length === 0;
   }
 
   /** Decides one attempt. Never throws for bad credentials; store failures reject with "store_error". */
-  async authenticate(attempt: Attempt): Promise<Decision> {
+  authenticate(attempt: Attempt): Promise<Decision> {
+    if (attempt.method === "pap" && attempt.state === undefined && attempt.channel.firstFactor === "none" && attempt.secret) {
+      let warm: Promise<Decision> | undefined;
+      try {
+        warm = this.warmCodeOnly(attempt);
+      } catch (err) {
+        return Promise.resolve(this.failed(attempt, err));
+      }
+      if (warm) return warm.catch((err: unknown) => this.failed(attempt, err));
+    }
+    return this.authenticateAsync(attempt);
+  }
+
+  private async authenticateAsync(attempt: Attempt): Promise<Decision> {
     try {
       if (attempt.method !== "pap") return this.reject(attempt, "chap_unsupported", undefined, "only PAP carries a password that can be checked");
       const key = normalizeUsername(attempt.username, { realms: this.options.realms });
@@ -178,13 +193,58 @@ export class Engine {
       if (attempt.state) return await this.secondLeg(attempt, key, attempt.state);
       return await this.firstLeg(attempt, key);
     } catch (err) {
-      if (err instanceof PasswordOverloadedError) return { kind: "drop", reason: "overloaded" };
-      // A profile that cannot answer stops the attempt: never fall through to the next profile
-      // because this one timed out (issue 3 item 1).
-      if (err instanceof DirectoryUnavailableError) return this.reject(attempt, "directory_unavailable", undefined, `${err.profile}: ${err.message}`);
-      this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, reason: "store_error", detail: err instanceof Error ? err.name : "error" });
-      return { kind: "reject", reason: "store_error" };
+      return this.failed(attempt, err);
     }
+  }
+
+  /** The decision when a step threw: overload drops, an unavailable directory or store rejects. */
+  private failed(attempt: Attempt, err: unknown): Decision {
+    if (err instanceof PasswordOverloadedError) return { kind: "drop", reason: "overloaded" };
+    // A profile that cannot answer stops the attempt: never fall through to the next profile
+    // because this one timed out (issue 3 item 1).
+    if (err instanceof DirectoryUnavailableError) return this.reject(attempt, "directory_unavailable", undefined, `${err.profile}: ${err.message}`);
+    this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, reason: "store_error", detail: err instanceof Error ? err.name : "error" });
+    return { kind: "reject", reason: "store_error" };
+  }
+
+  /**
+   * The warm path of `--first-factor none`: a local user whose lockout counter, record and tokens
+   * are all in memory (store.warm), decided with the same checks in the same order as firstLeg →
+   * codeOnly, and with the store's high-water-mark commit (and a failure's counter write) as the
+   * only asynchronous steps. It handles exactly: an unknown name, a bad or replayed code, and an
+   * accepted code of an active local user without a lockout counter. Everything else returns
+   * undefined and takes the full path, which reads the same values through the repositories: a
+   * read memory cannot answer, any lockout counter (the full path checks, fails or clears it), a
+   * disabled, expired, password-type or unimplemented-type user, no active token, a linked
+   * directory record, or a client whose first source is a directory.
+   */
+  private warmCodeOnly(attempt: Attempt): Promise<Decision> | undefined {
+    const warm = this.store.warm;
+    const sources = warm ? this.localSources(attempt.channel.directories) : "none";
+    if (!warm || sources === "none") return undefined;
+    const key = normalizeUsername(attempt.username, { realms: this.options.realms });
+    if (key === "") return undefined;
+    if (warm.lockout(key, "code") !== null) return undefined;
+    const user = warm.userByName(key);
+    if (user === undefined) return undefined;
+    const { now } = attempt;
+    if (user === null && sources === "first") return undefined; // a directory is asked next
+    if (user === null) return this.lockout.fail(key, "code", now).then(() => this.reject(attempt, "unknown_user", undefined));
+    if ((user.directory ?? null) !== null || accountStatus(user, now)) return undefined;
+    if (user.type === "password" || user.type === null || !IMPLEMENTED_TYPES.has(user.type)) return undefined;
+    const tokens = warm.activeTokens(user.id);
+    if (tokens === undefined || tokens.length === 0) return undefined;
+    const failed = (result: "bad_code" | "replayed_code") => this.lockout.fail(key, "code", now).then(() => this.reject(attempt, result, user));
+    const match = this.matchCode(tokens, attempt.secret!, now);
+    if (!match) return failed("bad_code");
+    return this.consume(match).then((result) => (result === "ok" ? this.accept(attempt, user, ["otp"], []) : failed(result)));
+  }
+
+  /** Where local users stand in this channel's lookup order: the only source, the first, or behind a directory. */
+  private localSources(clientDirectories: string[] | null): "only" | "first" | "none" {
+    if (clientDirectories === null) return this.noDirectories ? "only" : "none";
+    const order = this.directories.order(clientDirectories);
+    return order[0] !== LOCAL_SOURCE ? "none" : order.length === 1 ? "only" : "first";
   }
 
   private async firstLeg(attempt: Attempt, key: string): Promise<Decision> {

@@ -408,7 +408,24 @@ export interface Store {
    * PRAGMA data_version). Stores that offer it can sit behind the read cache (store/cache.ts).
    */
   changeEpoch?(): number;
+  /**
+   * Optional: synchronous reads answered from memory, for the RADIUS hot path (store/cache.ts).
+   * A store without a memory copy omits it and every read takes the asynchronous path.
+   */
+  readonly warm?: WarmReads;
   close(): Promise<void>;
+}
+
+/**
+ * Reads answered from memory without a promise. Each returns undefined when memory cannot answer
+ * (the entry was never loaded or was invalidated); the caller then uses the repositories, which
+ * give the same answer asynchronously. null means "known to be absent".
+ */
+export interface WarmReads {
+  userByName(username: string): User | null | undefined;
+  /** The active tokens of a user; [] when the user is known to have none. */
+  activeTokens(userId: number): Token[] | undefined;
+  lockout(key: string, kind: FailureKind): LockoutState | null | undefined;
 }
 
 export type StoreErrorCode = "conflict" | "not_found" | "key_missing" | "key_mismatch" | "corrupt" | "unavailable";

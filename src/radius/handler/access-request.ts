@@ -36,7 +36,7 @@ export type Drop = { drop: "malformed" | "overloaded" };
  * or into a drop: a User-Password that is not a valid hidden value is malformed, and an
  * overloaded appliance stays silent so that the NAS retries or fails over.
  */
-export async function handleAccessRequest(
+export function handleAccessRequest(
   engine: Engine,
   client: RadiusClient,
   secret: Uint8Array,
@@ -54,8 +54,8 @@ export async function handleAccessRequest(
     try {
       revealed = revealUserPassword(hidden, secret, packet.authenticator);
     } catch (err) {
-      if (err instanceof RADIUSError) return { drop: "malformed" };
-      throw err;
+      if (err instanceof RADIUSError) return Promise.resolve({ drop: "malformed" });
+      return Promise.reject(err);
     }
     method = "pap";
     typed = utf8.decode(revealed);
@@ -79,8 +79,7 @@ export async function handleAccessRequest(
   if (typed !== undefined) attempt.secret = typed;
   if (state) attempt.state = state;
 
-  const decision = await engine.authenticate(attempt);
-  return decision.kind === "drop" ? { drop: decision.reason } : toReply(decision);
+  return engine.authenticate(attempt).then((decision) => (decision.kind === "drop" ? { drop: decision.reason } : toReply(decision)));
 }
 
 /**
