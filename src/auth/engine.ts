@@ -666,13 +666,11 @@ export class Engine {
   }
 
   /** Commits the high-water mark; resolves only after the write committed. */
-  private async consume(match: CodeMatch): Promise<"ok" | "replayed_code"> {
-    if (match.replay) return "replayed_code";
+  private consume(match: CodeMatch): Promise<"ok" | "replayed_code"> {
+    if (match.replay) return Promise.resolve("replayed_code");
     const advanced =
-      match.token.kind === "totp"
-        ? await this.store.tokens.advanceTOTP(match.token.id, match.step!, match.drift!)
-        : await this.store.tokens.advanceHOTP(match.token.id, match.next!);
-    return advanced ? "ok" : "replayed_code";
+      match.token.kind === "totp" ? this.store.tokens.advanceTOTP(match.token.id, match.step!, match.drift!) : this.store.tokens.advanceHOTP(match.token.id, match.next!);
+    return advanced.then((ok) => (ok ? "ok" : "replayed_code"));
   }
 
   // ── decisions ─────────────────────────────────────────────────────────────────────────────

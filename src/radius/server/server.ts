@@ -10,7 +10,7 @@ import { RateLimitedLog, log } from "../../audit/log.ts";
 import type { Engine } from "../../auth/engine.ts";
 import { bindUDP, type UDPEndpoint } from "../../runtime/udp.ts";
 import type { Store } from "../../store/types.ts";
-import { Attr, Code, RADIUSError, decodePacket, encodeResponse, getAttributes, verifyRequest, type RADIUSPacket } from "../codec/index.ts";
+import { Attr, Code, RADIUSError, decodePacket, encodeResponse, verifyRequest, type RADIUSPacket } from "../codec/index.ts";
 import { handleAccessRequest, type Reply } from "../handler/access-request.ts";
 import { ClientTable } from "./client-table.ts";
 import { DedupeCache } from "./dedupe.ts";
@@ -182,9 +182,14 @@ export class RADIUSServer {
 
   /** Message-Authenticator first (always), then the reply attributes, then Proxy-State in request order (RFC 2865 §5.33). */
   private encode(request: RADIUSPacket, reply: Reply, secret: Uint8Array): Uint8Array {
-    const proxyStates = getAttributes(request, Attr.ProxyState).map((value) => ({ type: Attr.ProxyState, value }));
+    let attributes = reply.attributes;
+    for (const a of request.attributes) {
+      if (a.type !== Attr.ProxyState) continue;
+      if (attributes === reply.attributes) attributes = [...reply.attributes];
+      attributes.push({ type: Attr.ProxyState, value: a.value });
+    }
     return encodeResponse(
-      { code: reply.code, identifier: request.identifier, attributes: proxyStates.length ? [...reply.attributes, ...proxyStates] : reply.attributes },
+      { code: reply.code, identifier: request.identifier, attributes },
       request.authenticator,
       secret,
     );
