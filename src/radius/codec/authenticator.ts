@@ -1,7 +1,8 @@
 // Packet authenticity: Request/Response Authenticator (RFC 2865 §3, RFC 2866 §3) and
 // Message-Authenticator (RFC 3579 §3.2, RFC 5997 §3), all compared in constant time.
 
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
+import { hmacMD5Into } from "../../runtime/hash.ts";
 import {
   Attr,
   AUTHENTICATOR_LENGTH,
@@ -13,9 +14,16 @@ import { attributeOffset, decodePacket, packetLength, type RADIUSPacket } from "
 
 const ZERO16 = new Uint8Array(AUTHENTICATOR_LENGTH);
 
-/** Constant-time equality for two byte strings; false (not a throw) on a length mismatch. */
+/**
+ * Constant-time equality for two byte strings; false (not a throw) on a length mismatch (lengths
+ * are public here: authenticators are always 16 octets). Every octet is compared and the
+ * differences OR-ed together, with one branch at the end; this runs for every request.
+ */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
 }
 
 /**
@@ -71,37 +79,39 @@ function messageAuthenticatorValid(
 }
 
 /**
- * HMAC-MD5 keyed by the secret over `raw[0..length)` as it stands: the caller has already put the
- * right octets in the Authenticator field and zeroed the Message-Authenticator value. One update
- * over the whole packet instead of five over views of it (the hot path of every request and reply).
+ * HMAC-MD5 keyed by the secret over `raw[0..length)` as it stands, written into `out` at `offset`:
+ * the caller has already put the right octets in the Authenticator field and zeroed the
+ * Message-Authenticator value. One update over the whole packet instead of five over views of it
+ * (the hot path of every request and reply). `out` may be `raw` itself (the reply's own
+ * Message-Authenticator value): the MAC is computed before it is written.
  */
-export function hmacMD5Packet(raw: Uint8Array, length: number, secret: Uint8Array): Buffer {
-  return createHmac("md5", secret)
-    .update(length === raw.length ? raw : raw.subarray(0, length))
-    .digest();
+export function hmacMD5Packet(raw: Uint8Array, length: number, secret: Uint8Array, out: Uint8Array, offset = 0): void {
+  hmacMD5Into(secret, length === raw.length ? raw : raw.subarray(0, length), out, offset);
 }
+
+/** The 16 value octets of a request's own Message-Authenticator, and the MAC recomputed over it. */
+const receivedMA = new Uint8Array(AUTHENTICATOR_LENGTH);
+const expectedMA = new Uint8Array(AUTHENTICATOR_LENGTH);
 
 /**
  * The Message-Authenticator check of a request whose own Authenticator field is part of the MAC
  * (Access-Request, Status-Server; RFC 3579 §3.2): the 16 value octets are copied out, zeroed in
  * `raw` for the HMAC, and put back before returning, so `raw` is unchanged afterwards. Nothing
- * runs in between, so no other code can observe the zeroed octets.
+ * runs in between, so no other code can observe the zeroed octets (nor the two module-level
+ * buffers, which only ever hold a received value and the MAC recomputed over public octets).
  */
 function ownMessageAuthenticatorValid(raw: Uint8Array, length: number, maOffset: number, secret: Uint8Array): boolean {
   const start = maOffset + 2;
-  // A copy, not raw.slice(): on a Buffer (what sockets deliver) slice() is a view.
-  const received = new Uint8Array(AUTHENTICATOR_LENGTH);
   for (let i = 0; i < AUTHENTICATOR_LENGTH; i++) {
-    received[i] = raw[start + i]!;
+    receivedMA[i] = raw[start + i]!;
     raw[start + i] = 0;
   }
-  let expected: Buffer;
   try {
-    expected = hmacMD5Packet(raw, length, secret);
+    hmacMD5Packet(raw, length, secret, expectedMA);
   } finally {
-    raw.set(received, start);
+    raw.set(receivedMA, start);
   }
-  return constantTimeEqual(expected, received);
+  return constantTimeEqual(expectedMA, receivedMA);
 }
 
 /** Options for {@link verifyRequest}. */

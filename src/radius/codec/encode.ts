@@ -1,7 +1,8 @@
 // RADIUS packet encoding (wire layout drawn in packet.ts): replies with Message-Authenticator first
 // then the Response Authenticator (RFC 3579 §3.2, RFC 2865 §3), and requests for tests and load tools.
 
-import { createHash, getRandomValues } from "node:crypto";
+import { getRandomValues } from "node:crypto";
+import { md5Into } from "../../runtime/hash.ts";
 import {
   Attr,
   AUTHENTICATOR_LENGTH,
@@ -116,15 +117,19 @@ export function encodeResponse(
   // zeroed, which is exactly the HMAC input (RFC 3579 §3.2); then the Response Authenticator
   // MD5(Code+ID+Length+RequestAuth+Attributes+Secret) covers the signed attributes (RFC 2865 §3).
   const buf = layout(reply.code, reply.identifier, field, reply.attributes, messageAuthenticator);
-  if (messageAuthenticator) buf.set(hmacMD5Packet(buf, buf.length, secret), MA_OFFSET + 2);
+  if (messageAuthenticator) hmacMD5Packet(buf, buf.length, secret, buf, MA_OFFSET + 2);
   if (field !== requestAuthenticator) buf.set(requestAuthenticator, 4);
-  buf.set(md5WithSecret(buf, secret), 4);
+  md5WithSecret(buf, secret);
   return buf;
 }
 
-/** MD5(packet + secret): the Response Authenticator (RFC 2865 §3) or Accounting Request Authenticator (RFC 2866 §3). */
-function md5WithSecret(buf: Uint8Array, secret: Uint8Array): Buffer {
-  return createHash("md5").update(buf).update(secret).digest();
+/**
+ * MD5(packet + secret) written into the packet's Authenticator field: the Response Authenticator
+ * (RFC 2865 §3) or the Accounting Request Authenticator (RFC 2866 §3). The digest covers the
+ * field as it stands and is computed before it is written.
+ */
+function md5WithSecret(buf: Uint8Array, secret: Uint8Array): void {
+  md5Into(buf, secret, buf, 4);
 }
 
 /** A request to encode. */
@@ -173,8 +178,8 @@ export function encodeRequest(
   if (code === Code.AccountingRequest) {
     if (req.authenticator !== undefined) throw new TypeError("the Accounting-Request authenticator is computed");
     const buf = layout(code, req.identifier, ZERO16, req.attributes, messageAuthenticator);
-    if (messageAuthenticator) buf.set(hmacMD5Packet(buf, buf.length, secret), MA_OFFSET + 2);
-    buf.set(md5WithSecret(buf, secret), 4);
+    if (messageAuthenticator) hmacMD5Packet(buf, buf.length, secret, buf, MA_OFFSET + 2);
+    md5WithSecret(buf, secret);
     return buf;
   }
 
@@ -189,6 +194,6 @@ export function encodeRequest(
       ? req.attributes
       : [{ type: Attr.UserPassword, value: hideUserPassword(userPassword, secret, authenticator) }, ...req.attributes];
   const buf = layout(code, req.identifier, authenticator, attributes, messageAuthenticator);
-  if (messageAuthenticator) buf.set(hmacMD5Packet(buf, buf.length, secret), MA_OFFSET + 2);
+  if (messageAuthenticator) hmacMD5Packet(buf, buf.length, secret, buf, MA_OFFSET + 2);
   return buf;
 }

@@ -4,13 +4,15 @@
 //   b2 = MD5(S + c(1))     c(2) = p2 xor b2
 //   ...                    c(i) = pi xor bi        (16-octet blocks, p NUL-padded)
 
-import { createHash } from "node:crypto";
+import { md5Into } from "../../runtime/hash.ts";
 import { AUTHENTICATOR_LENGTH } from "./constants.ts";
 import { RADIUSError } from "./errors.ts";
 
 /** RFC 2865 §5.2: the password is at most 128 octets. */
 export const MAX_USER_PASSWORD_LENGTH = 128;
 const BLOCK = 16;
+/** One MD5 keystream block (b1, b2, … above), reused by every call and zeroed after each. */
+const keystream = new Uint8Array(BLOCK);
 
 function checkAuthenticator(requestAuthenticator: Uint8Array): void {
   if (requestAuthenticator.length !== AUTHENTICATOR_LENGTH) {
@@ -38,11 +40,12 @@ export function hideUserPassword(
   out.set(password);
   let chain: Uint8Array = requestAuthenticator;
   for (let i = 0; i < blocks; i++) {
-    const b = createHash("md5").update(secret).update(chain).digest();
+    const b = md5Into(secret, chain, keystream);
     const base = i * BLOCK;
     for (let j = 0; j < BLOCK; j++) out[base + j] = out[base + j]! ^ b[j]!;
     chain = out.subarray(base, base + BLOCK);
   }
+  keystream.fill(0);
   return out;
 }
 
@@ -67,10 +70,12 @@ export function revealUserPassword(
   const out = new Uint8Array(n);
   let chain: Uint8Array = requestAuthenticator;
   for (let base = 0; base < n; base += BLOCK) {
-    const b = createHash("md5").update(secret).update(chain).digest();
+    const b = md5Into(secret, chain, keystream);
     for (let j = 0; j < BLOCK; j++) out[base + j] = hidden[base + j]! ^ b[j]!;
     chain = hidden.subarray(base, base + BLOCK);
   }
+  // The keystream block XORed with the hidden value gives the password: do not leave it around.
+  keystream.fill(0);
   let end = n;
   while (end > 0 && out[end - 1] === 0) end--;
   return out.subarray(0, end);
