@@ -67,9 +67,15 @@ function validateCounter(counter: number, name: string): void {
   }
 }
 
+/**
+ * The counter octets handed to the HMAC. One buffer serves every call: the plugin's HMAC reads it
+ * synchronously, so no 8-octet array is allocated per candidate step.
+ */
+const counterBuffer = new Uint8Array(8);
+
 /** RFC 4226 §5.1: the counter C as 8 octets, big-endian (a safe integer fits in 53 bits). */
 function counterOctets(counter: number): Uint8Array {
-  const out = new Uint8Array(8);
+  const out = counterBuffer;
   const high = Math.floor(counter / 0x1_0000_0000);
   const low = counter >>> 0;
   out[0] = high >>> 24;
@@ -83,7 +89,19 @@ function counterOctets(counter: number): Uint8Array {
   return out;
 }
 
-/** HOTP(K, C) without re-validating parameters: the inner loop of verification (RFC 4226 §5.3). */
+/**
+ * The HOTP value as a number, HOTP(K, C) mod 10^Digit (RFC 4226 §5.3 step 3, before the zero
+ * padding), without re-validating parameters: the inner loop of TOTP verification, which compares
+ * it with the number a well-formed typed code spells instead of building a string per candidate.
+ */
+export function deriveValue(p: OTPParams, counter: number): number {
+  const mac = crypto.hmac(OTPLIB_ALGORITHM[p.algorithm], p.secret, counterOctets(counter));
+  return dynamicTruncate(mac) % DIGIT_MODULUS[p.digits];
+}
+
+const DIGIT_MODULUS = { 6: 1_000_000, 8: 100_000_000 } as const;
+
+/** HOTP(K, C) without re-validating parameters (RFC 4226 §5.3). */
 export function deriveCode(p: OTPParams, counter: number): string {
   const mac = crypto.hmac(OTPLIB_ALGORITHM[p.algorithm], p.secret, counterOctets(counter));
   return truncateDigits(dynamicTruncate(mac), p.digits);

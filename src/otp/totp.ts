@@ -1,7 +1,7 @@
 // TOTP (RFC 6238): generation, verification with high-water mark and learned drift, resync.
 
 import { OTPError } from "./errors.ts";
-import { codesEqual, deriveCode, isCodeFormat, validateOTPParams, type OTPParams } from "./hotp.ts";
+import { codesEqual, deriveCode, deriveValue, isCodeFormat, validateOTPParams, type OTPParams } from "./hotp.ts";
 
 export type TOTPParams = OTPParams & { period: number };
 
@@ -58,6 +58,9 @@ export function verifyTOTP(
 
   const current = timeStep(now, token.period);
   const center = current + token.drift;
+  // exactly `digits` ASCII digits (checked above), so the number identifies the code; the XOR
+  // compare below has no data-dependent branch before its single test, like codesEqual
+  const typed = Number(code);
   let replay = false;
   // Every candidate is computed even after a replay hit, so that a (1 in 10^digits) collision
   // with a fresh step still succeeds and the loop's cost does not depend on lastStep.
@@ -66,7 +69,7 @@ export function verifyTOTP(
     const offset = i === 0 ? 0 : i % 2 === 1 ? -((i + 1) >> 1) : i >> 1;
     const step = center + offset;
     if (step < 0) continue;
-    if (codesEqual(deriveCode(token, step), code)) {
+    if ((deriveValue(token, step) ^ typed) === 0) {
       if (step > token.lastStep) return { ok: true, step, drift: step - current };
       replay = true;
     }

@@ -31,6 +31,19 @@ describe("generateTOTP", () => {
   });
 });
 
+describe("verifyTOTP on the RFC 6238 vectors", () => {
+  // codes are compared as the numbers they spell; "07081804" and "00000000"-like codes must still match exactly
+  test.each(vectors.vectors)("$title", ({ time, mode, totp, T }) => {
+    const token = { secret: seed(mode as Mode), algorithm: mode as Mode, digits: 8 as const, period: vectors.period, lastStep: -1, drift: 0 };
+    expect(verifyTOTP(token, totp, { now: time * 1000, window: 0 })).toEqual({ ok: true, step: parseInt(T, 16), drift: 0 });
+    // the same digits one off, and the code without its leading digit padded back, are both refused
+    const last = Number(totp[7]);
+    const wrong = totp.slice(0, 7) + String((last + 1) % 10);
+    expect(verifyTOTP(token, wrong, { now: time * 1000, window: 0 })).toEqual({ ok: false, reason: "invalid" });
+    expect(verifyTOTP(token, totp.slice(1) + "0", { now: time * 1000, window: 0 }).ok).toBe(false);
+  });
+});
+
 describe("verifyTOTP", () => {
   const base: TOTPParams = { secret: seed("SHA1"), algorithm: "SHA1", digits: 6, period: 30 };
   const now = 1_700_000_000_000;
