@@ -32,7 +32,7 @@ export type AuthFailureReason =
   | "bad_reply_attribute"; // a configured reply attribute cannot be encoded: fail closed
 
 export type AuditEvent =
-  | { type: "auth.success"; channel: string; client: string; user: string; factors: string[] }
+  | { type: "auth.success"; channel: string; client: string; user: string; factors: readonly string[] }
   | {
       type: "auth.challenge";
       channel: string;

@@ -135,6 +135,10 @@ type PasswordOutcome =
   | { ok: true; change?: "password_expired" | "must_change" }
   | { ok: false; reason: AuthFailureReason; proven: boolean; counts: boolean; detail?: string };
 
+/** The factors of an accepted code-only login and its (absent) reply attributes: shared, never mutated. */
+const OTP_ONLY: readonly string[] = Object.freeze(["otp"]);
+const NO_ATTRIBUTES: readonly ReplyAttribute[] = Object.freeze([]);
+
 const STATE_BYTES = 32; // 256 random bits, above DESIGN's 128-bit floor
 
 /** Hashes a State value; the raw State never reaches the store. */
@@ -180,7 +184,8 @@ export class Engine {
       } catch (err) {
         return Promise.resolve(this.failed(attempt, err));
       }
-      if (warm) return warm.catch((err: unknown) => this.failed(attempt, err));
+      // warmCodeOnly maps its own asynchronous failures (failed()), so its promise never rejects
+      if (warm) return warm;
     }
     return this.authenticateAsync(attempt);
   }
@@ -229,15 +234,39 @@ export class Engine {
     if (user === undefined) return undefined;
     const { now } = attempt;
     if (user === null && sources === "first") return undefined; // a directory is asked next
-    if (user === null) return this.lockout.fail(key, "code", now).then(() => this.reject(attempt, "unknown_user", undefined));
+    if (user === null) return this.warmFailure(attempt, key, undefined, "unknown_user");
     if ((user.directory ?? null) !== null || accountStatus(user, now)) return undefined;
     if (user.type === "password" || user.type === null || !IMPLEMENTED_TYPES.has(user.type)) return undefined;
     const tokens = warm.activeTokens(user.id);
     if (tokens === undefined || tokens.length === 0) return undefined;
-    const failed = (result: "bad_code" | "replayed_code") => this.lockout.fail(key, "code", now).then(() => this.reject(attempt, result, user));
     const match = this.matchCode(tokens, attempt.secret!, now);
-    if (!match) return failed("bad_code");
-    return this.consume(match).then((result) => (result === "ok" ? this.accept(attempt, user, ["otp"], []) : failed(result)));
+    if (!match) return this.warmFailure(attempt, key, user, "bad_code");
+    if (match.replay) return this.warmFailure(attempt, key, user, "replayed_code");
+    // consume() without its own promise step: the commit's answer decides directly
+    return this.advance(match).then(
+      (advanced) => {
+        try {
+          return advanced ? this.accept(attempt, user, OTP_ONLY, NO_ATTRIBUTES) : this.warmFailure(attempt, key, user, "replayed_code");
+        } catch (err) {
+          return this.failed(attempt, err); // as the full path's try/catch would
+        }
+      },
+      (err: unknown) => this.failed(attempt, err),
+    );
+  }
+
+  /** A failed warm attempt: the code counter's failure is recorded, then the reject (or failed() if that write fails). */
+  private warmFailure(attempt: Attempt, key: string, user: User | undefined, reason: "unknown_user" | "bad_code" | "replayed_code"): Promise<Decision> {
+    return this.lockout.fail(key, "code", attempt.now).then(
+      () => {
+        try {
+          return this.reject(attempt, reason, user);
+        } catch (err) {
+          return this.failed(attempt, err);
+        }
+      },
+      (err: unknown) => this.failed(attempt, err),
+    );
   }
 
   /** Where local users stand in this channel's lookup order: the only source, the first, or behind a directory. */
@@ -668,9 +697,12 @@ export class Engine {
   /** Commits the high-water mark; resolves only after the write committed. */
   private consume(match: CodeMatch): Promise<"ok" | "replayed_code"> {
     if (match.replay) return Promise.resolve("replayed_code");
-    const advanced =
-      match.token.kind === "totp" ? this.store.tokens.advanceTOTP(match.token.id, match.step!, match.drift!) : this.store.tokens.advanceHOTP(match.token.id, match.next!);
-    return advanced.then((ok) => (ok ? "ok" : "replayed_code"));
+    return this.advance(match).then((ok) => (ok ? "ok" : "replayed_code"));
+  }
+
+  /** The store's guarded write of a match that is not a replay: true when this call moved the mark. */
+  private advance(match: CodeMatch): Promise<boolean> {
+    return match.token.kind === "totp" ? this.store.tokens.advanceTOTP(match.token.id, match.step!, match.drift!) : this.store.tokens.advanceHOTP(match.token.id, match.next!);
   }
 
   // ── decisions ─────────────────────────────────────────────────────────────────────────────
@@ -715,9 +747,9 @@ export class Engine {
     return { kind: "challenge", state, prompt, timeoutS: Math.ceil(this.options.challengeTtlMs / 1000) };
   }
 
-  private accept(attempt: Attempt, user: User, factors: string[], attributes: ReplyAttribute[]): Decision {
+  private accept(attempt: Attempt, user: User, factors: readonly string[], attributes: readonly ReplyAttribute[]): Decision {
     this.audit({ type: "auth.success", channel: attempt.channel.kind, client: attempt.channel.name, user: user.username, factors });
-    return attributes.length > 0 ? { kind: "accept", user: user.username, attributes } : { kind: "accept", user: user.username };
+    return attributes.length > 0 ? { kind: "accept", user: user.username, attributes: [...attributes] } : { kind: "accept", user: user.username };
   }
 
   /** `proven`: the password was proven in this attempt, so a clear text from messages.ts may be shown. */
