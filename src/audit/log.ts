@@ -6,21 +6,31 @@ const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 
 let threshold: number = ORDER.info;
 /**
  * Lines are gathered and written once per event-loop turn: under load one write(2) carries many
- * lines instead of one system call per authentication. Pending lines are flushed on exit.
+ * lines instead of one system call per authentication. Pending lines are flushed on exit, and by
+ * flushLog() (the RADIUS server calls it before each batch of replies leaves).
  */
 let pending: string[] = [];
 let scheduled = false;
-function flush(): void {
+const flush = (): void => {
   scheduled = false;
+  flushLog();
+};
+
+/**
+ * Writes the lines gathered so far now. The RADIUS server calls it before a batch of replies leaves,
+ * so that no reply is ever ahead of its own audit line (a crash in between loses no line of an
+ * answered request, and whoever reads the log sees a decision no later than the NAS does).
+ */
+export function flushLog(): void {
   if (pending.length === 0) return;
   const text = pending.join("\n") + "\n";
   pending = [];
   process.stdout.write(text);
 }
-process.on("exit", flush);
+process.on("exit", flushLog);
 const batchedStdout = (line: string) => {
   pending.push(line);
-  if (pending.length >= 512) return flush();
+  if (pending.length >= 512) return flushLog();
   if (!scheduled) {
     scheduled = true;
     setImmediate(flush);

@@ -6,7 +6,7 @@
 //                 ▼               ▼            ▼               ▼
 //               drop            drop         drop            drop        (counted, logged rate-limited)
 
-import { RateLimitedLog, log } from "../../audit/log.ts";
+import { RateLimitedLog, flushLog, log } from "../../audit/log.ts";
 import type { Engine } from "../../auth/engine.ts";
 import { bindUDP, type UDPEndpoint } from "../../runtime/udp.ts";
 import type { Store } from "../../store/types.ts";
@@ -78,6 +78,8 @@ export class RADIUSServer {
           recvBufferBytes: this.options.recvBufferBytes,
           onMessage: (data, source, sourcePort) => this.receive(endpoint, data, source, sourcePort),
           onError: (err) => log("error", "radius.socket_error", { address, error: err.message }),
+          // no reply ahead of its own audit line
+          beforeSend: flushLog,
         });
         this.endpoints.push(endpoint);
       }

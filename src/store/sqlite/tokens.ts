@@ -22,6 +22,15 @@ interface TokenRow {
   created_at: number;
 }
 
+/**
+ * A group commit closes at the end of the event-loop turn, or as soon as it holds this many
+ * writes. Under a burst (a whole receive buffer of requests in one turn), the first logins are
+ * then committed and answered while the rest of the burst is still being decoded, instead of
+ * every reply waiting for the last request of the burst; 32 keeps most of the batching's saving
+ * (a commit of 32 costs about 0.9 µs a write against 0.7 µs for 80, 14.7 µs for 1).
+ */
+export const GROUP_COMMIT_MAX = 32;
+
 /** A high-water-mark write waiting for the next group commit. */
 interface PendingAdvance {
   totp: boolean;
@@ -240,29 +249,36 @@ export class SqliteTokenRepo implements TokenRepo {
    * exactly one winner, and a failed commit rejects every caller in the batch.
    */
   advanceTOTP(id: number, step: number, drift: number): Promise<boolean> {
-    return this.enqueue({ totp: true, id, value: step, drift });
+    return this.enqueue(true, id, step, drift);
   }
 
   /** True when this call moved the HOTP counter to `next`; committed before resolving, like advanceTOTP. */
   advanceHOTP(id: number, next: number): Promise<boolean> {
-    return this.enqueue({ totp: false, id, value: next, drift: 0 });
+    return this.enqueue(false, id, next, 0);
   }
 
   private pending: PendingAdvance[] = [];
   private flushScheduled = false;
 
-  private enqueue(write: Omit<PendingAdvance, "resolve" | "reject">): Promise<boolean> {
+  private enqueue(totp: boolean, id: number, value: number, drift: number): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      this.pending.push({ ...write, resolve, reject });
+      this.pending.push({ totp, id, value, drift, resolve, reject });
+      if (this.pending.length >= GROUP_COMMIT_MAX) return this.commitPending();
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(this.flush);
+        setImmediate(this.endOfTurn);
       }
     });
   }
 
-  private readonly flush = (): void => {
+  private readonly endOfTurn = (): void => {
     this.flushScheduled = false;
+    this.commitPending();
+  };
+
+  /** Commits every pending write in one transaction and settles their promises. */
+  private commitPending(): void {
+    if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
     let results: boolean[];
@@ -279,7 +295,7 @@ export class SqliteTokenRepo implements TokenRepo {
       return;
     }
     batch.forEach((w, i) => w.resolve(results[i]!));
-  };
+  }
 
   private applyAdvance(w: Omit<PendingAdvance, "resolve" | "reject">): boolean {
     return w.totp ? this.sAdvanceTOTP.run(w.value, w.drift, w.id, w.value).changes === 1 : this.sAdvanceHOTP.run(w.value, w.id, w.value).changes === 1;

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
+import { GROUP_COMMIT_MAX } from "../../../../src/store/sqlite/tokens.ts";
 import { type Challenge, StoreError, type UserImportRow } from "../../../../src/store/types.ts";
 import { cleanup, newClient, newToken, newUser, openIn, tempDir } from "../helpers.ts";
 
@@ -239,6 +240,35 @@ describe("tokens", () => {
       }
     } finally {
       await other.close();
+    }
+  });
+
+  test(`writes of one turn share a commit, which closes at ${GROUP_COMMIT_MAX} writes without waiting for the turn to end`, async () => {
+    const tokens = [];
+    for (let i = 0; i <= GROUP_COMMIT_MAX; i++) tokens.push(await store.tokens.add(newToken(`G${i}`)));
+    const settled: boolean[] = [];
+    const writes = tokens.map((t, i) => store.tokens.advanceTOTP(t.id, 100, 0).then((ok) => void (settled[i] = ok)));
+    // the first GROUP_COMMIT_MAX are committed and settled already: only microtasks have run
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(settled.filter((ok) => ok).length).toBe(GROUP_COMMIT_MAX);
+    expect(settled[GROUP_COMMIT_MAX]).toBeUndefined(); // the last one waits for the end of the turn
+    await Promise.all(writes);
+    expect(settled.every((ok) => ok)).toBe(true);
+    expect((await store.tokens.findById(tokens[GROUP_COMMIT_MAX]!.id))!.lastStep).toBe(100);
+  });
+
+  test("two uses of one step in the same commit: exactly one wins, at every position in the group", async () => {
+    const t = await store.tokens.add(newToken("T1"));
+    const others = [];
+    for (let i = 0; i < GROUP_COMMIT_MAX; i++) others.push(await store.tokens.add(newToken(`O${i}`)));
+    for (let step = 1; step <= GROUP_COMMIT_MAX; step++) {
+      // calls in this order: step-1 other tokens, the pair, the rest; at step = GROUP_COMMIT_MAX the
+      // pair straddles the boundary between two commits, elsewhere it sits inside one
+      const before = others.slice(0, step - 1).map((o) => store.tokens.advanceTOTP(o.id, step, 0));
+      const pair = [store.tokens.advanceTOTP(t.id, step, 0), store.tokens.advanceTOTP(t.id, step, 0)];
+      const after = others.slice(step - 1).map((o) => store.tokens.advanceTOTP(o.id, step, 0));
+      expect((await Promise.all(pair)).filter(Boolean).length).toBe(1);
+      expect((await Promise.all([...before, ...after])).every(Boolean)).toBe(true);
     }
   });
 

@@ -1,0 +1,75 @@
+// runtime/udp.ts ReplyBatcher: when the replies of a turn leave, and that they leave together.
+
+import { describe, expect, test } from "bun:test";
+import { REPLY_BATCH_MAX, ReplyBatcher, markDelivery } from "../../../src/runtime/udp.ts";
+
+type Batch = (Uint8Array | number | string)[];
+
+function batcher() {
+  const batches: Batch[] = [];
+  return { batches, b: new ReplyBatcher((batch) => void batches.push(batch)) };
+}
+const reply = (n: number) => new Uint8Array([n]);
+const immediate = () => new Promise<void>((r) => setImmediate(r));
+const microtasks = async (n = 5) => {
+  for (let i = 0; i < n; i++) await Promise.resolve();
+};
+
+describe("ReplyBatcher", () => {
+  test("while datagrams are being delivered, replies wait for the end of the turn and leave in one batch", async () => {
+    const { batches, b } = batcher();
+    markDelivery();
+    b.push(reply(1), 1000, "127.0.0.1");
+    await microtasks(); // e.g. a reply resolved by a promise during delivery
+    b.push(reply(2), 1001, "::1");
+    await microtasks();
+    expect(batches).toEqual([]);
+    await immediate();
+    expect(batches).toEqual([[reply(1), 1000, "127.0.0.1", reply(2), 1001, "::1"]]);
+  });
+
+  test("after delivery (the turn's immediates, where the group commit releases logins) replies leave at the end of the microtask run, before the next poll", async () => {
+    const { batches, b } = batcher();
+    markDelivery();
+    await immediate(); // delivery of this turn is over
+    let seen: Batch[] | undefined;
+    await new Promise<void>((done) =>
+      setImmediate(() => {
+        b.push(reply(1), 1000, "127.0.0.1");
+        b.push(reply(2), 1000, "127.0.0.1");
+        // two microtask steps later: still inside this immediate's microtask run
+        Promise.resolve()
+          .then(() => undefined)
+          .then(() => {
+            seen = batches.map((x) => [...x]);
+            done();
+          });
+      }),
+    );
+    expect(seen).toEqual([[reply(1), 1000, "127.0.0.1", reply(2), 1000, "127.0.0.1"]]);
+  });
+
+  test(`${REPLY_BATCH_MAX} waiting replies leave at once, whatever the phase; the rest keeps waiting`, async () => {
+    const { batches, b } = batcher();
+    markDelivery();
+    for (let i = 0; i < REPLY_BATCH_MAX + 1; i++) b.push(reply(i), 1000 + i, "127.0.0.1");
+    expect(batches.length).toBe(1);
+    expect(batches[0]!.length).toBe(REPLY_BATCH_MAX * 3);
+    expect(batches[0]!.slice(0, 3)).toEqual([reply(0), 1000, "127.0.0.1"]);
+    await immediate();
+    expect(batches.length).toBe(2);
+    expect(batches[1]).toEqual([reply(REPLY_BATCH_MAX), 1000 + REPLY_BATCH_MAX, "127.0.0.1"]);
+  });
+
+  test("flush() sends what is queued now (close), and an empty queue sends nothing", async () => {
+    const { batches, b } = batcher();
+    b.flush();
+    expect(batches).toEqual([]);
+    markDelivery();
+    b.push(reply(7), 1812, "127.0.0.1");
+    b.flush();
+    expect(batches).toEqual([[reply(7), 1812, "127.0.0.1"]]);
+    await immediate(); // the scheduled flush finds nothing left
+    expect(batches.length).toBe(1);
+  });
+});
