@@ -49,8 +49,12 @@ export const bunMD5: MD5Functions | undefined =
         const Hasher = Bun.CryptoHasher;
         // digest(TypedArray) writes into an array of at least 64 octets (the largest digest)
         const scratch = new Uint8Array(64);
+        // the scratch is cleared after each copy: a User-Password keystream block must not linger
         const copyOut = (out: Uint8Array, offset: number): Uint8Array => {
-          for (let i = 0; i < MD5_LENGTH; i++) out[offset + i] = scratch[i]!;
+          for (let i = 0; i < MD5_LENGTH; i++) {
+            out[offset + i] = scratch[i]!;
+            scratch[i] = 0;
+          }
           return out;
         };
         return {

@@ -112,7 +112,7 @@ export const REPLY_BATCH_MAX = 32;
  *   commit releases the turn's logins), a reply leaves at the end of the current microtask run
  *   instead: an immediate queued now would only run after the next poll, behind the whole next
  *   batch of requests, and with a fixed number of requests in flight at the NAS that wait is lost
- *   throughput (measured: about 10 % more OTP logins a second under the benchmark's load).
+ *   throughput (measured: 6-10 % more OTP logins a second under the benchmark's load).
  *   Replies resolved in the same microtask run share that one flush.
  * - As soon as REPLY_BATCH_MAX replies are waiting, they leave at once, whatever the phase: with
  *   the store's group commit closing at the same size (store/sqlite/tokens.ts), the first replies
