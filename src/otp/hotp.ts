@@ -89,22 +89,25 @@ function counterOctets(counter: number): Uint8Array {
   return out;
 }
 
+/** RFC 4226 §5.3 steps 1-2: the HMAC of the counter (the node crypto plugin), dynamically truncated. */
+function truncatedHMAC(p: OTPParams, counter: number): number {
+  return dynamicTruncate(crypto.hmac(OTPLIB_ALGORITHM[p.algorithm], p.secret, counterOctets(counter)));
+}
+
+const DIGIT_MODULUS = { 6: 1_000_000, 8: 100_000_000 } as const;
+
 /**
  * The HOTP value as a number, HOTP(K, C) mod 10^Digit (RFC 4226 §5.3 step 3, before the zero
  * padding), without re-validating parameters: the inner loop of TOTP verification, which compares
  * it with the number a well-formed typed code spells instead of building a string per candidate.
  */
 export function deriveValue(p: OTPParams, counter: number): number {
-  const mac = crypto.hmac(OTPLIB_ALGORITHM[p.algorithm], p.secret, counterOctets(counter));
-  return dynamicTruncate(mac) % DIGIT_MODULUS[p.digits];
+  return truncatedHMAC(p, counter) % DIGIT_MODULUS[p.digits];
 }
 
-const DIGIT_MODULUS = { 6: 1_000_000, 8: 100_000_000 } as const;
-
-/** HOTP(K, C) without re-validating parameters (RFC 4226 §5.3). */
+/** HOTP(K, C) as the zero-padded code, without re-validating parameters (RFC 4226 §5.3). */
 export function deriveCode(p: OTPParams, counter: number): string {
-  const mac = crypto.hmac(OTPLIB_ALGORITHM[p.algorithm], p.secret, counterOctets(counter));
-  return truncateDigits(dynamicTruncate(mac), p.digits);
+  return truncateDigits(truncatedHMAC(p, counter), p.digits);
 }
 
 /**
