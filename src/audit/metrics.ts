@@ -87,6 +87,11 @@ abstract class Metric {
     return entry.state as S;
   }
 
+  /** Counts one use of a handle (Counter.handle, Histogram.handle) whose series was refused, as slot() counts a refusal. */
+  protected refused(): void {
+    this.registry.seriesDropped++;
+  }
+
   /** Lines for this metric, without HELP/TYPE. */
   abstract samples(): string[];
 
@@ -110,6 +115,16 @@ export class Counter extends Metric {
   setTotal(labels: Labels, value: number): void {
     const s = this.slot(labels, newValue);
     if (s) s.v = value;
+  }
+  /** A pre-resolved series: `inc(by)` is inc(labels, by) without the per-call label lookup. */
+  handle(labels: Labels = {}): CounterHandle {
+    const s = this.slot(labels, newValue);
+    if (!s) return { inc: () => this.refused() };
+    return {
+      inc(by = 1) {
+        if (by >= 0) s.v += by;
+      },
+    };
   }
   /** Current value (0 when never incremented); for tests and snapshots. */
   get(labels: Labels = {}): number {
@@ -140,6 +155,23 @@ interface HistogramState {
   count: number;
 }
 
+/** A counter series resolved once (Counter.handle). */
+export interface CounterHandle {
+  inc(by?: number): void;
+}
+
+/** A histogram series resolved once (Histogram.handle). */
+export interface HistogramHandle {
+  observe(value: number): void;
+}
+
+/** Adds one observation to cumulative buckets: every bucket whose upper bound is at least the value. */
+function record(buckets: readonly number[], s: HistogramState, value: number): void {
+  for (let i = 0; i < buckets.length; i++) if (value <= buckets[i]!) s.counts[i]!++;
+  s.sum += value;
+  s.count++;
+}
+
 const newValue = (): { v: number } => ({ v: 0 });
 const newHistogramState = (h: Histogram): HistogramState => ({ counts: h.buckets.map(() => 0), sum: 0, count: 0 });
 
@@ -157,10 +189,18 @@ export class Histogram extends Metric {
   observe(labels: Labels, value: number): void {
     if (!Number.isFinite(value)) return;
     const s = this.slot(labels, newHistogramState);
-    if (!s) return;
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
-    s.sum += value;
-    s.count++;
+    if (s) record(this.buckets, s, value);
+  }
+  /** A pre-resolved series: `observe(value)` is observe(labels, value) without the per-call label lookup. */
+  handle(labels: Labels = {}): HistogramHandle {
+    const s = this.slot(labels, newHistogramState);
+    if (!s) return { observe: () => this.refused() };
+    const buckets = this.buckets;
+    return {
+      observe(value) {
+        if (Number.isFinite(value)) record(buckets, s, value);
+      },
+    };
   }
   /** Observation count for a label set; for tests. */
   count(labels: Labels = {}): number {
@@ -314,16 +354,39 @@ export function collectRADIUS(metrics: PortcullisMetrics, snapshot: () => RADIUS
   });
 }
 
+/**
+ * The RADIUS server's `observe` hook: Access-Request handling time into
+ * portcullis_radius_request_duration_seconds{result}, through one pre-resolved series per result.
+ */
+export function requestSeconds(metrics: PortcullisMetrics): (result: "accept" | "reject" | "challenge" | "drop", seconds: number) => void {
+  const h = metrics.radiusRequestSeconds;
+  const byResult = { accept: h.handle({ result: "accept" }), reject: h.handle({ result: "reject" }), challenge: h.handle({ result: "challenge" }), drop: h.handle({ result: "drop" }) };
+  return (result, seconds) => byResult[result].observe(seconds);
+}
+
 /** `portcullis_auth_total{channel,result}` and `portcullis_auth_failures_total{reason}` from the audit bus. */
 export function auditCounters(metrics: PortcullisMetrics): (event: { type: string; channel?: string; reason?: string }) => void {
   const auth = metrics.registry.counter("portcullis_auth_total", "Authentication decisions from the audit bus, by channel and result.", ["channel", "result"]);
   const failures = metrics.registry.counter("portcullis_auth_failures_total", "Authentication failures by reason.", ["reason"]);
+  // One handle per (channel, result) and per reason, resolved on first use: channels and reasons
+  // are closed sets named by the code, and this runs once per authentication.
+  const handles = new Map<string, CounterHandle>();
+  const authHandle = (channel: string, result: string): CounterHandle => {
+    const key = `${result}\u0000${channel}`;
+    let h = handles.get(key);
+    if (!h) handles.set(key, (h = auth.handle({ channel, result })));
+    return h;
+  };
+  const failureHandles = new Map<string, CounterHandle>();
   return function countAuditEvent(event) {
-    if (event.type === "auth.success") auth.inc({ channel: event.channel ?? "", result: "success" });
-    else if (event.type === "auth.challenge") auth.inc({ channel: event.channel ?? "", result: "challenge" });
+    if (event.type === "auth.success") authHandle(event.channel ?? "", "success").inc();
+    else if (event.type === "auth.challenge") authHandle(event.channel ?? "", "challenge").inc();
     else if (event.type === "auth.failure") {
-      auth.inc({ channel: event.channel ?? "", result: "failure" });
-      failures.inc({ reason: event.reason ?? "" });
+      authHandle(event.channel ?? "", "failure").inc();
+      const reason = event.reason ?? "";
+      let h = failureHandles.get(reason);
+      if (!h) failureHandles.set(reason, (h = failures.handle({ reason })));
+      h.inc();
     }
   };
 }

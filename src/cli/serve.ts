@@ -3,7 +3,7 @@
 import { cpus } from "node:os";
 import { AuditBus, logSink } from "../audit/events.ts";
 import { log, setLogLevel } from "../audit/log.ts";
-import { auditCounters, collectRADIUS, createMetrics } from "../audit/metrics.ts";
+import { auditCounters, collectRADIUS, createMetrics, requestSeconds } from "../audit/metrics.ts";
 import { Engine } from "../auth/engine.ts";
 import { configWarnings, endpointProfiles, ldapProfiles, type Config } from "../config/index.ts";
 import { createLdapDirectory } from "../directory/ldap/index.ts";
@@ -131,7 +131,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
     recvBufferBytes: config.radius.recv_buffer_bytes,
     dedupeTtlMs: config.radius.dedupe_ttl_s * 1000,
     dropLogIntervalMs: config.radius.drop_log_interval_s * 1000,
-    observe: (result, seconds) => metrics.radiusRequestSeconds.observe({ result }, seconds),
+    observe: requestSeconds(metrics),
   });
   collectRADIUS(metrics, () => radius.snapshot());
   let endpoints;

@@ -6,6 +6,9 @@
 
 export type DedupeResult = { kind: "new" } | { kind: "in_progress" } | { kind: "answered"; reply: Uint8Array };
 
+const NEW: DedupeResult = Object.freeze({ kind: "new" });
+const IN_PROGRESS: DedupeResult = Object.freeze({ kind: "in_progress" });
+
 interface Entry {
   reply: Uint8Array | null;
   expiresAt: number;
@@ -27,25 +30,41 @@ export class DedupeCache {
     private readonly maxEntries = 262_144,
   ) {}
 
+  /**
+   * The source address text followed by ten 16-bit code units: the port, the Identifier, and the
+   * authenticator two octets per unit. The suffix has a fixed length, so the key is injective
+   * (the address is the key minus its last ten units), and it is half as long as one char per
+   * octet with separators, which is what the Map hashes on every lookup.
+   */
   static key(source: string, port: number, identifier: number, a: Uint8Array): string {
-    // the 16 authenticator octets as one char each (latin1): no Buffer, no base64
-    const auth =
-      String.fromCharCode(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!) +
-      String.fromCharCode(a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, a[15]!);
-    return `${source}|${port}|${identifier}|${auth}`;
+    return (
+      source +
+      String.fromCharCode(
+        port & 0xffff,
+        identifier & 0xff,
+        (a[0]! << 8) | a[1]!,
+        (a[2]! << 8) | a[3]!,
+        (a[4]! << 8) | a[5]!,
+        (a[6]! << 8) | a[7]!,
+        (a[8]! << 8) | a[9]!,
+        (a[10]! << 8) | a[11]!,
+        (a[12]! << 8) | a[13]!,
+        (a[14]! << 8) | a[15]!,
+      )
+    );
   }
 
   /** Looks the key up and, when new, marks it in progress. */
   begin(key: string, now: number): DedupeResult {
     const entry = this.current.get(key) ?? this.previous.get(key);
     if (entry && entry.expiresAt > now) {
-      return entry.reply ? { kind: "answered", reply: entry.reply } : { kind: "in_progress" };
+      return entry.reply ? { kind: "answered", reply: entry.reply } : IN_PROGRESS;
     }
     if (entry) this.abandon(key);
     this.rotate(now);
     // a request in progress is held at most ttlMs too, so a wedged evaluation cannot pin it forever
     this.current.set(key, { reply: null, expiresAt: now + this.ttlMs });
-    return { kind: "new" };
+    return NEW;
   }
 
   /** Stores the reply bytes sent for `key`. */

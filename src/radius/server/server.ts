@@ -11,8 +11,8 @@ import type { Engine } from "../../auth/engine.ts";
 import { bindUDP, type UDPEndpoint } from "../../runtime/udp.ts";
 import type { Store } from "../../store/types.ts";
 import { Attr, Code, RADIUSError, decodePacket, encodeResponse, verifyRequest, type RADIUSPacket } from "../codec/index.ts";
-import { handleAccessRequest, type Reply } from "../handler/access-request.ts";
-import { ClientTable } from "./client-table.ts";
+import { handleAccessRequest, type Drop, type Reply } from "../handler/access-request.ts";
+import { ClientTable, type ClientEntry } from "./client-table.ts";
 import { DedupeCache } from "./dedupe.ts";
 
 export type DropReason =
@@ -157,29 +157,52 @@ export class RADIUSServer {
     if (seen.kind === "in_progress") return this.drop("duplicate_in_progress", source);
 
     const started = performance.now();
-    const observe = (result: "accept" | "reject" | "challenge" | "drop") => this.options.observe?.(result, (performance.now() - started) / 1000);
     handleAccessRequest(this.engine, entry.client, entry.secret, packet, now).then(
-      (reply) => {
-        if ("drop" in reply) {
-          observe("drop");
-          this.dedupe.abandon(key);
-          return this.drop(reply.drop, source, reply.drop === "malformed" ? "User-Password" : "password verification queue full");
-        }
-        if (reply.code === Code.AccessAccept) this.stats.accepted++;
-        else if (reply.code === Code.AccessChallenge) this.stats.challenged++;
-        else this.stats.rejected++;
-        const bytes = this.encode(packet, reply, entry.secret);
-        this.dedupe.finish(key, bytes, Date.now());
-        endpoint.send(bytes, sourcePort, source);
-        observe(reply.code === Code.AccessAccept ? "accept" : reply.code === Code.AccessChallenge ? "challenge" : "reject");
-      },
-      (err) => {
-        observe("drop");
-        this.dedupe.abandon(key);
-        log("error", "radius.handler_error", { source, error: err instanceof Error ? err.name : "error" });
-        this.drop("internal_error", source);
-      },
+      (reply) => this.answer(endpoint, entry, packet, key, source, sourcePort, started, reply),
+      (err) => this.handlerFailed(key, source, started, err),
     );
+  }
+
+  /** Sends (and caches) the reply to a request in progress, or drops it as the handler said. */
+  private answer(
+    endpoint: UDPEndpoint,
+    entry: ClientEntry,
+    packet: RADIUSPacket,
+    key: string,
+    source: string,
+    sourcePort: number,
+    started: number,
+    reply: Reply | Drop,
+  ): void {
+    if ("drop" in reply) {
+      this.observe("drop", started);
+      this.dedupe.abandon(key);
+      return this.drop(reply.drop, source, reply.drop === "malformed" ? "User-Password" : "password verification queue full");
+    }
+    const bytes = this.encode(packet, reply, entry.secret);
+    this.dedupe.finish(key, bytes, Date.now());
+    endpoint.send(bytes, sourcePort, source);
+    if (reply.code === Code.AccessAccept) {
+      this.stats.accepted++;
+      this.observe("accept", started);
+    } else if (reply.code === Code.AccessChallenge) {
+      this.stats.challenged++;
+      this.observe("challenge", started);
+    } else {
+      this.stats.rejected++;
+      this.observe("reject", started);
+    }
+  }
+
+  private handlerFailed(key: string, source: string, started: number, err: unknown): void {
+    this.observe("drop", started);
+    this.dedupe.abandon(key);
+    log("error", "radius.handler_error", { source, error: err instanceof Error ? err.name : "error" });
+    this.drop("internal_error", source);
+  }
+
+  private observe(result: "accept" | "reject" | "challenge" | "drop", started: number): void {
+    this.options.observe?.(result, (performance.now() - started) / 1000);
   }
 
   /** Message-Authenticator first (always), then the reply attributes, then Proxy-State in request order (RFC 2865 §5.33). */

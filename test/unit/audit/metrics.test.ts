@@ -1,7 +1,7 @@
 // The metrics registry and its text exposition (format 0.0.4).
 
 import { describe, expect, test } from "bun:test";
-import { collectRADIUS, createMetrics, MetricsRegistry } from "../../../src/audit/metrics.ts";
+import { collectRADIUS, createMetrics, MetricsRegistry, requestSeconds } from "../../../src/audit/metrics.ts";
 
 describe("exposition", () => {
   test("counter, gauge and histogram render with HELP, TYPE, labels and cumulative buckets", () => {
@@ -99,4 +99,46 @@ test("product metrics and the RADIUS collector", () => {
   }
   received = 12;
   expect(m.registry.render()).toContain('portcullis_radius_packets_total{outcome="received"} 12');
+});
+
+describe("handles (a series resolved once, for per-request counting)", () => {
+  test("a counter or histogram handle counts into the same series as the labelled calls", () => {
+    const r = new MetricsRegistry();
+    const c = r.counter("t_total", "T.", ["result"]);
+    const ok = c.handle({ result: "ok" });
+    ok.inc();
+    ok.inc(2);
+    ok.inc(-1); // ignored, as inc(labels, -1)
+    c.inc({ result: "ok" });
+    expect(c.get({ result: "ok" })).toBe(4);
+    const h = r.histogram("t_seconds", "T.", ["result"], [0.1, 1]);
+    const accept = h.handle({ result: "accept" });
+    accept.observe(0.05);
+    accept.observe(Number.POSITIVE_INFINITY); // ignored
+    h.observe({ result: "accept" }, 0.5);
+    expect(h.count({ result: "accept" })).toBe(2);
+    expect(r.render()).toContain('t_seconds_bucket{result="accept",le="0.1"} 1\nt_seconds_bucket{result="accept",le="1"} 2');
+  });
+
+  test("a handle past the series bound counts nothing and each use as a dropped series", () => {
+    const r = new MetricsRegistry(1);
+    const c = r.counter("t_total", "T.", ["result"]);
+    c.inc({ result: "a" });
+    const refused = c.handle({ result: "b" });
+    refused.inc();
+    refused.inc();
+    expect(c.get({ result: "b" })).toBe(0);
+    expect(r.render()).toContain("portcullis_metrics_series_dropped_total 3"); // the handle's refusal + two uses
+  });
+
+  test("requestSeconds observes each result into its own series", () => {
+    const m = createMetrics();
+    const observe = requestSeconds(m);
+    observe("accept", 0.002);
+    observe("accept", 0.004);
+    observe("drop", 0.5);
+    expect(m.radiusRequestSeconds.count({ result: "accept" })).toBe(2);
+    expect(m.radiusRequestSeconds.count({ result: "drop" })).toBe(1);
+    expect(m.radiusRequestSeconds.count({ result: "reject" })).toBe(0);
+  });
 });

@@ -49,3 +49,30 @@ describe.each(implementations)("%s", (_name, impl) => {
     expect(out.every((x) => x === 1)).toBe(true);
   });
 });
+
+describe.each(implementations)("%s, digests in a row", (_name, impl) => {
+  test("one key object over many digests, RFC 2202 each time (Bun's keyed base is copied, never consumed)", () => {
+    for (const { key, data, digest } of hmacVectors.cases) {
+      const k = Buffer.from(key, "hex");
+      for (let i = 0; i < 3; i++) expect(hex(impl.hmacMD5Into(k, Buffer.from(data, "hex"), new Uint8Array(16)))).toBe(digest);
+    }
+  });
+
+  test("a key changed in place is used as it is now, not as it was", () => {
+    const key = ascii("Jefe");
+    const data = ascii("what do ya want for nothing?");
+    expect(hex(impl.hmacMD5Into(key, data, new Uint8Array(16)))).toBe("750c783e6ab0b503eaa86e310a5db738");
+    key.set(ascii("jefe"));
+    expect(hex(impl.hmacMD5Into(key, data, new Uint8Array(16)))).toBe(hex(nodeMD5.hmacMD5Into(ascii("jefe"), data, new Uint8Array(16))));
+    key.set(ascii("Jefe"));
+    expect(hex(impl.hmacMD5Into(key, data, new Uint8Array(16)))).toBe("750c783e6ab0b503eaa86e310a5db738");
+  });
+
+  test("MD5 digests in a row each start afresh, also after an update that threw", () => {
+    const [a, b] = [md5Vectors.cases[1]!, md5Vectors.cases[2]!];
+    expect(hex(impl.md5Into(ascii(a.message), new Uint8Array(0), new Uint8Array(16)))).toBe(a.digest);
+    expect(hex(impl.md5Into(ascii(b.message), new Uint8Array(0), new Uint8Array(16)))).toBe(b.digest);
+    expect(() => impl.md5Into(ascii(a.message), { length: 1 } as unknown as Uint8Array, new Uint8Array(16))).toThrow();
+    expect(hex(impl.md5Into(ascii(b.message), new Uint8Array(0), new Uint8Array(16)))).toBe(b.digest);
+  });
+});

@@ -17,6 +17,26 @@ test("the key is source IP, source port, Identifier and Request Authenticator", 
   }
 });
 
+test("distinct (source, port, Identifier, authenticator) tuples never share a key", () => {
+  // Neighbouring values in every field, octets that differ only in one position of a 16-bit unit,
+  // and sources that are prefixes of each other: the fixed-length suffix keeps them apart.
+  const sources = ["10.0.0.1", "10.0.0.11", "10.0.0.1\u0001", "::1", "::ffff:10.0.0.1", ""];
+  const ports = [0, 1, 256, 1812, 65535];
+  const ids = [0, 1, 255];
+  const auths = [auth(0), auth(1), Uint8Array.from({ length: 16 }, (_, i) => (i === 0 ? 1 : 0)), Uint8Array.from({ length: 16 }, (_, i) => (i === 1 ? 1 : 0)), Uint8Array.from({ length: 16 }, (_, i) => (i === 15 ? 0xff : 0))];
+  const seen = new Map<string, string>();
+  for (const s of sources)
+    for (const p of ports)
+      for (const id of ids)
+        for (const [ai, a] of auths.entries()) {
+          const k = DedupeCache.key(s, p, id, a);
+          const tuple = `${s}/${p}/${id}/${ai}`;
+          expect(seen.get(k) ?? tuple).toBe(tuple);
+          seen.set(k, tuple);
+        }
+  expect(seen.size).toBe(sources.length * ports.length * ids.length * auths.length);
+});
+
 test("new → in progress → answered with the same bytes → expired", () => {
   const cache = new DedupeCache(30_000);
   const key = DedupeCache.key("192.0.2.1", 1000, 7, auth(1));
