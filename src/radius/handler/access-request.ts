@@ -31,6 +31,10 @@ const utf8 = new TextDecoder("utf-8", { fatal: false });
 /** Why a request gets no reply at all. */
 export type Drop = { drop: "malformed" | "overloaded" };
 
+const MALFORMED: Drop = Object.freeze({ drop: "malformed" });
+/** An accept without reply attributes; frozen, so a caller that pushed onto it would throw instead of changing every later reply. */
+const NO_REPLY_ATTRIBUTES = Object.freeze([]) as unknown as RawAttribute[];
+
 /**
  * Turns a verified Access-Request into an engine attempt and the engine's decision into a reply,
  * or into a drop: a User-Password that is not a valid hidden value is malformed, and an
@@ -43,6 +47,26 @@ export function handleAccessRequest(
   packet: RADIUSPacket,
   now: number,
 ): Promise<Reply | Drop> {
+  return decideAccessRequest(engine, client, secret, packet, now).then(replyFor);
+}
+
+/** The reply for what decideAccessRequest settled with: a drop stays a drop. */
+export function replyFor(outcome: Decision | Drop): Reply | Drop {
+  if ("drop" in outcome) return outcome;
+  return outcome.kind === "drop" ? { drop: outcome.reason } : toReply(outcome);
+}
+
+/**
+ * handleAccessRequest without its last step: the engine's decision (or a malformed drop), for a
+ * caller that maps it with replyFor itself (the server, which saves a promise step a request).
+ */
+export function decideAccessRequest(
+  engine: Engine,
+  client: RadiusClient,
+  secret: Uint8Array,
+  packet: RADIUSPacket,
+  now: number,
+): Promise<Decision | Drop> {
   const userName = getAttribute(packet, Attr.UserName);
   const hidden = getAttribute(packet, Attr.UserPassword);
   const state = getAttribute(packet, Attr.State);
@@ -54,7 +78,7 @@ export function handleAccessRequest(
     try {
       revealed = revealUserPassword(hidden, secret, packet.authenticator);
     } catch (err) {
-      if (err instanceof RADIUSError) return Promise.resolve({ drop: "malformed" });
+      if (err instanceof RADIUSError) return Promise.resolve(MALFORMED);
       return Promise.reject(err);
     }
     method = "pap";
@@ -64,14 +88,7 @@ export function handleAccessRequest(
   }
 
   const attempt: Attempt = {
-    channel: {
-      kind: "radius",
-      name: client.name,
-      firstFactor: client.firstFactor,
-      otpMode: client.otpMode,
-      allowPasswordOnly: client.allowPasswordOnly,
-      directories: client.directories ?? null,
-    },
+    channel: channelOf(client),
     username: userName ? utf8.decode(userName) : "",
     method,
     now,
@@ -79,7 +96,30 @@ export function handleAccessRequest(
   if (typed !== undefined) attempt.secret = typed;
   if (state) attempt.state = state;
 
-  return engine.authenticate(attempt).then((decision) => (decision.kind === "drop" ? { drop: decision.reason } : toReply(decision)));
+  return engine.authenticate(attempt);
+}
+
+const channels = new WeakMap<RadiusClient, Attempt["channel"]>();
+
+/**
+ * A client's channel description, made once per client record and frozen (the engine only reads
+ * it). Keyed by the record itself: a client table reload brings new records, so a changed client
+ * gets a new channel and the old one goes with its record.
+ */
+function channelOf(client: RadiusClient): Attempt["channel"] {
+  let channel = channels.get(client);
+  if (!channel) {
+    channel = Object.freeze({
+      kind: "radius",
+      name: client.name,
+      firstFactor: client.firstFactor,
+      otpMode: client.otpMode,
+      allowPasswordOnly: client.allowPasswordOnly,
+      directories: client.directories ?? null,
+    });
+    channels.set(client, channel);
+  }
+  return channel;
 }
 
 /**
@@ -91,7 +131,8 @@ export function handleAccessRequest(
 export function toReply(decision: Exclude<Decision, { kind: "drop" }>): Reply {
   switch (decision.kind) {
     case "accept": {
-      const encoded = encodeReplyAttributes(decision.attributes ?? []);
+      if (decision.attributes === undefined || decision.attributes.length === 0) return { code: Code.AccessAccept, attributes: NO_REPLY_ATTRIBUTES };
+      const encoded = encodeReplyAttributes(decision.attributes);
       if (encoded) return { code: Code.AccessAccept, attributes: encoded };
       // Fail closed: an attribute that limits the session (Filter-Id, a VSA role) must not go missing.
       return { code: Code.AccessReject, attributes: replyMessage(REJECT_MESSAGE) };

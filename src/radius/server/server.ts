@@ -7,11 +7,11 @@
 //               drop            drop         drop            drop        (counted, logged rate-limited)
 
 import { RateLimitedLog, flushLog, log } from "../../audit/log.ts";
-import type { Engine } from "../../auth/engine.ts";
+import type { Decision, Engine } from "../../auth/engine.ts";
 import { bindUDP, type UDPEndpoint } from "../../runtime/udp.ts";
 import type { Store } from "../../store/types.ts";
 import { Attr, Code, RADIUSError, decodePacket, encodeResponse, verifyRequest, type RADIUSPacket } from "../codec/index.ts";
-import { handleAccessRequest, type Drop, type Reply } from "../handler/access-request.ts";
+import { decideAccessRequest, replyFor, type Drop, type Reply } from "../handler/access-request.ts";
 import { ClientTable, type ClientEntry } from "./client-table.ts";
 import { DedupeCache } from "./dedupe.ts";
 
@@ -157,7 +157,7 @@ export class RADIUSServer {
     if (seen.kind === "in_progress") return this.drop("duplicate_in_progress", source);
 
     const started = performance.now();
-    handleAccessRequest(this.engine, entry.client, entry.secret, packet, now).then(
+    decideAccessRequest(this.engine, entry.client, entry.secret, packet, now).then(
       (reply) => this.answer(endpoint, entry, packet, key, source, sourcePort, started, reply),
       (err) => this.handlerFailed(key, source, started, err),
     );
@@ -172,8 +172,9 @@ export class RADIUSServer {
     source: string,
     sourcePort: number,
     started: number,
-    reply: Reply | Drop,
+    outcome: Decision | Drop,
   ): void {
+    const reply = replyFor(outcome);
     if ("drop" in reply) {
       this.observe("drop", started);
       this.dedupe.abandon(key);
