@@ -72,11 +72,17 @@ export function revealUserPassword(
   for (let base = 0; base < n; base += BLOCK) {
     const b = md5Into(secret, chain, keystream);
     for (let j = 0; j < BLOCK; j++) out[base + j] = hidden[base + j]! ^ b[j]!;
-    chain = hidden.subarray(base, base + BLOCK);
+    if (base + BLOCK < n) chain = hidden.subarray(base, base + BLOCK);
   }
   // The keystream block XORed with the hidden value gives the password: do not leave it around.
   keystream.fill(0);
   let end = n;
   while (end > 0 && out[end - 1] === 0) end--;
-  return out.subarray(0, end);
+  if (end === n) return out;
+  // A copy of the right length rather than a view: the first view of a freshly allocated array
+  // costs JSC an ArrayBuffer of its own (measured on Bun 1.4.5: about 0.2 µs, the most expensive
+  // step here), and the padded original is zeroed so that only the returned copy holds the password.
+  const password = out.slice(0, end);
+  out.fill(0);
+  return password;
 }

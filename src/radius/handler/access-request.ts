@@ -83,6 +83,7 @@ export function decideAccessRequest(
     }
     method = "pap";
     typed = utf8.decode(revealed);
+    revealed.fill(0); // the string is all that is needed from here on (codec/user-password.ts asks callers to zero it)
   } else if (getAttribute(packet, Attr.CHAPPassword)) {
     method = "chap";
   }
