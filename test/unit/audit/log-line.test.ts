@@ -22,6 +22,9 @@ describe("auth.success line", () => {
     { type: "auth.success", channel: "radius", client: "vpn", user: "alice", factors: ["otp"] },
     { type: "auth.success", channel: "radius", client: "fw \"edge\"\n", user: "bö\u0000b\\\u2028x", factors: ["password", "otp"] },
     { type: "auth.success", channel: "radius", client: "", user: "u", factors: [] },
+    // every printable ASCII character (quote and backslash among them), then DEL and a tab
+    { type: "auth.success", channel: "radius", client: "a/b", user: Array.from({ length: 95 }, (_, i) => String.fromCharCode(0x20 + i)).join(""), factors: ["otp"] },
+    { type: "auth.success", channel: "radius", client: "del\u007f", user: "tab\there", factors: ["otp"] },
   ];
   test.each(events)("equals the generic serialisation for %o", (event) => {
     const [fast] = capture(() => logSink(event));

@@ -89,11 +89,14 @@ describe("decodePacket shapes it accepts", () => {
     ]);
   });
 
-  test("values are views of the datagram, not copies", () => {
+  test("values and the authenticator are copies: the packet survives the datagram buffer being reused", () => {
     const bytes = packet(24, [1, 4, 0x61, 0x62]);
     const p = decodePacket(bytes);
-    expect(p.attributes[0]!.value.buffer).toBe(bytes.buffer);
-    expect(p.authenticator.buffer).toBe(bytes.buffer);
+    const authenticator = Array.from(bytes.subarray(4, 20));
+    bytes.fill(0xee);
+    expect(Array.from(p.attributes[0]!.value)).toEqual([0x61, 0x62]);
+    expect(Array.from(p.authenticator)).toEqual(authenticator);
+    expect(p.attributes[0]!.value.buffer).not.toBe(bytes.buffer);
   });
 
   test("a datagram inside a larger buffer (non-zero byteOffset) parses", () => {
