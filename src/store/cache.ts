@@ -102,6 +102,7 @@ export class CachedStore implements Store {
     },
     lockout: (key, kind) => {
       this.fresh();
+      if (this.complete && this.locks.size === 0) return null; // nobody has a failure counter: no key to build
       const hit = this.locks.get(lockKey(key, kind));
       return hit !== undefined ? hit : this.complete ? null : undefined;
     },
