@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { AuditBus, logSink } from "../../src/audit/events.ts";
 import { setLogSink } from "../../src/audit/log.ts";
-import { auditCounters, createMetrics } from "../../src/audit/metrics.ts";
+import { auditCounters, createMetrics, requestSeconds } from "../../src/audit/metrics.ts";
 import { Engine } from "../../src/auth/engine.ts";
 import { DEFAULT_LOCKOUT } from "../../src/auth/lockout.ts";
 import { RADIUSServer } from "../../src/radius/server/server.ts";
@@ -74,7 +74,7 @@ try {
     recvBufferBytes: 0,
     dedupeTtlMs: 30_000,
     dropLogIntervalMs: 10_000,
-    observe: (result, seconds) => metrics.radiusRequestSeconds.observe({ result }, seconds),
+    observe: requestSeconds(metrics),
   });
   await server.refresh();
 
