@@ -368,21 +368,24 @@ export function requestSeconds(metrics: PortcullisMetrics): (result: "accept" | 
 export function auditCounters(metrics: PortcullisMetrics): (event: { type: string; channel?: string; reason?: string }) => void {
   const auth = metrics.registry.counter("portcullis_auth_total", "Authentication decisions from the audit bus, by channel and result.", ["channel", "result"]);
   const failures = metrics.registry.counter("portcullis_auth_failures_total", "Authentication failures by reason.", ["reason"]);
-  // One handle per (channel, result) and per reason, resolved on first use: channels and reasons
-  // are closed sets named by the code, and this runs once per authentication.
-  const handles = new Map<string, CounterHandle>();
-  const authHandle = (channel: string, result: string): CounterHandle => {
-    const key = `${result}\u0000${channel}`;
-    let h = handles.get(key);
-    if (!h) handles.set(key, (h = auth.handle({ channel, result })));
+  // Handles resolved on first use, per channel (its three results) and per reason: channels and
+  // reasons are closed sets named by the code, and this runs once per authentication.
+  type ByResult = Record<"success" | "challenge" | "failure", CounterHandle>;
+  const byChannel = new Map<string, ByResult>();
+  const channelHandles = (channel: string): ByResult => {
+    let h = byChannel.get(channel);
+    if (!h) {
+      h = { success: auth.handle({ channel, result: "success" }), challenge: auth.handle({ channel, result: "challenge" }), failure: auth.handle({ channel, result: "failure" }) };
+      byChannel.set(channel, h);
+    }
     return h;
   };
   const failureHandles = new Map<string, CounterHandle>();
   return function countAuditEvent(event) {
-    if (event.type === "auth.success") authHandle(event.channel ?? "", "success").inc();
-    else if (event.type === "auth.challenge") authHandle(event.channel ?? "", "challenge").inc();
+    if (event.type === "auth.success") channelHandles(event.channel ?? "").success.inc();
+    else if (event.type === "auth.challenge") channelHandles(event.channel ?? "").challenge.inc();
     else if (event.type === "auth.failure") {
-      authHandle(event.channel ?? "", "failure").inc();
+      channelHandles(event.channel ?? "").failure.inc();
       const reason = event.reason ?? "";
       let h = failureHandles.get(reason);
       if (!h) failureHandles.set(reason, (h = failures.handle({ reason })));
