@@ -300,6 +300,10 @@ export interface PortcullisMetrics {
   smsMessages: Counter;
   /** `portcullis_http_requests_total{listener,status}`: status class "2xx".."5xx". */
   httpRequests: Counter;
+  /** `portcullis_http_connections{listener}`: connections open now (set before each scrape). */
+  httpConnections: Gauge;
+  /** `portcullis_http_connections_closed_total{listener,reason}`: connections the listener closed itself: refused at accept ("overall", "per_address") or past a deadline ("header", "body", "response"). */
+  httpConnectionsClosed: Counter;
 }
 
 /** Creates the registry with every product metric registered. */
@@ -312,6 +316,12 @@ export function createMetrics(): PortcullisMetrics {
     deliveries: registry.counter("portcullis_deliveries_total", "Delivery attempts, by channel and result.", ["channel", "result"]),
     smsMessages: registry.counter("portcullis_sms_messages_total", "SMS messages handed to a gateway, by destination country.", ["country"]),
     httpRequests: registry.counter("portcullis_http_requests_total", "HTTP requests answered, by listener and status class.", ["listener", "status"]),
+    httpConnections: registry.gauge("portcullis_http_connections", "HTTP connections open now, by listener.", ["listener"]),
+    httpConnectionsClosed: registry.counter(
+      "portcullis_http_connections_closed_total",
+      "HTTP connections the listener closed itself, by listener and reason: refused at accept (overall, per_address) or past a deadline (header, body, response).",
+      ["listener", "reason"],
+    ),
   };
 }
 

@@ -11,7 +11,10 @@ import { buildAdminApp, buildPublicApp } from "../http/app.ts";
 import { certificateNames, loadOrCreateTLS } from "../http/tls.ts";
 import type { HttpDeps } from "../http/types.ts";
 import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/index.ts";
-import { serveHttp, type HttpListener } from "../runtime/http.ts";
+import { RateLimitedLog } from "../audit/log.ts";
+import { BODY_LIMITS } from "../http/middleware.ts";
+import { openFileLimit, serveHttp, type HttpLimits, type HttpListener, type ListenerEvent } from "../runtime/http.ts";
+import { contains, parseAddress, parseCIDR } from "../util/cidr.ts";
 import type { DeliveryRepos, Store } from "../store/types.ts";
 import { splitListen, type ServeContext } from "./serve.ts";
 
@@ -87,6 +90,46 @@ async function createMagicLink(
 
 const isLoopback = (address: string) => address === "::1" || address.startsWith("127.");
 
+/** File descriptors kept free for everything but the two listeners: RADIUS sockets, the store, LDAP and SMTP connections, gateways. */
+const RESERVED_FDS = 256;
+
+/**
+ * Each listener's connection caps and deadlines from [http] and [admin]. The public cap is lowered,
+ * with a warning, when the open-file limit cannot hold both listeners at their caps plus a reserve:
+ * a flood of the public listener must never leave the admin listener unable to accept.
+ */
+export function listenerLimits(config: Config, fileLimit: number | undefined): { public: HttpLimits; admin: HttpLimits; lowered?: { from: number; to: number; fileLimit: number } } {
+  const admin: HttpLimits = {
+    maxConnections: config.admin.max_connections,
+    maxConnectionsPerAddress: config.admin.max_connections_per_address,
+    headerTimeoutMs: config.http.header_timeout_s * 1000,
+    bodyTimeoutMs: config.admin.body_timeout_s * 1000,
+    responseTimeoutMs: 60_000,
+    maxRequestBodySize: BODY_LIMITS.adminImport,
+  };
+  let publicMax = config.http.max_connections;
+  let lowered: { from: number; to: number; fileLimit: number } | undefined;
+  if (fileLimit !== undefined) {
+    const room = Math.max(16, fileLimit - admin.maxConnections - RESERVED_FDS);
+    if (publicMax > room) {
+      lowered = { from: publicMax, to: room, fileLimit };
+      publicMax = room;
+    }
+  }
+  return {
+    public: {
+      maxConnections: publicMax,
+      maxConnectionsPerAddress: Math.min(config.http.max_connections_per_address, publicMax),
+      headerTimeoutMs: config.http.header_timeout_s * 1000,
+      bodyTimeoutMs: config.http.body_timeout_s * 1000,
+      responseTimeoutMs: 30_000,
+      maxRequestBodySize: BODY_LIMITS.public,
+    },
+    admin,
+    ...(lowered ? { lowered } : {}),
+  };
+}
+
 /**
  * Starts the public listener (HTTPS unless `http.tls = false`; a generated self-signed certificate
  * when no files are configured) and the admin listener (plain HTTP, loopback by default). Throws
@@ -132,15 +175,43 @@ async function startHttp(
   if (!config.http.public_url) log("warn", "http.public_url_missing", { detail: "http.public_url is empty: no approval link can be sent" });
   if (!isLoopback(adm.address)) log("warn", "http.admin_not_loopback", { address: adm.address, detail: "the admin listener speaks plain HTTP; keep it on a management network" });
 
+  const limits = listenerLimits(config, openFileLimit());
+  if (limits.lowered) {
+    log("warn", "http.max_connections_lowered", {
+      from: limits.lowered.from,
+      to: limits.lowered.to,
+      open_file_limit: limits.lowered.fileLimit,
+      detail: "the open-file limit cannot hold http.max_connections beside the admin listener; raise LimitNOFILE (the shipped unit sets 65536)",
+    });
+  }
+  const proxies = config.http.trusted_proxies.map((t) => parseCIDR(t)).filter((n) => n !== undefined);
+  const isProxy = (address: string) => {
+    const parsed = parseAddress(address);
+    return parsed !== undefined && proxies.some((net) => contains(net, parsed));
+  };
+  // Refusals and deadline closes are counted always and logged at most once per listener, reason and address a minute.
+  const closeLog = new RateLimitedLog(60_000);
+  const onEvent = (listener: "public" | "admin") => (event: ListenerEvent) => {
+    if (event.kind === "error") {
+      log("error", "http.listener_error", { listener, error: event.error });
+      return;
+    }
+    const reason = event.kind === "refused" ? event.reason : event.phase;
+    parts.metrics.httpConnectionsClosed.inc({ listener, reason });
+    closeLog.log("warn", `${listener}|${reason}|${event.address}`, event.kind === "refused" ? "http.connection_refused" : "http.connection_timeout", { listener, reason, client: event.address });
+  };
+
   const publicApp = buildPublicApp({ ...base, tls: tls !== undefined });
   const adminApp = buildAdminApp({ ...base, tls: false });
   const listeners: HttpListener[] = [];
+  const names: Array<"public" | "admin"> = [];
   const explicit = ctx.explicitListeners ?? { http: true, admin: true };
   /** Binds one listener; a default one that cannot be bound is skipped with an error line. */
-  const bind = (listener: "public" | "admin", start: () => HttpListener, isExplicit: boolean, tlsOn: boolean) => {
+  const bind = async (listener: "public" | "admin", start: () => Promise<HttpListener>, isExplicit: boolean, tlsOn: boolean) => {
     try {
-      const l = start();
+      const l = await start();
       listeners.push(l);
+      names.push(listener);
       log("info", "http.listening", { listener, address: l.address, port: l.port, tls: tlsOn });
     } catch (err) {
       if (isExplicit) throw err;
@@ -152,12 +223,28 @@ async function startHttp(
     }
   };
   try {
-    bind("public", () => serveHttp({ ...pub, tls: tls && { cert: tls.cert, key: tls.key }, fetch: (req, env) => publicApp.fetch(req, env) }), explicit.http, tls !== undefined);
-    bind("admin", () => serveHttp({ ...adm, fetch: (req, env) => adminApp.fetch(req, env) }), explicit.admin, false);
+    await bind(
+      "public",
+      () =>
+        serveHttp({
+          ...pub,
+          tls: tls && { cert: tls.cert, key: tls.key },
+          fetch: (req, env) => publicApp.fetch(req, env),
+          limits: limits.public,
+          isExempt: isProxy,
+          onEvent: onEvent("public"),
+        }),
+      explicit.http,
+      tls !== undefined,
+    );
+    await bind("admin", () => serveHttp({ ...adm, fetch: (req, env) => adminApp.fetch(req, env), limits: limits.admin, onEvent: onEvent("admin") }), explicit.admin, false);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.stop()));
     throw err;
   }
+  parts.metrics.registry.onCollect(() => {
+    for (const [i, l] of listeners.entries()) parts.metrics.httpConnections.set({ listener: names[i]! }, l.connections());
+  });
   return listeners.map((l) => ({
     ...l,
     stop: () => {

@@ -431,10 +431,27 @@ export const configSchema = v.strictObject({
       "a list of CIDR networks or addresses",
       (s) => parseCIDR(s) !== undefined,
     ),
+    max_connections: integer(
+      4096,
+      16,
+      1_000_000,
+      "Open connections the public listener holds at once; a connection beyond it is closed as soon as it is accepted. Lowered at start-up, with a warning, when the process's open-file limit cannot hold it beside the admin listener. Each waiting Magic Link call holds one.",
+    ),
+    max_connections_per_address: integer(
+      128,
+      1,
+      1_000_000,
+      "Open connections from one client address at once (trusted proxies are exempt; the overall cap still applies to them). Raise it when one web application holds more simultaneous Magic Link calls.",
+    ),
+    header_timeout_s: integer(10, 1, 300, "A connection that has not sent a complete request head this long after it opened (or after its previous answer) is closed. Includes the TLS handshake."),
+    body_timeout_s: integer(5, 1, 300, "A request body that has not fully arrived this long after its head is abandoned and the connection closed."),
   }),
 
   admin: section("The admin listener: admin API and Prometheus /metrics.", {
     listen: text("127.0.0.1:8444", "Address and port of the admin listener. Keep it on loopback or a management network.", LISTEN_MUST, isListenAddress),
+    max_connections: integer(128, 4, 100_000, "Open connections the admin listener holds at once. Its own cap, apart from the public listener's, keeps it reachable while the public listener is flooded."),
+    max_connections_per_address: integer(32, 1, 100_000, "Open connections from one address to the admin listener at once."),
+    body_timeout_s: integer(60, 1, 600, "A request body (an import file, at most 8 MiB) that has not fully arrived this long after its head is abandoned and the connection closed."),
   }),
 
   ldap: v.optional(

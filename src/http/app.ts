@@ -3,7 +3,7 @@
 
 import { Hono } from "hono";
 import { METRICS_CONTENT_TYPE } from "../audit/metrics.ts";
-import { clientIp, jsonErrors, requestId, securityHeaders } from "./middleware.ts";
+import { BODY_LIMITS, edge, jsonErrors } from "./middleware.ts";
 import { ADMIN_ROUTES, PUBLIC_ROUTES } from "./routes.ts";
 import type { HttpDeps, HttpEnv, RouteModule } from "./types.ts";
 
@@ -14,13 +14,15 @@ function baseApp(deps: HttpDeps, listener: Listener): Hono<HttpEnv> {
   const errors = jsonErrors(deps.log);
   app.onError(errors.onError);
   app.notFound(errors.notFound);
-  app.use(requestId(deps.random));
-  app.use(async function countRequests(c, next) {
-    await next();
-    deps.metrics.httpRequests.inc({ listener, status: `${Math.floor(c.res.status / 100)}xx` });
-  });
-  app.use(securityHeaders({ tls: deps.tls }));
-  app.use(clientIp(deps.config.http.trusted_proxies));
+  app.use(
+    edge({
+      random: deps.random,
+      tls: deps.tls,
+      trustedProxies: deps.config.http.trusted_proxies,
+      maxDeclaredBody: listener === "public" ? BODY_LIMITS.public : BODY_LIMITS.adminImport,
+      onAnswered: (status) => deps.metrics.httpRequests.inc({ listener, status: `${Math.floor(status / 100)}xx` }),
+    }),
+  );
 
   // Liveness: the process answers. Readiness: it can do its job (store writable, RADIUS bound).
   app.get("/healthz", (c) => c.json({ status: "ok" }));

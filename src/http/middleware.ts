@@ -2,6 +2,7 @@
 // JSON errors that never echo input, API-key authentication and the valibot validation hook.
 
 import type { Context, ErrorHandler, MiddlewareHandler, NotFoundHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Level } from "../audit/log.ts";
 import type { ApiKeyRole, Store } from "../store/types.ts";
@@ -32,15 +33,18 @@ export const CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; fra
 export function securityHeaders({ tls }: { tls: boolean }): MiddlewareHandler<HttpEnv> {
   return async function securityHeadersMiddleware(c, next) {
     await next();
-    const h = c.res.headers;
-    h.set("Content-Security-Policy", CSP);
-    h.set("X-Content-Type-Options", "nosniff");
-    h.set("Referrer-Policy", "no-referrer");
-    h.set("X-Frame-Options", "DENY");
-    h.set("Cross-Origin-Opener-Policy", "same-origin");
-    if (tls) h.set("Strict-Transport-Security", "max-age=31536000");
-    if (!h.has("Cache-Control")) h.set("Cache-Control", "no-store");
+    setSecurityHeaders(c.res.headers, tls);
   };
+}
+
+function setSecurityHeaders(h: Headers, tls: boolean): void {
+  h.set("Content-Security-Policy", CSP);
+  h.set("X-Content-Type-Options", "nosniff");
+  h.set("Referrer-Policy", "no-referrer");
+  h.set("X-Frame-Options", "DENY");
+  h.set("Cross-Origin-Opener-Policy", "same-origin");
+  if (tls) h.set("Strict-Transport-Security", "max-age=31536000");
+  if (!h.has("Cache-Control")) h.set("Cache-Control", "no-store");
 }
 
 /** Strips IPv4-mapped IPv6 ("::ffff:192.0.2.1" → "192.0.2.1") and brackets/ports a proxy may add. */
@@ -85,16 +89,20 @@ export function resolveClientIp(peer: string, forwardedFor: string | undefined, 
  * an entry that is not a CIDR.
  */
 export function clientIp(trustedProxies: readonly string[]): MiddlewareHandler<HttpEnv> {
-  const trusted = trustedProxies.map((t) => {
-    const net = parseCIDR(t);
-    if (!net) throw new TypeError(`http.trusted_proxies: "${t}" is not a CIDR network or address`);
-    return net;
-  });
+  const trusted = trustedNetworks(trustedProxies);
   return async function clientIpMiddleware(c, next) {
     const peer = c.env?.remoteAddress ?? "";
     c.set("clientIp", resolveClientIp(peer, c.req.header("x-forwarded-for"), trusted));
     await next();
   };
+}
+
+function trustedNetworks(trustedProxies: readonly string[]): Network[] {
+  return trustedProxies.map((t) => {
+    const net = parseCIDR(t);
+    if (!net) throw new TypeError(`http.trusted_proxies: "${t}" is not a CIDR network or address`);
+    return net;
+  });
 }
 
 /** Short, fixed reasons for HTTP statuses; an error body says only these and the request ID. */
@@ -136,6 +144,88 @@ export function jsonErrors(log: (level: Level, event: string, fields?: Record<st
     notFound: function jsonNotFound(c) {
       return c.json(errorBody(c, 404), 404);
     },
+  };
+}
+
+/** Request body caps, in bytes. Each route reads a body only after checking what it can without it. */
+export const BODY_LIMITS = {
+  /** An HTML form post (approval page): a CSRF token and a choice. */
+  form: 4 * 1024,
+  /** Any other public route, and the public listener as a whole. */
+  public: 64 * 1024,
+  /** An admin API call other than an import. */
+  admin: 64 * 1024,
+  /** An admin API import (users CSV, PSKC or CSV tokens), and the admin listener as a whole. */
+  adminImport: 8 * 1024 * 1024,
+} as const;
+
+/**
+ * Caps the request body at `maxBytes`: a declared Content-Length above it is refused at once, and a
+ * chunked body is refused as soon as it passes it. The answer is 413 with the JSON error body (the
+ * security headers are added by securityHeaders like on every answer); the body is never drained.
+ */
+export function bodyCap(maxBytes: number): MiddlewareHandler<HttpEnv> {
+  const limit = bodyLimit({ maxSize: maxBytes, onError: (c) => c.json(errorBody(c as Ctx, 413), 413) });
+  return async function bodyCapMiddleware(c, next) {
+    const length = c.req.header("content-length");
+    // A malformed Content-Length would make the cap compare NaN: refuse it outright.
+    if (length !== undefined && !/^\d{1,15}$/.test(length)) return c.json(errorBody(c, 400), 400);
+    return limit(c, next);
+  };
+}
+
+/**
+ * Refuses, with 413, a request whose declared Content-Length exceeds `maxBytes`, without reading
+ * anything. A chunked body is left to the route's own bodyCap (after the route's checks) and to the
+ * listener, which stops any body at its limit.
+ */
+export function declaredBodyCap(maxBytes: number): MiddlewareHandler<HttpEnv> {
+  return async function declaredBodyCapMiddleware(c, next) {
+    const refused = declaredBodyRefusal(c, maxBytes);
+    if (refused) return refused;
+    await next();
+  };
+}
+
+function declaredBodyRefusal(c: Ctx, maxBytes: number): Response | undefined {
+  const length = c.req.header("content-length");
+  if (length === undefined || c.req.header("transfer-encoding") !== undefined) return undefined;
+  if (!/^\d{1,15}$/.test(length)) return c.json(errorBody(c, 400), 400);
+  if (Number(length) > maxBytes) return c.json(errorBody(c, 413), 413);
+  return undefined;
+}
+
+/**
+ * Everything each answer of a listener passes through, in one middleware (one waiting frame per
+ * request, which matters for thousands of blocked Magic Link calls): the request ID, the client
+ * address (requestId and clientIp), the declared-length cap (declaredBodyCap), then after the route
+ * the X-Request-Id and security headers (securityHeaders) and `onAnswered` with the status. Throws
+ * TypeError at construction for a bad trusted proxy.
+ */
+export function edge({
+  random,
+  tls,
+  trustedProxies,
+  maxDeclaredBody,
+  onAnswered,
+}: {
+  random: (n: number) => Uint8Array;
+  tls: boolean;
+  trustedProxies: readonly string[];
+  maxDeclaredBody: number;
+  onAnswered?: (status: number) => void;
+}): MiddlewareHandler<HttpEnv> {
+  const trusted = trustedNetworks(trustedProxies);
+  return async function edgeMiddleware(c, next) {
+    const id = Buffer.from(random(16)).toString("hex");
+    c.set("requestId", id);
+    c.set("clientIp", resolveClientIp(c.env?.remoteAddress ?? "", c.req.header("x-forwarded-for"), trusted));
+    const refused = declaredBodyRefusal(c, maxDeclaredBody);
+    if (refused) c.res = refused;
+    else await next();
+    onAnswered?.(c.res.status);
+    c.res.headers.set("X-Request-Id", id);
+    setSecurityHeaders(c.res.headers, tls);
   };
 }
 

@@ -3,6 +3,7 @@
 
 import type { Context } from "hono";
 import { verifyApiKey } from "../http/api-keys.ts";
+import { BODY_LIMITS, bodyCap } from "../http/middleware.ts";
 import { APPROVAL_CSS, APPROVAL_CSS_PATH, ApprovalPage, InvalidLinkPage, ResultPage, StaleFormPage } from "../http/pages/approval.tsx";
 import type { HttpEnv, RouteModule } from "../http/types.ts";
 import { DEFAULT_ENDPOINT } from "../store/types.ts";
@@ -36,12 +37,17 @@ export const magicLinkRoutes: RouteModule = (app, deps) => {
     const key = check.key;
     const t = deps.now();
     if (key.lastUsedAt === null || t - key.lastUsedAt > 60_000) void deps.store.apiKeys.touch(key.id, t).catch(() => {});
-    let code: MagicLinkCode = "FAILED_DELIVERY";
-    if (!service) deps.metrics.magiclinkOutcomes.inc({ code });
-    else code = await service.authenticate({ apiKey: key, endpoint, query: c.req.query(), signal: c.req.raw.signal });
     // Who asked (the key's name, never the key) and what they were answered.
-    deps.audit({ type: "magiclink.call", key: key.name, endpoint: endpoint ?? key.endpoint ?? DEFAULT_ENDPOINT, client: c.get("clientIp"), code });
-    return answer(c, code);
+    const answered = (code: MagicLinkCode) => {
+      deps.audit({ type: "magiclink.call", key: key.name, endpoint: endpoint ?? key.endpoint ?? DEFAULT_ENDPOINT, client: c.get("clientIp"), code });
+      return answer(c, code);
+    };
+    if (!service) {
+      deps.metrics.magiclinkOutcomes.inc({ code: "FAILED_DELIVERY" });
+      return answered("FAILED_DELIVERY");
+    }
+    // The wait is a promise continuation, not a suspended async frame: thousands of calls wait at once.
+    return service.authenticate({ apiKey: key, endpoint, query: c.req.query(), signal: c.req.raw.signal }).then(answered);
   }
 
   app.get("/api/sfwa/auth", (c) => api(c, undefined));
@@ -57,7 +63,16 @@ export const magicLinkRoutes: RouteModule = (app, deps) => {
     return c.html(<InvalidLinkPage />, 404);
   });
 
-  app.post("/ml/:token", async (c) => {
+  // The link is looked up before its form body is read, and the body is capped: nobody without a
+  // live link token can make the server read a byte of an upload.
+  app.post(
+    "/ml/:token",
+    async function knownLink(c, next) {
+      if (!service || !(await service.isLink(c.req.param("token")))) return c.html(<InvalidLinkPage />, 404);
+      await next();
+    },
+    bodyCap(BODY_LIMITS.form),
+    async (c) => {
     if (!service) return c.html(<InvalidLinkPage />, 404);
     let body: Record<string, unknown> = {};
     try {
@@ -77,5 +92,6 @@ export const magicLinkRoutes: RouteModule = (app, deps) => {
       default:
         return c.html(<InvalidLinkPage />, 404);
     }
-  });
+  },
+  );
 };

@@ -135,14 +135,21 @@ export class MagicLinkService {
     this.hub = o.hub ?? new WaiterHub(o.store.magicLinks, { now: o.now, onError: (err) => o.log("error", "magiclink.poll_failed", { error: (err as Error)?.name ?? "error" }) });
   }
 
-  /** The blocking API call: validates, creates the session, sends the link, and waits for the answer. */
-  async authenticate(call: AuthCall): Promise<MagicLinkCode> {
-    const code = await this.run(call).catch((err: unknown) => {
-      this.o.log("error", "magiclink.error", { error: err instanceof Error ? err.name : "error", code: (err as { code?: string })?.code });
-      return "FAILED_DELIVERY" as const;
-    });
-    this.o.onOutcome?.(code);
-    return code;
+  /**
+   * The blocking API call: validates, creates the session, sends the link, and waits for the answer.
+   * The wait is a chain of promise continuations rather than suspended async frames, which keeps
+   * each of thousands of waiting calls small.
+   */
+  authenticate(call: AuthCall): Promise<MagicLinkCode> {
+    return this.run(call)
+      .catch((err: unknown) => {
+        this.o.log("error", "magiclink.error", { error: err instanceof Error ? err.name : "error", code: (err as { code?: string })?.code });
+        return "FAILED_DELIVERY" as const;
+      })
+      .then((code) => {
+        this.o.onOutcome?.(code);
+        return code;
+      });
   }
 
   private bad(reason: string, fields: Record<string, unknown> = {}): MagicLinkCode {
@@ -150,15 +157,18 @@ export class MagicLinkService {
     return "BAD_REQUEST";
   }
 
-  private async run(call: AuthCall): Promise<MagicLinkCode> {
+  private run(call: AuthCall): Promise<MagicLinkCode> {
     // Only small values outlive start(): the session row, texts, link and message are garbage once
-    // the call waits (an async frame keeps every local alive until it returns).
-    const started = await this.gated(() => this.start(call));
-    if (typeof started === "string") return started;
-    const outcome = await started.waiting;
-    const code = OUTCOME_CODE[outcome];
-    this.o.log("info", "magiclink.outcome", { endpoint: started.endpoint, to: started.to, outcome, code });
-    return code;
+    // the call waits (an async frame would keep every local alive until it returns).
+    return this.gated(() => this.start(call)).then((started) => {
+      if (typeof started === "string") return started;
+      const { endpoint, to } = started;
+      return started.waiting.then((outcome) => {
+        const code = OUTCOME_CODE[outcome];
+        this.o.log("info", "magiclink.outcome", { endpoint, to, outcome, code });
+        return code;
+      });
+    });
   }
 
   /**
@@ -275,6 +285,11 @@ export class MagicLinkService {
   private async sessionFor(token: string): Promise<MagicLinkSession | undefined> {
     if (!LINK_TOKEN_PATTERN.test(token)) return undefined;
     return this.o.store.magicLinks.findByLink(hashLinkToken(token));
+  }
+
+  /** Whether `token` names a Magic Link session at all (any state); nothing is changed. A store failure propagates. */
+  async isLink(token: string): Promise<boolean> {
+    return (await this.sessionFor(token)) !== undefined;
   }
 
   /**

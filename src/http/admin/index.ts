@@ -1,8 +1,6 @@
 // The admin REST API route module (/api/admin/v1/*) and its OpenAPI document (/api/openapi.json),
 // mounted on the admin listener only (src/http/routes.ts ADMIN_ROUTES).
 
-import { bodyLimit } from "hono/body-limit";
-import { errorBody } from "../middleware.ts";
 import { buildOpenAPI, OPENAPI_PATH } from "../openapi.ts";
 import type { RouteModule } from "../types.ts";
 import { apiKeyRoutes } from "./api-keys.ts";
@@ -14,9 +12,6 @@ import { ldapRoutes } from "./ldap.ts";
 import { ADMIN_BASE, AdminRouter, type AdminRouteSpec } from "./route.ts";
 import { tokenRoutes } from "./tokens.ts";
 import { userRoutes } from "./users.ts";
-
-/** Largest request body (a token or user import file). */
-export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 /**
  * Registers every admin resource on `r` and returns their specs. Exported for tests, which compare
@@ -36,7 +31,6 @@ export function registerAdminResources(r: AdminRouter): readonly AdminRouteSpec[
 
 /** The admin API and /api/openapi.json. */
 export const adminApi: RouteModule = (app, deps) => {
-  app.use(`${ADMIN_BASE}/*`, bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.json(errorBody(c, 413), 413) }));
   const specs = registerAdminResources(new AdminRouter(app, deps));
   const doc = JSON.stringify(buildOpenAPI(specs));
   // Public on the admin listener: it describes the API and holds no data.

@@ -5,7 +5,7 @@ import { vValidator } from "@hono/valibot-validator";
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import * as v from "valibot";
 import { rolesAtLeast } from "../api-keys.ts";
-import { apiKeyAuth, errorBody, validationHook, type ValidationIssue } from "../middleware.ts";
+import { apiKeyAuth, BODY_LIMITS, bodyCap, errorBody, validationHook, type ValidationIssue } from "../middleware.ts";
 import type { HttpDeps, HttpEnv } from "../types.ts";
 
 /** Every admin API path starts with this. */
@@ -42,6 +42,8 @@ export interface AdminRouteSpec {
   responses: Record<number, ResponseSpec>;
   /** Error statuses this route may answer besides 400/401/403 (e.g. 404, 409, 429, 503). */
   errors?: number[];
+  /** Largest request body in bytes (413 beyond it); default BODY_LIMITS.admin (64 KiB). Imports take BODY_LIMITS.adminImport. */
+  maxBodyBytes?: number;
 }
 
 type Out<S> = S extends Schema ? v.InferOutput<S> : undefined;
@@ -65,8 +67,9 @@ export class AdminRouter {
 
   /**
    * Registers `handler` for `spec` behind API-key authentication (401 for a missing, unknown,
-   * disabled or expired key; 403 for a key below `spec.minRole`) and validation of params, query
-   * and JSON body (400 listing paths and expectations, never values).
+   * disabled or expired key; 403 for a key below `spec.minRole`), then the body cap (413; the body is
+   * read only once the key is known), then validation of params, query and JSON body (400 listing
+   * paths and expectations, never values).
    */
   route<P extends ObjectSchema | undefined, Q extends ObjectSchema | undefined, B extends Schema | undefined>(
     spec: AdminRouteSpec & { params?: P; query?: Q; body?: B },
@@ -81,6 +84,7 @@ export class AdminRouter {
         onFail: (c, { reason }) => (reason === "role" ? c.json(errorBody(c, 403), 403) : c.json(errorBody(c, 401), 401)),
       }),
     ];
+    chain.push(bodyCap(spec.maxBodyBytes ?? BODY_LIMITS.admin));
     const hook = validationHook();
     if (spec.params) chain.push(vValidator("param", spec.params, hook) as unknown as MiddlewareHandler<HttpEnv>);
     if (spec.query) chain.push(vValidator("query", spec.query, hook) as unknown as MiddlewareHandler<HttpEnv>);

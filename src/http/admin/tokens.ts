@@ -2,6 +2,7 @@
 // resync from two codes, remove, PSKC/CSV import), as `portcullis token …` does.
 
 import * as v from "valibot";
+import { BODY_LIMITS } from "../middleware.ts";
 import { importedTokens } from "../../cli/token.ts";
 import { newSerial } from "../../cli/user-import.ts";
 import { cleanUsername } from "../../cli/validate.ts";
@@ -251,6 +252,7 @@ export function tokenRoutes(r: AdminRouter): void {
       tag: TAG,
       minRole: "admin",
       body: importBody,
+      maxBodyBytes: BODY_LIMITS.adminImport,
       responses: { 201: { description: "How many were imported and assigned", schema: v.object({ imported: v.number(), assigned: v.number(), unknownOwners: v.number() }) } },
       errors: [409],
     },

@@ -1,6 +1,7 @@
 // Admin API: users (list, show, add, update, remove, unlock, CSV import), as `portcullis user …` does.
 
 import * as v from "valibot";
+import { BODY_LIMITS } from "../middleware.ts";
 import { parseAuthType, type AuthType } from "../../auth/types.ts";
 import { CLIError } from "../../cli/context.ts";
 import { parseExpiry } from "../../cli/apikey.ts";
@@ -210,6 +211,7 @@ export function userRoutes(r: AdminRouter): void {
       tag: TAG,
       minRole: "admin",
       body: importBody,
+      maxBodyBytes: BODY_LIMITS.adminImport,
       responses: { 201: { description: "How many were imported", schema: v.object({ imported: v.number(), withToken: v.number() }) } },
       errors: [409],
     },

@@ -5,7 +5,7 @@ import { X509Certificate } from "node:crypto";
 import { statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { certificateNames, GENERATED_CERT_FILE, GENERATED_KEY_FILE, loadOrCreateTLS } from "../../../src/http/tls.ts";
-import { serveHttp } from "../../../src/runtime/http.ts";
+import { DEFAULT_HTTP_LIMITS, serveHttp } from "../../../src/runtime/http.ts";
 import { cleanup, tempDir } from "../store/helpers.ts";
 import { countingRandom } from "./helpers.ts";
 
@@ -76,7 +76,7 @@ describe("loadOrCreateTLS", () => {
   test("the generated certificate serves HTTPS that a client trusting it accepts, and one not trusting it refuses", async () => {
     dir = tempDir();
     const tls = await loadOrCreateTLS({ ...opts(["127.0.0.1"]), now: Date.now() });
-    const listener = serveHttp({ address: "127.0.0.1", port: 0, tls, fetch: (_req, env) => new Response(`peer ${env.remoteAddress}`) });
+    const listener = await serveHttp({ address: "127.0.0.1", port: 0, tls, limits: DEFAULT_HTTP_LIMITS, fetch: (_req, env) => new Response(`peer ${env.remoteAddress}`) });
     try {
       const r = await fetch(`https://127.0.0.1:${listener.port}/`, { tls: { ca: tls.cert } } as RequestInit);
       expect(await r.text()).toBe("peer 127.0.0.1");
