@@ -14,6 +14,7 @@ import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore } from "../store/open.ts";
 import { adminEventsOf, type DeliveryRepos, type Store } from "../store/types.ts";
 import { AdminEventTail } from "./admin-event-tail.ts";
+import { exitOnUncaught } from "./uncaught.ts";
 
 /** How often `serve` looks whether another process committed (PRAGMA data_version) to emit CLI admin events. */
 const ADMIN_EVENT_POLL_MS = 1000;
@@ -55,6 +56,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
     process.once("SIGINT", () => stop("SIGINT"));
   });
   setLogLevel(config.log_level);
+  const removeUncaughtHandlers = exitOnUncaught();
   for (const warning of configWarnings(config)) log("warn", "config.warning", { detail: warning });
   setPasswordConcurrency(config.password.hash_concurrency || cpus().length);
   // Compute the dummy hash for unknown users now, on the hashing threads, while the rest starts:
@@ -224,6 +226,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   await directories.close();
   await store.close();
   log("info", "server.stopped");
+  removeUncaughtHandlers();
 }
 
 /** The delivery repositories of an opened store (SqliteStore has them). Throws TypeError when it lacks them. */
