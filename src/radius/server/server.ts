@@ -133,6 +133,8 @@ export class RADIUSServer {
     if (generation === this.generation) return;
     const table = new ClientTable(await this.store.clients.list());
     for (const name of table.invalid) log("error", "radius.client_invalid", { client: name, detail: "address is not a valid CIDR; client ignored" });
+    // Only stored before `client add` refused them: remove one of the two.
+    for (const d of table.duplicates) log("warn", "radius.client_duplicate_network", { client: d.client, network: d.network, matched: d.winner });
     this.clients = table;
     if (this.generation !== -1) log("info", "radius.clients_reloaded", { clients: table.size });
     this.generation = generation;
