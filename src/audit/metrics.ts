@@ -300,6 +300,8 @@ export interface PortcullisMetrics {
   smsMessages: Counter;
   /** `portcullis_http_requests_total{listener,status}`: status class "2xx".."5xx". */
   httpRequests: Counter;
+  /** `portcullis_uncaught_errors_total{origin}`: errors nothing caught (cli/uncaught.ts), by uncaughtException / unhandledRejection. */
+  uncaughtErrors: Counter;
 }
 
 /** Creates the registry with every product metric registered. */
@@ -312,6 +314,7 @@ export function createMetrics(): PortcullisMetrics {
     deliveries: registry.counter("portcullis_deliveries_total", "Delivery attempts, by channel and result.", ["channel", "result"]),
     smsMessages: registry.counter("portcullis_sms_messages_total", "SMS messages handed to a gateway, by destination country.", ["country"]),
     httpRequests: registry.counter("portcullis_http_requests_total", "HTTP requests answered, by listener and status class.", ["listener", "status"]),
+    uncaughtErrors: registry.counter("portcullis_uncaught_errors_total", "Errors that nothing caught, by origin (an uncaught exception also ends the process).", ["origin"]),
   };
 }
 
