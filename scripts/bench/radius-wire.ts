@@ -24,7 +24,7 @@ export const Code = {
   StatusServer: 12,
 } as const;
 
-/** Attribute types used by the tests and the load generator (RFC 2865 §5, RFC 3579 §3.2). */
+/** Attribute types used by the tests and the load generator (RFC 2865 §5, RFC 3579 §3.1-3.2). */
 export const Attr = {
   UserName: 1,
   UserPassword: 2,
@@ -35,6 +35,7 @@ export const Attr = {
   ProxyState: 33,
   NASIdentifier: 32,
   CHAPChallenge: 60,
+  EAPMessage: 79,
   MessageAuthenticator: 80,
 } as const;
 

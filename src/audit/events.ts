@@ -4,6 +4,7 @@ import { log, logLine, logs, timestamp, type Level } from "./log.ts";
 
 export type AuthFailureReason =
   | "chap_unsupported"
+  | "eap_unsupported" // the Access-Request carries EAP-Message: answered Access-Reject (RFC 3579), nothing checked
   | "no_username"
   | "empty_password"
   | "locked_out"

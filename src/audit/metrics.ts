@@ -304,6 +304,8 @@ export interface PortcullisMetrics {
   httpConnections: Gauge;
   /** `portcullis_http_connections_closed_total{listener,reason}`: connections the listener closed itself: refused at accept ("overall", "per_address") or past a deadline ("header", "body", "response"). */
   httpConnectionsClosed: Counter;
+  /** `portcullis_uncaught_errors_total{origin}`: errors nothing caught (cli/uncaught.ts), by uncaughtException / unhandledRejection. */
+  uncaughtErrors: Counter;
 }
 
 /** Creates the registry with every product metric registered. */
@@ -322,6 +324,7 @@ export function createMetrics(): PortcullisMetrics {
       "HTTP connections the listener closed itself, by listener and reason: refused at accept (overall, per_address) or past a deadline (header, body, response).",
       ["listener", "reason"],
     ),
+    uncaughtErrors: registry.counter("portcullis_uncaught_errors_total", "Errors that nothing caught, by origin (an uncaught exception also ends the process).", ["origin"]),
   };
 }
 

@@ -55,8 +55,11 @@ export interface Attempt {
   secret?: string;
   /** Challenge state from a previous Access-Challenge (second leg). */
   state?: Uint8Array;
-  /** "chap" and "other" are refused: no cleartext password is stored to check them against. */
-  method: "pap" | "chap" | "other";
+  /**
+   * "chap" and "other" are refused: no cleartext password is stored to check them against. "eap"
+   * (the request carries EAP-Message) is refused because EAP is not implemented (RFC 3579).
+   */
+  method: "pap" | "chap" | "eap" | "other";
   now: number;
 }
 
@@ -192,6 +195,8 @@ export class Engine {
 
   private async authenticateAsync(attempt: Attempt): Promise<Decision> {
     try {
+      // Refused before the lockout check or any lookup: no counter moves, no code is consumed.
+      if (attempt.method === "eap") return this.reject(attempt, "eap_unsupported", undefined, "EAP is not supported");
       if (attempt.method !== "pap") return this.reject(attempt, "chap_unsupported", undefined, "only PAP carries a password that can be checked");
       const key = normalizeUsername(attempt.username, { realms: this.options.realms });
       if (key === "") return this.reject(attempt, "no_username");

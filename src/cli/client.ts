@@ -1,7 +1,8 @@
 // `client add|list|remove`: the RADIUS client table (source network → shared secret and per-client policy).
 
 import { parseCIDR } from "../config/index.ts";
-import { StoreError, type FirstFactor, type OTPMode } from "../store/types.ts";
+import { clientOverlaps, type ClientOverlap } from "../radius/server/client-table.ts";
+import { NetworkTakenError, StoreError, type FirstFactor, type OTPMode } from "../store/types.ts";
 import { audited } from "./audit.ts";
 import { CLIError, parseBool, parseCommand, stripOneNewline, printList, usageError, type CLIContext } from "./context.ts";
 
@@ -88,6 +89,8 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
     );
   } catch (e) {
     if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`client ${name} already exists`);
+    // Exactly the same network could never be matched; an overlapping one is fine (the narrower wins).
+    if (e instanceof NetworkTakenError) throw new CLIError(`client ${e.client} already has the network ${e.network}; a second client for it could never be matched (an overlapping network is fine: the most specific one wins)`);
     throw e;
   }
   ctx.out(`added client ${name} (${address}${directories === null ? "" : `; users from ${directories.join(", then ")}`})\n`);
@@ -118,9 +121,13 @@ export function parseDirectories(text: string, profiles: readonly string[]): str
 async function list(ctx: CLIContext, args: string[]): Promise<void> {
   const { values } = parseCommand(args, { json: { type: "boolean" } }, { min: 0, max: 0, usage: CLIENT_USAGE[1]! });
   const clients = await (await ctx.store()).clients.list();
+  const overlaps = clientOverlaps(clients);
   // Never print the shared secret.
-  const safe = clients.map(({ secret: _secret, ...c }) => c);
-  printList(ctx, values.json, safe, "no clients", ["NAME", "ADDRESS", "FIRST-FACTOR", "OTP-MODE", "MESSAGE-AUTHENTICATOR", "PASSWORD-ONLY", "DIRECTORIES"], (c) => [
+  const safe = clients.map(({ secret: _secret, ...c }) => {
+    const { network, ...overlap } = overlaps.get(c.name)!;
+    return { ...c, network, overlaps: overlap };
+  });
+  printList(ctx, values.json, safe, "no clients", ["NAME", "ADDRESS", "FIRST-FACTOR", "OTP-MODE", "MESSAGE-AUTHENTICATOR", "PASSWORD-ONLY", "DIRECTORIES", "OVERLAPS"], (c) => [
     c.name,
     c.address,
     c.firstFactor,
@@ -128,7 +135,26 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
     c.requireMessageAuthenticator ? "required" : "optional",
     c.allowPasswordOnly ? "allowed" : "no",
     c.directories === null ? "(all, then local)" : c.directories.join(","),
+    describeOverlap({ network: c.network, ...c.overlaps }),
   ]);
+}
+
+/** How many names an OVERLAPS cell lists before "and N more" (`--json` has them all). */
+const NAMES_SHOWN = 3;
+
+/**
+ * The OVERLAPS cell: "-", "shadows lan" (this client wins for its addresses inside lan's network),
+ * "shadowed by fw1, fw2" (they win for theirs), both joined by "; ", or "never matched: …".
+ */
+export function describeOverlap(o: ClientOverlap): string {
+  const names = (list: string[]) => (list.length <= NAMES_SHOWN ? list.join(", ") : `${list.slice(0, NAMES_SHOWN).join(", ")} and ${list.length - NAMES_SHOWN} more`);
+  if (o.network === null) return "never matched: the address is not a CIDR";
+  if (o.duplicateOf !== null) return `never matched: same network as ${o.duplicateOf}`;
+  if (o.unreachable) return `never matched: covered by ${names(o.shadowedBy)}`;
+  const parts: string[] = [];
+  if (o.shadows.length > 0) parts.push(`shadows ${names(o.shadows)}`);
+  if (o.shadowedBy.length > 0) parts.push(`shadowed by ${names(o.shadowedBy)}`);
+  return parts.length > 0 ? parts.join("; ") : "-";
 }
 
 async function remove(ctx: CLIContext, args: string[]): Promise<void> {

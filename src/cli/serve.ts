@@ -3,7 +3,7 @@
 import { cpus } from "node:os";
 import { AuditBus, logSink } from "../audit/events.ts";
 import { log, setLogLevel } from "../audit/log.ts";
-import { auditCounters, collectRADIUS, createMetrics, requestSeconds } from "../audit/metrics.ts";
+import { auditCounters, collectRADIUS, createMetrics, requestSeconds, type PortcullisMetrics } from "../audit/metrics.ts";
 import { Engine } from "../auth/engine.ts";
 import { configWarnings, endpointProfiles, ldapProfiles, type Config } from "../config/index.ts";
 import { createLdapDirectory } from "../directory/ldap/index.ts";
@@ -14,6 +14,7 @@ import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore } from "../store/open.ts";
 import { adminEventsOf, type DeliveryRepos, type Store } from "../store/types.ts";
 import { AdminEventTail } from "./admin-event-tail.ts";
+import { reportUncaught } from "./uncaught.ts";
 
 /** How often `serve` looks whether another process committed (PRAGMA data_version) to emit CLI admin events. */
 const ADMIN_EVENT_POLL_MS = 1000;
@@ -55,6 +56,9 @@ export async function serve(ctx: ServeContext): Promise<void> {
     process.once("SIGINT", () => stop("SIGINT"));
   });
   setLogLevel(config.log_level);
+  // From here on, an error nothing catches is one JSON line, counted once the metrics exist.
+  let metricsSoFar: PortcullisMetrics | undefined;
+  const removeUncaughtHandlers = reportUncaught({ count: (origin) => metricsSoFar?.uncaughtErrors.inc({ origin }) });
   for (const warning of configWarnings(config)) log("warn", "config.warning", { detail: warning });
   setPasswordConcurrency(config.password.hash_concurrency || cpus().length);
   // Compute the dummy hash for unknown users now, on the hashing threads, while the rest starts:
@@ -88,6 +92,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   const audit = new AuditBus();
   audit.subscribe(logSink);
   const metrics = createMetrics();
+  metricsSoFar = metrics;
   audit.subscribe(auditCounters(metrics));
 
   let deliveryRepos: DeliveryRepos;
@@ -224,6 +229,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   await directories.close();
   await store.close();
   log("info", "server.stopped");
+  removeUncaughtHandlers();
 }
 
 /** The delivery repositories of an opened store (SqliteStore has them). Throws TypeError when it lacks them. */

@@ -26,8 +26,15 @@ export interface UDPEndpoint {
 
 export interface BindOptions {
   recvBufferBytes: number;
+  /** Must not throw: an exception here would end the process (Bun treats it as uncaught). */
   onMessage(data: Uint8Array, address: string, port: number): void;
   onError?(err: Error): void;
+  /**
+   * A reply that did not leave: `error` is the system error code ("EAFNOSUPPORT", "EMSGSIZE"),
+   * the error's name when it has none, or "would_block" when the socket buffer was full. Never
+   * thrown: a queued reply fails after its sender has moved on, so nobody could catch it.
+   */
+  onSendFailed?(address: string, port: number, error: string): void;
   /** Called just before each batch of replies leaves (the RADIUS server writes their audit lines first). */
   beforeSend?(): void;
 }
@@ -55,18 +62,35 @@ export async function bindUDP(address: string, port: number, options: BindOption
   const sockopt = socketOptions();
   if (fd !== undefined && sockopt) sockopt.setReceiveBuffer(fd, options.recvBufferBytes);
 
+  // The batch is sent from a microtask or an immediate, where an exception would be uncaught and
+  // end the process: nothing in it may throw, and a reply that cannot leave is reported instead.
   const replies = new ReplyBatcher((batch) => {
     if (socket.closed) return;
-    options.beforeSend?.();
+    try {
+      options.beforeSend?.();
+    } catch {
+      // the log write failed; the replies still leave
+    }
     let sent = 0;
     try {
       sent = socket.sendMany(batch as never);
-    } catch (err) {
-      options.onError?.(err as Error);
+    } catch {
+      // one bad destination fails the whole call: each reply is tried alone below, which reports it
+      sent = 0;
     }
     // What the kernel did not take now is tried once more, one by one; UDP may lose it anyway
     // and the NAS's retransmission then gets the cached reply.
-    for (let i = sent * 3; i < batch.length; i += 3) socket.send(batch[i] as Uint8Array, batch[i + 1] as number, batch[i + 2] as string);
+    for (let i = sent * 3; i < batch.length; i += 3) {
+      const port = batch[i + 1] as number;
+      const address = batch[i + 2] as string;
+      let error = "would_block";
+      try {
+        if (socket.send(batch[i] as Uint8Array, port, address)) continue;
+      } catch (err) {
+        error = errorCode(err);
+      }
+      options.onSendFailed?.(address, port, error);
+    }
   });
 
   const boundPort = socket.port;
@@ -83,6 +107,13 @@ export async function bindUDP(address: string, port: number, options: BindOption
       socket.close();
     },
   };
+}
+
+/** A short, data-free name for a send failure: the system error code, else the error's class name. */
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && /^[A-Z0-9_]{1,40}$/.test(code)) return code;
+  return err instanceof Error ? err.name : "error";
 }
 
 /** True while the event loop is delivering this turn's datagrams (the poll phase), until this turn's immediates run. */

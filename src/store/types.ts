@@ -99,7 +99,10 @@ export interface UserImportRow {
 export interface ClientRepo {
   list(): Promise<RadiusClient[]>;
   findByName(name: string): Promise<RadiusClient | undefined>;
-  /** Throws StoreError("conflict") when the name exists. */
+  /**
+   * Throws StoreError("conflict") when the name exists, and NetworkTakenError when another client has
+   * exactly the same network (checked in the same write transaction as the insert).
+   */
   add(client: NewRadiusClient): Promise<RadiusClient>;
   /** Returns false when no such client. */
   remove(name: string): Promise<boolean>;
@@ -428,7 +431,7 @@ export interface WarmReads {
   lockout(key: string, kind: FailureKind): LockoutState | null | undefined;
 }
 
-export type StoreErrorCode = "conflict" | "not_found" | "key_missing" | "key_mismatch" | "corrupt" | "unavailable";
+export type StoreErrorCode = "conflict" | "network_taken" | "not_found" | "key_missing" | "key_mismatch" | "corrupt" | "unavailable";
 
 /** Typed store failure with a stable code. Messages never include secrets. */
 export class StoreError extends Error {
@@ -438,6 +441,23 @@ export class StoreError extends Error {
   ) {
     super(message);
     this.name = "StoreError";
+  }
+}
+
+/**
+ * A RADIUS client was added with exactly the network of an existing one (the same CIDR once host
+ * bits are cleared and IPv4-mapped IPv6 is read as IPv4): the table matches the first of the two,
+ * so the new one could never be matched. Overlapping networks are allowed (the narrower wins).
+ */
+export class NetworkTakenError extends StoreError {
+  constructor(
+    /** The normalised network ("10.0.0.0/24"). */
+    readonly network: string,
+    /** The name of the client that already has it. */
+    readonly client: string,
+  ) {
+    super("network_taken", `the network ${network} is already client ${client}'s; a second client for it could never be matched`);
+    this.name = "NetworkTakenError";
   }
 }
 

@@ -111,6 +111,30 @@ describe("end to end", () => {
     expect(after.map((u) => u.username)).not.toContain("bob");
   });
 
+  test("one rule for the CLI and the API: exactly the network of another client is refused by both, naming it; an overlapping one is added and both lists say who wins", async () => {
+    const dup = await api("/clients", { method: "POST", body: { name: "nas-copy", address: "::ffff:127.0.0.1", secret: "a-second-shared-secret" } });
+    expect(dup.status).toBe(409);
+    const body = await dup.text();
+    expect(JSON.parse(body).message).toContain("client nas already has this network");
+    expect(body).not.toContain("a-second-shared-secret");
+    const cliDup = await app.run(["client", "add", "cli-copy", "--address", "127.0.0.1/32", "--secret", "a-third-shared-secret"]);
+    expect(cliDup.code).toBe(1);
+    expect(cliDup.stderr).toStartWith("portcullis: client nas already has the network 127.0.0.1/32;");
+    expect(cliDup.stderr.trimEnd().split("\n")).toHaveLength(1);
+
+    await app.cli(["client", "add", "loopback", "--address", "127.0.0.0/8", "--secret", `it-${randomBytes(12).toString("hex")}`]);
+    try {
+      const listed = (await (await api("/clients", { key: operatorKey })).json()) as { name: string; overlaps: { shadows: string[]; shadowedBy: string[] } }[];
+      expect(listed.find((c) => c.name === "nas")!.overlaps).toMatchObject({ shadows: ["loopback"], shadowedBy: [] });
+      expect(listed.find((c) => c.name === "loopback")!.overlaps).toMatchObject({ shadows: [], shadowedBy: ["nas"] });
+      const table = await app.cli(["client", "list"]);
+      expect(table).toMatch(/^nas .*shadows loopback$/m);
+      expect(table).toMatch(/^loopback .*shadowed by nas$/m);
+    } finally {
+      await app.cli(["client", "remove", "loopback"]);
+    }
+  });
+
   test("a key created through the API works, and no secret reached the log", async () => {
     const r = await api("/apikeys", { method: "POST", body: { name: "via-api", role: "operator" } });
     expect(r.status).toBe(201);

@@ -16,6 +16,8 @@ const newSeed = () => encodeBase32(randomBytes(20));
 /** The code of the current step. */
 const codeOf = (seed: string, stepOffset = 0) => totp(decodeBase32(seed), { now: Date.now(), stepOffset });
 const newSecret = () => `it-${randomBytes(12).toString("hex")}`;
+/** An EAP-Response/Identity (RFC 3748 §5.1) for `name`, as radclient's octets syntax: Code 2, Identifier 1, Length, Type 1. */
+const eapIdentity = (name: string) => `0x0201${(5 + name.length).toString(16).padStart(4, "0")}01${Buffer.from(name).toString("hex")}`;
 
 /** Adds a user with a password and, unless `type` says otherwise, a TOTP token; returns the seed. */
 async function addUser(app: Appliance, name: string, password: string, { type, token = true }: { type?: string; token?: boolean } = {}): Promise<string> {
@@ -118,6 +120,16 @@ describe("challenge client (default: password, then code)", () => {
     expect(r.code).toBe("Access-Reject");
   });
 
+  rtest("EAP-Message → Access-Reject even with the right password (RFC 3579: EAP is not supported), audited and counted as eap_unsupported", async () => {
+    const from = server.logs.length;
+    const r = await radclient(server.port, secret, ["User-Name = dave", `User-Password = ${quote("dave-pass-1")}`, `EAP-Message = ${eapIdentity("dave")}`]);
+    expect(r.code).toBe("Access-Reject");
+    const line = await server.waitForLog((l) => l.event === "auth.failure", { from });
+    expect(line).toMatchObject({ reason: "eap_unsupported", client: "nas", detail: "EAP is not supported" });
+    const metrics = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+    expect(metrics).toContain('portcullis_auth_failures_total{reason="eap_unsupported"} 1');
+  });
+
   rtest("CHAP → Access-Reject", async () => {
     const r = await radclient(server.port, secret, ["User-Name = alice", `CHAP-Password = ${quote("alice-pass-1")}`]);
     expect(r.code).toBe("Access-Reject");
@@ -180,7 +192,9 @@ describe("client --first-factor none", () => {
   beforeAll(async () => {
     ({ app, server, secret } = await liveAppliance(["--first-factor", "none"]));
     seed = await addUser(app, "alice", "alice-pass-1");
+    fredSeed = await addUser(app, "fred", "fred-pass-1");
   }, 120_000);
+  let fredSeed: string;
   afterAll(async () => {
     await app?.[Symbol.asyncDispose]();
   });
@@ -189,6 +203,13 @@ describe("client --first-factor none", () => {
     const code = codeOf(seed);
     expect((await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(code)}`])).code).toBe("Access-Accept");
     expect((await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(code)}`])).code).toBe("Access-Reject");
+  });
+
+  rtest("EAP-Message with a right code → Access-Reject, and the code is not consumed: without EAP-Message it is then accepted", async () => {
+    const code = codeOf(fredSeed);
+    const eap = await radclient(server.port, secret, ["User-Name = fred", `User-Password = ${quote(code)}`, `EAP-Message = ${eapIdentity("fred")}`]);
+    expect(eap.code).toBe("Access-Reject");
+    expect((await radclient(server.port, secret, ["User-Name = fred", `User-Password = ${quote(code)}`])).code).toBe("Access-Accept");
   });
 
   test("client add refuses --first-factor none with --allow-password-only true", async () => {
@@ -227,9 +248,18 @@ describe("lockout (threshold 3)", () => {
       PORTCULLIS_LOCKOUT_MAX_DELAY_S: "900",
     }));
     await addUser(app, "alice", "alice-pass-1");
+    await addUser(app, "bob", "bob-pass-1");
   }, 120_000);
   afterAll(async () => {
     await app?.[Symbol.asyncDispose]();
+  });
+
+  rtest("requests with EAP-Message never count a failure: after more wrong passwords than the threshold, the right one still gets its challenge", async () => {
+    for (let i = 0; i < 4; i++) {
+      const r = await radclient(server.port, secret, ["User-Name = bob", `User-Password = ${quote(`wrong-pass-${i}`)}`, `EAP-Message = ${eapIdentity("bob")}`]);
+      expect(r.code).toBe("Access-Reject");
+    }
+    expect((await radclient(server.port, secret, ["User-Name = bob", `User-Password = ${quote("bob-pass-1")}`])).code).toBe("Access-Challenge");
   });
 
   rtest("Alice / alice@corp / alice share one counter; then even the right password is rejected until `user unlock`", async () => {

@@ -61,6 +61,9 @@ function expectSound(r: CheckedReply) {
 
 const codeOf = (name: string) => totp(decodeBase32(seeds[name]!), { now: Date.now() });
 
+/** An EAP-Response/Identity for "alice" (RFC 3748 §4, §5.1): Code 2, Identifier 1, Length 10, Type 1. */
+const EAP_IDENTITY_ALICE = Uint8Array.of(2, 1, 0, 10, 1, ...new TextEncoder().encode("alice"));
+
 describe("answers", () => {
   test("Status-Server with Message-Authenticator → Access-Accept", async () => {
     const r = await main.exchange(statusServer(mainSecret), server.port, mainSecret);
@@ -121,6 +124,15 @@ describe("answers", () => {
     expect(r.code).toBe(code);
     expectSound(r);
     expect(values(r.attributes, Attr.ProxyState).map((v) => Buffer.from(v).toString("hex"))).toEqual(ps.map((v) => Buffer.from(v).toString("hex")));
+  });
+
+  test("EAP-Message → Access-Reject (RFC 3579: no EAP here), even beside the right password, which is never checked", async () => {
+    const from = server.logs.length;
+    const r = await main.exchange(request([[Attr.UserName, text("alice")], [Attr.UserPassword, text("alice-pass-1")], [Attr.EAPMessage, EAP_IDENTITY_ALICE]]), server.port, mainSecret);
+    expect(r.code).toBe(Code.AccessReject);
+    expectSound(r);
+    const line = await server.waitForLog((l) => l.event === "auth.failure" && l.reason === "eap_unsupported", { from });
+    expect(line).toMatchObject({ channel: "radius", client: "main" });
   });
 
   test("legacy client (--require-message-authenticator false): a request without MA is answered, and the reply still has MA first", async () => {
@@ -226,6 +238,16 @@ describe("silent discard", () => {
     await expectDropped(server, legacy, pkt, { reason: "proxy_state_without_message_authenticator", probe: probe() });
   });
 
+  test("legacy client: EAP-Message without Message-Authenticator → no reply (RFC 3579 §3.1)", async () => {
+    const pkt = buildAccessRequest({
+      identifier: identifier(),
+      secret: legacySecret,
+      attributes: [...userAttrs, [Attr.EAPMessage, EAP_IDENTITY_ALICE]],
+      messageAuthenticator: "none",
+    });
+    await expectDropped(server, legacy, pkt, { reason: "eap_without_message_authenticator", probe: probe() });
+  });
+
   test("unknown client address (the table only has other CIDRs) → no reply", async () => {
     await expectDropped(server, stranger, request(userAttrs), { reason: "unknown_client", probe: probe() });
   });
@@ -303,6 +325,45 @@ describe("silent discard", () => {
     // No secret or password ever reaches the log.
     const all = JSON.stringify(server.logs);
     for (const s of [mainSecret, legacySecret, "alice-pass-1", "bob-pass-1", seeds.alice!, seeds.bob!]) expect(all).not.toContain(s);
+  });
+});
+
+describe("a reply longer than 4096 octets (RFC 2865 §3)", () => {
+  test("an Access-Challenge pushed past 4096 octets by echoed Proxy-State is dropped as reply_too_large, one JSON line; its retransmission is dropped the same way, not evaluated again", async () => {
+    // A request of exactly 4096 octets: alice's right password, then Proxy-State up to the limit.
+    // Its Access-Challenge echoes every Proxy-State (RFC 2865 §5.33) after a prompt, a 32-octet
+    // State and Session-Timeout: longer than the request's User-Name and User-Password.
+    const attrs: RawAttribute[] = [[Attr.UserName, text("alice")], [Attr.UserPassword, text("alice-pass-1")]];
+    let room = 4096 - request(attrs).length;
+    while (room > 0) {
+      const n = Math.min(253, room - 2);
+      attrs.push([Attr.ProxyState, new Uint8Array(n).fill(0x70)]);
+      room -= 2 + n;
+    }
+    const pkt = request(attrs);
+    expect(pkt.length).toBe(4096);
+
+    const before = await server.stats();
+    const from = server.logs.length;
+    await expectDropped(server, main, pkt, { reason: "reply_too_large", probe: probe() });
+    await expectDropped(server, main, pkt, { reason: "reply_too_large", probe: probe() }); // the NAS's retransmission
+    const after = await server.stats();
+    expect({ dropped: after.dropped.reply_too_large, challenged: after.challenged, duplicates: after.duplicates }).toEqual({
+      dropped: (before.dropped.reply_too_large ?? 0) + 2,
+      challenged: before.challenged,
+      duplicates: before.duplicates,
+    });
+
+    const lines = server.logs.slice(from);
+    expect(lines.filter((l) => l.event === "non_json")).toEqual([]);
+    // evaluated once: one challenge decided, never sent
+    expect(lines.filter((l) => l.event === "auth.challenge").map((l) => l.user)).toEqual(["alice"]);
+    // one line for both drops (rate-limited per source and reason)
+    const drops = lines.filter((l) => l.event === "radius.drop");
+    expect(drops).toEqual([{ ts: expect.any(String), level: "warn", event: "radius.drop", reason: "reply_too_large", source: MAIN, detail: expect.stringMatching(/^Access-Challenge of 41\d\d octets$/) }]);
+
+    const metrics = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+    expect(metrics).toContain(`portcullis_radius_dropped_total{reason="reply_too_large"} ${after.dropped.reply_too_large}`);
   });
 });
 

@@ -5,7 +5,8 @@ import * as v from "valibot";
 import { CLIError } from "../../cli/context.ts";
 import { MIN_SECRET_LENGTH, parseDirectories } from "../../cli/client.ts";
 import { parseCIDR } from "../../config/index.ts";
-import { StoreError, type RadiusClient } from "../../store/types.ts";
+import { clientOverlaps, type ClientOverlap } from "../../radius/server/client-table.ts";
+import { NetworkTakenError, StoreError, type RadiusClient, type Store } from "../../store/types.ts";
 import { badRequest, fail, type AdminRouter } from "./route.ts";
 import { clientView, iso, nameParams, nameSchema, warningsSchema } from "./schemas.ts";
 
@@ -22,8 +23,9 @@ const addBody = v.strictObject({
   directories: v.optional(v.nullable(v.pipe(v.array(nameSchema), v.minLength(1), v.description("[[ldap]] profile names and \"local\", in order; null: all, then local"))), null),
 });
 
-/** The API view of a client: never the shared secret. */
-export function describeClient(c: RadiusClient): v.InferOutput<typeof clientView> {
+/** The API view of a client, with its overlaps among `all` (which holds it): never the shared secret. */
+export function describeClient(c: RadiusClient, all: ReadonlyMap<string, ClientOverlap>): v.InferOutput<typeof clientView> {
+  const { network, ...overlaps } = all.get(c.name) ?? { network: null, shadows: [], shadowedBy: [], duplicateOf: null, unreachable: true };
   return {
     id: c.id,
     name: c.name,
@@ -34,7 +36,16 @@ export function describeClient(c: RadiusClient): v.InferOutput<typeof clientView
     allowPasswordOnly: c.allowPasswordOnly,
     directories: c.directories,
     createdAt: iso(c.createdAt)!,
+    network,
+    overlaps,
   };
+}
+
+/** Every client with its overlaps, as `client list` computes them. */
+async function described(store: Store): Promise<v.InferOutput<typeof clientView>[]> {
+  const clients = await store.clients.list();
+  const overlaps = clientOverlaps(clients);
+  return clients.map((c) => describeClient(c, overlaps));
 }
 
 /** Registers /clients routes. */
@@ -43,14 +54,14 @@ export function clientRoutes(r: AdminRouter): void {
   const { store } = deps;
 
   r.route({ method: "get", path: "/clients", summary: "List RADIUS clients", tag: TAG, minRole: "operator", responses: { 200: { description: "Clients", schema: v.array(clientView) } } }, async (c) =>
-    c.json((await store.clients.list()).map(describeClient)),
+    c.json(await described(store)),
   );
 
   r.route(
     { method: "get", path: "/clients/:name", summary: "Show a RADIUS client", tag: TAG, minRole: "operator", params: nameParams, responses: { 200: { description: "The client", schema: clientView } }, errors: [404] },
     async (c, { params }) => {
-      const client = await store.clients.findByName(params.name);
-      return client ? c.json(describeClient(client)) : fail(c, 404);
+      const client = (await described(store)).find((x) => x.name === params.name);
+      return client ? c.json(client) : fail(c, 404);
     },
   );
 
@@ -63,6 +74,7 @@ export function clientRoutes(r: AdminRouter): void {
       minRole: "admin",
       body: addBody,
       responses: { 201: { description: "The new client and warnings", schema: v.object({ client: clientView, warnings: warningsSchema }) } },
+      // 409: the name exists, or another client has exactly the same network
       errors: [409],
     },
     async (c, { body }) => {
@@ -99,10 +111,13 @@ export function clientRoutes(r: AdminRouter): void {
         });
       } catch (e) {
         if (e instanceof StoreError && e.code === "conflict") return fail(c, 409, "a client with this name exists");
+        // Exactly the same network could never be matched; an overlapping one is fine (the narrower wins).
+        if (e instanceof NetworkTakenError) return fail(c, 409, `client ${e.client} already has this network; a second client for it could never be matched`);
         throw e;
       }
       deps.audit({ type: "admin.client_added", client: client.name, address, by: c.get("apiKey").name });
-      return c.json({ client: describeClient(client), warnings }, 201);
+      const view = (await described(store)).find((x) => x.name === client.name) ?? describeClient(client, new Map());
+      return c.json({ client: view, warnings }, 201);
     },
   );
 

@@ -96,6 +96,16 @@ export const clientView = v.object({
   allowPasswordOnly: v.boolean(),
   directories: v.nullable(v.array(v.string())),
   createdAt: isoTime,
+  network: v.pipe(v.nullable(v.string()), v.description("the network as matched: host bits cleared, IPv4-mapped IPv6 as IPv4; null when the address is not a CIDR")),
+  overlaps: v.pipe(
+    v.object({
+      shadows: v.pipe(v.array(v.string()), v.description("clients with a wider network containing this one's: for these addresses this client is matched instead of them")),
+      shadowedBy: v.pipe(v.array(v.string()), v.description("clients with a narrower network inside this one's, matched instead of it for their addresses")),
+      duplicateOf: v.pipe(v.nullable(v.string()), v.description("the client matched instead of this one for exactly the same network (stored before such duplicates were refused)")),
+      unreachable: v.pipe(v.boolean(), v.description("no source address can reach this client")),
+    }),
+    v.description("how this client's network overlaps the others' (the most specific network is matched first)"),
+  ),
 });
 
 /** An API key (never the key, never its hash). */

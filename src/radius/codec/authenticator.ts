@@ -130,7 +130,9 @@ export interface VerifyRequestOptions {
  * - Access-Request: a Message-Authenticator, when present, must verify (HMAC-MD5 over the packet
  *   with the MA value zeroed, RFC 3579 §3.2). When absent: "missing_message_authenticator" if
  *   required, else "proxy_state_without_message_authenticator" if Proxy-State is present
- *   (FreeRADIUS `limit_proxy_state`, the CVE-2024-3596 mitigation).
+ *   (FreeRADIUS `limit_proxy_state`, the CVE-2024-3596 mitigation), else
+ *   "eap_without_message_authenticator" if EAP-Message is present (RFC 3579 §3.1: such a request
+ *   is silently discarded, whatever the client's exemption).
  * - Status-Server: Message-Authenticator always required (RFC 5997 §3).
  * - Accounting-Request: Request Authenticator = MD5(Code+Id+Length+16 zero octets+Attributes+Secret)
  *   (RFC 2866 §3); a Message-Authenticator, when present, is computed with the Authenticator field
@@ -141,8 +143,8 @@ export interface VerifyRequestOptions {
  * Status-Server, `raw`'s 16 value octets are zeroed while the HMAC is computed and restored
  * before this returns or throws; `raw` must therefore be writable (a received datagram is).
  * @throws RADIUSError with code "malformed", "unknown_code", "bad_authenticator",
- *   "missing_message_authenticator", "bad_message_authenticator" or
- *   "proxy_state_without_message_authenticator".
+ *   "missing_message_authenticator", "bad_message_authenticator",
+ *   "proxy_state_without_message_authenticator" or "eap_without_message_authenticator".
  */
 export function verifyRequest(
   packet: RADIUSPacket,
@@ -165,6 +167,9 @@ export function verifyRequest(
       if (options.requireMessageAuthenticator) throw new RADIUSError("missing_message_authenticator");
       if (attributeOffset(raw, length, Attr.ProxyState) >= 0) {
         throw new RADIUSError("proxy_state_without_message_authenticator");
+      }
+      if (attributeOffset(raw, length, Attr.EAPMessage) >= 0) {
+        throw new RADIUSError("eap_without_message_authenticator");
       }
       return;
     }

@@ -69,6 +69,18 @@ function layout(
   return buf;
 }
 
+/**
+ * The length in octets of a reply with these attributes and the Message-Authenticator that
+ * encodeResponse puts first. A reply longer than MAX_PACKET_LENGTH (4096, RFC 2865 §3) cannot be
+ * encoded: the server asks this first, because Proxy-State echoed from a request that itself fits
+ * (RFC 2865 §5.33) can push a reply past it.
+ */
+export function responseLength(attributes: readonly RawAttribute[]): number {
+  let length = HEADER_LENGTH + MESSAGE_AUTHENTICATOR_ATTRIBUTE_LENGTH;
+  for (const a of attributes) length += 2 + a.value.length;
+  return length;
+}
+
 /** A reply to encode. */
 export interface ReplySpec {
   code: number;

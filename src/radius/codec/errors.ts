@@ -7,7 +7,8 @@ export type RADIUSErrorCode =
   | "bad_authenticator"
   | "missing_message_authenticator"
   | "bad_message_authenticator"
-  | "proxy_state_without_message_authenticator";
+  | "proxy_state_without_message_authenticator"
+  | "eap_without_message_authenticator";
 
 const MESSAGES: Record<RADIUSErrorCode, string> = {
   malformed: "malformed RADIUS packet",
@@ -16,6 +17,7 @@ const MESSAGES: Record<RADIUSErrorCode, string> = {
   missing_message_authenticator: "Message-Authenticator required but absent",
   bad_message_authenticator: "Message-Authenticator check failed",
   proxy_state_without_message_authenticator: "Proxy-State without Message-Authenticator",
+  eap_without_message_authenticator: "EAP-Message without Message-Authenticator",
 };
 
 /**

@@ -11,6 +11,7 @@ export {
 export {
   encodeResponse,
   encodeRequest,
+  responseLength,
   type ReplySpec,
   type RequestSpec,
   type EncodeResponseOptions,

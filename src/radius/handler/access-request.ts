@@ -73,7 +73,11 @@ export function decideAccessRequest(
 
   let method: Attempt["method"] = "other";
   let typed: string | undefined;
-  if (hidden) {
+  if (getAttribute(packet, Attr.EAPMessage)) {
+    // RFC 3579: a server without EAP answers Access-Reject. The engine refuses the attempt before
+    // any check, so nothing else in the packet is looked at (not even a User-Password beside it).
+    method = "eap";
+  } else if (hidden) {
     let revealed: Uint8Array;
     try {
       revealed = revealUserPassword(hidden, secret, packet.authenticator);

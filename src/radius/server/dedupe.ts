@@ -1,16 +1,23 @@
 // Retransmission cache (RFC 5080 §2.2.2): key = source IP, source port, Identifier, Request Authenticator.
 //
 // An answered request gets the cached reply bytes; a duplicate of one still in progress is dropped;
-// nothing is evaluated twice. Entries live `ttlMs` after the reply (longer than the NAS's retries),
-// and the cache is bounded: under a flood the oldest entries go first.
+// a request that was evaluated but got no reply (its reply could not be sent) is dropped again for
+// the same reason; nothing is evaluated twice. Entries live `ttlMs` after the outcome (longer than
+// the NAS's retries), and the cache is bounded: under a flood the oldest entries go first.
 
-export type DedupeResult = { kind: "new" } | { kind: "in_progress" } | { kind: "answered"; reply: Uint8Array };
+export type DedupeResult<Reason extends string = string> =
+  | { kind: "new" }
+  | { kind: "in_progress" }
+  | { kind: "answered"; reply: Uint8Array }
+  | { kind: "dropped"; reason: Reason };
 
-const NEW: DedupeResult = Object.freeze({ kind: "new" });
-const IN_PROGRESS: DedupeResult = Object.freeze({ kind: "in_progress" });
+const NEW = Object.freeze({ kind: "new" } as const);
+const IN_PROGRESS = Object.freeze({ kind: "in_progress" } as const);
 
-interface Entry {
+interface Entry<Reason> {
   reply: Uint8Array | null;
+  /** Set when the request was evaluated and deliberately left unanswered. */
+  dropped: Reason | null;
   expiresAt: number;
 }
 
@@ -20,9 +27,9 @@ interface Entry {
  * whole. So an entry is kept at least `ttlMs` (unless the bound forces it out) and expiry costs no
  * per-entry work; `expiresAt` still decides exactly when an entry stops counting.
  */
-export class DedupeCache {
-  private current = new Map<string, Entry>();
-  private previous = new Map<string, Entry>();
+export class DedupeCache<Reason extends string = string> {
+  private current = new Map<string, Entry<Reason>>();
+  private previous = new Map<string, Entry<Reason>>();
   private generationStart = -Infinity;
 
   constructor(
@@ -55,31 +62,47 @@ export class DedupeCache {
   }
 
   /** Looks the key up and, when new, marks it in progress. */
-  begin(key: string, now: number): DedupeResult {
+  begin(key: string, now: number): DedupeResult<Reason> {
     const entry = this.current.get(key) ?? this.previous.get(key);
     if (entry && entry.expiresAt > now) {
-      return entry.reply ? { kind: "answered", reply: entry.reply } : IN_PROGRESS;
+      if (entry.reply) return { kind: "answered", reply: entry.reply };
+      return entry.dropped === null ? IN_PROGRESS : { kind: "dropped", reason: entry.dropped };
     }
     if (entry) this.abandon(key);
     this.rotate(now);
     // a request in progress is held at most ttlMs too, so a wedged evaluation cannot pin it forever
-    this.current.set(key, { reply: null, expiresAt: now + this.ttlMs });
+    this.current.set(key, { reply: null, dropped: null, expiresAt: now + this.ttlMs });
     return NEW;
   }
 
   /** Stores the reply bytes sent for `key`. */
   finish(key: string, reply: Uint8Array, now: number): void {
+    this.settle(key, reply, null, now);
+  }
+
+  /**
+   * Remembers that `key` was evaluated and left unanswered for `reason`: a retransmission is
+   * dropped for the same reason instead of being evaluated again (the first evaluation may already
+   * have consumed a code or counted a failure). A request already answered keeps its reply bytes.
+   */
+  drop(key: string, reason: Reason, now: number): void {
+    if ((this.current.get(key) ?? this.previous.get(key))?.reply) return;
+    this.settle(key, null, reason, now);
+  }
+
+  private settle(key: string, reply: Uint8Array | null, dropped: Reason | null, now: number): void {
     const entry = this.current.get(key);
     if (entry) {
       entry.reply = reply;
+      entry.dropped = dropped;
       entry.expiresAt = now + this.ttlMs;
       return;
     }
     this.previous.delete(key);
-    this.current.set(key, { reply, expiresAt: now + this.ttlMs });
+    this.current.set(key, { reply, dropped, expiresAt: now + this.ttlMs });
   }
 
-  /** Forgets a request that was dropped without a reply, so a retransmission is evaluated afresh. */
+  /** Forgets a request that was dropped before anything was decided, so a retransmission is evaluated afresh. */
   abandon(key: string): void {
     this.current.delete(key);
     this.previous.delete(key);

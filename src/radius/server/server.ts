@@ -1,17 +1,21 @@
 // The RADIUS server: sockets, client table, authenticity, retransmission cache and silent discard.
 // It decides nothing about who gets in; that is the handler's engine call.
 //
-//   datagram ─► client table ─► decode ─► verifyRequest ─► dedupe ─► Status-Server | Access-Request
-//                 │ unknown       │ malformed  │ bad MA        │ in progress
-//                 ▼               ▼            ▼               ▼
-//               drop            drop         drop            drop        (counted, logged rate-limited)
+//   datagram ─► client table ─► decode ─► verifyRequest ─► dedupe ─► Status-Server | Access-Request ─► reply
+//                 │ unknown       │ malformed  │ bad MA        │ in progress            │ too large for 4096
+//                 ▼               ▼            ▼               ▼                        ▼
+//               drop            drop         drop            drop                     drop   (each counted, logged rate-limited)
+//
+// Nothing on this path throws out of it: an exception anywhere (a bug, a store or engine that
+// throws) is dropped as `internal_error`, counted and logged as one JSON line, because Bun ends the
+// process on an uncaught exception or rejection.
 
-import { RateLimitedLog, flushLog, log } from "../../audit/log.ts";
+import { RateLimitedLog, flushLog, log, type Level } from "../../audit/log.ts";
 import type { Decision, Engine } from "../../auth/engine.ts";
 import { bindUDP, type UDPEndpoint } from "../../runtime/udp.ts";
 import type { Store } from "../../store/types.ts";
-import { Attr, Code, RADIUSError, decodePacket, encodeResponse, verifyRequest, type RADIUSPacket } from "../codec/index.ts";
-import { decideAccessRequest, replyFor, type Drop, type Reply } from "../handler/access-request.ts";
+import { Attr, Code, MAX_PACKET_LENGTH, RADIUSError, decodePacket, encodeResponse, responseLength, verifyRequest, type RADIUSPacket, type RawAttribute } from "../codec/index.ts";
+import { decideAccessRequest, replyFor, type Drop } from "../handler/access-request.ts";
 import { ClientTable, type ClientEntry } from "./client-table.ts";
 import { DedupeCache } from "./dedupe.ts";
 
@@ -24,10 +28,19 @@ export type DropReason =
   | "missing_message_authenticator"
   | "bad_message_authenticator"
   | "proxy_state_without_message_authenticator"
+  | "eap_without_message_authenticator"
   | "duplicate_in_progress"
   | "store_unwritable"
   | "overloaded"
+  /** The reply, with the request's Proxy-State echoed (RFC 2865 §5.33), would exceed 4096 octets (RFC 2865 §3). */
+  | "reply_too_large"
+  /** The socket refused a reply (system error, or its buffer was full); counted per reply. */
+  | "send_failed"
+  /** An exception on the packet path: a bug, or a store or engine that threw. */
   | "internal_error";
+
+/** Drops decided after the evaluation began: the retransmission cache keeps them, so a retransmission is dropped the same way. */
+type SettledDrop = "reply_too_large" | "internal_error";
 
 export interface RADIUSStats {
   received: number;
@@ -53,7 +66,7 @@ export interface RADIUSServerOptions {
 export class RADIUSServer {
   readonly stats: RADIUSStats = { received: 0, accepted: 0, rejected: 0, challenged: 0, statusServer: 0, duplicates: 0, dropped: {} };
   private clients = new ClientTable([]);
-  private readonly dedupe: DedupeCache;
+  private readonly dedupe: DedupeCache<SettledDrop>;
   private readonly dropLog: RateLimitedLog;
   private endpoints: UDPEndpoint[] = [];
   private generation = -1;
@@ -65,7 +78,7 @@ export class RADIUSServer {
     private readonly engine: Engine,
     private readonly options: RADIUSServerOptions,
   ) {
-    this.dedupe = new DedupeCache(options.dedupeTtlMs);
+    this.dedupe = new DedupeCache<SettledDrop>(options.dedupeTtlMs);
     this.dropLog = new RateLimitedLog(options.dropLogIntervalMs);
   }
 
@@ -78,6 +91,7 @@ export class RADIUSServer {
           recvBufferBytes: this.options.recvBufferBytes,
           onMessage: (data, source, sourcePort) => this.receive(endpoint, data, source, sourcePort),
           onError: (err) => log("error", "radius.socket_error", { address, error: err.message }),
+          onSendFailed: (to, _port, error) => this.drop("send_failed", to, { error }),
           // no reply ahead of its own audit line
           beforeSend: flushLog,
         });
@@ -87,7 +101,14 @@ export class RADIUSServer {
       await this.stop();
       throw err;
     }
-    this.timer = setInterval(() => void this.refresh().catch(() => {}), this.options.reloadIntervalMs ?? 1000);
+    this.timer = setInterval(
+      () =>
+        void this.refresh().catch((err: unknown) => {
+          // The old table stays in force; the line repeats at most once per drop-log interval.
+          this.dropLog.log("error", "refresh", "radius.refresh_failed", { error: errorName(err) });
+        }),
+      this.options.reloadIntervalMs ?? 1000,
+    );
     return this.endpoints;
   }
 
@@ -112,17 +133,33 @@ export class RADIUSServer {
     if (generation === this.generation) return;
     const table = new ClientTable(await this.store.clients.list());
     for (const name of table.invalid) log("error", "radius.client_invalid", { client: name, detail: "address is not a valid CIDR; client ignored" });
+    // Only stored before `client add` refused them: remove one of the two.
+    for (const d of table.duplicates) log("warn", "radius.client_duplicate_network", { client: d.client, network: d.network, matched: d.winner });
     this.clients = table;
     if (this.generation !== -1) log("info", "radius.clients_reloaded", { clients: table.size });
     this.generation = generation;
   }
 
-  private drop(reason: DropReason, source: string, detail?: string): void {
+  /**
+   * Counts a drop and logs it, at most one line per source and reason per drop-log interval.
+   * `fields` never hold packet data: a detail written by this file, a stage, an error's name.
+   */
+  private drop(reason: DropReason, source: string, fields?: { detail?: string; stage?: string; error?: string }): void {
     this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1;
-    this.dropLog.log("warn", `${source}|${reason}`, "radius.drop", detail ? { reason, source, detail } : { reason, source });
+    const level: Level = reason === "internal_error" ? "error" : "warn";
+    this.dropLog.log(level, `${source}|${reason}`, "radius.drop", fields ? { reason, source, ...fields } : { reason, source });
   }
 
+  /** The UDP callback: every exception below becomes an `internal_error` drop (one JSON line), never an uncaught error. */
   private receive(endpoint: UDPEndpoint, data: Uint8Array, source: string, sourcePort: number): void {
+    try {
+      this.handle(endpoint, data, source, sourcePort);
+    } catch (err) {
+      this.drop("internal_error", source, { stage: "receive", error: errorName(err) });
+    }
+  }
+
+  private handle(endpoint: UDPEndpoint, data: Uint8Array, source: string, sourcePort: number): void {
     this.stats.received++;
     const entry = this.clients.lookup(source);
     if (!entry) return this.drop("unknown_client", source);
@@ -130,19 +167,22 @@ export class RADIUSServer {
     let packet: RADIUSPacket;
     try {
       packet = decodePacket(data);
-      if (packet.code !== Code.AccessRequest && packet.code !== Code.StatusServer) return this.drop("unsupported_code", source, `code ${packet.code}`);
+      if (packet.code !== Code.AccessRequest && packet.code !== Code.StatusServer) return this.drop("unsupported_code", source, { detail: `code ${packet.code}` });
       // Authenticity before action (RFC 3579 §3.2, RFC 5997 §3).
       verifyRequest(packet, data, entry.secret, { requireMessageAuthenticator: entry.client.requireMessageAuthenticator });
     } catch (err) {
       if (err instanceof RADIUSError) return this.drop(err.code, source);
-      return this.drop("internal_error", source);
+      return this.drop("internal_error", source, { stage: "decode", error: errorName(err) });
     }
 
     if (packet.code === Code.StatusServer) {
       // RFC 5997: answered only while this node can do its job, i.e. write the store.
       if (!this.storeWritable) return this.drop("store_unwritable", source);
+      const attributes = withProxyState(packet, NO_ATTRIBUTES);
+      // cannot happen (the request carried the same Proxy-State and a Message-Authenticator too), but is not assumed
+      if (responseLength(attributes) > MAX_PACKET_LENGTH) return this.drop("reply_too_large", source, { detail: "Access-Accept to Status-Server" });
       this.stats.statusServer++;
-      endpoint.send(this.encode(packet, { code: Code.AccessAccept, attributes: [] }, entry.secret), sourcePort, source);
+      endpoint.send(encodeResponse({ code: Code.AccessAccept, identifier: packet.identifier, attributes }, packet.authenticator, entry.secret), sourcePort, source);
       return;
     }
 
@@ -155,16 +195,43 @@ export class RADIUSServer {
       return;
     }
     if (seen.kind === "in_progress") return this.drop("duplicate_in_progress", source);
+    if (seen.kind === "dropped") return this.drop(seen.reason, source, { detail: "retransmission of a request left unanswered" });
 
     const started = performance.now();
-    decideAccessRequest(this.engine, entry.client, entry.secret, packet, now).then(
+    let decided: Promise<Decision | Drop>;
+    try {
+      decided = decideAccessRequest(this.engine, entry.client, entry.secret, packet, now);
+    } catch (err) {
+      return this.failed(key, source, started, "handler", err);
+    }
+    decided.then(
       (reply) => this.answer(endpoint, entry, packet, key, source, sourcePort, started, reply),
-      (err) => this.handlerFailed(key, source, started, err),
+      (err: unknown) => this.failed(key, source, started, "handler", err),
     );
   }
 
-  /** Sends (and caches) the reply to a request in progress, or drops it as the handler said. */
+  /**
+   * Sends (and caches) the reply to a request in progress, or drops it as the handler said. Never
+   * throws: it runs in a promise callback, where an exception would be an unhandled rejection.
+   */
   private answer(
+    endpoint: UDPEndpoint,
+    entry: ClientEntry,
+    packet: RADIUSPacket,
+    key: string,
+    source: string,
+    sourcePort: number,
+    started: number,
+    outcome: Decision | Drop,
+  ): void {
+    try {
+      this.reply(endpoint, entry, packet, key, source, sourcePort, started, outcome);
+    } catch (err) {
+      this.failed(key, source, started, "reply", err);
+    }
+  }
+
+  private reply(
     endpoint: UDPEndpoint,
     entry: ClientEntry,
     packet: RADIUSPacket,
@@ -178,9 +245,20 @@ export class RADIUSServer {
     if ("drop" in reply) {
       this.observe("drop", started);
       this.dedupe.abandon(key);
-      return this.drop(reply.drop, source, reply.drop === "malformed" ? "User-Password" : "password verification queue full");
+      return this.drop(reply.drop, source, { detail: reply.drop === "malformed" ? "User-Password" : "password verification queue full" });
     }
-    const bytes = this.encode(packet, reply, entry.secret);
+    // Message-Authenticator first (always), then the reply attributes, then Proxy-State in request order (RFC 2865 §5.33).
+    const attributes = withProxyState(packet, reply.attributes);
+    const length = responseLength(attributes);
+    if (length > MAX_PACKET_LENGTH) {
+      // The decision stands (a code may be consumed, a failure counted) but cannot be sent: RFC 2865 §5.33
+      // requires every Proxy-State back and §3 caps the packet at 4096. No reply, so the NAS fails
+      // over or gives up; its retransmission is dropped the same way, never evaluated again.
+      this.observe("drop", started);
+      this.dedupe.drop(key, "reply_too_large", Date.now());
+      return this.drop("reply_too_large", source, { detail: `${CODE_NAMES[reply.code] ?? reply.code} of ${length} octets` });
+    }
+    const bytes = encodeResponse({ code: reply.code, identifier: packet.identifier, attributes }, packet.authenticator, entry.secret);
     this.dedupe.finish(key, bytes, Date.now());
     endpoint.send(bytes, sourcePort, source);
     if (reply.code === Code.AccessAccept) {
@@ -195,34 +273,43 @@ export class RADIUSServer {
     }
   }
 
-  private handlerFailed(key: string, source: string, started: number, err: unknown): void {
+  /**
+   * An exception after the evaluation began (the handler or engine threw, or the reply could not be
+   * built): no reply, one `internal_error` line. The retransmission cache keeps the drop, because the
+   * evaluation may have had effects (a consumed code, a counted failure): it is never run twice.
+   */
+  private failed(key: string, source: string, started: number, stage: "handler" | "reply", err: unknown): void {
     this.observe("drop", started);
-    this.dedupe.abandon(key);
-    log("error", "radius.handler_error", { source, error: err instanceof Error ? err.name : "error" });
-    this.drop("internal_error", source);
+    this.dedupe.drop(key, "internal_error", Date.now());
+    this.drop("internal_error", source, { stage, error: errorName(err) });
   }
 
   private observe(result: "accept" | "reject" | "challenge" | "drop", started: number): void {
     this.options.observe?.(result, (performance.now() - started) / 1000);
   }
 
-  /** Message-Authenticator first (always), then the reply attributes, then Proxy-State in request order (RFC 2865 §5.33). */
-  private encode(request: RADIUSPacket, reply: Reply, secret: Uint8Array): Uint8Array {
-    let attributes = reply.attributes;
-    for (const a of request.attributes) {
-      if (a.type !== Attr.ProxyState) continue;
-      if (attributes === reply.attributes) attributes = [...reply.attributes];
-      attributes.push({ type: Attr.ProxyState, value: a.value });
-    }
-    return encodeResponse(
-      { code: reply.code, identifier: request.identifier, attributes },
-      request.authenticator,
-      secret,
-    );
-  }
-
   /** Counters plus kernel drops, for the stats log line (and /metrics later). */
   snapshot(): RADIUSStats & { rcvbufDrops: number; dedupeEntries: number } {
     return { ...this.stats, dropped: { ...this.stats.dropped }, rcvbufDrops: this.kernelDrops(), dedupeEntries: this.dedupe.size };
   }
+}
+
+const NO_ATTRIBUTES: readonly RawAttribute[] = Object.freeze([]);
+
+const CODE_NAMES: Record<number, string> = { [Code.AccessAccept]: "Access-Accept", [Code.AccessReject]: "Access-Reject", [Code.AccessChallenge]: "Access-Challenge" };
+
+/** The reply attributes followed by the request's Proxy-State attributes in order (RFC 2865 §5.33); `attributes` itself when there are none. */
+function withProxyState(request: RADIUSPacket, attributes: readonly RawAttribute[]): RawAttribute[] {
+  let out = attributes as RawAttribute[];
+  for (const a of request.attributes) {
+    if (a.type !== Attr.ProxyState) continue;
+    if (out === attributes) out = [...attributes];
+    out.push({ type: Attr.ProxyState, value: a.value });
+  }
+  return out;
+}
+
+/** An error's class name for a log line: never its message, which might quote packet data. */
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : typeof err;
 }

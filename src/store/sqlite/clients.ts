@@ -1,7 +1,9 @@
 // RADIUS clients in SQLite; the shared secret is sealed, bound to the client's name.
 
+import { formatNetwork, parseCIDR } from "../../util/cidr.ts";
 import type { SealContext } from "../seal.ts";
-import { StoreError, type ClientRepo, type FirstFactor, type NewRadiusClient, type OTPMode, type RadiusClient } from "../types.ts";
+import { NetworkTakenError, StoreError, type ClientRepo, type FirstFactor, type NewRadiusClient, type OTPMode, type RadiusClient } from "../types.ts";
+import type { SQLTransaction } from "../../runtime/sqlite.ts";
 import { prep, rethrow, type StoreContext } from "./context.ts";
 
 interface ClientRow {
@@ -47,6 +49,8 @@ export class SqliteClientRepo implements ClientRepo {
   private readonly sFind;
   private readonly sInsert;
   private readonly sDelete;
+  private readonly sAddresses;
+  private readonly txAdd: SQLTransaction<[NewRadiusClient, string, number], number>;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 
@@ -60,6 +64,32 @@ export class SqliteClientRepo implements ClientRepo {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.sDelete = prep(db, "DELETE FROM radius_clients WHERE name = ?");
+    this.sAddresses = prep<{ name: string; address: string }>(db, "SELECT name, address FROM radius_clients ORDER BY name");
+    // The duplicate check and the insert in one write transaction: two processes adding the same
+    // network at once cannot both pass the check.
+    this.txAdd = db.transaction((client: NewRadiusClient, sealed: string, createdAt: number): number => {
+      const net = parseCIDR(client.address);
+      if (net) {
+        const network = formatNetwork(net);
+        for (const row of this.sAddresses.all()) {
+          if (row.name === client.name) continue; // the insert reports the name conflict
+          const other = parseCIDR(row.address);
+          if (other && formatNetwork(other) === network) throw new NetworkTakenError(network, row.name);
+        }
+      }
+      const { lastInsertRowid } = this.sInsert.run(
+        client.name,
+        client.address,
+        sealed,
+        client.firstFactor,
+        client.otpMode,
+        client.requireMessageAuthenticator ? 1 : 0,
+        client.allowPasswordOnly ? 1 : 0,
+        client.directories === null ? null : JSON.stringify(client.directories),
+        createdAt,
+      );
+      return Number(lastInsertRowid);
+    });
   }
 
   private toClient(row: ClientRow): RadiusClient {
@@ -95,24 +125,14 @@ export class SqliteClientRepo implements ClientRepo {
     }
   }
 
-  /** Throws StoreError("conflict") when the name exists. */
+  /** Throws StoreError("conflict") when the name exists, NetworkTakenError when another client has the same network. */
   async add(client: NewRadiusClient): Promise<RadiusClient> {
     const createdAt = this.ctx.now();
     try {
       const sealed = this.ctx.sealer.seal(this.encoder.encode(client.secret), clientSecretContext(client.name));
-      const { lastInsertRowid } = this.sInsert.run(
-        client.name,
-        client.address,
-        sealed,
-        client.firstFactor,
-        client.otpMode,
-        client.requireMessageAuthenticator ? 1 : 0,
-        client.allowPasswordOnly ? 1 : 0,
-        client.directories === null ? null : JSON.stringify(client.directories),
-        createdAt,
-      );
+      const id = this.txAdd.immediate(client, sealed, createdAt);
       this.ctx.bumpGeneration();
-      return { ...client, id: Number(lastInsertRowid), createdAt };
+      return { ...client, id, createdAt };
     } catch (err) {
       rethrow(err, { conflict: `client '${client.name}' exists` });
     }

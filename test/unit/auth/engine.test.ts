@@ -299,6 +299,22 @@ describe("types and methods", () => {
     expect(await engine().authenticate({ channel: challengeClient, username: "alice", method: "chap", now: T0 })).toEqual({ kind: "reject", reason: "chap_unsupported" });
   });
 
+  test.each([
+    ["a challenge client, the right password", challengeClient, () => "correct horse"],
+    ["a code-only client, the right code", codeOnlyClient, () => code(T0)],
+  ])("EAP (RFC 3579) is refused before any check, %s: no verification, no lockout counter, no code consumed", async (_name, channel, typed) => {
+    await addUser("alice");
+    verifier.calls = 0;
+    events = [];
+    const eap: Attempt = { ...attempt(channel, "alice", typed(), T0), method: "eap" };
+    for (let i = 0; i < 5; i++) expect(await engine().authenticate(eap)).toEqual({ kind: "reject", reason: "eap_unsupported" });
+    expect(verifier.calls).toBe(0);
+    expect(await store.lockouts.list()).toEqual([]);
+    expect(events.map((e) => e.type === "auth.failure" && e.reason)).toEqual(Array(5).fill("eap_unsupported"));
+    // the same factor without EAP-Message is still good: nothing was consumed or counted
+    expect((await engine().authenticate(attempt(channel, "alice", typed(), T0))).kind).toBe(channel === codeOnlyClient ? "accept" : "challenge");
+  });
+
   test("a user without an active token is refused after the password", async () => {
     const { token } = await addUser("alice");
     await store.tokens.setState(token.id, "disabled");

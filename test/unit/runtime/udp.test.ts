@@ -1,7 +1,8 @@
-// runtime/udp.ts ReplyBatcher: when the replies of a turn leave, and that they leave together.
+// runtime/udp.ts ReplyBatcher: when the replies of a turn leave, and that they leave together; a
+// reply that cannot leave is reported, never thrown.
 
 import { describe, expect, test } from "bun:test";
-import { REPLY_BATCH_MAX, ReplyBatcher, markDelivery } from "../../../src/runtime/udp.ts";
+import { REPLY_BATCH_MAX, ReplyBatcher, bindUDP, markDelivery } from "../../../src/runtime/udp.ts";
 
 type Batch = (Uint8Array | number | string)[];
 
@@ -73,3 +74,37 @@ describe("ReplyBatcher", () => {
     expect(batches.length).toBe(1);
   });
 });
+
+describe("bindUDP", () => {
+  test("a reply that cannot leave is reported with its error code, the others in its batch still leave, and nothing is thrown", async () => {
+    const failed: [string, number, string][] = [];
+    const received: string[] = [];
+    const errors: Error[] = [];
+    await using peer = await udpPeer((text) => received.push(text));
+    const endpoint = await bindUDP("127.0.0.1", 0, {
+      recvBufferBytes: 1 << 16,
+      onMessage: () => {},
+      onError: (err) => void errors.push(err),
+      onSendFailed: (address, port, error) => void failed.push([address, port, error]),
+    });
+    try {
+      // Before the fix the batch's second try threw from a microtask: an uncaught exception that
+      // ends the process (bun test reports it as an unhandled error).
+      endpoint.send(new TextEncoder().encode("one"), peer.port, "127.0.0.1");
+      endpoint.send(new TextEncoder().encode("lost"), 1812, "::1"); // an IPv6 destination from an IPv4 socket
+      endpoint.send(new TextEncoder().encode("two"), peer.port, "127.0.0.1");
+      for (let i = 0; i < 100 && received.length < 2; i++) await Bun.sleep(10);
+      expect(received.sort()).toEqual(["one", "two"]);
+      expect(failed).toEqual([["::1", 1812, "EAFNOSUPPORT"]]);
+      expect(errors).toEqual([]);
+    } finally {
+      await endpoint.close();
+    }
+  });
+});
+
+/** A plain UDP socket on 127.0.0.1 that hands every datagram to `onText`. */
+async function udpPeer(onText: (text: string) => void) {
+  const socket = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: { data: (_s, data) => onText(new TextDecoder().decode(data)) } });
+  return { port: socket.port, [Symbol.asyncDispose]: async () => socket.close() };
+}

@@ -41,10 +41,13 @@ export function newToken(serial: string, patch: Partial<NewToken> = {}): NewToke
   };
 }
 
+/** A client with an address of its own, derived from its name: the store refuses two clients with one network. */
 export function newClient(name: string, patch: Partial<NewRadiusClient> = {}): NewRadiusClient {
+  let h = 0x811c9dc5; // FNV-1a
+  for (const ch of name) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
   return {
     name,
-    address: "192.0.2.10/32",
+    address: `10.${(h >>> 16) & 0xff}.${(h >>> 8) & 0xff}.${(h & 0xfe) + 1}/32`,
     secret: `shared-secret-of-${name}`,
     firstFactor: "password",
     otpMode: "challenge",

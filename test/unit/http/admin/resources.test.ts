@@ -213,8 +213,25 @@ describe("RADIUS clients", () => {
     ["bad name", { name: "-x", address: "192.0.2.1", secret: SECRET }, 400],
     ["empty secret", { name: "c5", address: "192.0.2.1", secret: "" }, 400],
     ["duplicate", { name: "legacy", address: "192.0.2.1", secret: SECRET }, 409],
+    ["exactly the network of another client", { name: "c6", address: "2001:db8:0:0::1/128", secret: SECRET }, 409],
   ])("%s → %d", async (_what, body, expected) => {
     expect(await status("POST", "/clients", body)).toBe(expected);
+  });
+
+  test("list and show say which client wins where networks overlap", async () => {
+    await ok("POST", "/clients", "/clients", 201, { name: "site", address: "198.51.100.0/24", secret: SECRET });
+    const added = await ok("POST", "/clients", "/clients", 201, { name: "fw", address: "198.51.100.7", secret: SECRET });
+    expect(added.client).toMatchObject({ network: "198.51.100.7/32", overlaps: { shadows: ["site"], shadowedBy: [], duplicateOf: null, unreachable: false } });
+    const list = await ok<any[]>("GET", "/clients", "/clients", 200, undefined, f.keys.operator);
+    expect(list.find((c) => c.name === "site")).toMatchObject({ network: "198.51.100.0/24", overlaps: { shadows: [], shadowedBy: ["fw"], duplicateOf: null, unreachable: false } });
+    expect(await ok("GET", "/clients/fw", "/clients/:name", 200)).toMatchObject({ overlaps: { shadows: ["site"] } });
+    const r = await f.call("POST", "/clients", { key: f.keys.admin, body: { name: "fw2", address: "198.51.100.7/32", secret: "another-shared-secret" } });
+    expect(r.status).toBe(409);
+    const text = await r.text();
+    expect(JSON.parse(text).message).toBe("client fw already has this network; a second client for it could never be matched");
+    expect(text).not.toContain("another-shared-secret");
+    await ok("DELETE", "/clients/fw", "/clients/:name", 204);
+    await ok("DELETE", "/clients/site", "/clients/:name", 204);
   });
 
   test("directories [local] is stored in order", async () => {

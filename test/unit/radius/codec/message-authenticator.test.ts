@@ -107,6 +107,7 @@ describe("replies accepted by radclient", () => {
 describe("verifyRequest policy table", () => {
   const id = 7;
   const proxy = { type: Attr.ProxyState, value: utf8.encode("px") };
+  const eap = { type: Attr.EAPMessage, value: Uint8Array.of(2, 1, 0, 5, 1) };
   const user = textAttribute(Attr.UserName, "alice");
   const cases: [string, Uint8Array, boolean, string][] = [
     ["Access-Request, MA valid, required", encodeRequest({ code: Code.AccessRequest, identifier: id, attributes: [user] }, secret), true, "no error"],
@@ -115,6 +116,9 @@ describe("verifyRequest policy table", () => {
     ["Access-Request, MA missing, exempt client", encodeRequest({ code: Code.AccessRequest, identifier: id, attributes: [user] }, secret, { messageAuthenticator: false }), false, "no error"],
     ["Access-Request, MA missing, exempt client, Proxy-State", encodeRequest({ code: Code.AccessRequest, identifier: id, attributes: [user, proxy] }, secret, { messageAuthenticator: false }), false, "proxy_state_without_message_authenticator"],
     ["Access-Request, MA missing, required, Proxy-State", encodeRequest({ code: Code.AccessRequest, identifier: id, attributes: [user, proxy] }, secret, { messageAuthenticator: false }), true, "missing_message_authenticator"],
+    ["Access-Request, MA missing, exempt client, EAP-Message (RFC 3579 §3.1)", encodeRequest({ code: Code.AccessRequest, identifier: id, attributes: [user, eap] }, secret, { messageAuthenticator: false }), false, "eap_without_message_authenticator"],
+    ["Access-Request, MA missing, required, EAP-Message", encodeRequest({ code: Code.AccessRequest, identifier: id, attributes: [user, eap] }, secret, { messageAuthenticator: false }), true, "missing_message_authenticator"],
+    ["Access-Request, MA valid, EAP-Message", encodeRequest({ code: Code.AccessRequest, identifier: id, attributes: [user, eap] }, secret), false, "no error"],
     ["Access-Request, MA valid, Proxy-State", encodeRequest({ code: Code.AccessRequest, identifier: id, attributes: [user, proxy] }, secret), false, "no error"],
     ["Access-Request, MA wrong (bit flipped), exempt client", flipBit(encodeRequest({ code: Code.AccessRequest, identifier: id, attributes: [user] }, secret), 22), false, "bad_message_authenticator"],
     ["Access-Request, attribute changed after signing", flipBit(encodeRequest({ code: Code.AccessRequest, identifier: id, attributes: [user] }, secret), 40), true, "bad_message_authenticator"],

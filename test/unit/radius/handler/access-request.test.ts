@@ -81,6 +81,20 @@ describe("handleAccessRequest", () => {
     return seen!;
   }
 
+  test("EAP-Message makes the attempt \"eap\" (refused by the engine, RFC 3579), whatever else the packet carries: the password is not even revealed", async () => {
+    let seen: Attempt | undefined;
+    const engine = { authenticate: async (a: Attempt) => ((seen = a), { kind: "reject", reason: "eap_unsupported" }) } as unknown as Engine;
+    const raw = encodeRequest(
+      { code: Code.AccessRequest, identifier: 1, attributes: [{ type: Attr.UserName, value: new TextEncoder().encode("lou") }, { type: Attr.EAPMessage, value: Uint8Array.of(2, 1, 0, 8, 1, 0x6c, 0x6f, 0x75) }] },
+      SECRET,
+      { userPassword: new TextEncoder().encode("pw") },
+    );
+    const reply = await handleAccessRequest(engine, client, SECRET, decodePacket(raw), 0);
+    expect("code" in reply && reply.code).toBe(Code.AccessReject);
+    expect(seen).toMatchObject({ method: "eap", username: "lou" });
+    expect(seen!.secret).toBeUndefined();
+  });
+
   test.each<[string, string[] | null | undefined, string[] | null]>([
     ["a client without directories: null (all profiles, then local)", undefined, null],
     ["explicit null", null, null],

@@ -56,6 +56,24 @@ test("an abandoned request is evaluated afresh", () => {
   expect(cache.begin(key, 1)).toEqual({ kind: "new" });
 });
 
+test("a request evaluated but left unanswered is dropped again for the same reason, until it expires", () => {
+  const cache = new DedupeCache<"reply_too_large">(30_000);
+  const key = DedupeCache.key("192.0.2.1", 1000, 7, auth(1));
+  expect(cache.begin(key, 0)).toEqual({ kind: "new" });
+  cache.drop(key, "reply_too_large", 20);
+  expect(cache.begin(key, 30)).toEqual({ kind: "dropped", reason: "reply_too_large" });
+  expect(cache.begin(key, 20 + 29_999)).toEqual({ kind: "dropped", reason: "reply_too_large" });
+  expect(cache.begin(key, 20 + 30_001)).toEqual({ kind: "new" });
+
+  // a request already answered keeps its reply: the retransmission gets the bytes the NAS may have missed
+  const answered = DedupeCache.key("192.0.2.1", 1000, 8, auth(1));
+  const reply = new Uint8Array([2, 8, 0, 20]);
+  cache.begin(answered, 0);
+  cache.finish(answered, reply, 10);
+  cache.drop(answered, "reply_too_large", 20);
+  expect(cache.begin(answered, 30)).toEqual({ kind: "answered", reply });
+});
+
 test("the cache is bounded: the oldest entries go first", () => {
   const cache = new DedupeCache(30_000, 100);
   for (let i = 0; i < 1000; i++) cache.begin(DedupeCache.key("192.0.2.1", i, 1, auth(1)), i);

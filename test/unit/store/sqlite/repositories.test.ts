@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { GROUP_COMMIT_MAX } from "../../../../src/store/sqlite/tokens.ts";
-import { type Challenge, StoreError, type UserImportRow } from "../../../../src/store/types.ts";
+import { type Challenge, NetworkTakenError, StoreError, type UserImportRow } from "../../../../src/store/types.ts";
 import { cleanup, newClient, newToken, newUser, openIn, tempDir } from "../helpers.ts";
 
 let dir: string;
@@ -47,6 +47,30 @@ describe("clients", () => {
     const err = await rejection(store.clients.add(newClient("vpn", { secret: "another-secret-value" })));
     expect(err.code).toBe("conflict");
     expect(err.message).toBe("client 'vpn' exists");
+  });
+
+  test.each([
+    ["host bits set", "10.0.0.0/24", "10.0.0.1/24", "10.0.0.0/24"],
+    ["a bare address and its /32", "192.0.2.7", "192.0.2.7/32", "192.0.2.7/32"],
+    ["IPv4-mapped IPv6", "192.0.2.7/32", "::ffff:192.0.2.7", "192.0.2.7/32"],
+    ["IPv4-mapped IPv6 network", "192.0.2.0/24", "::ffff:192.0.2.9/120", "192.0.2.0/24"],
+    ["IPv6 written two ways", "2001:db8:0:0:0:0:0:1", "2001:DB8::1/128", "2001:db8::1/128"],
+  ])("exactly the same network (%s) is refused, naming the client that has it, never a secret", async (_what, first, second, network) => {
+    await store.clients.add(newClient("lan", { address: first }));
+    const err = await rejection(store.clients.add(newClient("dup", { address: second, secret: "another-secret-value" })));
+    expect(err).toBeInstanceOf(NetworkTakenError);
+    expect({ code: err.code, network: (err as NetworkTakenError).network, client: (err as NetworkTakenError).client }).toEqual({ code: "network_taken", network, client: "lan" });
+    expect(err.message).not.toContain("secret-value");
+    expect(err.message).not.toContain("shared-secret-of-lan");
+    expect((await store.clients.list()).map((c) => c.name)).toEqual(["lan"]);
+  });
+
+  test("overlapping networks are allowed (the narrower one is matched first); a name conflict is still a conflict", async () => {
+    await store.clients.add(newClient("lan", { address: "10.0.0.0/8" }));
+    await store.clients.add(newClient("site", { address: "10.1.0.0/16" }));
+    await store.clients.add(newClient("fw", { address: "10.1.2.3" }));
+    expect((await store.clients.list()).map((c) => c.name)).toEqual(["fw", "lan", "site"]);
+    expect((await rejection(store.clients.add(newClient("lan", { address: "10.0.0.0/8" })))).code).toBe("conflict");
   });
 
   test("the shared secret is not stored in plaintext", async () => {
