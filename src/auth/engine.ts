@@ -219,7 +219,8 @@ export class Engine {
     // A profile that cannot answer stops the attempt: never fall through to the next profile
     // because this one timed out (issue 3 item 1).
     if (err instanceof DirectoryUnavailableError) return this.reject(attempt, "directory_unavailable", undefined, `${err.profile}: ${err.message}`);
-    this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, reason: "store_error", detail: err instanceof Error ? err.name : "error" });
+    const source = attempt.source ?? channelSource(attempt.channel);
+    this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, reason: "store_error", source, detail: err instanceof Error ? err.name : "error" });
     return { kind: "reject", reason: "store_error" };
   }
 

@@ -355,13 +355,25 @@ export class CachedStore implements Store {
       },
       knownSources: (key?: string) => inner.knownSources(key),
       async recordSuccess(key, source, now, bounds) {
-        try {
-          await inner.recordSuccess(key, source, now, bounds);
-        } finally {
-          self.known.delete(key);
+        await inner.recordSuccess(key, source, now, bounds);
+        // What the store now holds, without reading it back: the same update on the same rows
+        // (store/sqlite/lockouts.ts), made on memory as it is once the write committed (another
+        // write of this identity may have committed with it); an identity memory does not hold is
+        // read on its next use.
+        self.fresh();
+        const cached = self.known.get(key);
+        const before = cached !== undefined ? cached : self.complete ? null : undefined;
+        if (before === undefined) return;
+        const sources = new Map(before ?? []);
+        if (sources.has(source)) {
+          sources.set(source, Math.max(sources.get(source)!, now));
+        } else {
+          sources.set(source, now);
+          for (const [s, at] of sources) if (at < bounds.forgetBefore) sources.delete(s);
+          const newest = [...sources].sort(([sa, a], [sb, b]) => b - a || (sa < sb ? -1 : sa > sb ? 1 : 0));
+          for (const [s] of newest.slice(bounds.keep)) sources.delete(s);
         }
-        // The store kept the most recent and forgot the expired: remember exactly what it holds.
-        remembered(key, await inner.knownSources(key));
+        self.remember(self.known, key, sources.size === 0 ? null : sources);
       },
       async forgetSources(before: number) {
         const forgotten = await inner.forgetSources(before);

@@ -3,6 +3,7 @@
 
 import type { FailureKind, FailurePolicy, KnownSource, LockoutRepo, LockoutState } from "../types.ts";
 import { prep, rethrow, type StoreContext } from "./context.ts";
+import { GROUP_COMMIT_MAX } from "./tokens.ts";
 
 interface LockoutRow {
   subject: string;
@@ -30,6 +31,17 @@ function toState(row: LockoutRow): LockoutState {
   };
 }
 
+/** A known-source write waiting for the next group commit. */
+interface PendingSuccess {
+  key: string;
+  source: string;
+  now: number;
+  keep: number;
+  forgetBefore: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 const toKnown = (row: KnownRow): KnownSource => ({ key: row.subject, source: row.source, lastSuccessAt: row.last_success_at });
 
 const COLUMNS = "subject, kind, source, failures, locked_until, last_failure_at";
@@ -46,7 +58,10 @@ export class SqliteLockoutRepo implements LockoutRepo {
   private readonly sKnown;
   private readonly sKnownAll;
   private readonly sKnownFor;
-  private readonly sUpsertKnown;
+  private readonly sTouchKnown;
+  private readonly sInsertKnown;
+  private readonly sExpireKnown;
+  private readonly sCountKnown;
   private readonly sTrimKnown;
   private readonly sForget;
   private readonly txRecord;
@@ -73,16 +88,16 @@ export class SqliteLockoutRepo implements LockoutRepo {
     this.sKnown = prep<{ last_success_at: number }>(db, "SELECT last_success_at FROM known_sources WHERE subject = ? AND source = ?");
     this.sKnownAll = prep<KnownRow>(db, "SELECT subject, source, last_success_at FROM known_sources ORDER BY subject, last_success_at DESC, source");
     this.sKnownFor = prep<KnownRow>(db, "SELECT subject, source, last_success_at FROM known_sources WHERE subject = ? ORDER BY last_success_at DESC, source");
-    this.sUpsertKnown = prep(
-      db,
-      `INSERT INTO known_sources (subject, source, last_success_at) VALUES (?, ?, ?)
-       ON CONFLICT (subject, source) DO UPDATE SET last_success_at = max(known_sources.last_success_at, excluded.last_success_at)`,
-    );
-    // Keeps the `keep` most recent and forgets the expired: the table stays bounded per identity.
+    // An older success never moves a record back.
+    this.sTouchKnown = prep(db, "UPDATE known_sources SET last_success_at = max(last_success_at, ?) WHERE subject = ? AND source = ?");
+    this.sInsertKnown = prep(db, "INSERT INTO known_sources (subject, source, last_success_at) VALUES (?, ?, ?)");
+    this.sExpireKnown = prep(db, "DELETE FROM known_sources WHERE subject = ? AND last_success_at < ?");
+    this.sCountKnown = prep<{ n: number }>(db, "SELECT count(*) AS n FROM known_sources WHERE subject = ?");
+    // All but the `keep` most recent (ties: by source, as knownSources lists them).
     this.sTrimKnown = prep(
       db,
-      `DELETE FROM known_sources WHERE subject = ?1 AND (last_success_at < ?2 OR source NOT IN (
-         SELECT source FROM known_sources WHERE subject = ?1 ORDER BY last_success_at DESC, source LIMIT ?3))`,
+      `DELETE FROM known_sources WHERE subject = ?1 AND source IN (
+         SELECT source FROM known_sources WHERE subject = ?1 ORDER BY last_success_at DESC, source LIMIT -1 OFFSET ?2)`,
     );
     this.sForget = prep(db, "DELETE FROM known_sources WHERE last_success_at < ?");
     // Both increments and the policy's lockedUntil in one write transaction, so concurrent failures
@@ -96,9 +111,10 @@ export class SqliteLockoutRepo implements LockoutRepo {
       };
       return { source: bump("source", source), identity: bump("identity", "") };
     });
-    this.txSuccess = db.transaction((key: string, source: string, now: number, keep: number, forgetBefore: number) => {
-      this.sUpsertKnown.run(key, source, now);
-      this.sTrimKnown.run(key, forgetBefore, keep);
+    // A known source's record is refreshed in place; only a new one can take the identity past its
+    // bound, so only then are its expired sources forgotten and the oldest beyond `keep` dropped.
+    this.txSuccess = db.transaction((batch: readonly PendingSuccess[]) => {
+      for (const w of batch) this.applySuccess(w);
     });
   }
 
@@ -168,12 +184,59 @@ export class SqliteLockoutRepo implements LockoutRepo {
     }
   }
 
-  async recordSuccess(key: string, source: string, now: number, bounds: { keep: number; forgetBefore: number }): Promise<void> {
+  /**
+   * Resolves once the write has committed. Writes arriving in the same event-loop turn share one
+   * transaction (group commit, as the tokens' high-water marks do): the first logins of the day
+   * come in bursts, and one commit per login would cost each of them a commit of its own.
+   */
+  recordSuccess(key: string, source: string, now: number, bounds: { keep: number; forgetBefore: number }): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ key, source, now, keep: bounds.keep, forgetBefore: bounds.forgetBefore, resolve, reject });
+      if (this.pending.length >= GROUP_COMMIT_MAX) return this.commitPending();
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.endOfTurn);
+      }
+    });
+  }
+
+  private pending: PendingSuccess[] = [];
+  private flushScheduled = false;
+
+  private readonly endOfTurn = (): void => {
+    this.flushScheduled = false;
+    this.commitPending();
+  };
+
+  /** Commits every pending known-source write in one transaction and settles their promises. */
+  private commitPending(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
     try {
-      this.txSuccess.immediate(key, source, now, bounds.keep, bounds.forgetBefore);
+      this.txSuccess.immediate(batch);
     } catch (err) {
-      rethrow(err);
+      for (const w of batch) {
+        try {
+          rethrow(err);
+        } catch (mapped) {
+          w.reject(mapped);
+        }
+      }
+      return;
     }
+    for (const w of batch) w.resolve();
+  }
+
+  /**
+   * A known source's record is refreshed in place; only a new one can take the identity past its
+   * bound, so only then are its expired sources forgotten and the oldest beyond `keep` dropped.
+   */
+  private applySuccess(w: PendingSuccess): void {
+    if (this.sTouchKnown.run(w.now, w.key, w.source).changes > 0) return;
+    this.sInsertKnown.run(w.key, w.source, w.now);
+    this.sExpireKnown.run(w.key, w.forgetBefore);
+    if (this.sCountKnown.get(w.key)!.n > w.keep) this.sTrimKnown.run(w.key, w.keep);
   }
 
   async forgetSources(before: number): Promise<number> {

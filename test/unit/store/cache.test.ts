@@ -121,6 +121,26 @@ test("the high-water mark stays the store's: racing uses of one step, one winner
   expect((await cache.tokens.activeForUser(alice.id))[0]!.lastStep).toBe(101);
 });
 
+test("known sources in memory after a series of writes are exactly what the store holds", async () => {
+  const steps: [string, number, number][] = [
+    ["nas:a", 1_000, 0],
+    ["nas:b", 2_000, 0],
+    ["nas:a", 1_500, 0], // older: no move back
+    ["nas:c", 3_000, 0],
+    ["nas:d", 4_000, 0], // a fourth: the oldest goes (keep 3)
+    ["nas:e", 9_000, 3_500], // b and c expired
+    ["nas:a", 9_000, 0], // a tie with e: ordered by source
+    ["nas:f", 9_000, 0],
+    ["nas:g", 9_500, 0],
+  ];
+  const all = ["nas:a", "nas:b", "nas:c", "nas:d", "nas:e", "nas:f", "nas:g"];
+  for (const [source, at, forgetBefore] of steps) {
+    await cache.lockouts.recordSuccess("alice", source, at, { keep: 3, forgetBefore });
+    const stored = new Map((await server.lockouts.knownSources("alice")).map((k) => [k.source, k.lastSuccessAt]));
+    for (const s of all) expect([source, s, cache.warm.knownSource("alice", s)]).toEqual([source, s, stored.get(s) ?? null]);
+  }
+});
+
 test("stale lockout counters are purged from the store and from memory, live ones stay", async () => {
   await cache.lockouts.recordFailure("old", "password", SRC, 1_000, policy(0));
   await cache.lockouts.recordFailure("locked", "password", SRC, 1_000, policy(10_000_000));

@@ -434,6 +434,15 @@ describe("lockouts", () => {
     expect(await store.lockouts.knownSources()).toEqual([{ key: "alice", source: SRC, lastSuccessAt: NOW + 100_000 }]);
   });
 
+  test("known-source writes of one turn share commits (more than one group of them), each applied in order", async () => {
+    const bounds = { keep: 2, forgetBefore: 0 };
+    const writes = Array.from({ length: GROUP_COMMIT_MAX + 8 }, (_, i) => store.lockouts.recordSuccess(`u${i % 20}`, `nas:${i}`, NOW + i, bounds));
+    await Promise.all(writes);
+    const known = await store.lockouts.knownSources();
+    expect(known.length).toBe(40); // 20 identities, two sources each
+    expect(known.filter((k) => k.key === "u0").map((k) => k.source)).toEqual(["nas:20", "nas:0"]);
+  });
+
   test("failures recorded through two stores add up", async () => {
     const other = await openIn(dir);
     try {
