@@ -335,7 +335,9 @@ export class CachedStore implements Store {
       async reset(key: string, kind: FailureKind, source = "") {
         self.locks.delete(k(key, kind, source));
         await inner.reset(key, kind, source);
-        self.remember(self.locks, k(key, kind, source), null);
+        // While memory is complete an absent entry already means "none": the map then holds only
+        // live counters, and once none is left the warm read builds no key again.
+        if (!self.complete) self.remember(self.locks, k(key, kind, source), null);
       },
       async purgeStale(lastFailureBefore: number, now: number) {
         const purged = await inner.purgeStale(lastFailureBefore, now);

@@ -84,6 +84,11 @@ test("counters by source: the warm read sees either counter; unlock through the 
   }
   expect(cache.warm.counted("alice", "code", SRC)).toBe(false);
   expect(await cli.lockouts.list()).toEqual([]);
+  // a counter cleared by a success leaves nothing behind in complete memory: the warm read is back to building no key
+  await cache.lockouts.recordFailure("alice", "code", SRC, 1000, policy(0));
+  await cache.lockouts.reset("alice", "code", SRC);
+  await cache.lockouts.reset("alice", "code");
+  expect((cache as unknown as { locks: Map<string, unknown> }).locks.size).toBe(0);
 });
 
 test("known sources: preloaded, remembered after a write as the store keeps them, forgotten when expired", async () => {
