@@ -469,7 +469,7 @@ export class Engine {
     if (result !== "bad_code") return this.reject(attempt, result, record);
     const failures = challenge.failures + 1;
     if (failures >= this.options.challengeMaxFailures) return this.reject(attempt, "too_many_codes", record);
-    this.audit({ type: "auth.failure", channel: channel.kind, client: channel.name, user: record.username, reason: result, detail: "re-challenged" });
+    this.audit({ type: "auth.failure", channel: channel.kind, client: channel.name, user: record.username, reason: result, source, detail: "re-challenged" });
     return this.challenge(attempt, record, failures, this.options.retryPrompt, data, secrets, "code", false);
   }
 
@@ -504,7 +504,8 @@ export class Engine {
     if (result.reason === "policy") {
       // The second factor stays satisfied for the rest of this flow: the retry goes straight to the change.
       const prompt = `${result.message.trim()} ${CHANGE_PROMPTS.retry}`.trim();
-      this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, user: user.username, reason: "password_change_failed", detail: "refused by the directory's password policy; re-challenged" });
+      const source = attempt.source ?? channelSource(attempt.channel);
+      this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, user: user.username, reason: "password_change_failed", source, detail: "refused by the directory's password policy; re-challenged" });
       return this.challenge(attempt, user, failures, prompt, { ...data, next: "new_password" }, { old: secrets.old }, "new_password", false);
     }
     return this.reject(attempt, "password_change_failed", user, `${result.reason}: ${result.detail}`);

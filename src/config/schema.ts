@@ -380,8 +380,13 @@ export const configSchema = v.strictObject({
   lockout: section(
     "Back-off after failures, keyed on the normalised identity and the source (the Calling-Station-Id, else the RADIUS client), with a per-user cap across sources that refuses only sources the user has not logged in from. Keep `password_identity_cap` below the directory's own lockout threshold (e.g. the Active Directory account lockout policy), so that unknown sources can never lock the directory account. See docs/security.md, \"Lockout\".",
     {
-      password_threshold: integer(5, 1, 100, "Password failures before back-off starts. Must sit below the directory's own lockout threshold."),
-      code_threshold: integer(5, 1, 100, "Wrong codes before back-off starts."),
+      password_threshold: integer(
+        5,
+        1,
+        100,
+        "Password failures from one source (the Calling-Station-Id, else the RADIUS client) before that source's back-off starts. With `password_identity_cap`, keep the sum below the directory's own lockout threshold.",
+      ),
+      code_threshold: integer(5, 1, 100, "Wrong codes from one source before that source's back-off starts."),
       base_delay_s: integer(2, 1, 3600, "First waiting time once a threshold is reached; doubled for each further failure."),
       max_delay_s: integer(900, 1, 86_400, "Longest waiting time. Must be at least `base_delay_s`."),
       reset_after_s: integer(
