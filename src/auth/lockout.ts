@@ -74,10 +74,14 @@ const CLEAR: LockCheck = Object.freeze({ locked: false, sourceFailures: 0, ident
 
 /** Lockout decisions over a LockoutRepo. */
 export class Lockout {
+  private readonly refreshMs: number;
+
   constructor(
     private readonly repo: LockoutRepo,
     readonly policy: LockoutPolicy,
-  ) {}
+  ) {
+    this.refreshMs = knownRefreshMs(policy);
+  }
 
   /** Reads the source's and the identity's counters of `kind`, and only when the identity is capped whether `source` is known. */
   async check(key: string, source: string, kind: FailureKind, now: number): Promise<LockCheck> {
@@ -119,7 +123,7 @@ export class Lockout {
 
   /** Whether a completed login at `now` from a source last recorded at `last` (null: never) must be written. */
   needsRecord(last: number | null | undefined, now: number): boolean {
-    return last == null || now - last >= knownRefreshMs(this.policy);
+    return last == null || now - last >= this.refreshMs;
   }
 
   /** Records a completed login from `source`: a write only when the source is new or its record stale. */
