@@ -213,7 +213,7 @@ async function show(ctx: CLIContext, args: string[]): Promise<void> {
     `password:  ${linked ? "checked by the directory" : view.password}`,
     `status:    ${view.disabled ? "disabled" : "enabled"}${view.expiresAt ? `, expires ${view.expiresAt}` : ""}`,
     `created:   ${view.createdAt}`,
-    `lockout:   password ${lock(lockout.password)}; code ${lock(lockout.code)} (across sources)`,
+    `lockout:   across sources: password ${lock(lockout.password)}; code ${lock(lockout.code)}`,
     ...lockout.sources.map((s) => `           ${s.source}: ${s.kind} ${failures(s.failures)}${s.lockedUntil ? `, backing off until ${s.lockedUntil}` : ""}`),
     lockout.knownSources.length === 0
       ? "known:     no source yet (a completed login makes its source known)"
