@@ -61,6 +61,8 @@ export type AuditEvent =
       user?: string;
       userHash?: string;
       reason: AuthFailureReason;
+      /** The lockout source of the attempt (auth/sources.ts): "csid:<Calling-Station-Id>" or "nas:<client>". */
+      source?: string;
       detail?: string;
     }
   | WebAuditEvent;

@@ -30,8 +30,9 @@ import { PasswordOverloadedError, dummyVerify, verifyPassword } from "../runtime
 import { StoreError, type FirstFactor, type OTPMode, type Store, type Token, type User } from "../store/types.ts";
 import { openChangeSecrets, sealChangeSecrets, type ChangeSecrets } from "./challenge-secrets.ts";
 import { normalizeUsername, usernameHash } from "./identity.ts";
-import { Lockout, type LockoutPolicy } from "./lockout.ts";
+import { Lockout, type LockCheck, type LockoutPolicy } from "./lockout.ts";
 import { CHANGE_PROMPTS, PROVEN_PASSWORD_MESSAGES } from "./messages.ts";
+import { channelSource } from "./sources.ts";
 import { IMPLEMENTED_TYPES, type AuthType } from "./types.ts";
 
 /** How the channel (a RADIUS client, later an HTTP endpoint) presents factors. */
@@ -61,6 +62,11 @@ export interface Attempt {
    */
   method: "pap" | "chap" | "eap" | "other";
   now: number;
+  /**
+   * Where the attempt comes from, for the lockout (sources.ts): "csid:…" from the request's
+   * Calling-Station-Id. Absent: the channel itself ("nas:<name>").
+   */
+  source?: string;
 }
 
 /** A reply attribute by dictionary name ("Class", "Filter-Id", "Fortinet-Group-Name"); the adapter encodes it. */
@@ -194,15 +200,20 @@ export class Engine {
   }
 
   private async authenticateAsync(attempt: Attempt): Promise<Decision> {
+    let key = "";
     try {
       // Refused before the lockout check or any lookup: no counter moves, no code is consumed.
       if (attempt.method === "eap") return this.reject(attempt, "eap_unsupported", undefined, "EAP is not supported");
       if (attempt.method !== "pap") return this.reject(attempt, "chap_unsupported", undefined, "only PAP carries a password that can be checked");
-      const key = normalizeUsername(attempt.username, { realms: this.options.realms });
+      key = normalizeUsername(attempt.username, { realms: this.options.realms });
       if (key === "") return this.reject(attempt, "no_username");
       if (attempt.state) return await this.secondLeg(attempt, key, attempt.state);
       return await this.firstLeg(attempt, key);
     } catch (err) {
+      if (err instanceof DirectoryUnavailableError && key !== "") {
+        // As failed() would, with the account named when the store knows it.
+        return this.rejectByName(attempt, key, "directory_unavailable", `${err.profile}: ${err.message}`).catch(() => this.failed(attempt, err));
+      }
       return this.failed(attempt, err);
     }
   }
@@ -213,18 +224,20 @@ export class Engine {
     // A profile that cannot answer stops the attempt: never fall through to the next profile
     // because this one timed out (issue 3 item 1).
     if (err instanceof DirectoryUnavailableError) return this.reject(attempt, "directory_unavailable", undefined, `${err.profile}: ${err.message}`);
-    this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, reason: "store_error", detail: err instanceof Error ? err.name : "error" });
+    const source = attempt.source ?? channelSource(attempt.channel);
+    this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, reason: "store_error", source, detail: err instanceof Error ? err.name : "error" });
     return { kind: "reject", reason: "store_error" };
   }
 
   /**
-   * The warm path of `--first-factor none`: a local user whose lockout counter, record and tokens
-   * are all in memory (store.warm), decided with the same checks in the same order as firstLeg →
-   * codeOnly, and with the store's high-water-mark commit (and a failure's counter write) as the
-   * only asynchronous steps. It handles exactly: an unknown name, a bad or replayed code, and an
-   * accepted code of an active local user without a lockout counter. Everything else returns
-   * undefined and takes the full path, which reads the same values through the repositories: a
-   * read memory cannot answer, any lockout counter (the full path checks, fails or clears it), a
+   * The warm path of `--first-factor none`: a local user whose lockout counters, known sources,
+   * record and tokens are all in memory (store.warm), decided with the same checks in the same
+   * order as firstLeg → codeOnly, and with the store's high-water-mark commit (and a failure's
+   * counter write, or a new known source's write) as the only asynchronous steps. It handles
+   * exactly: an unknown name, a bad or replayed code, and an accepted code of an active local user
+   * with no code counter for this source or the identity. Everything else returns undefined and
+   * takes the full path, which reads the same values through the repositories: a read memory
+   * cannot answer, any such lockout counter (the full path checks, fails or clears it), a
    * disabled, expired, password-type or unimplemented-type user, no active token, a linked
    * directory record, or a client whose first source is a directory.
    */
@@ -234,24 +247,28 @@ export class Engine {
     if (!warm || sources === "none") return undefined;
     const key = normalizeUsername(attempt.username, { realms: this.options.realms });
     if (key === "") return undefined;
-    if (warm.lockout(key, "code") !== null) return undefined;
+    const source = attempt.source ?? channelSource(attempt.channel);
+    if (warm.counted(key, "code", source) !== false) return undefined;
     const user = warm.userByName(key);
     if (user === undefined) return undefined;
     const { now } = attempt;
     if (user === null && sources === "first") return undefined; // a directory is asked next
-    if (user === null) return this.warmFailure(attempt, key, undefined, "unknown_user");
+    if (user === null) return this.warmFailure(attempt, key, source, undefined, "unknown_user");
     if ((user.directory ?? null) !== null || accountStatus(user, now)) return undefined;
     if (user.type === "password" || user.type === null || !IMPLEMENTED_TYPES.has(user.type)) return undefined;
     const tokens = warm.activeTokens(user.id);
     if (tokens === undefined || tokens.length === 0) return undefined;
     const match = this.matchCode(tokens, attempt.secret!, now);
-    if (!match) return this.warmFailure(attempt, key, user, "bad_code");
-    if (match.replay) return this.warmFailure(attempt, key, user, "replayed_code");
+    if (!match) return this.warmFailure(attempt, key, source, user, "bad_code");
+    if (match.replay) return this.warmFailure(attempt, key, source, user, "replayed_code");
     // consume() without its own promise step: the commit's answer decides directly
     return this.advance(match).then(
       (advanced) => {
         try {
-          return advanced ? this.accept(attempt, user, OTP_ONLY, NO_ATTRIBUTES) : this.warmFailure(attempt, key, user, "replayed_code");
+          if (!advanced) return this.warmFailure(attempt, key, source, user, "replayed_code");
+          // A source already recorded as known (within a day) costs no write: the accept is immediate.
+          if (!this.lockout.needsRecord(warm.knownSource(key, source), now)) return this.accept(attempt, user, OTP_ONLY, NO_ATTRIBUTES);
+          return this.completed(attempt, key, user, OTP_ONLY, NO_ATTRIBUTES).catch((err: unknown) => this.failed(attempt, err));
         } catch (err) {
           return this.failed(attempt, err); // as the full path's try/catch would
         }
@@ -261,8 +278,8 @@ export class Engine {
   }
 
   /** A failed warm attempt: the code counter's failure is recorded, then the reject (or failed() if that write fails). */
-  private warmFailure(attempt: Attempt, key: string, user: User | undefined, reason: "unknown_user" | "bad_code" | "replayed_code"): Promise<Decision> {
-    return this.lockout.fail(key, "code", attempt.now).then(
+  private warmFailure(attempt: Attempt, key: string, source: string, user: User | undefined, reason: "unknown_user" | "bad_code" | "replayed_code"): Promise<Decision> {
+    return this.lockout.fail(key, source, "code", attempt.now).then(
       () => {
         try {
           return this.reject(attempt, reason, user);
@@ -285,34 +302,35 @@ export class Engine {
     const { channel, now } = attempt;
     const typed = attempt.secret ?? "";
     // DESIGN: an empty password is rejected before any check (an empty LDAP bind succeeds).
-    if (typed === "") return this.reject(attempt, "empty_password", undefined);
+    if (typed === "") return this.rejectByName(attempt, key, "empty_password");
 
     if (channel.firstFactor === "none") return this.codeOnly(attempt, key, typed);
 
-    const passwordLock = await this.lockout.check(key, "password", now);
-    if (passwordLock.locked) return this.reject(attempt, "locked_out", undefined, "password");
+    const source = attempt.source ?? channelSource(channel);
+    const passwordLock = await this.lockout.check(key, source, "password", now);
+    if (passwordLock.locked) return this.lockedOut(attempt, key, "password", passwordLock);
 
     const resolved = await this.resolve(attempt, key);
     if (resolved.kind === "rejected") return resolved.decision;
     if (resolved.kind === "unknown") {
       await this.dummyPassword(channel, typed);
-      await this.lockout.fail(key, "password", now);
+      await this.lockout.fail(key, source, "password", now);
       return this.reject(attempt, "unknown_user", undefined);
     }
     const subject = resolved.subject;
     const user = subject.record;
     const concat = channel.otpMode === "concat" || subject.type === "concatenated";
-    if (concat && subject.type !== "password") return this.concatenated(attempt, key, subject, typed, passwordLock);
+    if (concat && subject.type !== "password") return this.concatenated(attempt, key, source, subject, typed, passwordLock);
 
     // Password-first: one argon2id verify or one bind, real or dummy, whatever the user's state.
     const outcome = await this.checkPassword(subject, typed);
     if (!outcome.ok) {
-      if (outcome.counts) await this.lockout.fail(key, "password", now);
+      if (outcome.counts) await this.lockout.fail(key, source, "password", now);
       return this.reject(attempt, outcome.reason, user, outcome.detail, outcome.proven);
     }
     const status = accountStatus(user, now);
     if (status) return this.reject(attempt, status, user, undefined, true);
-    await this.lockout.succeed(key, "password", passwordLock);
+    await this.lockout.succeed(key, source, "password", passwordLock);
 
     const groups = await this.groups(subject);
     if (!groups.ok) return this.reject(attempt, "not_in_group", user, groups.detail, true);
@@ -321,7 +339,7 @@ export class Engine {
 
     if (subject.type === "password") {
       if (!channel.allowPasswordOnly) return this.reject(attempt, "type_not_allowed", user, "client does not allow password-only users");
-      return this.accept(attempt, user, ["password"], groups.attributes);
+      return this.completed(attempt, key, user, ["password"], groups.attributes);
     }
     if (subject.type === null || !IMPLEMENTED_TYPES.has(subject.type)) return this.reject(attempt, "type_not_implemented", user, `type ${subject.type} is not implemented yet`);
 
@@ -333,12 +351,13 @@ export class Engine {
   /** `--first-factor none`: the NAS checked the password; User-Password is the code alone. */
   private async codeOnly(attempt: Attempt, key: string, code: string): Promise<Decision> {
     const { now } = attempt;
-    const codeLock = await this.lockout.check(key, "code", now);
-    if (codeLock.locked) return this.reject(attempt, "locked_out", undefined, "code");
+    const source = attempt.source ?? channelSource(attempt.channel);
+    const codeLock = await this.lockout.check(key, source, "code", now);
+    if (codeLock.locked) return this.lockedOut(attempt, key, "code", codeLock);
     const resolved = await this.resolve(attempt, key);
     if (resolved.kind === "rejected") return resolved.decision;
     if (resolved.kind === "unknown") {
-      await this.lockout.fail(key, "code", now);
+      await this.lockout.fail(key, source, "code", now);
       return this.reject(attempt, "unknown_user", undefined);
     }
     const subject = resolved.subject;
@@ -356,11 +375,11 @@ export class Engine {
     if (!groups.ok) return this.reject(attempt, "not_in_group", user, groups.detail);
     const result = await this.checkAndConsumeCode(user, code, now);
     if (result !== "ok") {
-      await this.lockout.fail(key, "code", now);
+      await this.lockout.fail(key, source, "code", now);
       return this.reject(attempt, result, user);
     }
-    await this.lockout.succeed(key, "code", codeLock);
-    return this.accept(attempt, user, ["otp"], groups.attributes);
+    await this.lockout.succeed(key, source, "code", codeLock);
+    return this.completed(attempt, key, user, OTP_ONLY, groups.attributes);
   }
 
   /**
@@ -368,11 +387,11 @@ export class Engine {
    * An expired or must-change password cannot be changed here (a concat client cannot do
    * challenges): it is refused with a clear text, since the password was proven.
    */
-  private async concatenated(attempt: Attempt, key: string, subject: Subject, typed: string, passwordLock: { failures: number }): Promise<Decision> {
+  private async concatenated(attempt: Attempt, key: string, source: string, subject: Subject, typed: string, passwordLock: LockCheck): Promise<Decision> {
     const { now } = attempt;
     const user = subject.record;
-    const codeLock = await this.lockout.check(key, "code", now);
-    if (codeLock.locked) return this.reject(attempt, "locked_out", user, "code");
+    const codeLock = await this.lockout.check(key, source, "code", now);
+    if (codeLock.locked) return this.lockedOut(attempt, key, "code", codeLock, user);
     const tokens = await this.store.tokens.activeForUser(user.id);
     const digits = tokens[0]?.digits ?? 6;
     const password = typed.length > digits ? typed.slice(0, typed.length - digits) : "";
@@ -381,12 +400,12 @@ export class Engine {
     const match = password === "" ? undefined : this.matchCode(tokens, code, now);
     const outcome = await this.checkPassword(subject, password);
     if (!outcome.ok) {
-      if (outcome.counts) await this.lockout.fail(key, "password", now);
+      if (outcome.counts) await this.lockout.fail(key, source, "password", now);
       return this.reject(attempt, password === "" ? "empty_password" : outcome.reason, user, outcome.detail, outcome.proven);
     }
     const status = accountStatus(user, now);
     if (status) return this.reject(attempt, status, user, undefined, true);
-    await this.lockout.succeed(key, "password", passwordLock);
+    await this.lockout.succeed(key, source, "password", passwordLock);
     if (outcome.change) return this.reject(attempt, outcome.change, user, "a concatenated login cannot run the password change flow", true);
     const groups = await this.groups(subject);
     if (!groups.ok) return this.reject(attempt, "not_in_group", user, groups.detail, true);
@@ -394,23 +413,23 @@ export class Engine {
     if (tokens.length === 0) return this.reject(attempt, "no_token", user);
     const result = match ? await this.consume(match) : "bad_code";
     if (result !== "ok") {
-      await this.lockout.fail(key, "code", now);
+      await this.lockout.fail(key, source, "code", now);
       return this.reject(attempt, result, user);
     }
-    await this.lockout.succeed(key, "code", codeLock);
-    return this.accept(attempt, user, ["password", "otp"], groups.attributes);
+    await this.lockout.succeed(key, source, "code", codeLock);
+    return this.completed(attempt, key, user, ["password", "otp"], groups.attributes);
   }
 
   /** Second leg: the State is consumed first (single-use), the user re-read, then the leg's step. */
   private async secondLeg(attempt: Attempt, key: string, state: Uint8Array): Promise<Decision> {
     const { now, channel } = attempt;
     const challenge = await this.store.challenges.consume(stateId(state), now);
-    if (!challenge) return this.reject(attempt, "state_unknown");
+    if (!challenge) return this.rejectByName(attempt, key, "state_unknown");
     if (challenge.clientName !== channel.name || challenge.username !== key) {
-      return this.reject(attempt, "state_mismatch", undefined, "State presented by another client or user");
+      return this.rejectByName(attempt, key, "state_mismatch", "State presented by another client or user");
     }
     const record = await this.store.users.findById(challenge.userId);
-    if (!record || record.username !== key) return this.reject(attempt, "state_mismatch");
+    if (!record || record.username !== key) return this.rejectByName(attempt, key, "state_mismatch");
     const reread = await this.reload(attempt, record, key);
     if ("decision" in reread) return reread.decision;
     const subject = reread.subject;
@@ -441,20 +460,21 @@ export class Engine {
       return this.challenge(attempt, record, challenge.failures, this.options.otpPrompt, { ...data, next: "code" }, secrets, "code");
     }
 
-    const codeLock = await this.lockout.check(key, "code", now);
-    if (codeLock.locked) return this.reject(attempt, "locked_out", record, "code");
+    const source = attempt.source ?? channelSource(channel);
+    const codeLock = await this.lockout.check(key, source, "code", now);
+    if (codeLock.locked) return this.lockedOut(attempt, key, "code", codeLock, record);
     const result = await this.checkAndConsumeCode(record, attempt.secret ?? "", now);
     if (result === "ok") {
-      await this.lockout.succeed(key, "code", codeLock);
+      await this.lockout.succeed(key, source, "code", codeLock);
       if (secrets) return this.changePassword(attempt, subject, secrets, { ...data, change: { ...data.change!, codeDone: true } }, challenge.failures);
-      return this.accept(attempt, record, ["password", "otp"], attributes);
+      return this.completed(attempt, key, record, ["password", "otp"], attributes);
     }
-    await this.lockout.fail(key, "code", now);
+    await this.lockout.fail(key, source, "code", now);
     // A replayed code is not a typo: someone holds a used code. End the flow at once.
     if (result !== "bad_code") return this.reject(attempt, result, record);
     const failures = challenge.failures + 1;
     if (failures >= this.options.challengeMaxFailures) return this.reject(attempt, "too_many_codes", record);
-    this.audit({ type: "auth.failure", channel: channel.kind, client: channel.name, user: record.username, reason: result, detail: "re-challenged" });
+    this.audit({ type: "auth.failure", channel: channel.kind, client: channel.name, user: record.username, reason: result, source, detail: "re-challenged" });
     return this.challenge(attempt, record, failures, this.options.retryPrompt, data, secrets, "code", false);
   }
 
@@ -484,12 +504,13 @@ export class Engine {
     const result = await directory.changePassword(entry, secrets.old, secrets.new);
     if (result.ok) {
       this.audit({ type: "auth.password_changed", channel: attempt.channel.kind, client: attempt.channel.name, user: user.username, directory: directory.name });
-      return this.accept(attempt, user, subject.type === "password" ? ["password"] : ["password", "otp"], data.attributes ?? []);
+      return this.completed(attempt, user.username, user, subject.type === "password" ? ["password"] : ["password", "otp"], data.attributes ?? []);
     }
     if (result.reason === "policy") {
       // The second factor stays satisfied for the rest of this flow: the retry goes straight to the change.
       const prompt = `${result.message.trim()} ${CHANGE_PROMPTS.retry}`.trim();
-      this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, user: user.username, reason: "password_change_failed", detail: "refused by the directory's password policy; re-challenged" });
+      const source = attempt.source ?? channelSource(attempt.channel);
+      this.audit({ type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, user: user.username, reason: "password_change_failed", source, detail: "refused by the directory's password policy; re-challenged" });
       return this.challenge(attempt, user, failures, prompt, { ...data, next: "new_password" }, { old: secrets.old }, "new_password", false);
     }
     return this.reject(attempt, "password_change_failed", user, `${result.reason}: ${result.detail}`);
@@ -536,7 +557,7 @@ export class Engine {
           record = byName;
           patch.externalId = entry.id;
         } else if (byName) {
-          return { decision: this.reject(attempt, "identity_conflict", undefined, `the name of a ${profile} user is held by another record`) };
+          return { decision: this.reject(attempt, "identity_conflict", byName, `the name of a ${profile} user is held by another record`) };
         } else {
           const created = await this.store.users.add({
             username: key,
@@ -568,7 +589,7 @@ export class Engine {
       return { record };
     } catch (err) {
       if (err instanceof StoreError && err.code === "conflict") {
-        return { decision: this.reject(attempt, "identity_conflict", undefined, `the name of a ${profile} user is held by another record`) };
+        return { decision: await this.rejectByName(attempt, key, "identity_conflict", `the name of a ${profile} user is held by another record`) };
       }
       throw err;
     }
@@ -752,9 +773,34 @@ export class Engine {
     return { kind: "challenge", state, prompt, timeoutS: Math.ceil(this.options.challengeTtlMs / 1000) };
   }
 
+  /**
+   * A completed login: its source is recorded as known to the lockout (a write only when the source
+   * is new or its record stale, lockout.ts), then the accept.
+   */
+  private async completed(attempt: Attempt, key: string, user: User, factors: readonly string[], attributes: readonly ReplyAttribute[]): Promise<Decision> {
+    await this.lockout.recordSuccess(key, attempt.source ?? channelSource(attempt.channel), attempt.now);
+    return this.accept(attempt, user, factors, attributes);
+  }
+
   private accept(attempt: Attempt, user: User, factors: readonly string[], attributes: readonly ReplyAttribute[]): Decision {
     this.audit({ type: "auth.success", channel: attempt.channel.kind, client: attempt.channel.name, user: user.username, factors });
     return attributes.length > 0 ? { kind: "accept", user: user.username, attributes: [...attributes] } : { kind: "accept", user: user.username };
+  }
+
+  /**
+   * A reject before the user is resolved: the audit line names the account when the store holds a
+   * record of that name (a typed password never matches one), else only the name's hash.
+   */
+  private async rejectByName(attempt: Attempt, key: string, reason: AuthFailureReason, detail?: string): Promise<Decision> {
+    const record = key === "" ? undefined : await this.store.users.findByName(key);
+    return this.reject(attempt, reason, record, detail);
+  }
+
+  /** A refusal by the lockout, before any expensive work; the detail says which counter refused. */
+  private async lockedOut(attempt: Attempt, key: string, kind: "password" | "code", check: LockCheck, user?: User): Promise<Decision> {
+    const detail = check.locked === "identity" ? `${kind} (identity cap, unknown source)` : `${kind} (source back-off)`;
+    if (user) return this.reject(attempt, "locked_out", user, detail);
+    return this.rejectByName(attempt, key, "locked_out", detail);
   }
 
   /** `proven`: the password was proven in this attempt, so a clear text from messages.ts may be shown. */
@@ -762,6 +808,7 @@ export class Engine {
     const event: AuditEvent = { type: "auth.failure", channel: attempt.channel.kind, client: attempt.channel.name, reason };
     if (user) event.user = user.username;
     else event.userHash = usernameHash(normalizeUsername(attempt.username, { realms: this.options.realms }));
+    event.source = attempt.source ?? channelSource(attempt.channel);
     if (detail) event.detail = detail;
     this.audit(event);
     const message = proven ? PROVEN_PASSWORD_MESSAGES[reason] : undefined;

@@ -124,6 +124,10 @@ export async function serve(ctx: ServeContext): Promise<void> {
         baseDelayMs: config.lockout.base_delay_s * 1000,
         maxDelayMs: config.lockout.max_delay_s * 1000,
         resetAfterMs: config.lockout.reset_after_s * 1000,
+        passwordIdentityCap: config.lockout.password_identity_cap,
+        codeIdentityCap: config.lockout.code_identity_cap,
+        knownSourceMs: config.lockout.known_source_days * 86_400_000,
+        knownSourcesPerUser: config.lockout.known_sources_per_user,
       },
       directories,
     },
@@ -172,8 +176,8 @@ export async function serve(ctx: ServeContext): Promise<void> {
     throw err;
   }
 
-  // Challenge states expire on their own, and stale lockout counters would restart from zero
-  // anyway: purge both now and then so neither table grows without bound.
+  // Challenge states expire on their own, stale lockout counters would restart from zero anyway,
+  // and expired known sources count for nothing: purge them now and then so no table grows without bound.
   const resetAfterMs = config.lockout.reset_after_s * 1000;
   // CLI admin events: emitted as soon as another process's commit is seen, and on the 60 s timer.
   // undefined at first: the first tick drains whatever was committed since the start-up drain.
@@ -194,6 +198,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
     void adminEvents.drain().then(() => adminEvents.purge(ADMIN_EVENT_RETENTION_DAYS * 86_400_000));
     void store.challenges.purgeExpired(now).catch(() => {});
     void store.lockouts.purgeStale(now - resetAfterMs, now).catch(() => {});
+    void store.lockouts.forgetSources(now - config.lockout.known_source_days * 86_400_000).catch(() => {});
     // Answered and expired Magic Link sessions are kept a day, so a late tap still gets a clear page.
     void store.magicLinks.purgeExpired(now - 86_400_000).catch(() => {});
     // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.

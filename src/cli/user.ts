@@ -149,12 +149,19 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
 
 /**
  * `user show --json`'s view of a user, also the admin API's: never the password hash, never a seed.
- * Lockout counters are shown with their back-off end while it lies ahead of `now`.
+ * Lockout counters are shown with their back-off end while it lies ahead of `now`: `password` and
+ * `code` are the counters across every source (their end: until when unknown sources are refused),
+ * `sources` each source's own, `knownSources` where the user logged in from (auth/lockout.ts).
  */
 export async function userView(store: Store, user: User, now: number) {
-  const [tokens, pw, code] = await Promise.all([store.tokens.list(user.id), store.lockouts.get(user.username, "password"), store.lockouts.get(user.username, "code")]);
+  const [tokens, counters, known] = await Promise.all([store.tokens.list(user.id), store.lockouts.list(user.username), store.lockouts.knownSources(user.username)]);
   const iso = (ms: number) => new Date(ms).toISOString();
-  const lockout = (s: LockoutState | undefined) => (s ? { failures: s.failures, lockedUntil: s.lockedUntil > now ? iso(s.lockedUntil) : null } : { failures: 0, lockedUntil: null });
+  const until = (s: LockoutState) => (s.lockedUntil > now ? iso(s.lockedUntil) : null);
+  const identity = (kind: "password" | "code") => {
+    const s = counters.find((c) => c.kind === kind && c.source === "");
+    return s ? { failures: s.failures, lockedUntil: until(s) } : { failures: 0, lockedUntil: null };
+  };
+  const sources = counters.filter((c) => c.source !== "").map((s) => ({ source: s.source, kind: s.kind, failures: s.failures, lockedUntil: until(s) }));
   const linked = user.directory !== null;
   return {
     username: user.username,
@@ -173,7 +180,12 @@ export async function userView(store: Store, user: User, now: number) {
     expiresAt: user.expiresAt === null ? null : iso(user.expiresAt),
     createdAt: iso(user.createdAt),
     tokens: tokens.map((t) => ({ id: t.id, serial: t.serial, kind: t.kind, state: t.state, digits: t.digits, algorithm: t.algorithm })),
-    lockout: { password: lockout(pw), code: lockout(code) },
+    lockout: {
+      password: identity("password"),
+      code: identity("code"),
+      sources,
+      knownSources: known.map((k) => ({ source: k.source, lastSuccessAt: iso(k.lastSuccessAt) })),
+    },
   };
 }
 
@@ -186,8 +198,9 @@ async function show(ctx: CLIContext, args: string[]): Promise<void> {
     ctx.out(JSON.stringify(view, null, 2) + "\n");
     return;
   }
-  const lock = (l: { failures: number; lockedUntil: string | null }) =>
-    `${l.failures} failure${l.failures === 1 ? "" : "s"}${l.lockedUntil ? `, backing off until ${l.lockedUntil}` : ""}`;
+  const failures = (n: number) => `${n} failure${n === 1 ? "" : "s"}`;
+  const lock = (l: { failures: number; lockedUntil: string | null }) => `${failures(l.failures)}${l.lockedUntil ? `, unknown sources refused until ${l.lockedUntil}` : ""}`;
+  const { lockout } = view;
   const typeLine = view.type === null ? "from the directory" : `${view.type} (${view.typeNumber})${linked ? ", local override" : ""}`;
   const phoneLine = !linked ? (view.phone ?? "-") : view.phone !== null ? `${view.phone}, local override` : "from the directory";
   const lines = [
@@ -200,7 +213,11 @@ async function show(ctx: CLIContext, args: string[]): Promise<void> {
     `password:  ${linked ? "checked by the directory" : view.password}`,
     `status:    ${view.disabled ? "disabled" : "enabled"}${view.expiresAt ? `, expires ${view.expiresAt}` : ""}`,
     `created:   ${view.createdAt}`,
-    `lockout:   password ${lock(view.lockout.password)}; code ${lock(view.lockout.code)}`,
+    `lockout:   across sources: password ${lock(lockout.password)}; code ${lock(lockout.code)}`,
+    ...lockout.sources.map((s) => `           ${s.source}: ${s.kind} ${failures(s.failures)}${s.lockedUntil ? `, backing off until ${s.lockedUntil}` : ""}`),
+    lockout.knownSources.length === 0
+      ? "known:     no source yet (a completed login makes its source known)"
+      : `known:     ${lockout.knownSources.map((k) => `${k.source} (last login ${k.lastSuccessAt})`).join(", ")}`,
     view.tokens.length === 0 ? "tokens:    none" : "tokens:",
   ];
   ctx.out(lines.join("\n") + "\n");
@@ -224,7 +241,8 @@ async function remove(ctx: CLIContext, args: string[]): Promise<void> {
 
 async function unlock(ctx: CLIContext, args: string[]): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: USER_USAGE[4]! });
-  // Lockout is keyed on the normalised identity, local or directory user alike, so no lookup.
+  // Lockout is keyed on the normalised identity, local or directory user alike, so no lookup. Every
+  // counter of the name goes, whatever its kind and source; the known sources stay.
   const name = username(ctx, positionals[0]!);
   // Recorded whether or not a counter was cleared, as the admin API does.
   const cleared = await audited(ctx, (store) => store.lockouts.clear(name), (c) => ({ type: "admin.user_unlocked", user: name, cleared: c }));

@@ -276,6 +276,9 @@ export function configWarnings(config: Config): string[] {
   if (config.lockout.password_threshold > 10 || config.lockout.code_threshold > 10) {
     w.push("lockout thresholds above 10 allow many guesses before back-off; keep them below the directory's own lockout");
   }
+  if (config.lockout.password_identity_cap >= 10) {
+    w.push("lockout.password_identity_cap is 10 or more: at or above Active Directory's default lockout threshold, wrong passwords from unknown sources can lock the directory account");
+  }
   if (!config.http.tls) {
     w.push("http.tls is false: the public listener serves plain HTTP; use this only behind a TLS-terminating reverse proxy");
   }

@@ -199,7 +199,7 @@ export function renderConfigReference(): string {
     "challenge_ttl_s = 120",
     "",
     "[lockout]",
-    "password_threshold = 4   # below the directory's own lockout threshold",
+    "password_identity_cap = 4   # below the directory's own lockout threshold",
     "```",
     "",
   );

@@ -378,13 +378,32 @@ export const configSchema = v.strictObject({
   }),
 
   lockout: section(
-    "Back-off after failures, keyed on the normalised identity. Keep each threshold below the directory's own lockout threshold (e.g. the Active Directory account lockout policy), so that Portcullis never locks the directory account itself.",
+    "Back-off after failures, keyed on the normalised identity and the source (the Calling-Station-Id, else the RADIUS client), with a per-user cap across sources that refuses only sources the user has not logged in from. Keep `password_identity_cap` below the directory's own lockout threshold (e.g. the Active Directory account lockout policy), so that unknown sources can never lock the directory account. See docs/security.md, \"Lockout\".",
     {
-      password_threshold: integer(5, 1, 100, "Password failures before back-off starts. Must sit below the directory's own lockout threshold."),
-      code_threshold: integer(5, 1, 100, "Wrong codes before back-off starts."),
+      password_threshold: integer(
+        5,
+        1,
+        100,
+        "Password failures from one source (the Calling-Station-Id, else the RADIUS client) before that source's back-off starts. With `password_identity_cap`, keep the sum below the directory's own lockout threshold.",
+      ),
+      code_threshold: integer(5, 1, 100, "Wrong codes from one source before that source's back-off starts."),
       base_delay_s: integer(2, 1, 3600, "First waiting time once a threshold is reached; doubled for each further failure."),
       max_delay_s: integer(900, 1, 86_400, "Longest waiting time. Must be at least `base_delay_s`."),
-      reset_after_s: integer(900, 1, 604_800, "A counter whose last failure is older than this starts again from zero."),
+      reset_after_s: integer(
+        900,
+        1,
+        604_800,
+        "A counter whose last failure is older than this starts again from zero; also how long a reached `*_identity_cap` holds. Keep it at least the directory's own lockout observation window (AD: \"Reset account lockout counter after\").",
+      ),
+      password_identity_cap: integer(
+        4,
+        1,
+        100,
+        "Wrong passwords for one user across every source after which password attempts are refused from sources where the user has not logged in within `known_source_days`; known sources still get in. Must sit below the directory's own lockout threshold (AD's default is 10, CIS recommends at most 5).",
+      ),
+      code_identity_cap: integer(5, 1, 100, "Wrong codes for one user across every source after which code attempts are refused from sources where the user has not logged in within `known_source_days`."),
+      known_source_days: integer(30, 1, 365, "A source (the Calling-Station-Id, else the RADIUS client) stays known for a user this many days after a login completed from it."),
+      known_sources_per_user: integer(16, 1, 256, "Known sources kept per user: the most recent."),
     },
   ),
 

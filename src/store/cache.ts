@@ -16,6 +16,7 @@ import type {
   MagicLinkRepo,
   ClientRepo,
   FailureKind,
+  KnownSource,
   LockoutRepo,
   LockoutState,
   NewToken,
@@ -31,7 +32,8 @@ import type {
 } from "./types.ts";
 import { StoreError } from "./types.ts";
 
-const lockKey = (key: string, kind: FailureKind) => `${kind}\u0000${key}`;
+/** A counter's cache key: the identity first, so that `user unlock` can drop all of one identity's. */
+const lockKey = (key: string, kind: FailureKind, source: string) => `${key}\u0000${kind}\u0000${source}`;
 const externalKey = (directory: string, externalId: string) => `${directory}\u0000${externalId}`;
 
 export interface CacheOptions {
@@ -62,7 +64,10 @@ export class CachedStore implements Store {
   private readonly active = new Map<number, Token[]>();
   /** tokenId → the cached token object (to move its high-water mark after a committed write). */
   private readonly tokenById = new Map<number, Token>();
+  /** lockKey → a counter, or null for "no such counter" (source "" is the identity's). */
   private readonly locks = new Map<string, LockoutState | null>();
+  /** identity → its known sources (source → last success), or null for "none"; each entry is complete. */
+  private readonly known = new Map<string, Map<string, number> | null>();
   private epoch: number;
   private readonly max: number;
   /** True after preload() until the next invalidation: a miss then means "absent", without a query. */
@@ -100,11 +105,19 @@ export class CachedStore implements Store {
       this.fresh();
       return this.active.get(userId) ?? (this.complete ? [] : undefined);
     },
-    lockout: (key, kind) => {
+    counted: (key, kind, source) => {
       this.fresh();
-      if (this.complete && this.locks.size === 0) return null; // nobody has a failure counter: no key to build
-      const hit = this.locks.get(lockKey(key, kind));
-      return hit !== undefined ? hit : this.complete ? null : undefined;
+      if (this.complete && this.locks.size === 0) return false; // nobody has a failure counter: no key to build
+      const own = this.locks.get(lockKey(key, kind, source));
+      const all = this.locks.get(lockKey(key, kind, ""));
+      if (own || all) return true;
+      return this.complete || (own === null && all === null) ? false : undefined;
+    },
+    knownSource: (key, source) => {
+      this.fresh();
+      const sources = this.known.get(key);
+      if (sources === undefined) return this.complete ? null : undefined;
+      return sources?.get(source) ?? null;
     },
   };
 
@@ -117,6 +130,7 @@ export class CachedStore implements Store {
     this.active.clear();
     this.tokenById.clear();
     this.locks.clear();
+    this.known.clear();
   }
 
   /** Checks the store's change epoch; a commit by another connection empties the cache. */
@@ -152,6 +166,7 @@ export class CachedStore implements Store {
     const users = await this.inner.users.list();
     const tokens = await this.inner.tokens.list();
     const locks = await this.inner.lockouts.list();
+    const known = await this.inner.lockouts.knownSources();
     for (const user of users) {
       this.byName.set(user.username, user);
       this.byId.set(user.id, user);
@@ -163,7 +178,12 @@ export class CachedStore implements Store {
       this.active.get(token.userId)?.push(token);
       this.tokenById.set(token.id, token);
     }
-    for (const state of locks) this.locks.set(lockKey(state.key, state.kind), state);
+    for (const state of locks) this.locks.set(lockKey(state.key, state.kind, state.source), state);
+    for (const k of known) {
+      let sources = this.known.get(k.key);
+      if (!sources) this.known.set(k.key, (sources = new Map()));
+      sources.set(k.source, k.lastSuccessAt);
+    }
     this.complete = true;
     return users.length;
   }
@@ -276,31 +296,48 @@ export class CachedStore implements Store {
   private lockoutRepo(inner: LockoutRepo): LockoutRepo {
     const self = this;
     const k = lockKey;
+    /** An identity's known sources from memory, else read (all of them) and remembered. */
+    const sourcesOf = async (key: string): Promise<Map<string, number> | null> => {
+      self.fresh();
+      const hit = self.known.get(key);
+      if (hit !== undefined) return hit;
+      if (self.complete) return null;
+      return remembered(key, await inner.knownSources(key));
+    };
+    const remembered = (key: string, list: KnownSource[]): Map<string, number> | null => {
+      const sources = list.length === 0 ? null : new Map(list.map((s) => [s.source, s.lastSuccessAt] as const));
+      self.remember(self.known, key, sources);
+      return sources;
+    };
     return {
-      list: () => inner.list(),
-      async get(key: string, kind: FailureKind) {
+      list: (key?: string) => inner.list(key),
+      async get(key: string, kind: FailureKind, source = "") {
         self.fresh();
-        const hit = self.locks.get(k(key, kind));
+        const hit = self.locks.get(k(key, kind, source));
         if (hit !== undefined) return hit ?? undefined;
         if (self.complete) return undefined;
-        const state = await inner.get(key, kind);
-        self.remember(self.locks, k(key, kind), state ?? null);
+        const state = await inner.get(key, kind, source);
+        self.remember(self.locks, k(key, kind, source), state ?? null);
         return state;
       },
-      async recordFailure(key, kind, now, lockedUntil) {
+      async recordFailure(key, kind, source, now, policy) {
         try {
-          const state = await inner.recordFailure(key, kind, now, lockedUntil);
-          self.remember(self.locks, k(key, kind), state);
-          return state;
+          const states = await inner.recordFailure(key, kind, source, now, policy);
+          self.remember(self.locks, k(key, kind, source), states.source);
+          self.remember(self.locks, k(key, kind, ""), states.identity);
+          return states;
         } catch (err) {
-          self.locks.delete(k(key, kind));
+          self.locks.delete(k(key, kind, source));
+          self.locks.delete(k(key, kind, ""));
           throw err;
         }
       },
-      async reset(key: string, kind: FailureKind) {
-        self.locks.delete(k(key, kind));
-        await inner.reset(key, kind);
-        self.remember(self.locks, k(key, kind), null);
+      async reset(key: string, kind: FailureKind, source = "") {
+        self.locks.delete(k(key, kind, source));
+        await inner.reset(key, kind, source);
+        // While memory is complete an absent entry already means "none": the map then holds only
+        // live counters, and once none is left the warm read builds no key again.
+        if (!self.complete) self.remember(self.locks, k(key, kind, source), null);
       },
       async purgeStale(lastFailureBefore: number, now: number) {
         const purged = await inner.purgeStale(lastFailureBefore, now);
@@ -310,9 +347,44 @@ export class CachedStore implements Store {
         return purged;
       },
       async clear(key: string) {
-        self.locks.delete(k(key, "password"));
-        self.locks.delete(k(key, "code"));
+        // Every counter of the identity, whatever its kind and source (and the absent ones, which stay absent).
+        const prefix = `${key}\u0000`;
+        for (const cached of self.locks.keys()) if (cached.startsWith(prefix)) self.locks.delete(cached);
         return inner.clear(key);
+      },
+      async knownSource(key: string, source: string) {
+        return (await sourcesOf(key))?.get(source);
+      },
+      knownSources: (key?: string) => inner.knownSources(key),
+      async recordSuccess(key, source, now, bounds) {
+        await inner.recordSuccess(key, source, now, bounds);
+        // What the store now holds, without reading it back: the same update on the same rows
+        // (store/sqlite/lockouts.ts), made on memory as it is once the write committed (another
+        // write of this identity may have committed with it); an identity memory does not hold is
+        // read on its next use.
+        self.fresh();
+        const cached = self.known.get(key);
+        const before = cached !== undefined ? cached : self.complete ? null : undefined;
+        if (before === undefined) return;
+        const sources = new Map(before ?? []);
+        if (sources.has(source)) {
+          sources.set(source, Math.max(sources.get(source)!, now));
+        } else {
+          sources.set(source, now);
+          for (const [s, at] of sources) if (at < bounds.forgetBefore) sources.delete(s);
+          const newest = [...sources].sort(([sa, a], [sb, b]) => b - a || (sa < sb ? -1 : sa > sb ? 1 : 0));
+          for (const [s] of newest.slice(bounds.keep)) sources.delete(s);
+        }
+        self.remember(self.known, key, sources.size === 0 ? null : sources);
+      },
+      async forgetSources(before: number) {
+        const forgotten = await inner.forgetSources(before);
+        for (const [key, sources] of self.known) {
+          if (!sources) continue;
+          for (const [source, at] of sources) if (at < before) sources.delete(source);
+          if (sources.size === 0) self.known.set(key, null);
+        }
+        return forgotten;
       },
     };
   }

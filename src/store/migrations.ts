@@ -293,6 +293,37 @@ CREATE INDEX admin_events_pending ON admin_events (id) WHERE emitted_at IS NULL;
 CREATE INDEX admin_events_at ON admin_events (at);
 `,
   },
+  {
+    // Lockout per identity and source. Each counter row is now (subject, kind, source): a source is
+    // "csid:<Calling-Station-Id>" or "nas:<client>", and source '' is the identity's counter across
+    // every source (auth/lockout.ts). The old per-identity rows become those identity counters.
+    // known_sources holds, per identity, the sources from which a login completed (a bounded
+    // number, most recent first): failures from elsewhere never lock a user out of them.
+    version: 8,
+    name: "lockout_sources",
+    sql: `
+CREATE TABLE lockouts_v8 (
+  subject TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('password', 'code')),
+  source TEXT NOT NULL,
+  failures INTEGER NOT NULL,
+  locked_until BIGINT NOT NULL,
+  last_failure_at BIGINT NOT NULL,
+  PRIMARY KEY (subject, kind, source)
+) {{without_rowid}};
+INSERT INTO lockouts_v8 (subject, kind, source, failures, locked_until, last_failure_at)
+  SELECT subject, kind, '', failures, locked_until, last_failure_at FROM lockouts;
+DROP TABLE lockouts;
+ALTER TABLE lockouts_v8 RENAME TO lockouts;
+
+CREATE TABLE known_sources (
+  subject TEXT NOT NULL,
+  source TEXT NOT NULL,
+  last_success_at BIGINT NOT NULL,
+  PRIMARY KEY (subject, source)
+) {{without_rowid}};
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

@@ -183,21 +183,45 @@ export interface ChallengeRepo {
 export interface LockoutState {
   key: string; // normalised identity
   kind: FailureKind;
+  /**
+   * Where the failures came from (auth/sources.ts: "csid:<Calling-Station-Id>" or "nas:<client>"),
+   * or "" for the identity's counter across every source.
+   */
+  source: string;
   failures: number;
   /** unix ms until which attempts are refused without any expensive work; 0 = not locked. */
   lockedUntil: number;
   lastFailureAt: number;
 }
 
+/** A source from which a user completed a login: failures elsewhere never lock it out (auth/lockout.ts). */
+export interface KnownSource {
+  key: string; // normalised identity
+  source: string;
+  lastSuccessAt: number;
+}
+
+/** What one failure writes: the counter of its source and the identity's counter, in one transaction. */
+export interface FailurePolicy {
+  /** A counter whose last failure is before this restarts from zero. */
+  staleBefore: number;
+  /** The lockedUntil stored with a counter after this failure made it `failures`. */
+  lockedUntil(scope: "source" | "identity", failures: number): number;
+}
+
 export interface LockoutRepo {
-  get(key: string, kind: FailureKind): Promise<LockoutState | undefined>;
-  /** Every counter row (few: rows are deleted on success). */
-  list(): Promise<LockoutState[]>;
-  /** Records one failure and stores the computed lockedUntil; returns the new state. */
-  recordFailure(key: string, kind: FailureKind, now: number, lockedUntil: (failures: number) => number): Promise<LockoutState>;
-  /** Clears one kind (after a success). */
-  reset(key: string, kind: FailureKind): Promise<void>;
-  /** Clears all kinds for the identity (`user unlock`). Returns true if anything was cleared. */
+  /** One counter; `source` "" (the default) is the identity's counter across every source. */
+  get(key: string, kind: FailureKind, source?: string): Promise<LockoutState | undefined>;
+  /** Every counter row (few: rows are deleted on success and purged when stale), or one identity's. */
+  list(key?: string): Promise<LockoutState[]>;
+  /**
+   * Records one failure from `source` (not "") on its own counter and on the identity's counter, in
+   * one write transaction; a stale counter restarts from zero first. Returns both new states.
+   */
+  recordFailure(key: string, kind: FailureKind, source: string, now: number, policy: FailurePolicy): Promise<{ source: LockoutState; identity: LockoutState }>;
+  /** Clears one counter (after a success); `source` "" is the identity's. */
+  reset(key: string, kind: FailureKind, source?: string): Promise<void>;
+  /** Clears every counter of the identity, all kinds and sources (`user unlock`). True if anything was cleared. */
   clear(key: string): Promise<boolean>;
   /**
    * Deletes counters whose last failure is before `lastFailureBefore` and that no longer lock
@@ -205,8 +229,18 @@ export interface LockoutRepo {
    * unknown names fail. Returns how many rows went.
    */
   purgeStale(lastFailureBefore: number, now: number): Promise<number>;
+  /** The last recorded success of `key` from `source`, or undefined. */
+  knownSource(key: string, source: string): Promise<number | undefined>;
+  /** The identity's known sources, most recent first (every identity's when `key` is omitted). */
+  knownSources(key?: string): Promise<KnownSource[]>;
+  /**
+   * Records a success of `key` from `source` at `now`, then keeps only the identity's `keep` most
+   * recent sources and forgets those whose last success is before `forgetBefore`.
+   */
+  recordSuccess(key: string, source: string, now: number, bounds: { keep: number; forgetBefore: number }): Promise<void>;
+  /** Forgets every known source whose last success is before `before`; returns how many. */
+  forgetSources(before: number): Promise<number>;
 }
-
 
 // --- web surface (issue 4): API keys, Magic Link sessions, endpoint profiles -----------------
 
@@ -428,7 +462,14 @@ export interface WarmReads {
   userByName(username: string): User | null | undefined;
   /** The active tokens of a user; [] when the user is known to have none. */
   activeTokens(userId: number): Token[] | undefined;
-  lockout(key: string, kind: FailureKind): LockoutState | null | undefined;
+  /**
+   * Whether a failure counter of `kind` exists for `key` from `source` or across every source:
+   * false when neither does (the common case, answered without building a key while no counter
+   * exists at all).
+   */
+  counted(key: string, kind: FailureKind, source: string): boolean | undefined;
+  /** The last recorded success of `key` from `source`; null when there is none. */
+  knownSource(key: string, source: string): number | null | undefined;
 }
 
 export type StoreErrorCode = "conflict" | "network_taken" | "not_found" | "key_missing" | "key_mismatch" | "corrupt" | "unavailable";

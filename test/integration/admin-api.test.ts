@@ -92,6 +92,19 @@ describe("end to end", () => {
     expect(second.code).toBe("Access-Accept");
   });
 
+  rtest("GET /users/:name shows lockout counters by source and known sources; POST unlock clears them in the running server", async () => {
+    const station = ["Calling-Station-Id = \"203.0.113.66\""];
+    for (let i = 0; i < 5; i++) await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(`guess-${i}`)}`, ...station]);
+    expect((await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote("alice-pass-1")}`, ...station])).code).toBe("Access-Reject");
+    const view = (await (await api("/users/alice", { key: operatorKey })).json()) as { lockout: { password: unknown; sources: unknown[]; knownSources: { source: string }[] } };
+    // The cap (4 across sources) refused the fifth before the station's own back-off (from 5) began.
+    expect(view.lockout.password).toEqual({ failures: 4, lockedUntil: expect.any(String) });
+    expect(view.lockout.sources).toEqual([{ source: "csid:203.0.113.66", kind: "password", failures: 4, lockedUntil: null }]);
+    expect(view.lockout.knownSources.map((k) => k.source)).toEqual(["nas:nas"]); // the login above, without a station
+    expect(await (await api("/users/alice/unlock", { method: "POST" })).json()).toEqual({ cleared: true });
+    expect((await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote("alice-pass-1")}`, ...station])).code).toBe("Access-Challenge");
+  });
+
   test("the CLI sees what the API wrote, and the API sees what the CLI wrote", async () => {
     const users = JSON.parse(await app.cli(["user", "list", "--json"])) as { username: string; tokens: number }[];
     expect(users.find((u) => u.username === "alice")).toMatchObject({ tokens: 1 });

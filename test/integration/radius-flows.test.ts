@@ -276,6 +276,89 @@ describe("lockout (threshold 3)", () => {
   });
 });
 
+describe("lockout by source (Calling-Station-Id): a storm from one station does not keep the user out of another", () => {
+  let app: Appliance;
+  let server: ServerProcess;
+  let secret: string;
+  let seed: string;
+  const HOME = "198.51.100.20";
+  const STORM = "203.0.113.66";
+  beforeAll(async () => {
+    ({ app, server, secret } = await liveAppliance([], {
+      // password_identity_cap stays at its default, 4
+      PORTCULLIS_LOCKOUT_PASSWORD_THRESHOLD: "3",
+      PORTCULLIS_LOCKOUT_BASE_DELAY_S: "600",
+      PORTCULLIS_LOCKOUT_MAX_DELAY_S: "900",
+    }));
+    seed = await addUser(app, "bob", "bob-pass-1");
+  }, 120_000);
+  afterAll(async () => {
+    await app?.[Symbol.asyncDispose]();
+  });
+
+  const from = (station: string, name: string, password: string, extra: string[] = []) =>
+    radclient(server.port, secret, [`User-Name = ${quote(name)}`, `User-Password = ${quote(password)}`, `Calling-Station-Id = ${quote(station)}`, ...extra]);
+  /** Password, then the code with the State, both from `station`: the final reply code. */
+  async function login(station: string, stepOffset = 0): Promise<string | null> {
+    const first = await from(station, "bob", "bob-pass-1");
+    if (first.code !== "Access-Challenge") return first.code;
+    return (await from(station, "bob", codeOf(seed, stepOffset), [`State = ${attr(first, "State")}`])).code;
+  }
+
+  rtest("bob logs in from home during and after a storm of wrong passwords from another station; unknown stations stay capped until `user unlock`", async () => {
+    expect(await login(HOME)).toBe("Access-Accept"); // HOME becomes a known source
+    const logFrom = server.logs.length;
+    // The storm: wrong passwords for bob (as Bob@corp too, one identity) from one station, then one from a second.
+    for (let i = 0; i < 10; i++) expect((await from(STORM, i % 2 ? "Bob@corp" : "bob", `guess-${i}`)).code).toBe("Access-Reject");
+    expect((await from(`${STORM}:2`, "bob", "guess-x")).code).toBe("Access-Reject");
+    // The storm's station, even with the right password: refused (its own back-off).
+    expect((await from(STORM, "bob", "bob-pass-1")).code).toBe("Access-Reject");
+    // A station bob never logged in from: refused (four failures across stations, the cap).
+    expect((await from("192.0.2.99", "bob", "bob-pass-1")).code).toBe("Access-Reject");
+    // Home: password → challenge → code → accept, the storm notwithstanding (the next step's code: this one was used).
+    expect(await login(HOME, 1)).toBe("Access-Accept");
+
+    // What reached the password check: three from the storm's station, one from the second; the rest were refused unverified.
+    const failures = server.logs.slice(logFrom).filter((l) => l.event === "auth.failure");
+    const reasons = failures.map((l) => `${l.source} ${l.reason}`);
+    expect(reasons.filter((r) => r === `csid:${STORM} bad_password`).length).toBe(3);
+    expect(reasons.filter((r) => r === `csid:${STORM} locked_out`).length).toBe(8);
+    expect(reasons).toContain("csid:192.0.2.99 locked_out");
+    // A known user is named in every line, never hashed.
+    expect(failures.every((l) => l.user === "bob" && l.userHash === undefined)).toBe(true);
+    expect(failures.find((l) => l.source === "csid:192.0.2.99")).toMatchObject({ detail: "password (identity cap, unknown source)" });
+
+    const view = JSON.parse(await app.cli(["user", "show", "bob", "--json"]));
+    // The successful login from home cleared the counter across sources; each storm station keeps its own.
+    expect(view.lockout.password).toEqual({ failures: 0, lockedUntil: null });
+    expect(view.lockout.sources).toEqual([
+      { source: `csid:${STORM}`, kind: "password", failures: 3, lockedUntil: expect.any(String) },
+      { source: `csid:${STORM}:2`, kind: "password", failures: 1, lockedUntil: null },
+    ]);
+    expect(view.lockout.knownSources.map((k: { source: string }) => k.source)).toEqual([`csid:${HOME}`]);
+    const text = await app.cli(["user", "show", "bob"]);
+    expect(text).toContain(`csid:${STORM}: password 3 failures, backing off until`);
+    expect(text).toContain(`known:     csid:${HOME} (last login`);
+
+    await app.cli(["user", "unlock", "bob"]);
+    await eventually("the storm's station to be unlocked", async () => ((await from(STORM, "bob", "bob-pass-1")).code === "Access-Challenge" ? true : undefined), {
+      tries: 10,
+      timeoutMs: 10_000,
+      everyMs: 100,
+    });
+    expect(JSON.parse(await app.cli(["user", "show", "bob", "--json"])).lockout.sources).toEqual([]);
+  });
+
+  rtest("an unknown name is refused the same way, and logged only as a hash", async () => {
+    const logFrom = server.logs.length;
+    for (let i = 0; i < 4; i++) expect((await from(STORM, "nobody-here", `guess-${i}`)).code).toBe("Access-Reject");
+    const lines = server.logs.slice(logFrom).filter((l) => l.event === "auth.failure");
+    expect(lines.map((l) => l.reason)).toEqual(["unknown_user", "unknown_user", "unknown_user", "locked_out"]);
+    expect(lines.every((l) => typeof l.userHash === "string" && l.user === undefined)).toBe(true);
+    expect(JSON.stringify(server.logs)).not.toContain("nobody-here");
+  });
+});
+
 test("SIGTERM right after the radius.listening line stops the server cleanly (exit 0)", async () => {
   await using app = new Appliance();
   const server = await app.serve();

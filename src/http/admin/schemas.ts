@@ -29,7 +29,17 @@ export const authTypeSchema = v.pipe(
 );
 
 const isoTime = v.pipe(v.string(), v.description("ISO 8601 UTC timestamp"));
+/** A user's counter of one kind across every source; `lockedUntil`: unknown sources are refused until then. */
 const lockoutView = v.object({ failures: v.number(), lockedUntil: v.nullable(isoTime) });
+/** One source's counter of one kind; `lockedUntil`: that source is backing off until then. */
+const sourceLockoutView = v.object({
+  source: v.pipe(v.string(), v.description('"csid:<Calling-Station-Id>" or "nas:<RADIUS client>"')),
+  kind: v.picklist(["password", "code"]),
+  failures: v.number(),
+  lockedUntil: v.nullable(isoTime),
+});
+/** A source the user completed a login from: failures from other sources never refuse it. */
+const knownSourceView = v.object({ source: v.string(), lastSuccessAt: isoTime });
 
 /** A user as listed (no password hash). */
 export const userListItem = v.object({
@@ -70,7 +80,7 @@ export const userView = v.object({
   expiresAt: v.nullable(isoTime),
   createdAt: isoTime,
   tokens: v.array(userTokenItem),
-  lockout: v.object({ password: lockoutView, code: lockoutView }),
+  lockout: v.object({ password: lockoutView, code: lockoutView, sources: v.array(sourceLockoutView), knownSources: v.array(knownSourceView) }),
 });
 
 /** A token as listed (never the seed). */

@@ -3,6 +3,7 @@
 
 import { log } from "../../audit/log.ts";
 import type { Attempt, Decision, Engine, ReplyAttribute } from "../../auth/engine.ts";
+import { stationSource } from "../../auth/sources.ts";
 import type { RadiusClient } from "../../store/types.ts";
 import {
   Attr,
@@ -100,6 +101,14 @@ export function decideAccessRequest(
   };
   if (typed !== undefined) attempt.secret = typed;
   if (state) attempt.state = state;
+  // The lockout's source: the calling station the NAS reports (RFC 2865 §5.31), read like every
+  // attribute only from a packet whose authenticity the server checked. Without one, the engine
+  // uses the client itself.
+  const station = getAttribute(packet, Attr.CallingStationId);
+  if (station) {
+    const source = stationSource(utf8.decode(station));
+    if (source !== undefined) attempt.source = source;
+  }
 
   return engine.authenticate(attempt);
 }

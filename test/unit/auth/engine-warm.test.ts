@@ -16,7 +16,7 @@ import { Directories } from "../../../src/directory/registry.ts";
 import { generateTOTP } from "../../../src/otp/index.ts";
 import { CachedStore, type EpochStore } from "../../../src/store/cache.ts";
 import { openStore } from "../../../src/store/open.ts";
-import type { Store } from "../../../src/store/types.ts";
+import type { KnownSource, LockoutState, Store } from "../../../src/store/types.ts";
 import { FakeDirectory } from "./fake-directory.ts";
 
 setLogSink(() => {}); // migration lines
@@ -99,6 +99,9 @@ function countingReads(store: CachedStore): { reads: number } {
 interface Run {
   decisions: Decision[];
   events: AuditEvent[];
+  /** What the attempts left in the store: every lockout counter and known source. */
+  counters?: LockoutState[];
+  known?: KnownSource[];
 }
 
 /**
@@ -119,11 +122,17 @@ async function twin(users: UserSpec[], attempts: Attempt[], directories?: () => 
     plain.decisions.push(await plainEngine.authenticate({ ...a }));
     warm.decisions.push(await warmEngine.authenticate({ ...a }));
   }
+  for (const [run, store] of [[plain, plainStore], [warm, inner]] as const) {
+    run.counters = await store.lockouts.list();
+    run.known = await store.lockouts.knownSources();
+  }
   return { plain, warm, fullPathReads: counter.reads };
 }
 
 const code = (now: number, seed = SEED) => generateTOTP({ secret: seed, algorithm: "SHA1", digits: 6, period: 30 }, { now });
 const at = (username: string, secret: string, now = T0, channel: Channel = codeOnly): Attempt => ({ channel, username, method: "pap", now, secret });
+/** The same attempt from a calling station (the handler's attempt.source). */
+const via = (source: string, a: Attempt): Attempt => ({ ...a, source });
 
 describe("warm code-only path decides as the full path does", () => {
   test("a right code is accepted once without a repository read; the same code again is a replay", async () => {
@@ -196,6 +205,86 @@ describe("warm code-only path decides as the full path does", () => {
     const r = await twin([{ name: "alice" }], [at("alice", "")]);
     expect(r.warm).toEqual(r.plain);
     expect(r.warm.decisions[0]).toEqual({ kind: "reject", reason: "empty_password" });
+  });
+});
+
+describe("warm path and lockout sources", () => {
+  const HOME = "csid:198.51.100.20";
+  const STORM = "csid:203.0.113.66";
+  const HOTEL = "csid:192.0.2.99";
+  const wrong = code(T0, OTHER_SEED);
+
+  test("a storm of wrong codes from one station: the same decisions, events and counters; the user on a known station gets in", async () => {
+    const r = await twin(
+      [{ name: "alice" }],
+      [
+        via(HOME, at("alice", code(T0))), // a completed login makes HOME known
+        via(STORM, at("alice", wrong, T0 + STEP)),
+        via(STORM, at("alice", wrong, T0 + STEP)),
+        via(STORM, at("alice", wrong, T0 + STEP)),
+        via(STORM, at("alice", code(T0 + STEP), T0 + STEP)), // the storm's station backs off
+        via(`${STORM}1`, at("alice", wrong, T0 + STEP)),
+        via(`${STORM}2`, at("alice", wrong, T0 + STEP)), // five across sources: the cap
+        via(HOTEL, at("alice", code(T0 + STEP), T0 + STEP)), // an unknown station is refused
+        via(HOME, at("alice", code(T0 + STEP), T0 + STEP)), // the known one is not
+      ],
+    );
+    expect(r.warm).toEqual(r.plain);
+    expect(r.warm.decisions.map((d) => ("reason" in d ? d.reason : d.kind))).toEqual([
+      "accept",
+      "bad_code",
+      "bad_code",
+      "bad_code",
+      "locked_out",
+      "bad_code",
+      "bad_code",
+      "locked_out",
+      "accept",
+    ]);
+    expect(r.warm.known).toEqual([{ key: "alice", source: HOME, lastSuccessAt: T0 }]);
+    // HOME's success cleared the identity's counter; each storm station keeps its own
+    expect(r.warm.counters!.map((c) => `${c.source} ${c.failures}`)).toEqual([`${STORM} 3`, `${STORM}1 1`, `${STORM}2 1`]);
+    expect(r.warm.events.filter((e) => e.type === "auth.failure").map((e) => (e.type === "auth.failure" ? [e.source, e.user, e.detail] : []))).toEqual([
+      [STORM, "alice", undefined],
+      [STORM, "alice", undefined],
+      [STORM, "alice", undefined],
+      [STORM, "alice", "code (source back-off)"],
+      [`${STORM}1`, "alice", undefined],
+      [`${STORM}2`, "alice", undefined],
+      [HOTEL, "alice", "code (identity cap, unknown source)"],
+    ]);
+  });
+
+  test("a counter of another source or kind leaves the warm path on; the identity's counter does not", async () => {
+    const r = await twin(
+      [{ name: "alice" }, { name: "bob" }],
+      [via(STORM, at("bob", wrong)), via(HOME, at("alice", code(T0))), via(HOME, at("bob", code(T0), T0 + 1))],
+    );
+    expect(r.warm).toEqual(r.plain);
+    expect(r.warm.decisions.map((d) => ("reason" in d ? d.reason : d.kind))).toEqual(["bad_code", "accept", "accept"]);
+    expect(r.fullPathReads).toBe(1); // bob's accept: his identity counter sent it to the full path, which cleared it
+    expect(r.warm.counters!.map((c) => `${c.key} ${c.source}`)).toEqual([`bob ${STORM}`]);
+  });
+
+  test("known sources: written at the first login from a station and again a day later, the same on both paths", async () => {
+    const day = 86_400_000;
+    const r = await twin(
+      [{ name: "alice" }],
+      [via(HOME, at("alice", code(T0))), via(HOME, at("alice", code(T0 + STEP), T0 + STEP)), via(HOTEL, at("alice", code(T0 + 2 * STEP), T0 + 2 * STEP)), via(HOME, at("alice", code(T0 + day), T0 + day))],
+    );
+    expect(r.warm).toEqual(r.plain);
+    expect(r.warm.decisions.every((d) => d.kind === "accept")).toBe(true);
+    expect(r.warm.known).toEqual([
+      { key: "alice", source: HOME, lastSuccessAt: T0 + day },
+      { key: "alice", source: HOTEL, lastSuccessAt: T0 + 2 * STEP },
+    ]);
+    expect(r.fullPathReads).toBe(0);
+  });
+
+  test("an attempt without a station uses the client, on both paths", async () => {
+    const r = await twin([{ name: "alice" }], [at("alice", wrong), at("alice", code(T0), T0 + 1)]);
+    expect(r.warm).toEqual(r.plain);
+    expect(r.warm.known).toEqual([{ key: "alice", source: "nas:nas", lastSuccessAt: T0 + 1 }]);
   });
 });
 

@@ -240,6 +240,162 @@ describe("lockout", () => {
   });
 });
 
+describe("lockout by source", () => {
+  // Per-source back-off from 3 failures, a cap of 4 across sources, known sources for 30 days.
+  const HOME = "csid:198.51.100.20";
+  const STORM = "csid:203.0.113.66";
+  const HOTEL = "csid:192.0.2.99";
+  const from = (a: Attempt, source: string): Attempt => ({ ...a, source });
+  const password = (name: string, typed: string, source: string, now = T0) => from(attempt(challengeClient, name, typed, now), source);
+
+  /** A complete password + code login of `name` from `source` at `now` (its source becomes known). */
+  async function login(e: Engine, name: string, source: string, now: number): Promise<string> {
+    const first = await e.authenticate(password(name, "correct horse", source, now));
+    if (first.kind !== "challenge") return first.kind === "reject" ? first.reason : first.kind;
+    const second = await e.authenticate(from(attempt(challengeClient, name, code(now), now, first.state), source));
+    return second.kind === "reject" ? second.reason : second.kind;
+  }
+
+  test("a storm of wrong passwords from one station keeps that station out, not the user on a known one", async () => {
+    await addUser("bob");
+    const e = engine();
+    expect(await login(e, "bob", HOME, T0)).toBe("accept");
+    for (let i = 0; i < 12; i++) await e.authenticate(password("bob", `guess-${i}`, STORM, T0 + STEP + i * 250));
+    verifier.calls = 0;
+    // the storm's station: refused before any verification, even with the right password
+    expect(await e.authenticate(password("bob", "correct horse", STORM, T0 + STEP + 5000))).toEqual({ kind: "reject", reason: "locked_out" });
+    // a station bob never logged in from: the identity's cap refuses it, also before any verification
+    expect(await e.authenticate(password("bob", "correct horse", HOTEL, T0 + STEP + 5000))).toEqual({ kind: "reject", reason: "locked_out" });
+    expect(verifier.calls).toBe(0);
+    // bob at home gets in, during the storm and after it
+    expect(await login(e, "bob", HOME, T0 + 2 * STEP)).toBe("accept");
+    expect(verifier.calls).toBe(1);
+  });
+
+  test("the cap counts failures across sources: an attacker rotating stations gets `cap` guesses in all", async () => {
+    await addUser("bob");
+    const e = engine();
+    const decisions = [];
+    for (let i = 0; i < 8; i++) decisions.push(await e.authenticate(password("bob", "wrong", `csid:10.0.0.${i}`, T0 + i)));
+    expect(decisions.map((d) => (d.kind === "reject" ? d.reason : d.kind))).toEqual(["bad_password", "bad_password", "bad_password", "bad_password", ...Array(4).fill("locked_out")]);
+    expect(verifier.calls).toBe(4); // what reached the password check: below any directory threshold above 4
+    expect((await store.lockouts.get("bob", "password"))!.failures).toBe(4);
+    // the cap holds reset_after (900 s) after the last counted failure, then ends by itself
+    expect((await e.authenticate(password("bob", "correct horse", "csid:10.0.0.99", T0 + 3 + 899_999))).kind).toBe("reject");
+    expect((await e.authenticate(password("bob", "correct horse", "csid:10.0.0.99", T0 + 3 + 900_000))).kind).toBe("challenge");
+  });
+
+  test("a right password from a known source clears the cap, as a directory clears its count on a good logon", async () => {
+    await addUser("bob");
+    const e = engine();
+    expect(await login(e, "bob", HOME, T0)).toBe("accept");
+    for (let i = 0; i < 4; i++) await e.authenticate(password("bob", "wrong", `${STORM}${i % 2}`, T0 + 1));
+    expect((await e.authenticate(password("bob", "correct horse", HOTEL, T0 + 2))).kind).toBe("reject");
+    expect((await e.authenticate(password("bob", "correct horse", HOME, T0 + 3))).kind).toBe("challenge");
+    expect(await store.lockouts.get("bob", "password")).toBeUndefined();
+    expect((await e.authenticate(password("bob", "correct horse", HOTEL, T0 + 4))).kind).toBe("challenge");
+    expect((await store.lockouts.get("bob", "password", `${STORM}0`))!.failures).toBe(2); // the storm's stations keep their own counters
+  });
+
+  test("a source is known for knownSourceMs after the last completed login, not after a password alone", async () => {
+    await addUser("bob");
+    const e = engine({ lockout: { ...DEFAULT_LOCKOUT, passwordThreshold: 3, codeThreshold: 3, knownSourceMs: 10 * 86_400_000 } });
+    expect((await e.authenticate(password("bob", "correct horse", HOTEL, T0))).kind).toBe("challenge"); // no code: not a login
+    expect(await login(e, "bob", HOME, T0)).toBe("accept");
+    const storm = async (at: number) => {
+      for (let i = 0; i < 4; i++) await e.authenticate(password("bob", "wrong", `${STORM}${i % 2}`, at));
+    };
+    await storm(T0 + STEP);
+    expect((await e.authenticate(password("bob", "correct horse", HOTEL, T0 + STEP))).kind).toBe("reject");
+    expect((await e.authenticate(password("bob", "correct horse", HOME, T0 + STEP))).kind).toBe("challenge");
+    const later = T0 + 11 * 86_400_000;
+    await storm(later);
+    expect((await e.authenticate(password("bob", "correct horse", HOME, later))).kind).toBe("reject");
+  });
+
+  test("a known source has its own back-off: failures there still slow it down", async () => {
+    await addUser("bob");
+    const e = engine();
+    expect(await login(e, "bob", HOME, T0)).toBe("accept");
+    for (let i = 0; i < 3; i++) await e.authenticate(password("bob", "wrong", HOME, T0 + 1));
+    expect(await e.authenticate(password("bob", "correct horse", HOME, T0 + 2))).toEqual({ kind: "reject", reason: "locked_out" });
+    expect((await e.authenticate(password("bob", "correct horse", HOME, T0 + 1 + 2001))).kind).toBe("challenge");
+  });
+
+  test("an unknown name is counted and refused exactly like a name with no known source", async () => {
+    await addUser("bob");
+    const e = engine();
+    const run = async (name: string) => {
+      const out = [];
+      for (let i = 0; i < 7; i++) out.push(await e.authenticate(password(name, "wrong", `csid:10.1.0.${i % 2}`, T0 + i)));
+      return out.map((d) => d.kind === "reject" && d.reason === "locked_out");
+    };
+    expect(await run("ghost")).toEqual(await run("bob"));
+  });
+
+  test("audit: a refused known user is named, with the source and the counter that refused; an unknown name stays hashed", async () => {
+    await addUser("bob");
+    const e = engine();
+    // three from the storm's station start its back-off, a fourth from elsewhere reaches the cap
+    for (const name of ["Bob@corp", "ghost"]) {
+      for (let i = 0; i < 3; i++) await e.authenticate(password(name, "wrong", STORM, T0));
+      await e.authenticate(password(name, "wrong", "nas:elsewhere", T0));
+    }
+    events = [];
+    await e.authenticate(password("BOB", "correct horse", STORM, T0 + 1));
+    await e.authenticate(password("bob", "correct horse", HOTEL, T0 + 1));
+    await e.authenticate(password("ghost", "whatever", HOTEL, T0 + 1));
+    await e.authenticate(password("bob", "", HOTEL, T0 + 1));
+    expect(events).toEqual([
+      { type: "auth.failure", channel: "radius", client: "vpn", reason: "locked_out", user: "bob", source: STORM, detail: "password (source back-off)" },
+      { type: "auth.failure", channel: "radius", client: "vpn", reason: "locked_out", user: "bob", source: HOTEL, detail: "password (identity cap, unknown source)" },
+      { type: "auth.failure", channel: "radius", client: "vpn", reason: "locked_out", userHash: expect.stringMatching(/^[0-9a-f]{12}$/), source: HOTEL, detail: "password (identity cap, unknown source)" },
+      { type: "auth.failure", channel: "radius", client: "vpn", reason: "empty_password", user: "bob", source: HOTEL },
+    ]);
+    expect(JSON.stringify(events)).not.toContain("ghost");
+  });
+
+  test("codes: each source backs off; the identity's cap refuses unknown sources; a known source still gets in", async () => {
+    await addUser("bob");
+    const e = engine();
+    const codeFrom = (typed: string, source: string, now: number) => from(attempt(codeOnlyClient, "bob", typed, now), source);
+    expect((await e.authenticate(codeFrom(code(T0), HOME, T0))).kind).toBe("accept");
+    const wrong = String((Number(code(T0 + STEP)) + 1) % 1_000_000).padStart(6, "0");
+    for (let i = 0; i < 3; i++) await e.authenticate(codeFrom(wrong, STORM, T0 + STEP));
+    expect(await e.authenticate(codeFrom(code(T0 + STEP), STORM, T0 + STEP))).toEqual({ kind: "reject", reason: "locked_out" }); // source back-off
+    for (let i = 0; i < 2; i++) await e.authenticate(codeFrom(wrong, `csid:10.2.0.${i}`, T0 + STEP));
+    expect(await e.authenticate(codeFrom(code(T0 + STEP), HOTEL, T0 + STEP))).toEqual({ kind: "reject", reason: "locked_out" }); // cap of 5
+    expect((await e.authenticate(codeFrom(code(T0 + STEP), HOME, T0 + STEP))).kind).toBe("accept");
+  });
+
+  test("without a Calling-Station-Id the client is the source", async () => {
+    await addUser("bob");
+    const e = engine();
+    for (let i = 0; i < 3; i++) await e.authenticate(attempt(challengeClient, "bob", "wrong", T0));
+    expect((await store.lockouts.get("bob", "password", "nas:vpn"))!.failures).toBe(3);
+    expect((await e.authenticate(attempt(concatClient, "bob", "correct horse" + code(T0), T0))).kind).toBe("accept"); // another client: another source
+    expect((await store.lockouts.knownSources("bob")).map((k) => k.source)).toEqual(["nas:fw"]);
+  });
+
+  test("a completed login writes its source only when it is new or its record is a day old", async () => {
+    await addUser("bob");
+    const e = engine();
+    const writes: number[] = [];
+    const recordSuccess = store.lockouts.recordSuccess.bind(store.lockouts);
+    store.lockouts.recordSuccess = (key, source, now, bounds) => (writes.push(now), recordSuccess(key, source, now, bounds));
+    const codeFrom = (now: number) => from(attempt(codeOnlyClient, "bob", code(now), now), HOME);
+    for (const now of [T0, T0 + STEP, T0 + 2 * STEP, T0 + 86_400_000, T0 + 86_400_000 + STEP]) expect((await e.authenticate(codeFrom(now))).kind).toBe("accept");
+    expect(writes).toEqual([T0, T0 + 86_400_000]);
+  });
+
+  test("known sources are bounded per user: the most recent are kept", async () => {
+    await addUser("bob");
+    const e = engine({ lockout: { ...DEFAULT_LOCKOUT, knownSourcesPerUser: 3 } });
+    for (let i = 0; i < 5; i++) expect((await e.authenticate(from(attempt(codeOnlyClient, "bob", code(T0 + i * STEP), T0 + i * STEP), `csid:10.3.0.${i}`))).kind).toBe("accept");
+    expect((await store.lockouts.knownSources("bob")).map((k) => k.source)).toEqual(["csid:10.3.0.4", "csid:10.3.0.3", "csid:10.3.0.2"]);
+  });
+});
+
 describe("concatenated", () => {
   test("password+code in one field on a concat client", async () => {
     await addUser("alice");

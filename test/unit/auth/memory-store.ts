@@ -8,6 +8,8 @@ import {
   type ChallengeRepo,
   type ClientRepo,
   type FailureKind,
+  type FailurePolicy,
+  type KnownSource,
   type LockoutRepo,
   type LockoutState,
   type NewToken,
@@ -153,30 +155,51 @@ class MemoryChallenges implements ChallengeRepo {
 
 class MemoryLockouts implements LockoutRepo {
   rows = new Map<string, LockoutState>();
-  async get(key: string, kind: FailureKind) {
-    const s = this.rows.get(`${kind}:${key}`);
+  known = new Map<string, KnownSource>();
+  private id = (key: string, kind: FailureKind, source: string) => `${kind}:${source}:${key}`;
+  async get(key: string, kind: FailureKind, source = "") {
+    const s = this.rows.get(this.id(key, kind, source));
     return s && { ...s };
   }
-  async list() {
-    return [...this.rows.values()];
+  async list(key?: string) {
+    return [...this.rows.values()].filter((s) => key === undefined || s.key === key);
   }
-  async recordFailure(key: string, kind: FailureKind, now: number, lockedUntil: (failures: number) => number) {
-    const prev = this.rows.get(`${kind}:${key}`);
-    const failures = (prev?.failures ?? 0) + 1;
-    const s: LockoutState = { key, kind, failures, lockedUntil: lockedUntil(failures), lastFailureAt: now };
-    this.rows.set(`${kind}:${key}`, s);
-    return { ...s };
+  async recordFailure(key: string, kind: FailureKind, source: string, now: number, policy: FailurePolicy) {
+    const bump = (scope: "source" | "identity", at: string): LockoutState => {
+      const prev = this.rows.get(this.id(key, kind, at));
+      const failures = prev && prev.lastFailureAt >= policy.staleBefore ? prev.failures + 1 : 1;
+      const s: LockoutState = { key, kind, source: at, failures, lockedUntil: policy.lockedUntil(scope, failures), lastFailureAt: now };
+      this.rows.set(this.id(key, kind, at), s);
+      return { ...s };
+    };
+    return { source: bump("source", source), identity: bump("identity", "") };
   }
-  async reset(key: string, kind: FailureKind) {
-    this.rows.delete(`${kind}:${key}`);
+  async reset(key: string, kind: FailureKind, source = "") {
+    this.rows.delete(this.id(key, kind, source));
   }
   async clear(key: string) {
-    const a = this.rows.delete(`password:${key}`);
-    const b = this.rows.delete(`code:${key}`);
-    return a || b;
+    let cleared = false;
+    for (const [id, s] of this.rows) if (s.key === key) cleared = this.rows.delete(id) || cleared;
+    return cleared;
   }
   async purgeStale() {
     return 0;
+  }
+  async knownSource(key: string, source: string) {
+    return this.known.get(`${source}:${key}`)?.lastSuccessAt;
+  }
+  async knownSources(key?: string) {
+    return [...this.known.values()].filter((k) => key === undefined || k.key === key).sort((a, b) => b.lastSuccessAt - a.lastSuccessAt);
+  }
+  async recordSuccess(key: string, source: string, now: number, bounds: { keep: number; forgetBefore: number }) {
+    this.known.set(`${source}:${key}`, { key, source, lastSuccessAt: now });
+    const mine = await this.knownSources(key);
+    for (const [i, k] of mine.entries()) if (i >= bounds.keep || k.lastSuccessAt < bounds.forgetBefore) this.known.delete(`${k.source}:${key}`);
+  }
+  async forgetSources(before: number) {
+    let n = 0;
+    for (const [id, k] of this.known) if (k.lastSuccessAt < before && this.known.delete(id)) n++;
+    return n;
   }
 }
 

@@ -169,7 +169,7 @@ describe("user and token", () => {
     expect(view.tokens).toEqual([expect.objectContaining({ kind: "totp", state: "active", digits: 8 })]);
     expect(show.stdout).not.toContain("argon2");
 
-    await withStore(d, (s) => s.lockouts.recordFailure("alice", "password", Date.now(), () => 0));
+    await withStore(d, (s) => s.lockouts.recordFailure("alice", "password", "nas:vpn", Date.now(), { staleBefore: 0, lockedUntil: () => 0 }));
     expect(cli(d, ["user", "unlock", "Alice@other"]).stdout).toBe("unlocked alice\n");
     expect(cli(d, ["user", "unlock", "alice"]).stdout).toBe("alice had no failures recorded\n");
 

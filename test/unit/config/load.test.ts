@@ -35,7 +35,17 @@ describe("defaults", () => {
     expect(config.radius.challenge_ttl_s).toBe(120);
     expect(config.radius.realms).toBe("strip");
     expect(config.otp).toEqual({ window: 1, hotp_look_ahead: 10, issuer: "Portcullis", default_digits: 6, default_period: 30, default_algorithm: "SHA1" });
-    expect(config.lockout).toEqual({ password_threshold: 5, code_threshold: 5, base_delay_s: 2, max_delay_s: 900, reset_after_s: 900 });
+    expect(config.lockout).toEqual({
+      password_threshold: 5,
+      code_threshold: 5,
+      base_delay_s: 2,
+      max_delay_s: 900,
+      reset_after_s: 900,
+      password_identity_cap: 4,
+      code_identity_cap: 5,
+      known_source_days: 30,
+      known_sources_per_user: 16,
+    });
     expect(config.http.tls).toBe(true);
     expect(config.admin.listen).toBe("127.0.0.1:8444");
     expect(config.region).toBe("");
@@ -182,8 +192,10 @@ describe("configWarnings", () => {
       PORTCULLIS_ADMIN_LISTEN: "0.0.0.0:8444",
       PORTCULLIS_OTP_WINDOW: "5",
       PORTCULLIS_HTTP_TRUSTED_PROXIES: "0.0.0.0/0",
+      PORTCULLIS_LOCKOUT_PASSWORD_IDENTITY_CAP: "10",
     };
     const warnings = configWarnings(loadConfig({ env, systemFile: NOFILE }).config);
-    expect(warnings.length).toBe(4);
+    expect(warnings.length).toBe(5);
+    expect(warnings).toContainEqual(expect.stringContaining("lockout.password_identity_cap"));
   });
 });

@@ -57,12 +57,60 @@ test("a user added or removed by another process is seen on the next turn", asyn
   expect(await cache.users.findByName("alice")).toBeUndefined();
 });
 
+/** A failure policy for store tests: `until` for every counter, never stale. */
+const policy = (until: number) => ({ staleBefore: 0, lockedUntil: () => until });
+const SRC = "csid:203.0.113.7";
+
 test("user unlock from another process clears a cached lockout", async () => {
-  await cache.lockouts.recordFailure("alice", "password", 1000, () => 10_000);
+  await cache.lockouts.recordFailure("alice", "password", SRC, 1000, policy(10_000));
   expect((await cache.lockouts.get("alice", "password"))?.lockedUntil).toBe(10_000);
   expect(await cli.lockouts.clear("alice")).toBe(true);
   await nextTurn();
   expect(await cache.lockouts.get("alice", "password")).toBeUndefined();
+  expect(await cache.lockouts.get("alice", "password", SRC)).toBeUndefined();
+});
+
+test("counters by source: the warm read sees either counter; unlock through the cache drops every source's", async () => {
+  expect(cache.warm.counted("alice", "code", SRC)).toBe(false);
+  await cache.lockouts.recordFailure("alice", "code", SRC, 1000, policy(0));
+  expect(cache.warm.counted("alice", "code", SRC)).toBe(true);
+  expect(cache.warm.counted("alice", "code", "nas:vpn")).toBe(true); // the identity's counter
+  expect(cache.warm.counted("alice", "password", SRC)).toBe(false);
+  expect(cache.warm.counted("bob", "code", SRC)).toBe(false);
+  await cache.lockouts.recordFailure("alice", "password", "nas:vpn", 1000, policy(0));
+  expect(await cache.lockouts.clear("alice")).toBe(true);
+  for (const [kind, source] of [["code", SRC], ["code", ""], ["password", "nas:vpn"], ["password", ""]] as const) {
+    expect(await cache.lockouts.get("alice", kind, source)).toBeUndefined();
+  }
+  expect(cache.warm.counted("alice", "code", SRC)).toBe(false);
+  expect(await cli.lockouts.list()).toEqual([]);
+  // a counter cleared by a success leaves nothing behind in complete memory: the warm read is back to building no key
+  await cache.lockouts.recordFailure("alice", "code", SRC, 1000, policy(0));
+  await cache.lockouts.reset("alice", "code", SRC);
+  await cache.lockouts.reset("alice", "code");
+  expect((cache as unknown as { locks: Map<string, unknown> }).locks.size).toBe(0);
+});
+
+test("known sources: preloaded, remembered after a write as the store keeps them, forgotten when expired", async () => {
+  await cli.lockouts.recordSuccess("alice", "nas:vpn", 5_000, { keep: 2, forgetBefore: 0 });
+  await nextTurn();
+  expect(await cache.preload()).toBe(1);
+  expect(cache.warm.knownSource("alice", "nas:vpn")).toBe(5_000);
+  expect(cache.warm.knownSource("alice", SRC)).toBeNull();
+  expect(cache.warm.knownSource("nobody", SRC)).toBeNull();
+  await cache.lockouts.recordSuccess("alice", SRC, 6_000, { keep: 2, forgetBefore: 0 });
+  await cache.lockouts.recordSuccess("alice", "nas:fw", 7_000, { keep: 2, forgetBefore: 0 });
+  expect(cache.warm.knownSource("alice", "nas:vpn")).toBeNull(); // the store kept the two most recent
+  expect(await cache.lockouts.knownSource("alice", SRC)).toBe(6_000);
+  expect(await cache.lockouts.forgetSources(6_500)).toBe(1);
+  expect(cache.warm.knownSource("alice", SRC)).toBeNull();
+  expect(cache.warm.knownSource("alice", "nas:fw")).toBe(7_000);
+  // another process's write empties the cache: the read goes to the store again
+  await cli.lockouts.recordSuccess("alice", SRC, 8_000, { keep: 2, forgetBefore: 0 });
+  await nextTurn();
+  expect(cache.warm.knownSource("alice", SRC)).toBeUndefined();
+  expect(await cache.lockouts.knownSource("alice", SRC)).toBe(8_000);
+  expect(cache.warm.knownSource("alice", SRC)).toBe(8_000);
 });
 
 test("the high-water mark stays the store's: racing uses of one step, one winner; the cache follows", async () => {
@@ -78,15 +126,36 @@ test("the high-water mark stays the store's: racing uses of one step, one winner
   expect((await cache.tokens.activeForUser(alice.id))[0]!.lastStep).toBe(101);
 });
 
+test("known sources in memory after a series of writes are exactly what the store holds", async () => {
+  const steps: [string, number, number][] = [
+    ["nas:a", 1_000, 0],
+    ["nas:b", 2_000, 0],
+    ["nas:a", 1_500, 0], // older: no move back
+    ["nas:c", 3_000, 0],
+    ["nas:d", 4_000, 0], // a fourth: the oldest goes (keep 3)
+    ["nas:e", 9_000, 3_500], // b and c expired
+    ["nas:a", 9_000, 0], // a tie with e: ordered by source
+    ["nas:f", 9_000, 0],
+    ["nas:g", 9_500, 0],
+  ];
+  const all = ["nas:a", "nas:b", "nas:c", "nas:d", "nas:e", "nas:f", "nas:g"];
+  for (const [source, at, forgetBefore] of steps) {
+    await cache.lockouts.recordSuccess("alice", source, at, { keep: 3, forgetBefore });
+    const stored = new Map((await server.lockouts.knownSources("alice")).map((k) => [k.source, k.lastSuccessAt]));
+    for (const s of all) expect([source, s, cache.warm.knownSource("alice", s)]).toEqual([source, s, stored.get(s) ?? null]);
+  }
+});
+
 test("stale lockout counters are purged from the store and from memory, live ones stay", async () => {
-  await cache.lockouts.recordFailure("old", "password", 1_000, () => 0);
-  await cache.lockouts.recordFailure("locked", "password", 1_000, () => 10_000_000);
-  await cache.lockouts.recordFailure("recent", "code", 500_000, () => 0);
-  expect(await cache.lockouts.purgeStale(100_000, 200_000)).toBe(1);
+  await cache.lockouts.recordFailure("old", "password", SRC, 1_000, policy(0));
+  await cache.lockouts.recordFailure("locked", "password", SRC, 1_000, policy(10_000_000));
+  await cache.lockouts.recordFailure("recent", "code", SRC, 500_000, policy(0));
+  expect(await cache.lockouts.purgeStale(100_000, 200_000)).toBe(2); // the source's counter and the identity's
   expect(await cache.lockouts.get("old", "password")).toBeUndefined();
   expect((await cache.lockouts.get("locked", "password"))?.failures).toBe(1);
   expect((await cache.lockouts.get("recent", "code"))?.failures).toBe(1);
-  expect((await cli.lockouts.list()).map((l) => l.key).sort()).toEqual(["locked", "recent"]);
+  expect(await cache.lockouts.get("old", "password", SRC)).toBeUndefined();
+  expect([...new Set((await cli.lockouts.list()).map((l) => l.key))].sort()).toEqual(["locked", "recent"]);
 });
 
 describe("findByExternal", () => {

@@ -179,3 +179,22 @@ describe("migration 3 (directories) on a populated version-2 database", () => {
     expect(migrationSQL(MIGRATIONS[2]!, "sqlite")).toContain("DROP TABLE users");
   });
 });
+
+test("migration 8 keeps each per-identity lockout counter as the identity's counter across sources", async () => {
+  dir = tempDir();
+  const db = openDatabase(path.join(dir, "portcullis.db"));
+  db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+  for (const m of MIGRATIONS.filter((m) => m.version < 8)) {
+    db.exec(migrationSQL(m, "sqlite"));
+    db.prepare("INSERT INTO schema_migrations VALUES (?, ?, 0)").run(m.version, m.name);
+  }
+  db.prepare("INSERT INTO lockouts (subject, kind, failures, locked_until, last_failure_at) VALUES ('alice', 'password', 6, 5000, 4000)").run();
+  db.close();
+  const store = await openIn(dir);
+  try {
+    expect(await store.lockouts.list()).toEqual([{ key: "alice", kind: "password", source: "", failures: 6, lockedUntil: 5000, lastFailureAt: 4000 }]);
+    expect(await store.lockouts.knownSources()).toEqual([]);
+  } finally {
+    await store.close();
+  }
+});

@@ -66,10 +66,17 @@ describe("users", () => {
     await ok("PATCH", "/users/alice", "/users/:name", 200, { password: "new password 2" });
     expect(await verifyPassword("new password 2", (await f.store.users.findByName("alice"))!.passwordHash!)).toBe(true);
 
-    await f.store.lockouts.recordFailure("alice", "code", NOW, () => NOW + 60_000);
+    await f.store.lockouts.recordFailure("alice", "code", "csid:203.0.113.7", NOW, { staleBefore: 0, lockedUntil: (scope) => (scope === "source" ? NOW + 60_000 : 0) });
+    await f.store.lockouts.recordSuccess("alice", "nas:vpn", NOW - 1000, { keep: 16, forgetBefore: 0 });
     const shown = await ok("GET", "/users/alice", "/users/:name", 200);
-    expect(shown.lockout.code).toEqual({ failures: 1, lockedUntil: new Date(NOW + 60_000).toISOString() });
+    expect(shown.lockout).toEqual({
+      password: { failures: 0, lockedUntil: null },
+      code: { failures: 1, lockedUntil: null },
+      sources: [{ source: "csid:203.0.113.7", kind: "code", failures: 1, lockedUntil: new Date(NOW + 60_000).toISOString() }],
+      knownSources: [{ source: "nas:vpn", lastSuccessAt: new Date(NOW - 1000).toISOString() }],
+    });
     expect(await ok("POST", "/users/alice/unlock", "/users/:name/unlock", 200)).toEqual({ cleared: true });
+    expect((await ok("GET", "/users/alice", "/users/:name", 200)).lockout.sources).toEqual([]);
     expect(await ok("POST", "/users/alice/unlock", "/users/:name/unlock", 200)).toEqual({ cleared: false });
 
     await ok("DELETE", "/users/alice", "/users/:name", 204);

@@ -72,10 +72,11 @@ describe("handleAccessRequest", () => {
     createdAt: 0,
   };
 
-  async function run(c: RadiusClient): Promise<Attempt> {
+  async function run(c: RadiusClient, extra: { type: number; value: Uint8Array }[] = []): Promise<Attempt> {
     let seen: Attempt | undefined;
     const engine = { authenticate: async (a: Attempt) => ((seen = a), accept) } as unknown as Engine;
-    const raw = encodeRequest({ code: Code.AccessRequest, identifier: 1, attributes: [{ type: Attr.UserName, value: new TextEncoder().encode("lou") }] }, SECRET, { userPassword: new TextEncoder().encode("pw") });
+    const attributes = [{ type: Attr.UserName, value: new TextEncoder().encode("lou") }, ...extra];
+    const raw = encodeRequest({ code: Code.AccessRequest, identifier: 1, attributes }, SECRET, { userPassword: new TextEncoder().encode("pw") });
     const reply = await handleAccessRequest(engine, c, SECRET, decodePacket(raw), 0);
     expect("code" in reply && reply.code).toBe(Code.AccessAccept);
     return seen!;
@@ -103,6 +104,20 @@ describe("handleAccessRequest", () => {
     const c = { ...client };
     if (directories !== undefined) c.directories = directories;
     expect((await run(c)).channel.directories).toEqual(expected);
+  });
+
+  const station = (value: string | Uint8Array) => ({ type: Attr.CallingStationId, value: typeof value === "string" ? new TextEncoder().encode(value) : value });
+
+  test.each<[string, { type: number; value: Uint8Array }[], string | undefined]>([
+    ["no Calling-Station-Id: none (the engine uses the client)", [], undefined],
+    ["an address, trimmed", [station(" 203.0.113.7 ")], "csid:203.0.113.7"],
+    ["a MAC, lower-cased", [station("00-1A-2B-3C-4D-5E")], "csid:00-1a-2b-3c-4d-5e"],
+    ["control characters and non-ASCII become ?", [station("ab\u001b[2Jc\u00e9")], "csid:ab?[2jc?"],
+    ["bounded to 64 characters", [station("x".repeat(200))], `csid:${"x".repeat(64)}`],
+    ["only blanks: none", [station("   ")], undefined],
+    ["the first of two", [station("10.0.0.1"), station("10.0.0.2")], "csid:10.0.0.1"],
+  ])("attempt.source (Calling-Station-Id, RFC 2865 §5.31): %s", async (_l, extra, expected) => {
+    expect((await run(client, extra)).source).toBe(expected);
   });
 });
 

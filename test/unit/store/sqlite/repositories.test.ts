@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { GROUP_COMMIT_MAX } from "../../../../src/store/sqlite/tokens.ts";
-import { type Challenge, NetworkTakenError, StoreError, type UserImportRow } from "../../../../src/store/types.ts";
+import { type Challenge, type FailurePolicy, NetworkTakenError, StoreError, type UserImportRow } from "../../../../src/store/types.ts";
 import { cleanup, newClient, newToken, newUser, openIn, tempDir } from "../helpers.ts";
 
 let dir: string;
@@ -378,46 +378,105 @@ describe("challenges", () => {
 });
 
 describe("lockouts", () => {
-  const backoff = (failures: number) => (failures >= 3 ? NOW + 1000 * 2 ** failures : 0);
+  const backoff: FailurePolicy = {
+    staleBefore: NOW - 60_000,
+    lockedUntil: (scope, failures) => (scope === "identity" ? (failures >= 4 ? NOW + 60_000 : 0) : failures >= 3 ? NOW + 1000 * 2 ** failures : 0),
+  };
+  const SRC = "csid:203.0.113.7";
 
-  test("recordFailure counts per identity and kind and stores the policy's lockedUntil", async () => {
+  test("recordFailure counts per identity, kind and source, and across sources, with the policy's lockedUntil", async () => {
     expect(await store.lockouts.get("alice", "password")).toBeUndefined();
-    expect(await store.lockouts.recordFailure("alice", "password", NOW, backoff)).toEqual({
-      key: "alice",
-      kind: "password",
-      failures: 1,
-      lockedUntil: 0,
-      lastFailureAt: NOW,
+    expect(await store.lockouts.recordFailure("alice", "password", SRC, NOW, backoff)).toEqual({
+      source: { key: "alice", kind: "password", source: SRC, failures: 1, lockedUntil: 0, lastFailureAt: NOW },
+      identity: { key: "alice", kind: "password", source: "", failures: 1, lockedUntil: 0, lastFailureAt: NOW },
     });
-    await store.lockouts.recordFailure("alice", "password", NOW + 1, backoff);
-    const third = await store.lockouts.recordFailure("alice", "password", NOW + 2, backoff);
-    expect(third).toEqual({ key: "alice", kind: "password", failures: 3, lockedUntil: NOW + 8000, lastFailureAt: NOW + 2 });
-    expect(await store.lockouts.get("alice", "password")).toEqual(third);
-    await store.lockouts.recordFailure("alice", "code", NOW, backoff);
+    await store.lockouts.recordFailure("alice", "password", SRC, NOW + 1, backoff);
+    const third = await store.lockouts.recordFailure("alice", "password", SRC, NOW + 2, backoff);
+    expect(third.source).toEqual({ key: "alice", kind: "password", source: SRC, failures: 3, lockedUntil: NOW + 8000, lastFailureAt: NOW + 2 });
+    expect(await store.lockouts.get("alice", "password", SRC)).toEqual(third.source);
+    const other = await store.lockouts.recordFailure("alice", "password", "nas:vpn", NOW + 3, backoff);
+    expect(other.source.failures).toBe(1);
+    expect(other.identity).toEqual({ key: "alice", kind: "password", source: "", failures: 4, lockedUntil: NOW + 60_000, lastFailureAt: NOW + 3 });
+    expect(await store.lockouts.get("alice", "password")).toEqual(other.identity);
+    await store.lockouts.recordFailure("alice", "code", SRC, NOW, backoff);
     expect((await store.lockouts.get("alice", "code"))!.failures).toBe(1);
     expect(await store.lockouts.get("bob", "password")).toBeUndefined();
+    expect((await store.lockouts.list("alice")).map((s) => `${s.kind} ${s.source} ${s.failures}`)).toEqual([
+      "code  1",
+      `code ${SRC} 1`,
+      "password  4",
+      `password ${SRC} 3`,
+      "password nas:vpn 1",
+    ]);
+    await expect(store.lockouts.recordFailure("alice", "code", "", NOW, backoff)).rejects.toThrow(TypeError);
   });
 
-  test("reset clears one kind; clear clears all and says whether anything was there", async () => {
-    await store.lockouts.recordFailure("alice", "password", NOW, backoff);
-    await store.lockouts.recordFailure("alice", "code", NOW, backoff);
+  test("a counter whose last failure is before staleBefore restarts from one", async () => {
+    await store.lockouts.recordFailure("alice", "password", SRC, NOW, backoff);
+    await store.lockouts.recordFailure("alice", "password", SRC, NOW, backoff);
+    const later = { ...backoff, staleBefore: NOW + 1 };
+    const r = await store.lockouts.recordFailure("alice", "password", SRC, NOW + 100_000, later);
+    expect([r.source.failures, r.identity.failures]).toEqual([1, 1]);
+  });
+
+  test("reset clears one counter; clear clears every kind and source and says whether anything was there", async () => {
+    await store.lockouts.recordFailure("alice", "password", SRC, NOW, backoff);
+    await store.lockouts.recordFailure("alice", "code", SRC, NOW, backoff);
+    await store.lockouts.reset("alice", "password", SRC);
+    expect(await store.lockouts.get("alice", "password", SRC)).toBeUndefined();
+    expect(await store.lockouts.get("alice", "password")).toBeDefined();
     await store.lockouts.reset("alice", "password");
     expect(await store.lockouts.get("alice", "password")).toBeUndefined();
-    expect(await store.lockouts.get("alice", "code")).toBeDefined();
+    expect(await store.lockouts.get("alice", "code", SRC)).toBeDefined();
     expect(await store.lockouts.clear("alice")).toBe(true);
-    expect(await store.lockouts.get("alice", "code")).toBeUndefined();
+    expect(await store.lockouts.list("alice")).toEqual([]);
     expect(await store.lockouts.clear("alice")).toBe(false);
+  });
+
+  test("known sources: upserted, newest first, bounded per identity, expired ones forgotten", async () => {
+    expect(await store.lockouts.knownSource("alice", SRC)).toBeUndefined();
+    const bounds = { keep: 3, forgetBefore: NOW - 10_000 };
+    await store.lockouts.recordSuccess("alice", SRC, NOW, bounds);
+    expect(await store.lockouts.knownSource("alice", SRC)).toBe(NOW);
+    for (const [i, s] of ["nas:a", "nas:b", "nas:c"].entries()) await store.lockouts.recordSuccess("alice", s, NOW + 1 + i, bounds);
+    // the oldest of four went: three kept
+    expect((await store.lockouts.knownSources("alice")).map((k) => k.source)).toEqual(["nas:c", "nas:b", "nas:a"]);
+    await store.lockouts.recordSuccess("alice", "nas:a", NOW + 10, bounds);
+    expect(await store.lockouts.knownSources("alice")).toEqual([
+      { key: "alice", source: "nas:a", lastSuccessAt: NOW + 10 },
+      { key: "alice", source: "nas:c", lastSuccessAt: NOW + 3 },
+      { key: "alice", source: "nas:b", lastSuccessAt: NOW + 2 },
+    ]);
+    // an older success never moves a record back
+    await store.lockouts.recordSuccess("alice", "nas:a", NOW, bounds);
+    expect(await store.lockouts.knownSource("alice", "nas:a")).toBe(NOW + 10);
+    // a success long after forgets what expired for this identity
+    await store.lockouts.recordSuccess("alice", SRC, NOW + 100_000, { keep: 3, forgetBefore: NOW + 5 });
+    expect((await store.lockouts.knownSources("alice")).map((k) => k.source)).toEqual([SRC, "nas:a"]);
+    await store.lockouts.recordSuccess("bob", SRC, NOW, bounds);
+    expect(await store.lockouts.forgetSources(NOW + 50)).toBe(2);
+    expect(await store.lockouts.knownSources()).toEqual([{ key: "alice", source: SRC, lastSuccessAt: NOW + 100_000 }]);
+  });
+
+  test("known-source writes of one turn share commits (more than one group of them), each applied in order", async () => {
+    const bounds = { keep: 2, forgetBefore: 0 };
+    const writes = Array.from({ length: GROUP_COMMIT_MAX + 8 }, (_, i) => store.lockouts.recordSuccess(`u${i % 20}`, `nas:${i}`, NOW + i, bounds));
+    await Promise.all(writes);
+    const known = await store.lockouts.knownSources();
+    expect(known.length).toBe(40); // 20 identities, two sources each
+    expect(known.filter((k) => k.key === "u0").map((k) => k.source)).toEqual(["nas:20", "nas:0"]);
   });
 
   test("failures recorded through two stores add up", async () => {
     const other = await openIn(dir);
     try {
       await Promise.all([
-        store.lockouts.recordFailure("alice", "code", NOW, backoff),
-        other.lockouts.recordFailure("alice", "code", NOW, backoff),
-        store.lockouts.recordFailure("alice", "code", NOW, backoff),
+        store.lockouts.recordFailure("alice", "code", SRC, NOW, backoff),
+        other.lockouts.recordFailure("alice", "code", SRC, NOW, backoff),
+        store.lockouts.recordFailure("alice", "code", "nas:vpn", NOW, backoff),
       ]);
       expect((await other.lockouts.get("alice", "code"))!.failures).toBe(3);
+      expect((await other.lockouts.get("alice", "code", SRC))!.failures).toBe(2);
     } finally {
       await other.close();
     }
