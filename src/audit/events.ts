@@ -141,7 +141,7 @@ export class AuditBus {
 }
 
 /** Delivery refusals that point at abuse (SMS pumping, probing) are warnings; the rest are info. */
-const WARN_REFUSALS = new Set(["rate_limited", "country_not_allowed", "unknown_user"]);
+const WARN_REFUSALS = new Set(["rate_limited", "country_not_allowed", "number_type_not_allowed", "unknown_user"]);
 
 /** The log level of an event's line (docs/events.md lists them). */
 export function levelOf(event: AuditEvent): Level {

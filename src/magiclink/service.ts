@@ -20,6 +20,7 @@ export const REFUSAL_CODE: Record<RefusalReason, MagicLinkCode> = {
   invalid_number: "BAD_REQUEST",
   rate_limited: "BAD_REQUEST",
   country_not_allowed: "FAILED_DELIVERY",
+  number_type_not_allowed: "FAILED_DELIVERY",
   unknown_user: "FAILED_DELIVERY",
   all_channels_failed: "FAILED_DELIVERY",
 };
