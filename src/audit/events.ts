@@ -113,7 +113,9 @@ export type MagicLinkEvent =
   /** The user answered on the approval page (a wrong number-matching pick is a rejection). */
   | { type: "magiclink.answered"; endpoint: string; status: "accepted" | "rejected"; wrong_number: boolean }
   /** A delivered session ended: accepted, rejected, expired (touch-timeout) or cancelled (the caller disconnected). */
-  | { type: "magiclink.outcome"; endpoint: string; to: string; outcome: string; code: string };
+  | { type: "magiclink.outcome"; endpoint: string; to: string; outcome: string; code: string }
+  /** A call passed `sms-text` but its endpoint does not allow custom text: the endpoint's text was sent. Once per API key per process. */
+  | { type: "magiclink.custom_text_ignored"; key: string; endpoint: string };
 
 /** Delivery (issue 4): destinations masked, never the text, link or gateway credentials. */
 export type DeliveryEvent =
@@ -144,7 +146,7 @@ export class AuditBus {
 }
 
 /** Delivery refusals that point at abuse (SMS pumping, probing) are warnings; the rest are info. */
-const WARN_REFUSALS = new Set(["rate_limited", "country_not_allowed", "unknown_user"]);
+const WARN_REFUSALS = new Set(["rate_limited", "country_not_allowed", "number_type_not_allowed", "unknown_user"]);
 
 /** The log level of an event's line (docs/events.md lists them). */
 export function levelOf(event: AuditEvent): Level {
@@ -153,6 +155,7 @@ export function levelOf(event: AuditEvent): Level {
     case "directory.phone_changed":
     case "directory.token_refused":
     case "delivery.failed":
+    case "magiclink.custom_text_ignored":
       return "warn";
     case "delivery.refused":
       return WARN_REFUSALS.has(event.reason) ? "warn" : "info";
@@ -199,9 +202,10 @@ const num = (v: unknown): number => (typeof v === "number" ? v : 0);
 
 /**
  * The Magic Link service (magiclink/service.ts) reports through a `log` callback. This adapter turns
- * its session lines (magiclink.sent, .not_delivered, .answered, .outcome, .bad_request) into typed
- * events on the bus, under the same names and fields, and passes every other line (operational
- * errors) to `fallback`. It goes away once the service emits typed events itself.
+ * its session lines (magiclink.sent, .not_delivered, .answered, .outcome, .bad_request,
+ * .custom_text_ignored) into typed events on the bus, under the same names and fields, and passes
+ * every other line (operational errors) to `fallback`. It goes away once the service emits typed
+ * events itself.
  */
 export function magicLinkAuditLog(emit: (event: AuditEvent) => void, fallback: LogFn): LogFn {
   return function magicLinkLog(level, event, fields = {}) {
@@ -215,6 +219,8 @@ export function magicLinkAuditLog(emit: (event: AuditEvent) => void, fallback: L
         return emit({ type: event, endpoint: str(f.endpoint), status: f.status === "accepted" ? "accepted" : "rejected", wrong_number: f.wrong_number === true });
       case "magiclink.outcome":
         return emit({ type: event, endpoint: str(f.endpoint), to: str(f.to), outcome: str(f.outcome), code: str(f.code) });
+      case "magiclink.custom_text_ignored":
+        return emit({ type: event, key: str(f.key), endpoint: str(f.endpoint) });
       case "magiclink.bad_request":
         return emit({
           type: event,

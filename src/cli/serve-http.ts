@@ -31,6 +31,13 @@ export async function startWeb(
   // Delivery (SMS gateways, SMTP) behind the SMS-pumping defences, and the Magic Link sessions.
   for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
   const { magicLink, delivery } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit);
+  // Custom SMS text is off by default; a profile that turns it on (in the file, or stored through the
+  // admin API, also by a build whose default was on) is named at every start.
+  for (const p of await parts.store.endpoints.list()) {
+    if (p.allowCustomSmsText) {
+      log("warn", "endpoint.custom_sms_text_allowed", { endpoint: p.name, detail: "allow_custom_sms_text is true: this endpoint's API keys may send their own SMS text under the sender ID" });
+    }
+  }
   try {
     const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, radiusBound: parts.radiusBound });
     return { listeners, magicLink };

@@ -10,6 +10,7 @@ import * as v from "valibot";
 import { CONFIG_FIELDS, CONFIG_SECTIONS, fieldAt, type ConfigField } from "./fields.ts";
 import { ConfigError } from "./errors.ts";
 import { describeGatewayIssue, isGatewayEnv, isGatewayIssue, resolveDelivery } from "./delivery.ts";
+import { describeEndpointIssue } from "./endpoints.ts";
 import { describeLdapIssue, ldapWarnings, resolveLdapProfiles } from "./ldap.ts";
 import { configSchema, type Config } from "./schema.ts";
 
@@ -121,6 +122,7 @@ function fileSources(raw: Raw, label: string, sources: Map<string, string>, pref
 
 function describeIssue(issue: v.BaseIssue<unknown>, sources: Map<string, string>, raw: Raw): string {
   if (issue.path?.[0]?.key === "ldap") return describeLdapIssue(issue, raw.ldap, sources.get("ldap"));
+  if (issue.path?.[0]?.key === "endpoint") return describeEndpointIssue(issue, raw.endpoint, sources.get("endpoint"));
   if (isGatewayIssue(issue)) return describeGatewayIssue(issue, isTable(raw.delivery) ? raw.delivery.gateway : undefined, sources.get("delivery.gateway"));
   const keys = (issue.path ?? []).map((p) => p.key).filter((k): k is string => typeof k === "string");
   const dotted = keys.join(".");

@@ -108,7 +108,6 @@ const ENDPOINT_EXAMPLE = [
   'name = "vpn"',
   'title_text = "ACME VPN sign-in"',
   "touch_timeout_s = 60",
-  "allow_custom_sms_text = false",
   "require_known_user = true",
   "```",
 ];

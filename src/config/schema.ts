@@ -6,6 +6,7 @@
 
 import { isIPv4, isIPv6 } from "node:net";
 import { canonicalCIDR } from "../util/cidr.ts";
+import { isSafeDisplayText, SAFE_DISPLAY_TEXT_MUST } from "../util/display-text.ts";
 import { isSupportedCountry } from "libphonenumber-js";
 import * as v from "valibot";
 import type { AuthType } from "../auth/types.ts";
@@ -122,6 +123,10 @@ export function isUserFilter(s: string): boolean {
 
 const nonEmpty = (s: string) => s.trim() !== "";
 
+/** A text shown to a user (approval page, SMS, e-mail subject): non-empty, no control or bidirectional formatting characters (util/display-text.ts). */
+const displayText = (s: string) => nonEmpty(s) && isSafeDisplayText(s);
+const DISPLAY_TEXT_MUST = `a non-empty string ${SAFE_DISPLAY_TEXT_MUST}`;
+
 function required(description: string, must: string, check: (s: string) => boolean) {
   return v.pipe(v.string(), v.check(check), doc<string>(description), meta<string>("string", must));
 }
@@ -210,15 +215,18 @@ export const endpointProfileSchema = v.strictObject({
     "a name of 1-64 letters, digits, '.', '_' or '-'",
     (s) => PROFILE_NAME.test(s),
   ),
-  sms_text: optionalText("SMS text; `{link}` is replaced by the approval link, which is appended when absent. Default: `Approve or reject your sign-in: {link}`.", "a non-empty string", nonEmpty),
-  authentication_text: optionalText("Question shown on the approval page.", "a non-empty string", nonEmpty),
-  touch_accept_text: optionalText("Page text after Approve.", "a non-empty string", nonEmpty),
-  touch_reject_text: optionalText("Page text after Reject.", "a non-empty string", nonEmpty),
-  button_accept_text: optionalText("Label of the Approve button.", "a non-empty string", nonEmpty),
-  button_reject_text: optionalText("Label of the Reject button.", "a non-empty string", nonEmpty),
-  title_text: optionalText("Title of the approval page.", "a non-empty string", nonEmpty),
+  sms_text: optionalText("SMS text; `{link}` is replaced by the approval link, which is appended when absent. Default: `Approve or reject your sign-in: {link}`.", DISPLAY_TEXT_MUST, displayText),
+  authentication_text: optionalText("Question shown on the approval page.", DISPLAY_TEXT_MUST, displayText),
+  touch_accept_text: optionalText("Page text after Approve.", DISPLAY_TEXT_MUST, displayText),
+  touch_reject_text: optionalText("Page text after Reject.", DISPLAY_TEXT_MUST, displayText),
+  button_accept_text: optionalText("Label of the Approve button.", DISPLAY_TEXT_MUST, displayText),
+  button_reject_text: optionalText("Label of the Reject button.", DISPLAY_TEXT_MUST, displayText),
+  title_text: optionalText("Title of the approval page.", DISPLAY_TEXT_MUST, displayText),
   touch_timeout_s: integer(90, 15, 300, "How long a call waits for the user when it passes no `touch-timeout`. Keep it under the caller's HTTP timeout (Mideye clients: 120 s)."),
-  allow_custom_sms_text: bool(true, "May a caller replace the SMS text with `sms-text`? The link is always included. Off stops a key holder from sending arbitrary text under the organisation's sender ID."),
+  allow_custom_sms_text: bool(
+    false,
+    "May a caller replace the SMS text with `sms-text`? The link is always included. Off (the default), a call's `sms-text` is ignored and this profile's `sms_text` sent (the call proceeds; the first such call of each API key is logged, `magiclink.custom_text_ignored`), so that a key holder cannot send arbitrary text under the organisation's sender ID.",
+  ),
   require_known_user: bool(false, "Refuse numbers that belong to no known user (an SMS pumping defence)."),
   per_number_per_minute: integer(5, 1, 1000, "Messages to one number per minute."),
   per_number_per_hour: integer(30, 1, 10_000, "Messages to one number per hour."),
@@ -487,7 +495,7 @@ export const configSchema = v.strictObject({
     v.pipe(
       v.array(endpointProfileSchema),
       doc<Array<v.InferOutput<typeof endpointProfileSchema>>>(
-        "Magic Link endpoint profiles. `serve` writes each one to the store at start-up, replacing a stored profile of the same name (the file wins over edits made through the admin API); profiles created only through the admin API are kept. Unset keys take the defaults shown.",
+        "Magic Link endpoint profiles. `serve` writes each one to the store at start-up, replacing a stored profile of the same name (the file wins over edits made through the admin API); profiles created only through the admin API are kept. Unset keys take the defaults shown. The texts (`*_text`) may not hold control characters other than tab and line breaks, nor bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069): they could make a page or an SMS show one thing and say another.",
       ),
     ),
     [],
@@ -497,13 +505,15 @@ export const configSchema = v.strictObject({
     allowed_countries: v.optional(
       v.pipe(
         v.array(v.pipe(v.string(), v.toUpperCase(), v.check(isCountryCode))),
-        doc<string[]>("SMS destination allow-list of ISO 3166 alpha-2 country codes. When omitted it is `[region]`; when empty every SMS is refused (unless `allowed_prefixes` lets a number through)."),
+        doc<string[]>(
+          "SMS destination allow-list of ISO 3166 alpha-2 country codes: their mobile numbers (and numbers a country's plan cannot tell from mobiles, as in +1) are allowed; premium-rate, shared-cost, fixed-line and other numbers, and numbers of unknown type, need an `allowed_prefixes` entry. When omitted it is `[region]`; when empty every SMS is refused (unless `allowed_prefixes` lets a number through). See docs/delivery.md, Number types.",
+        ),
         meta<string[]>("string[]", 'a list of two-letter country codes such as ["SE", "NO"]'),
       ),
     ),
     allowed_prefixes: list(
       [],
-      'Further E.164 prefixes SMS may go to, in addition to `allowed_countries` (e.g. `["+35840", "+35850"]` for Finnish mobile ranges only). A number is allowed when its country is listed or it starts with a listed prefix.',
+      'Further E.164 prefixes SMS may go to, in addition to `allowed_countries` (e.g. `["+35840", "+35850"]` for Finnish mobile ranges only). A number that starts with a listed prefix is allowed whatever its country and number type: `["+468"]` admits Stockholm landlines, which `allowed_countries` alone refuses. List the narrowest prefix: `"+46"` would admit Swedish premium-rate numbers too.',
       'a list of E.164 prefixes such as ["+4670", "+35840"]',
       isE164Prefix,
     ),
@@ -527,10 +537,10 @@ export const configSchema = v.strictObject({
     sms_template: text(
       "Approve or reject the sign-in request: {link}",
       "Default SMS text; `{link}` is replaced by the approval link (which is appended when the template lacks it).",
-      "a non-empty string",
-      nonEmpty,
+      DISPLAY_TEXT_MUST,
+      displayText,
     ),
-    email_subject: text("Sign-in request", "Subject of approval e-mails.", "a non-empty string without line breaks", (s) => nonEmpty(s) && !/[\r\n]/.test(s)),
+    email_subject: text("Sign-in request", "Subject of approval e-mails.", "a non-empty string without line breaks, control or bidirectional formatting characters", (s) => displayText(s) && !/[\r\n]/.test(s)),
     log_retention_days: integer(90, 1, 3650, "Days a delivery log row is kept."),
     sms: subsection("`[delivery.sms]`: the HTTP SMS gateway (channel `sms`). Leave `url` empty to send no SMS. Examples for Twilio, 46elks and Vonage are in docs/delivery.md.", smsGatewayEntries("sms")),
     gateway: v.optional(

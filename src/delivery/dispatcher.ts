@@ -3,7 +3,8 @@
 // SMS pumping (toll fraud) spreads traffic over many premium-rate numbers, so a per-number limit
 // alone does not stop it. Every request therefore passes, in this order:
 //   1. E.164 validation (local formats read in the configured region);
-//   2. the destination country / prefix allow-list;
+//   2. the destination allow-list: a listed prefix, or a listed country and a mobile number (a
+//      premium-rate, shared-cost or fixed-line number needs its prefix listed);
 //   3. optionally, "the number belongs to a known user" (per endpoint);
 //   4. fixed-window limits per number, per e-mail address, per API key and overall, counted in
 //      the store so that a cluster shares them (a refused request counts nothing);
@@ -14,7 +15,7 @@ import { createHash } from "node:crypto";
 import type { DeliveryEvent } from "../audit/events.ts";
 import { log } from "../audit/log.ts";
 import type { DeliveryLogRepo, NewDeliveryLogEntry, RateBucket, RateLimitRepo } from "../store/types.ts";
-import { isAllowedDestination, maskEmail, maskNumber, parseDestination, type AllowList, type Destination } from "./phone.ts";
+import { destinationRefusal, maskEmail, maskNumber, parseDestination, type AllowList, type Destination } from "./phone.ts";
 import type { Channel, ChannelFailure } from "./types.ts";
 
 /** Limits per minute and per hour; 0 turns one off. */
@@ -36,7 +37,7 @@ export const DEFAULT_LIMITS: RateLimitSettings = {
   overallPerHour: 1000,
 };
 
-export type RefusalReason = "rate_limited" | "country_not_allowed" | "invalid_number" | "unknown_user" | "all_channels_failed";
+export type RefusalReason = "rate_limited" | "country_not_allowed" | "number_type_not_allowed" | "invalid_number" | "unknown_user" | "all_channels_failed";
 
 export interface DeliveryRequest {
   /** Phone number as the caller gave it (E.164, or local format in the configured region). */
@@ -159,14 +160,13 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
         return { ok: false, reason, detail };
       };
 
-      // 1-2. The number: valid, then allowed.
+      // 1-2. The number: valid, then allowed (country and type, or an explicit prefix).
       if (req.msisdn !== undefined && req.msisdn.trim() !== "") {
         dest = parseDestination(req.msisdn, opts.region);
         if (!dest) return refuse("invalid_number", opts.region ? "not a valid phone number" : "not a valid E.164 phone number");
         destination = maskNumber(dest);
-        if (!isAllowedDestination(dest, opts.allowList)) {
-          return refuse("country_not_allowed", `destination country ${dest.country ?? `+${dest.callingCode}`} is not allowed`);
-        }
+        const refusal = destinationRefusal(dest, opts.allowList);
+        if (refusal) return refuse(refusal.reason, refusal.detail);
       }
       const email = req.email !== undefined && isEmailAddress(req.email.trim()) ? req.email.trim() : undefined;
       if (!destination && email) destination = maskEmail(email);

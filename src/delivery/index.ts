@@ -3,7 +3,7 @@ export type { Channel, ChannelFailure, DeliveryResult, OutboundMessage, SendOpti
 export { createSmsHttpChannel, formEncode, gatewayRequest, isBodyTemplate, jsonEscape, providerIdFrom, renderTemplate, type SmsHttpOptions } from "./sms-http.ts";
 export { createSMTPChannel, type SMTPOptions } from "./smtp.ts";
 export { buildSmsText, DEFAULT_SMS_TEMPLATE, endpointSmsText, type EndpointSmsOptions } from "./sms-text.ts";
-export { isAllowedDestination, maskEmail, maskNumber, parseDestination, type AllowList, type Destination } from "./phone.ts";
+export { destinationRefusal, isAllowedDestination, maskEmail, maskNumber, numberType, parseDestination, type AllowList, type Destination, type DestinationRefusal } from "./phone.ts";
 export {
   createDispatcher,
   DEFAULT_LIMITS,

@@ -2,7 +2,10 @@
 //
 // A Magic Link caller may pass its own `sms-text`. Left unchecked, anyone holding an API key could
 // send arbitrary text under the organisation's sender ID (phishing, or SMS pumping with long
-// multi-part messages), so custom text is cleaned, cut to fit, and always carries the link.
+// multi-part messages), so custom text is off unless an endpoint allows it, and then is cleaned, cut
+// to fit, and always carries the link.
+
+import { stripUnsafeDisplayText } from "../util/display-text.ts";
 
 /** The template used when none is given (and when an endpoint disables custom text). */
 export const DEFAULT_SMS_TEMPLATE = "Approve or reject the sign-in request: {link}";
@@ -10,10 +13,13 @@ export const DEFAULT_SMS_TEMPLATE = "Approve or reject the sign-in request: {lin
 const PLACEHOLDER = "{link}";
 const ELLIPSIS = "…";
 
-// C0/C1 controls other than the line feed, and the bidirectional overrides and isolates that can
-// make a link look like another (Trojan Source, CVE-2021-42574).
-// eslint-disable-next-line no-control-regex
-const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/**
+ * The characters refused in every displayed text (util/display-text.ts: controls, bidirectional
+ * formatting), plus tab and carriage return, which an SMS has no use for. Texts from the API and
+ * the configuration are refused before they get here; this removes whatever a stored template
+ * still holds.
+ */
+const smsSafe = (s: string) => stripUnsafeDisplayText(s).replace(/[\t\r]/g, "");
 
 /**
  * The SMS text for `link`: `template` with its first `{link}` replaced (further placeholders are
@@ -28,7 +34,7 @@ const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202
 export function buildSmsText(template: string | undefined, link: string, maxLen = 300): string {
   if (link === "" || /\s/.test(link)) throw new TypeError("buildSmsText: the link must be non-empty and without spaces");
   if (link.length + 1 > maxLen) throw new TypeError(`buildSmsText: the link (${link.length} characters) does not fit sms_max_length ${maxLen}`);
-  const t = (template ?? "").replace(UNSAFE, "").replaceAll(link, "");
+  const t = smsSafe(template ?? "").replaceAll(link, "");
   const source = t.trim() === "" ? DEFAULT_SMS_TEMPLATE : t;
   const at = source.indexOf(PLACEHOLDER);
   let before: string;

@@ -1,6 +1,7 @@
 // The Mideye Magic Link query parameters, parsed into a typed result (never thrown, never echoed).
 
 import * as v from "valibot";
+import { isSafeDisplayText } from "../util/display-text.ts";
 import { MATCH_MAX, MATCH_MIN } from "./tokens.ts";
 
 /** Shortest and longest `touch-timeout` in seconds (Mideye's range). */
@@ -26,7 +27,9 @@ export interface MagicLinkParams {
   matchNumber?: number;
 }
 
-const text = (max: number) => v.optional(v.pipe(v.string(), v.maxLength(max), v.check((s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s))));
+// Every text reaches the approval page or the SMS: control and bidirectional formatting characters
+// are refused (BAD_REQUEST naming the parameter), not cleaned, so the caller learns of it.
+const text = (max: number) => v.optional(v.pipe(v.string(), v.maxLength(max), v.check(isSafeDisplayText)));
 const intIn = (min: number, max: number) =>
   v.optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/), v.transform(Number), v.minValue(min), v.maxValue(max)));
 

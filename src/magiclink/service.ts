@@ -6,6 +6,7 @@ import { maskNumber, parseDestination, type Destination } from "../delivery/phon
 import { endpointSmsText } from "../delivery/sms-text.ts";
 import { subjectHash, type Dispatcher, type RefusalReason } from "../delivery/dispatcher.ts";
 import { DEFAULT_ENDPOINT, type ApiKey, type EndpointProfile, type MagicLinkSession, type RateBucket, type RateLimitRepo, type Store } from "../store/types.ts";
+import { stripUnsafeDisplayText } from "../util/display-text.ts";
 import { parseParams, type SessionTexts } from "./params.ts";
 import { generateLinkToken, generateSessionId, hashLinkToken, LINK_TOKEN_PATTERN, matchChoices, verifyCsrfToken, csrfToken } from "./tokens.ts";
 import { WaiterHub, type WaitOutcome } from "./waiters.ts";
@@ -20,6 +21,7 @@ export const REFUSAL_CODE: Record<RefusalReason, MagicLinkCode> = {
   invalid_number: "BAD_REQUEST",
   rate_limited: "BAD_REQUEST",
   country_not_allowed: "FAILED_DELIVERY",
+  number_type_not_allowed: "FAILED_DELIVERY",
   unknown_user: "FAILED_DELIVERY",
   all_channels_failed: "FAILED_DELIVERY",
 };
@@ -116,8 +118,13 @@ export function endpointBuckets(profile: EndpointProfile, e164: string, apiKeyId
   return out;
 }
 
+/**
+ * A session's texts for the page. New texts are refused when they hold control or bidirectional
+ * formatting characters (params.ts, the endpoint schema); a profile stored through the admin API
+ * before that rule may still hold some, so they are removed here, where every page text passes.
+ */
 function parseTexts(json: string): SessionTexts {
-  return JSON.parse(json) as SessionTexts;
+  return JSON.parse(json, (_key, value: unknown) => (typeof value === "string" ? stripUnsafeDisplayText(value) : value)) as SessionTexts;
 }
 
 /**
@@ -129,6 +136,12 @@ export class MagicLinkService {
   private readonly maxStarts: number;
   private starting = 0;
   private readonly startQueue: Array<() => void> = [];
+  /**
+   * API key IDs whose ignored `sms-text` was already logged (in this process): one line per key tells
+   * the operator which client sends its own text, without a line per call. Bounded by the number of
+   * keys in the store.
+   */
+  private readonly customTextLogged = new Set<number>();
 
   constructor(private readonly o: MagicLinkServiceOptions) {
     this.maxStarts = Math.max(1, o.maxConcurrentStarts ?? 128);
@@ -243,6 +256,12 @@ export class MagicLinkService {
 
     const link = `${this.o.publicUrl.replace(/\/+$/, "")}/ml/${token}`;
     const text = endpointSmsText(p.smsText, link, { allowCustom: profile.allowCustomSmsText, defaultTemplate: t.sms_text, maxLength: this.o.smsMaxLength });
+    // Mideye clients pass `sms-text`; where the endpoint does not allow it, the call proceeds with
+    // the endpoint's own text, and the key is named once so that the operator can tell.
+    if (!profile.allowCustomSmsText && p.smsText !== undefined && p.smsText.trim() !== "" && !this.customTextLogged.has(call.apiKey.id)) {
+      this.customTextLogged.add(call.apiKey.id);
+      this.o.log("warn", "magiclink.custom_text_ignored", { key: call.apiKey.name, endpoint: profile.name });
+    }
     let delivered;
     // The delivery gets its own signal, linked to the caller's only while it runs: the HTTP channel
     // combines it with a timeout (AbortSignal.any), and the request's signal must not keep those

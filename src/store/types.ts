@@ -371,7 +371,7 @@ export interface EndpointProfile {
   texts: EndpointTexts;
   /** Default touch-timeout in seconds, 15-300. */
   touchTimeoutS: number;
-  /** May a caller replace the SMS text (`sms-text`)? It still always carries the link. */
+  /** May a caller replace the SMS text (`sms-text`)? It still always carries the link. Off by default. */
   allowCustomSmsText: boolean;
   /** Refuse MSISDNs that do not belong to a known user (SMS pumping defence). */
   requireKnownUser: boolean;
@@ -411,7 +411,8 @@ export function defaultEndpointProfile(name: string = DEFAULT_ENDPOINT): Endpoin
       title_text: "Sign-in request",
     },
     touchTimeoutS: 90,
-    allowCustomSmsText: true,
+    // A key holder's own text under the organisation's sender ID is phishing waiting to happen.
+    allowCustomSmsText: false,
     requireKnownUser: false,
     rateLimits: { perNumberPerMinute: 5, perNumberPerHour: 30, perKeyPerMinute: 60, overallPerMinute: 600 },
     channels: [],

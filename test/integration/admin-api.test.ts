@@ -158,6 +158,20 @@ describe("end to end", () => {
   });
 });
 
+describe("endpoint profiles", () => {
+  test("a text with a bidirectional override is refused (400 naming the field, never the value); a new profile does not allow custom SMS text", async () => {
+    const bad = await api("/endpoints/shop", { method: "PUT", body: { title_text: "Shop \u202enigis-ngiS", button_accept_text: "Approve" } });
+    expect(bad.status).toBe(400);
+    const text = await bad.text();
+    expect((JSON.parse(text) as { issues: Array<{ path: string }> }).issues.map((i) => i.path)).toEqual(["title_text"]);
+    expect(text).not.toContain("nigis");
+    expect((await api("/endpoints/shop")).status).toBe(404);
+    const good = await api("/endpoints/shop", { method: "PUT", body: { title_text: "Shop sign-in" } });
+    expect(good.status).toBe(200);
+    expect(await good.json()).toMatchObject({ title_text: "Shop sign-in", allow_custom_sms_text: false });
+  });
+});
+
 describe("key rotation and ldap test through the API (the CLI's key rotate and ldap test)", () => {
   const stest = runSlapdTests ? test : test.skip;
   let slapd: Slapd | undefined;

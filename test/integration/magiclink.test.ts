@@ -79,6 +79,7 @@ let browser: Browser;
 let base: string;
 let key: string;
 let tightKey: string;
+let customKey: string;
 
 async function newKey(name: string, extra: string[] = []): Promise<string> {
   const out = await appliance.cli(["apikey", "add", name, ...extra]);
@@ -121,6 +122,7 @@ region = "SE"
 public_url = "${base}"
 tls = false
 [delivery]
+allowed_prefixes = ["+468"]
 per_number_per_minute = 0
 per_number_per_hour = 0
 per_key_per_minute = 0
@@ -148,11 +150,19 @@ name = "tight"
 per_number_per_minute = 1
 per_key_per_minute = 0
 overall_per_minute = 0
+[[endpoint]]
+name = "custom"
+allow_custom_sms_text = true
+per_number_per_minute = 1000
+per_number_per_hour = 10000
+per_key_per_minute = 0
+overall_per_minute = 0
 `);
   await appliance.cli(["user", "add", "alice", "--phone", ALICE]);
   await appliance.cli(["user", "add", "bob", "--phone", BOB, "--email", "bob@example.com"]);
   key = await newKey("web");
   tightKey = await newKey("tight", ["--endpoint", "tight"]);
+  customKey = await newKey("custom", ["--endpoint", "custom"]);
   server = await appliance.serve({ httpListen: `127.0.0.1:${port}` });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -308,6 +318,79 @@ describe("API outcomes", () => {
       if (token) expect(all).not.toContain(token);
     }
     expect(all).not.toContain(key);
+  });
+});
+
+describe("destination types (default allow-list: region SE, plus allowed_prefixes = [\"+468\"])", () => {
+  // touch-timeout=15 bounds a call that (wrongly) goes out and waits.
+  test.each([
+    ["premium rate 0900", "+46900123456"],
+    ["premium rate 0939", "+46939123456"],
+    ["premium rate 099x", "+469911234"],
+    ["0991, in no range the metadata knows", "+46991123456"],
+    ["a Gothenburg landline (only +468 is listed)", "+46311234567"],
+    ["a shared-cost number", "+46771123456"],
+  ])("%s → FAILED_DELIVERY, the gateway sees nothing, the refusal is logged masked", async (_, msisdn) => {
+    const from = gateway.messages.length;
+    const logsFrom = server.logs.length;
+    expect((await call(`msisdn=${encodeURIComponent(msisdn)}&touch-timeout=15`, key)).body).toBe('{"code":"FAILED_DELIVERY"}');
+    expect(gateway.messages.length).toBe(from);
+    await server.waitForLog((l) => l.event === "magiclink.call", { from: logsFrom });
+    const refused = server.logs.slice(logsFrom).filter((l) => l.event === "delivery.refused");
+    expect(refused).toEqual([expect.objectContaining({ level: "warn", reason: "number_type_not_allowed", to: `+46…${msisdn.slice(-2)}`, country: "SE" })]);
+    expect(JSON.stringify(server.logs.slice(logsFrom))).not.toContain(msisdn.slice(3));
+  });
+
+  test("a Stockholm landline is sent because +468 is listed in allowed_prefixes", async () => {
+    const from = gateway.messages.length;
+    const pending = call(`msisdn=${encodeURIComponent("+4681234567")}`, key);
+    const link = await nextSms(from, "+4681234567");
+    await answerByForm(link, "approve");
+    expect((await pending).body).toBe('{"code":"TOUCH_ACCEPTED"}');
+  });
+});
+
+describe("texts", () => {
+  const PARAMS = ["sms-text", "authentication-text", "touch-accept-text", "touch-reject-text", "button-accept-text", "button-reject-text", "title-text"];
+  test.each(PARAMS)("%s with a right-to-left override → BAD_REQUEST naming the parameter; nothing sent", async (param) => {
+    const from = gateway.messages.length;
+    const logsFrom = server.logs.length;
+    const q = new URLSearchParams({ msisdn: ALICE, "touch-timeout": "15", [param]: "Approve \u202eevorppA {link}" });
+    expect((await call(q.toString(), customKey, { signal: AbortSignal.timeout(20_000) })).body).toBe('{"code":"BAD_REQUEST"}');
+    expect(gateway.messages.length).toBe(from);
+    const line = await server.waitForLog((l) => l.event === "magiclink.bad_request", { from: logsFrom });
+    expect(line).toMatchObject({ reason: "parameters", endpoint: "custom", fields: [param] });
+    expect(JSON.stringify(server.logs.slice(logsFrom))).not.toContain("evorppA");
+  });
+
+  test("sms-text on an endpoint without custom text: the endpoint's text goes out, the call proceeds, the key is logged once", async () => {
+    const logsFrom = server.logs.length;
+    const q = new URLSearchParams({ msisdn: ALICE, "sms-text": "URGENT: your account is frozen, verify now {link}" }).toString();
+    for (let i = 0; i < 2; i++) {
+      const from = gateway.messages.length;
+      const pending = call(q, key);
+      const link = await nextSms(from, ALICE);
+      const message = gateway.messages.slice(from).find((m) => m.to === ALICE)!.message;
+      expect(message).toBe(`Approve or reject your sign-in: ${link}`);
+      await answerByForm(link, "approve");
+      expect((await pending).body).toBe('{"code":"TOUCH_ACCEPTED"}');
+    }
+    // The ignored text is logged when the message is built, before each call's own line.
+    let calls = 0;
+    await server.waitForLog((l) => l.event === "magiclink.call" && ++calls === 2, { from: logsFrom });
+    const ignored = server.logs.slice(logsFrom).filter((l) => l.event === "magiclink.custom_text_ignored");
+    expect(ignored).toEqual([expect.objectContaining({ level: "warn", key: "web", endpoint: "default" })]);
+  });
+
+  test("an endpoint with allow_custom_sms_text = true sends the caller's text, and start-up named it", async () => {
+    const from = gateway.messages.length;
+    const pending = call(new URLSearchParams({ msisdn: ALICE, "sms-text": "Acme VPN: {link}" }).toString(), customKey, { path: "/api/sfwa/auth/custom" });
+    const link = await nextSms(from, ALICE);
+    expect(gateway.messages.slice(from).find((m) => m.to === ALICE)!.message).toBe(`Acme VPN: ${link}`);
+    await answerByForm(link, "approve");
+    expect((await pending).body).toBe('{"code":"TOUCH_ACCEPTED"}');
+    const warned = server.logs.filter((l) => l.event === "endpoint.custom_sms_text_allowed").map((l) => l.endpoint);
+    expect(warned).toEqual(["custom"]);
   });
 });
 

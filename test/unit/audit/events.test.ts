@@ -10,6 +10,8 @@ describe("levelOf", () => {
     [{ type: "delivery.failed", channel: "sms", endpoint: "default", to: "+46…67", reason: "gateway_error", detail: "HTTP 500" }, "warn"],
     [{ type: "delivery.refused", endpoint: "default", to: "+49…89", country: "DE", reason: "country_not_allowed", detail: "" }, "warn"],
     [{ type: "delivery.refused", endpoint: "default", to: "+46…67", country: "SE", reason: "rate_limited", detail: "" }, "warn"],
+    [{ type: "delivery.refused", endpoint: "default", to: "+46…56", country: "SE", reason: "number_type_not_allowed", detail: "" }, "warn"],
+    [{ type: "magiclink.custom_text_ignored", key: "shop", endpoint: "default" }, "warn"],
     [{ type: "delivery.refused", endpoint: "default", to: "-", country: null, reason: "invalid_number", detail: "" }, "info"],
     [{ type: "auth.failure", channel: "radius", client: "vpn", reason: "bad_code" }, "warn"],
   ])("%o → %s", (event, level) => {
@@ -27,12 +29,14 @@ describe("magicLinkAuditLog", () => {
     log("info", "magiclink.answered", { endpoint: "e", status: "rejected", wrong_number: true });
     log("info", "magiclink.outcome", { endpoint: "e", to: "+46…67", outcome: "cancelled", code: "USER_NOT_RESPONDED" });
     log("info", "magiclink.bad_request", { reason: "endpoint_mismatch", key: "shop" });
+    log("warn", "magiclink.custom_text_ignored", { key: "shop", endpoint: "default" });
     expect(events).toEqual([
       { type: "magiclink.sent", endpoint: "default", to: "+46…67", channel: "sms", timeout_s: 90, number_match: true },
       { type: "magiclink.not_delivered", endpoint: "default", to: "+46…67", reason: "rate_limited", code: "BAD_REQUEST" },
       { type: "magiclink.answered", endpoint: "e", status: "rejected", wrong_number: true },
       { type: "magiclink.outcome", endpoint: "e", to: "+46…67", outcome: "cancelled", code: "USER_NOT_RESPONDED" },
       { type: "magiclink.bad_request", reason: "endpoint_mismatch", key: "shop" },
+      { type: "magiclink.custom_text_ignored", key: "shop", endpoint: "default" },
     ]);
     expect(lines).toEqual([]);
   });

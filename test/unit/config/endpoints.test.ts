@@ -48,6 +48,36 @@ sms_text = "Sign in: {link}"
   ]);
 });
 
+test("custom SMS text is off unless a profile turns it on", () => {
+  expect(defaultEndpointProfile().allowCustomSmsText).toBe(false);
+  const { config } = load('[[endpoint]]\nname = "a"\n[[endpoint]]\nname = "b"\nallow_custom_sms_text = true\n');
+  expect(endpointProfiles(config).map((p) => p.allowCustomSmsText)).toEqual([false, true]);
+});
+
+// A text that reaches the approval page or the SMS may not hold bidirectional formatting or control
+// characters; the message names the key and never quotes the value (it would carry them along).
+test.each([
+  ["title_text", "\\u202E"],
+  ["authentication_text", "\\u2066"],
+  ["touch_accept_text", "\\u200F"],
+  ["touch_reject_text", "\\u061C"],
+  ["button_accept_text", "\\u202A"],
+  ["button_reject_text", "\\u0007"],
+  ["sms_text", "\\u2069"],
+])("%s holding %s is refused, naming the key", (key, escaped) => {
+  let err: unknown;
+  try {
+    load(`[[endpoint]]\nname = "vpn"\n${key} = "Secret-wording ${escaped}{link}"\n`);
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(ConfigError);
+  const message = (err as Error).message;
+  expect(message).toStartWith(`config: endpoint[vpn].${key} must be a non-empty string without control characters (other than tab and line breaks) or bidirectional formatting characters (from `);
+  expect(message).not.toContain("Secret-wording");
+  expect(message).not.toMatch(/[\u0000-\u001f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/);
+});
+
 test.each([
   ['[[endpoint]]\nname = "a"\n[[endpoint]]\nname = "a"\n', "endpoint[a] is declared twice"],
   ['[[endpoint]]\nname = "a"\ntouch_timeout_s = 301\n', "touch_timeout_s"],

@@ -51,7 +51,9 @@ describe("errors name the key and never the value", () => {
     ["a body without {message}", `[delivery.sms]\nbody = "to={to}&key=${SECRET}"`, "config: delivery.sms.body must be a string containing {to} (or {to_digits}) and {message}"],
     ["an allowed prefix that is not E.164", `[delivery]\nallowed_prefixes = ["0046"]`, 'config: delivery.allowed_prefixes must be a list of E.164 prefixes such as ["+4670", "+35840"]'],
     ["a repeated channel", `[delivery]\nchannels = ["sms", "sms"]`, 'config: delivery.channels must be a list without repeats of channel names ("sms", "email" or a [[delivery.gateway]] name)'],
-    ["a subject with a line break", `[delivery]\nemail_subject = "Hi\\nBcc: x@example.com"`, "config: delivery.email_subject must be a non-empty string without line breaks"],
+    ["a subject with a line break", `[delivery]\nemail_subject = "Hi\\nBcc: x@example.com"`, "config: delivery.email_subject must be a non-empty string without line breaks, control or bidirectional formatting characters"],
+    ["a subject with a right-to-left override", `[delivery]\nemail_subject = "${SECRET}\\u202Etxt.exe"`, "config: delivery.email_subject must be a non-empty string without line breaks, control or bidirectional formatting characters"],
+    ["an SMS template with an isolate", `[delivery]\nsms_template = "${SECRET} \\u2067{link}\\u2069"`, "config: delivery.sms_template must be a non-empty string without control characters (other than tab and line breaks) or bidirectional formatting characters"],
   ])("%s", (_, toml, expected) => {
     const msg = errorOf(() => load(toml));
     expect(msg.replace(/ \(from .*\)$/, "")).toBe(expected);

@@ -71,6 +71,11 @@ describe("destination checks", () => {
     ["outside the allow-list", { msisdn: "+358401234567" }, "country_not_allowed"],
     ["UK premium-rate number", { msisdn: "+449098790000" }, "country_not_allowed"],
     ["a pumping favourite (Côte d'Ivoire)", { msisdn: "+2250707123456" }, "country_not_allowed"],
+    ["Swedish premium rate 0900, country allowed", { msisdn: "+46900123456" }, "number_type_not_allowed"],
+    ["Swedish premium rate 0939", { msisdn: "+46939123456" }, "number_type_not_allowed"],
+    ["Swedish premium rate 099x", { msisdn: "+469911234" }, "number_type_not_allowed"],
+    ["Swedish 0991 outside every known range", { msisdn: "+46991123456" }, "number_type_not_allowed"],
+    ["a Stockholm landline", { msisdn: "08-123 456 78" }, "number_type_not_allowed"],
   ])("%s is refused before any channel", async (_, patch, reason) => {
     const sms = channel("sms", "sms");
     const d = dispatcher({ channels: [sms] });
@@ -86,6 +91,28 @@ describe("destination checks", () => {
     const d = dispatcher({ allowList: { countries: ["SE"], prefixes: ["+35840"] } });
     expect((await d.deliver(req({ msisdn: "+358401234567" }))).ok).toBe(true);
     expect((await d.deliver(req({ msisdn: "+35891234567" }))).ok).toBe(false);
+  });
+
+  test("a listed prefix lets a non-mobile range through (any type), and only that range", async () => {
+    const sms = channel("sms", "sms");
+    const d = dispatcher({ channels: [sms], allowList: { countries: ["SE"], prefixes: ["+468"] } });
+    expect(await d.deliver(req({ msisdn: "+4681234567" }))).toEqual({ ok: true, channel: "sms" });
+    expect(await d.deliver(req({ msisdn: "+46311234567" }))).toMatchObject({ ok: false, reason: "number_type_not_allowed" });
+    expect(await d.deliver(req({ msisdn: "+46900123456" }))).toMatchObject({ ok: false, reason: "number_type_not_allowed" });
+    expect(sms.sent.map((m) => m.to)).toEqual(["+4681234567"]);
+  });
+
+  test("a type refusal is logged, audited and counted with the masked number and the type, never the number", async () => {
+    const events: unknown[] = [];
+    const refused: unknown[][] = [];
+    const d = dispatcher({ audit: (e) => void events.push(e), onRefused: (...a) => void refused.push(a) });
+    await d.deliver(req({ msisdn: "+46900123456" }));
+    const detail = "destination is a premium-rate number, not a mobile (list its prefix in allowed_prefixes to allow it)";
+    expect(events).toEqual([{ type: "delivery.refused", endpoint: "default", to: "+46…56", country: "SE", reason: "number_type_not_allowed", detail }]);
+    expect(refused).toEqual([["number_type_not_allowed", "SE"]]);
+    const [row] = await store.deliveryLog.recent(1);
+    expect(row).toMatchObject({ destination: "+46…56", country: "SE", result: "refused", reason: "number_type_not_allowed", detail });
+    expect(JSON.stringify([events, row])).not.toContain("900123456");
   });
 
   test("an empty allow-list refuses every SMS", async () => {

@@ -3,6 +3,7 @@
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { hashLinkToken } from "../../../src/magiclink/tokens.ts";
+import { defaultEndpointProfile } from "../../../src/store/types.ts";
 import { cleanup } from "../store/helpers.ts";
 import { csrfOf, harness, post, T0, type Harness } from "./helpers.ts";
 
@@ -87,6 +88,42 @@ describe("parameters", () => {
     expect(x.sms.sent).toHaveLength(0);
   });
 
+  /** The answer, or "still waiting" when the call went on to send and wait (what a refused call must not do). */
+  async function answerOf(x: Harness, query: string, key: string): Promise<string> {
+    return Promise.race([x.call(query, key).then((r) => r.body), Bun.sleep(2000).then(() => "still waiting")]);
+  }
+
+  // Every text reaches the approval page or the SMS: a bidirectional formatting character (which can
+  // show a text in another order than it says) or a control character refuses the call.
+  const TEXTS = ["sms-text", "authentication-text", "touch-accept-text", "touch-reject-text", "button-accept-text", "button-reject-text", "title-text"];
+  const UNSAFE = [
+    ["U+202E right-to-left override", "\u202e"],
+    ["U+202A left-to-right embedding", "\u202a"],
+    ["U+2067 right-to-left isolate", "\u2067"],
+    ["U+2069 pop directional isolate", "\u2069"],
+    ["U+200F right-to-left mark", "\u200f"],
+    ["U+061C Arabic letter mark", "\u061c"],
+    ["U+206E national digit shapes", "\u206e"],
+    ["U+0085 next line (C1)", "\u0085"],
+    ["U+001B escape", "\u001b"],
+  ];
+  test.each(TEXTS.flatMap((param) => UNSAFE.map(([name, ch]) => [param, name!, ch!] as const)))("%s with %s → BAD_REQUEST, nothing sent", async (param, _name, ch) => {
+    const x = await setup({ profile: { allowCustomSmsText: true } });
+    const key = await x.key("k");
+    expect(await answerOf(x, `${MSISDN}&${param}=${encodeURIComponent(`Approve${ch}evorppa {link}`)}`, key)).toBe('{"code":"BAD_REQUEST"}');
+    expect(x.sms.sent).toHaveLength(0);
+  });
+
+  test("tab, line breaks, and joiners (emoji, Persian) are ordinary text", async () => {
+    const x = await setup();
+    const key = await x.key("k");
+    const { response, token } = await started(x, key, `${MSISDN}&authentication-text=${encodeURIComponent("Sign in?\r\n\tOK 👩\u200d💻 می\u200cخواهم")}`);
+    const html = await (await x.app.request(`/ml/${token}`)).text();
+    expect(html).toContain("👩\u200d💻 می\u200cخواهم");
+    await post(x.app, token, { csrf: csrfOf(html), action: "approve" });
+    expect((await response).body).toBe('{"code":"TOUCH_ACCEPTED"}');
+  });
+
   test("an unencoded + (arriving as a space) still reads as E.164", async () => {
     const x = await setup();
     const key = await x.key("k");
@@ -98,7 +135,38 @@ describe("parameters", () => {
   });
 });
 
+describe("custom sms-text", () => {
+  const CUSTOM = encodeURIComponent("URGENT: your account is frozen, act now {link}");
+
+  test("by default the endpoint's own text is sent; the call proceeds as usual", async () => {
+    const x = await setup({ profile: { texts: { ...defaultEndpointProfile().texts, sms_text: "Acme sign-in: {link}" } } });
+    const key = await x.key("k");
+    const { response, token } = await started(x, key, `${MSISDN}&sms-text=${CUSTOM}`);
+    expect(x.sms.sent[0]!.text).toBe(`Acme sign-in: https://mfa.example.com/ml/${token}`);
+    await post(x.app, token, { csrf: csrfOf(await (await x.app.request(`/ml/${token}`)).text()), action: "approve" });
+    expect((await response).body).toBe('{"code":"TOUCH_ACCEPTED"}');
+  });
+
+  test("an endpoint with allowCustomSmsText sends the caller's text (with the link)", async () => {
+    const x = await setup({ profile: { allowCustomSmsText: true } });
+    const key = await x.key("k");
+    const { token } = await started(x, key, `${MSISDN}&sms-text=${encodeURIComponent("Acme VPN: {link}")}`);
+    expect(x.sms.sent[0]!.text).toBe(`Acme VPN: https://mfa.example.com/ml/${token}`);
+  });
+});
+
 describe("approve and reject", () => {
+  test("a profile stored before texts were checked is shown without its bidirectional characters", async () => {
+    const x = await setup({ profile: { texts: { ...defaultEndpointProfile().texts, title_text: "Acme \u202eNPV\u202c", button_accept_text: "\u2067Approve\u2069" } } });
+    const key = await x.key("k");
+    const { token } = await started(x, key);
+    const html = await (await x.app.request(`/ml/${token}`)).text();
+    expect(html).toContain('id="title">Acme NPV</h1>');
+    expect(html).toContain(">Approve</button>");
+    expect(html).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
+  });
+
+
   test("a GET shows the question and changes nothing; a POST approves and wakes the call", async () => {
     const x = await setup();
     const key = await x.key("k");

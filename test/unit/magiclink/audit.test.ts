@@ -126,6 +126,45 @@ describe("magiclink.* audit events", () => {
     if (key) expectNoSecret(events, [key]);
   });
 
+  test("a bidirectional override in a text: magiclink.bad_request names the parameter, not its value", async () => {
+    const { x, events } = await setup();
+    const key = await x.key("web-shop");
+    const title = encodeURIComponent("Acme\u202eNPV");
+    expect((await x.call(`${MSISDN}&title-text=${title}&button-accept-text=ok`, key)).body).toBe('{"code":"BAD_REQUEST"}');
+    expect(events).toEqual([
+      { type: "magiclink.bad_request", reason: "parameters", endpoint: "default", fields: ["title-text"] },
+      { type: "magiclink.call", key: "web-shop", endpoint: "default", client: expect.any(String), code: "BAD_REQUEST" },
+    ]);
+    expect(JSON.stringify(events)).not.toContain("NPV");
+  });
+
+  test("sms-text on an endpoint without custom text: magiclink.custom_text_ignored once per key, the calls proceed", async () => {
+    const { x, events } = await setup();
+    const shop = await x.key("web-shop");
+    const vpn = await x.key("vpn");
+    const custom = `sms-text=${encodeURIComponent("URGENT: your account is frozen {link}")}`;
+    for (const key of [shop, shop, vpn, shop]) {
+      const { response, token } = await started(x, key, `${MSISDN}&${custom}`);
+      await post(x.app, token, { csrf: csrfOf(await (await x.app.request(`/ml/${token}`)).text()), action: "approve" });
+      expect((await response).body).toBe('{"code":"TOUCH_ACCEPTED"}');
+    }
+    await started(x, shop); // no sms-text: nothing to ignore
+    expect(of(events, "magiclink.custom_text_ignored")).toEqual([
+      { type: "magiclink.custom_text_ignored", key: "web-shop", endpoint: "default" },
+      { type: "magiclink.custom_text_ignored", key: "vpn", endpoint: "default" },
+    ]);
+    for (const m of x.sms.sent) expect(m.text).not.toContain("URGENT");
+    expectNoSecret(events, [shop, vpn]);
+  });
+
+  test("sms-text on an endpoint that allows it: sent, nothing logged", async () => {
+    const { x, events } = await setup({ profile: { allowCustomSmsText: true } });
+    const key = await x.key("web-shop");
+    await started(x, key, `${MSISDN}&sms-text=${encodeURIComponent("Acme: {link}")}`);
+    expect(x.sms.sent[0]!.text).toStartWith("Acme: https://");
+    expect(of(events, "magiclink.custom_text_ignored")).toEqual([]);
+  });
+
   test("bad parameters: magiclink.bad_request names the key and the fields, not their values", async () => {
     const { x, events } = await setup();
     const key = await x.key("web-shop");

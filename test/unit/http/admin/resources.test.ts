@@ -308,6 +308,24 @@ describe("endpoint profiles", () => {
     if (expected === 409) expect(((await r.json()) as { message: string }).message).toBeString();
   });
 
+  test.each(["title_text", "authentication_text", "touch_accept_text", "touch_reject_text", "button_accept_text", "button_reject_text", "sms_text"])(
+    "%s with a bidirectional override → 400 naming the field, never the value; nothing stored",
+    async (field) => {
+      const r = await f.call("PUT", "/endpoints/e1", { key: f.keys.admin, body: { [field]: "Secret-wording \u202e{link}" } });
+      expect(r.status).toBe(400);
+      const text = await r.text();
+      expect((JSON.parse(text) as { issues: Array<{ path: string }> }).issues.map((i) => i.path)).toEqual([field]);
+      expect(text).not.toContain("Secret-wording");
+      expect(text).not.toMatch(/\u202e|\\u202e/i);
+      expect(await f.store.endpoints.get("e1")).toBeUndefined();
+    },
+  );
+
+  test("a new profile does not allow custom SMS text unless the body says so", async () => {
+    expect((await ok("PUT", "/endpoints/e2", "/endpoints/:name", 200, {})).allow_custom_sms_text).toBe(false);
+    expect((await ok("PUT", "/endpoints/e3", "/endpoints/:name", 200, { allow_custom_sms_text: true })).allow_custom_sms_text).toBe(true);
+  });
+
   test("default can be edited when the file does not declare it", async () => {
     expect((await ok("PUT", "/endpoints/default", "/endpoints/:name", 200, { button_accept_text: "Yes" })).button_accept_text).toBe("Yes");
   });
