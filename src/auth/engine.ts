@@ -28,12 +28,13 @@ import { DirectoryUnavailableError, type BindFailure, type Directory, type Direc
 import { verifyHOTP, verifyTOTP } from "../otp/index.ts";
 import { PasswordOverloadedError, dummyVerify, verifyPassword } from "../runtime/password.ts";
 import { StoreError, type FirstFactor, type OTPMode, type Store, type Token, type User } from "../store/types.ts";
+import { notImplemented, type Refusal } from "./factors.ts";
 import { openChangeSecrets, sealChangeSecrets, type ChangeSecrets } from "./challenge-secrets.ts";
 import { normalizeUsername, usernameHash } from "./identity.ts";
 import { Lockout, type LockCheck, type LockoutPolicy } from "./lockout.ts";
 import { CHANGE_PROMPTS, PROVEN_PASSWORD_MESSAGES } from "./messages.ts";
 import { channelSource } from "./sources.ts";
-import { IMPLEMENTED_TYPES, type AuthType } from "./types.ts";
+import type { AuthType } from "./types.ts";
 
 /** How the channel (a RADIUS client, later an HTTP endpoint) presents factors. */
 export interface Channel {
@@ -255,7 +256,7 @@ export class Engine {
     if (user === null && sources === "first") return undefined; // a directory is asked next
     if (user === null) return this.warmFailure(attempt, key, source, undefined, "unknown_user");
     if ((user.directory ?? null) !== null || accountStatus(user, now)) return undefined;
-    if (user.type === "password" || user.type === null || !IMPLEMENTED_TYPES.has(user.type)) return undefined;
+    if (user.type === "password" || notImplemented(user.type)) return undefined;
     const tokens = warm.activeTokens(user.id);
     if (tokens === undefined || tokens.length === 0) return undefined;
     const match = this.matchCode(tokens, attempt.secret!, now);
@@ -341,7 +342,8 @@ export class Engine {
       if (!channel.allowPasswordOnly) return this.reject(attempt, "type_not_allowed", user, "client does not allow password-only users");
       return this.completed(attempt, key, user, ["password"], groups.attributes);
     }
-    if (subject.type === null || !IMPLEMENTED_TYPES.has(subject.type)) return this.reject(attempt, "type_not_implemented", user, `type ${subject.type} is not implemented yet`);
+    const unimplemented = notImplemented(subject.type);
+    if (unimplemented) return this.refuse(attempt, unimplemented, user);
 
     const tokens = await this.store.tokens.activeForUser(user.id);
     if (tokens.length === 0) return this.reject(attempt, "no_token", user);
@@ -370,7 +372,8 @@ export class Engine {
     const dirStatus = directoryStatus(subject, "all");
     if (dirStatus) return this.reject(attempt, dirStatus, user, "directory account status");
     if (subject.type === "password") return this.reject(attempt, "type_not_allowed", user, "a code-only client needs a second factor");
-    if (subject.type === null || !IMPLEMENTED_TYPES.has(subject.type)) return this.reject(attempt, "type_not_implemented", user, `type ${subject.type} is not implemented yet`);
+    const unimplemented = notImplemented(subject.type);
+    if (unimplemented) return this.refuse(attempt, unimplemented, user);
     const groups = await this.groups(subject);
     if (!groups.ok) return this.reject(attempt, "not_in_group", user, groups.detail);
     const result = await this.checkAndConsumeCode(user, code, now);
@@ -409,7 +412,8 @@ export class Engine {
     if (outcome.change) return this.reject(attempt, outcome.change, user, "a concatenated login cannot run the password change flow", true);
     const groups = await this.groups(subject);
     if (!groups.ok) return this.reject(attempt, "not_in_group", user, groups.detail, true);
-    if (subject.type === null || !IMPLEMENTED_TYPES.has(subject.type)) return this.reject(attempt, "type_not_implemented", user, `type ${subject.type} is not implemented yet`);
+    const unimplemented = notImplemented(subject.type);
+    if (unimplemented) return this.refuse(attempt, unimplemented, user);
     if (tokens.length === 0) return this.reject(attempt, "no_token", user);
     const result = match ? await this.consume(match) : "bad_code";
     if (result !== "ok") {
@@ -488,7 +492,8 @@ export class Engine {
     if (subject.type === "password") {
       if (!attempt.channel.allowPasswordOnly) return this.reject(attempt, "type_not_allowed", user, "client does not allow password-only users");
     } else {
-      if (subject.type === null || !IMPLEMENTED_TYPES.has(subject.type)) return this.reject(attempt, "type_not_implemented", user, `type ${subject.type} is not implemented yet`);
+      const unimplemented = notImplemented(subject.type);
+    if (unimplemented) return this.refuse(attempt, unimplemented, user);
       const tokens = await this.store.tokens.activeForUser(user.id);
       if (tokens.length === 0) return this.reject(attempt, "no_token", user);
     }
@@ -801,6 +806,11 @@ export class Engine {
     const detail = check.locked === "identity" ? `${kind} (identity cap, unknown source)` : `${kind} (source back-off)`;
     if (user) return this.reject(attempt, "locked_out", user, detail);
     return this.rejectByName(attempt, key, "locked_out", detail);
+  }
+
+  /** A reject for a refusal found by a check (factors.ts). */
+  private refuse(attempt: Attempt, refusal: Refusal, user: User, proven = false): Decision {
+    return this.reject(attempt, refusal.reason, user, refusal.detail, proven);
   }
 
   /** `proven`: the password was proven in this attempt, so a clear text from messages.ts may be shown. */

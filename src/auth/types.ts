@@ -16,9 +16,6 @@ export const AUTH_TYPES = [
 
 export type AuthType = (typeof AUTH_TYPES)[number];
 
-/** Types the offline core can complete today. Any other type is refused, never let in. */
-export const IMPLEMENTED_TYPES: ReadonlySet<AuthType> = new Set<AuthType>(["password", "concatenated", "totp"]);
-
 /** The Mideye number of a type (1-11). */
 export function authTypeNumber(type: AuthType): number {
   return AUTH_TYPES.indexOf(type) + 1;
