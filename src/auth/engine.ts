@@ -30,11 +30,11 @@ import { PasswordOverloadedError, dummyVerify, verifyPassword } from "../runtime
 import { StoreError, type FirstFactor, type OTPMode, type Store, type Token, type User } from "../store/types.ts";
 import { notImplemented, type Refusal } from "./factors.ts";
 import { openChangeSecrets, sealChangeSecrets, type ChangeSecrets } from "./challenge-secrets.ts";
-import { normalizeUsername, usernameHash } from "./identity.ts";
+import { normalizeUsername, usernameHash } from "../domain/identity.ts";
 import { Lockout, type LockCheck, type LockoutPolicy } from "./lockout.ts";
 import { CHANGE_PROMPTS, PROVEN_PASSWORD_MESSAGES } from "./messages.ts";
 import { channelSource } from "./sources.ts";
-import type { AuthType } from "./types.ts";
+import type { AuthType } from "../domain/auth-types.ts";
 
 /** How the channel (a RADIUS client, later an HTTP endpoint) presents factors. */
 export interface Channel {

@@ -1,7 +1,7 @@
 // The authentication types this release can complete, and the one check that refuses the others.
 
 import type { AuthFailureReason } from "../audit/events.ts";
-import { AUTH_TYPES, type AuthType } from "./types.ts";
+import { AUTH_TYPES, type AuthType } from "../domain/auth-types.ts";
 
 /** A reason to refuse an attempt, with the detail its audit line carries. */
 export interface Refusal {

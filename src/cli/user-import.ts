@@ -6,7 +6,7 @@
 
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { parseAuthType, type AuthType } from "../auth/types.ts";
+import { parseAuthType, type AuthType } from "../domain/auth-types.ts";
 import { decodeBase32 } from "../otp/base32.ts";
 import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, RECOMMENDED_MIN_SECRET_BYTES } from "../otp/hotp.ts";
 import { isValidSecretLength } from "../otp/imported-token.ts";

@@ -1,6 +1,6 @@
 // `user add|list|show|remove|unlock|import`: local users, their lockout counters and bulk import.
 
-import { AUTH_TYPES, authTypeNumber, parseAuthType, type AuthType } from "../auth/types.ts";
+import { AUTH_TYPES, authTypeNumber, parseAuthType, type AuthType } from "../domain/auth-types.ts";
 import { hashPassword } from "../runtime/password.ts";
 import { StoreError, type LockoutState, type Store, type User } from "../store/types.ts";
 import { audited } from "./audit.ts";

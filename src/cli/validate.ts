@@ -1,7 +1,7 @@
 // Shared input checks for admin commands and user import: usernames, phone numbers, e-mail addresses.
 
 import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js";
-import { normalizeUsername } from "../auth/identity.ts";
+import { normalizeUsername } from "../domain/identity.ts";
 
 /**
  * Normalises a login name as the RADIUS path will (NFC, case, realm per `realms`).

@@ -8,7 +8,7 @@
 
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import type * as v from "valibot";
-import { parseAuthType } from "../auth/types.ts";
+import { parseAuthType } from "../domain/auth-types.ts";
 import type { LdapProfile } from "../directory/types.ts";
 import { attributeByName, encodeAttributeByName } from "../radius/codec/dictionary.ts";
 import { CONFIG_TABLE_ARRAYS, type ConfigField, type ConfigTableArray } from "./fields.ts";

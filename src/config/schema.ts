@@ -9,7 +9,7 @@ import { canonicalCIDR } from "../util/cidr.ts";
 import { isSafeDisplayText, SAFE_DISPLAY_TEXT_MUST } from "../util/display-text.ts";
 import { isSupportedCountry } from "libphonenumber-js";
 import * as v from "valibot";
-import type { AuthType } from "../auth/types.ts";
+import type { AuthType } from "../domain/auth-types.ts";
 
 /** How a field is coerced from an environment variable and described in the reference. */
 export type FieldKind = "string" | "integer" | "boolean" | "string[]" | "enum" | "table";

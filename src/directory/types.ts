@@ -13,7 +13,7 @@
 // - "Not found in this profile" (undefined) and "this profile cannot answer" (DirectoryUnavailableError)
 //   are different: only the first lets the engine try the next profile.
 
-import type { AuthType } from "../auth/types.ts";
+import type { AuthType } from "../domain/auth-types.ts";
 
 /** Resolved, validated settings of one `[[ldap]]` profile (config/ maps the TOML table onto this). */
 export interface LdapProfile {

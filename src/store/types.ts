@@ -4,7 +4,7 @@
 // interface in plaintext; the implementation seals them with AES-256-GCM before they reach disk
 // (see keyring.ts / seal.ts) and opens them on read.
 
-import type { AuthType } from "../auth/types.ts";
+import type { AuthType } from "../domain/auth-types.ts";
 
 export type FirstFactor = "password" | "none";
 export type OTPMode = "challenge" | "concat";
@@ -36,7 +36,7 @@ export type NewRadiusClient = Omit<RadiusClient, "id" | "createdAt">;
 
 export interface User {
   id: number;
-  /** Normalised login name (see auth/identity.ts normalizeUsername). Unique. */
+  /** Normalised login name (see domain/identity.ts normalizeUsername). Unique. */
   username: string;
   /** argon2id or bcrypt PHC string; null means no local password (cannot pass a password check). */
   passwordHash: string | null;

@@ -1,7 +1,7 @@
 // LDAP profile diagnostics as data: per-URL reachability, TLS and service bind, then one user's DN, IDs,
 // phone, type, status and groups. `portcullis ldap test` prints it; the admin API answers it as JSON.
 
-import { authTypeNumber, type AuthType } from "../../auth/types.ts";
+import { authTypeNumber, type AuthType } from "../../domain/auth-types.ts";
 import { DirectoryUnavailableError, type AccountStatus, type LdapProfile } from "../types.ts";
 import { discard, loadCA, openConnection, reason } from "./connection.ts";
 import { createLdapDirectory } from "./index.ts";

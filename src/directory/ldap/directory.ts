@@ -8,8 +8,8 @@
 import { randomBytes } from "node:crypto";
 import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js";
 import { Attribute, BerWriter, Change, ConstraintViolationError, InvalidCredentialsError, PasswordPolicyControl, PasswordPolicyError, ResultCodeError, type Entry } from "ldapts";
-import { usernameHash } from "../../auth/identity.ts";
-import { parseAuthType, type AuthType } from "../../auth/types.ts";
+import { usernameHash } from "../../domain/identity.ts";
+import { parseAuthType, type AuthType } from "../../domain/auth-types.ts";
 import {
   DirectoryUnavailableError,
   type AccountStatus,

@@ -2,7 +2,7 @@
 // Never the bind password. Admin and root only: it binds with the service account.
 
 import * as v from "valibot";
-import { AUTH_TYPES } from "../../auth/types.ts";
+import { AUTH_TYPES } from "../../domain/auth-types.ts";
 import { ldapProfiles } from "../../config/index.ts";
 import { diagnoseLdap } from "../../directory/ldap/diagnose.ts";
 import { fail, type AdminRouter } from "./route.ts";

@@ -4,7 +4,7 @@
 // directories, expiry dates) are checked by the same functions the CLI calls, in the handlers.
 
 import * as v from "valibot";
-import { AUTH_TYPES } from "../../auth/types.ts";
+import { AUTH_TYPES } from "../../domain/auth-types.ts";
 import { PROFILE_NAME } from "../../config/index.ts";
 
 /** A client, API key or endpoint profile name (the CLI's rule): 1-64 letters, digits, '.', '_' or '-'. */

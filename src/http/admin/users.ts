@@ -2,7 +2,7 @@
 
 import * as v from "valibot";
 import { BODY_LIMITS } from "../middleware.ts";
-import { parseAuthType, type AuthType } from "../../auth/types.ts";
+import { parseAuthType, type AuthType } from "../../domain/auth-types.ts";
 import { CLIError } from "../../cli/context.ts";
 import { parseExpiry } from "../../cli/apikey.ts";
 import { ImportError, prepareImportRows, validateUserCSV } from "../../cli/user-import.ts";

@@ -1,6 +1,6 @@
 // Local users in SQLite, including the all-or-nothing bulk import.
 
-import type { AuthType } from "../../auth/types.ts";
+import type { AuthType } from "../../domain/auth-types.ts";
 import type { NewUser, User, UserImportRow, UserRepo } from "../types.ts";
 import { StoreError } from "../types.ts";
 import { prep, rethrow, type StoreContext } from "./context.ts";

@@ -6,7 +6,7 @@ import { openChangeSecrets } from "../../../src/auth/challenge-secrets.ts";
 import { Engine, stateId, type Attempt, type Channel, type Decision, type EngineOptions, type PasswordVerifier } from "../../../src/auth/engine.ts";
 import { DEFAULT_LOCKOUT } from "../../../src/auth/lockout.ts";
 import { CHANGE_PROMPTS, PROVEN_PASSWORD_MESSAGES } from "../../../src/auth/messages.ts";
-import type { AuthType } from "../../../src/auth/types.ts";
+import type { AuthType } from "../../../src/domain/auth-types.ts";
 import { Directories } from "../../../src/directory/registry.ts";
 import type { LdapProfile } from "../../../src/directory/types.ts";
 import { generateTOTP } from "../../../src/otp/index.ts";

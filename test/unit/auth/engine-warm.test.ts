@@ -11,7 +11,7 @@ import type { AuditEvent } from "../../../src/audit/events.ts";
 import { setLogSink } from "../../../src/audit/log.ts";
 import { Engine, type Attempt, type Channel, type Decision, type EngineOptions } from "../../../src/auth/engine.ts";
 import { DEFAULT_LOCKOUT } from "../../../src/auth/lockout.ts";
-import type { AuthType } from "../../../src/auth/types.ts";
+import type { AuthType } from "../../../src/domain/auth-types.ts";
 import { Directories } from "../../../src/directory/registry.ts";
 import { generateTOTP } from "../../../src/otp/index.ts";
 import { CachedStore, type EpochStore } from "../../../src/store/cache.ts";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { AuditEvent } from "../../../src/audit/events.ts";
 import { Engine, type Attempt, type Channel, type EngineOptions, type PasswordVerifier } from "../../../src/auth/engine.ts";
 import { DEFAULT_LOCKOUT } from "../../../src/auth/lockout.ts";
-import type { AuthType } from "../../../src/auth/types.ts";
+import type { AuthType } from "../../../src/domain/auth-types.ts";
 import { generateTOTP } from "../../../src/otp/index.ts";
 import { openStore } from "../../../src/store/open.ts";
 import type { Store, Token } from "../../../src/store/types.ts";

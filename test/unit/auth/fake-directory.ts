@@ -2,7 +2,7 @@
 // history policy and an "unavailable" switch. It keeps the contract of src/directory/types.ts,
 // including the AD behaviours the engine relies on: an empty password never binds, 52e for a wrong
 // password, the 53x/701/773 sub-codes only with the right password, 775 whatever the password.
-import type { AuthType } from "../../../src/auth/types.ts";
+import type { AuthType } from "../../../src/domain/auth-types.ts";
 import {
   DirectoryUnavailableError,
   type AccountStatus,

@@ -1,5 +1,6 @@
 // Username normalisation: one identity per person, so lockout counters and lookups cannot be split
 // by case, realm decoration or Unicode composition ("alice", "Alice", "alice@corp", "CORP\alice").
+// A leaf of src/domain/: it imports nothing of ours, so that store, directory, config and auth share it.
 
 import { createHash } from "node:crypto";
 

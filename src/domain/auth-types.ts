@@ -1,4 +1,5 @@
 // Authentication types: Mideye's numbers 1-11 and their names, the contract in DESIGN.md.
+// A leaf of src/domain/: it imports nothing of ours, so that store, directory, config and auth share it.
 
 export const AUTH_TYPES = [
   "password", // 1
