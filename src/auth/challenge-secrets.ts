@@ -1,9 +1,9 @@
 // Passwords held between the legs of the password-change flow, sealed under a key only the NAS holds.
 //
-// The old and new password must survive from one Access-Challenge to the next (issue 3 item 3),
+// The old and new password must survive from one Access-Challenge to the next (password-change.ts),
 // but the store must not be able to reveal them. They are sealed with AES-256-GCM under a key
 // derived by HKDF-SHA256 (RFC 5869) from the raw State value. The store only ever sees
-// SHA-256(State) (engine.ts stateId), so a copy of the database alone cannot decrypt them; the
+// SHA-256(State) (challenge.ts stateId), so a copy of the database alone cannot decrypt them; the
 // challenge row is single-use, short-lived and consumed before it is opened.
 
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";

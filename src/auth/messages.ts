@@ -10,7 +10,7 @@
 
 import type { AuthFailureReason } from "../audit/events.ts";
 
-/** Prompts of the expired / must-change password flow over RADIUS PAP (issue 3 item 3). */
+/** Prompts of the expired / must-change password flow over RADIUS PAP (password-change.ts). */
 export const CHANGE_PROMPTS = {
   /** After a bind that proved the password but reported it expired (AD 532) or to be changed (AD 773). */
   newPassword: "Your password has expired. Enter a new password.",

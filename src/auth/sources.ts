@@ -7,7 +7,7 @@
 //   "nas:<client>"  the RADIUS client's name, when the request carries no Calling-Station-Id.
 // The prefixes keep the two kinds apart whatever a station identifier looks like.
 
-import type { Channel } from "./engine.ts";
+import type { Attempt, Channel } from "./attempt.ts";
 
 /** Longest Calling-Station-Id kept: room for an IPv6 address with a port, a MAC, or a phone number. */
 export const MAX_STATION_LENGTH = 64;
@@ -30,4 +30,9 @@ export function channelSource(channel: Channel): string {
     nasSources.set(channel, source);
   }
   return source;
+}
+
+/** The lockout source of an attempt: its Calling-Station-Id's, else its channel's. */
+export function sourceOf(attempt: Attempt): string {
+  return attempt.source ?? channelSource(attempt.channel);
 }

@@ -1,4 +1,4 @@
-// The warm code-only path (Engine.warmCodeOnly, store.warm): every `--first-factor none` scenario
+// The warm code-only path (code-only.ts CodeOnly.warm, store.warm): every `--first-factor none` scenario
 // is run twice with the same users and the same attempts, once against the plain SQLite store (the
 // full asynchronous path) and once against the preloaded read cache (the warm path where it
 // applies); the decisions and the audit events must be the same, and the warm path must really

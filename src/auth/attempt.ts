@@ -1,0 +1,60 @@
+// The values the engine takes and gives: one attempt in (who, through which channel, what was
+// typed), one decision out. Adapters (RADIUS, later HTTP) build the first and encode the second.
+
+import type { AuthFailureReason } from "../audit/events.ts";
+import type { FirstFactor, OTPMode } from "../store/types.ts";
+
+/** How the channel (a RADIUS client, later an HTTP endpoint) presents factors. */
+export interface Channel {
+  kind: "radius";
+  /** Client name; challenge state is bound to it. */
+  name: string;
+  firstFactor: FirstFactor;
+  otpMode: OTPMode;
+  allowPasswordOnly: boolean;
+  /** User sources in order (LDAP profile names, "local"); null: every profile in config order, then local. */
+  directories: string[] | null;
+}
+
+/** One authentication attempt as a value. */
+export interface Attempt {
+  channel: Channel;
+  /** The name as presented (User-Name); normalised by the engine. */
+  username: string;
+  /** What the user typed into the password field (User-Password, NUL padding removed). */
+  secret?: string;
+  /** Challenge state from a previous Access-Challenge (second leg). */
+  state?: Uint8Array;
+  /**
+   * "chap" and "other" are refused: no cleartext password is stored to check them against. "eap"
+   * (the request carries EAP-Message) is refused because EAP is not implemented (RFC 3579).
+   */
+  method: "pap" | "chap" | "eap" | "other";
+  now: number;
+  /**
+   * Where the attempt comes from, for the lockout (sources.ts): "csid:…" from the request's
+   * Calling-Station-Id. Absent: the channel itself ("nas:<name>").
+   */
+  source?: string;
+}
+
+/** A reply attribute by dictionary name ("Class", "Filter-Id", "Fortinet-Group-Name"); the adapter encodes it. */
+export interface ReplyAttribute {
+  name: string;
+  value: string | number;
+}
+
+export type Decision =
+  /**
+   * `attributes`: the group reply attributes of a directory user, in configuration order; absent
+   * when there are none (so a decision without directories is exactly the offline core's).
+   */
+  | { kind: "accept"; user: string; attributes?: ReplyAttribute[] }
+  /** No answer at all: the appliance is overloaded and the NAS should retry or fail over. */
+  | { kind: "drop"; reason: "overloaded" }
+  /**
+   * `message` is set only where the password was proven (messages.ts); the adapter shows its
+   * generic text otherwise.
+   */
+  | { kind: "reject"; reason: AuthFailureReason; message?: string }
+  | { kind: "challenge"; state: Uint8Array; prompt: string; timeoutS: number };

@@ -1,0 +1,124 @@
+// First legs that begin with a password (`--first-factor password`):
+//
+//   lockout (password) ─► resolve ─► one password check ─► account status ─► groups
+//     ─► expired / must-change password: the change flow (password-change.ts)
+//     ─► type password: accept, where the channel allows it
+//     ─► otherwise: a challenge for the type's second factor
+//
+// Concatenated (the channel's otp_mode, or the user's type): password and code in one field, split
+// once by the token's digit length; the code is matched, the password verified, and only then the
+// code consumed.
+
+import type { Store } from "../store/types.ts";
+import { accountStatus, groups } from "./account.ts";
+import type { Attempt, Decision } from "./attempt.ts";
+import type { Challenges } from "./challenge.ts";
+import type { OTPCodes } from "./codes.ts";
+import type { Decisions } from "./decisions.ts";
+import { notImplemented, type SecondFactors } from "./factors.ts";
+import type { PasswordFactor } from "./first-factor.ts";
+import type { LockCheck, Lockout } from "./lockout.ts";
+import type { PasswordChange } from "./password-change.ts";
+import type { Resolver, Subject } from "./resolve.ts";
+import { sourceOf } from "./sources.ts";
+
+export class PasswordFirst {
+  constructor(
+    private readonly store: Store,
+    private readonly lockout: Lockout,
+    private readonly out: Decisions,
+    private readonly resolver: Resolver,
+    private readonly password: PasswordFactor,
+    private readonly factors: SecondFactors,
+    private readonly codes: OTPCodes,
+    private readonly challenges: Challenges,
+    private readonly change: PasswordChange,
+  ) {}
+
+  /** A first leg with a non-empty `typed` password (or password and code, concatenated). */
+  async run(attempt: Attempt, key: string, typed: string): Promise<Decision> {
+    const { channel, now } = attempt;
+    const source = sourceOf(attempt);
+    const passwordLock = await this.lockout.check(key, source, "password", now);
+    if (passwordLock.locked) return this.out.lockedOut(attempt, key, "password", passwordLock);
+
+    const resolved = await this.resolver.resolve(attempt, key);
+    if (resolved.kind === "rejected") return resolved.decision;
+    if (resolved.kind === "unknown") {
+      await this.password.dummy(channel, typed);
+      await this.lockout.fail(key, source, "password", now);
+      return this.out.reject(attempt, "unknown_user", undefined);
+    }
+    const subject = resolved.subject;
+    const user = subject.record;
+    const concat = channel.otpMode === "concat" || subject.type === "concatenated";
+    if (concat && subject.type !== "password") return this.concatenated(attempt, key, source, subject, typed, passwordLock);
+
+    // Password-first: one argon2id verify or one bind, real or dummy, whatever the user's state.
+    const outcome = await this.password.check(subject, typed);
+    if (!outcome.ok) {
+      if (outcome.counts) await this.lockout.fail(key, source, "password", now);
+      return this.out.reject(attempt, outcome.reason, user, outcome.detail, outcome.proven);
+    }
+    const status = accountStatus(user, now);
+    if (status) return this.out.reject(attempt, status, user, undefined, true);
+    await this.lockout.succeed(key, source, "password", passwordLock);
+
+    const member = await groups(subject);
+    if (!member.ok) return this.out.reject(attempt, "not_in_group", user, member.detail, true);
+
+    if (outcome.change) return this.change.start(attempt, subject, typed, member.attributes);
+
+    if (subject.type === "password") {
+      if (!channel.allowPasswordOnly) return this.out.reject(attempt, "type_not_allowed", user, "client does not allow password-only users");
+      return this.out.completed(attempt, key, user, ["password"], member.attributes);
+    }
+    const unimplemented = notImplemented(subject.type);
+    if (unimplemented) return this.out.refuse(attempt, unimplemented, user);
+
+    const factor = this.factors.of(subject.type);
+    const unavailable = await factor.unavailable(user);
+    if (unavailable) return this.out.reject(attempt, unavailable, user);
+    return this.challenges.issue(attempt, user, 0, factor.prompt, { next: "code", attributes: member.attributes });
+  }
+
+  /**
+   * Password and code in one field: one split by the token's digit length, one password check.
+   * An expired or must-change password cannot be changed here (a concat client cannot do
+   * challenges): it is refused with a clear text, since the password was proven.
+   */
+  private async concatenated(attempt: Attempt, key: string, source: string, subject: Subject, typed: string, passwordLock: LockCheck): Promise<Decision> {
+    const { now } = attempt;
+    const user = subject.record;
+    const codeLock = await this.lockout.check(key, source, "code", now);
+    if (codeLock.locked) return this.out.lockedOut(attempt, key, "code", codeLock, user);
+    const tokens = await this.store.tokens.activeForUser(user.id);
+    const digits = tokens[0]?.digits ?? 6;
+    const password = typed.length > digits ? typed.slice(0, typed.length - digits) : "";
+    const code = typed.slice(-digits);
+
+    const match = password === "" ? undefined : this.codes.match(tokens, code, now);
+    const outcome = await this.password.check(subject, password);
+    if (!outcome.ok) {
+      if (outcome.counts) await this.lockout.fail(key, source, "password", now);
+      return this.out.reject(attempt, password === "" ? "empty_password" : outcome.reason, user, outcome.detail, outcome.proven);
+    }
+    const status = accountStatus(user, now);
+    if (status) return this.out.reject(attempt, status, user, undefined, true);
+    await this.lockout.succeed(key, source, "password", passwordLock);
+    if (outcome.change) return this.out.reject(attempt, outcome.change, user, "a concatenated login cannot run the password change flow", true);
+    const member = await groups(subject);
+    if (!member.ok) return this.out.reject(attempt, "not_in_group", user, member.detail, true);
+    const unimplemented = notImplemented(subject.type);
+    if (unimplemented) return this.out.refuse(attempt, unimplemented, user);
+    if (tokens.length === 0) return this.out.reject(attempt, "no_token", user);
+    // The password is proven: only now is the code consumed.
+    const result = match ? await this.codes.consume(match) : "bad_code";
+    if (result !== "ok") {
+      await this.lockout.fail(key, source, "code", now);
+      return this.out.reject(attempt, result, user);
+    }
+    await this.lockout.succeed(key, source, "code", codeLock);
+    return this.out.completed(attempt, key, user, ["password", "otp"], member.attributes);
+  }
+}
