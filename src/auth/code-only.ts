@@ -1,24 +1,48 @@
 // Code-only logins (`--first-factor none`): the NAS checked the password itself, and User-Password
 // is the code alone.
 //
-//   lockout (code) ─► resolve ─► status and type ─► groups ─► code matched and consumed ─► accept
+//   lockout (code) ─► resolve ─► codeOnlyRefusal ─► groups ─► code matched and consumed ─► accept
 //
-// Two paths decide them. The full path reads through the repositories (promises); the warm path
-// reads the store's memory copy (store.warm) without a promise, for the RADIUS hot path, with the
-// same checks in the same order; test/unit/auth/engine-warm.test.ts runs every scenario through
-// both and compares decisions, audit events and what the store holds afterwards.
+// Two paths decide them with one core. The full path reads through the repositories (promises);
+// the warm path reads the store's memory copy (store.warm) without a promise, for the RADIUS hot
+// path, and answers only what memory can: a local user with no code counter for this source or
+// the identity, whose code is right, wrong or replayed, or a name no local user has. Both take the
+// same checks from this module, in the same order: codeOnlyRefusal for the account, OTPCodes.match
+// and refusedMatch (codes.ts) for the code, failure() for a counted failure, Decisions for the
+// accept. Where the core would refuse, or memory cannot answer, the warm path returns undefined and
+// the full path decides; test/unit/auth/engine-warm.test.ts runs every scenario through both and
+// compares decisions, audit events and what the store holds afterwards.
 
+import type { AuthFailureReason } from "../audit/events.ts";
 import { Directories, LOCAL_SOURCE } from "../directory/registry.ts";
+import type { AuthType } from "../domain/auth-types.ts";
 import { normalizeUsername } from "../domain/identity.ts";
 import type { Store, User } from "../store/types.ts";
 import { accountStatus, directoryStatus, groups } from "./account.ts";
 import type { Attempt, Decision } from "./attempt.ts";
-import type { OTPCodes } from "./codes.ts";
+import { refusedMatch, type OTPCodes } from "./codes.ts";
 import { NO_ATTRIBUTES, OTP_ONLY, type Decisions } from "./decisions.ts";
-import { notImplemented } from "./factors.ts";
+import { notImplemented, type Refusal } from "./factors.ts";
 import type { Lockout } from "./lockout.ts";
 import type { Resolver } from "./resolve.ts";
 import { sourceOf } from "./sources.ts";
+
+const PASSWORD_ONLY: Refusal = Object.freeze({ reason: "type_not_allowed", detail: "a code-only client needs a second factor" });
+
+/**
+ * The refusals of a code-only login on a resolved account, in order, before its code is looked at:
+ * the record's status; the directory entry's status (`entryStatus`, directoryStatus "all": no bind
+ * happens here, so every state but "ok" is refused, an expired password included); a type without
+ * a second factor; a type this release cannot complete. Nothing is proven yet: no refusal may show
+ * a clear text. undefined: go on to the code.
+ */
+export function codeOnlyRefusal(record: User, type: AuthType | null, entryStatus: AuthFailureReason | undefined, now: number): Refusal | undefined {
+  const status = accountStatus(record, now);
+  if (status) return { reason: status };
+  if (entryStatus) return { reason: entryStatus, detail: "directory account status" };
+  if (type === "password") return PASSWORD_ONLY;
+  return notImplemented(type);
+}
 
 export class CodeOnly {
   /** No directory profile is configured: local users are every client's only source. */
@@ -44,28 +68,15 @@ export class CodeOnly {
     if (codeLock.locked) return this.out.lockedOut(attempt, key, "code", codeLock);
     const resolved = await this.resolver.resolve(attempt, key);
     if (resolved.kind === "rejected") return resolved.decision;
-    if (resolved.kind === "unknown") {
-      await this.lockout.fail(key, source, "code", now);
-      return this.out.reject(attempt, "unknown_user", undefined);
-    }
+    if (resolved.kind === "unknown") return this.failure(attempt, key, source, undefined, "unknown_user");
     const subject = resolved.subject;
     const user = subject.record;
-    const status = accountStatus(user, now);
-    if (status) return this.out.reject(attempt, status, user);
-    // No bind happens here, so the directory's account status is the only check of it: every state
-    // but "ok" is refused, an expired password included. Nothing is proven yet: the generic text only.
-    const dirStatus = directoryStatus(subject, "all");
-    if (dirStatus) return this.out.reject(attempt, dirStatus, user, "directory account status");
-    if (subject.type === "password") return this.out.reject(attempt, "type_not_allowed", user, "a code-only client needs a second factor");
-    const unimplemented = notImplemented(subject.type);
-    if (unimplemented) return this.out.refuse(attempt, unimplemented, user);
+    const refusal = codeOnlyRefusal(user, subject.type, directoryStatus(subject, "all"), now);
+    if (refusal) return this.out.refuse(attempt, refusal, user);
     const member = await groups(subject);
     if (!member.ok) return this.out.reject(attempt, "not_in_group", user, member.detail);
     const result = await this.codes.verify(user, code, now);
-    if (result !== "ok") {
-      await this.lockout.fail(key, source, "code", now);
-      return this.out.reject(attempt, result, user);
-    }
+    if (result !== "ok") return this.failure(attempt, key, source, user, result);
     await this.lockout.succeed(key, source, "code", codeLock);
     return this.out.completed(attempt, key, user, OTP_ONLY, member.attributes);
   }
@@ -75,8 +86,8 @@ export class CodeOnly {
    * (and a failure's counter write, or a new known source's write) as the only asynchronous steps;
    * undefined where run() must decide. Its promise never rejects: failures map to Decisions.failed.
    * Undefined for: a read memory cannot answer, any code counter of this source or the identity
-   * (run() checks, fails or clears it), a disabled, expired, password-type or unimplemented-type
-   * user, no active token, a linked directory record, or a client whose first source is a directory.
+   * (run() checks, fails or clears it), a refusal of codeOnlyRefusal, no active token, a linked
+   * directory record, or a client whose first source is a directory.
    */
   warm(attempt: Attempt): Promise<Decision> | undefined {
     const warm = this.store.warm;
@@ -91,15 +102,14 @@ export class CodeOnly {
     const { now } = attempt;
     if (user === null && sources === "first") return undefined; // a directory is asked next
     if (user === null) return this.failure(attempt, key, source, undefined, "unknown_user");
-    if ((user.directory ?? null) !== null || accountStatus(user, now)) return undefined;
-    if (user.type === "password" || notImplemented(user.type)) return undefined;
+    if ((user.directory ?? null) !== null || codeOnlyRefusal(user, user.type, undefined, now)) return undefined;
     const tokens = warm.activeTokens(user.id);
     if (tokens === undefined || tokens.length === 0) return undefined;
     const match = this.codes.match(tokens, attempt.secret!, now);
-    if (!match) return this.failure(attempt, key, source, user, "bad_code");
-    if (match.replay) return this.failure(attempt, key, source, user, "replayed_code");
+    const refused = refusedMatch(match);
+    if (refused) return this.failure(attempt, key, source, user, refused);
     // OTPCodes.consume without its own promise step: the commit's answer decides directly
-    return this.codes.advance(match).then(
+    return this.codes.advance(match!).then(
       (advanced) => {
         try {
           if (!advanced) return this.failure(attempt, key, source, user, "replayed_code");
@@ -115,8 +125,11 @@ export class CodeOnly {
     );
   }
 
-  /** A failed warm attempt: the code counter's failure is recorded, then the reject (or failed() if that write fails). */
-  private failure(attempt: Attempt, key: string, source: string, user: User | undefined, reason: "unknown_user" | "bad_code" | "replayed_code"): Promise<Decision> {
+  /**
+   * A failed code-only attempt, on both paths: the code counters of `source` and the identity count
+   * it, then the reject (or Decisions.failed if that write fails). Never rejects.
+   */
+  private failure(attempt: Attempt, key: string, source: string, user: User | undefined, reason: "unknown_user" | "bad_code" | "replayed_code" | "no_token"): Promise<Decision> {
     return this.lockout.fail(key, source, "code", attempt.now).then(
       () => {
         try {
