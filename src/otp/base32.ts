@@ -1,59 +1,51 @@
 // RFC 4648 §6 base32 for OTP seeds: upper-case, unpadded output; tolerant, strict-alphabet input.
+// The bit conversion is @scure/base's (otplib's own base32 plugin uses it too); this module keeps
+// our rules around it for secrets that people type or paste.
 
+import { base32nopad } from "@scure/base";
 import { OTPError } from "./errors.ts";
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const LOOKUP = new Int8Array(128).fill(-1);
-for (let i = 0; i < ALPHABET.length; i++) {
-  LOOKUP[ALPHABET.charCodeAt(i)] = i;
-  LOOKUP[ALPHABET.toLowerCase().charCodeAt(i)] = i;
-}
+const BASE32_CHARACTERS = /^[A-Za-z2-7]*$/;
 
 /**
  * Encodes bytes as RFC 4648 base32, upper case, without "=" padding (the Key Uri Format asks
  * for padding to be omitted).
  */
 export function encodeBase32(b: Uint8Array): string {
-  let out = "";
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of b) {
-    buffer = ((buffer << 8) | byte) & 0xffff;
-    bits += 8;
-    while (bits >= 5) {
-      out += ALPHABET[(buffer >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += ALPHABET[(buffer << (5 - bits)) & 31];
-  return out;
+  return base32nopad.encode(b);
 }
 
 /**
- * Decodes RFC 4648 base32. Case-insensitive; spaces and trailing "=" padding are tolerated.
- * Throws OTPError("bad_secret") on any other character, on padding in the middle, or on a
- * length no encoder produces (1, 3 or 6 characters in the last group). The message never
- * echoes the input.
+ * Decodes RFC 4648 base32. Case-insensitive; spaces and trailing "=" padding are tolerated, and so
+ * are set bits after the last whole octet (they are ignored). Throws OTPError("bad_secret") on any
+ * other character, on padding in the middle, or on a length no encoder produces (1, 3 or 6
+ * characters in the last group). The message never echoes the input.
  */
 export function decodeBase32(s: string): Uint8Array {
-  const compact = s.replace(/ /g, "");
-  const unpadded = compact.replace(/=+$/, "");
+  const unpadded = s.replace(/ /g, "").replace(/=+$/, "");
   const rest = unpadded.length % 8;
   if (rest === 1 || rest === 3 || rest === 6) throw new OTPError("bad_secret", "base32 secret has an invalid length");
-  const out = new Uint8Array(Math.floor((unpadded.length * 5) / 8));
-  let buffer = 0;
-  let bits = 0;
-  let j = 0;
-  for (let i = 0; i < unpadded.length; i++) {
-    const c = unpadded.charCodeAt(i);
-    const v = c < 128 ? LOOKUP[c]! : -1;
-    if (v < 0) throw new OTPError("bad_secret", "base32 secret contains an invalid character");
-    buffer = ((buffer << 5) | v) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      out[j++] = (buffer >>> (bits - 8)) & 0xff;
-      bits -= 8;
-    }
+  // ASCII letters only: toUpperCase below must not turn "ı" into "I" or "ſ" into "S".
+  if (!BASE32_CHARACTERS.test(unpadded)) throw new OTPError("bad_secret", "base32 secret contains an invalid character");
+  try {
+    return base32nopad.decode(withoutTrailingBits(unpadded.toUpperCase()));
+  } catch {
+    // Not reached for input that passed the checks above; the library's message could quote the input.
+    throw new OTPError("bad_secret", "base32 secret is invalid");
   }
-  return out;
+}
+
+/**
+ * Clears the bits of the last character that lie beyond the last whole octet (2, 4, 1 or 3 bits
+ * when the last group has 2, 4, 5 or 7 characters). RFC 4648 §3.5 lets a decoder reject such
+ * input, and @scure/base does; seeds typed or pasted by people have always been accepted here, so
+ * those bits are dropped instead, as they carry no octet.
+ */
+function withoutTrailingBits(upper: string): string {
+  const spare = (upper.length * 5) % 8;
+  if (spare === 0) return upper;
+  const last = ALPHABET.indexOf(upper[upper.length - 1]!);
+  const cleared = last & ~((1 << spare) - 1);
+  return cleared === last ? upper : upper.slice(0, -1) + ALPHABET[cleared];
 }

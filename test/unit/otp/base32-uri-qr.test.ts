@@ -34,6 +34,15 @@ describe("base32", () => {
     expect(decodeBase32("gezd gnbv gy3t qojq gezd gnbv gy3t qojq")).toEqual(bytes("12345678901234567890"));
   });
 
+  test("set bits after the last whole octet are ignored, as they always were (RFC 4648 §3.5 lets a decoder refuse them)", () => {
+    // "MZ": 10 bits, one octet ("f") and two spare bits that are 01 here, 00 in the canonical "MY"
+    expect(decodeBase32("MZ")).toEqual(bytes("f"));
+    expect(decodeBase32("mz======")).toEqual(bytes("f"));
+    expect(decodeBase32("MZXR")).toEqual(bytes("fo")); // 4 spare bits
+    expect(decodeBase32("MZXW7")).toEqual(bytes("foo")); // 1 spare bit
+    expect(decodeBase32("MZXW6YR")).toEqual(bytes("foob")); // 3 spare bits
+  });
+
   test("round-trips random seeds and agrees with otplib's base32 plugin", () => {
     const plugin = new ScureBase32Plugin();
     for (let n = 1; n <= 64; n++) {
@@ -44,7 +53,7 @@ describe("base32", () => {
     }
   });
 
-  test.each(["GEZD1", "GEZ!DGNBV", "GEZDGNB=V", "A", "ABC", "ABCDEF", "ÄBCD"])("rejects %j with bad_secret and no echo", (s) => {
+  test.each(["GEZD1", "GEZ!DGNBV", "GEZDGNB=V", "A", "ABC", "ABCDEF", "ÄBCD", "ıIII", "GEZD\tGNBV", "=GEZDGNBV"])("rejects %j with bad_secret and no echo", (s) => {
     let error: unknown;
     try {
       decodeBase32(s);
