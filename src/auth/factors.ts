@@ -5,6 +5,10 @@
 // Today there is one second factor, a TOTP/HOTP code from the user's tokens (codes.ts OTPCodes).
 // A new one (an SMS code, an approval) implements SecondFactor, is named in COMPLETED_BY for the
 // types it completes (which makes those types implemented), and is handed to SecondFactors.
+// Three places take the code factor directly and need a look then: the code-only flow and its warm
+// path, and concatenated logins, are code-only by nature; and the second leg (and the change flow's
+// last step) verify a code because a challenge row does not yet name the factor it asked for, so a
+// factor asked for over a challenge adds its name to ChallengeData (challenge.ts).
 
 import type { AuthFailureReason } from "../audit/events.ts";
 import { AUTH_TYPES, type AuthType } from "../domain/auth-types.ts";
