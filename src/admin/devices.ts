@@ -3,7 +3,7 @@
 // each adapter audits the change its own way (admin_events from the CLI, the bus from the API).
 
 import { hashEnrolmentCode, newEnrolmentCode } from "../devices/keys.ts";
-import { endpointHost } from "../push/sender.ts";
+import { endpointHost } from "../push/hosts.ts";
 import type { Device, Store, User } from "../store/types.ts";
 
 /** How long an enrolment link stays valid (DESIGN: 10 minutes). */

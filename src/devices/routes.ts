@@ -11,7 +11,7 @@ import { BODY_LIMITS, bodyCap, errorBody, type ValidationIssue } from "../http/m
 import { signedRequest } from "../http/device-auth.ts";
 import type { HttpEnv, RouteModule } from "../http/types.ts";
 import { parsePushSubscription, type SubscriptionRefusal } from "../push/subscription.ts";
-import { endpointHost } from "../push/sender.ts";
+import { endpointHost } from "../push/hosts.ts";
 import { StoreError, type PushSubscription } from "../store/types.ts";
 import { isSafeDisplayText } from "../util/display-text.ts";
 import { ENROLMENT_CODE, hashEnrolmentCode, newDeviceId, parseDevicePublicKey } from "./keys.ts";

@@ -43,6 +43,15 @@ function isLoopback(ip: string): boolean {
   return ip === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(ip);
 }
 
+/** The host of an endpoint for logs, events and listings, never its path (the path is the credential). */
+export function endpointHost(endpoint: string): string {
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return "(malformed)";
+  }
+}
+
 /** The allow-list, compiled once from `[push] allowed_hosts`. */
 export class PushHosts {
   private readonly exact = new Set<string>();

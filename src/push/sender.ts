@@ -21,7 +21,7 @@
 import webpush from "web-push";
 import type { AuditEvent } from "../audit/events.ts";
 import type { Device, DeviceRepo } from "../store/types.ts";
-import type { PushHosts } from "./hosts.ts";
+import { endpointHost, type PushHosts } from "./hosts.ts";
 import type { VapidKeys } from "./vapid.ts";
 
 /** What a notification is about: the request the app should fetch, and when it stops mattering. */
@@ -60,15 +60,6 @@ export interface PushSenderOptions {
 const NOTICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** VAPID token lifetime: RFC 8292 §2 allows at most 24 hours; 12 hours as web-push and the push services expect. */
 const VAPID_TTL_S = 12 * 3600;
-
-/** The host of an endpoint for logs and outcomes, never its path. */
-export function endpointHost(endpoint: string): string {
-  try {
-    return new URL(endpoint).host;
-  } catch {
-    return "(malformed)";
-  }
-}
 
 /** Sends approval notifications; create one per process with the store's VAPID keys. */
 export class PushSender {
