@@ -11,6 +11,7 @@ import { setLogLevel, setLogSink } from "./audit/log.ts";
 import { apikeyCommand } from "./cli/apikey.ts";
 import { clientCommand } from "./cli/client.ts";
 import { CLIError, usageError, type CLIContext } from "./cli/context.ts";
+import { deviceCommand } from "./cli/device.ts";
 import { COMMAND_GROUPS, helpText } from "./cli/help.ts";
 import { keyCommand } from "./cli/key.ts";
 import { LDAP_USAGE, ldapTest } from "./cli/ldap.ts";
@@ -169,6 +170,9 @@ export async function main(argv: string[]): Promise<number> {
         break;
       case "token":
         await tokenCommand(ctx, args);
+        break;
+      case "device":
+        await deviceCommand(ctx, args);
         break;
       case "apikey":
         await apikeyCommand(ctx, args);

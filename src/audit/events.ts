@@ -95,7 +95,36 @@ export type AdminEvent =
   | ({ type: "admin.endpoint_removed"; endpoint: string } & By)
   | ({ type: "admin.delivery_test"; ok: boolean; channel?: string; reason?: string } & By)
   | ({ type: "admin.key_rotated"; /** The new key's ID, never the key. */ keyId: string; resealed: number } & By)
-  | ({ type: "admin.ldap_tested"; profile: string; ok: boolean } & By);
+  | ({ type: "admin.ldap_tested"; profile: string; ok: boolean } & By)
+  /** An enrolment link for the approver app was made for `user` (the code is never logged). */
+  | ({ type: "admin.device_enrolment_created"; user: string; expires_at: string } & By)
+  /** A device was removed; `last_device`: the user has no approver device left (warn). */
+  | ({ type: "admin.device_removed"; device: string; user: string; last_device: boolean } & By)
+  /** A test push was sent to a device (admin API); `result` as in push.sent / push.failed. */
+  | ({ type: "admin.push_tested"; device: string; result: string } & By);
+
+/**
+ * The approver app's devices and Web Push. Never a key, an enrolment code, a signature, or a push
+ * endpoint's path (its secret part): only the endpoint's host.
+ */
+export type DeviceEvent =
+  /** A device was enrolled with a code from `device enrol`; `push`: it sent a subscription. */
+  | { type: "device.enrolled"; user: string; device: string; name: string; push: boolean; client: string }
+  /** An enrolment was refused: `reason` `bad_code` (unknown, used or expired), `bad_key`, or a subscription refusal. */
+  | { type: "device.enrolment_refused"; reason: string; client: string }
+  /** A device replaced (`PUT /app/api/v1/push`) or removed (`DELETE`) its push subscription. */
+  | { type: "device.push_set"; user: string; device: string; host: string }
+  | { type: "device.push_removed"; user: string; device: string }
+  /** A subscription was refused: `malformed`, `not_https`, `host_not_allowed`, `bad_keys`. */
+  | { type: "device.push_refused"; user: string; device: string; reason: string; client: string }
+  /** A signed request was refused (docs/app.md "Errors"): `malformed`, `unknown_device`, `removed_device`, `stale_time`, `bad_signature`, `replayed`. */
+  | { type: "device.request_refused"; reason: string; device?: string; user?: string; client: string }
+  /** A push service accepted a notification (2xx). */
+  | { type: "push.sent"; user: string; device: string; host: string; status: number }
+  /** A notification did not reach the push service: `status` (another answer), `timeout`, `network`, `redirect`, `host_not_allowed`, `bad_subscription`, `no_subject`. */
+  | { type: "push.failed"; user: string; device: string; host: string; reason: string; status?: number }
+  /** The push service answered 404 or 410 (RFC 8030 §7.3: the subscription is gone): it was removed from the device. */
+  | { type: "push.subscription_removed"; user: string; device: string; host: string; status: number };
 
 /**
  * Magic Link sessions (issue 4). Numbers are masked (delivery/phone.ts maskNumber); never the link,
@@ -124,7 +153,7 @@ export type DeliveryEvent =
   /** A request was refused before any channel: invalid number, allow-list, unknown user, rate limit, no usable channel. */
   | { type: "delivery.refused"; endpoint: string; to: string; country: string | null; reason: string; detail: string };
 
-export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent;
+export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent;
 
 export type AuditSink = (event: AuditEvent) => void;
 
@@ -159,6 +188,13 @@ export function levelOf(event: AuditEvent): Level {
       return "warn";
     case "delivery.refused":
       return WARN_REFUSALS.has(event.reason) ? "warn" : "info";
+    case "device.request_refused":
+    case "device.enrolment_refused":
+    case "device.push_refused":
+    case "push.failed":
+      return "warn";
+    case "admin.device_removed":
+      return event.last_device ? "warn" : "info";
     default:
       return "info";
   }

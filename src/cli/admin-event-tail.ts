@@ -32,6 +32,9 @@ const ADMIN_TYPES: Record<AdminEvent["type"], true> = {
   "admin.delivery_test": true,
   "admin.key_rotated": true,
   "admin.ldap_tested": true,
+  "admin.device_enrolment_created": true,
+  "admin.device_removed": true,
+  "admin.push_tested": true,
 };
 
 /**

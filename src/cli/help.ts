@@ -2,6 +2,7 @@
 
 import { APIKEY_USAGE } from "./apikey.ts";
 import { CLIENT_USAGE } from "./client.ts";
+import { DEVICE_USAGE } from "./device.ts";
 import { KEY_USAGE } from "./key.ts";
 import { LDAP_USAGE } from "./ldap.ts";
 import { TOKEN_USAGE } from "./token.ts";
@@ -14,6 +15,7 @@ const GROUPS: Record<string, string[]> = {
   client: CLIENT_USAGE,
   user: USER_USAGE,
   token: TOKEN_USAGE,
+  device: DEVICE_USAGE,
   apikey: APIKEY_USAGE,
   key: KEY_USAGE,
   ldap: LDAP_USAGE,

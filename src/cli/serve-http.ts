@@ -13,6 +13,9 @@ import type { HttpDeps } from "../http/types.ts";
 import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/index.ts";
 import { RateLimitedLog } from "../audit/log.ts";
 import { BODY_LIMITS } from "../http/middleware.ts";
+import { PushHosts } from "../push/hosts.ts";
+import { PushSender } from "../push/sender.ts";
+import { effectivePushSubject, loadVapidKeys } from "../push/vapid.ts";
 import { openFileLimit, serveHttp, type HttpLimits, type HttpListener, type ListenerEvent } from "../runtime/http.ts";
 import { contains, parseAddress, parseCIDR } from "../util/cidr.ts";
 import type { DeliveryRepos, Store } from "../store/types.ts";
@@ -26,7 +29,7 @@ import { splitListen, type ServeContext } from "./serve.ts";
 export async function startWeb(
   ctx: ServeContext,
   parts: Pick<HttpDeps, "store" | "engine" | "metrics"> & { audit: AuditBus; deliveryRepos: DeliveryRepos; radiusBound: () => boolean },
-): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService }> {
+): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService; push: PushSender }> {
   const { config } = ctx;
   // Delivery (SMS gateways, SMTP) behind the SMS-pumping defences, and the Magic Link sessions.
   for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
@@ -38,9 +41,10 @@ export async function startWeb(
       log("warn", "endpoint.custom_sms_text_allowed", { endpoint: p.name, detail: "allow_custom_sms_text is true: this endpoint's API keys may send their own SMS text under the sender ID" });
     }
   }
+  const push = await createPush(config, parts.store, parts.audit.emit);
   try {
-    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, radiusBound: parts.radiusBound });
-    return { listeners, magicLink };
+    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, radiusBound: parts.radiusBound });
+    return { listeners, magicLink, push };
   } catch (err) {
     magicLink.hub.closeAll();
     throw err;
@@ -95,6 +99,18 @@ async function createMagicLink(
   return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog } };
 }
 
+/**
+ * The Web Push sender for approver devices: the store's VAPID key pair (made on first start, sealed,
+ * shared by every process on the store), `[push] allowed_hosts` and the VAPID subject. Throws
+ * StoreError when the key cannot be read or stored.
+ */
+async function createPush(config: Config, store: Store, audit: AuditBus["emit"]): Promise<PushSender> {
+  const vapid = await loadVapidKeys(store.serverSecrets);
+  const subject = effectivePushSubject(config.push.subject, config.http.public_url);
+  if (!subject) log("warn", "push.subject_missing", { detail: "neither push.subject nor an https: http.public_url is set: no push notification can be sent" });
+  return new PushSender({ devices: store.devices, vapid, subject, hosts: new PushHosts(config.push.allowed_hosts), timeoutMs: config.push.timeout_ms, audit });
+}
+
 const isLoopback = (address: string) => address === "::1" || address.startsWith("127.");
 
 /** File descriptors kept free for everything but the two listeners: RADIUS sockets, the store, LDAP and SMTP connections, gateways. */
@@ -144,7 +160,7 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery"> & { radiusBound: () => boolean },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push"> & { radiusBound: () => boolean },
 ): Promise<HttpListener[]> {
   const { config } = ctx;
   let stopping = false;

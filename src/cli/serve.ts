@@ -201,6 +201,8 @@ export async function serve(ctx: ServeContext): Promise<void> {
     void store.lockouts.forgetSources(now - config.lockout.known_source_days * 86_400_000).catch(() => {});
     // Answered and expired Magic Link sessions are kept a day, so a late tap still gets a clear page.
     void store.magicLinks.purgeExpired(now - 86_400_000).catch(() => {});
+    // Expired enrolment codes, and signature records whose time has left the 60 s window.
+    void store.devices.purgeExpired(now).catch(() => {});
     // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.
     void deliveryRepos.rateLimits.purgeExpired(now).catch(() => {});
     void deliveryRepos.deliveryLog.purgeBefore(now - config.delivery.log_retention_days * 86_400_000).catch(() => {});

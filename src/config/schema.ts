@@ -5,6 +5,7 @@
 // as in the TOML file, and the exported `Config` type keeps them (config.radius.challenge_ttl_s).
 
 import { isIPv4, isIPv6 } from "node:net";
+import { DEFAULT_PUSH_HOSTS, isPushHostRule } from "../push/hosts.ts";
 import { canonicalCIDR } from "../util/cidr.ts";
 import { isSafeDisplayText, SAFE_DISPLAY_TEXT_MUST } from "../util/display-text.ts";
 import { isSupportedCountry } from "libphonenumber-js";
@@ -249,6 +250,14 @@ function isRegExp(s: string): boolean {
 /** A sub-table of a section (`[delivery.sms]`): its keys are documented and overridable like a section's. */
 function subsection<E extends v.ObjectEntries>(description: string, entries: E) {
   return section(description, entries);
+}
+
+/** A VAPID subject: a mailto: address or an https: URL, not naming localhost (Apple refuses it). */
+export function isPushSubject(s: string): boolean {
+  if (s === "") return true;
+  if (/^mailto:[^\s@<>]+@[^\s@<>]+$/.test(s)) return true;
+  if (!/^https:\/\/[^\s/]+/.test(s) || !URL.canParse(s)) return false;
+  return new URL(s).hostname !== "localhost";
 }
 
 const isURL = (s: string) => s === "" || (/^https?:\/\/[^\s/]+/.test(s) && URL.canParse(s));
@@ -564,6 +573,22 @@ export const configSchema = v.strictObject({
       ca_file: text("", "PEM file of the CA(s) that sign the server's certificate. Empty means the system roots."),
       timeout_ms: integer(10_000, 100, 120_000, "Time for connecting, each SMTP reply and the whole send; after it the next channel is tried."),
     }),
+  }),
+
+  push: section("Web Push to the approver app (RFC 8030, encrypted per RFC 8291, VAPID per RFC 8292). See docs/app.md.", {
+    subject: text(
+      "",
+      "The VAPID `sub` claim (RFC 8292 §2.1): a `mailto:` address or `https:` URL where push services can reach the operator. Empty means `http.public_url` when that is an https: URL; with neither, no push is sent (logged at start-up). Apple's push service refuses a `localhost` subject.",
+      "empty, a mailto: address or an https:// URL (not localhost)",
+      isPushSubject,
+    ),
+    allowed_hosts: list(
+      [...DEFAULT_PUSH_HOSTS],
+      "Push services a device's subscription may point at: host names, `*.domain` for any subdomain (not the domain itself), or IP addresses. An endpoint must be https: on one of them; http: is accepted only for a loopback address listed literally (a test push service). Checked when a subscription is stored and again before each send. The default is the Apple, Google (FCM), Mozilla and Microsoft (WNS) push services.",
+      'a list of host names, "*.domain" wildcards or IP addresses',
+      isPushHostRule,
+    ),
+    timeout_ms: integer(10_000, 500, 60_000, "Deadline of each request to a push service; devices are notified in parallel, so one slow service delays none of the others."),
   }),
 });
 

@@ -151,6 +151,8 @@ export function jsonErrors(log: (level: Level, event: string, fields?: Record<st
 export const BODY_LIMITS = {
   /** An HTML form post (approval page): a CSRF token and a choice. */
   form: 4 * 1024,
+  /** An approver-app call (/app/api/v1): a key, a name and a push subscription at most. */
+  device: 8 * 1024,
   /** Any other public route, and the public listener as a whole. */
   public: 64 * 1024,
   /** An admin API call other than an import. */

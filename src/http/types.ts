@@ -38,6 +38,8 @@ export interface HttpDeps {
   delivery?: { dispatcher: import("../delivery/index.ts").Dispatcher; log: import("../store/types.ts").DeliveryLogRepo };
   /** Magic Link sessions (public listener); absent → the Magic Link API answers FAILED_DELIVERY. */
   magicLink?: MagicLinkService;
+  /** Web Push to approver devices (VAPID key, allow-list); absent → the app's device routes answer 503. */
+  push?: import("../push/sender.ts").PushSender;
 }
 
 /** What runtime/http.ts passes per request as Hono's `c.env`. */
@@ -54,6 +56,9 @@ export interface HttpVariables {
   clientIp: string;
   /** The authenticated API key (set by apiKeyAuth; absent before it). */
   apiKey: ApiKey;
+  /** The device that signed the request, and its user (set by signedRequest, http/device-auth.ts). */
+  device: import("../store/types.ts").Device;
+  deviceUser: import("../store/types.ts").User;
 }
 
 export type HttpEnv = { Bindings: HttpBindings; Variables: HttpVariables };

@@ -15,10 +15,12 @@ import type {
   EndpointRepo,
   MagicLinkRepo,
   ClientRepo,
+  DeviceRepo,
   FailureKind,
   KnownSource,
   LockoutRepo,
   LockoutState,
+  ServerSecretRepo,
   NewToken,
   NewUser,
   Store,
@@ -54,6 +56,9 @@ export class CachedStore implements Store {
   readonly apiKeys: ApiKeyRepo;
   readonly magicLinks: MagicLinkRepo;
   readonly endpoints: EndpointRepo;
+  /** Not cached: devices and their replay records are consumables the store guards. */
+  readonly devices: DeviceRepo;
+  readonly serverSecrets: ServerSecretRepo;
 
   /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
   private readonly byName = new Map<string, User | null>();
@@ -86,6 +91,8 @@ export class CachedStore implements Store {
     this.apiKeys = inner.apiKeys;
     this.magicLinks = inner.magicLinks;
     this.endpoints = inner.endpoints;
+    this.devices = inner.devices;
+    this.serverSecrets = inner.serverSecrets;
     this.users = this.userRepo(inner.users);
     this.tokens = this.tokenRepo(inner.tokens);
     this.lockouts = this.lockoutRepo(inner.lockouts);

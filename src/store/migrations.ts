@@ -324,6 +324,47 @@ CREATE TABLE known_sources (
 ) {{without_rowid}};
 `,
   },
+  {
+    // The approver app's devices (numbered 11: 9 and 10 belong to the approvals store). A device is
+    // a P-256 public key (JWK, made on the phone) of one user, with an optional Web Push
+    // subscription. A removed device keeps its row (removed_at set, subscription dropped), so that a
+    // request it signs is answered 403 rather than 401. Enrolment codes are single-use consumables
+    // stored as their SHA-256, never the code. device_signatures holds each accepted signature's r
+    // for as long as its Portcullis-Time can be accepted, so that the primary key refuses a replay
+    // from any process; rows are purged once their time has left the window.
+    version: 11,
+    name: "devices",
+    sql: `
+CREATE TABLE devices (
+  id TEXT PRIMARY KEY,
+  user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  public_key TEXT NOT NULL,
+  push_endpoint TEXT,
+  push_p256dh TEXT,
+  push_auth TEXT,
+  created_at BIGINT NOT NULL,
+  last_seen_at BIGINT,
+  removed_at BIGINT,
+  CONSTRAINT devices_push_complete CHECK ((push_endpoint IS NULL AND push_p256dh IS NULL AND push_auth IS NULL) OR (push_endpoint IS NOT NULL AND push_p256dh IS NOT NULL AND push_auth IS NOT NULL))
+);
+CREATE INDEX devices_user ON devices (user_id);
+
+CREATE TABLE device_enrolments (
+  code_hash TEXT PRIMARY KEY,
+  user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+
+CREATE TABLE device_signatures (
+  device_id TEXT NOT NULL,
+  sig TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (device_id, sig)
+) {{without_rowid}};
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

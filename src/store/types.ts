@@ -419,6 +419,102 @@ export function defaultEndpointProfile(name: string = DEFAULT_ENDPOINT): Endpoin
   };
 }
 
+// --- approver app: devices, enrolment codes, signature replay records, server secrets ----------
+
+/** A device's public key as enrolled: an ECDSA P-256 JWK with exactly these members (RFC 7518 §6.2.1). */
+export interface DevicePublicKey {
+  kty: "EC";
+  crv: "P-256";
+  /** base64url of the 32-byte x coordinate. */
+  x: string;
+  /** base64url of the 32-byte y coordinate. */
+  y: string;
+}
+
+/** A Web Push subscription (the browser's PushSubscription JSON, reduced to what sending needs). */
+export interface PushSubscription {
+  /** The push service URL, normalised (WHATWG URL href); checked against `[push] allowed_hosts`. */
+  endpoint: string;
+  /** base64url of the user agent's P-256 public key, 65 bytes uncompressed (RFC 8291 §3.2). */
+  p256dh: string;
+  /** base64url of the 16-byte authentication secret (RFC 8291 §3.2). */
+  auth: string;
+}
+
+/** One enrolled approver device of a user. */
+export interface Device {
+  /** Random (128 bits, base64url, 22 characters); sent by the app in `Portcullis-Device`. */
+  id: string;
+  userId: number;
+  /** Display name the app chose ("Alice's phone"); safe display text, at most 64 characters. */
+  name: string;
+  publicKey: DevicePublicKey;
+  /** null: no push (the app polls or listens while open). */
+  push: PushSubscription | null;
+  createdAt: number;
+  /** Last accepted signed request (updated at most once a minute); null before the first. */
+  lastSeenAt: number | null;
+  /** When it was removed; null while it is live. A removed device's requests are refused with 403. */
+  removedAt: number | null;
+}
+
+/** An outstanding enrolment code: single use, expiring. The code itself never reaches the store. */
+export interface DeviceEnrolment {
+  /** SHA-256 hex of the code. */
+  codeHash: string;
+  userId: number;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface DeviceRepo {
+  /** Stores an enrolment code (its hash). Throws StoreError("conflict") on a duplicate hash, StoreError("not_found") when the user is gone. */
+  addEnrolment(enrolment: DeviceEnrolment): Promise<void>;
+  /**
+   * Consumes a live enrolment code (expiresAt > now) and creates the device for its user, in one
+   * transaction: both or neither, and of concurrent callers with one code exactly one gets a device.
+   * undefined when the code is unknown, used or expired. Throws StoreError("conflict") when the
+   * device ID exists (the code is then not consumed).
+   */
+  enrol(codeHash: string, now: number, device: { id: string; name: string; publicKey: DevicePublicKey; push: PushSubscription | null }): Promise<Device | undefined>;
+  /** A device by ID, removed or not. */
+  get(id: string): Promise<Device | undefined>;
+  /** Devices (of one user when `userId` is given), oldest first; removed ones only with `includeRemoved`. */
+  list(options?: { userId?: number; includeRemoved?: boolean }): Promise<Device[]>;
+  /**
+   * Marks a live device removed at `now` and drops its push subscription, in one statement; returns it
+   * with the number of live devices its user still has, or undefined when it is unknown or already removed.
+   */
+  remove(id: string, now: number): Promise<{ device: Device; remaining: number } | undefined>;
+  /** Replaces (null: removes) a live device's push subscription. False when the device is unknown or removed. */
+  setPush(id: string, push: PushSubscription | null): Promise<boolean>;
+  /** Drops the subscription only while it is still `endpoint` (a newer one set meanwhile is kept). True when dropped. */
+  dropPush(id: string, endpoint: string): Promise<boolean>;
+  /** Records a use (best effort, not awaited for security). */
+  touch(id: string, now: number): Promise<void>;
+  /**
+   * Records one accepted signature, identified by the device and `sig` (its r half), kept until
+   * `expiresAt`. True for the first use; false when it was already recorded (a replay), from any process.
+   */
+  useSignature(deviceId: string, sig: string, expiresAt: number): Promise<boolean>;
+  /** Deletes expired enrolment codes and signature records; returns how many rows went. */
+  purgeExpired(now: number): Promise<number>;
+}
+
+/**
+ * Named secrets the server itself uses (the Magic Link CSRF secret, the VAPID private key), sealed
+ * at rest and re-sealed by key rotation.
+ */
+export interface ServerSecretRepo {
+  /**
+   * The stored secret `name`, or the value `create()` gives, stored first (one winner when several
+   * processes start together: every process gets the same). A value sealed under a key the keyring
+   * no longer holds is replaced (logged). Throws StoreError("corrupt") for a tampered value, TypeError
+   * when `create()` gives fewer than `minBytes` (default 32) bytes.
+   */
+  get(name: string, create: () => Uint8Array, options?: { minBytes?: number }): Promise<Uint8Array>;
+}
+
 export interface Store {
   readonly clients: ClientRepo;
   readonly users: UserRepo;
@@ -428,6 +524,8 @@ export interface Store {
   readonly apiKeys: ApiKeyRepo;
   readonly magicLinks: MagicLinkRepo;
   readonly endpoints: EndpointRepo;
+  readonly devices: DeviceRepo;
+  readonly serverSecrets: ServerSecretRepo;
   /**
    * A number that changes whenever another process (the admin CLI) commits a change to clients,
    * users or tokens. The server polls it to reload caches without a restart.

@@ -226,8 +226,9 @@ describe("key rotation and ldap test through the API (the CLI's key rotate and l
     const r = await call("/key/rotate", rootKey);
     expect(r.status).toBe(200);
     const body = (await r.json()) as { keyId: string; resealed: number };
-    // The client's shared secret and the Magic Link server secret that serve created at start.
-    expect(body.resealed).toBe(2);
+    // The client's shared secret and the two server secrets serve created at start: the Magic Link
+    // secret and the VAPID private key (push to approver devices).
+    expect(body.resealed).toBe(3);
     expect(readFileSync(join(keyApp.dataDir, "portcullis.key"), "utf8")).toContain(body.keyId);
     // The CLI opens the store with the rotated key file: the client (its sealed secret) still loads.
     expect(JSON.parse(await keyApp.cli(["client", "list", "--json"])).map((c: { name: string }) => c.name)).toEqual(["nas"]);

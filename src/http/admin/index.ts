@@ -6,6 +6,7 @@ import type { RouteModule } from "../types.ts";
 import { apiKeyRoutes } from "./api-keys.ts";
 import { clientRoutes } from "./clients.ts";
 import { deliveryRoutes } from "./delivery.ts";
+import { deviceRoutes } from "./devices.ts";
 import { endpointRoutes } from "./endpoints.ts";
 import { keyRoutes } from "./key.ts";
 import { ldapRoutes } from "./ldap.ts";
@@ -20,6 +21,7 @@ import { userRoutes } from "./users.ts";
 export function registerAdminResources(r: AdminRouter): readonly AdminRouteSpec[] {
   userRoutes(r);
   tokenRoutes(r);
+  deviceRoutes(r);
   clientRoutes(r);
   apiKeyRoutes(r);
   endpointRoutes(r);

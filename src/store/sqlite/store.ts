@@ -19,6 +19,8 @@ import { type AdminEventRepos, type DeliveryRepos, type Store, StoreError } from
 import { SqliteChallengeRepo } from "./challenges.ts";
 import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
 import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
+import { SqliteDeviceRepo } from "./devices.ts";
+import { SqliteServerSecretRepo } from "./server-secrets.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
@@ -213,6 +215,8 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly apiKeys: SqliteApiKeyRepo;
   readonly magicLinks: SqliteMagicLinkRepo;
   readonly endpoints: SqliteEndpointRepo;
+  readonly devices: SqliteDeviceRepo;
+  readonly serverSecrets: SqliteServerSecretRepo;
   readonly rateLimits: SqliteRateLimitRepo;
   readonly deliveryLog: SqliteDeliveryLogRepo;
   readonly adminEvents: SqliteAdminEventRepo;
@@ -241,6 +245,8 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
     this.apiKeys = new SqliteApiKeyRepo(ctx);
     this.magicLinks = new SqliteMagicLinkRepo(ctx);
     this.endpoints = new SqliteEndpointRepo(ctx);
+    this.devices = new SqliteDeviceRepo(ctx);
+    this.serverSecrets = new SqliteServerSecretRepo(ctx);
     this.rateLimits = new SqliteRateLimitRepo(ctx);
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
     this.adminEvents = new SqliteAdminEventRepo(ctx);
@@ -296,7 +302,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
 
   /**
    * Appends a new key to the key file (made current) and re-seals every client secret, token seed and server
-   * secret under it in one transaction. Older keys stay in the file so other processes keep working.
+   * secret (the Magic Link secret, the VAPID private key) under it in one transaction. Older keys stay in the file so other processes keep working.
    * Throws StoreError("unavailable") when the key does not come from a key file, and like the
    * repositories when a value cannot be opened (nothing is changed then).
    */

@@ -18,6 +18,8 @@ import {
   type ApiKeyRepo,
   type MagicLinkRepo,
   type EndpointRepo,
+  type DeviceRepo,
+  type ServerSecretRepo,
   type Token,
   type TokenRepo,
   type User,
@@ -212,6 +214,8 @@ export class MemoryStore implements Store {
   readonly apiKeys = {} as ApiKeyRepo;
   readonly magicLinks = {} as MagicLinkRepo;
   readonly endpoints = {} as EndpointRepo;
+  readonly devices = {} as DeviceRepo;
+  readonly serverSecrets = {} as ServerSecretRepo;
   async generation() {
     return 0;
   }

@@ -1,0 +1,174 @@
+// Approver devices in SQLite: enrolment codes consumed with the device insert in one transaction,
+// removal as one conditional UPDATE, and signature replay records guarded by their primary key.
+
+import type { Device, DeviceEnrolment, DevicePublicKey, DeviceRepo, PushSubscription } from "../types.ts";
+import { prep, rethrow, type StoreContext } from "./context.ts";
+
+interface Row {
+  id: string;
+  user_id: number;
+  name: string;
+  public_key: string;
+  push_endpoint: string | null;
+  push_p256dh: string | null;
+  push_auth: string | null;
+  created_at: number;
+  last_seen_at: number | null;
+  removed_at: number | null;
+}
+
+const COLUMNS = "id, user_id, name, public_key, push_endpoint, push_p256dh, push_auth, created_at, last_seen_at, removed_at";
+
+function toDevice(r: Row): Device {
+  const jwk = JSON.parse(r.public_key) as DevicePublicKey;
+  return {
+    id: r.id,
+    userId: r.user_id,
+    name: r.name,
+    publicKey: { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y },
+    push: r.push_endpoint !== null && r.push_p256dh !== null && r.push_auth !== null ? { endpoint: r.push_endpoint, p256dh: r.push_p256dh, auth: r.push_auth } : null,
+    createdAt: r.created_at,
+    lastSeenAt: r.last_seen_at,
+    removedAt: r.removed_at,
+  };
+}
+
+/** The stored JWK text: exactly the four members, in a fixed order. */
+function keyText(k: DevicePublicKey): string {
+  return JSON.stringify({ kty: "EC", crv: "P-256", x: k.x, y: k.y });
+}
+
+export class SqliteDeviceRepo implements DeviceRepo {
+  private readonly sAddEnrolment;
+  private readonly sConsume;
+  private readonly sInsert;
+  private readonly sGet;
+  private readonly sList;
+  private readonly sListUser;
+  private readonly sRemove;
+  private readonly sLive;
+  private readonly sSetPush;
+  private readonly sDropPush;
+  private readonly sTouch;
+  private readonly sUseSig;
+  private readonly sPurgeEnrolments;
+  private readonly sPurgeSigs;
+  private readonly txEnrol;
+  private readonly txRemove;
+
+  constructor(ctx: StoreContext) {
+    const { db } = ctx;
+    this.sAddEnrolment = prep(db, "INSERT INTO device_enrolments (code_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)");
+    // Single use: of any number of concurrent consumers of one code, one DELETE removes the row.
+    this.sConsume = prep<{ user_id: number }>(db, "DELETE FROM device_enrolments WHERE code_hash = ? AND expires_at > ? RETURNING user_id");
+    this.sInsert = prep(db, `INSERT INTO devices (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`);
+    this.sGet = prep<Row>(db, `SELECT ${COLUMNS} FROM devices WHERE id = ?`);
+    this.sList = prep<Row>(db, `SELECT ${COLUMNS} FROM devices ORDER BY created_at, id`);
+    this.sListUser = prep<Row>(db, `SELECT ${COLUMNS} FROM devices WHERE user_id = ? ORDER BY created_at, id`);
+    this.sRemove = prep<Row>(
+      db,
+      `UPDATE devices SET removed_at = ?, push_endpoint = NULL, push_p256dh = NULL, push_auth = NULL WHERE id = ? AND removed_at IS NULL RETURNING ${COLUMNS}`,
+    );
+    this.sLive = prep<{ n: number }>(db, "SELECT count(*) AS n FROM devices WHERE user_id = ? AND removed_at IS NULL");
+    this.sSetPush = prep(db, "UPDATE devices SET push_endpoint = ?, push_p256dh = ?, push_auth = ? WHERE id = ? AND removed_at IS NULL");
+    this.sDropPush = prep(db, "UPDATE devices SET push_endpoint = NULL, push_p256dh = NULL, push_auth = NULL WHERE id = ? AND push_endpoint = ?");
+    this.sTouch = prep(db, "UPDATE devices SET last_seen_at = ? WHERE id = ?");
+    this.sUseSig = prep(db, "INSERT INTO device_signatures (device_id, sig, expires_at) VALUES (?, ?, ?) ON CONFLICT (device_id, sig) DO NOTHING");
+    this.sPurgeEnrolments = prep(db, "DELETE FROM device_enrolments WHERE expires_at <= ?");
+    this.sPurgeSigs = prep(db, "DELETE FROM device_signatures WHERE expires_at < ?");
+    this.txEnrol = db.transaction((codeHash: string, now: number, d: { id: string; name: string; publicKey: DevicePublicKey; push: PushSubscription | null }): Row | undefined => {
+      const code = this.sConsume.get(codeHash, now);
+      if (!code) return undefined;
+      this.sInsert.run(d.id, code.user_id, d.name, keyText(d.publicKey), d.push?.endpoint ?? null, d.push?.p256dh ?? null, d.push?.auth ?? null, now);
+      return this.sGet.get(d.id) ?? undefined;
+    });
+    this.txRemove = db.transaction((id: string, now: number): { device: Device; remaining: number } | undefined => {
+      const row = this.sRemove.get(now, id);
+      if (!row) return undefined;
+      return { device: toDevice(row), remaining: this.sLive.get(row.user_id)!.n };
+    });
+  }
+
+  async addEnrolment(e: DeviceEnrolment): Promise<void> {
+    try {
+      this.sAddEnrolment.run(e.codeHash, e.userId, e.createdAt, e.expiresAt);
+    } catch (err) {
+      rethrow(err, { conflict: "enrolment code already exists", missing: "no such user" });
+    }
+  }
+
+  async enrol(codeHash: string, now: number, device: { id: string; name: string; publicKey: DevicePublicKey; push: PushSubscription | null }): Promise<Device | undefined> {
+    try {
+      const row = this.txEnrol(codeHash, now, device);
+      return row ? toDevice(row) : undefined;
+    } catch (err) {
+      rethrow(err, { conflict: "device ID already exists" });
+    }
+  }
+
+  async get(id: string): Promise<Device | undefined> {
+    try {
+      const row = this.sGet.get(id);
+      return row ? toDevice(row) : undefined;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async list({ userId, includeRemoved = false }: { userId?: number; includeRemoved?: boolean } = {}): Promise<Device[]> {
+    try {
+      const rows = userId === undefined ? this.sList.all() : this.sListUser.all(userId);
+      return rows.filter((r) => includeRemoved || r.removed_at === null).map(toDevice);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async remove(id: string, now: number): Promise<{ device: Device; remaining: number } | undefined> {
+    try {
+      return this.txRemove(id, now);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async setPush(id: string, push: PushSubscription | null): Promise<boolean> {
+    try {
+      return this.sSetPush.run(push?.endpoint ?? null, push?.p256dh ?? null, push?.auth ?? null, id).changes === 1;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async dropPush(id: string, endpoint: string): Promise<boolean> {
+    try {
+      return this.sDropPush.run(id, endpoint).changes === 1;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async touch(id: string, now: number): Promise<void> {
+    try {
+      this.sTouch.run(now, id);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async useSignature(deviceId: string, sig: string, expiresAt: number): Promise<boolean> {
+    try {
+      return this.sUseSig.run(deviceId, sig, expiresAt).changes === 1;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async purgeExpired(now: number): Promise<number> {
+    try {
+      return this.sPurgeEnrolments.run(now).changes + this.sPurgeSigs.run(now).changes;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+}
