@@ -13,7 +13,7 @@ import type {
   ApiKeyRepo,
   ChallengeRepo,
   EndpointRepo,
-  MagicLinkRepo,
+  ApprovalRepo,
   ClientRepo,
   FailureKind,
   KnownSource,
@@ -21,6 +21,7 @@ import type {
   LockoutState,
   NewToken,
   NewUser,
+  SmsCodeRepo,
   Store,
   Token,
   TokenRepo,
@@ -50,9 +51,10 @@ export class CachedStore implements Store {
   readonly tokens: TokenRepo;
   readonly challenges: ChallengeRepo;
   readonly lockouts: LockoutRepo;
-  /** Not cached: API keys, Magic Link sessions and endpoint profiles always go to the store. */
+  /** Not cached: API keys, approvals, SMS codes and endpoint profiles always go to the store. */
   readonly apiKeys: ApiKeyRepo;
-  readonly magicLinks: MagicLinkRepo;
+  readonly approvals: ApprovalRepo;
+  readonly smsCodes: SmsCodeRepo;
   readonly endpoints: EndpointRepo;
 
   /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
@@ -84,7 +86,8 @@ export class CachedStore implements Store {
     this.clients = inner.clients;
     this.challenges = inner.challenges;
     this.apiKeys = inner.apiKeys;
-    this.magicLinks = inner.magicLinks;
+    this.approvals = inner.approvals;
+    this.smsCodes = inner.smsCodes;
     this.endpoints = inner.endpoints;
     this.users = this.userRepo(inner.users);
     this.tokens = this.tokenRepo(inner.tokens);

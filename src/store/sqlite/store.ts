@@ -22,7 +22,8 @@ import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
-import { serverSecretContext, SqliteMagicLinkRepo } from "./magic-links.ts";
+import { SqliteSmsCodeRepo } from "./sms-codes.ts";
+import { serverSecretContext, SqliteApprovalRepo } from "./approvals.ts";
 import { SqliteTokenRepo, tokenSecretContext } from "./tokens.ts";
 import { SqliteUserRepo } from "./users.ts";
 
@@ -211,7 +212,8 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly challenges: SqliteChallengeRepo;
   readonly lockouts: SqliteLockoutRepo;
   readonly apiKeys: SqliteApiKeyRepo;
-  readonly magicLinks: SqliteMagicLinkRepo;
+  readonly approvals: SqliteApprovalRepo;
+  readonly smsCodes: SqliteSmsCodeRepo;
   readonly endpoints: SqliteEndpointRepo;
   readonly rateLimits: SqliteRateLimitRepo;
   readonly deliveryLog: SqliteDeliveryLogRepo;
@@ -239,7 +241,8 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
     this.challenges = new SqliteChallengeRepo(ctx);
     this.lockouts = new SqliteLockoutRepo(ctx);
     this.apiKeys = new SqliteApiKeyRepo(ctx);
-    this.magicLinks = new SqliteMagicLinkRepo(ctx);
+    this.approvals = new SqliteApprovalRepo(ctx);
+    this.smsCodes = new SqliteSmsCodeRepo(ctx);
     this.endpoints = new SqliteEndpointRepo(ctx);
     this.rateLimits = new SqliteRateLimitRepo(ctx);
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
