@@ -8,6 +8,7 @@ import type { Dispatcher, RefusalReason } from "../delivery/dispatcher.ts";
 import { endpointSmsText } from "../delivery/sms-text.ts";
 import { csrfToken, generateLinkToken, generateSessionId, hashLinkToken, LINK_TOKEN_PATTERN, matchChoices, MATCH_MAX, MATCH_MIN, verifyCsrfToken } from "../magiclink/tokens.ts";
 import type { Approval, ApprovalChannel, ApprovalKind, ApprovalOutcome, ApprovalRepo } from "../store/types.ts";
+import { sendText, type TextTarget } from "./send.ts";
 import { parseTexts, type ApprovalContext, type ApprovalTexts } from "./texts.ts";
 import { WaiterHub, type WaitOutcome } from "./waiters.ts";
 
@@ -43,25 +44,12 @@ export interface ApprovalRequest {
 export type OpenResult = { kind: "created"; approval: Approval; token: string } | { kind: "joined"; approval: Approval } | { kind: "busy"; approval: Approval };
 
 /** Where and how to send an approval's link. */
-export interface LinkTarget {
-  /** Phone number, E.164 or local format in the configured region. */
-  msisdn?: string | null;
-  /** E-mail address; undefined asks `emailFor(msisdn)`, null means none. */
-  email?: string | null;
-  /** Delivery channels in failover order; [] or undefined means the configured order. */
-  channels?: readonly string[];
+export interface LinkTarget extends TextTarget {
   /** The SMS text template; `{link}` is replaced (appended when missing). Default: the service's smsTemplate. */
   template?: string;
   /** A caller's own text (Magic Link `sms-text`), used only when `allowCustom`. */
   customText?: string;
   allowCustom?: boolean;
-  /** For the delivery log and limits: the endpoint profile, or "radius:CLIENT". */
-  endpoint: string;
-  /** For the per-key limit and the log: the API key's ID, or "radius:CLIENT". */
-  rateKey: string;
-  /** Refuse numbers that belong to no known user (SMS pumping defence). */
-  requireKnownUser?: boolean;
-  subject?: string;
 }
 
 /** Why a link was not delivered: a dispatcher refusal, or no `[http] public_url` to build it from. */
@@ -237,33 +225,14 @@ export class ApprovalService {
       await this.fail(approval);
       return { ok: false, reason: "no_public_url", detail: "http.public_url is empty: no link can be sent" };
     }
-    // The delivery gets its own signal, linked to the caller's only while it runs: the HTTP channel
-    // combines it with a timeout (AbortSignal.any), and the caller's signal must not keep those
-    // alive for the whole wait.
-    const abortDelivery = new AbortController();
-    const onAbort = () => abortDelivery.abort();
-    signal?.addEventListener("abort", onAbort, { once: true });
     let delivered;
     try {
       const link = `${this.o.publicUrl.replace(/\/+$/, "")}/ml/${token}`;
       const text = endpointSmsText(to.customText, link, { allowCustom: to.allowCustom ?? false, defaultTemplate: to.template ?? this.o.smsTemplate, maxLength: this.o.smsMaxLength });
-      const msisdn = to.msisdn ?? undefined;
-      const email = to.email === undefined ? (msisdn && this.o.emailFor ? await this.o.emailFor(msisdn) : undefined) : (to.email ?? undefined);
-      delivered = await this.o.dispatcherFor(to.channels ?? []).deliver({
-        msisdn,
-        email,
-        text,
-        subject: to.subject ?? this.o.emailSubject,
-        endpoint: to.endpoint,
-        apiKeyId: to.rateKey,
-        requireKnownUser: to.requireKnownUser ?? false,
-        signal: abortDelivery.signal,
-      });
+      delivered = await sendText(this.o, to, text, signal);
     } catch (err) {
       await this.fail(approval).catch(() => {});
       throw err;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
     }
     if (!delivered.ok) {
       await this.fail(approval);

@@ -2,7 +2,7 @@
 // page's view and answer, over the shared approval service. Transport-free: routes.tsx adapts it to HTTP.
 
 import type { Level } from "../audit/log.ts";
-import { ApprovalService, type NotDeliveredReason } from "../approvals/service.ts";
+import { ApprovalService, type AnswerForm, type NotDeliveredReason } from "../approvals/service.ts";
 import type { ApprovalContext } from "../approvals/texts.ts";
 import type { WaiterHub, WaitOutcome } from "../approvals/waiters.ts";
 import { maskNumber, parseDestination, type Destination } from "../delivery/phone.ts";
@@ -115,12 +115,8 @@ export type AnswerResult =
   | { kind: "bad_csrf" }
   | { kind: "invalid" };
 
-/** The approval form's fields. */
-export interface AnswerForm {
-  csrf?: string;
-  action?: string;
-  pick?: string;
-}
+/** The approval form's fields (the page is shared by every kind of approval). */
+export type { AnswerForm };
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
