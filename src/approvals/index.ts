@@ -34,4 +34,4 @@ export {
   type SmsCodeBinding,
   type SmsCodeFormat,
 } from "./sms-code.ts";
-export { SmsCodes, SMS_CODE_LIFETIME_MS, SMS_CODE_MAX_FAILURES, type SendResult, type SmsCodeMetric, type SmsCodesOptions, type VerifyResult } from "./sms-codes.ts";
+export { SmsCodes, smsCodeSettings, SMS_CODE_LIFETIME_MS, SMS_CODE_MAX_FAILURES, type SendResult, type SmsCodeConfig, type SmsCodeMetric, type SmsCodesOptions, type VerifyResult } from "./sms-codes.ts";

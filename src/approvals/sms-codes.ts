@@ -154,3 +154,22 @@ export class SmsCodes {
     return this.o.codes.remove(state);
   }
 }
+
+/** The `[delivery] sms_code_*` keys, as config/schema.ts parses them. */
+export interface SmsCodeConfig {
+  sms_code_template: string;
+  sms_code_length: number;
+  sms_code_alphabet: SmsCodeFormat["alphabet"];
+  sms_code_lifetime_s: number;
+  sms_code_max_failures: number;
+}
+
+/** The SmsCodes options that `[delivery] sms_code_*` set (validated at config load). */
+export function smsCodeSettings(delivery: SmsCodeConfig): Required<Pick<SmsCodesOptions, "template" | "format" | "lifetimeMs" | "maxFailures">> {
+  return {
+    template: delivery.sms_code_template,
+    format: { alphabet: delivery.sms_code_alphabet, length: delivery.sms_code_length },
+    lifetimeMs: delivery.sms_code_lifetime_s * 1000,
+    maxFailures: delivery.sms_code_max_failures,
+  };
+}
