@@ -333,7 +333,8 @@ CREATE TABLE known_sources (
     //   by number) never collide: NULLs are distinct in UNIQUE, in SQLite and PostgreSQL alike.
     // - Answering stays one conditional UPDATE (… WHERE state = 'pending' AND expires_at > now).
     // - `username`, not `user`: USER is a reserved word in PostgreSQL.
-    // Partial indexes and INSERT … ON CONFLICT (cols) WHERE … DO NOTHING are the same in both dialects.
+    // Partial indexes and INSERT … ON CONFLICT (cols) WHERE … DO NOTHING are the same in both dialects
+    // (this migration and the repository's statements were run against PostgreSQL 15).
     version: 9,
     name: "approvals",
     sql: `

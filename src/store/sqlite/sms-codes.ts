@@ -33,6 +33,8 @@ export class SqliteSmsCodeRepo implements SmsCodeRepo {
   /**
    * Count and, at the limit, delete in one transaction: no process ever sees the code at its limit
    * (and could still consume it), and the attempt that reaches the limit is the one that deletes it.
+   * BEGIN IMMEDIATE is SQLite's way to take the write lock first; PostgreSQL runs the same two
+   * statements in one transaction (the UPDATE's row lock serialises concurrent attempts).
    */
   private readonly failTx: SQLTransaction<[string, string, number], number | undefined>;
 
