@@ -153,7 +153,40 @@ export type DeliveryEvent =
   /** A request was refused before any channel: invalid number, allow-list, unknown user, rate limit, no usable channel. */
   | { type: "delivery.refused"; endpoint: string; to: string; country: string | null; reason: string; detail: string };
 
-export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent;
+/**
+ * Approvals (approvals/service.ts) of kind `radius` and `password-reset`; Magic Link calls keep their
+ * magiclink.* events, which report the same steps. `id` is the approval's internal ID (never the link
+ * or its token) and ties the events of one approval together; `user` is the resolved identity,
+ * `source` the Calling-Station-Id or address as reported.
+ */
+export type ApprovalEvent =
+  /** A pending approval was created; the user is asked next. */
+  | { type: "approval.created"; id: string; kind: string; client: string; user: string | null; source: string | null; expires_in_s: number; number_match: boolean }
+  /** A request joined the approval already pending for the same user and client (no second message). */
+  | { type: "approval.joined"; id: string; kind: string; client: string; user: string | null; source: string | null }
+  /** A request found an approval pending for the same user and client but from another source: not joined, refused. */
+  | { type: "approval.join_refused"; id: string; kind: string; client: string; user: string | null; source: string | null; pending_source: string | null }
+  /** The link reached a channel (`channel` sms-link / email-link; `via` the delivery channel's name). */
+  | { type: "approval.delivered"; id: string; kind: string; client: string; channel: string; via: string }
+  /** The link could not be delivered; the approval was closed as failed. */
+  | { type: "approval.not_delivered"; id: string; kind: string; client: string; reason: string }
+  /** The user answered (a wrong number-matching pick is a rejection). */
+  | { type: "approval.answered"; id: string; kind: string; client: string; user: string | null; state: "approved" | "rejected" | "reported"; wrong_number: boolean }
+  /** Nobody answered before the approval's expiry. */
+  | { type: "approval.expired"; id: string; kind: string }
+  /** Whoever waited went away (or gave up) before an answer. */
+  | { type: "approval.cancelled"; id: string; kind: string };
+
+/** SMS one-time codes (approvals/sms-codes.ts): never the code, its hash or the message text; numbers masked. */
+export type SmsCodeEvent =
+  /** A code was issued and handed to a channel. */
+  | { type: "sms_code.sent"; client: string; user: string; channel: string; to: string; expires_in_s: number }
+  /** A code was issued but could not be delivered (refused, or every channel failed); it was removed. */
+  | { type: "sms_code.not_delivered"; client: string; user: string; to: string; reason: string }
+  /** Wrong codes reached the limit: the code was invalidated. */
+  | { type: "sms_code.invalidated"; client: string; user: string; failures: number };
+
+export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent;
 
 export type AuditSink = (event: AuditEvent) => void;
 
@@ -185,6 +218,8 @@ export function levelOf(event: AuditEvent): Level {
     case "directory.token_refused":
     case "delivery.failed":
     case "magiclink.custom_text_ignored":
+    case "approval.join_refused":
+    case "sms_code.invalidated":
       return "warn";
     case "delivery.refused":
       return WARN_REFUSALS.has(event.reason) ? "warn" : "info";

@@ -306,7 +306,16 @@ export interface PortcullisMetrics {
   httpConnectionsClosed: Counter;
   /** `portcullis_uncaught_errors_total{origin}`: errors nothing caught (cli/uncaught.ts), by uncaughtException / unhandledRejection. */
   uncaughtErrors: Counter;
+  /** `portcullis_approvals_total{kind,outcome}`: approvals ended, by kind (radius, magic-link, password-reset) and final state; counted once, by the process that committed it. */
+  approvals: Counter;
+  /** `portcullis_sms_codes_total{result}`: SMS one-time codes issued, not delivered, and checked (accepted, wrong, invalidated, expired, unknown, mismatch). */
+  smsCodes: Counter;
+  /** `portcullis_approval_hold_seconds{outcome}`: how long a held RADIUS request waited for its approval, by how the wait ended. */
+  approvalHoldSeconds: Histogram;
 }
+
+/** Buckets for approval holds in seconds: a tap takes seconds; NAS holds end near 25-60 s; Magic Link waits up to 300 s. */
+export const HOLD_BUCKETS = [1, 2, 5, 10, 15, 20, 25, 30, 45, 60, 90, 120, 300] as const;
 
 /** Creates the registry with every product metric registered. */
 export function createMetrics(): PortcullisMetrics {
@@ -325,6 +334,9 @@ export function createMetrics(): PortcullisMetrics {
       ["listener", "reason"],
     ),
     uncaughtErrors: registry.counter("portcullis_uncaught_errors_total", "Errors that nothing caught, by origin (an uncaught exception also ends the process).", ["origin"]),
+    approvals: registry.counter("portcullis_approvals_total", "Approvals ended, by kind and final state (approved, rejected, reported, expired, cancelled, failed).", ["kind", "outcome"]),
+    smsCodes: registry.counter("portcullis_sms_codes_total", "SMS one-time codes, by result: issued, not_delivered, accepted, wrong, invalidated, expired, unknown, mismatch.", ["result"]),
+    approvalHoldSeconds: registry.histogram("portcullis_approval_hold_seconds", "Time a held RADIUS request waited for its approval, by outcome.", ["outcome"], HOLD_BUCKETS),
   };
 }
 

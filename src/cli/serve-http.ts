@@ -1,4 +1,4 @@
-// `serve`'s web surface: delivery, Magic Link sessions, and the public and admin HTTP listeners.
+// `serve`'s web surface: delivery, approvals and Magic Link calls, and the public and admin HTTP listeners.
 // Loaded by serve.ts once RADIUS is listening (the HTTP stack and its dependencies cost start-up time).
 
 import { randomBytes } from "node:crypto";
@@ -10,6 +10,7 @@ import { allowListFromConfig, channelsFromConfig, deliveryWarnings, limitsFromCo
 import { buildAdminApp, buildPublicApp } from "../http/app.ts";
 import { certificateNames, loadOrCreateTLS } from "../http/tls.ts";
 import type { HttpDeps } from "../http/types.ts";
+import { ApprovalService } from "../approvals/service.ts";
 import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/index.ts";
 import { RateLimitedLog } from "../audit/log.ts";
 import { BODY_LIMITS } from "../http/middleware.ts";
@@ -80,6 +81,25 @@ async function createMagicLink(
     onRefused: (reason) => metrics.deliveries.inc({ channel: "none", result: reason }),
     audit,
   });
+  const secret = await store.approvals.serverSecret(() => new Uint8Array(randomBytes(32)));
+  const random = (n: number) => new Uint8Array(randomBytes(n));
+  const emailFor = (e164: string) => known.emailFor(e164);
+  // One approval service (and one waiter hub) for every kind of approval on this process.
+  const approvals = new ApprovalService({
+    approvals: store.approvals,
+    dispatcherFor,
+    publicUrl: config.http.public_url,
+    smsMaxLength: config.delivery.sms_max_length,
+    emailSubject: config.delivery.email_subject,
+    smsTemplate: config.delivery.sms_template,
+    secret,
+    emailFor,
+    now: Date.now,
+    random,
+    log,
+    audit,
+    onOutcome: (kind, outcome) => metrics.approvals.inc({ kind, outcome }),
+  });
   const magicLink = new MagicLinkService({
     store,
     rateLimits: repos.rateLimits,
@@ -88,12 +108,13 @@ async function createMagicLink(
     region: config.region,
     smsMaxLength: config.delivery.sms_max_length,
     emailSubject: config.delivery.email_subject,
-    secret: await store.magicLinks.serverSecret(() => new Uint8Array(randomBytes(32))),
-    emailFor: (e164) => known.emailFor(e164),
+    secret,
+    emailFor,
     now: Date.now,
-    random: (n) => new Uint8Array(randomBytes(n)),
+    random,
     log: magicLinkAuditLog(audit, log),
     onOutcome: (code) => metrics.magiclinkOutcomes.inc({ code }),
+    approvals,
   });
   // The admin API's delivery test goes through every configured channel in the default order.
   return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog } };

@@ -199,8 +199,9 @@ export async function serve(ctx: ServeContext): Promise<void> {
     void store.challenges.purgeExpired(now).catch(() => {});
     void store.lockouts.purgeStale(now - resetAfterMs, now).catch(() => {});
     void store.lockouts.forgetSources(now - config.lockout.known_source_days * 86_400_000).catch(() => {});
-    // Answered and expired Magic Link sessions are kept a day, so a late tap still gets a clear page.
-    void store.magicLinks.purgeExpired(now - 86_400_000).catch(() => {});
+    // Answered and expired approvals are kept a day, so a late tap still gets a clear page; SMS codes go at expiry.
+    void store.approvals.purgeExpired(now - 86_400_000).catch(() => {});
+    void store.smsCodes.purgeExpired(now).catch(() => {});
     // Expired enrolment codes, and signature records whose time has left the 60 s window.
     void store.devices.purgeExpired(now).catch(() => {});
     // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.

@@ -4,6 +4,7 @@
 // so the description strings here are the product's configuration reference. Keys are snake_case,
 // as in the TOML file, and the exported `Config` type keeps them (config.radius.challenge_ttl_s).
 
+import { DEFAULT_SMS_CODE_TEMPLATE, isSmsCodeTemplate, SMS_CODE_ALPHABET_NAMES, SMS_CODE_MAX_LENGTH, SMS_CODE_MIN_LENGTH } from "../approvals/sms-code.ts";
 import { isIPv4, isIPv6 } from "node:net";
 import { DEFAULT_PUSH_HOSTS, isPushHostRule } from "../push/hosts.ts";
 import { canonicalCIDR } from "../util/cidr.ts";
@@ -549,6 +550,20 @@ export const configSchema = v.strictObject({
       DISPLAY_TEXT_MUST,
       displayText,
     ),
+    sms_code_template: text(
+      DEFAULT_SMS_CODE_TEMPLATE,
+      "Text of an SMS one-time code (authentication types `mobile` and `touch-mobile`): `{code}` is replaced by the code and `{client}` by the RADIUS client's name. No other placeholder exists: the message never carries the username or the password.",
+      `${DISPLAY_TEXT_MUST}, holding {code}, at most 250 characters`,
+      (s) => displayText(s) && isSmsCodeTemplate(s) && s.length <= 250,
+    ),
+    sms_code_length: integer(6, SMS_CODE_MIN_LENGTH, SMS_CODE_MAX_LENGTH, "Characters in an SMS one-time code."),
+    sms_code_alphabet: oneOf(
+      SMS_CODE_ALPHABET_NAMES,
+      "numeric",
+      "Characters of an SMS one-time code: `numeric` (0-9), `alphabetic` (A-Z without I, L and O) or `alphanumeric` (2-9 and A-Z without I, L and O: nothing that reads as another character). Letters are upper case; what the user types is compared upper-cased, spaces and hyphens ignored.",
+    ),
+    sms_code_lifetime_s: integer(300, 30, 3600, "How long an SMS one-time code can be used (seconds)."),
+    sms_code_max_failures: integer(3, 1, 10, "Wrong codes after which an SMS one-time code is invalidated (a new one must be sent)."),
     email_subject: text("Sign-in request", "Subject of approval e-mails.", "a non-empty string without line breaks, control or bidirectional formatting characters", (s) => displayText(s) && !/[\r\n]/.test(s)),
     log_retention_days: integer(90, 1, 3650, "Days a delivery log row is kept."),
     sms: subsection("`[delivery.sms]`: the HTTP SMS gateway (channel `sms`). Leave `url` empty to send no SMS. Examples for Twilio, 46elks and Vonage are in docs/delivery.md.", smsGatewayEntries("sms")),

@@ -82,12 +82,5 @@ export function parseParams(query: Record<string, string | undefined>): ParamsRe
   };
 }
 
-/** What the approval page shows: the endpoint's texts with the call's overrides. Stored as JSON on the session. */
-export interface SessionTexts {
-  title: string;
-  authentication: string;
-  accept: string;
-  reject: string;
-  buttonAccept: string;
-  buttonReject: string;
-}
+/** What the approval page shows: the endpoint's texts with the call's overrides. Stored as JSON on the approval. */
+export type { ApprovalTexts as SessionTexts } from "../approvals/texts.ts";

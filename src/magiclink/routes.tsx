@@ -47,7 +47,7 @@ export const magicLinkRoutes: RouteModule = (app, deps) => {
       return answered("FAILED_DELIVERY");
     }
     // The wait is a promise continuation, not a suspended async frame: thousands of calls wait at once.
-    return service.authenticate({ apiKey: key, endpoint, query: c.req.query(), signal: c.req.raw.signal }).then(answered);
+    return service.authenticate({ apiKey: key, endpoint, query: c.req.query(), signal: c.req.raw.signal, source: c.get("clientIp") }).then(answered);
   }
 
   app.get("/api/sfwa/auth", (c) => api(c, undefined));
@@ -58,7 +58,7 @@ export const magicLinkRoutes: RouteModule = (app, deps) => {
   // A GET only shows the question: link scanners that fetch the link change nothing.
   app.get("/ml/:token", async (c) => {
     const view = service ? await service.view(c.req.param("token")) : ({ kind: "invalid" } as const);
-    if (view.kind === "pending") return c.html(<ApprovalPage texts={view.texts} csrf={view.csrf} choices={view.choices} />);
+    if (view.kind === "pending") return c.html(<ApprovalPage texts={view.texts} csrf={view.csrf} choices={view.choices} context={view.context} />);
     if (view.kind === "answered") return c.html(<ResultPage texts={view.texts} status={view.status} already />);
     return c.html(<InvalidLinkPage />, 404);
   });

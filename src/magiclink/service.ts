@@ -1,15 +1,14 @@
-// Magic Link sessions: the blocking API call (create → deliver → wait) and the approval page's
-// view and answer. Transport-free: routes.ts adapts it to HTTP.
+// Magic Link calls: the blocking API call (create an approval → deliver → wait) and the approval
+// page's view and answer, over the shared approval service. Transport-free: routes.tsx adapts it to HTTP.
 
 import type { Level } from "../audit/log.ts";
+import { ApprovalService, type AnswerForm, type NotDeliveredReason } from "../approvals/service.ts";
+import type { ApprovalContext } from "../approvals/texts.ts";
+import type { WaiterHub, WaitOutcome } from "../approvals/waiters.ts";
 import { maskNumber, parseDestination, type Destination } from "../delivery/phone.ts";
-import { endpointSmsText } from "../delivery/sms-text.ts";
 import { subjectHash, type Dispatcher, type RefusalReason } from "../delivery/dispatcher.ts";
-import { DEFAULT_ENDPOINT, type ApiKey, type EndpointProfile, type MagicLinkSession, type RateBucket, type RateLimitRepo, type Store } from "../store/types.ts";
-import { stripUnsafeDisplayText } from "../util/display-text.ts";
+import { DEFAULT_ENDPOINT, type ApiKey, type EndpointProfile, type RateBucket, type RateLimitRepo, type Store } from "../store/types.ts";
 import { parseParams, type SessionTexts } from "./params.ts";
-import { generateLinkToken, generateSessionId, hashLinkToken, LINK_TOKEN_PATTERN, matchChoices, verifyCsrfToken, csrfToken } from "./tokens.ts";
-import { WaiterHub, type WaitOutcome } from "./waiters.ts";
 
 /** What `/api/sfwa/auth` answers, always as HTTP 200 `{"code":"…"}`. */
 export type MagicLinkCode = "TOUCH_ACCEPTED" | "TOUCH_REJECTED" | "USER_NOT_RESPONDED" | "FAILED_DELIVERY" | "BAD_REQUEST";
@@ -26,13 +25,30 @@ export const REFUSAL_CODE: Record<RefusalReason, MagicLinkCode> = {
   all_channels_failed: "FAILED_DELIVERY",
 };
 
-const OUTCOME_CODE: Record<WaitOutcome, MagicLinkCode> = {
+/** A Magic Link session's final status, as the API and its events name it: the approval's state, with `approved` called `accepted`. */
+export type SessionOutcome = "accepted" | "rejected" | "expired" | "cancelled" | "failed";
+
+/** Approval outcome → the session's name for it (`reported`, from the approver app, is a rejection; a hold timeout never happens here). */
+const SESSION_OUTCOME: Record<WaitOutcome, SessionOutcome> = {
+  approved: "accepted",
+  rejected: "rejected",
+  reported: "rejected",
+  expired: "expired",
+  cancelled: "cancelled",
+  failed: "failed",
+  timeout: "expired",
+};
+
+const OUTCOME_CODE: Record<SessionOutcome, MagicLinkCode> = {
   accepted: "TOUCH_ACCEPTED",
   rejected: "TOUCH_REJECTED",
   expired: "USER_NOT_RESPONDED",
   cancelled: "USER_NOT_RESPONDED",
   failed: "FAILED_DELIVERY",
 };
+
+/** A link that could not be sent for want of `[http] public_url` is this service's own check, made before any approval exists. */
+const NOT_DELIVERED_CODE: Record<NotDeliveredReason, MagicLinkCode> = { ...REFUSAL_CODE, no_public_url: "FAILED_DELIVERY" };
 
 export interface MagicLinkServiceOptions {
   store: Store;
@@ -56,7 +72,12 @@ export interface MagicLinkServiceOptions {
   log(level: Level, event: string, fields?: Record<string, unknown>): void;
   /** After every API answer (metrics). */
   onOutcome?(code: MagicLinkCode): void;
-  /** Waiter hub options (tests shorten the poll). */
+  /**
+   * The shared approval service (serve passes the one RADIUS uses). Without it the service builds
+   * its own from these options and `hub`.
+   */
+  approvals?: ApprovalService;
+  /** The waiter hub for an approval service built here (tests pass one with a manual clock). */
   hub?: WaiterHub;
   /** Calls creating a session and delivering its link at once; more queue. Default 128. */
   maxConcurrentStarts?: number;
@@ -77,11 +98,13 @@ export interface AuthCall {
   query: Record<string, string | undefined>;
   /** Aborts when the caller disconnects: the session is cancelled. */
   signal?: AbortSignal;
+  /** The caller's address (after trusted_proxies), recorded as the approval's source. */
+  source?: string;
 }
 
 /** What the approval page shows for a link. */
 export type LinkView =
-  | { kind: "pending"; texts: SessionTexts; csrf: string; choices: number[] | null }
+  | { kind: "pending"; texts: SessionTexts; csrf: string; choices: number[] | null; context: ApprovalContext | null }
   | { kind: "answered"; status: "accepted" | "rejected"; texts: SessionTexts }
   | { kind: "invalid" };
 
@@ -92,12 +115,8 @@ export type AnswerResult =
   | { kind: "bad_csrf" }
   | { kind: "invalid" };
 
-/** The approval form's fields. */
-export interface AnswerForm {
-  csrf?: string;
-  action?: string;
-  pick?: string;
-}
+/** The approval form's fields (the page is shared by every kind of approval). */
+export type { AnswerForm };
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -119,19 +138,11 @@ export function endpointBuckets(profile: EndpointProfile, e164: string, apiKeyId
 }
 
 /**
- * A session's texts for the page. New texts are refused when they hold control or bidirectional
- * formatting characters (params.ts, the endpoint schema); a profile stored through the admin API
- * before that rule may still hold some, so they are removed here, where every page text passes.
- */
-function parseTexts(json: string): SessionTexts {
-  return JSON.parse(json, (_key, value: unknown) => (typeof value === "string" ? stripUnsafeDisplayText(value) : value)) as SessionTexts;
-}
-
-/**
  * The Magic Link service. `authenticate` never throws: every outcome, including a store failure,
  * is a MagicLinkCode (a store failure is FAILED_DELIVERY and logged).
  */
 export class MagicLinkService {
+  readonly approvals: ApprovalService;
   readonly hub: WaiterHub;
   private readonly maxStarts: number;
   private starting = 0;
@@ -145,7 +156,22 @@ export class MagicLinkService {
 
   constructor(private readonly o: MagicLinkServiceOptions) {
     this.maxStarts = Math.max(1, o.maxConcurrentStarts ?? 128);
-    this.hub = o.hub ?? new WaiterHub(o.store.magicLinks, { now: o.now, onError: (err) => o.log("error", "magiclink.poll_failed", { error: (err as Error)?.name ?? "error" }) });
+    this.approvals =
+      o.approvals ??
+      new ApprovalService({
+        approvals: o.store.approvals,
+        dispatcherFor: o.dispatcherFor,
+        publicUrl: o.publicUrl,
+        smsMaxLength: o.smsMaxLength,
+        emailSubject: o.emailSubject,
+        secret: o.secret,
+        emailFor: o.emailFor,
+        now: o.now,
+        random: o.random,
+        log: o.log,
+        hub: o.hub,
+      });
+    this.hub = this.approvals.hub;
   }
 
   /**
@@ -176,7 +202,8 @@ export class MagicLinkService {
     return this.gated(() => this.start(call)).then((started) => {
       if (typeof started === "string") return started;
       const { endpoint, to } = started;
-      return started.waiting.then((outcome) => {
+      return started.waiting.then((state) => {
+        const outcome = SESSION_OUTCOME[state];
         const code = OUTCOME_CODE[outcome];
         this.o.log("info", "magiclink.outcome", { endpoint, to, outcome, code });
         return code;
@@ -224,9 +251,6 @@ export class MagicLinkService {
     const decision = await this.o.rateLimits.consume(endpointBuckets(profile, dest.e164, call.apiKey.id), now());
     if (!decision.allowed) return this.bad("endpoint_rate_limited", { endpoint: profile.name });
 
-    const token = generateLinkToken(this.o.random);
-    const id = generateSessionId(this.o.random);
-    const created = now();
     const timeoutS = p.touchTimeoutS ?? profile.touchTimeoutS;
     const t = profile.texts;
     const texts: SessionTexts = {
@@ -237,132 +261,84 @@ export class MagicLinkService {
       buttonAccept: p.buttonAcceptText ?? t.button_accept_text,
       buttonReject: p.buttonRejectText ?? t.button_reject_text,
     };
-    const session: MagicLinkSession = {
-      id,
-      linkHash: hashLinkToken(token),
+    // A call by number has no user: it never joins another, so open() always creates.
+    const opened = await this.approvals.open({
+      kind: "magic-link",
+      user: null,
+      client: profile.name,
+      source: call.source ?? null,
       msisdn: dest.e164,
-      endpoint: profile.name,
       apiKeyId: call.apiKey.id,
-      status: "pending",
-      texts: JSON.stringify(texts),
+      texts,
+      lifetimeMs: timeoutS * 1000,
       numberMatch: p.matchNumber ?? null,
-      createdAt: created,
-      expiresAt: created + timeoutS * 1000,
-      answeredAt: null,
-    };
-    await store.magicLinks.create(session);
+    });
+    if (opened.kind !== "created") throw new TypeError("a Magic Link approval without a user was joined");
     // Wait first: a tap that arrives before deliver() returns must not be missed.
-    const waiting = this.hub.wait(id, session.expiresAt, call.signal);
+    const waiting = this.approvals.wait(opened.approval, { signal: call.signal });
 
-    const link = `${this.o.publicUrl.replace(/\/+$/, "")}/ml/${token}`;
-    const text = endpointSmsText(p.smsText, link, { allowCustom: profile.allowCustomSmsText, defaultTemplate: t.sms_text, maxLength: this.o.smsMaxLength });
     // Mideye clients pass `sms-text`; where the endpoint does not allow it, the call proceeds with
     // the endpoint's own text, and the key is named once so that the operator can tell.
     if (!profile.allowCustomSmsText && p.smsText !== undefined && p.smsText.trim() !== "" && !this.customTextLogged.has(call.apiKey.id)) {
       this.customTextLogged.add(call.apiKey.id);
       this.o.log("warn", "magiclink.custom_text_ignored", { key: call.apiKey.name, endpoint: profile.name });
     }
-    let delivered;
-    // The delivery gets its own signal, linked to the caller's only while it runs: the HTTP channel
-    // combines it with a timeout (AbortSignal.any), and the request's signal must not keep those
-    // alive for the whole wait.
-    const abortDelivery = new AbortController();
-    const onAbort = () => abortDelivery.abort();
-    call.signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      const email = this.o.emailFor ? await this.o.emailFor(dest.e164) : undefined;
-      delivered = await this.o.dispatcherFor(profile.channels).deliver({
+    const delivered = await this.approvals.deliver(
+      opened.approval,
+      opened.token,
+      {
         msisdn: dest.e164,
-        email,
-        text,
-        subject: this.o.emailSubject,
+        channels: profile.channels,
+        template: t.sms_text,
+        customText: p.smsText,
+        allowCustom: profile.allowCustomSmsText,
         endpoint: profile.name,
-        apiKeyId: String(call.apiKey.id),
+        rateKey: String(call.apiKey.id),
         requireKnownUser: profile.requireKnownUser,
-        signal: abortDelivery.signal,
-      });
-    } catch (err) {
-      await store.magicLinks.answer(id, "failed", now()).catch(() => false);
-      this.hub.notify(id, "failed");
-      throw err;
-    } finally {
-      call.signal?.removeEventListener("abort", onAbort);
-    }
+        subject: this.o.emailSubject,
+      },
+      call.signal,
+    );
     if (!delivered.ok) {
-      await store.magicLinks.answer(id, "failed", now()).catch(() => false);
-      this.hub.notify(id, "failed");
       await waiting;
-      const code = REFUSAL_CODE[delivered.reason];
+      const code = NOT_DELIVERED_CODE[delivered.reason];
       this.o.log("info", "magiclink.not_delivered", { endpoint: profile.name, to: maskNumber(dest), reason: delivered.reason, code });
       return code;
     }
     const to = maskNumber(dest);
-    this.o.log("info", "magiclink.sent", { endpoint: profile.name, to, channel: delivered.channel, timeout_s: timeoutS, number_match: p.matchNumber !== undefined });
+    this.o.log("info", "magiclink.sent", { endpoint: profile.name, to, channel: delivered.via, timeout_s: timeoutS, number_match: p.matchNumber !== undefined });
     return { waiting, endpoint: profile.name, to };
   }
 
-  private async sessionFor(token: string): Promise<MagicLinkSession | undefined> {
-    if (!LINK_TOKEN_PATTERN.test(token)) return undefined;
-    return this.o.store.magicLinks.findByLink(hashLinkToken(token));
-  }
-
-  /** Whether `token` names a Magic Link session at all (any state); nothing is changed. A store failure propagates. */
-  async isLink(token: string): Promise<boolean> {
-    return (await this.sessionFor(token)) !== undefined;
+  /** Whether `token` names an approval at all (any state); nothing is changed. A store failure propagates. */
+  isLink(token: string): Promise<boolean> {
+    return this.approvals.isLink(token);
   }
 
   /**
-   * What `/ml/{token}` shows. Never changes anything (link scanners fetch links). Unknown, expired,
-   * cancelled and failed links all look the same ("invalid"). A store failure propagates.
+   * What `/ml/{token}` shows, for every kind of approval (the page is shared). Never changes
+   * anything (link scanners fetch links). Unknown, expired, cancelled and failed links all look the
+   * same ("invalid"). A store failure propagates.
    */
   async view(token: string): Promise<LinkView> {
-    this.hub.activity();
-    const s = await this.sessionFor(token);
-    if (!s) return { kind: "invalid" };
-    if (s.status === "accepted" || s.status === "rejected") return { kind: "answered", status: s.status, texts: parseTexts(s.texts) };
-    if (s.status !== "pending" || s.expiresAt <= this.o.now()) return { kind: "invalid" };
-    return {
-      kind: "pending",
-      texts: parseTexts(s.texts),
-      csrf: csrfToken(this.o.secret, token),
-      choices: s.numberMatch === null ? null : matchChoices(this.o.secret, s.id, s.numberMatch),
-    };
+    const v = await this.approvals.view(token);
+    if (v.kind === "invalid") return v;
+    if (v.kind === "answered") return { kind: "answered", status: v.state === "approved" ? "accepted" : "rejected", texts: v.texts };
+    return { kind: "pending", texts: v.texts, csrf: v.csrf, choices: v.choices, context: v.context };
   }
 
   /**
-   * A POST from the approval page: checks the CSRF token (constant time), then answers the session
+   * A POST from the approval page: checks the CSRF token (constant time), then answers the approval
    * once (the store's conditional update) and wakes the waiting call. A wrong number-matching pick
    * rejects. A store failure propagates.
    */
   async answer(token: string, form: AnswerForm): Promise<AnswerResult> {
-    this.hub.activity();
-    const s = await this.sessionFor(token);
-    if (!s) return { kind: "invalid" };
-    if (!verifyCsrfToken(this.o.secret, token, form.csrf)) return { kind: "bad_csrf" };
-    const texts = parseTexts(s.texts);
-    if (s.status === "accepted" || s.status === "rejected") return { kind: "answered", status: s.status, texts };
-    if (s.status !== "pending") return { kind: "invalid" };
-    let status: "accepted" | "rejected";
-    let wrongNumber = false;
-    if (form.action === "approve") {
-      if (s.numberMatch === null) status = "accepted";
-      else {
-        const pick = /^\d{1,3}$/.test(form.pick ?? "") ? Number(form.pick) : NaN;
-        wrongNumber = pick !== s.numberMatch;
-        status = wrongNumber ? "rejected" : "accepted";
-      }
-    } else if (form.action === "reject") status = "rejected";
-    else return { kind: "bad_csrf" };
-
-    const at = this.o.now();
-    if (await this.o.store.magicLinks.answer(s.id, status, at)) {
-      this.hub.notify(s.id, status);
-      this.o.log("info", "magiclink.answered", { endpoint: s.endpoint, status, wrong_number: wrongNumber });
-      return { kind: "done", status, texts, wrongNumber };
-    }
-    // Another tap (or the timeout) won the race: report what the store holds.
-    const now = await this.o.store.magicLinks.get(s.id);
-    if (now && (now.status === "accepted" || now.status === "rejected")) return { kind: "answered", status: now.status, texts };
-    return { kind: "invalid" };
+    const r = await this.approvals.answer(token, form, (a, state, wrongNumber) => {
+      if (a.kind === "magic-link") this.o.log("info", "magiclink.answered", { endpoint: a.client, status: state === "approved" ? "accepted" : "rejected", wrong_number: wrongNumber });
+    });
+    if (r.kind === "bad_csrf" || r.kind === "invalid") return r;
+    const status = r.state === "approved" ? "accepted" : "rejected";
+    if (r.kind === "answered") return { kind: "answered", status, texts: r.texts };
+    return { kind: "done", status, texts: r.texts, wrongNumber: r.wrongNumber };
   }
 }

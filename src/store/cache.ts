@@ -13,7 +13,7 @@ import type {
   ApiKeyRepo,
   ChallengeRepo,
   EndpointRepo,
-  MagicLinkRepo,
+  ApprovalRepo,
   ClientRepo,
   DeviceRepo,
   FailureKind,
@@ -23,6 +23,7 @@ import type {
   ServerSecretRepo,
   NewToken,
   NewUser,
+  SmsCodeRepo,
   Store,
   Token,
   TokenRepo,
@@ -52,9 +53,10 @@ export class CachedStore implements Store {
   readonly tokens: TokenRepo;
   readonly challenges: ChallengeRepo;
   readonly lockouts: LockoutRepo;
-  /** Not cached: API keys, Magic Link sessions and endpoint profiles always go to the store. */
+  /** Not cached: API keys, approvals, SMS codes and endpoint profiles always go to the store. */
   readonly apiKeys: ApiKeyRepo;
-  readonly magicLinks: MagicLinkRepo;
+  readonly approvals: ApprovalRepo;
+  readonly smsCodes: SmsCodeRepo;
   readonly endpoints: EndpointRepo;
   /** Not cached: devices and their replay records are consumables the store guards. */
   readonly devices: DeviceRepo;
@@ -89,7 +91,8 @@ export class CachedStore implements Store {
     this.clients = inner.clients;
     this.challenges = inner.challenges;
     this.apiKeys = inner.apiKeys;
-    this.magicLinks = inner.magicLinks;
+    this.approvals = inner.approvals;
+    this.smsCodes = inner.smsCodes;
     this.endpoints = inner.endpoints;
     this.devices = inner.devices;
     this.serverSecrets = inner.serverSecrets;

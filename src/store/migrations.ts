@@ -325,7 +325,66 @@ CREATE TABLE known_sources (
 `,
   },
   {
-    // The approver app's devices (numbered 11: 9 and 10 belong to the approvals store). A device is
+    // Approvals: one table for every kind of pending approval (RADIUS held requests and challenge
+    // legs, Magic Link calls, password-reset approvers); Magic Link sessions become approvals of kind
+    // 'magic-link' (status 'accepted' is now state 'approved'; an unknown channel stays NULL).
+    // - One pending approval per kind, user and client: a unique partial index, so two processes
+    //   racing to create one get one row (the loser joins it). Rows without a user (Magic Link calls
+    //   by number) never collide: NULLs are distinct in UNIQUE, in SQLite and PostgreSQL alike.
+    // - Answering stays one conditional UPDATE (… WHERE state = 'pending' AND expires_at > now).
+    // - `username`, not `user`: USER is a reserved word in PostgreSQL.
+    // Partial indexes and INSERT … ON CONFLICT (cols) WHERE … DO NOTHING are the same in both dialects
+    // (this migration and the repository's statements were run against PostgreSQL 15).
+    version: 9,
+    name: "approvals",
+    sql: `
+CREATE TABLE approvals (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('radius', 'magic-link', 'password-reset')),
+  username TEXT,
+  client TEXT NOT NULL,
+  source TEXT,
+  msisdn TEXT,
+  api_key_id BIGINT,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected', 'reported', 'expired', 'cancelled', 'failed')),
+  channel TEXT CHECK (channel IN ('sms-link', 'email-link', 'app', 'switch')),
+  link_hash TEXT UNIQUE,
+  texts TEXT NOT NULL,
+  number_match INTEGER,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  answered_at BIGINT
+);
+CREATE INDEX approvals_expires ON approvals (expires_at);
+CREATE INDEX approvals_answered ON approvals (answered_at);
+CREATE UNIQUE INDEX approvals_one_pending ON approvals (kind, username, client) WHERE state = 'pending';
+INSERT INTO approvals (id, kind, username, client, source, msisdn, api_key_id, state, channel, link_hash, texts, number_match, created_at, expires_at, answered_at)
+  SELECT id, 'magic-link', NULL, endpoint, NULL, msisdn, api_key_id, CASE status WHEN 'accepted' THEN 'approved' ELSE status END, NULL, link_hash, texts, number_match, created_at, expires_at, answered_at
+  FROM magiclink_sessions;
+DROP TABLE magiclink_sessions;
+`,
+  },
+  {
+    // SMS one-time codes: one per challenge State (its SHA-256, as challenges.id), bound to the
+    // client and the user, stored as an HMAC under the server secret (never the code), consumed by
+    // one conditional DELETE. No foreign key to challenges: the engine consumes the challenge and the
+    // code in the order its flow needs, and a code left behind dies at its own expires_at (purged).
+    version: 10,
+    name: "sms_codes",
+    sql: `
+CREATE TABLE sms_codes (
+  state TEXT PRIMARY KEY,
+  client TEXT NOT NULL,
+  username TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  failures INTEGER NOT NULL DEFAULT 0
+) {{without_rowid}};
+`,
+  },
+  {
+    // The approver app's devices. A device is
     // a P-256 public key (JWK, made on the phone) of one user, with an optional Web Push
     // subscription. A removed device keeps its row (removed_at set, subscription dropped), so that a
     // request it signs is answered 403 rather than 401. Enrolment codes are single-use consumables

@@ -242,7 +242,7 @@ export interface LockoutRepo {
   forgetSources(before: number): Promise<number>;
 }
 
-// --- web surface (issue 4): API keys, Magic Link sessions, endpoint profiles -----------------
+// --- web surface: API keys, approvals (Magic Link sessions among them), SMS codes, endpoint profiles
 
 /** What an API key may do: call the Magic Link API, or use the admin API at a privilege level. */
 export type ApiKeyRole = "magiclink" | "operator" | "admin" | "root";
@@ -286,63 +286,154 @@ export interface ApiKeyRepo {
   touch(id: number, now: number): Promise<void>;
 }
 
-export type MagicLinkStatus = "pending" | "accepted" | "rejected" | "expired" | "cancelled" | "failed";
+/** What asked for an approval: a RADIUS request (held or challenge mode), a Magic Link API call, a password-reset portal. */
+export type ApprovalKind = "radius" | "magic-link" | "password-reset";
 
 /**
- * One Magic Link authentication (a "consumable"): created by the blocking API call, answered once
- * by the approval page. The link token itself never reaches the store, only its SHA-256.
+ * An approval's state. `pending` moves once, by one conditional UPDATE, to one of the others:
+ * - `approved`, `rejected`: the user answered (a wrong number-matching pick is a rejection);
+ * - `reported`: the user rejected and reported it as not theirs (the approver app);
+ * - `expired`: nobody answered before `expiresAt`;
+ * - `cancelled`: whoever waited went away first (a Magic Link caller disconnected, the engine gave up);
+ * - `failed`: the link could not be delivered, so nobody could answer.
+ * Magic Link sessions map `accepted` → `approved` (migration 9); every other name is theirs unchanged.
  */
-export interface MagicLinkSession {
-  /** Random internal ID (≥128 bits, base64url); never sent to the phone. */
+export type ApprovalState = "pending" | "approved" | "rejected" | "reported" | "expired" | "cancelled" | "failed";
+
+/** A final state: what a pending approval can become. */
+export type ApprovalOutcome = Exclude<ApprovalState, "pending">;
+
+/** How the request reached the user: a link by SMS or e-mail, the approver app, or the switch relay. */
+export type ApprovalChannel = "sms-link" | "email-link" | "app" | "switch";
+
+/**
+ * One approval (a "consumable"): RADIUS held requests and challenge-mode legs, Magic Link calls and
+ * password-reset approvers all wait on these; none keeps pending state of its own. Answered once: the
+ * store moves `pending` to a final state with one conditional UPDATE. The link token never reaches the
+ * store, only its SHA-256.
+ */
+export interface Approval {
+  /** Random internal ID (≥128 bits, base64url); never sent in a link. */
   id: string;
-  /** SHA-256 hex of the link token (≥128 bits) that is sent in the link. */
-  linkHash: string;
-  /** E.164. */
-  msisdn: string;
-  /** Endpoint profile name. */
-  endpoint: string;
-  /** The API key that started it. */
-  apiKeyId: number;
-  status: MagicLinkStatus;
-  /** JSON of the display texts (title, authentication, buttons…), already merged with the endpoint defaults. */
+  kind: ApprovalKind;
+  /**
+   * The resolved identity (normalised username, the lockout key); null for a Magic Link call by
+   * number. With `kind` and `client` it keys the one pending approval per user and client.
+   */
+  user: string | null;
+  /** The RADIUS client's name, the Magic Link endpoint profile, or the password-reset portal. */
+  client: string;
+  /** Where the request came from: Calling-Station-Id, or the caller's address; null when unknown. */
+  source: string | null;
+  /** E.164 number the link was sent to, when sent by SMS (Magic Link calls record theirs). */
+  msisdn: string | null;
+  /** The API key that started a Magic Link call; null for other kinds. */
+  apiKeyId: number | null;
+  state: ApprovalState;
+  /** How the request reached the user; null until delivered (or when it never was). */
+  channel: ApprovalChannel | null;
+  /** SHA-256 hex of the link token; null for an approval without a link (app only). */
+  linkHash: string | null;
+  /** JSON of the texts shown (title, question, buttons, results). */
   texts: string;
-  /** Number-matching: the number the user must pick; null when not used. */
+  /** Number matching: the number the user must pick; null when not used. */
   numberMatch: number | null;
   createdAt: number;
   expiresAt: number;
   answeredAt: number | null;
 }
 
-export interface MagicLinkRepo {
-  /** Throws StoreError("conflict") on a duplicate id or link hash. */
-  create(session: MagicLinkSession): Promise<void>;
-  get(id: string): Promise<MagicLinkSession | undefined>;
-  /** By the SHA-256 hex of the link token, whatever its status (so a page can say "already answered"). */
-  findByLink(linkHash: string): Promise<MagicLinkSession | undefined>;
+/** What createOrJoin did: inserted `approval`, or found the pending one for the same kind, user and client. */
+export type CreateOrJoin = { created: true; approval: Approval } | { created: false; approval: Approval };
+
+export interface ApprovalRepo {
   /**
-   * Atomic single use: sets status (and answeredAt = now) only while the session is pending and
-   * not expired at `now` (UPDATE … WHERE status = 'pending' AND expires_at > now). Returns true for
-   * exactly one of any number of concurrent callers. Use "expired" with `now` = its expiresAt to
-   * close a timed-out session (the row is then no longer live: use markExpired).
+   * Inserts a pending approval. Throws StoreError("conflict") on a duplicate id or link hash, or when
+   * another approval of the same kind, user and client is pending (use createOrJoin for those).
    */
-  answer(id: string, status: Exclude<MagicLinkStatus, "pending">, now: number): Promise<boolean>;
-  /** Sets status "expired" on a pending session whose expiresAt <= now. True when this call did it. */
+  create(approval: Approval): Promise<void>;
+  /**
+   * One pending approval per kind, user and client, also across processes: inserts `approval`
+   * unless one is pending for its (kind, user, client), and then returns that one instead. A pending
+   * row already past its expiry at `now` is closed as expired first. Throws TypeError for an
+   * approval without a user, and StoreError("conflict") on a duplicate id or link hash.
+   */
+  createOrJoin(approval: Approval, now: number): Promise<CreateOrJoin>;
+  get(id: string): Promise<Approval | undefined>;
+  /** By the SHA-256 hex of the link token, whatever its state (so a page can say "already answered"). */
+  findByLink(linkHash: string): Promise<Approval | undefined>;
+  /** The pending, unexpired (at `now`) approval of this kind for `user` and `client`, if any. */
+  findPending(kind: ApprovalKind, user: string, client: string, now: number): Promise<Approval | undefined>;
+  /**
+   * Atomic single use: sets the state (and answeredAt = now) only while the approval is pending
+   * and not expired at `now` (UPDATE … WHERE state = 'pending' AND expires_at > now). Returns true
+   * for exactly one of any number of concurrent callers, in any process. Close a timed-out
+   * approval with markExpired.
+   */
+  answer(id: string, state: ApprovalOutcome, now: number): Promise<boolean>;
+  /** Sets `expired` on a pending approval whose expiresAt <= now. True when this call did it. */
   markExpired(id: string, now: number): Promise<boolean>;
-  /** Deletes sessions whose expiresAt is older than `before`; returns how many. */
+  /** Records how the request reached the user (after delivery), whatever the state by then. */
+  setChannel(id: string, channel: ApprovalChannel): Promise<void>;
+  /** Deletes approvals whose expiresAt is older than `before`; returns how many. */
   purgeExpired(before: number): Promise<number>;
   /**
-   * Sessions answered (any final status) at or after `since` (unix ms, by answeredAt; indexed): the
-   * waiter poll's read of answers committed by other processes. Only ID and status.
+   * Approvals answered (any final state) at or after `since` (unix ms, by answeredAt; indexed): the
+   * waiter poll's read of answers committed by other processes. Only ID and state.
    */
-  answeredSince(since: number): Promise<Array<{ id: string; status: Exclude<MagicLinkStatus, "pending"> }>>;
+  answeredSince(since: number): Promise<Array<{ id: string; state: ApprovalOutcome }>>;
   /**
-   * The server secret for CSRF tokens and number matching, sealed at rest: the stored one, or
-   * `create()` stored first (one winner when several processes start together; every process on the
-   * store then uses the same). A secret sealed under a key the keyring no longer holds is replaced.
-   * Throws StoreError("corrupt") for a tampered value, TypeError when `create()` gives fewer than 32
-   * bytes, and like every repository call on failure.
+   * The server secret (CSRF tokens, number matching, SMS code hashes), sealed at rest: the stored
+   * one, or `create()` stored first (one winner when several processes start together; every
+   * process on the store then uses the same). A secret sealed under a key the keyring no longer
+   * holds is replaced. Throws StoreError("corrupt") for a tampered value, TypeError when `create()`
+   * gives fewer than 32 bytes, and like every repository call on failure.
    */
   serverSecret(create: () => Uint8Array): Promise<Uint8Array>;
+}
+
+/**
+ * A one-time code sent by SMS for a challenge (type 2 `mobile`, and the SMS-code step of
+ * `touch-mobile`): bound to the challenge State, the client and the user; stored only as a keyed
+ * hash; single use; a bounded number of wrong attempts invalidates it.
+ */
+export interface SmsCode {
+  /** The challenge's ID: SHA-256 hex of the State attribute (as Challenge.id). One code per State. */
+  state: string;
+  /** The RADIUS client's name. */
+  client: string;
+  /** The resolved identity (normalised username). */
+  user: string;
+  /** HMAC-SHA-256 (hex) of the code and its binding under the server secret; never the code. */
+  hash: string;
+  createdAt: number;
+  expiresAt: number;
+  /** Wrong codes presented so far. */
+  failures: number;
+}
+
+export interface SmsCodeRepo {
+  /** Stores the code for `code.state`, replacing an earlier one for the same State (a new code invalidates the old). */
+  put(code: SmsCode): Promise<void>;
+  /** The code for a State, if unexpired at `now`. */
+  find(state: string, now: number): Promise<SmsCode | undefined>;
+  /**
+   * Atomic single use: deletes the code for `state` only while it still holds `hash` and is
+   * unexpired at `now` (one conditional DELETE). True for exactly one of any number of concurrent
+   * callers, in any process. The caller compares the presented code's hash with the stored one in
+   * constant time first; `hash` here only pins the row it read (a code replaced meanwhile stays).
+   */
+  consume(state: string, hash: string, now: number): Promise<boolean>;
+  /**
+   * Counts one wrong code for `state` (when the row still holds `hash`); at `maxFailures` the code is
+   * deleted. Returns the new count (`maxFailures` when it was invalidated), or undefined when there
+   * was no such code.
+   */
+  fail(state: string, hash: string, maxFailures: number): Promise<number | undefined>;
+  /** Deletes the code for `state`; true when there was one. */
+  remove(state: string): Promise<boolean>;
+  /** Deletes expired codes (expiresAt <= now); returns how many. */
+  purgeExpired(now: number): Promise<number>;
 }
 
 /** The texts of a Magic Link session; the Mideye query parameters override them per call. */
@@ -522,7 +613,8 @@ export interface Store {
   readonly challenges: ChallengeRepo;
   readonly lockouts: LockoutRepo;
   readonly apiKeys: ApiKeyRepo;
-  readonly magicLinks: MagicLinkRepo;
+  readonly approvals: ApprovalRepo;
+  readonly smsCodes: SmsCodeRepo;
   readonly endpoints: EndpointRepo;
   readonly devices: DeviceRepo;
   readonly serverSecrets: ServerSecretRepo;

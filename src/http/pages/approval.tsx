@@ -2,6 +2,7 @@
 // at all (the CSP forbids inline script anyway). Approve and Reject are separate POST forms.
 
 import type { Child } from "hono/jsx";
+import { contextText, type ApprovalContext } from "../../approvals/texts.ts";
 
 /** Path of the stylesheet; served by src/magiclink/routes.ts (the CSP forbids inline styles). */
 export const APPROVAL_CSS_PATH = "/ml/assets/approval.css";
@@ -27,6 +28,9 @@ button.reject { background: transparent; color: var(--no); border-color: var(--n
 .choices { display: flex; gap: 0.75rem; }
 .choices button { font-size: 1.5rem; background: var(--ok); color: #fff; }
 button:focus-visible { outline: 3px solid var(--focus); outline-offset: 3px; }
+dl.context { display: grid; grid-template-columns: auto 1fr; gap: 0.25rem 0.75rem; margin: 0 0 1rem; font-size: 0.95rem; }
+dl.context dt { color: var(--muted); }
+dl.context dd { margin: 0; overflow-wrap: anywhere; }
 .result-ok { color: var(--ok); }
 .result-no { color: var(--no); }
 `;
@@ -61,15 +65,45 @@ export interface PageTexts {
   buttonReject: string;
 }
 
+/** "2024-05-01 13:37:05 UTC": the page has no script to show local time, and UTC says which zone it is. */
+function utcTime(ms: number): string {
+  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
+}
+
+/**
+ * Where the sign-in comes from (approvals other than Magic Link calls): the service, the source as
+ * the NAS reported it, and when it arrived. Cleaned and cut (contextText), then escaped like every text.
+ */
+function Context({ context }: { context: ApprovalContext }) {
+  return (
+    <dl class="context" id="context">
+      <dt>Service</dt>
+      <dd id="context-client">{contextText(context.client)}</dd>
+      {context.source ? (
+        <>
+          <dt>From</dt>
+          <dd id="context-source">{contextText(context.source)}</dd>
+        </>
+      ) : null}
+      <dt>Time</dt>
+      <dd id="context-time">
+        <time datetime={new Date(context.createdAt).toISOString()}>{utcTime(context.createdAt)}</time>
+      </dd>
+    </dl>
+  );
+}
+
 /**
  * The question: Approve and Reject as two POST forms carrying the CSRF token. With number matching
- * (`choices`), approving means pressing the number shown on the sign-in screen.
+ * (`choices`), approving means pressing the number shown on the sign-in screen. `context` (client,
+ * source, time) is shown when present.
  */
-export function ApprovalPage({ texts, csrf, choices }: { texts: PageTexts; csrf: string; choices: number[] | null }) {
+export function ApprovalPage({ texts, csrf, choices, context = null }: { texts: PageTexts; csrf: string; choices: number[] | null; context?: ApprovalContext | null }) {
   return (
     <Layout title={texts.title}>
       <h1 id="title">{texts.title}</h1>
       <p id="question">{texts.authentication}</p>
+      {context ? <Context context={context} /> : null}
       {choices ? (
         <form method="post" aria-labelledby="pick-legend">
           <input type="hidden" name="csrf" value={csrf} />

@@ -24,7 +24,8 @@ import { SqliteServerSecretRepo } from "./server-secrets.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
-import { serverSecretContext, SqliteMagicLinkRepo } from "./magic-links.ts";
+import { SqliteSmsCodeRepo } from "./sms-codes.ts";
+import { serverSecretContext, SqliteApprovalRepo } from "./approvals.ts";
 import { SqliteTokenRepo, tokenSecretContext } from "./tokens.ts";
 import { SqliteUserRepo } from "./users.ts";
 
@@ -213,7 +214,8 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly challenges: SqliteChallengeRepo;
   readonly lockouts: SqliteLockoutRepo;
   readonly apiKeys: SqliteApiKeyRepo;
-  readonly magicLinks: SqliteMagicLinkRepo;
+  readonly approvals: SqliteApprovalRepo;
+  readonly smsCodes: SqliteSmsCodeRepo;
   readonly endpoints: SqliteEndpointRepo;
   readonly devices: SqliteDeviceRepo;
   readonly serverSecrets: SqliteServerSecretRepo;
@@ -243,7 +245,8 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
     this.challenges = new SqliteChallengeRepo(ctx);
     this.lockouts = new SqliteLockoutRepo(ctx);
     this.apiKeys = new SqliteApiKeyRepo(ctx);
-    this.magicLinks = new SqliteMagicLinkRepo(ctx);
+    this.approvals = new SqliteApprovalRepo(ctx);
+    this.smsCodes = new SqliteSmsCodeRepo(ctx);
     this.endpoints = new SqliteEndpointRepo(ctx);
     this.devices = new SqliteDeviceRepo(ctx);
     this.serverSecrets = new SqliteServerSecretRepo(ctx);

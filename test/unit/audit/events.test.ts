@@ -14,6 +14,10 @@ describe("levelOf", () => {
     [{ type: "magiclink.custom_text_ignored", key: "shop", endpoint: "default" }, "warn"],
     [{ type: "delivery.refused", endpoint: "default", to: "-", country: null, reason: "invalid_number", detail: "" }, "info"],
     [{ type: "auth.failure", channel: "radius", client: "vpn", reason: "bad_code" }, "warn"],
+    [{ type: "approval.created", id: "a", kind: "radius", client: "vpn", user: "alice", source: null, expires_in_s: 60, number_match: false }, "info"],
+    [{ type: "approval.join_refused", id: "a", kind: "radius", client: "vpn", user: "alice", source: "198.51.100.9", pending_source: "203.0.113.7" }, "warn"],
+    [{ type: "sms_code.sent", client: "vpn", user: "alice", channel: "sms", to: "+46…67", expires_in_s: 300 }, "info"],
+    [{ type: "sms_code.invalidated", client: "vpn", user: "alice", failures: 3 }, "warn"],
   ])("%o → %s", (event, level) => {
     expect(levelOf(event)).toBe(level as ReturnType<typeof levelOf>);
   });

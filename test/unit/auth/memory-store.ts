@@ -16,7 +16,8 @@ import {
   type NewUser,
   type Store,
   type ApiKeyRepo,
-  type MagicLinkRepo,
+  type ApprovalRepo,
+  type SmsCodeRepo,
   type EndpointRepo,
   type DeviceRepo,
   type ServerSecretRepo,
@@ -212,7 +213,8 @@ export class MemoryStore implements Store {
   readonly challenges = new MemoryChallenges();
   readonly lockouts = new MemoryLockouts();
   readonly apiKeys = {} as ApiKeyRepo;
-  readonly magicLinks = {} as MagicLinkRepo;
+  readonly approvals = {} as ApprovalRepo;
+  readonly smsCodes = {} as SmsCodeRepo;
   readonly endpoints = {} as EndpointRepo;
   readonly devices = {} as DeviceRepo;
   readonly serverSecrets = {} as ServerSecretRepo;

@@ -180,7 +180,7 @@ describe("approve and reject", () => {
       expect(html).not.toContain("<b>Acme</b>");
       expect(html).toContain(">Yes</button>");
     }
-    expect((await x.store.magicLinks.findByLink(hashLinkToken(token)))!.status).toBe("pending");
+    expect((await x.store.approvals.findByLink(hashLinkToken(token)))!.state).toBe("pending");
     const page = await (await x.app.request(`/ml/${token}`)).text();
     const r = await post(x.app, token, { csrf: csrfOf(page), action: "approve" });
     expect(r.status).toBe(200);
@@ -199,7 +199,7 @@ describe("approve and reject", () => {
     const again = await post(x.app, token, { csrf, action: "approve" });
     expect(again.status).toBe(409);
     expect(await again.text()).toContain("already answered");
-    expect((await x.store.magicLinks.findByLink(hashLinkToken(token)))!.status).toBe("rejected");
+    expect((await x.store.approvals.findByLink(hashLinkToken(token)))!.state).toBe("rejected");
   });
 
   test.each([
@@ -216,7 +216,7 @@ describe("approve and reject", () => {
     else fields = { ...fields, ...(form as Record<string, string>) };
     const r = await post(x.app, first.token, fields);
     expect(r.status).toBe(403);
-    expect((await x.store.magicLinks.findByLink(hashLinkToken(first.token)))!.status).toBe("pending");
+    expect((await x.store.approvals.findByLink(hashLinkToken(first.token)))!.state).toBe("pending");
   });
 
   test.each([
@@ -256,8 +256,8 @@ describe("approve and reject", () => {
       } else {
         ctrl.abort();
         await response.catch(() => {});
-        for (let i = 0; i < 50 && (await x.store.magicLinks.findByLink(hashLinkToken(token)))!.status === "pending"; i++) await Bun.sleep(10);
-        expect((await x.store.magicLinks.findByLink(hashLinkToken(token)))!.status).toBe("cancelled");
+        for (let i = 0; i < 50 && (await x.store.approvals.findByLink(hashLinkToken(token)))!.state === "pending"; i++) await Bun.sleep(10);
+        expect((await x.store.approvals.findByLink(hashLinkToken(token)))!.state).toBe("cancelled");
       }
     }
     const r = await x.app.request(`/ml/${token}`);
@@ -344,7 +344,7 @@ describe("waiting", () => {
     const x = await setup({ profile: { touchTimeoutS: 30 } });
     const key = await x.key("k");
     const { token } = await started(x, key);
-    const s = (await x.store.magicLinks.findByLink(hashLinkToken(token)))!;
+    const s = (await x.store.approvals.findByLink(hashLinkToken(token)))!;
     expect(s.expiresAt - s.createdAt).toBe(30_000);
   });
 
@@ -359,6 +359,6 @@ describe("waiting", () => {
     await response.catch(() => {});
     for (let i = 0; i < 100 && x.hub.size > 0; i++) await Bun.sleep(10);
     expect(x.hub.size).toBe(0);
-    expect((await x.store.magicLinks.findByLink(hashLinkToken(token)))!.status).toBe("cancelled");
+    expect((await x.store.approvals.findByLink(hashLinkToken(token)))!.state).toBe("cancelled");
   });
 });

@@ -9,7 +9,7 @@ import { hashApiKey } from "../../../src/http/api-keys.ts";
 import { buildPublicApp } from "../../../src/http/app.ts";
 import { KnownNumbers } from "../../../src/magiclink/known-users.ts";
 import { MagicLinkService } from "../../../src/magiclink/service.ts";
-import { WaiterHub } from "../../../src/magiclink/waiters.ts";
+import { WaiterHub } from "../../../src/approvals/waiters.ts";
 import type { SqliteStore } from "../../../src/store/sqlite/store.ts";
 import { defaultEndpointProfile, type EndpointProfile, type NewApiKey } from "../../../src/store/types.ts";
 import { testDeps } from "../http/helpers.ts";
@@ -91,7 +91,7 @@ export async function harness({
   const sms = recordingChannel();
   const known = new KnownNumbers(store, "SE", now);
   const dispatcher = createDispatcher({ channels: [sms], region: "SE", allowList, limits, rateLimits: store.rateLimits, deliveryLog: store.deliveryLog, isKnownNumber: (e) => known.isKnown(e), now, audit });
-  const hub = new WaiterHub(store.magicLinks, { now, schedule: () => () => {} });
+  const hub = new WaiterHub(store.approvals, { now, schedule: () => () => {} });
   const service = new MagicLinkService({
     store,
     rateLimits: store.rateLimits,

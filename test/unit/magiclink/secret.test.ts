@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { MagicLinkService } from "../../../src/magiclink/service.ts";
 import { generateLinkToken, generateSessionId, hashLinkToken } from "../../../src/magiclink/tokens.ts";
 import type { SqliteStore } from "../../../src/store/sqlite/store.ts";
-import type { MagicLinkSession } from "../../../src/store/types.ts";
+import type { Approval } from "../../../src/store/types.ts";
 import { cleanup, openIn, tempDir } from "../store/helpers.ts";
 
 const T0 = 1_700_000_000_000;
@@ -41,7 +41,7 @@ async function service(store: SqliteStore, secret?: Uint8Array): Promise<MagicLi
     region: "SE",
     smsMaxLength: 300,
     emailSubject: "Sign-in request",
-    secret: secret ?? (await store.magicLinks.serverSecret(() => rnd(32))),
+    secret: secret ?? (await store.approvals.serverSecret(() => rnd(32))),
     now: () => T0,
     random: rnd,
     log: () => {},
@@ -52,8 +52,8 @@ async function service(store: SqliteStore, secret?: Uint8Array): Promise<MagicLi
 /** A pending session; returns its link token. */
 async function pending(store: SqliteStore, numberMatch: number | null = null): Promise<string> {
   const token = generateLinkToken(rnd);
-  const s: MagicLinkSession = { id: generateSessionId(rnd), linkHash: hashLinkToken(token), msisdn: "+46701234567", endpoint: "default", apiKeyId: 1, status: "pending", texts: "{}", numberMatch, createdAt: T0, expiresAt: T0 + 90_000, answeredAt: null };
-  await store.magicLinks.create(s);
+  const s: Approval = { id: generateSessionId(rnd), kind: "magic-link", user: null, client: "default", source: null, msisdn: "+46701234567", apiKeyId: 1, state: "pending", channel: "sms-link", linkHash: hashLinkToken(token), texts: "{}", numberMatch, createdAt: T0, expiresAt: T0 + 90_000, answeredAt: null };
+  await store.approvals.create(s);
   return token;
 }
 
@@ -85,6 +85,6 @@ describe("a page rendered by one service is answered through another", () => {
     if (view.kind !== "pending") throw new Error("expected a pending page");
     const other = await service(store, rnd(32));
     expect(await other.answer(token, { csrf: view.csrf, action: "approve" })).toEqual({ kind: "bad_csrf" });
-    expect((await store.magicLinks.findByLink(hashLinkToken(token)))!.status).toBe("pending");
+    expect((await store.approvals.findByLink(hashLinkToken(token)))!.state).toBe("pending");
   });
 });

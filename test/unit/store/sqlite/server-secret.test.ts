@@ -46,7 +46,7 @@ describe("server secret", () => {
       calls++;
       return made;
     };
-    const [x, y] = await Promise.all([a.magicLinks.serverSecret(create), b.magicLinks.serverSecret(create)]);
+    const [x, y] = await Promise.all([a.approvals.serverSecret(create), b.approvals.serverSecret(create)]);
     expect(Buffer.from(x).equals(Buffer.from(made))).toBe(true);
     expect(Buffer.from(y).equals(Buffer.from(made))).toBe(true);
     expect(calls).toBe(1);
@@ -58,43 +58,43 @@ describe("server secret", () => {
 
   test.each([16, 31])("a %p-byte secret is refused", async (n) => {
     const s = await open();
-    await expect(s.magicLinks.serverSecret(() => new Uint8Array(n))).rejects.toThrow(TypeError);
+    await expect(s.approvals.serverSecret(() => new Uint8Array(n))).rejects.toThrow(TypeError);
     expect(storedValue()).toBeUndefined();
   });
 
   test("a tampered value is corrupt, not silently replaced", async () => {
     const s = await open();
-    await s.magicLinks.serverSecret(() => new Uint8Array(randomBytes(32)));
+    await s.approvals.serverSecret(() => new Uint8Array(randomBytes(32)));
     const v = storedValue()!;
     const db = raw();
     db.prepare("UPDATE server_secrets SET value = ?").run(v.slice(0, -2) + (v.endsWith("A") ? "BB" : "AA"));
     db.close();
     const fresh = await open();
-    const err = await fresh.magicLinks.serverSecret(() => new Uint8Array(randomBytes(32))).catch((e: unknown) => e);
+    const err = await fresh.approvals.serverSecret(() => new Uint8Array(randomBytes(32))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreError);
     expect((err as StoreError).code).toBe("corrupt");
   });
 
   test("key rotation re-seals it under the new key and it stays the same", async () => {
     const s = await open();
-    const before = await s.magicLinks.serverSecret(() => new Uint8Array(randomBytes(32)));
+    const before = await s.approvals.serverSecret(() => new Uint8Array(randomBytes(32)));
     const keyId = storedValue()!.split(".")[1];
     const rotation = await s.rotateKey!();
     expect(storedValue()!.split(".")[1]).toBe(rotation.keyId);
     expect(rotation.keyId).not.toBe(keyId);
-    const after = await (await open()).magicLinks.serverSecret(() => new Uint8Array(32).fill(7));
+    const after = await (await open()).approvals.serverSecret(() => new Uint8Array(32).fill(7));
     expect(Buffer.from(after).equals(Buffer.from(before))).toBe(true);
   });
 
   test("sealed under a key that was lost: replaced by a fresh one (pending pages go stale)", async () => {
     const s = await open();
-    const old = await s.magicLinks.serverSecret(() => new Uint8Array(randomBytes(32)));
+    const old = await s.approvals.serverSecret(() => new Uint8Array(randomBytes(32)));
     await s.close();
     opened.splice(0);
     // No clients or tokens are sealed, so the store accepts a new key.
     fs.rmSync(path.join(dir, "portcullis.key"));
     const next = new Uint8Array(randomBytes(32));
-    const got = await (await open()).magicLinks.serverSecret(() => next);
+    const got = await (await open()).approvals.serverSecret(() => next);
     expect(Buffer.from(got).equals(Buffer.from(next))).toBe(true);
     expect(Buffer.from(got).equals(Buffer.from(old))).toBe(false);
   });

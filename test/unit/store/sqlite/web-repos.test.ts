@@ -1,4 +1,4 @@
-// The web surface's repositories (migration 4): API keys, Magic Link sessions (single-use answer,
+// The web surface's repositories (migration 4): API keys, Magic Link approvals (single-use answer,
 // also across two connections), endpoint profiles, and migration of a populated version-3 database.
 
 import { afterEach, describe, expect, test } from "bun:test";
@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { openDatabase } from "../../../../src/runtime/sqlite.ts";
 import { MIGRATIONS, migrationSQL } from "../../../../src/store/migrations.ts";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
-import { defaultEndpointProfile, StoreError, type MagicLinkSession } from "../../../../src/store/types.ts";
+import { defaultEndpointProfile, StoreError, type Approval } from "../../../../src/store/types.ts";
 import { cleanup, openIn, tempDir } from "../helpers.ts";
 
 let dir: string | undefined;
@@ -27,14 +27,18 @@ async function fresh(): Promise<SqliteStore> {
 const HASH_A = "a".repeat(64);
 const HASH_B = "b".repeat(64);
 
-function session(id: string, patch: Partial<MagicLinkSession> = {}): MagicLinkSession {
+function session(id: string, patch: Partial<Approval> = {}): Approval {
   return {
     id,
-    linkHash: `link-${id}`.padEnd(64, "0"),
+    kind: "magic-link",
+    user: null,
+    client: "default",
+    source: null,
     msisdn: "+46701234567",
-    endpoint: "default",
     apiKeyId: 1,
-    status: "pending",
+    state: "pending",
+    channel: null,
+    linkHash: `link-${id}`.padEnd(64, "0"),
     texts: '{"title_text":"Sign in"}',
     numberMatch: null,
     createdAt: 100,
@@ -79,52 +83,52 @@ describe("api keys", () => {
   });
 });
 
-describe("magic link sessions", () => {
+describe("magic link approvals", () => {
   test("create, get, findByLink round-trip the whole record", async () => {
     const s = await fresh();
     const m = session("s1", { numberMatch: 42 });
-    await s.magicLinks.create(m);
-    expect(await s.magicLinks.get("s1")).toEqual(m);
-    expect(await s.magicLinks.findByLink(m.linkHash)).toEqual(m);
-    expect(await s.magicLinks.get("nope")).toBeUndefined();
-    await expect(s.magicLinks.create(session("s2", { linkHash: m.linkHash }))).rejects.toMatchObject({ code: "conflict" });
+    await s.approvals.create(m);
+    expect(await s.approvals.get("s1")).toEqual(m);
+    expect(await s.approvals.findByLink(m.linkHash!)).toEqual(m);
+    expect(await s.approvals.get("nope")).toBeUndefined();
+    await expect(s.approvals.create(session("s2", { linkHash: m.linkHash }))).rejects.toMatchObject({ code: "conflict" });
   });
 
   test.each([
     ["pending and live: answered", "pending", 5_000, true],
-    ["already answered", "accepted", 5_000, false],
+    ["already answered", "approved", 5_000, false],
     ["at its expiry instant", "pending", 10_000, false],
     ["after expiry", "pending", 10_001, false],
-  ] as const)("answer when %s", async (_what, status, now, expected) => {
+  ] as const)("answer when %s", async (_what, state, now, expected) => {
     const s = await fresh();
-    await s.magicLinks.create(session("s1", { status }));
-    expect(await s.magicLinks.answer("s1", "rejected", now)).toBe(expected);
-    const after = await s.magicLinks.get("s1");
-    expect(after!.status).toBe(expected ? "rejected" : status);
+    await s.approvals.create(session("s1", { state }));
+    expect(await s.approvals.answer("s1", "rejected", now)).toBe(expected);
+    const after = await s.approvals.get("s1");
+    expect(after!.state).toBe(expected ? "rejected" : state);
     expect(after!.answeredAt).toBe(expected ? now : null);
   });
 
   test("of 50 concurrent answers from two connections exactly one wins", async () => {
     const a = await fresh();
     const b = await fresh();
-    await a.magicLinks.create(session("race"));
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).magicLinks.answer("race", i % 3 ? "accepted" : "rejected", 5_000)));
+    await a.approvals.create(session("race"));
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).approvals.answer("race", i % 3 ? "approved" : "rejected", 5_000)));
     expect(results.filter(Boolean).length).toBe(1);
     const winner = results.indexOf(true);
-    expect((await b.magicLinks.get("race"))!.status).toBe(winner % 3 ? "accepted" : "rejected");
+    expect((await b.approvals.get("race"))!.state).toBe(winner % 3 ? "approved" : "rejected");
   });
 
-  test("markExpired closes only a pending session that has expired; purge deletes old rows", async () => {
+  test("markExpired closes only a pending approval that has expired; purge deletes old rows", async () => {
     const s = await fresh();
-    await s.magicLinks.create(session("old", { expiresAt: 500 }));
-    await s.magicLinks.create(session("live", { expiresAt: 10_000 }));
-    expect(await s.magicLinks.markExpired("live", 5_000)).toBe(false);
-    expect(await s.magicLinks.markExpired("old", 5_000)).toBe(true);
-    expect(await s.magicLinks.markExpired("old", 5_000)).toBe(false);
-    expect((await s.magicLinks.get("old"))!.status).toBe("expired");
-    expect(await s.magicLinks.purgeExpired(600)).toBe(1);
-    expect(await s.magicLinks.get("old")).toBeUndefined();
-    expect(await s.magicLinks.get("live")).toBeDefined();
+    await s.approvals.create(session("old", { expiresAt: 500 }));
+    await s.approvals.create(session("live", { expiresAt: 10_000 }));
+    expect(await s.approvals.markExpired("live", 5_000)).toBe(false);
+    expect(await s.approvals.markExpired("old", 5_000)).toBe(true);
+    expect(await s.approvals.markExpired("old", 5_000)).toBe(false);
+    expect((await s.approvals.get("old"))!.state).toBe("expired");
+    expect(await s.approvals.purgeExpired(600)).toBe(1);
+    expect(await s.approvals.get("old")).toBeUndefined();
+    expect(await s.approvals.get("live")).toBeDefined();
   });
 });
 
