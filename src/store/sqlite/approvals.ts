@@ -1,18 +1,13 @@
 // Approvals in SQLite: consumables answered by one conditional UPDATE, one pending per kind, user and
 // client (a unique partial index), and the sealed server secret.
 
-import { log } from "../../audit/log.ts";
-import type { SealContext } from "../seal.ts";
 import { StoreError, type Approval, type ApprovalChannel, type ApprovalKind, type ApprovalOutcome, type ApprovalRepo, type ApprovalState, type CreateOrJoin } from "../types.ts";
-import { prep, rethrow, type Sealer, type StoreContext } from "./context.ts";
+import { prep, rethrow, type StoreContext } from "./context.ts";
+import { SqliteServerSecretRepo } from "./server-secrets.ts";
 
 /** The name of the server secret in server_secrets ("magiclink": the name it was created under, kept so pages survive upgrades). */
 export const SERVER_SECRET_NAME = "magiclink";
 
-/** Where a server secret is sealed: bound to its name. */
-export function serverSecretContext(name: string): SealContext {
-  return { table: "server_secrets", column: "value", rowKey: name };
-}
 
 interface ApprovalRow {
   id: string;
@@ -73,15 +68,12 @@ export class SqliteApprovalRepo implements ApprovalRepo {
   private readonly sChannel;
   private readonly sPurge;
   private readonly sAnsweredSince;
-  private readonly sSecretGet;
-  private readonly sSecretAdd;
-  private readonly sSecretReplace;
-  private readonly sealer: Sealer;
+  /** The approval pages' CSRF and number-matching secret is a named server secret like any other. */
+  private readonly secrets: SqliteServerSecretRepo;
   private readonly now: () => number;
 
   constructor(ctx: StoreContext) {
     const { db } = ctx;
-    this.sealer = ctx.sealer;
     this.now = ctx.now;
     this.sCreate = prep(db, `INSERT INTO approvals (${COLUMNS}) VALUES (${VALUES})`);
     // The conflict target names the partial index (approvals_one_pending): only a pending approval
@@ -96,9 +88,7 @@ export class SqliteApprovalRepo implements ApprovalRepo {
     this.sChannel = prep(db, "UPDATE approvals SET channel = ? WHERE id = ?");
     this.sPurge = prep(db, "DELETE FROM approvals WHERE expires_at < ?");
     this.sAnsweredSince = prep<{ id: string; state: ApprovalOutcome }>(db, "SELECT id, state FROM approvals WHERE answered_at >= ? AND state <> 'pending'");
-    this.sSecretGet = prep<{ value: string }>(db, "SELECT value FROM server_secrets WHERE name = ?");
-    this.sSecretAdd = prep(db, "INSERT INTO server_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING");
-    this.sSecretReplace = prep(db, "UPDATE server_secrets SET value = ?, created_at = ? WHERE name = ? AND value = ?");
+    this.secrets = new SqliteServerSecretRepo(ctx);
   }
 
   async create(a: Approval): Promise<void> {
@@ -195,33 +185,6 @@ export class SqliteApprovalRepo implements ApprovalRepo {
   }
 
   async serverSecret(create: () => Uint8Array): Promise<Uint8Array> {
-    const name = SERVER_SECRET_NAME;
-    const ctx = serverSecretContext(name);
-    const fresh = () => {
-      const bytes = create();
-      if (bytes.length < 32) throw new TypeError("a server secret must be at least 32 bytes");
-      return bytes;
-    };
-    try {
-      // Up to three rounds: insert-if-absent, then read; a stale (lost-key) value is replaced only
-      // if no other process replaced it first, and the winner's value is read again.
-      for (let round = 0; round < 3; round++) {
-        const row = this.sSecretGet.get(name);
-        if (!row) {
-          this.sSecretAdd.run(name, this.sealer.seal(fresh(), ctx), this.now());
-          continue;
-        }
-        try {
-          return this.sealer.open(row.value, ctx);
-        } catch (err) {
-          if (!(err instanceof StoreError) || err.code !== "key_mismatch") throw err;
-          log("warn", "store.server_secret.replaced", { name, detail: "sealed under a key the keyring no longer holds; pending approval pages and SMS codes become stale" });
-          this.sSecretReplace.run(this.sealer.seal(fresh(), ctx), this.now(), name, row.value);
-        }
-      }
-      throw new StoreError("unavailable", "the server secret could not be settled");
-    } catch (err) {
-      rethrow(err);
-    }
+    return this.secrets.get(SERVER_SECRET_NAME, create);
   }
 }

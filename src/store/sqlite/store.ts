@@ -20,12 +20,12 @@ import { SqliteChallengeRepo } from "./challenges.ts";
 import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
 import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
 import { SqliteDeviceRepo } from "./devices.ts";
-import { SqliteServerSecretRepo } from "./server-secrets.ts";
+import { namedSecretContext, SqliteServerSecretRepo } from "./server-secrets.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
 import { SqliteSmsCodeRepo } from "./sms-codes.ts";
-import { serverSecretContext, SqliteApprovalRepo } from "./approvals.ts";
+import { SqliteApprovalRepo } from "./approvals.ts";
 import { SqliteTokenRepo, tokenSecretContext } from "./tokens.ts";
 import { SqliteUserRepo } from "./users.ts";
 
@@ -136,8 +136,9 @@ function migrate(db: SQLDatabase, now: () => number): void {
   }
 }
 
+/** Values sealed under the database key: RADIUS secrets, OTP seeds and server secrets (CSRF, SMS-code, VAPID). */
 function countSealed(db: SQLDatabase): number {
-  return db.prepare<{ n: number }>("SELECT (SELECT count(*) FROM radius_clients) + (SELECT count(*) FROM tokens) AS n").get()!.n;
+  return db.prepare<{ n: number }>("SELECT (SELECT count(*) FROM radius_clients) + (SELECT count(*) FROM tokens) + (SELECT count(*) FROM server_secrets) AS n").get()!.n;
 }
 
 function obtainKeyring(db: SQLDatabase, keyFile: string, env: Record<string, string | undefined>): Keyring {
@@ -171,7 +172,7 @@ function obtainKeyring(db: SQLDatabase, keyFile: string, env: Record<string, str
 function verifyKeyring(db: SQLDatabase, keyring: Keyring, now: () => number): void {
   const rows = db.prepare<{ key_id: string; check_value: string }>("SELECT key_id, check_value FROM seal_keys").all();
   const usedBy = db.prepare<{ n: number }>(
-    "SELECT (SELECT count(*) FROM radius_clients WHERE secret LIKE ?) + (SELECT count(*) FROM tokens WHERE secret LIKE ?) AS n",
+    "SELECT (SELECT count(*) FROM radius_clients WHERE secret LIKE ?) + (SELECT count(*) FROM tokens WHERE secret LIKE ?) + (SELECT count(*) FROM server_secrets WHERE value LIKE ?) AS n",
   );
   for (const row of rows) {
     if (keyring.get(row.key_id)) {
@@ -184,7 +185,7 @@ function verifyKeyring(db: SQLDatabase, keyring: Keyring, now: () => number): vo
         );
       }
     } else {
-      const n = usedBy.get(`v1.${row.key_id}.%`, `v1.${row.key_id}.%`)!.n;
+      const n = usedBy.get(`v1.${row.key_id}.%`, `v1.${row.key_id}.%`, `v1.${row.key_id}.%`)!.n;
       if (n > 0) {
         throw new StoreError(
           "key_mismatch",
@@ -343,7 +344,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
             resealed++;
           }
           for (const x of serverSecrets.all()) {
-            setServerSecret.run(reseal(x.value, serverSecretContext(x.name)), x.name);
+            setServerSecret.run(reseal(x.value, namedSecretContext(x.name)), x.name);
             resealed++;
           }
           return { keyId: key.id, resealed };
