@@ -38,16 +38,18 @@ export interface RadiusClient {
   approvalMode: ApprovalMode;
   /** Number matching on approval pages (challenge mode only: the prompt shows the number). */
   approvalNumberMatch: boolean;
-  /** SMS one-time code format; null: `[delivery] sms_code_length` and `sms_code_alphabet`. */
-  smsCode: { alphabet: SmsCodeAlphabetName; length: number } | null;
+  /** SMS one-time code length (4-12); null: `[delivery] sms_code_length`. */
+  smsCodeLength: number | null;
+  /** SMS one-time code characters; null: `[delivery] sms_code_alphabet`. */
+  smsCodeAlphabet: SmsCodeAlphabetName | null;
   createdAt: number; // unix ms
 }
 
 /** A client's phone-factor settings, the ones `client set` changes. */
-export type ClientPhoneSettings = Pick<RadiusClient, "approvalHoldS" | "approvalMode" | "approvalNumberMatch" | "smsCode">;
+export type ClientPhoneSettings = Pick<RadiusClient, "approvalHoldS" | "approvalMode" | "approvalNumberMatch" | "smsCodeLength" | "smsCodeAlphabet">;
 
 /** Phone-factor settings of a client that names none: hold 25 s, hold mode, no number matching, the configured code format. */
-export const DEFAULT_CLIENT_PHONE: Readonly<ClientPhoneSettings> = Object.freeze({ approvalHoldS: 25, approvalMode: "hold", approvalNumberMatch: false, smsCode: null });
+export const DEFAULT_CLIENT_PHONE: Readonly<ClientPhoneSettings> = Object.freeze({ approvalHoldS: 25, approvalMode: "hold", approvalNumberMatch: false, smsCodeLength: null, smsCodeAlphabet: null });
 
 /** A new client; its phone settings default to DEFAULT_CLIENT_PHONE. */
 export type NewRadiusClient = Omit<RadiusClient, "id" | "createdAt" | keyof ClientPhoneSettings> & Partial<ClientPhoneSettings>;

@@ -131,7 +131,8 @@ export class SqliteClientRepo implements ClientRepo {
       approvalHoldS: row.approval_hold_s,
       approvalMode: row.approval_mode as ApprovalMode,
       approvalNumberMatch: row.approval_number_match === 1,
-      smsCode: row.sms_code_length === null || row.sms_code_alphabet === null ? null : { alphabet: row.sms_code_alphabet as SmsCodeAlphabetName, length: row.sms_code_length },
+      smsCodeLength: row.sms_code_length,
+      smsCodeAlphabet: row.sms_code_alphabet as SmsCodeAlphabetName | null,
       createdAt: row.created_at,
     };
   }
@@ -194,5 +195,5 @@ export class SqliteClientRepo implements ClientRepo {
 
 /** The phone-settings columns in table order: hold, mode, number matching, code length, code alphabet. */
 function phoneColumns(c: ClientPhoneSettings): [number, string, number, number | null, string | null] {
-  return [c.approvalHoldS, c.approvalMode, c.approvalNumberMatch ? 1 : 0, c.smsCode?.length ?? null, c.smsCode?.alphabet ?? null];
+  return [c.approvalHoldS, c.approvalMode, c.approvalNumberMatch ? 1 : 0, c.smsCodeLength, c.smsCodeAlphabet];
 }

@@ -44,15 +44,15 @@ describe("clients", () => {
 
   test("phone settings: defaults, given at add, changed by updatePhone (which bumps the generation), refused out of range by the schema", async () => {
     const plain = await store.clients.add(newClient("vpn"));
-    expect([plain.approvalHoldS, plain.approvalMode, plain.approvalNumberMatch, plain.smsCode]).toEqual([25, "hold", false, null]);
-    const set = { approvalHoldS: 60, approvalMode: "challenge", approvalNumberMatch: true, smsCode: { alphabet: "alphanumeric", length: 8 } } as const;
+    expect([plain.approvalHoldS, plain.approvalMode, plain.approvalNumberMatch, plain.smsCodeLength, plain.smsCodeAlphabet]).toEqual([25, "hold", false, null, null]);
+    const set = { approvalHoldS: 60, approvalMode: "challenge", approvalNumberMatch: true, smsCodeLength: 8, smsCodeAlphabet: "alphanumeric" } as const;
     await store.clients.add(newClient("fw", { address: "192.0.2.20/32", ...set }));
     expect(await store.clients.findByName("fw")).toMatchObject(set);
     const before = await store.generation();
-    expect(await store.clients.updatePhone("vpn", { approvalHoldS: 90, smsCode: { alphabet: "numeric", length: 4 } })).toMatchObject({ approvalHoldS: 90, approvalMode: "hold", smsCode: { alphabet: "numeric", length: 4 } });
+    expect(await store.clients.updatePhone("vpn", { approvalHoldS: 90, smsCodeLength: 4 })).toMatchObject({ approvalHoldS: 90, approvalMode: "hold", smsCodeLength: 4, smsCodeAlphabet: null });
     expect(await store.generation()).not.toBe(before);
-    expect(await store.clients.findByName("vpn")).toMatchObject({ approvalHoldS: 90, approvalMode: "hold", approvalNumberMatch: false, smsCode: { alphabet: "numeric", length: 4 } });
-    expect(await store.clients.updatePhone("vpn", { smsCode: null })).toMatchObject({ smsCode: null });
+    expect(await store.clients.findByName("vpn")).toMatchObject({ approvalHoldS: 90, approvalMode: "hold", approvalNumberMatch: false, smsCodeLength: 4, smsCodeAlphabet: null });
+    expect(await store.clients.updatePhone("vpn", { smsCodeLength: null, smsCodeAlphabet: "alphabetic" })).toMatchObject({ smsCodeLength: null, smsCodeAlphabet: "alphabetic" });
     expect(await store.clients.updatePhone("nobody", { approvalHoldS: 30 })).toBeUndefined();
     // the CHECK constraints back the CLI's and the API's own range checks
     await expect(store.clients.updatePhone("vpn", { approvalHoldS: 121 })).rejects.toThrow();
