@@ -88,6 +88,8 @@ export type AdminEvent =
   | ({ type: "admin.tokens_imported"; count: number } & By)
   | ({ type: "admin.client_added"; client: string; address: string } & By)
   | ({ type: "admin.client_removed"; client: string } & By)
+  /** Phone-factor settings of a client changed (`client set`, PATCH /clients/{name}); `fields` names them. */
+  | ({ type: "admin.client_updated"; client: string; fields: string[] } & By)
   | ({ type: "admin.apikey_added"; apikey: string; role: string } & By)
   | ({ type: "admin.apikey_removed"; apikey: string } & By)
   | ({ type: "admin.apikey_state"; apikey: string; disabled: boolean } & By)

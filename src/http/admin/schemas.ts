@@ -105,6 +105,11 @@ export const clientView = v.object({
   requireMessageAuthenticator: v.boolean(),
   allowPasswordOnly: v.boolean(),
   directories: v.nullable(v.array(v.string())),
+  approvalHoldS: v.number(),
+  approvalMode: v.picklist(["hold", "challenge"]),
+  approvalNumberMatch: v.boolean(),
+  smsCodeLength: v.nullable(v.number()),
+  smsCodeAlphabet: v.nullable(v.picklist(["numeric", "alphabetic", "alphanumeric"])),
   createdAt: isoTime,
   network: v.pipe(v.nullable(v.string()), v.description("the network as matched: host bits cleared, IPv4-mapped IPv6 as IPv4; null when the address is not a CIDR")),
   overlaps: v.pipe(
