@@ -386,6 +386,8 @@ export interface ApprovalRepo {
   findByLink(linkHash: string): Promise<Approval | undefined>;
   /** The pending, unexpired (at `now`) approval of this kind for `user` and `client`, if any. */
   findPending(kind: ApprovalKind, user: string, client: string, now: number): Promise<Approval | undefined>;
+  /** Every pending, unexpired (at `now`) approval of `user`, whatever its kind and client, oldest first (`user show`). */
+  pendingForUser(user: string, now: number): Promise<Approval[]>;
   /**
    * Atomic single use: sets the state (and answeredAt = now) only while the approval is pending
    * and not expired at `now` (UPDATE … WHERE state = 'pending' AND expires_at > now). Returns true

@@ -81,6 +81,19 @@ export const userView = v.object({
   createdAt: isoTime,
   tokens: v.array(userTokenItem),
   lockout: v.object({ password: lockoutView, code: lockoutView, sources: v.array(sourceLockoutView), knownSources: v.array(knownSourceView) }),
+  pendingApprovals: v.pipe(
+    v.array(
+      v.object({
+        kind: v.picklist(["radius", "magic-link", "password-reset"]),
+        client: v.string(),
+        source: v.nullable(v.string()),
+        channel: v.nullable(v.string()),
+        createdAt: isoTime,
+        expiresAt: isoTime,
+      }),
+    ),
+    v.description("approvals waiting for this user's answer now (held RADIUS requests, challenge-mode legs)"),
+  ),
 });
 
 /** A token as listed (never the seed). */
