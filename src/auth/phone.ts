@@ -240,12 +240,14 @@ export class PhoneFlow {
   private async approvalChallenge(leg: Leg, approval: Approval, rest: readonly ChallengeFactor[], first: boolean): Promise<Decision> {
     const { attempt, subject } = leg;
     const remainingMs = Math.max(1000, approval.expiresAt - attempt.now);
+    // Whole seconds, rounded down: the NAS must not wait past the approval's end.
+    const remainingS = Math.max(1, Math.floor(remainingMs / 1000));
     const n = approval.numberMatch;
     const prompt = first ? (n === null ? PHONE_PROMPTS.approve : PHONE_PROMPTS.approveMatching(n)) : n === null ? PHONE_PROMPTS.notYet : PHONE_PROMPTS.notYetMatching(n);
     const data: ChallengeData = { next: "code", factor: "approval", approval: approval.id, then: [...rest], attributes: [...leg.attributes] };
     return this.challenges.issue(attempt, subject.record, 0, prompt, data, undefined, "code", first, {
       ttlMs: Math.max(this.options.challengeTtlMs, remainingMs),
-      timeoutS: Math.ceil(remainingMs / 1000),
+      timeoutS: remainingS,
     });
   }
 

@@ -427,8 +427,7 @@ CREATE TABLE device_signatures (
   {
     // Phone factors per RADIUS client: how long a held request waits for its approval (5-120 s), hold
     // or challenge mode, number matching (challenge mode shows the number in its prompt), and the SMS
-    // one-time code format (NULL: `[delivery] sms_code_length` / `sms_code_alphabet`). And the pending
-    // approvals of one user (`user show`), whatever their kind and client.
+    // one-time code format (NULL: `[delivery] sms_code_length` / `sms_code_alphabet`).
     version: 12,
     name: "client_phone_settings",
     sql: `
@@ -437,7 +436,6 @@ ALTER TABLE radius_clients ADD COLUMN approval_mode TEXT NOT NULL DEFAULT 'hold'
 ALTER TABLE radius_clients ADD COLUMN approval_number_match INTEGER NOT NULL DEFAULT 0 CHECK (approval_number_match IN (0, 1));
 ALTER TABLE radius_clients ADD COLUMN sms_code_length INTEGER CHECK (sms_code_length BETWEEN 4 AND 12);
 ALTER TABLE radius_clients ADD COLUMN sms_code_alphabet TEXT CHECK (sms_code_alphabet IN ('numeric', 'alphabetic', 'alphanumeric'));
-CREATE INDEX approvals_pending_user ON approvals (username) WHERE state = 'pending';
 `,
   },
 ];
