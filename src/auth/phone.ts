@@ -302,7 +302,7 @@ export class PhoneFlow {
     const data: ChallengeData = { next: "code", factor: "sms", sms: binding.state, then: [...rest], attributes: [...leg.attributes] };
     // The State lives as long as the code (5 minutes by default), not only the usual challenge time.
     const ttlMs = Math.max(this.options.challengeTtlMs, sent.expiresAt - attempt.now);
-    return { decision: await this.challenges.issue(attempt, subject.record, 0, prompt, data, undefined, "code", false, { state, ttlMs }) };
+    return { decision: await this.challenges.issue(attempt, subject.record, 0, prompt, data, undefined, "code", true, { state, ttlMs }) };
   }
 
   /**
