@@ -32,7 +32,8 @@ export type VerifyResult =
   | { result: "mismatch" }
   | { result: "unknown" };
 
-export type SendResult = { ok: true; channel: string; expiresAt: number } | { ok: false; reason: RefusalReason; detail: string };
+/** `to`: the destination as a prompt may name it: the masked number ("+46…67"), or "-" when only an e-mail address was used. */
+export type SendResult = { ok: true; channel: string; expiresAt: number; to: string } | { ok: false; reason: RefusalReason; detail: string };
 
 export interface SmsCodesOptions extends TextSender {
   codes: SmsCodeRepo;
@@ -73,10 +74,11 @@ export class SmsCodes {
 
   /**
    * A fresh code for `binding`, stored hashed (replacing any earlier code for the same State). The
-   * code itself is returned once, for the message; it is never stored or logged.
+   * code itself is returned once, for the message; it is never stored or logged. `format` overrides
+   * the service's default format part by part (a RADIUS client's own length or alphabet).
    */
-  async issue(binding: SmsCodeBinding, format: SmsCodeFormat = this.o.format ?? DEFAULT_SMS_CODE_FORMAT): Promise<{ code: string; expiresAt: number }> {
-    const code = generateSmsCode(format, this.o.random);
+  async issue(binding: SmsCodeBinding, format: Partial<SmsCodeFormat> = {}): Promise<{ code: string; expiresAt: number }> {
+    const code = generateSmsCode({ ...(this.o.format ?? DEFAULT_SMS_CODE_FORMAT), ...format }, this.o.random);
     const now = this.o.now();
     const expiresAt = now + this.lifetimeMs;
     await this.o.codes.put({ state: binding.state, client: binding.client, user: binding.user, hash: hashSmsCode(this.o.secret, binding, code), createdAt: now, expiresAt, failures: 0 });
@@ -89,7 +91,7 @@ export class SmsCodes {
    * is removed again (nobody could know it) and the refusal returned. `to.endpoint` and `to.rateKey`
    * name the limits it counts against ("radius:CLIENT" for a RADIUS client).
    */
-  async send(binding: SmsCodeBinding, to: TextTarget, { format, clientLabel, signal }: { format?: SmsCodeFormat; clientLabel?: string; signal?: AbortSignal } = {}): Promise<SendResult> {
+  async send(binding: SmsCodeBinding, to: TextTarget, { format, clientLabel, signal }: { format?: Partial<SmsCodeFormat>; clientLabel?: string; signal?: AbortSignal } = {}): Promise<SendResult> {
     const { code, expiresAt } = await this.issue(binding, format);
     const text = smsCodeText(this.o.template ?? DEFAULT_SMS_CODE_TEMPLATE, code, clientLabel ?? binding.client);
     const dest = to.msisdn ? parseDestination(to.msisdn, this.o.region ?? "") : undefined;
@@ -108,7 +110,7 @@ export class SmsCodes {
       return delivered;
     }
     this.o.audit?.({ type: "sms_code.sent", client: binding.client, user: binding.user, channel: delivered.channel, to: masked, expires_in_s: Math.round(this.lifetimeMs / 1000) });
-    return { ok: true, channel: delivered.channel, expiresAt };
+    return { ok: true, channel: delivered.channel, expiresAt, to: masked };
   }
 
   /**

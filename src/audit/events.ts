@@ -30,7 +30,21 @@ export type AuthFailureReason =
   | "must_change" // AD 773 / ppolicy changeAfterReset, where the change flow cannot run
   | "not_in_group" // not a (nested) member of every required_groups entry
   | "password_change_failed" // the directory refused the change for a reason other than its policy
-  | "bad_reply_attribute"; // a configured reply attribute cannot be encoded: fail closed
+  | "bad_reply_attribute" // a configured reply attribute cannot be encoded: fail closed
+  // phone factors
+  | "phone_unreachable" // no step of the user's chain could reach them: no phone, delivery failed, and no token to fall back to
+  | "challenge_unsupported" // every step left needs an Access-Challenge, which the client cannot do (--otp-mode concat)
+  | "approval_rejected" // the user tapped Reject (or picked a wrong number)
+  | "approval_busy" // an approval for this user and client is pending from another source: not joined
+  | "timeout" // the approval hold ended (or the approval expired) without an answer
+  | "code_expired"; // no live SMS code for this State: expired, used, or replaced
+
+/**
+ * Why a step of a phone chain was skipped: no delivery configured, no phone number or e-mail
+ * address, the delivery was refused or failed, the step needs a challenge the client cannot do, no
+ * active token, or (challenge mode) nobody answered the approval before it expired.
+ */
+export type PhoneSkipReason = "no_delivery" | "no_phone" | "not_delivered" | "needs_challenge" | "no_token" | "no_answer";
 
 export type AuditEvent =
   | { type: "auth.success"; channel: string; client: string; user: string; factors: readonly string[] }
@@ -42,6 +56,12 @@ export type AuditEvent =
       /** What the next leg carries: the code (default), or a new password / its confirmation in the change flow. */
       step?: "code" | "new_password" | "confirm";
     }
+  /**
+   * A step of a phone chain (auth/phone.ts): `asked` when the factor went to the user (an approval
+   * sent or joined, an SMS code sent, a code asked for), `skipped` when it could not be, and why.
+   * The chain's last word is auth.success (whose `factors` name the one that succeeded) or auth.failure.
+   */
+  | { type: "auth.step"; channel: string; client: string; user: string; factor: "approval" | "sms" | "otp"; result: "asked" | "skipped"; reason?: PhoneSkipReason; detail?: string }
   /** An expired or must-change directory password was changed over RADIUS, after the second factor. */
   | { type: "auth.password_changed"; channel: string; client: string; user: string; directory: string }
   /**
@@ -88,6 +108,8 @@ export type AdminEvent =
   | ({ type: "admin.tokens_imported"; count: number } & By)
   | ({ type: "admin.client_added"; client: string; address: string } & By)
   | ({ type: "admin.client_removed"; client: string } & By)
+  /** Phone-factor settings of a client changed (`client set`, PATCH /clients/{name}); `fields` names them. */
+  | ({ type: "admin.client_updated"; client: string; fields: string[] } & By)
   | ({ type: "admin.apikey_added"; apikey: string; role: string } & By)
   | ({ type: "admin.apikey_removed"; apikey: string } & By)
   | ({ type: "admin.apikey_state"; apikey: string; disabled: boolean } & By)
@@ -230,6 +252,8 @@ export function levelOf(event: AuditEvent): Level {
       return "warn";
     case "admin.device_removed":
       return event.last_device ? "warn" : "info";
+    case "auth.step":
+      return event.result === "skipped" ? "warn" : "info";
     default:
       return "info";
   }

@@ -2,7 +2,7 @@
 // typed), one decision out. Adapters (RADIUS, later HTTP) build the first and encode the second.
 
 import type { AuthFailureReason } from "../audit/events.ts";
-import type { FirstFactor, OTPMode } from "../store/types.ts";
+import type { ClientPhoneSettings, FirstFactor, OTPMode } from "../store/types.ts";
 
 /** How the channel (a RADIUS client, later an HTTP endpoint) presents factors. */
 export interface Channel {
@@ -14,6 +14,8 @@ export interface Channel {
   allowPasswordOnly: boolean;
   /** User sources in order (LDAP profile names, "local"); null: every profile in config order, then local. */
   directories: string[] | null;
+  /** Phone-factor settings (approval hold and mode, number matching, SMS code format); absent: DEFAULT_CLIENT_PHONE. */
+  phone?: Readonly<ClientPhoneSettings>;
 }
 
 /** One authentication attempt as a value. */

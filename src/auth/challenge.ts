@@ -17,10 +17,27 @@ const STATE_BYTES = 32; // 256 random bits, above DESIGN's 128-bit floor
 /** What the next leg of a flow carries. */
 export type ChallengeStep = "code" | "new_password" | "confirm";
 
+/** The second factors a challenge can ask for (factors.ts): a TOTP/HOTP code, an SMS code, a phone approval. */
+export type ChallengeFactor = "otp" | "sms" | "approval";
+
+const FACTORS: readonly string[] = ["otp", "sms", "approval"] satisfies ChallengeFactor[];
+
 /** The payload stored with a challenge (JSON in Challenge.data). Holds no password in clear. */
 export interface ChallengeData {
   /** What the next packet carries. */
   next: ChallengeStep;
+  /**
+   * What a "code" leg is checked against: a TOTP/HOTP code ("otp", also when absent: rows written
+   * before phone factors), the SMS code bound to `sms`, or the approval `approval` (the leg then
+   * carries nothing, and an empty User-Password is normal).
+   */
+  factor?: ChallengeFactor;
+  /** "sms": the State ID (stateId) the code is bound to; kept across re-challenges after a wrong code. */
+  sms?: string;
+  /** "approval": the approval's ID. */
+  approval?: string;
+  /** The factors of the user's chain after this one, tried in order when this one cannot complete (phone.ts). */
+  then?: ChallengeFactor[];
   /** Reply attributes earned with the first leg, sent on the final Access-Accept. */
   attributes?: ReplyAttribute[];
   /** Present in the password-change flow. */
@@ -71,9 +88,13 @@ export class Challenges {
     secrets?: ChangeSecrets,
     step: ChallengeStep = "code",
     emit = true,
+    { state = this.random(STATE_BYTES), ttlMs = this.options.challengeTtlMs, timeoutS }: IssueOptions = {},
   ): Promise<Decision> {
-    const state = this.random(STATE_BYTES);
     const stored: ChallengeData = { next: data.next };
+    if (data.factor !== undefined) stored.factor = data.factor;
+    if (data.sms !== undefined) stored.sms = data.sms;
+    if (data.approval !== undefined) stored.approval = data.approval;
+    if (data.then !== undefined && data.then.length > 0) stored.then = data.then;
     if (data.attributes && data.attributes.length > 0) stored.attributes = data.attributes;
     if (secrets) {
       stored.change = {
@@ -86,7 +107,7 @@ export class Challenges {
       clientName: attempt.channel.name,
       userId: user.id,
       username: user.username,
-      expiresAt: attempt.now + this.options.challengeTtlMs,
+      expiresAt: attempt.now + ttlMs,
       failures,
       data: JSON.stringify(stored),
     });
@@ -95,7 +116,12 @@ export class Challenges {
       if (step !== "code") event.step = step;
       this.audit(event);
     }
-    return { kind: "challenge", state, prompt, timeoutS: Math.ceil(this.options.challengeTtlMs / 1000) };
+    return { kind: "challenge", state, prompt, timeoutS: timeoutS ?? Math.ceil(ttlMs / 1000) };
+  }
+
+  /** A fresh State for a challenge issued later (issue's `state`), when something must be bound to it first (an SMS code). */
+  newState(): Uint8Array {
+    return this.random(STATE_BYTES);
   }
 
   /** Consumes the challenge of `state` (single-use): undefined when it is unknown, used or expired. */
@@ -123,6 +149,16 @@ export class Challenges {
   }
 }
 
+/** Options of Challenges.issue beyond the usual. */
+export interface IssueOptions {
+  /** The State to use (from newState()); default a fresh one. */
+  state?: Uint8Array;
+  /** How long the State stays valid; default `challengeTtlMs`. */
+  ttlMs?: number;
+  /** The Session-Timeout sent with it (seconds); default the State's lifetime. */
+  timeoutS?: number;
+}
+
 /** Associated data of sealed change secrets: the client and the user record they belong to. */
 function sealBinding(client: string, userId: number): string {
   return `${client}\0${userId}`;
@@ -133,6 +169,10 @@ function parseChallengeData(text: string): ChallengeData | undefined {
     const data = JSON.parse(text) as ChallengeData;
     if (data.next !== "code" && data.next !== "new_password" && data.next !== "confirm") return undefined;
     if (data.next !== "code" && !data.change) return undefined;
+    if (data.factor !== undefined && !FACTORS.includes(data.factor)) return undefined;
+    if (data.factor === "sms" && typeof data.sms !== "string") return undefined;
+    if (data.factor === "approval" && typeof data.approval !== "string") return undefined;
+    if (data.then !== undefined && !(Array.isArray(data.then) && data.then.every((f) => FACTORS.includes(f)))) return undefined;
     return data;
   } catch {
     return undefined;

@@ -22,12 +22,13 @@ import { accountStatus, directoryStatus, groups } from "./account.ts";
 import type { Attempt, Decision } from "./attempt.ts";
 import { refusedMatch, type OTPCodes } from "./codes.ts";
 import { NO_ATTRIBUTES, OTP_ONLY, type Decisions } from "./decisions.ts";
-import { notImplemented, type Refusal } from "./factors.ts";
+import { notImplemented, phoneChain, type Refusal } from "./factors.ts";
 import type { Lockout } from "./lockout.ts";
 import type { Resolver } from "./resolve.ts";
 import { sourceOf } from "./sources.ts";
 
 const PASSWORD_ONLY: Refusal = Object.freeze({ reason: "type_not_allowed", detail: "a code-only client needs a second factor" });
+const PHONE_TYPE: Refusal = Object.freeze({ reason: "type_not_allowed", detail: "a code-only client takes a TOTP/HOTP code; phone factors start after a password checked here" });
 
 /**
  * The refusals of a code-only login on a resolved account, in order, before its code is looked at:
@@ -41,6 +42,7 @@ export function codeOnlyRefusal(record: User, type: AuthType | null, entryStatus
   if (status) return { reason: status };
   if (entryStatus) return { reason: entryStatus, detail: "directory account status" };
   if (type === "password") return PASSWORD_ONLY;
+  if (phoneChain(type) !== undefined) return PHONE_TYPE;
   return notImplemented(type);
 }
 

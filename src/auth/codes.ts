@@ -53,7 +53,7 @@ export class OTPCodes implements SecondFactor {
   }
 
   /** Matches `code` against the user's active tokens and consumes it. */
-  async verify(user: User, code: string, now: number): Promise<FactorResult> {
+  async verify(user: User, code: string, now: number): Promise<Extract<FactorResult, "ok" | "bad_code" | "replayed_code" | "no_token">> {
     const tokens = await this.store.tokens.activeForUser(user.id);
     if (tokens.length === 0) return "no_token";
     return this.consume(this.match(tokens, code, now));

@@ -10,12 +10,14 @@
 //     otherwise ─► password first (password-first.ts): lockout ─► resolve ─► password ─► status
 //                  ─► groups ─► accept (type password) │ challenge (second factor) │ change flow
 //                  (password-change.ts) │ concatenated: password and code in one field
+//                  │ phone types (phone.ts): approval (held or challenged), SMS code, token, in chain order
 //
 // The units the flows share:
 //   resolve.ts         account resolution (user sources in order, the linked record, token claims)
 //   first-factor.ts    the password check (bind or argon2id) and its dummy of equal cost
 //   codes.ts           code matching and consumption (the TOTP/HOTP second factor)
-//   factors.ts         second factors, which one completes each type, the "not implemented" check
+//   factors.ts         second factors, the chain that completes each type, the "not implemented" check
+//   phone.ts           the phone chains: approvals (hold and challenge mode), SMS codes, fallbacks
 //   challenge.ts       challenge state (State values, the stored row, sealed change-flow secrets)
 //   account.ts         account and directory status, groups and their reply attributes
 //   lockout.ts         back-off per identity and source; sources.ts: an attempt's source
@@ -40,6 +42,7 @@ import { PasswordFactor, RUNTIME_PASSWORDS, type PasswordVerifier } from "./firs
 import { Lockout, type LockoutPolicy } from "./lockout.ts";
 import { PasswordChange } from "./password-change.ts";
 import { PasswordFirst } from "./password-first.ts";
+import { PhoneFlow, type PhoneServices } from "./phone.ts";
 import { Resolver } from "./resolve.ts";
 import { SecondLeg } from "./second-leg.ts";
 
@@ -47,6 +50,7 @@ import { SecondLeg } from "./second-leg.ts";
 export type { Attempt, Channel, Decision, ReplyAttribute } from "./attempt.ts";
 export { stateId } from "./challenge.ts";
 export type { PasswordVerifier } from "./first-factor.ts";
+export type { PhoneServices } from "./phone.ts";
 export { maskPhone } from "./resolve.ts";
 
 export interface EngineOptions {
@@ -64,6 +68,12 @@ export interface EngineOptions {
   passwords?: PasswordVerifier;
   /** LDAP/AD profiles. None: only local users, exactly the offline core's behaviour. */
   directories?: Directories;
+  /**
+   * Approvals and SMS codes for the phone types (mobile, touch, touch-plus, touch-mobile); a promise
+   * while the delivery stack loads (only phone types wait for it). None: their phone steps are
+   * skipped (a TOTP token, where the chain has one, is asked instead).
+   */
+  phone?: PhoneServices | Promise<PhoneServices>;
 }
 
 export class Engine {
@@ -87,10 +97,11 @@ export class Engine {
     const challenges = new Challenges(store, options, random, audit);
     const change = new PasswordChange(out, challenges, factors, codes, audit);
     const password = new PasswordFactor(options.passwords ?? RUNTIME_PASSWORDS, directories);
+    const phone = new PhoneFlow(out, challenges, codes, audit, { otpPrompt: options.otpPrompt, challengeTtlMs: options.challengeTtlMs, random }, options.phone);
     this.out = out;
     this.codeOnly = new CodeOnly(store, options.realms, directories, lockout, out, resolver, codes);
-    this.passwordFirst = new PasswordFirst(store, lockout, out, resolver, password, factors, codes, challenges, change);
-    this.secondLeg = new SecondLeg(store, options, lockout, out, resolver, challenges, change, codes);
+    this.passwordFirst = new PasswordFirst(store, lockout, out, resolver, password, factors, codes, challenges, change, phone);
+    this.secondLeg = new SecondLeg(store, options, lockout, out, resolver, challenges, change, codes, phone);
   }
 
   /** Decides one attempt. Never throws for bad credentials; store failures reject with "store_error". */

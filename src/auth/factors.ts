@@ -1,14 +1,23 @@
 // Second factors: what a challenge asks for after the first factor (or what a code-only client
-// sends alone), which one completes each authentication type, and the one check that refuses a
-// type this release cannot complete.
+// sends alone), which chain of them completes each authentication type, and the one check that
+// refuses a type this release cannot complete.
 //
-// Today there is one second factor, a TOTP/HOTP code from the user's tokens (codes.ts OTPCodes).
-// A new one (an SMS code, an approval) implements SecondFactor, is named in COMPLETED_BY for the
-// types it completes (which makes those types implemented), and is handed to SecondFactors.
-// Three places take the code factor directly and need a look then: the code-only flow and its warm
-// path, and concatenated logins, are code-only by nature; and the second leg (and the change flow's
-// last step) verify a code because a challenge row does not yet name the factor it asked for, so a
-// factor asked for over a challenge adds its name to ChallengeData (challenge.ts).
+// The factors are a TOTP/HOTP code from the user's tokens ("otp", codes.ts OTPCodes), a one-time
+// code sent by SMS ("sms") and an approval on the phone ("approval"); phone.ts runs the last two.
+// Each type names its chain: the factors tried in order, each one skipped when it cannot reach the
+// user (no phone, delivery failed, no token) or needs a challenge the client cannot do, and, for an
+// approval in challenge mode, when nobody answered in time (DESIGN "Approvals", Chains).
+//
+//   type             chain
+//   totp, concatenated  otp
+//   mobile (2)       sms → otp
+//   touch (6)        approval
+//   touch-plus (7)   approval → otp
+//   touch-mobile (8) approval → sms → otp
+//
+// A new factor implements SecondFactor (or a step of phone.ts), is named in CHAINS for the types it
+// completes (which makes those types implemented), and is named in ChallengeData.factor when it is
+// asked over a challenge, so that the second leg checks the factor the State was issued for.
 
 import type { AuthFailureReason } from "../audit/events.ts";
 import { AUTH_TYPES, type AuthType } from "../domain/auth-types.ts";
@@ -20,8 +29,11 @@ export interface Refusal {
   readonly detail?: string;
 }
 
-/** What checking a second factor found; anything but "ok" is a failure of the code counter. */
-export type FactorResult = "ok" | "bad_code" | "replayed_code" | "no_token";
+/**
+ * What checking a typed second factor found; anything but "ok" is a failure of the code counter.
+ * "bad_code" may be tried again on a fresh State; the others end the flow.
+ */
+export type FactorResult = "ok" | "bad_code" | "replayed_code" | "no_token" | "too_many_codes" | "code_expired" | "state_mismatch";
 
 export interface SecondFactor {
   /** Its name among the accepted factors of auth.success ("otp"). */
@@ -35,19 +47,25 @@ export interface SecondFactor {
 }
 
 /** The factors this release has, by name. */
-export type FactorName = "otp";
+export type FactorName = "otp" | "sms" | "approval";
 
-/** What completes each implemented type after the first factor: "password" nothing more, else a factor. */
-const COMPLETED_BY: Readonly<Partial<Record<AuthType, "password" | FactorName>>> = {
+const chain = (...factors: FactorName[]): readonly FactorName[] => Object.freeze(factors);
+
+/** What completes each implemented type after the first factor: "password" nothing more, else its chain of factors. */
+const CHAINS: Readonly<Partial<Record<AuthType, "password" | readonly FactorName[]>>> = {
   password: "password",
-  concatenated: "otp", // the code typed after the password, in the same field
-  totp: "otp",
+  concatenated: chain("otp"), // the code typed after the password, in the same field
+  totp: chain("otp"),
+  mobile: chain("sms", "otp"),
+  touch: chain("approval"),
+  "touch-plus": chain("approval", "otp"),
+  "touch-mobile": chain("approval", "sms", "otp"),
 };
 
 /** One frozen refusal per type that is not implemented, and for "no type at all", built once. */
 const NOT_IMPLEMENTED = new Map<AuthType | null, Refusal>();
 for (const type of [...AUTH_TYPES, null]) {
-  if (type !== null && COMPLETED_BY[type] !== undefined) continue;
+  if (type !== null && CHAINS[type] !== undefined) continue;
   NOT_IMPLEMENTED.set(type, Object.freeze({ reason: "type_not_implemented", detail: `type ${type} is not implemented yet` }));
 }
 
@@ -60,18 +78,29 @@ export function notImplemented(type: AuthType | null): Refusal | undefined {
   return NOT_IMPLEMENTED.get(type);
 }
 
+/**
+ * The chain of a type that uses the phone (mobile, touch, touch-plus, touch-mobile), undefined for
+ * every other. These types type only their password into User-Password, also on a concatenated
+ * client, and are run by phone.ts.
+ */
+export function phoneChain(type: AuthType | null): readonly FactorName[] | undefined {
+  const chain = type === null ? undefined : CHAINS[type];
+  return chain === undefined || chain === "password" || (chain.length === 1 && chain[0] === "otp") ? undefined : chain;
+}
+
 /** The second factors of one engine, and the one that completes a given type. */
 export class SecondFactors {
-  constructor(private readonly byName: Readonly<Record<FactorName, SecondFactor>>) {}
+  constructor(private readonly byName: Readonly<Record<"otp", SecondFactor>>) {}
 
   /**
-   * The factor that completes a login of `type` after the first factor. Callers ask only for a
-   * type that needs one: not "password", and not refused by notImplemented; for any other it
-   * throws TypeError (a flow asking out of order is a programming error).
+   * The factor that completes a login of `type` after the first factor, for the types completed by
+   * one code (totp, concatenated). Callers ask only for such a type: not "password", not a phone
+   * type (phoneChain), and not refused by notImplemented; for any other it throws TypeError (a flow
+   * asking out of order is a programming error).
    */
   of(type: AuthType | null): SecondFactor {
-    const completedBy = type === null ? undefined : COMPLETED_BY[type];
-    if (completedBy === undefined || completedBy === "password") throw new TypeError(`type ${type} has no second factor`);
-    return this.byName[completedBy];
+    const chain = type === null ? undefined : CHAINS[type];
+    if (chain === undefined || chain === "password" || chain.length !== 1) throw new TypeError(`type ${type} has no single second factor`);
+    return this.byName.otp;
   }
 }

@@ -31,4 +31,25 @@ export const PROVEN_PASSWORD_MESSAGES: Partial<Record<AuthFailureReason, string>
   password_expired: "Your password has expired. Change it, then log in again.",
   must_change: "You must change your password before you can log in here.",
   not_in_group: "You are not allowed to use this service. Contact your administrator.",
+  challenge_unsupported: "This connection cannot ask for the second factor your account uses (it does not support challenges). Contact your administrator.",
 };
+
+/**
+ * Prompts of the phone factors (phone.ts), sent as the Access-Challenge's Reply-Message. They name
+ * no username, and a number only masked ("+46…67").
+ */
+export const PHONE_PROMPTS = {
+  /** An SMS code went out; `to` is the masked number, or "your e-mail address". */
+  smsCode: (to: string) => `Enter the code sent to ${to}`,
+  /** Challenge mode: the approval link went out (or one was already pending). */
+  approve: "Approve the request on your phone, then press OK",
+  /** Challenge mode with number matching: the number to choose on the page. */
+  approveMatching: (n: number) => `Approve the request on your phone and choose ${n}, then press OK`,
+  /** Challenge mode: OK was pressed before the approval came in. */
+  notYet: "Not approved yet. Approve the request on your phone, then press OK",
+  notYetMatching: (n: number) => `Not approved yet. Approve the request on your phone and choose ${n}, then press OK`,
+  /** The phone could not be reached (no number, delivery failed): the token instead. */
+  unreachable: "Phone not reachable; enter the code from your authenticator app",
+  /** Challenge mode: nobody answered the approval in time: the token instead. */
+  noAnswer: "No answer on the phone; enter the code from your authenticator app",
+} as const;

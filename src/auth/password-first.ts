@@ -15,10 +15,11 @@ import type { Attempt, Decision } from "./attempt.ts";
 import type { Challenges } from "./challenge.ts";
 import type { OTPCodes } from "./codes.ts";
 import type { Decisions } from "./decisions.ts";
-import { notImplemented, type SecondFactors } from "./factors.ts";
+import { notImplemented, phoneChain, type SecondFactors } from "./factors.ts";
 import type { PasswordFactor } from "./first-factor.ts";
 import type { LockCheck, Lockout } from "./lockout.ts";
 import type { PasswordChange } from "./password-change.ts";
+import type { PhoneFlow } from "./phone.ts";
 import type { Resolver, Subject } from "./resolve.ts";
 import { sourceOf } from "./sources.ts";
 
@@ -33,6 +34,7 @@ export class PasswordFirst {
     private readonly codes: OTPCodes,
     private readonly challenges: Challenges,
     private readonly change: PasswordChange,
+    private readonly phone: PhoneFlow,
   ) {}
 
   /** A first leg with a non-empty `typed` password (or password and code, concatenated). */
@@ -51,7 +53,9 @@ export class PasswordFirst {
     }
     const subject = resolved.subject;
     const user = subject.record;
-    const concat = channel.otpMode === "concat" || subject.type === "concatenated";
+    // A phone type types only its password, also on a concatenated client (phone.ts skips the steps that need a challenge there).
+    const chain = phoneChain(subject.type);
+    const concat = subject.type === "concatenated" || (channel.otpMode === "concat" && chain === undefined);
     if (concat && subject.type !== "password") return this.concatenated(attempt, key, source, subject, typed, passwordLock);
 
     // Password-first: one argon2id verify or one bind, real or dummy, whatever the user's state.
@@ -67,7 +71,11 @@ export class PasswordFirst {
     const member = await groups(subject);
     if (!member.ok) return this.out.reject(attempt, "not_in_group", user, member.detail, true);
 
-    if (outcome.change) return this.change.start(attempt, subject, typed, member.attributes);
+    if (outcome.change) {
+      // The change flow asks one code before it changes the password; a phone chain is not run inside it.
+      if (chain !== undefined) return this.out.reject(attempt, outcome.change, user, "the password change flow over RADIUS is for TOTP users", true);
+      return this.change.start(attempt, subject, typed, member.attributes);
+    }
 
     if (subject.type === "password") {
       if (!channel.allowPasswordOnly) return this.out.reject(attempt, "type_not_allowed", user, "client does not allow password-only users");
@@ -75,6 +83,7 @@ export class PasswordFirst {
     }
     const unimplemented = notImplemented(subject.type);
     if (unimplemented) return this.out.refuse(attempt, unimplemented, user);
+    if (chain !== undefined) return this.phone.start(attempt, key, subject, chain, member.attributes);
 
     const factor = this.factors.of(subject.type);
     const unavailable = await factor.unavailable(user);

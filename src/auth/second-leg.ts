@@ -1,16 +1,18 @@
 // The leg that answers an Access-Challenge: the State is consumed first (single-use) and must have
 // been issued to this client for this name; the user is read again (a directory entry afresh, its
 // status may have changed), and only then is the leg's step taken: a new password or its
-// confirmation (password-change.ts), or the second factor.
+// confirmation (password-change.ts), a phone approval's answer (phone.ts), or the code of the
+// factor the State was issued for (a TOTP/HOTP code, or an SMS code).
 
 import type { Store } from "../store/types.ts";
 import { accountStatus, directoryStatus } from "./account.ts";
 import type { Attempt, Decision } from "./attempt.ts";
 import type { Challenges, OpenedChallenge } from "./challenge.ts";
 import type { Decisions } from "./decisions.ts";
-import type { SecondFactor } from "./factors.ts";
+import type { FactorResult, SecondFactor } from "./factors.ts";
 import type { Lockout } from "./lockout.ts";
 import type { PasswordChange } from "./password-change.ts";
+import type { PhoneFlow } from "./phone.ts";
 import type { Resolver, Subject } from "./resolve.ts";
 import { sourceOf } from "./sources.ts";
 
@@ -29,8 +31,10 @@ export class SecondLeg {
     private readonly resolver: Resolver,
     private readonly challenges: Challenges,
     private readonly change: PasswordChange,
-    /** The factor a challenge asks for: a code (a challenge row names no other factor yet). */
+    /** The TOTP/HOTP factor: what a challenge row without a factor (or with "otp") asks for. */
     private readonly code: SecondFactor,
+    /** SMS codes and approvals: challenge rows naming "sms" or "approval". */
+    private readonly phone: PhoneFlow,
   ) {}
 
   async run(attempt: Attempt, key: string, state: Uint8Array): Promise<Decision> {
@@ -53,12 +57,17 @@ export class SecondLeg {
     if ("detail" in opened) return this.out.reject(attempt, "state_unknown", record, opened.detail);
     // A leg other than "code" belongs to the change flow: its row always holds sealed secrets (challenge.ts).
     if (opened.data.next !== "code") return this.change.step(attempt, subject, opened.data, opened.secrets!, opened.row.failures);
+    // An approval leg carries nothing to check (an empty User-Password is normal): its answer is in the store.
+    if (opened.data.factor === "approval") return this.phone.approvalLeg(attempt, key, subject, opened);
     return this.secondFactor(attempt, key, subject, opened);
   }
 
   /**
-   * The second factor: checked and consumed under the code counters. A wrong code gets a fresh State
-   * until the challenge's failures reach the limit; a replayed code ends the flow at once.
+   * The second factor: a TOTP/HOTP code or an SMS code (the row's factor), checked and consumed under
+   * the code counters (wrong SMS codes count against the same back-off as wrong TOTP codes). A wrong
+   * code gets a fresh State until the challenge's failures reach the limit (an SMS code stays bound
+   * to the State it was sent for, carried in the row); a replayed, expired or invalidated code ends
+   * the flow at once.
    */
   private async secondFactor(attempt: Attempt, key: string, subject: Subject, challenge: OpenedChallenge): Promise<Decision> {
     const { now } = attempt;
@@ -67,11 +76,12 @@ export class SecondLeg {
     const source = sourceOf(attempt);
     const codeLock = await this.lockout.check(key, source, "code", now);
     if (codeLock.locked) return this.out.lockedOut(attempt, key, "code", codeLock, record);
-    const result = await this.code.verify(record, attempt.secret ?? "", now);
+    const sms = data.factor === "sms";
+    const result: FactorResult = sms ? await this.phone.verifySms(attempt, key, data) : await this.code.verify(record, attempt.secret ?? "", now);
     if (result === "ok") {
       await this.lockout.succeed(key, source, "code", codeLock);
       if (secrets) return this.change.change(attempt, subject, secrets, { ...data, change: { ...data.change!, codeDone: true } }, challenge.row.failures);
-      return this.out.completed(attempt, key, record, ["password", "otp"], data.attributes ?? []);
+      return this.out.completed(attempt, key, record, sms ? PASSWORD_SMS : PASSWORD_OTP, data.attributes ?? []);
     }
     await this.lockout.fail(key, source, "code", now);
     // A replayed code is not a typo: someone holds a used code. End the flow at once.
@@ -82,3 +92,6 @@ export class SecondLeg {
     return this.challenges.issue(attempt, record, failures, this.options.retryPrompt, data, secrets, "code", false);
   }
 }
+
+const PASSWORD_OTP: readonly string[] = Object.freeze(["password", "otp"]);
+const PASSWORD_SMS: readonly string[] = Object.freeze(["password", "sms"]);

@@ -24,6 +24,7 @@ const ADMIN_TYPES: Record<AdminEvent["type"], true> = {
   "admin.tokens_imported": true,
   "admin.client_added": true,
   "admin.client_removed": true,
+  "admin.client_updated": true,
   "admin.apikey_added": true,
   "admin.apikey_removed": true,
   "admin.apikey_state": true,

@@ -1,16 +1,60 @@
 // `client add|list|remove`: the RADIUS client table (source network → shared secret and per-client policy).
 
+import { changedPhoneFields, checkClientPhone, ClientPhoneError } from "../admin/client-phone.ts";
 import { parseCIDR } from "../config/index.ts";
 import { clientOverlaps, type ClientOverlap } from "../radius/server/client-table.ts";
-import { NetworkTakenError, StoreError, type FirstFactor, type OTPMode } from "../store/types.ts";
+import { DEFAULT_CLIENT_PHONE, NetworkTakenError, StoreError, type ApprovalMode, type ClientPhoneSettings, type FirstFactor, type OTPMode, type RadiusClient, type SmsCodeAlphabetName } from "../store/types.ts";
 import { audited } from "./audit.ts";
-import { CLIError, parseBool, parseCommand, stripOneNewline, printList, usageError, type CLIContext } from "./context.ts";
+import { CLIError, parseBool, parseCommand, parseInteger, stripOneNewline, printList, usageError, type CLIContext } from "./context.ts";
+
+/** The phone-factor options of `client add` and `client set`. */
+const PHONE_OPTIONS_USAGE = "[--approval-hold SECONDS] [--approval-mode hold|challenge] [--approval-number-match true|false] [--sms-code-length 4-12|default] [--sms-code-alphabet numeric|alphabetic|alphanumeric|default]";
 
 export const CLIENT_USAGE = [
-  "portcullis client add NAME --address CIDR (--secret-stdin | --secret S) [--first-factor password|none] [--otp-mode challenge|concat] [--require-message-authenticator true|false] [--allow-password-only true|false] [--directories PROFILE,…,local]",
+  `portcullis client add NAME --address CIDR (--secret-stdin | --secret S) [--first-factor password|none] [--otp-mode challenge|concat] [--require-message-authenticator true|false] [--allow-password-only true|false] [--directories PROFILE,…,local] ${PHONE_OPTIONS_USAGE}`,
   "portcullis client list [--json]",
   "portcullis client remove NAME",
+  `portcullis client set NAME ${PHONE_OPTIONS_USAGE}`,
 ];
+
+const PHONE_OPTIONS = {
+  "approval-hold": { type: "string" },
+  "approval-mode": { type: "string" },
+  "approval-number-match": { type: "string" },
+  "sms-code-length": { type: "string" },
+  "sms-code-alphabet": { type: "string" },
+} as const;
+
+/** The phone settings the options name ("default" for the code format: the [delivery] setting). Throws a usage CLIError. */
+function phonePatch(values: Partial<Record<keyof typeof PHONE_OPTIONS, string>>): Partial<ClientPhoneSettings> {
+  const patch: Partial<ClientPhoneSettings> = {};
+  const hold = values["approval-hold"];
+  if (hold !== undefined) patch.approvalHoldS = parseInteger(hold, "--approval-hold", { min: 5, max: 120 });
+  const mode = values["approval-mode"];
+  if (mode !== undefined) {
+    if (mode !== "hold" && mode !== "challenge") throw usageError("--approval-mode must be hold or challenge");
+    patch.approvalMode = mode as ApprovalMode;
+  }
+  if (values["approval-number-match"] !== undefined) patch.approvalNumberMatch = parseBool(values["approval-number-match"], "--approval-number-match", false);
+  const length = values["sms-code-length"];
+  if (length !== undefined) patch.smsCodeLength = length === "default" ? null : parseInteger(length, "--sms-code-length", { min: 4, max: 12 });
+  const alphabet = values["sms-code-alphabet"];
+  if (alphabet !== undefined) {
+    if (alphabet !== "default" && alphabet !== "numeric" && alphabet !== "alphabetic" && alphabet !== "alphanumeric") throw usageError("--sms-code-alphabet must be numeric, alphabetic, alphanumeric or default");
+    patch.smsCodeAlphabet = alphabet === "default" ? null : (alphabet as SmsCodeAlphabetName);
+  }
+  return patch;
+}
+
+/** The phone settings checked together (admin/client-phone.ts); a refusal becomes a usage CLIError. */
+function checkedPhone(current: ClientPhoneSettings, patch: Partial<ClientPhoneSettings>, otpMode: OTPMode): ClientPhoneSettings {
+  try {
+    return checkClientPhone(current, patch, otpMode);
+  } catch (e) {
+    if (e instanceof ClientPhoneError) throw usageError(e.message);
+    throw e;
+  }
+}
 
 /** Shared secrets shorter than this get a warning (RFC 2865 §3 asks for at least 16 octets). */
 export const MIN_SECRET_LENGTH = 16;
@@ -27,8 +71,10 @@ export async function clientCommand(ctx: CLIContext, args: string[]): Promise<vo
       return list(ctx, rest);
     case "remove":
       return remove(ctx, rest);
+    case "set":
+      return set(ctx, rest);
     default:
-      throw usageError(`client needs a subcommand: add, list or remove; usage: ${CLIENT_USAGE[0]}`);
+      throw usageError(`client needs a subcommand: add, list, set or remove; usage: ${CLIENT_USAGE[0]}`);
   }
 }
 
@@ -45,6 +91,7 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
       "require-message-authenticator": { type: "string" },
       "allow-password-only": { type: "string" },
       directories: { type: "string" },
+      ...PHONE_OPTIONS,
     },
     { min: 1, max: 1, usage },
   );
@@ -66,6 +113,7 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
   }
 
   const directories = values.directories === undefined ? null : parseDirectories(values.directories, ctx.config.ldap.map((p) => p.name));
+  const phone = checkedPhone(DEFAULT_CLIENT_PHONE, phonePatch(values), otpMode);
 
   if (values.secret !== undefined && values["secret-stdin"]) throw usageError("give either --secret or --secret-stdin, not both");
   let secret: string;
@@ -84,7 +132,7 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
   try {
     await audited(
       ctx,
-      (store) => store.clients.add({ name, address, secret, firstFactor, otpMode, requireMessageAuthenticator, allowPasswordOnly, directories }),
+      (store) => store.clients.add({ name, address, secret, firstFactor, otpMode, requireMessageAuthenticator, allowPasswordOnly, directories, ...phone }),
       () => ({ type: "admin.client_added", client: name, address }),
     );
   } catch (e) {
@@ -127,7 +175,7 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
     const { network, ...overlap } = overlaps.get(c.name)!;
     return { ...c, network, overlaps: overlap };
   });
-  printList(ctx, values.json, safe, "no clients", ["NAME", "ADDRESS", "FIRST-FACTOR", "OTP-MODE", "MESSAGE-AUTHENTICATOR", "PASSWORD-ONLY", "DIRECTORIES", "OVERLAPS"], (c) => [
+  printList(ctx, values.json, safe, "no clients", ["NAME", "ADDRESS", "FIRST-FACTOR", "OTP-MODE", "MESSAGE-AUTHENTICATOR", "PASSWORD-ONLY", "DIRECTORIES", "APPROVAL", "SMS-CODE", "OVERLAPS"], (c) => [
     c.name,
     c.address,
     c.firstFactor,
@@ -135,8 +183,41 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
     c.requireMessageAuthenticator ? "required" : "optional",
     c.allowPasswordOnly ? "allowed" : "no",
     c.directories === null ? "(all, then local)" : c.directories.join(","),
+    describeApproval(c),
+    describeSmsCode(c),
     describeOverlap({ network: c.network, ...c.overlaps }),
   ]);
+}
+
+/** The APPROVAL cell: "hold 25s", "challenge 60s, number matching". */
+export function describeApproval(c: ClientPhoneSettings): string {
+  return `${c.approvalMode} ${c.approvalHoldS}s${c.approvalNumberMatch ? ", number matching" : ""}`;
+}
+
+/** The SMS-CODE cell: the client's own format, "default" for each part that follows [delivery]. */
+export function describeSmsCode(c: ClientPhoneSettings): string {
+  if (c.smsCodeLength === null && c.smsCodeAlphabet === null) return "default";
+  return `${c.smsCodeAlphabet ?? "default"} ${c.smsCodeLength ?? "default"}`;
+}
+
+/** `client set NAME …`: changes phone-factor settings of an existing client (the running server picks them up). */
+async function set(ctx: CLIContext, args: string[]): Promise<void> {
+  const usage = CLIENT_USAGE[3]!;
+  const { values, positionals } = parseCommand(args, { ...PHONE_OPTIONS }, { min: 1, max: 1, usage });
+  const name = positionals[0]!;
+  const patch = phonePatch(values);
+  if (Object.keys(patch).length === 0) throw usageError(`client set needs at least one option; usage: ${usage}`);
+  const store = await ctx.store();
+  const current: RadiusClient | undefined = await store.clients.findByName(name);
+  if (!current) throw new CLIError(`no client named ${name}`);
+  const next = checkedPhone(current, patch, current.otpMode);
+  const fields = changedPhoneFields(current, next);
+  await audited(
+    ctx,
+    (s) => s.clients.updatePhone(name, next),
+    (updated) => (updated && fields.length > 0 ? { type: "admin.client_updated", client: name, fields } : null),
+  );
+  ctx.out(`client ${name}: approval ${describeApproval(next)}; SMS code ${describeSmsCode(next)}\n`);
 }
 
 /** How many names an OVERLAPS cell lists before "and N more" (`--json` has them all). */

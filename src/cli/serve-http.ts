@@ -11,6 +11,8 @@ import { buildAdminApp, buildPublicApp } from "../http/app.ts";
 import { certificateNames, loadOrCreateTLS } from "../http/tls.ts";
 import type { HttpDeps } from "../http/types.ts";
 import { ApprovalService } from "../approvals/service.ts";
+import { SmsCodes, smsCodeSettings } from "../approvals/sms-codes.ts";
+import type { PhoneServices } from "../auth/engine.ts";
 import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/index.ts";
 import { RateLimitedLog } from "../audit/log.ts";
 import { BODY_LIMITS } from "../http/middleware.ts";
@@ -29,12 +31,19 @@ import { splitListen, type ServeContext } from "./serve.ts";
  */
 export async function startWeb(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "metrics"> & { audit: AuditBus; deliveryRepos: DeliveryRepos; radiusBound: () => boolean },
+  parts: Pick<HttpDeps, "store" | "engine" | "metrics"> & {
+    audit: AuditBus;
+    deliveryRepos: DeliveryRepos;
+    radiusBound: () => boolean;
+    /** Hands the engine its approvals and SMS codes as soon as they exist (before the listeners start). */
+    phoneReady?: (services: PhoneServices) => void;
+  },
 ): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService; push: PushSender }> {
   const { config } = ctx;
   // Delivery (SMS gateways, SMTP) behind the SMS-pumping defences, and the Magic Link sessions.
   for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
-  const { magicLink, delivery } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit);
+  const { magicLink, delivery, phone } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit);
+  parts.phoneReady?.(phone);
   // Custom SMS text is off by default; a profile that turns it on (in the file, or stored through the
   // admin API, also by a build whose default was on) is named at every start.
   for (const p of await parts.store.endpoints.list()) {
@@ -65,7 +74,7 @@ async function createMagicLink(
   repos: DeliveryRepos,
   metrics: ReturnType<typeof createMetrics>,
   audit: AuditBus["emit"],
-): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]> }> {
+): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]>; phone: PhoneServices }> {
   const known = new KnownNumbers(store, config.region);
   const dispatcherFor = dispatcherPool(channelsFromConfig(config.delivery), {
     region: config.region,
@@ -116,8 +125,23 @@ async function createMagicLink(
     onOutcome: (code) => metrics.magiclinkOutcomes.inc({ code }),
     approvals,
   });
+  // SMS one-time codes for RADIUS (types mobile and touch-mobile), over the same dispatchers and secret.
+  const smsCodes = new SmsCodes({
+    codes: store.smsCodes,
+    dispatcherFor,
+    emailFor,
+    emailSubject: config.delivery.email_subject,
+    secret,
+    now: Date.now,
+    random,
+    region: config.region,
+    ...smsCodeSettings(config.delivery),
+    audit,
+    onResult: (result) => metrics.smsCodes.inc({ result }),
+  });
+  const phone: PhoneServices = { approvals, smsCodes, onHold: (outcome, seconds) => metrics.approvalHoldSeconds.observe({ outcome }, seconds) };
   // The admin API's delivery test goes through every configured channel in the default order.
-  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog } };
+  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog }, phone };
 }
 
 /**

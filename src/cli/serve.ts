@@ -4,7 +4,7 @@ import { cpus } from "node:os";
 import { AuditBus, logSink } from "../audit/events.ts";
 import { log, setLogLevel } from "../audit/log.ts";
 import { auditCounters, collectRADIUS, createMetrics, requestSeconds, type PortcullisMetrics } from "../audit/metrics.ts";
-import { Engine } from "../auth/engine.ts";
+import { Engine, type PhoneServices } from "../auth/engine.ts";
 import { configWarnings, endpointProfiles, ldapProfiles, type Config } from "../config/index.ts";
 import { createLdapDirectory } from "../directory/ldap/index.ts";
 import { Directories } from "../directory/registry.ts";
@@ -108,6 +108,15 @@ export async function serve(ctx: ServeContext): Promise<void> {
     await store.close();
     throw err;
   }
+  // Approvals and SMS codes need the delivery stack, which loads with the web surface after RADIUS
+  // listens (start-up stays fast); a phone-type login that arrives first waits for it, no other does.
+  let phoneReady!: (services: PhoneServices) => void;
+  let phoneFailed!: (err: unknown) => void;
+  const phone = new Promise<PhoneServices>((resolve, reject) => {
+    phoneReady = resolve;
+    phoneFailed = reject;
+  });
+  phone.catch(() => {}); // a failed start stops the server; the engine sees "no phone services" meanwhile
   const engine = new Engine(
     store,
     {
@@ -130,6 +139,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
         knownSourcesPerUser: config.lockout.known_sources_per_user,
       },
       directories,
+      phone,
     },
     audit.emit,
   );
@@ -168,8 +178,9 @@ export async function serve(ctx: ServeContext): Promise<void> {
   let web: Awaited<ReturnType<typeof import("./serve-http.ts").startWeb>>;
   try {
     const { startWeb } = await import("./serve-http.ts");
-    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0 });
+    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0, phoneReady });
   } catch (err) {
+    phoneFailed(err);
     await radius.stop();
     await directories.close();
     await store.close();

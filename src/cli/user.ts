@@ -154,7 +154,12 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
  * `sources` each source's own, `knownSources` where the user logged in from (auth/lockout.ts).
  */
 export async function userView(store: Store, user: User, now: number) {
-  const [tokens, counters, known] = await Promise.all([store.tokens.list(user.id), store.lockouts.list(user.username), store.lockouts.knownSources(user.username)]);
+  const [tokens, counters, known, pending] = await Promise.all([
+    store.tokens.list(user.id),
+    store.lockouts.list(user.username),
+    store.lockouts.knownSources(user.username),
+    store.approvals.pendingForUser(user.username, now),
+  ]);
   const iso = (ms: number) => new Date(ms).toISOString();
   const until = (s: LockoutState) => (s.lockedUntil > now ? iso(s.lockedUntil) : null);
   const identity = (kind: "password" | "code") => {
@@ -186,6 +191,8 @@ export async function userView(store: Store, user: User, now: number) {
       sources,
       knownSources: known.map((k) => ({ source: k.source, lastSuccessAt: iso(k.lastSuccessAt) })),
     },
+    /** Approvals waiting for this user's answer now (a held RADIUS request, a challenge-mode leg, …); never the link. */
+    pendingApprovals: pending.map((a) => ({ kind: a.kind, client: a.client, source: a.source, channel: a.channel, createdAt: iso(a.createdAt), expiresAt: iso(a.expiresAt) })),
   };
 }
 
@@ -218,6 +225,8 @@ async function show(ctx: CLIContext, args: string[]): Promise<void> {
     lockout.knownSources.length === 0
       ? "known:     no source yet (a completed login makes its source known)"
       : `known:     ${lockout.knownSources.map((k) => `${k.source} (last login ${k.lastSuccessAt})`).join(", ")}`,
+    view.pendingApprovals.length === 0 ? "pending approvals: none" : "pending approvals:",
+    ...view.pendingApprovals.map((a) => `           ${a.kind} from client ${a.client}${a.source ? ` (source ${a.source})` : ""}, sent by ${a.channel ?? "nothing yet"}, since ${a.createdAt}, until ${a.expiresAt}`),
     view.tokens.length === 0 ? "tokens:    none" : "tokens:",
   ];
   ctx.out(lines.join("\n") + "\n");

@@ -362,7 +362,7 @@ export const configSchema = v.strictObject({
       30,
       1,
       3600,
-      "How long answered requests are remembered to recognise retransmissions (RFC 5080 §2.2.2). Must exceed the NAS's retry count times its retry interval, plus the longest challenge hold.",
+      "How long an answered request is remembered after its answer, to recognise retransmissions (RFC 5080 §2.2.2). Must exceed the NAS's retry count times its retry interval. A request still being decided (a held phone approval, up to 120 s) is recognised for as long as it is held, whatever this value.",
     ),
     challenge_ttl_s: integer(120, 10, 600, "How long an Access-Challenge State stays valid for the second leg."),
     challenge_max_failures: integer(3, 1, 10, "Wrong codes after which a challenge State is invalidated and the user must start again."),

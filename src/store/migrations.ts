@@ -424,6 +424,20 @@ CREATE TABLE device_signatures (
 ) {{without_rowid}};
 `,
   },
+  {
+    // Phone factors per RADIUS client: how long a held request waits for its approval (5-120 s), hold
+    // or challenge mode, number matching (challenge mode shows the number in its prompt), and the SMS
+    // one-time code format (NULL: `[delivery] sms_code_length` / `sms_code_alphabet`).
+    version: 12,
+    name: "client_phone_settings",
+    sql: `
+ALTER TABLE radius_clients ADD COLUMN approval_hold_s INTEGER NOT NULL DEFAULT 25 CHECK (approval_hold_s BETWEEN 5 AND 120);
+ALTER TABLE radius_clients ADD COLUMN approval_mode TEXT NOT NULL DEFAULT 'hold' CHECK (approval_mode IN ('hold', 'challenge'));
+ALTER TABLE radius_clients ADD COLUMN approval_number_match INTEGER NOT NULL DEFAULT 0 CHECK (approval_number_match IN (0, 1));
+ALTER TABLE radius_clients ADD COLUMN sms_code_length INTEGER CHECK (sms_code_length BETWEEN 4 AND 12);
+ALTER TABLE radius_clients ADD COLUMN sms_code_alphabet TEXT CHECK (sms_code_alphabet IN ('numeric', 'alphabetic', 'alphanumeric'));
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

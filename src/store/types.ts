@@ -8,6 +8,10 @@ import type { AuthType } from "../domain/auth-types.ts";
 
 export type FirstFactor = "password" | "none";
 export type OTPMode = "challenge" | "concat";
+/** How a client waits for a phone approval: hold the request until it ends, or answer Access-Challenge at once. */
+export type ApprovalMode = "hold" | "challenge";
+/** The characters of an SMS one-time code (approvals/sms-code.ts SMS_CODE_ALPHABETS). */
+export type SmsCodeAlphabetName = "numeric" | "alphabetic" | "alphanumeric";
 export type HashAlgorithm = "SHA1" | "SHA256" | "SHA512";
 export type TokenKind = "totp" | "hotp";
 export type TokenState = "active" | "disabled" | "lost";
@@ -29,10 +33,26 @@ export interface RadiusClient {
    * null means every configured LDAP profile in config order, then local users.
    */
   directories: string[] | null;
+  /** Seconds a held request waits for its phone approval (5-120), and in challenge mode how long the approval lives. */
+  approvalHoldS: number;
+  approvalMode: ApprovalMode;
+  /** Number matching on approval pages (challenge mode only: the prompt shows the number). */
+  approvalNumberMatch: boolean;
+  /** SMS one-time code length (4-12); null: `[delivery] sms_code_length`. */
+  smsCodeLength: number | null;
+  /** SMS one-time code characters; null: `[delivery] sms_code_alphabet`. */
+  smsCodeAlphabet: SmsCodeAlphabetName | null;
   createdAt: number; // unix ms
 }
 
-export type NewRadiusClient = Omit<RadiusClient, "id" | "createdAt">;
+/** A client's phone-factor settings, the ones `client set` changes. */
+export type ClientPhoneSettings = Pick<RadiusClient, "approvalHoldS" | "approvalMode" | "approvalNumberMatch" | "smsCodeLength" | "smsCodeAlphabet">;
+
+/** Phone-factor settings of a client that names none: hold 25 s, hold mode, no number matching, the configured code format. */
+export const DEFAULT_CLIENT_PHONE: Readonly<ClientPhoneSettings> = Object.freeze({ approvalHoldS: 25, approvalMode: "hold", approvalNumberMatch: false, smsCodeLength: null, smsCodeAlphabet: null });
+
+/** A new client; its phone settings default to DEFAULT_CLIENT_PHONE. */
+export type NewRadiusClient = Omit<RadiusClient, "id" | "createdAt" | keyof ClientPhoneSettings> & Partial<ClientPhoneSettings>;
 
 export interface User {
   id: number;
@@ -106,6 +126,8 @@ export interface ClientRepo {
   add(client: NewRadiusClient): Promise<RadiusClient>;
   /** Returns false when no such client. */
   remove(name: string): Promise<boolean>;
+  /** Changes phone-factor settings (the fields given); returns the client afterwards, undefined when no such client. */
+  updatePhone(name: string, patch: Partial<ClientPhoneSettings>): Promise<RadiusClient | undefined>;
 }
 
 export interface UserRepo {
@@ -364,6 +386,8 @@ export interface ApprovalRepo {
   findByLink(linkHash: string): Promise<Approval | undefined>;
   /** The pending, unexpired (at `now`) approval of this kind for `user` and `client`, if any. */
   findPending(kind: ApprovalKind, user: string, client: string, now: number): Promise<Approval | undefined>;
+  /** Every pending, unexpired (at `now`) approval of `user`, whatever its kind and client, oldest first (`user show`). */
+  pendingForUser(user: string, now: number): Promise<Approval[]>;
   /**
    * Atomic single use: sets the state (and answeredAt = now) only while the approval is pending
    * and not expired at `now` (UPDATE … WHERE state = 'pending' AND expires_at > now). Returns true

@@ -4,13 +4,32 @@
 import * as v from "valibot";
 import { CLIError } from "../../cli/context.ts";
 import { MIN_SECRET_LENGTH, parseDirectories } from "../../cli/client.ts";
+import { APPROVAL_HOLD_MAX_S, APPROVAL_HOLD_MIN_S, changedPhoneFields, checkClientPhone, ClientPhoneError, SMS_CODE_LENGTH_MAX, SMS_CODE_LENGTH_MIN } from "../../admin/client-phone.ts";
 import { parseCIDR } from "../../config/index.ts";
 import { clientOverlaps, type ClientOverlap } from "../../radius/server/client-table.ts";
-import { NetworkTakenError, StoreError, type RadiusClient, type Store } from "../../store/types.ts";
+import { DEFAULT_CLIENT_PHONE, NetworkTakenError, StoreError, type ClientPhoneSettings, type RadiusClient, type Store } from "../../store/types.ts";
 import { badRequest, fail, type AdminRouter } from "./route.ts";
 import { clientView, iso, nameParams, nameSchema, warningsSchema } from "./schemas.ts";
 
 const TAG = "clients";
+
+/** The phone-factor settings, each optional (POST: the default; PATCH: unchanged). */
+const phoneEntries = {
+  approvalHoldS: v.optional(v.pipe(v.number(), v.integer(), v.minValue(APPROVAL_HOLD_MIN_S), v.maxValue(APPROVAL_HOLD_MAX_S), v.description("seconds a held request waits for its phone approval (default 25); in challenge mode how long the approval lives"))),
+  approvalMode: v.optional(v.pipe(v.picklist(["hold", "challenge"]), v.description("hold the request until the approval ends (default), or answer Access-Challenge at once and check on the next leg"))),
+  approvalNumberMatch: v.optional(v.pipe(v.boolean(), v.description("number matching on the approval page; challenge mode only (its prompt shows the number)"))),
+  smsCodeLength: v.optional(v.pipe(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(SMS_CODE_LENGTH_MIN), v.maxValue(SMS_CODE_LENGTH_MAX))), v.description("SMS one-time code length; null: [delivery] sms_code_length"))),
+  smsCodeAlphabet: v.optional(v.pipe(v.nullable(v.picklist(["numeric", "alphabetic", "alphanumeric"])), v.description("SMS one-time code characters; null: [delivery] sms_code_alphabet"))),
+};
+
+const patchBody = v.strictObject(phoneEntries);
+
+/** The phone settings a body names (only those keys; undefined entries left out). */
+function phonePatch(body: Partial<ClientPhoneSettings>): Partial<ClientPhoneSettings> {
+  const patch: Record<string, unknown> = {};
+  for (const key of Object.keys(phoneEntries) as (keyof ClientPhoneSettings)[]) if (body[key] !== undefined) patch[key] = body[key];
+  return patch as Partial<ClientPhoneSettings>;
+}
 
 const addBody = v.strictObject({
   name: nameSchema,
@@ -21,6 +40,7 @@ const addBody = v.strictObject({
   requireMessageAuthenticator: v.optional(v.boolean(), true),
   allowPasswordOnly: v.optional(v.boolean(), false),
   directories: v.optional(v.nullable(v.pipe(v.array(nameSchema), v.minLength(1), v.description("[[ldap]] profile names and \"local\", in order; null: all, then local"))), null),
+  ...phoneEntries,
 });
 
 /** The API view of a client, with its overlaps among `all` (which holds it): never the shared secret. */
@@ -35,6 +55,11 @@ export function describeClient(c: RadiusClient, all: ReadonlyMap<string, ClientO
     requireMessageAuthenticator: c.requireMessageAuthenticator,
     allowPasswordOnly: c.allowPasswordOnly,
     directories: c.directories,
+    approvalHoldS: c.approvalHoldS,
+    approvalMode: c.approvalMode,
+    approvalNumberMatch: c.approvalNumberMatch,
+    smsCodeLength: c.smsCodeLength,
+    smsCodeAlphabet: c.smsCodeAlphabet,
     createdAt: iso(c.createdAt)!,
     network,
     overlaps,
@@ -94,6 +119,13 @@ export function clientRoutes(r: AdminRouter): void {
           throw e;
         }
       }
+      let phone: ClientPhoneSettings;
+      try {
+        phone = checkClientPhone(DEFAULT_CLIENT_PHONE, phonePatch(body), body.otpMode);
+      } catch (e) {
+        if (e instanceof ClientPhoneError) return badRequest(c, e.field, e.message);
+        throw e;
+      }
       const warnings: string[] = [];
       if (body.secret.length < MIN_SECRET_LENGTH) warnings.push(`the shared secret is shorter than ${MIN_SECRET_LENGTH} characters; use a long random secret`);
       if (!body.requireMessageAuthenticator) warnings.push("requests from this client are accepted without Message-Authenticator (CVE-2024-3596); enable it on the NAS when it can");
@@ -108,6 +140,7 @@ export function clientRoutes(r: AdminRouter): void {
           requireMessageAuthenticator: body.requireMessageAuthenticator,
           allowPasswordOnly: body.allowPasswordOnly,
           directories,
+          ...phone,
         });
       } catch (e) {
         if (e instanceof StoreError && e.code === "conflict") return fail(c, 409, "a client with this name exists");
@@ -118,6 +151,36 @@ export function clientRoutes(r: AdminRouter): void {
       deps.audit({ type: "admin.client_added", client: client.name, address, by: c.get("apiKey").name });
       const view = (await described(store)).find((x) => x.name === client.name) ?? describeClient(client, new Map());
       return c.json({ client: view, warnings }, 201);
+    },
+  );
+
+  r.route(
+    {
+      method: "patch",
+      path: "/clients/:name",
+      summary: "Change a RADIUS client's phone-factor settings",
+      tag: TAG,
+      minRole: "admin",
+      params: nameParams,
+      body: patchBody,
+      responses: { 200: { description: "The client", schema: clientView } },
+      errors: [404],
+    },
+    async (c, { params, body }) => {
+      const current = await store.clients.findByName(params.name);
+      if (!current) return fail(c, 404);
+      let next: ClientPhoneSettings;
+      try {
+        next = checkClientPhone(current, phonePatch(body), current.otpMode);
+      } catch (e) {
+        if (e instanceof ClientPhoneError) return badRequest(c, e.field, e.message);
+        throw e;
+      }
+      const fields = changedPhoneFields(current, next);
+      if (!(await store.clients.updatePhone(params.name, next))) return fail(c, 404);
+      if (fields.length > 0) deps.audit({ type: "admin.client_updated", client: params.name, fields, by: c.get("apiKey").name });
+      const view = (await described(store)).find((x) => x.name === params.name);
+      return view ? c.json(view) : fail(c, 404);
     },
   );
 

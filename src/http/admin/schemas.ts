@@ -81,6 +81,19 @@ export const userView = v.object({
   createdAt: isoTime,
   tokens: v.array(userTokenItem),
   lockout: v.object({ password: lockoutView, code: lockoutView, sources: v.array(sourceLockoutView), knownSources: v.array(knownSourceView) }),
+  pendingApprovals: v.pipe(
+    v.array(
+      v.object({
+        kind: v.picklist(["radius", "magic-link", "password-reset"]),
+        client: v.string(),
+        source: v.nullable(v.string()),
+        channel: v.nullable(v.string()),
+        createdAt: isoTime,
+        expiresAt: isoTime,
+      }),
+    ),
+    v.description("approvals waiting for this user's answer now (held RADIUS requests, challenge-mode legs)"),
+  ),
 });
 
 /** A token as listed (never the seed). */
@@ -105,6 +118,11 @@ export const clientView = v.object({
   requireMessageAuthenticator: v.boolean(),
   allowPasswordOnly: v.boolean(),
   directories: v.nullable(v.array(v.string())),
+  approvalHoldS: v.number(),
+  approvalMode: v.picklist(["hold", "challenge"]),
+  approvalNumberMatch: v.boolean(),
+  smsCodeLength: v.nullable(v.number()),
+  smsCodeAlphabet: v.nullable(v.picklist(["numeric", "alphabetic", "alphanumeric"])),
   createdAt: isoTime,
   network: v.pipe(v.nullable(v.string()), v.description("the network as matched: host bits cleared, IPv4-mapped IPv6 as IPv4; null when the address is not a CIDR")),
   overlaps: v.pipe(

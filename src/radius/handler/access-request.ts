@@ -130,6 +130,13 @@ function channelOf(client: RadiusClient): Attempt["channel"] {
       otpMode: client.otpMode,
       allowPasswordOnly: client.allowPasswordOnly,
       directories: client.directories ?? null,
+      phone: Object.freeze({
+        approvalHoldS: client.approvalHoldS,
+        approvalMode: client.approvalMode,
+        approvalNumberMatch: client.approvalNumberMatch,
+        smsCodeLength: client.smsCodeLength,
+        smsCodeAlphabet: client.smsCodeAlphabet,
+      }),
     });
     channels.set(client, channel);
   }

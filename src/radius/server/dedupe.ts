@@ -2,8 +2,10 @@
 //
 // An answered request gets the cached reply bytes; a duplicate of one still in progress is dropped;
 // a request that was evaluated but got no reply (its reply could not be sent) is dropped again for
-// the same reason; nothing is evaluated twice. Entries live `ttlMs` after the outcome (longer than
-// the NAS's retries), and the cache is bounded: under a flood the oldest entries go first.
+// the same reason; nothing is evaluated twice. A request stays "in progress" for as long as its
+// evaluation runs, a phone approval's hold included (up to 120 s, far beyond the ttl), and its
+// outcome is then kept `ttlMs` (longer than the NAS's retries after it): the cache outlives the
+// longest hold plus the NAS's retries. The cache is bounded: under a flood the oldest entries go first.
 
 export type DedupeResult<Reason extends string = string> =
   | { kind: "new" }
@@ -14,6 +16,9 @@ export type DedupeResult<Reason extends string = string> =
 const NEW = Object.freeze({ kind: "new" } as const);
 const IN_PROGRESS = Object.freeze({ kind: "in_progress" } as const);
 
+/** The longest an evaluation may run (the longest approval hold a client can set, `--approval-hold` 120 s). */
+export const MAX_EVALUATION_MS = 120_000;
+
 interface Entry<Reason> {
   reply: Uint8Array | null;
   /** Set when the request was evaluated and deliberately left unanswered. */
@@ -22,19 +27,30 @@ interface Entry<Reason> {
 }
 
 /**
- * Entries sit in two generations: `current` takes every new entry; once `ttlMs` has passed since it
- * was started (or it holds half the bound), it becomes `previous` and the old `previous` is dropped
- * whole. So an entry is kept at least `ttlMs` (unless the bound forces it out) and expiry costs no
- * per-entry work; `expiresAt` still decides exactly when an entry stops counting.
+ * Requests in progress sit in a map of their own, keyed like the rest and holding only the time
+ * after which a wedged evaluation stops counting (now + ttl + MAX_EVALUATION_MS): a held request is
+ * never pushed out by the generations below however long it waits, and costs one number.
+ *
+ * Outcomes sit in two generations: `current` takes every new entry; once `ttlMs` has passed since
+ * it was started (or it holds half the bound), it becomes `previous` and the old `previous` is
+ * dropped whole. So an outcome is kept at least `ttlMs` (unless the bound forces it out) and expiry
+ * costs no per-entry work; `expiresAt` still decides exactly when an entry stops counting.
  */
 export class DedupeCache<Reason extends string = string> {
+  private readonly inProgress = new Map<string, number>();
   private current = new Map<string, Entry<Reason>>();
   private previous = new Map<string, Entry<Reason>>();
   private generationStart = -Infinity;
 
+  /**
+   * @param ttlMs how long an outcome is kept after it was decided (longer than the NAS's retries)
+   * @param maxEntries the bound on outcomes kept; requests in progress are bounded by half of it more
+   * @param maxEvaluationMs how long a request may stay in progress beyond `ttlMs` before a retransmission is evaluated afresh
+   */
   constructor(
     private readonly ttlMs: number,
     private readonly maxEntries = 262_144,
+    private readonly maxEvaluationMs = MAX_EVALUATION_MS,
   ) {}
 
   /**
@@ -63,15 +79,29 @@ export class DedupeCache<Reason extends string = string> {
 
   /** Looks the key up and, when new, marks it in progress. */
   begin(key: string, now: number): DedupeResult<Reason> {
+    const until = this.inProgress.get(key);
+    if (until !== undefined) {
+      if (until > now) return IN_PROGRESS;
+      this.inProgress.delete(key); // a wedged evaluation: let the retransmission be evaluated
+    }
     const entry = this.current.get(key) ?? this.previous.get(key);
     if (entry && entry.expiresAt > now) {
       if (entry.reply) return { kind: "answered", reply: entry.reply };
-      return entry.dropped === null ? IN_PROGRESS : { kind: "dropped", reason: entry.dropped };
+      if (entry.dropped !== null) return { kind: "dropped", reason: entry.dropped };
     }
-    if (entry) this.abandon(key);
+    if (entry) {
+      this.current.delete(key);
+      this.previous.delete(key);
+    }
     this.rotate(now);
-    // a request in progress is held at most ttlMs too, so a wedged evaluation cannot pin it forever
-    this.current.set(key, { reply: null, dropped: null, expiresAt: now + this.ttlMs });
+    if (this.inProgress.size >= this.maxEntries >> 1) {
+      // Under a flood the oldest request in progress stops being recognised (Map order is insertion order).
+      for (const oldest of this.inProgress.keys()) {
+        this.inProgress.delete(oldest);
+        break;
+      }
+    }
+    this.inProgress.set(key, now + this.ttlMs + this.maxEvaluationMs);
     return NEW;
   }
 
@@ -91,6 +121,7 @@ export class DedupeCache<Reason extends string = string> {
   }
 
   private settle(key: string, reply: Uint8Array | null, dropped: Reason | null, now: number): void {
+    this.inProgress.delete(key);
     const entry = this.current.get(key);
     if (entry) {
       entry.reply = reply;
@@ -99,17 +130,20 @@ export class DedupeCache<Reason extends string = string> {
       return;
     }
     this.previous.delete(key);
+    this.rotate(now);
     this.current.set(key, { reply, dropped, expiresAt: now + this.ttlMs });
   }
 
   /** Forgets a request that was dropped before anything was decided, so a retransmission is evaluated afresh. */
   abandon(key: string): void {
+    this.inProgress.delete(key);
     this.current.delete(key);
     this.previous.delete(key);
   }
 
+  /** Entries held: requests in progress and outcomes. */
   get size(): number {
-    return this.current.size + this.previous.size;
+    return this.inProgress.size + this.current.size + this.previous.size;
   }
 
   private rotate(now: number): void {

@@ -63,6 +63,7 @@ export class SqliteApprovalRepo implements ApprovalRepo {
   private readonly sGet;
   private readonly sByLink;
   private readonly sPending;
+  private readonly sPendingForUser;
   private readonly sAnswer;
   private readonly sExpire;
   private readonly sChannel;
@@ -82,6 +83,12 @@ export class SqliteApprovalRepo implements ApprovalRepo {
     this.sGet = prep<ApprovalRow>(db, `SELECT ${COLUMNS} FROM approvals WHERE id = ?`);
     this.sByLink = prep<ApprovalRow>(db, `SELECT ${COLUMNS} FROM approvals WHERE link_hash = ?`);
     this.sPending = prep<ApprovalRow>(db, `SELECT ${COLUMNS} FROM approvals WHERE kind = ? AND username = ? AND client = ? AND state = 'pending'`);
+    // Every kind listed, so that the one-pending index (kind, username, client) WHERE state = 'pending'
+    // serves it: no index of its own to write on every approval.
+    this.sPendingForUser = prep<ApprovalRow>(
+      db,
+      `SELECT ${COLUMNS} FROM approvals WHERE kind IN ('radius', 'magic-link', 'password-reset') AND username = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at, id`,
+    );
     // One statement: of any number of concurrent answers exactly one sees state = 'pending'.
     this.sAnswer = prep(db, "UPDATE approvals SET state = ?, answered_at = ? WHERE id = ? AND state = 'pending' AND expires_at > ?");
     this.sExpire = prep(db, "UPDATE approvals SET state = 'expired', answered_at = ? WHERE id = ? AND state = 'pending' AND expires_at <= ?");
@@ -139,6 +146,14 @@ export class SqliteApprovalRepo implements ApprovalRepo {
     try {
       const row = this.sPending.get(kind, user, client);
       return row && row.expires_at > now ? toApproval(row) : undefined;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async pendingForUser(user: string, now: number): Promise<Approval[]> {
+    try {
+      return this.sPendingForUser.all(user, now).map(toApproval);
     } catch (err) {
       rethrow(err);
     }

@@ -2,7 +2,19 @@
 
 import { formatNetwork, parseCIDR } from "../../util/cidr.ts";
 import type { SealContext } from "../seal.ts";
-import { NetworkTakenError, StoreError, type ClientRepo, type FirstFactor, type NewRadiusClient, type OTPMode, type RadiusClient } from "../types.ts";
+import {
+  DEFAULT_CLIENT_PHONE,
+  NetworkTakenError,
+  StoreError,
+  type ApprovalMode,
+  type ClientPhoneSettings,
+  type ClientRepo,
+  type FirstFactor,
+  type NewRadiusClient,
+  type OTPMode,
+  type RadiusClient,
+  type SmsCodeAlphabetName,
+} from "../types.ts";
 import type { SQLTransaction } from "../../runtime/sqlite.ts";
 import { prep, rethrow, type StoreContext } from "./context.ts";
 
@@ -16,10 +28,16 @@ interface ClientRow {
   require_message_authenticator: number;
   allow_password_only: number;
   directories: string | null;
+  approval_hold_s: number;
+  approval_mode: string;
+  approval_number_match: number;
+  sms_code_length: number | null;
+  sms_code_alphabet: string | null;
   created_at: number;
 }
 
-const COLUMNS = "id, name, address, secret, first_factor, otp_mode, require_message_authenticator, allow_password_only, directories, created_at";
+const COLUMNS =
+  "id, name, address, secret, first_factor, otp_mode, require_message_authenticator, allow_password_only, directories, approval_hold_s, approval_mode, approval_number_match, sms_code_length, sms_code_alphabet, created_at";
 
 /** Where a client's secret is sealed: the AD binds it to the client name. */
 export function clientSecretContext(name: string): SealContext {
@@ -50,7 +68,8 @@ export class SqliteClientRepo implements ClientRepo {
   private readonly sInsert;
   private readonly sDelete;
   private readonly sAddresses;
-  private readonly txAdd: SQLTransaction<[NewRadiusClient, string, number], number>;
+  private readonly sUpdatePhone;
+  private readonly txAdd: SQLTransaction<[NewRadiusClient & ClientPhoneSettings, string, number], number>;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 
@@ -60,14 +79,19 @@ export class SqliteClientRepo implements ClientRepo {
     this.sFind = prep<ClientRow>(db, `SELECT ${COLUMNS} FROM radius_clients WHERE name = ?`);
     this.sInsert = prep(
       db,
-      `INSERT INTO radius_clients (name, address, secret, first_factor, otp_mode, require_message_authenticator, allow_password_only, directories, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO radius_clients (name, address, secret, first_factor, otp_mode, require_message_authenticator, allow_password_only, directories,
+         approval_hold_s, approval_mode, approval_number_match, sms_code_length, sms_code_alphabet, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.sUpdatePhone = prep(
+      db,
+      "UPDATE radius_clients SET approval_hold_s = ?, approval_mode = ?, approval_number_match = ?, sms_code_length = ?, sms_code_alphabet = ? WHERE name = ?",
     );
     this.sDelete = prep(db, "DELETE FROM radius_clients WHERE name = ?");
     this.sAddresses = prep<{ name: string; address: string }>(db, "SELECT name, address FROM radius_clients ORDER BY name");
     // The duplicate check and the insert in one write transaction: two processes adding the same
     // network at once cannot both pass the check.
-    this.txAdd = db.transaction((client: NewRadiusClient, sealed: string, createdAt: number): number => {
+    this.txAdd = db.transaction((client: NewRadiusClient & ClientPhoneSettings, sealed: string, createdAt: number): number => {
       const net = parseCIDR(client.address);
       if (net) {
         const network = formatNetwork(net);
@@ -86,6 +110,7 @@ export class SqliteClientRepo implements ClientRepo {
         client.requireMessageAuthenticator ? 1 : 0,
         client.allowPasswordOnly ? 1 : 0,
         client.directories === null ? null : JSON.stringify(client.directories),
+        ...phoneColumns(client),
         createdAt,
       );
       return Number(lastInsertRowid);
@@ -103,6 +128,11 @@ export class SqliteClientRepo implements ClientRepo {
       requireMessageAuthenticator: row.require_message_authenticator === 1,
       allowPasswordOnly: row.allow_password_only === 1,
       directories: parseDirectories(row.directories),
+      approvalHoldS: row.approval_hold_s,
+      approvalMode: row.approval_mode as ApprovalMode,
+      approvalNumberMatch: row.approval_number_match === 1,
+      smsCodeLength: row.sms_code_length,
+      smsCodeAlphabet: row.sms_code_alphabet as SmsCodeAlphabetName | null,
       createdAt: row.created_at,
     };
   }
@@ -128,11 +158,12 @@ export class SqliteClientRepo implements ClientRepo {
   /** Throws StoreError("conflict") when the name exists, NetworkTakenError when another client has the same network. */
   async add(client: NewRadiusClient): Promise<RadiusClient> {
     const createdAt = this.ctx.now();
+    const full = { ...DEFAULT_CLIENT_PHONE, ...client };
     try {
       const sealed = this.ctx.sealer.seal(this.encoder.encode(client.secret), clientSecretContext(client.name));
-      const id = this.txAdd.immediate(client, sealed, createdAt);
+      const id = this.txAdd.immediate(full, sealed, createdAt);
       this.ctx.bumpGeneration();
-      return { ...client, id, createdAt };
+      return { ...full, id, createdAt };
     } catch (err) {
       rethrow(err, { conflict: `client '${client.name}' exists` });
     }
@@ -148,4 +179,21 @@ export class SqliteClientRepo implements ClientRepo {
     }
   }
 
+  async updatePhone(name: string, patch: Partial<ClientPhoneSettings>): Promise<RadiusClient | undefined> {
+    try {
+      const row = this.sFind.get(name);
+      if (!row) return undefined;
+      const next = { ...this.toClient(row), ...patch };
+      this.sUpdatePhone.run(...phoneColumns(next), name);
+      this.ctx.bumpGeneration();
+      return next;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+}
+
+/** The phone-settings columns in table order: hold, mode, number matching, code length, code alphabet. */
+function phoneColumns(c: ClientPhoneSettings): [number, string, number, number | null, string | null] {
+  return [c.approvalHoldS, c.approvalMode, c.approvalNumberMatch ? 1 : 0, c.smsCodeLength, c.smsCodeAlphabet];
 }

@@ -187,6 +187,8 @@ describe("warm code-only path decides as the full path does", () => {
     ["disabled", { disabled: true }, "account_disabled"],
     ["expired", { expiresAt: T0 - 1 }, "account_expired"],
     ["password-type", { type: "password" as AuthType }, "type_not_allowed"],
+    ["touch-type (a phone type: code-only clients take a code)", { type: "touch" as AuthType }, "type_not_allowed"],
+    ["mobile-type", { type: "mobile" as AuthType }, "type_not_allowed"],
     ["token-less", { tokens: [{ seed: SEED, state: "disabled" as const }] }, "no_token"],
   ])("a %s user takes the full path and gets its refusal", async (_label, extra, reason) => {
     const r = await twin([{ name: "alice", ...extra }], [at("alice", code(T0))]);

@@ -445,7 +445,7 @@ describe("types and methods", () => {
     expect(await engine().authenticate(attempt(codeOnlyClient, "pat", code(T0), T0))).toEqual({ kind: "reject", reason: "type_not_allowed" });
   });
 
-  test.each(["mobile", "touch", "shared"] as AuthType[])("type %s is not implemented and never lets anyone in", async (type) => {
+  test.each(["token", "plus", "assisted", "shared"] as AuthType[])("type %s is not implemented and never lets anyone in", async (type) => {
     await addUser("u", type);
     expect(await engine().authenticate(attempt(challengeClient, "u", "correct horse", T0))).toEqual({ kind: "reject", reason: "type_not_implemented" });
   });

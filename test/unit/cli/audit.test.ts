@@ -59,6 +59,8 @@ test("every CLI change records one admin event by cli:$SUDO_USER; failures and r
 
   const steps: [string[], string?][] = [
     [["client", "add", "fw", "--address", "192.0.2.1", "--secret-stdin"], CLIENT_SECRET],
+    [["client", "set", "fw", "--approval-hold", "40", "--sms-code-length", "8"]],
+    [["client", "set", "fw", "--approval-hold", "40"]], // changes nothing: no event
     [["user", "add", "bob", "--password-stdin"], PASSWORD],
     [["user", "add", "bob", "--password-stdin"], PASSWORD], // fails: exists
     [["user", "list"]],
@@ -84,8 +86,8 @@ test("every CLI change records one admin event by cli:$SUDO_USER; failures and r
     outputs.push(r.stdout);
     if (r.code !== 0) failed.push(i);
   });
-  expect(failed).toEqual([2, 11, 17]);
-  const apiKey = outputs[8]!.trim();
+  expect(failed).toEqual([4, 13, 19]);
+  const apiKey = outputs[10]!.trim();
   expect(apiKey.length).toBeGreaterThan(20);
 
   const db = new Database(join(d, "portcullis.db"), { readonly: true });
@@ -94,6 +96,7 @@ test("every CLI change records one admin event by cli:$SUDO_USER; failures and r
   const keyId = JSON.parse(rows.find((r) => r.type === "admin.key_rotated")?.fields ?? "{}").keyId;
   expect(rows.map((r) => [r.type, JSON.parse(r.fields)])).toEqual([
     ["admin.client_added", { client: "fw", address: "192.0.2.1/32" }],
+    ["admin.client_updated", { client: "fw", fields: ["approvalHoldS", "smsCodeLength"] }],
     ["admin.user_added", { user: "bob" }],
     ["admin.token_enrolled", { user: "bob", token: 1, kind: "totp" }],
     ["admin.token_state", { token: 1, state: "disabled" }],

@@ -53,7 +53,7 @@ test("overlapping networks are added; client list shows who shadows whom, --json
   expect(add(d, "site", "192.0.2.0/24").code).toBe(0);
 
   const rows = cli(d, ["client", "list"]).stdout.trimEnd().split("\n");
-  expect(rows[0]).toMatch(/ DIRECTORIES +OVERLAPS$/);
+  expect(rows[0]).toMatch(/ DIRECTORIES +APPROVAL +SMS-CODE +OVERLAPS$/);
   const overlaps = Object.fromEntries(rows.slice(1).map((row) => [row.split(/\s+/)[0], row.slice(rows[0]!.indexOf("OVERLAPS"))]));
   expect(overlaps).toEqual({
     high: "shadows site",
@@ -67,3 +67,37 @@ test("overlapping networks are added; client list shows who shadows whom, --json
   expect(json.find((c) => c.name === "site")).toMatchObject({ network: "192.0.2.0/24", overlaps: { shadows: [], shadowedBy: ["high", "low"], duplicateOf: null, unreachable: true } });
   expect(JSON.stringify(json)).not.toContain(SECRET);
 }, 30_000);
+
+test("phone settings: client add takes them, client set changes them, client list shows them; bad values and combinations get one line", () => {
+  const d = tempDir();
+  expect(cli(d, ["client", "add", "vpn", "--address", "192.0.2.1", "--secret", SECRET, "--approval-hold", "60", "--sms-code-length", "8", "--sms-code-alphabet", "alphanumeric"]).code).toBe(0);
+  expect(add(d, "fw", "192.0.2.2").code).toBe(0);
+  const listed = () => Object.fromEntries((JSON.parse(cli(d, ["client", "list", "--json"]).stdout) as Array<Record<string, unknown>>).map((c) => [c.name, [c.approvalHoldS, c.approvalMode, c.approvalNumberMatch, c.smsCodeLength, c.smsCodeAlphabet]]));
+  expect(listed()).toEqual({ fw: [25, "hold", false, null, null], vpn: [60, "hold", false, 8, "alphanumeric"] });
+
+  const set = cli(d, ["client", "set", "fw", "--approval-mode", "challenge", "--approval-number-match", "true", "--approval-hold", "90"]);
+  expect(set).toEqual({ code: 0, stdout: "client fw: approval challenge 90s, number matching; SMS code default\n", stderr: "" });
+  expect(cli(d, ["client", "set", "vpn", "--sms-code-length", "default"]).code).toBe(0);
+  expect(listed()).toEqual({ fw: [90, "challenge", true, null, null], vpn: [60, "hold", false, null, "alphanumeric"] });
+  const table = cli(d, ["client", "list"]).stdout;
+  expect(table).toContain("challenge 90s, number matching");
+  expect(table).toContain("alphanumeric default");
+
+  const refused: Array<[string[], string]> = [
+    [["client", "set", "vpn", "--approval-hold", "121"], "portcullis: --approval-hold must be between 5 and 120\n"],
+    [["client", "set", "vpn", "--approval-hold", "4"], "portcullis: --approval-hold must be between 5 and 120\n"],
+    [["client", "set", "vpn", "--approval-number-match", "true"], "portcullis: number matching needs challenge mode: a held request shows the user no number to match\n"],
+    [["client", "set", "fw", "--approval-mode", "hold"], "portcullis: number matching needs challenge mode: a held request shows the user no number to match\n"],
+    [["client", "set", "vpn", "--sms-code-length", "13"], "portcullis: --sms-code-length must be between 4 and 12\n"],
+    [["client", "set", "vpn", "--sms-code-alphabet", "hex"], "portcullis: --sms-code-alphabet must be numeric, alphabetic, alphanumeric or default\n"],
+    [["client", "set", "vpn", "--approval-mode", "wait"], "portcullis: --approval-mode must be hold or challenge\n"],
+    [["client", "set", "nobody", "--approval-hold", "30"], "portcullis: no client named nobody\n"],
+    [["client", "add", "cc", "--address", "192.0.2.3", "--secret", SECRET, "--otp-mode", "concat", "--approval-mode", "challenge"], "portcullis: challenge mode needs a client that can do challenges; --otp-mode concat cannot\n"],
+  ];
+  for (const [args, stderr] of refused) {
+    const r = cli(d, args);
+    expect({ failed: r.code !== 0, stdout: r.stdout, stderr: r.stderr }).toEqual({ failed: true, stdout: "", stderr });
+  }
+  expect(cli(d, ["client", "set", "vpn"]).stderr).toStartWith("portcullis: client set needs at least one option; usage: portcullis client set NAME ");
+  expect(listed()).toEqual({ fw: [90, "challenge", true, null, null], vpn: [60, "hold", false, null, "alphanumeric"] });
+}, 60_000);

@@ -108,8 +108,8 @@ describe("client add --directories", () => {
     ]);
     const list = cli(d, ["client", "list"]).stdout.split("\n");
     expect(list[0]).toContain("DIRECTORIES");
-    expect(list[1]).toMatch(/^fw .*\(all, then local\) +-$/);
-    expect(list[2]).toMatch(/^vpn .* lab,local +-$/);
+    expect(list[1]).toMatch(/^fw .*\(all, then local\) +hold 25s +default +-$/);
+    expect(list[2]).toMatch(/^vpn .* lab,local +hold 25s +default +-$/);
     const json = JSON.parse(cli(d, ["client", "list", "--json"]).stdout);
     expect(json.map((c: { directories: unknown }) => c.directories)).toEqual([null, ["lab", "local"]]);
   });

@@ -199,3 +199,19 @@ test("migration 8 keeps each per-identity lockout counter as the identity's coun
     await store.close();
   }
 });
+
+test("migration 12 gives existing clients the default phone settings", async () => {
+  dir = tempDir();
+  const db = openDatabase(path.join(dir, "portcullis.db"));
+  db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+  for (const m of MIGRATIONS.filter((m) => m.version < 12)) {
+    db.exec(migrationSQL(m, "sqlite"));
+    db.prepare("INSERT INTO schema_migrations VALUES (?, ?, 0)").run(m.version, m.name);
+  }
+  db.prepare("INSERT INTO radius_clients (name, address, secret, first_factor, otp_mode, require_message_authenticator, allow_password_only, created_at) VALUES ('vpn', '192.0.2.1/32', 'x', 'password', 'challenge', 1, 0, 0)").run();
+  db.exec(migrationSQL(MIGRATIONS.find((m) => m.version === 12)!, "sqlite"));
+  expect(db.prepare("SELECT approval_hold_s, approval_mode, approval_number_match, sms_code_length, sms_code_alphabet FROM radius_clients").all()).toEqual([
+    { approval_hold_s: 25, approval_mode: "hold", approval_number_match: 0, sms_code_length: null, sms_code_alphabet: null },
+  ]);
+  db.close();
+});

@@ -56,10 +56,14 @@ describe("admin.* audit events", () => {
     expect((await change("DELETE", `/tokens/${tokenId}`)).emitted).toEqual([{ type: "admin.token_removed", token: tokenId, by: "k-admin" }]);
   });
 
-  test("RADIUS clients: add and remove, never the shared secret", async () => {
+  test("RADIUS clients: add, phone settings changed (field names; nothing when nothing changed), remove, never the shared secret", async () => {
     expect((await change("POST", "/clients", { name: "vpn", address: "192.0.2.0/24", secret: SHARED_SECRET })).emitted).toEqual([
       { type: "admin.client_added", client: "vpn", address: "192.0.2.0/24", by: "k-admin" },
     ]);
+    expect((await change("PATCH", "/clients/vpn", { approvalHoldS: 60, smsCodeAlphabet: "alphanumeric" })).emitted).toEqual([
+      { type: "admin.client_updated", client: "vpn", fields: ["approvalHoldS", "smsCodeAlphabet"], by: "k-admin" },
+    ]);
+    expect((await change("PATCH", "/clients/vpn", { approvalHoldS: 60 })).emitted).toEqual([]);
     expect((await change("DELETE", "/clients/vpn")).emitted).toEqual([{ type: "admin.client_removed", client: "vpn", by: "k-admin" }]);
   });
 

@@ -249,6 +249,26 @@ describe("RADIUS clients", () => {
   test("remove unknown → 404", async () => {
     expect(await status("DELETE", "/clients/nothere")).toBe(404);
   });
+
+  test("phone settings: given at add, changed by PATCH (audited with the fields), refused out of range or in combinations that cannot work", async () => {
+    const r = await ok("POST", "/clients", "/clients", 201, { name: "ph", address: "192.0.2.50", secret: SECRET, approvalHoldS: 60, smsCodeLength: 8 });
+    expect(r.client).toMatchObject({ approvalHoldS: 60, approvalMode: "hold", approvalNumberMatch: false, smsCodeLength: 8, smsCodeAlphabet: null });
+    const patched = await ok("PATCH", "/clients/ph", "/clients/:name", 200, { approvalMode: "challenge", approvalNumberMatch: true, smsCodeAlphabet: "alphabetic", smsCodeLength: null });
+    expect(patched).toMatchObject({ name: "ph", approvalHoldS: 60, approvalMode: "challenge", approvalNumberMatch: true, smsCodeLength: null, smsCodeAlphabet: "alphabetic" });
+    expect(await f.store.clients.findByName("ph")).toMatchObject({ approvalMode: "challenge", approvalNumberMatch: true, smsCodeLength: null, smsCodeAlphabet: "alphabetic" });
+    for (const [body, expected] of [
+      [{ approvalHoldS: 121 }, 400],
+      [{ approvalHoldS: 4 }, 400],
+      [{ approvalMode: "hold" }, 400], // number matching stays on: it needs challenge mode
+      [{ smsCodeLength: 3 }, 400],
+      [{ smsCodeAlphabet: "hex" }, 400],
+      [{ secret: "no" }, 400],
+    ] as const) expect(await status("PATCH", "/clients/ph", body)).toBe(expected);
+    expect(await status("PATCH", "/clients/nothere", { approvalHoldS: 30 })).toBe(404);
+    expect(await status("POST", "/clients", { name: "cc", address: "192.0.2.51", secret: SECRET, otpMode: "concat", approvalMode: "challenge" })).toBe(400);
+    expect(await status("POST", "/clients", { name: "nm", address: "192.0.2.52", secret: SECRET, approvalNumberMatch: true })).toBe(400);
+    expect(await status("PATCH", "/clients/ph", { approvalHoldS: 30 }, f.keys.operator)).toBe(403);
+  });
 });
 
 describe("API keys", () => {

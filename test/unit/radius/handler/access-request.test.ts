@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Attempt, Decision, Engine } from "../../../../src/auth/engine.ts";
 import { REJECT_MESSAGE, handleAccessRequest, toReply } from "../../../../src/radius/handler/access-request.ts";
 import { Attr, Code, decodePacket, encodeRequest, encodeResponse, getAttribute, verifyRequest } from "../../../../src/radius/codec/index.ts";
-import type { RadiusClient } from "../../../../src/store/types.ts";
+import { DEFAULT_CLIENT_PHONE, type RadiusClient } from "../../../../src/store/types.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const text = (s: string) => Buffer.from(s).toString("hex");
@@ -69,6 +69,7 @@ describe("handleAccessRequest", () => {
     requireMessageAuthenticator: true,
     allowPasswordOnly: false,
     directories: null,
+    ...DEFAULT_CLIENT_PHONE,
     createdAt: 0,
   };
 

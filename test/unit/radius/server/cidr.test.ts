@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { canonicalCIDR, contains, formatNetwork, parseAddress, parseCIDR } from "../../../../src/util/cidr.ts";
 import { ClientTable, clientOverlaps, type ClientOverlap } from "../../../../src/radius/server/client-table.ts";
-import type { RadiusClient } from "../../../../src/store/types.ts";
+import { DEFAULT_CLIENT_PHONE, type RadiusClient } from "../../../../src/store/types.ts";
 
 describe("parseCIDR", () => {
   test.each([
@@ -77,6 +77,7 @@ const client = (name: string, address: string): RadiusClient => ({
   requireMessageAuthenticator: true,
   allowPasswordOnly: false,
   directories: null,
+  ...DEFAULT_CLIENT_PHONE,
   createdAt: 0,
 });
 

@@ -74,6 +74,28 @@ test("a request evaluated but left unanswered is dropped again for the same reas
   expect(cache.begin(answered, 30)).toEqual({ kind: "answered", reply });
 });
 
+test("a held request retransmitted after 35 s (beyond the 30 s ttl, across generation changes) is still absorbed; its reply is then kept the ttl", () => {
+  const cache = new DedupeCache(30_000);
+  const held = DedupeCache.key("192.0.2.1", 1000, 7, auth(1));
+  expect(cache.begin(held, 0)).toEqual({ kind: "new" });
+  // other traffic turns the generations over every 30 s
+  for (let t = 1000; t <= 119_000; t += 1000) cache.begin(DedupeCache.key("192.0.2.2", t, 1, auth(2)), t);
+  for (const t of [35_000, 65_000, 95_000, 119_999]) expect(cache.begin(held, t)).toEqual({ kind: "in_progress" });
+  const reply = new Uint8Array([2, 7, 0, 20]);
+  cache.finish(held, reply, 120_000);
+  for (let t = 121_000; t <= 149_000; t += 1000) cache.begin(DedupeCache.key("192.0.2.3", t, 1, auth(3)), t);
+  expect(cache.begin(held, 149_999)).toEqual({ kind: "answered", reply });
+  expect(cache.begin(held, 150_001)).toEqual({ kind: "new" });
+});
+
+test("a wedged evaluation stops counting as in progress after ttl + the longest hold", () => {
+  const cache = new DedupeCache(30_000);
+  const key = DedupeCache.key("192.0.2.1", 1000, 7, auth(1));
+  cache.begin(key, 0);
+  expect(cache.begin(key, 149_999)).toEqual({ kind: "in_progress" });
+  expect(cache.begin(key, 150_000)).toEqual({ kind: "new" });
+});
+
 test("the cache is bounded: the oldest entries go first", () => {
   const cache = new DedupeCache(30_000, 100);
   for (let i = 0; i < 1000; i++) cache.begin(DedupeCache.key("192.0.2.1", i, 1, auth(1)), i);

@@ -175,6 +175,19 @@ describe("one pending approval per kind, user and client", () => {
     expect((await s.approvals.get("a"))!).toMatchObject({ state: "expired", answeredAt: 2_000 });
   });
 
+  test("pendingForUser: the user's pending, unexpired approvals of every kind and client, oldest first", async () => {
+    const s = await fresh();
+    await s.approvals.create(approval("a", { createdAt: 300 }));
+    await s.approvals.create(approval("b", { client: "wifi", createdAt: 200 }));
+    await s.approvals.create(approval("c", { kind: "password-reset", client: "portal", createdAt: 400, expiresAt: 2_000 }));
+    await s.approvals.create(approval("d", { user: "bob", client: "wifi" }));
+    await s.approvals.create(approval("e", { client: "lab" }));
+    await s.approvals.answer("e", "approved", 500);
+    expect((await s.approvals.pendingForUser("alice", 1_000)).map((a) => a.id)).toEqual(["b", "a", "c"]);
+    expect((await s.approvals.pendingForUser("alice", 2_000)).map((a) => a.id)).toEqual(["b", "a"]);
+    expect(await s.approvals.pendingForUser("nobody", 1_000)).toEqual([]);
+  });
+
   test("approvals without a user (Magic Link calls by number) never collide", async () => {
     const s = await fresh();
     await s.approvals.create(approval("a", { kind: "magic-link", user: null, client: "default" }));

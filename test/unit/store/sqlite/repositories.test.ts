@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { GROUP_COMMIT_MAX } from "../../../../src/store/sqlite/tokens.ts";
-import { type Challenge, type FailurePolicy, NetworkTakenError, StoreError, type UserImportRow } from "../../../../src/store/types.ts";
+import { type Challenge, DEFAULT_CLIENT_PHONE, type FailurePolicy, NetworkTakenError, StoreError, type UserImportRow } from "../../../../src/store/types.ts";
 import { cleanup, newClient, newToken, newUser, openIn, tempDir } from "../helpers.ts";
 
 let dir: string;
@@ -30,7 +30,7 @@ async function rejection(p: Promise<unknown>): Promise<StoreError> {
 describe("clients", () => {
   test("add, findByName, list, remove", async () => {
     const added = await store.clients.add(newClient("vpn"));
-    expect(added).toEqual({ ...newClient("vpn"), id: added.id, createdAt: NOW });
+    expect(added).toEqual({ ...DEFAULT_CLIENT_PHONE, ...newClient("vpn"), id: added.id, createdAt: NOW });
     await store.clients.add(newClient("fw", { firstFactor: "none", otpMode: "concat", requireMessageAuthenticator: false, allowPasswordOnly: true }));
     expect(await store.clients.findByName("vpn")).toEqual(added);
     expect((await store.clients.list()).map((c) => [c.name, c.firstFactor, c.otpMode, c.requireMessageAuthenticator, c.allowPasswordOnly])).toEqual([
@@ -40,6 +40,23 @@ describe("clients", () => {
     expect(await store.clients.remove("vpn")).toBe(true);
     expect(await store.clients.remove("vpn")).toBe(false);
     expect(await store.clients.findByName("vpn")).toBeUndefined();
+  });
+
+  test("phone settings: defaults, given at add, changed by updatePhone (which bumps the generation), refused out of range by the schema", async () => {
+    const plain = await store.clients.add(newClient("vpn"));
+    expect([plain.approvalHoldS, plain.approvalMode, plain.approvalNumberMatch, plain.smsCodeLength, plain.smsCodeAlphabet]).toEqual([25, "hold", false, null, null]);
+    const set = { approvalHoldS: 60, approvalMode: "challenge", approvalNumberMatch: true, smsCodeLength: 8, smsCodeAlphabet: "alphanumeric" } as const;
+    await store.clients.add(newClient("fw", { address: "192.0.2.20/32", ...set }));
+    expect(await store.clients.findByName("fw")).toMatchObject(set);
+    const before = await store.generation();
+    expect(await store.clients.updatePhone("vpn", { approvalHoldS: 90, smsCodeLength: 4 })).toMatchObject({ approvalHoldS: 90, approvalMode: "hold", smsCodeLength: 4, smsCodeAlphabet: null });
+    expect(await store.generation()).not.toBe(before);
+    expect(await store.clients.findByName("vpn")).toMatchObject({ approvalHoldS: 90, approvalMode: "hold", approvalNumberMatch: false, smsCodeLength: 4, smsCodeAlphabet: null });
+    expect(await store.clients.updatePhone("vpn", { smsCodeLength: null, smsCodeAlphabet: "alphabetic" })).toMatchObject({ smsCodeLength: null, smsCodeAlphabet: "alphabetic" });
+    expect(await store.clients.updatePhone("nobody", { approvalHoldS: 30 })).toBeUndefined();
+    // the CHECK constraints back the CLI's and the API's own range checks
+    await expect(store.clients.updatePhone("vpn", { approvalHoldS: 121 })).rejects.toThrow();
+    await expect(store.clients.updatePhone("vpn", { approvalHoldS: 4 })).rejects.toThrow();
   });
 
   test("duplicate name is a conflict that names the client but not the secret", async () => {
