@@ -20,6 +20,8 @@ let calls = 0;
 let next: Decision = { kind: "accept", user: "alice" };
 /** How long the fake engine takes to decide (ms): a held phone approval takes up to 120 s. */
 let evaluationMs = 20;
+/** When set, the next evaluation waits for it instead of `evaluationMs`: a hold the test ends itself. */
+let gate: Promise<void> | null = null;
 let server: RADIUSServer;
 let port: number;
 let client: dgram.Socket;
@@ -27,7 +29,10 @@ let client: dgram.Socket;
 const fakeEngine = {
   async authenticate(_a: Attempt): Promise<Decision> {
     calls++;
-    await new Promise((r) => setTimeout(r, evaluationMs)); // a slow evaluation, so duplicates overlap it
+    const held = gate;
+    gate = null;
+    if (held) await held;
+    else await new Promise((r) => setTimeout(r, evaluationMs)); // a slow evaluation, so duplicates overlap it
     return next;
   },
 } as unknown as Engine;
@@ -41,6 +46,7 @@ beforeEach(async () => {
   writable = true;
   calls = 0;
   evaluationMs = 20;
+  gate = null;
   next = { kind: "accept", user: "alice" };
   server = new RADIUSServer(store, fakeEngine, { listen: [{ address: "127.0.0.1", port: 0 }], recvBufferBytes: 1 << 20, dedupeTtlMs: 30_000, dropLogIntervalMs: 60_000 });
   port = (await server.start())[0]!.port;
@@ -106,13 +112,15 @@ test("a retransmission gets the same bytes and is evaluated once; one in progres
 });
 
 test("a request held far beyond the cache's ttl stays in progress for its whole hold: retransmissions are dropped, it is evaluated once, and its reply is cached after it", async () => {
-  // The same server with a 200 ms ttl and an evaluation of 1.2 s: six ttls, as a 120 s hold is four of the default 30 s.
+  // The same server with a 200 ms ttl, and an evaluation held until the test ends it, after more
+  // than five ttls: as a 120 s hold is four of the default 30 s.
   await server.stop();
   server = new RADIUSServer(store, fakeEngine, { listen: [{ address: "127.0.0.1", port: 0 }], recvBufferBytes: 1 << 20, dedupeTtlMs: 200, dropLogIntervalMs: 60_000 });
   port = (await server.start())[0]!.port;
-  evaluationMs = 1200;
+  let release!: () => void;
+  gate = new Promise<void>((r) => (release = r));
   const req = accessRequest(11);
-  const first = exchange([req], 1, 3000);
+  const all = exchange([req], 4, 20_000); // the held request's reply and the three others'
   // The NAS retransmits at 300, 700 and 1000 ms, each time after the ttl has passed; other requests
   // turn the cache's generations over meanwhile.
   for (const [pause, other] of [[300, 101], [400, 102], [300, 103]] as const) {
@@ -120,9 +128,12 @@ test("a request held far beyond the cache's ttl stays in progress for its whole 
     client.send(req, port, "127.0.0.1");
     client.send(accessRequest(other), port, "127.0.0.1");
   }
-  const replies = await first;
-  expect(replies.filter((r) => r[1] === 11)).toHaveLength(1);
+  for (let i = 0; i < 100 && (server.stats.dropped.duplicate_in_progress ?? 0) < 3; i++) await Bun.sleep(20);
   expect(server.stats.dropped.duplicate_in_progress).toBe(3);
+  release();
+  const replies = await all;
+  expect(replies.filter((r) => r[1] === 11)).toHaveLength(1);
+  expect(replies).toHaveLength(4);
   // after the reply, a retransmission within the ttl gets the same bytes
   const again = await exchange([req], 1);
   expect(again[0]!.equals(replies.find((r) => r[1] === 11)!)).toBe(true);
