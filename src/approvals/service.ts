@@ -7,7 +7,7 @@ import type { Level } from "../audit/log.ts";
 import type { Dispatcher, RefusalReason } from "../delivery/dispatcher.ts";
 import { endpointSmsText } from "../delivery/sms-text.ts";
 import { csrfToken, generateLinkToken, generateSessionId, hashLinkToken, LINK_TOKEN_PATTERN, matchChoices, MATCH_MAX, MATCH_MIN, verifyCsrfToken } from "../magiclink/tokens.ts";
-import type { Approval, ApprovalChannel, ApprovalKind, ApprovalOutcome, ApprovalRepo } from "../store/types.ts";
+import { APPROVAL_KINDS, type Approval, type ApprovalChannel, type ApprovalKind, type ApprovalOutcome, type ApprovalRepo } from "../store/types.ts";
 import { sendText, type TextTarget } from "./send.ts";
 import { parseTexts, type ApprovalContext, type ApprovalTexts } from "./texts.ts";
 import { WaiterHub, type WaitOutcome } from "./waiters.ts";
@@ -118,7 +118,7 @@ export interface ApprovalServiceOptions {
   hub?: WaiterHub;
 }
 
-const KINDS: readonly string[] = ["radius", "magic-link", "password-reset"] satisfies ApprovalKind[];
+const KINDS: readonly string[] = APPROVAL_KINDS;
 const isKind = (s: string | undefined): s is ApprovalKind => s !== undefined && KINDS.includes(s);
 
 /**

@@ -309,7 +309,9 @@ export interface ApiKeyRepo {
 }
 
 /** What asked for an approval: a RADIUS request (held or challenge mode), a Magic Link API call, a password-reset portal. */
-export type ApprovalKind = "radius" | "magic-link" | "password-reset";
+/** What an approval is for; the approvals table's CHECK names the same three. */
+export const APPROVAL_KINDS = ["radius", "magic-link", "password-reset"] as const;
+export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 
 /**
  * An approval's state. `pending` moves once, by one conditional UPDATE, to one of the others:

@@ -1,7 +1,7 @@
 // Approvals in SQLite: consumables answered by one conditional UPDATE, one pending per kind, user and
 // client (a unique partial index), and the sealed server secret.
 
-import { StoreError, type Approval, type ApprovalChannel, type ApprovalKind, type ApprovalOutcome, type ApprovalRepo, type ApprovalState, type CreateOrJoin } from "../types.ts";
+import { APPROVAL_KINDS, StoreError, type Approval, type ApprovalChannel, type ApprovalKind, type ApprovalOutcome, type ApprovalRepo, type ApprovalState, type CreateOrJoin } from "../types.ts";
 import { prep, rethrow, type StoreContext } from "./context.ts";
 import { SqliteServerSecretRepo } from "./server-secrets.ts";
 
@@ -87,7 +87,7 @@ export class SqliteApprovalRepo implements ApprovalRepo {
     // serves it: no index of its own to write on every approval.
     this.sPendingForUser = prep<ApprovalRow>(
       db,
-      `SELECT ${COLUMNS} FROM approvals WHERE kind IN ('radius', 'magic-link', 'password-reset') AND username = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at, id`,
+      `SELECT ${COLUMNS} FROM approvals WHERE kind IN (${APPROVAL_KINDS.map((k) => `'${k}'`).join(", ")}) AND username = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at, id`,
     );
     // One statement: of any number of concurrent answers exactly one sees state = 'pending'.
     this.sAnswer = prep(db, "UPDATE approvals SET state = ?, answered_at = ? WHERE id = ? AND state = 'pending' AND expires_at > ?");
