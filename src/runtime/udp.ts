@@ -28,7 +28,12 @@ export interface BindOptions {
   recvBufferBytes: number;
   /** Must not throw: an exception here would end the process (Bun treats it as uncaught). */
   onMessage(data: Uint8Array, address: string, port: number): void;
-  onError?(err: Error): void;
+  /**
+   * A socket error, as a short data-free code (see errorCode). Bun may report an ICMP error (a NAS
+   * port that closed before its reply) with no Error object at all, so the raw value is never passed on.
+   * Called at most once a second per socket; `suppressed` counts the errors folded into this call.
+   */
+  onError?(error: string, suppressed: number): void;
   /**
    * A reply that did not leave: `error` is the system error code ("EAFNOSUPPORT", "EMSGSIZE"),
    * the error's name when it has none, or "would_block" when the socket buffer was full. Never
@@ -45,6 +50,8 @@ export interface BindOptions {
  */
 export async function bindUDP(address: string, port: number, options: BindOptions): Promise<UDPEndpoint> {
   const v6 = isIPv6(address);
+  let lastErrorAt = 0;
+  let suppressedErrors = 0;
   const socket = await Bun.udpSocket({
     hostname: address,
     port,
@@ -54,7 +61,20 @@ export async function bindUDP(address: string, port: number, options: BindOption
         options.onMessage(data, fromAddress, fromPort);
       },
       error(_socket, err) {
-        options.onError?.(err);
+        // runs on the event loop: a throw here would end the process
+        try {
+          const now = Date.now();
+          if (now - lastErrorAt < 1000) {
+            suppressedErrors++;
+            return;
+          }
+          lastErrorAt = now;
+          const suppressed = suppressedErrors;
+          suppressedErrors = 0;
+          options.onError?.(errorCode(err), suppressed);
+        } catch {
+          // the log write failed; the socket keeps serving
+        }
       },
     },
   });

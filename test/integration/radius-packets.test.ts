@@ -382,3 +382,26 @@ describe("stats", () => {
     await eventually("64 replies", () => (main.received.length - from >= 64 ? true : undefined), { tries: 200, timeoutMs: 10_000, everyMs: 20 });
   });
 });
+
+describe("a NAS port that closes before its reply", () => {
+  test("the ICMP port-unreachable errors are logged as radius.socket_error (a code, rate-limited) and the server keeps serving", async () => {
+    const from = server.logs.length;
+    for (let round = 0; round < 3; round++) {
+      const gone = await Promise.all(Array.from({ length: 16 }, () => UDPClient.open(MAIN)));
+      for (const c of gone) c.send(request([[Attr.UserName, text("nobody-closed")], [Attr.UserPassword, text("x-pass-1")]]), server.port);
+      for (const c of gone) c[Symbol.dispose]();
+      // the replies (Access-Reject after the failure delay) meet closed ports; the kernel answers with ICMP errors
+      await Bun.sleep(1500);
+    }
+    const r = await main.exchange(statusServer(mainSecret, identifier()), server.port, mainSecret);
+    expect(r.code).toBe(Code.AccessAccept);
+    expect(server.proc.exitCode).toBeNull();
+    const errors = server.logs.slice(from).filter((l) => l.event === "radius.socket_error");
+    for (const e of errors) {
+      expect(typeof e.error).toBe("string");
+      expect(e.error as string).toMatch(/^[A-Za-z0-9_]{1,40}$/);
+      expect(typeof e.suppressed).toBe("number");
+    }
+  }, 30_000);
+});
+

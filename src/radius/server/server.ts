@@ -90,7 +90,7 @@ export class RADIUSServer {
         const endpoint = await bindUDP(address, port, {
           recvBufferBytes: this.options.recvBufferBytes,
           onMessage: (data, source, sourcePort) => this.receive(endpoint, data, source, sourcePort),
-          onError: (err) => log("error", "radius.socket_error", { address, error: err.message }),
+          onError: (error, suppressed) => log("error", "radius.socket_error", { address, error, suppressed }),
           onSendFailed: (to, _port, error) => this.drop("send_failed", to, { error }),
           // no reply ahead of its own audit line
           beforeSend: flushLog,

@@ -79,7 +79,7 @@ describe("bindUDP", () => {
   test("a reply that cannot leave is reported with its error code, the others in its batch still leave, and nothing is thrown", async () => {
     const failed: [string, number, string][] = [];
     const received: string[] = [];
-    const errors: Error[] = [];
+    const errors: string[] = [];
     await using peer = await udpPeer((text) => received.push(text));
     const endpoint = await bindUDP("127.0.0.1", 0, {
       recvBufferBytes: 1 << 16,
