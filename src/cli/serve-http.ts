@@ -22,7 +22,7 @@ import { effectivePushSubject, loadVapidKeys } from "../push/vapid.ts";
 import { openFileLimit, serveHttp, type HttpLimits, type HttpListener, type ListenerEvent } from "../runtime/http.ts";
 import { contains, parseAddress, parseCIDR } from "../util/cidr.ts";
 import type { DeliveryRepos, Store } from "../store/types.ts";
-import { splitListen, type ServeContext } from "./serve.ts";
+import { splitListen, type ServeContext } from "./serve-context.ts";
 
 /**
  * Builds delivery and the Magic Link service and starts both listeners. Throws ConfigError (a

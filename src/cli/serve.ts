@@ -5,7 +5,7 @@ import { AuditBus, logSink } from "../audit/events.ts";
 import { log, setLogLevel } from "../audit/log.ts";
 import { auditCounters, collectRADIUS, createMetrics, requestSeconds, type PortcullisMetrics } from "../audit/metrics.ts";
 import { Engine, type PhoneServices } from "../auth/engine.ts";
-import { configWarnings, endpointProfiles, ldapProfiles, type Config } from "../config/index.ts";
+import { configWarnings, endpointProfiles, ldapProfiles } from "../config/index.ts";
 import { createLdapDirectory } from "../directory/ldap/index.ts";
 import { Directories } from "../directory/registry.ts";
 import { RADIUSServer } from "../radius/server/server.ts";
@@ -14,31 +14,13 @@ import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore } from "../store/open.ts";
 import { adminEventsOf, type DeliveryRepos, type Store } from "../store/types.ts";
 import { AdminEventTail } from "./admin-event-tail.ts";
+import { splitListen, type ServeContext } from "./serve-context.ts";
 import { reportUncaught } from "./uncaught.ts";
 
 /** How often `serve` looks whether another process committed (PRAGMA data_version) to emit CLI admin events. */
 const ADMIN_EVENT_POLL_MS = 1000;
 /** Emitted CLI admin-event records are kept this long in the store (the log line is the audit trail). */
 export const ADMIN_EVENT_RETENTION_DAYS = 90;
-
-export interface ServeContext {
-  config: Config;
-  flags?: { radiusListen?: string[]; httpListen?: string };
-  /**
-   * Which HTTP listeners the administrator set (file, environment or flag). A listener left at its
-   * built-in default that cannot be bound is logged as an error and skipped, so that the offline
-   * appliance (RADIUS + TOTP) still starts on its defaults; an explicit one that cannot be bound
-   * stops the start. Omitted: both count as explicit.
-   */
-  explicitListeners?: { http: boolean; admin: boolean };
-}
-
-/** Splits "192.0.2.1:1812" / "[::1]:1812" (already validated by the config schema). */
-export function splitListen(text: string): { address: string; port: number } {
-  const m = /^\[(.+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (!m) throw new TypeError(`radius.listen: "${text}" is not ADDR:PORT`);
-  return { address: m[1]!, port: Number(m[2]) };
-}
 
 /**
  * Starts the appliance and resolves when it has been stopped by SIGTERM/SIGINT.
