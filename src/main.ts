@@ -10,7 +10,8 @@ import pkg from "../package.json" with { type: "json" };
 import { setLogLevel, setLogSink } from "./audit/log.ts";
 import { apikeyCommand } from "./cli/apikey.ts";
 import { clientCommand } from "./cli/client.ts";
-import { CLIError, usageError, type CLIContext } from "./cli/context.ts";
+import { AdminError } from "./admin/errors.ts";
+import { CLIError, cliError, usageError, type CLIContext } from "./cli/context.ts";
 import { deviceCommand } from "./cli/device.ts";
 import { COMMAND_GROUPS, helpText } from "./cli/help.ts";
 import { keyCommand } from "./cli/key.ts";
@@ -81,6 +82,7 @@ async function readStdin(): Promise<string> {
 /** Turns any error into the one line we print. Unknown errors show their class and first line only. */
 export function describeError(e: unknown): { message: string; exitCode: number } {
   if (e instanceof CLIError) return { message: e.message, exitCode: e.exitCode };
+  if (e instanceof AdminError) return describeError(cliError(e));
   if (e instanceof ConfigError) return { message: e.message, exitCode: 2 };
   if (e instanceof StoreError || e instanceof OTPError) return { message: e.message, exitCode: 1 };
   if (e instanceof Error) {

@@ -7,7 +7,7 @@ import { terminalQR } from "../otp/index.ts";
 import type { User } from "../store/types.ts";
 import { audited } from "./audit.ts";
 import { CLIError, parseCommand, printList, usageError, type CLIContext } from "./context.ts";
-import { cleanUsername } from "./validate.ts";
+import { cleanUsername } from "../admin/validate.ts";
 
 export const DEVICE_USAGE = ["portcullis device enrol NAME", "portcullis device list [NAME] [--all] [--json]", "portcullis device remove ID"];
 

@@ -21,7 +21,7 @@ import { StoreError, type HashAlgorithm, type NewToken, type Store, type Token, 
 import { audited } from "./audit.ts";
 import { CLIError, parseCommand, parseInteger, stripOneNewline, printList, usageError, type CLIContext } from "./context.ts";
 import { newSerial } from "./user-import.ts";
-import { cleanUsername } from "./validate.ts";
+import { cleanUsername } from "../admin/validate.ts";
 
 export const TOKEN_USAGE = [
   "portcullis token add NAME --totp [--secret BASE32] [--digits 6|8] [--period 30] [--algorithm SHA1|SHA256|SHA512]",

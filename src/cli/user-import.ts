@@ -17,7 +17,7 @@ import { audited } from "./audit.ts";
 import { CLIError, type CLIContext } from "./context.ts";
 import { CSVError, parseCSV } from "../util/csv.ts";
 import { Progress } from "./progress.ts";
-import { cleanUsername, isEmail, normalizePhone } from "./validate.ts";
+import { cleanUsername, isEmail, normalizePhone } from "../admin/validate.ts";
 
 export const USER_CSV_COLUMNS = [
   "username",

@@ -6,7 +6,7 @@ import { StoreError, type LockoutState, type Store, type User } from "../store/t
 import { audited } from "./audit.ts";
 import { CLIError, parseCommand, stripOneNewline, printList, table, usageError, type CLIContext } from "./context.ts";
 import { importUsers } from "./user-import.ts";
-import { cleanUsername, isEmail, normalizePhone, PHONE_RULE } from "./validate.ts";
+import { cleanUsername, isEmail, normalizePhone, PHONE_RULE } from "../admin/validate.ts";
 
 export const USER_USAGE = [
   "portcullis user add NAME [--password-stdin | --directory PROFILE] [--phone +E164] [--email ADDR] [--type TYPE]",

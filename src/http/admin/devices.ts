@@ -3,7 +3,7 @@
 
 import * as v from "valibot";
 import { createEnrolment, describeDevice, listDevices, removeDevice } from "../../admin/devices.ts";
-import { cleanUsername } from "../../cli/validate.ts";
+import { cleanUsername } from "../../admin/validate.ts";
 import { DEVICE_ID } from "../../devices/keys.ts";
 import { svgQR } from "../../otp/index.ts";
 import type { User } from "../../store/types.ts";

@@ -5,7 +5,7 @@ import * as v from "valibot";
 import { BODY_LIMITS } from "../middleware.ts";
 import { importedTokens } from "../../cli/token.ts";
 import { newSerial } from "../../cli/user-import.ts";
-import { cleanUsername } from "../../cli/validate.ts";
+import { cleanUsername } from "../../admin/validate.ts";
 import {
   decodeBase32,
   generateSecret,

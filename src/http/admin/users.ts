@@ -7,7 +7,7 @@ import { CLIError } from "../../cli/context.ts";
 import { parseExpiry } from "../../cli/apikey.ts";
 import { ImportError, prepareImportRows, validateUserCSV } from "../../cli/user-import.ts";
 import { userView as cliUserView } from "../../cli/user.ts";
-import { cleanUsername, isEmail, normalizePhone, PHONE_RULE } from "../../cli/validate.ts";
+import { cleanUsername, isEmail, normalizePhone, PHONE_RULE } from "../../admin/validate.ts";
 import { hashPassword } from "../../runtime/password.ts";
 import { CSVError } from "../../util/csv.ts";
 import { StoreError, type NewUser, type Store, type User } from "../../store/types.ts";
