@@ -1,9 +1,11 @@
 // The admin API's side of the audit port (admin/audit.ts): the actor is the calling API key (its
 // name and role), and each change's admin.* event is emitted on the server's bus once it is made.
 
+import type { Context } from "hono";
 import type { AdminAudit } from "../../admin/audit.ts";
+import type { AdminContext } from "../../admin/context.ts";
 import type { ApiKey } from "../../store/types.ts";
-import type { HttpDeps } from "../types.ts";
+import type { HttpDeps, HttpEnv } from "../types.ts";
 
 /** The audit port of one admin API call made with `key`. */
 export function apiAudit(deps: Pick<HttpDeps, "audit">, key: Pick<ApiKey, "name" | "role">): AdminAudit {
@@ -22,4 +24,9 @@ export function apiAudit(deps: Pick<HttpDeps, "audit">, key: Pick<ApiKey, "name"
       deps.audit({ ...event, by: actor.name } as Parameters<HttpDeps["audit"]>[0]);
     },
   };
+}
+
+/** The admin operations' context of one admin API call: the server's store and clock, audited as the calling key. */
+export function adminContextOf(deps: HttpDeps, c: Context<HttpEnv>): AdminContext {
+  return { config: deps.config, store: deps.store, audit: apiAudit(deps, c.get("apiKey")), now: deps.now, random: deps.random };
 }
