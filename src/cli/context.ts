@@ -20,7 +20,16 @@ export class CLIError extends Error {
 }
 
 /** How the CLI names an admin operation's input fields where it is not `--` + the field in kebab case. */
-const CLI_NAMES: Record<string, string> = { username: "NAME", name: "NAME", password: "--password-stdin", approvalHoldS: "--approval-hold" };
+const CLI_NAMES: Record<string, string> = {
+  username: "NAME",
+  name: "NAME",
+  user: "NAME",
+  id: "ID",
+  code1: "CODE1",
+  code2: "CODE2",
+  password: "--password-stdin",
+  approvalHoldS: "--approval-hold",
+};
 
 /** The CLI's name of an admin operation's input field: "phone" → "--phone", "allowPasswordOnly" → "--allow-password-only". */
 export function cliName(field: string): string {

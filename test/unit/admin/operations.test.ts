@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { AdminAudit, AdminEventBody } from "../../../src/admin/audit.ts";
 import type { AdminContext } from "../../../src/admin/context.ts";
 import { AdminError } from "../../../src/admin/errors.ts";
+import { enrolToken, resyncToken } from "../../../src/admin/tokens.ts";
 import { importUsers } from "../../../src/admin/user-import.ts";
 import { addUser, findUser, removeUser, unlockUser, updateUser } from "../../../src/admin/users.ts";
 import { setLogSink } from "../../../src/audit/log.ts";
@@ -114,5 +115,34 @@ describe("user import", () => {
     const e = await refusal(importUsers(ctx, `${HEADER}\nnew1,,password,,,,,,\nbob,,password,,,,,,\n`));
     expect([e.code, e.field]).toEqual(["conflict", "csv.line.3"]);
     expect(await store.users.findByName("new1")).toBeUndefined();
+  });
+});
+
+describe("tokens", () => {
+  test("enrol: the documented algorithm names only (the CLI took sha256 and SHA-256 too); a short secret is a warning", async () => {
+    if (!(await store.users.findByName("bob"))) await addUser(ctx, { username: "bob" });
+    for (const algorithm of ["sha256", "SHA-256", "sha1", "MD5"]) {
+      const e = await refusal(enrolToken(ctx, { user: "bob", algorithm }));
+      expect([e.code, e.field, e.expose]).toEqual(["invalid", "algorithm", "must be SHA1, SHA256 or SHA512"]);
+    }
+    recorded.length = 0;
+    const done = await enrolToken(ctx, { user: "bob", algorithm: "SHA256", secret: SHORT_SECRET });
+    expect(done.token.algorithm).toBe("SHA256");
+    expect(done.warnings).toEqual(["the secret is shorter than 128 bits (RFC 4226 §4 R6); prefer a generated one"]);
+    expect(done.uri).toStartWith("otpauth://totp/");
+    expect(recorded).toEqual([{ type: "admin.token_enrolled", user: "bob", token: done.token.id, kind: "totp", by: "ops-test" }]);
+  });
+
+  test("resync: a code of the wrong length names its field; codes that are not consecutive are a conflict", async () => {
+    const { token } = await enrolToken(ctx, { user: "bob", digits: 8 });
+    const short = await refusal(resyncToken(ctx, token.id, "12345678", "123"));
+    expect([short.code, short.field, short.expose]).toEqual(["invalid", "code2", "a 8-digit code"]);
+    const wrong = await refusal(resyncToken(ctx, token.id, "12345678", "23456789"));
+    expect([wrong.code, wrong.expose]).toEqual(["conflict", "the two codes are not consecutive codes of this token; nothing changed"]);
+  });
+
+  test("an unknown owner is not_found on the field `user`", async () => {
+    const e = await refusal(enrolToken(ctx, { user: "nobody" }));
+    expect([e.code, e.field, e.message, e.expose]).toEqual(["not_found", "user", "no user named nobody", "no such user"]);
   });
 });
