@@ -60,6 +60,16 @@ describe("unified behaviours", () => {
     expect(await api.json()).toEqual({ imported: 2, withToken: 2, warnings: [WARNING] });
   });
 
+  test("client list --json and GET /clients show a client the same way (createdAt as ISO 8601 in both)", async () => {
+    expect(cli(["client", "add", "fw", "--address", "192.0.2.1", "--secret", "0123456789abcdef"]).code).toBe(0);
+    expect((await f.call("POST", "/clients", { key: f.keys.admin, body: { name: "fw", address: "192.0.2.1", secret: "0123456789abcdef" } })).status).toBe(201);
+    const [fromCli] = JSON.parse(cli(["client", "list", "--json"]).stdout);
+    const [fromApi] = (await (await f.call("GET", "/clients", { key: f.keys.operator })).json()) as unknown[];
+    expect(Object.keys(fromCli).sort()).toEqual(Object.keys(fromApi as object).sort());
+    expect(fromCli.createdAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    expect({ ...fromCli, createdAt: "", id: 0 }).toEqual({ ...(fromApi as object), createdAt: "", id: 0 });
+  });
+
   test("the same change is the same event from either adapter; only `by` tells them apart", async () => {
     expect(cli(["user", "unlock", "strong1"]).code).toBe(0);
     const store = await openStore({ driver: "sqlite", path: join(dataDir, "portcullis.db"), dataDir });
