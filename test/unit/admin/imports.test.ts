@@ -30,6 +30,11 @@ function imports(file: string): string[] {
 const rel = (f: string) => relative(SRC, f);
 
 describe("admin layer and adapters", () => {
+  test("src/http/** imports nothing from src/cli/**", () => {
+    const offending = sources("http").flatMap((f) => imports(f).filter((t) => rel(t).startsWith("cli/")).map((t) => `${rel(f)} → ${rel(t)}`));
+    expect(offending).toEqual([]);
+  });
+
   test("src/admin/** imports neither adapter (src/cli, src/http) nor hono", () => {
     const offending = sources("admin").flatMap((f) => {
       const bad = imports(f).filter((t) => /^(cli|http)\//.test(rel(t))).map((t) => `${rel(f)} → ${rel(t)}`);

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { AdminAudit, AdminEventBody } from "../../../src/admin/audit.ts";
 import type { AdminContext } from "../../../src/admin/context.ts";
 import { AdminError } from "../../../src/admin/errors.ts";
+import { addApiKey, removeApiKey } from "../../../src/admin/api-keys.ts";
 import { enrolToken, resyncToken } from "../../../src/admin/tokens.ts";
 import { importUsers } from "../../../src/admin/user-import.ts";
 import { addUser, findUser, removeUser, unlockUser, updateUser } from "../../../src/admin/users.ts";
@@ -144,5 +145,18 @@ describe("tokens", () => {
   test("an unknown owner is not_found on the field `user`", async () => {
     const e = await refusal(enrolToken(ctx, { user: "nobody" }));
     expect([e.code, e.field, e.message, e.expose]).toEqual(["not_found", "user", "no user named nobody", "no such user"]);
+  });
+});
+
+describe("API keys", () => {
+  test("the actor's role decides: an admin may not make or remove admin and root keys; a root actor (the CLI) may", async () => {
+    const asRoot: AdminContext = { ...ctx, audit: { ...memoryAudit("root-actor"), actor: { name: "root-actor", role: "root" } } };
+    const e = await refusal(addApiKey(ctx, { name: "strong", role: "root" }));
+    expect([e.code, e.expose]).toEqual(["forbidden", "only a root key may manage admin and root keys"]);
+    const made = await addApiKey(asRoot, { name: "strong", role: "admin" });
+    expect(made.key).toStartWith("pcl_");
+    expect((await refusal(removeApiKey(ctx, "strong"))).code).toBe("forbidden");
+    await removeApiKey(asRoot, "strong");
+    expect((await refusal(removeApiKey(asRoot, "strong"))).code).toBe("not_found");
   });
 });
