@@ -74,20 +74,12 @@ export async function adminContext(ctx: CLIContext): Promise<AdminContext> {
 
 /**
  * Runs a store change and records the admin event `describe` makes of its result (null: nothing
- * changed) in the same transaction. Throws what the change throws (nothing is recorded then),
- * TypeError when the store has no admin-event table (the change is not made), and
+ * changed) in the same transaction, through cliAudit. New commands call an admin operation
+ * (src/admin) with adminContext(ctx) instead. Throws what the change throws (nothing is recorded
+ * then), TypeError when the store has no admin-event table (the change is not made), and
  * StoreError("unavailable") when the database is locked beyond the busy timeout.
  */
 export async function audited<T>(ctx: CLIContext, change: (store: Store) => Promise<T>, describe: (result: T) => CLIAdminEvent | null): Promise<T> {
   const store = await ctx.store();
-  const actor = ctx.actor ?? cliActor();
-  return adminEventsOf(store).recordWith(
-    () => change(store),
-    (result) => {
-      const event = describe(result);
-      if (event === null) return null;
-      const { type, ...fields } = event;
-      return { at: ctx.now(), actor, type, fields };
-    },
-  );
+  return cliAudit(store, ctx.actor ?? cliActor(), ctx.now).change(() => change(store), describe);
 }
