@@ -165,18 +165,42 @@ const PRIMARY_CODES: Record<number, string> = {
   15: "SQLITE_PROTOCOL",
   19: "SQLITE_CONSTRAINT",
 };
-/** Extended constraint codes (sqlite3.h): the ones the store tells apart. */
+/** Extended constraint codes (sqlite3.h): the ones the store tells apart (users.ts reads SQLITE_CONSTRAINT_CHECK). */
 const EXTENDED_CODES: Record<number, string> = {
+  275: "SQLITE_CONSTRAINT_CHECK",
   787: "SQLITE_CONSTRAINT_FOREIGNKEY",
+  1299: "SQLITE_CONSTRAINT_NOTNULL",
   1555: "SQLITE_CONSTRAINT_PRIMARYKEY",
   2067: "SQLITE_CONSTRAINT_UNIQUE",
 };
 
-/** Gives a node:sqlite error (numeric `errcode`) bun:sqlite's string `code`; other errors pass unchanged. */
+/**
+ * SQLite's own messages (sqlite3_errstr, and the constraint messages) for the codes above: Deno's
+ * node:sqlite gives no `errcode` for an error raised by exec() ("database is locked" from a BEGIN).
+ */
+const MESSAGE_CODES: [RegExp, string][] = [
+  [/^UNIQUE constraint failed/, "SQLITE_CONSTRAINT_UNIQUE"],
+  [/^FOREIGN KEY constraint failed/, "SQLITE_CONSTRAINT_FOREIGNKEY"],
+  [/^CHECK constraint failed/, "SQLITE_CONSTRAINT_CHECK"],
+  [/^NOT NULL constraint failed/, "SQLITE_CONSTRAINT_NOTNULL"],
+  [/^database is locked/, "SQLITE_BUSY"],
+  [/^database table is locked/, "SQLITE_LOCKED"],
+  [/^attempt to write a readonly database/, "SQLITE_READONLY"],
+  [/^disk I\/O error/, "SQLITE_IOERR"],
+  [/^database or disk is full/, "SQLITE_FULL"],
+  [/^unable to open database file/, "SQLITE_CANTOPEN"],
+  [/^locking protocol/, "SQLITE_PROTOCOL"],
+];
+
+/** Gives a node:sqlite error (numeric `errcode`, else SQLite's message) bun:sqlite's string `code`; other errors pass unchanged. */
 function withSqliteCode(err: unknown): unknown {
-  const e = err as { errcode?: unknown; code?: unknown } | null;
-  if (e && typeof e === "object" && typeof e.errcode === "number") {
-    const name = EXTENDED_CODES[e.errcode] ?? PRIMARY_CODES[e.errcode & 0xff];
+  const e = err as { errcode?: unknown; code?: unknown; message?: unknown } | null;
+  if (e && typeof e === "object" && (typeof e.errcode === "number" || e.code === "ERR_SQLITE_ERROR")) {
+    const message = typeof e.message === "string" ? e.message : "";
+    const name =
+      typeof e.errcode === "number"
+        ? (EXTENDED_CODES[e.errcode] ?? PRIMARY_CODES[e.errcode & 0xff])
+        : MESSAGE_CODES.find(([re]) => re.test(message))?.[1];
     if (name) {
       try {
         e.code = name;

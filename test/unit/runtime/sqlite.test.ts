@@ -34,7 +34,7 @@ describe.each([
   function schema(): SQLDatabase {
     const db = open(tempFile());
     db.exec("PRAGMA foreign_keys = ON");
-    db.exec("CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT UNIQUE, flag INTEGER, data BLOB)");
+    db.exec("CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT UNIQUE, flag INTEGER CHECK (flag IS NULL OR flag IN (0, 1)), data BLOB)");
     db.exec("CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p(id))");
     return db;
   }
@@ -65,6 +65,9 @@ describe.each([
     expect(isForeignKeyViolation(fk)).toBe(true);
     expect(isUniqueViolation(fk)).toBe(false);
     expect(isUnavailable(fk)).toBe(false);
+    const check = thrown(() => db.prepare("INSERT INTO p (name, flag) VALUES (?, ?)").run("c", 7));
+    expect((check as { code?: unknown }).code).toBe("SQLITE_CONSTRAINT_CHECK");
+    expect(isUniqueViolation(check)).toBe(false);
     db.close();
   });
 
