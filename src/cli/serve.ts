@@ -9,6 +9,7 @@ import { configWarnings, endpointProfiles, ldapProfiles, type Config } from "../
 import { createLdapDirectory } from "../directory/ldap/index.ts";
 import { Directories } from "../directory/registry.ts";
 import { RADIUSServer } from "../radius/server/server.ts";
+import { runtimeName } from "../runtime/info.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore } from "../store/open.ts";
@@ -163,7 +164,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   }
   for (const e of endpoints) {
     const granted = e.receiveBufferSize();
-    log("info", "radius.listening", { address: e.address, port: e.port, recv_buffer_bytes: granted });
+    log("info", "radius.listening", { address: e.address, port: e.port, recv_buffer_bytes: granted, runtime: runtimeName() });
     if (granted > 0 && granted < config.radius.recv_buffer_bytes) {
       log("warn", "radius.recv_buffer_small", {
         requested: config.radius.recv_buffer_bytes,

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { CONFIG_FIELDS, CONFIG_TABLE_ARRAYS, renderConfigReference } from "../../../src/config/index.ts";
 
 test("docs/configuration.md is up to date (run: bun scripts/gen-config-docs.ts)", () => {
-  const committed = readFileSync(join(import.meta.dir, "../../../docs/configuration.md"), "utf8");
+  const committed = readFileSync(join(import.meta.dirname, "../../../docs/configuration.md"), "utf8");
   expect(committed).toBe(renderConfigReference());
 });
 

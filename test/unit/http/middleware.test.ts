@@ -3,6 +3,7 @@
 
 import { vValidator } from "@hono/valibot-validator";
 import { afterEach, describe, expect, test } from "bun:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import * as v from "valibot";
@@ -204,7 +205,7 @@ describe("apiKeyAuth", () => {
     const { app, keys } = await setup();
     const r = await app.request("/admin/who", { headers: { Authorization: `Bearer ${keys.adm}` } });
     expect(await r.text()).toBe("adm");
-    await Bun.sleep(0);
+    await sleep(0);
     expect((await store!.apiKeys.findByName("adm"))!.lastUsedAt).toBe(NOW);
   });
 });

@@ -1,5 +1,6 @@
 // BoundedPool mechanics with in-memory sessions and a frozen clock: the bound, waiting, reuse, and lifetime limits.
 import { describe, expect, test } from "bun:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { BoundedPool, type PoolLimits } from "../../../../src/directory/ldap/bounded-pool.ts";
 
 type Session = { id: number; gone: boolean; closed: boolean };
@@ -11,7 +12,7 @@ function fixture(limits: Partial<PoolLimits> = {}, { failOpen = false, openDelay
   const pool = new BoundedPool<Session>(
     {
       open: async () => {
-        if (openDelayMs > 0) await Bun.sleep(openDelayMs);
+        if (openDelayMs > 0) await sleep(openDelayMs);
         if (failOpen) throw new Error("ECONNREFUSED");
         const s = { id: ++next, gone: false, closed: false };
         sessions.push(s);
@@ -47,7 +48,7 @@ describe("BoundedPool", () => {
     const b = await pool.acquire();
     let got: Session | undefined;
     const waiting = pool.acquire().then((l) => (got = l.conn));
-    await Bun.sleep(10);
+    await sleep(10);
     expect(got).toBeUndefined();
     pool.release(a.conn);
     await waiting;
@@ -72,7 +73,7 @@ describe("BoundedPool", () => {
     const waiting = pool.acquire();
     pool.drop(a.conn); // starts opening a replacement for the waiter, which gives up first
     await expect(waiting).rejects.toThrow("unavailable: busy");
-    for (let i = 0; i < 50 && pool.stat().idle === 0; i++) await Bun.sleep(10);
+    for (let i = 0; i < 50 && pool.stat().idle === 0; i++) await sleep(10);
     expect(pool.stat()).toMatchObject({ opened: 2, discarded: 1, idle: 1, busy: 0 });
   });
 
