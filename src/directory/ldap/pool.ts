@@ -41,6 +41,7 @@ export interface ServicePoolOptions {
 export class ServicePool {
   readonly #pool: BoundedPool<ServiceConnection>;
   readonly #log: LogFn | undefined;
+  readonly #pipeline: number;
 
   constructor(
     private readonly profile: LdapProfile,
@@ -49,6 +50,7 @@ export class ServicePool {
     options: ServicePoolOptions = {},
   ) {
     this.#log = options.log;
+    this.#pipeline = Math.max(1, options.pipeline ?? DEFAULT_PIPELINE);
     const name = profile.name;
     this.#pool = new BoundedPool<ServiceConnection>(
       {
@@ -59,7 +61,7 @@ export class ServicePool {
         unavailable: (why) =>
           new DirectoryUnavailableError(name, why === "busy" ? `ldap profile "${name}": all ${Math.max(1, options.max ?? 4)} service connections busy` : `ldap profile "${name}" closed`),
       },
-      { max: Math.max(1, options.max ?? 4), maxLeases: Math.max(1, options.pipeline ?? DEFAULT_PIPELINE), waitMs: profile.timeoutMs, ...POOL_LIFETIME, ...options.limits },
+      { max: Math.max(1, options.max ?? 4), maxLeases: this.#pipeline, waitMs: profile.timeoutMs, ...POOL_LIFETIME, ...options.limits },
       options.now,
     );
   }
@@ -99,8 +101,9 @@ export class ServicePool {
   }
 
   async #open(): Promise<ServiceConnection> {
-    // Searches made in the same event-loop turn leave in one write (several requests per segment).
-    const c = await connectAny(this.profile, this.ca, this.health, this.#log, { coalesceWrites: true });
+    // Pipelined searches made in the same event-loop turn leave in one write. With one request at a
+    // time there is nothing to gather, and waiting for the end of the turn would only add latency.
+    const c = await connectAny(this.profile, this.ca, this.health, this.#log, { coalesceWrites: this.#pipeline > 1 });
     try {
       await c.client.bind(this.profile.bindDN, this.profile.bindPassword);
     } catch (e) {
