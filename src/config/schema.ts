@@ -197,11 +197,17 @@ export const ldapProfileSchema = v.strictObject({
   ),
   timeout_ms: integer(3000, 100, 60_000, "Timeout of each network operation (connect, bind, search, modify). The whole check, failover included, must fit the NAS's RADIUS timeout."),
   pool_size: integer(4, 1, 64, "Service-account connections kept open for searches and password changes. When all are busy a login waits for one (at most `timeout_ms`)."),
-  bind_pool_size: integer(
+  pipeline: integer(
     8,
     1,
     64,
-    "Connections kept open for user password checks only: each login rebinds one as the user, and none of them is ever used for a search. When all are busy a login waits for one (at most `timeout_ms`). Each server connection counts against the directory's own connection limits.",
+    "Requests one service connection carries at once (pipelined; the server answers each by its message ID). 1 sends one request at a time. A network error or timeout fails every request then on the connection; searches are retried once on a new connection.",
+  ),
+  bind_pool_size: integer(
+    32,
+    1,
+    64,
+    "Connections kept open for user password checks only: each login rebinds one as the user, and none of them is ever used for a search. A bind cannot be pipelined, so this bounds the logins checking a password at once. When all are busy a login waits for one (at most `timeout_ms`). Each server connection counts against the directory's own connection limits; idle ones are closed after 60 s.",
   ),
   reply: v.optional(
     v.pipe(v.array(ldapReplySchema), doc<Array<v.InferOutput<typeof ldapReplySchema>>>("Group → RADIUS reply attributes; every matching entry applies, in order.")),
