@@ -1,0 +1,230 @@
+// The approver app in headless Chromium against the real server process: the files under /app/
+// (types, CSP, caching), enrolment from the link `device enrol` prints (a non-extractable key in
+// IndexedDB, the fragment gone from the address, the device in `device list`), the service worker's
+// notification on a push. http://127.0.0.1 is a secure
+// context for Chromium, so WebCrypto and the service worker work without a certificate.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { Appliance, eventually, type ServerProcess } from "./helpers/appliance.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+
+/** A port free right now (the public URL must be known before serve starts). */
+function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+let appliance: Appliance;
+let server: ServerProcess;
+let browser: Browser;
+let base: string;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: these tests need headless Chromium (apt-get install -y chromium)`);
+  appliance = new Appliance();
+  const port = freePort();
+  base = `http://127.0.0.1:${port}`;
+  appliance.writeConfig(`[http]\npublic_url = "${base}"\ntls = false\n[push]\nsubject = "mailto:ops@example.com"\nallowed_hosts = ["127.0.0.1"]\ntimeout_ms = 3000\n`);
+  await appliance.cli(["user", "add", "alice"]);
+  await appliance.cli(["user", "add", "bob"]);
+  server = await appliance.serve({ httpListen: `127.0.0.1:${port}` });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await appliance?.[Symbol.asyncDispose]();
+});
+
+/** `device enrol USER` → the printed link. */
+async function enrolmentLink(user: string): Promise<string> {
+  const out = await appliance.cli(["device", "enrol", user]);
+  const link = /^(http:\/\/\S+\/app\/#enrol=[A-Za-z0-9_-]{22})$/m.exec(out)?.[1];
+  if (!link) throw new Error("device enrol printed no link");
+  return link;
+}
+
+async function devices(user: string): Promise<Array<{ id: string; name: string; push: string | null }>> {
+  return JSON.parse(await appliance.cli(["device", "list", user, "--json"]));
+}
+
+/** Opens the link in a fresh browser profile, names the device and taps Enrol; resolves when the list shows. */
+async function enrolInBrowser(user: string, name: string, { notifications = false } = {}): Promise<{ context: BrowserContext; page: Page; link: string }> {
+  const context = await browser.newContext({ serviceWorkers: "allow" });
+  if (notifications) await context.grantPermissions(["notifications"], { origin: base });
+  const page = await context.newPage();
+  const link = await enrolmentLink(user);
+  await page.goto(link);
+  await page.waitForSelector("#view-enrol:not([hidden])");
+  await page.fill("#device-name", name);
+  await page.click("#enrol");
+  await page.waitForSelector("#view-main:not([hidden])");
+  return { context, page, link };
+}
+
+/** The width and height a PNG's IHDR states. */
+function pngSize(bytes: Uint8Array): [number, number] {
+  expect([...bytes.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const v = new DataView(bytes.buffer, bytes.byteOffset);
+  return [v.getUint32(16), v.getUint32(20)];
+}
+
+describe("the app's files", () => {
+  test("page, scripts, stylesheet, manifest, worker and icons: types, CSP, ETag revalidation", async () => {
+    const files: Array<[string, RegExp]> = [
+      ["/app/", /^text\/html; charset=utf-8$/],
+      ["/app/app.js", /^text\/javascript; charset=utf-8$/],
+      ["/app/lib.js", /^text\/javascript; charset=utf-8$/],
+      ["/app/sw.js", /^text\/javascript; charset=utf-8$/],
+      ["/app/app.css", /^text\/css; charset=utf-8$/],
+      ["/app/manifest.webmanifest", /^application\/manifest\+json$/],
+      ["/app/icons/icon-192.png", /^image\/png$/],
+    ];
+    for (const [path, type] of files) {
+      const r = await fetch(base + path);
+      expect(`${path} ${r.status}`).toBe(`${path} 200`);
+      expect(r.headers.get("content-type")).toMatch(type);
+      expect(r.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(r.headers.get("cache-control")).toBe("no-cache");
+      const csp = r.headers.get("content-security-policy") ?? "";
+      expect(csp).toStartWith("default-src 'none'; script-src 'self';");
+      expect(csp).toContain("connect-src 'self'");
+      expect(csp).not.toContain("unsafe");
+      const etag = r.headers.get("etag")!;
+      expect(etag).toMatch(/^"[A-Za-z0-9_-]{22}"$/);
+      await r.arrayBuffer();
+      const again = await fetch(base + path, { headers: { "If-None-Match": etag } });
+      expect(again.status).toBe(304);
+    }
+    // The page: no inline script or style, every script from /app/.
+    const html = await (await fetch(`${base}/app/`)).text();
+    const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)];
+    expect(scripts.map((m) => /src="([^"]+)"/.exec(m[1]!)?.[1])).toEqual(["/app/lib.js", "/app/app.js"]);
+    expect(scripts.every((m) => m[2] === "")).toBe(true);
+    expect(html).not.toMatch(/<style|style="|\son[a-z]+=/);
+    expect(html).toContain("iOS 16.4");
+    // /app without the slash goes to /app/; the API's answers keep the listener's own policy.
+    const bare = await fetch(`${base}/app`, { redirect: "manual" });
+    expect(bare.status).toBe(301);
+    expect(bare.headers.get("location")).toBe("/app/");
+    const api = await fetch(`${base}/app/api/v1/requests`);
+    expect(api.headers.get("content-security-policy")).toStartWith("default-src 'self'");
+    expect((await fetch(`${base}/app/icons/nope.png`)).status).toBe(404);
+  });
+
+  test("manifest: standalone, scope /app/, 192 and 512 PNG icons in both purposes, each of its stated size", async () => {
+    const m = (await (await fetch(`${base}/app/manifest.webmanifest`)).json()) as { display: string; scope: string; start_url: string; name: string; icons: Array<{ src: string; sizes: string; type: string; purpose: string }> };
+    expect(m).toMatchObject({ display: "standalone", scope: "/app/", start_url: "/app/", name: "Portcullis approvals" });
+    const has = (size: number, purpose: string) => m.icons.some((i) => i.sizes === `${size}x${size}` && i.purpose === purpose && i.type === "image/png");
+    for (const size of [192, 512]) for (const purpose of ["any", "maskable"]) expect(`${size} ${purpose} ${has(size, purpose)}`).toBe(`${size} ${purpose} true`);
+    for (const icon of [...m.icons, { src: "/app/icons/apple-touch-icon.png", sizes: "180x180" }]) {
+      const bytes = new Uint8Array(await (await fetch(base + icon.src)).arrayBuffer());
+      const [w, h] = pngSize(bytes);
+      expect(`${w}x${h}`).toBe(icon.sizes);
+    }
+  });
+});
+
+describe("enrolment in Chromium", () => {
+  test("from the link: the device is listed, the fragment is gone, the key is non-extractable, the worker controls /app/", async () => {
+    const { context, page } = await enrolInBrowser("alice", "Alice's laptop");
+    expect(new URL(page.url()).hash).toBe("");
+    expect(new URL(page.url()).pathname).toBe("/app/");
+    expect(await page.textContent("#device-label")).toBe("Alice's laptop");
+    const listed = await devices("alice");
+    expect(listed).toEqual([expect.objectContaining({ name: "Alice's laptop", push: null })]);
+
+    // Browser code as text: the tests are type-checked without the DOM library.
+    const key = await page.evaluate(`(async () => {
+      const device = await PortcullisLib.getDevice();
+      if (!device) return null;
+      let exported = "exported";
+      try {
+        await crypto.subtle.exportKey("jwk", device.privateKey);
+      } catch (e) {
+        exported = e.name;
+      }
+      const k = device.privateKey;
+      return { id: device.id, type: k.type, extractable: k.extractable, algorithm: k.algorithm, usages: k.usages, exported };
+    })()`);
+    expect(key).toEqual({ id: listed[0]!.id, type: "private", extractable: false, algorithm: { name: "ECDSA", namedCurve: "P-256" }, usages: ["sign"], exported: "InvalidAccessError" });
+
+    // The service worker registers (scope /app/) and, after a reload, controls the page.
+    const scope = await page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)");
+    expect(scope).toBe(`${base}/app/`);
+    await page.reload();
+    await page.waitForSelector("#view-main:not([hidden])");
+    expect(await page.evaluate("navigator.serviceWorker.controller?.scriptURL")).toBe(`${base}/app/sw.js`);
+    // The link is single use: opening it again in another profile is refused with a clear message.
+    await context.close();
+  });
+
+  test("a used link is refused with a clear message; no device is made", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const link = await enrolmentLink("bob");
+    const code = new URL(link).hash.slice("#enrol=".length);
+    const used = await fetch(`${base}/app/api/v1/devices`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ enrolment: code, name: "x", public_key: await publicJwk() }),
+    });
+    expect(used.status).toBe(201);
+    const before = (await devices("bob")).length;
+    await page.goto(link);
+    await page.waitForSelector("#view-enrol:not([hidden])");
+    await page.click("#enrol");
+    await eventually("the refusal", async () => ((await page.textContent("#status")) ?? "").includes("no longer valid") || undefined);
+    expect(await page.isVisible("#enrol-code")).toBe(true);
+    expect((await devices("bob")).length).toBe(before);
+    await context.close();
+  });
+
+  test("without a link: the page asks for one; a pasted link enrols", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${base}/app/`);
+    await page.waitForSelector("#view-enrol:not([hidden])");
+    expect(await page.isVisible("#no-code")).toBe(true);
+    await page.fill("#enrol-code", await enrolmentLink("bob"));
+    await page.fill("#device-name", "Bob's tablet");
+    await page.click("#enrol");
+    await page.waitForSelector("#view-main:not([hidden])");
+    expect((await devices("bob")).map((d) => d.name)).toContain("Bob's tablet");
+    await context.close();
+  });
+
+  test("a push shows a notification, whatever the page is doing", async () => {
+    const { context, page } = await enrolInBrowser("alice", "Alice's phone", { notifications: true });
+    const registration = await page.evaluate("navigator.serviceWorker.ready.then((r) => r.active?.scriptURL)");
+    expect(registration).toBe(`${base}/app/sw.js`);
+    const cdp = await context.newCDPSession(page);
+    const regs: Array<{ registrationId: string; scopeURL: string }> = [];
+    cdp.on("ServiceWorker.workerRegistrationUpdated", (e: { registrations: Array<{ registrationId: string; scopeURL: string }> }) => regs.push(...e.registrations));
+    await cdp.send("ServiceWorker.enable");
+    const reg = await eventually("the worker's registration over CDP", () => regs.find((r) => r.scopeURL === `${base}/app/`));
+    await cdp.send("ServiceWorker.deliverPushMessage", { origin: base, registrationId: reg.registrationId, data: JSON.stringify({ v: 1, id: "abc" }) });
+    const shown = await eventually("a notification", async () => {
+      const list = await page.evaluate<Array<{ title: string; body: string; tag: string }>>("navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((l) => l.map((n) => ({ title: n.title, body: n.body, tag: n.tag })))");
+      return list.length > 0 ? list : undefined;
+    });
+    expect(shown).toEqual([{ title: "Sign-in request", body: expect.stringContaining("Open Portcullis"), tag: "request-abc" }]);
+    await context.close();
+  });
+});
+
+/** A fresh P-256 public JWK (for enrolling through the API). */
+async function publicJwk(): Promise<Record<string, string>> {
+  const keys = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"])) as CryptoKeyPair;
+  const { kty, crv, x, y } = (await crypto.subtle.exportKey("jwk", keys.publicKey)) as Record<string, string>;
+  return { kty: kty!, crv: crv!, x: x!, y: y! };
+}
