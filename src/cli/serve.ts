@@ -215,6 +215,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
     void store.smsCodes.purgeExpired(now).catch(() => {});
     // Expired enrolment codes, and signature records whose time has left the 60 s window.
     void store.devices.purgeExpired(now).catch(() => {});
+    void store.approvalBlocks.purgeExpired(now - 3_600_000).catch(() => {});
     // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.
     void deliveryRepos.rateLimits.purgeExpired(now).catch(() => {});
     void deliveryRepos.deliveryLog.purgeBefore(now - config.delivery.log_retention_days * 86_400_000).catch(() => {});

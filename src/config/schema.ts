@@ -605,6 +605,24 @@ export const configSchema = v.strictObject({
     ),
     timeout_ms: integer(10_000, 500, 60_000, "Deadline of each request to a push service; devices are notified in parallel, so one slow service delays none of the others."),
   }),
+
+  app: section("Requests to the approver app: limits against MFA fatigue, the event streams, and the code shown for challenge mode. See docs/app.md.", {
+    requests_per_minute: integer(5, 0, 1000, "App requests one user may get per minute (RADIUS and Magic Link together; a request that joins a pending one counts too); beyond it the request is refused. 0 = no limit."),
+    requests_per_hour: integer(30, 0, 10_000, "App requests one user may get per hour. 0 = no limit."),
+    reject_backoff_s: integer(
+      30,
+      0,
+      86_400,
+      "After a user rejects an app request, no new one reaches them for this long; it doubles with each rejection in a row (up to `max_backoff_s`) and resets with an approval or an hour without rejections. 0 = no back-off.",
+    ),
+    max_backoff_s: integer(900, 0, 86_400, "The longest back-off after rejections in a row."),
+    report_lock_s: integer(1800, 0, 604_800, "After a user reports a request (\"This wasn't me\"), no app request reaches them for this long; `user unlock` ends it sooner. 0 = no lock (the report is still audited)."),
+    code_to_phone: bool(
+      true,
+      "In challenge mode (a RADIUS client with `--approval-mode challenge`), the app also shows a one-time code that the user may type at the VPN instead of approving; a wrong code rejects the request.",
+    ),
+    max_streams_per_user: integer(4, 1, 64, "Open event streams (`GET /app/api/v1/events`) per user; each device keeps at most 2 (a third closes its oldest). Beyond it a new stream is refused with 429."),
+  }),
 });
 
 type ParsedConfig = v.InferOutput<typeof configSchema>;
