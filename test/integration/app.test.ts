@@ -1,13 +1,19 @@
 // The approver app in headless Chromium against the real server process: the files under /app/
 // (types, CSP, caching), enrolment from the link `device enrol` prints (a non-extractable key in
 // IndexedDB, the fragment gone from the address, the device in `device list`), the service worker's
-// notification on a push. http://127.0.0.1 is a secure
+// notification on a push, requests arriving over the event stream and answered by tapping (a held
+// RADIUS request, challenge mode with number matching and the code typed at the VPN, a waiting
+// Magic Link call), and a device removed by the administrator.
+//
+// PORTCULLIS_SCREENSHOTS=1 also writes the README's screenshots to docs/img/. http://127.0.0.1 is a secure
 // context for Chromium, so WebCrypto and the service worker work without a certificate.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { Appliance, eventually, type ServerProcess } from "./helpers/appliance.ts";
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues, buildAccessRequest, eventually, identifier, type RawAttribute, type ServerProcess } from "./helpers/appliance.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -23,16 +29,39 @@ let appliance: Appliance;
 let server: ServerProcess;
 let browser: Browser;
 let base: string;
+let mlKey: string;
+const secrets: Record<string, string> = {};
+const PASSWORD = "correct horse battery";
+const CALLING_STATION_ID = 31;
+const phones: Record<string, string> = {};
+let nextPhone = 100;
+const SCREENSHOTS = process.env.PORTCULLIS_SCREENSHOTS === "1" ? resolve(import.meta.dir, "../../docs/img") : null;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: these tests need headless Chromium (apt-get install -y chromium)`);
   appliance = new Appliance();
   const port = freePort();
   base = `http://127.0.0.1:${port}`;
-  appliance.writeConfig(`[http]\npublic_url = "${base}"\ntls = false\n[push]\nsubject = "mailto:ops@example.com"\nallowed_hosts = ["127.0.0.1"]\ntimeout_ms = 3000\n`);
+  // No limits against fatigue here: each test has users of its own, and the limits have tests of their own.
+  appliance.writeConfig(`region = "SE"
+[http]
+public_url = "${base}"
+tls = false
+[push]
+subject = "mailto:ops@example.com"
+allowed_hosts = ["127.0.0.1"]
+timeout_ms = 3000
+[app]
+requests_per_minute = 0
+requests_per_hour = 0
+reject_backoff_s = 0
+`);
   await appliance.cli(["user", "add", "alice"]);
   await appliance.cli(["user", "add", "bob"]);
   server = await appliance.serve({ httpListen: `127.0.0.1:${port}` });
+  secrets.hold = await addLiveClient(appliance, server, "vpn-hold", "127.0.0.1", ["--approval-hold", "30"]);
+  secrets.challenge = await addLiveClient(appliance, server, "vpn-challenge", "127.0.0.3", ["--approval-mode", "challenge", "--approval-hold", "60", "--approval-number-match", "true"]);
+  mlKey = /pcl_[A-Za-z0-9_-]{43}/.exec(await appliance.cli(["apikey", "add", "web"]))![0];
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -58,8 +87,8 @@ async function devices(user: string): Promise<Array<{ id: string; name: string; 
 }
 
 /** Opens the link in a fresh browser profile, names the device and taps Enrol; resolves when the list shows. */
-async function enrolInBrowser(user: string, name: string, { notifications = false } = {}): Promise<{ context: BrowserContext; page: Page; link: string }> {
-  const context = await browser.newContext({ serviceWorkers: "allow" });
+async function enrolInBrowser(user: string, name: string, { notifications = false, viewport }: { notifications?: boolean; viewport?: { width: number; height: number } } = {}): Promise<{ context: BrowserContext; page: Page; link: string }> {
+  const context = await browser.newContext({ serviceWorkers: "allow", ...(viewport ? { viewport } : {}) });
   if (notifications) await context.grantPermissions(["notifications"], { origin: base });
   const page = await context.newPage();
   const link = await enrolmentLink(user);
@@ -218,6 +247,174 @@ describe("enrolment in Chromium", () => {
       return list.length > 0 ? list : undefined;
     });
     expect(shown).toEqual([{ title: "Sign-in request", body: expect.stringContaining("Open Portcullis"), tag: "request-abc" }]);
+    await context.close();
+  });
+  test("a removed device is told so, and can forget its key", async () => {
+    const { context, page } = await enrolInBrowser("bob", "Bob's old phone");
+    const id = (await devices("bob")).find((d) => d.name === "Bob's old phone")!.id;
+    await appliance.cli(["device", "remove", id]);
+    await page.reload();
+    await page.waitForSelector("#view-removed:not([hidden])");
+    expect(await page.textContent("#removed-title")).toBe("This device was removed");
+    await page.click("#forget");
+    await page.waitForSelector("#view-enrol:not([hidden])");
+    expect(await page.evaluate("PortcullisLib.getDevice()")).toBeNull();
+    await context.close();
+  });
+});
+
+/** A touch user with a phone number (for Magic Link) and a password (for RADIUS). */
+async function touchUser(name: string): Promise<void> {
+  phones[name] = `+4670125${String(nextPhone++).padStart(4, "0")}`;
+  await appliance.cli(["user", "add", name, "--password-stdin", "--type", "touch", "--phone", phones[name]!], { stdin: PASSWORD });
+}
+
+/** Enrols `name` in a fresh profile (a phone-sized window) and waits until the event stream is open. */
+async function appFor(name: string): Promise<{ context: BrowserContext; page: Page }> {
+  await touchUser(name);
+  const r = await enrolInBrowser(name, `${name}'s phone`, { viewport: { width: 390, height: 760 } });
+  await r.page.waitForSelector("body[data-live=stream]");
+  return r;
+}
+
+/** Sends one Access-Request from `address`; resolves with its reply (a held one when the answer comes). */
+async function radius(client: string, address: string, name: string, password: string, { state, station }: { state?: Uint8Array; station?: string } = {}) {
+  const enc = new TextEncoder();
+  const attributes: RawAttribute[] = [
+    [Attr.UserName, enc.encode(name)],
+    [Attr.UserPassword, enc.encode(password)],
+  ];
+  if (state) attributes.push([Attr.State, state]);
+  if (station) attributes.push([CALLING_STATION_ID, enc.encode(station)]);
+  const udp = await UDPClient.open(address);
+  try {
+    return await udp.exchange(buildAccessRequest({ identifier: identifier(), secret: secrets[client]!, attributes }), server.port, secrets[client]!, { timeoutMs: 40_000 });
+  } finally {
+    udp[Symbol.dispose]();
+  }
+}
+
+const replyMessage = (r: { attributes: RawAttribute[] }) => attributeValues(r.attributes, Attr.ReplyMessage).join("");
+const stateOf = (r: { attributes: RawAttribute[] }) => r.attributes.find(([t]) => t === Attr.State)![1];
+
+/** The card of the one request waiting on the page. */
+async function pendingCard(page: Page) {
+  return page.waitForSelector("li.request:not([data-state=done])");
+}
+
+const field = (card: Awaited<ReturnType<typeof pendingCard>>, name: string) => card.$eval(`[data-field="${name}"]`, (e) => e.textContent);
+
+describe("requests in the app (Chromium)", () => {
+  test("a held RADIUS request arrives over the event stream with service, source and user; Approve → Access-Accept", async () => {
+    const { context, page } = await appFor("carl");
+    expect(await page.isVisible("#empty")).toBe(true);
+    const login = radius("hold", "127.0.0.1", "carl", PASSWORD, { station: "203.0.113.7" });
+    const card = await pendingCard(page);
+    // It came over the stream: the page was live on the stream and has not polled.
+    expect(await page.getAttribute("body", "data-live")).toBe("stream");
+    expect(await card.getAttribute("data-kind")).toBe("radius");
+    expect(await field(card, "service")).toBe("vpn-hold");
+    expect(await field(card, "from")).toBe("203.0.113.7");
+    expect(await field(card, "for")).toBe("carl");
+    expect(await field(card, "expires")).toMatch(/^0:[0-3]\d$/);
+    expect(await page.isVisible("#empty")).toBe(false);
+    expect(await card.$$("button[data-decision=approve]")).toHaveLength(1);
+    if (SCREENSHOTS) {
+      mkdirSync(SCREENSHOTS, { recursive: true });
+      await page.screenshot({ path: join(SCREENSHOTS, "app-request.png") });
+    }
+    await (await card.$("button[data-decision=approve]"))!.click();
+    expect((await login).code).toBe(Code.AccessAccept);
+    await page.waitForSelector("li.request[data-state=done]");
+    expect(await page.textContent("li.request .result")).toContain("Approved");
+    expect(await page.textContent("#status")).toContain("Approved");
+    await server.waitForLog((l) => l.event === "approval.app_answered" && l.user === "carl" && l.state === "approved");
+    await context.close();
+  });
+
+  test("Reject → Access-Reject", async () => {
+    const { context, page } = await appFor("dora");
+    const login = radius("hold", "127.0.0.1", "dora", PASSWORD);
+    const card = await pendingCard(page);
+    await (await card.$("button[data-decision=reject]"))!.click();
+    expect((await login).code).toBe(Code.AccessReject);
+    expect(await page.textContent("li.request .result")).toContain("Rejected");
+    await server.waitForLog((l) => l.event === "approval.app_answered" && l.user === "dora" && l.state === "rejected");
+    await context.close();
+  });
+
+  test('"This wasn\'t me" asks once more, then rejects and is audited as approval.reported', async () => {
+    const { context, page } = await appFor("emil");
+    const login = radius("hold", "127.0.0.1", "emil", PASSWORD, { station: "198.51.100.9" });
+    const card = await pendingCard(page);
+    await (await card.$("button[data-decision=ask-report]"))!.click();
+    // Cancel keeps the request; asking again and confirming reports it.
+    await (await card.$("button.secondary:text('Cancel')"))!.click();
+    expect(await (await card.$("button[data-decision=report]"))!.isVisible()).toBe(false);
+    await (await card.$("button[data-decision=ask-report]"))!.click();
+    await (await card.$("button[data-decision=report]"))!.click();
+    expect((await login).code).toBe(Code.AccessReject);
+    expect(await page.textContent("li.request .result")).toContain("Reported");
+    const reported = await server.waitForLog((l) => l.event === "approval.reported" && l.user === "emil");
+    expect(reported).toMatchObject({ source: "198.51.100.9", client: "vpn-hold" });
+    await context.close();
+  });
+
+  test("challenge mode: the three numbers include the prompt's; picking it approves the next leg; the code shown is accepted at the VPN", async () => {
+    const { context, page } = await appFor("fay");
+    const first = await radius("challenge", "127.0.0.3", "fay", PASSWORD);
+    expect(first.code).toBe(Code.AccessChallenge);
+    const n = /choose (\d+)/.exec(replyMessage(first))![1]!;
+    let card = await pendingCard(page);
+    const picks = await card.$$eval("button[data-pick]", (bs) => bs.map((b) => b.getAttribute("data-pick")));
+    expect(picks).toHaveLength(3);
+    expect(picks).toContain(n);
+    // No plain Approve beside the numbers.
+    expect(await card.$$("button.approve")).toHaveLength(0);
+    expect(await field(card, "code")).toMatch(/^\d{6}$/);
+    if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, "app-number-match.png") });
+    await (await card.$(`button[data-pick="${n}"]`))!.click();
+    await page.waitForSelector("li.request[data-state=done]");
+    expect((await radius("challenge", "127.0.0.3", "fay", "", { state: stateOf(first) })).code).toBe(Code.AccessAccept);
+
+    // The code shown in the app, typed at the VPN instead of a tap: accepted, and the card says the request ended.
+    await page.evaluate("document.querySelectorAll('li.request').forEach((e) => e.remove())");
+    const second = await radius("challenge", "127.0.0.3", "fay", PASSWORD);
+    card = await pendingCard(page);
+    const code = (await field(card, "code"))!;
+    expect((await radius("challenge", "127.0.0.3", "fay", code, { state: stateOf(second) })).code).toBe(Code.AccessAccept);
+    await page.waitForSelector("li.request[data-state=done]");
+    expect(await page.textContent("li.request[data-state=done] .result")).toContain("ended");
+    await context.close();
+  });
+
+  test("a wrong number rejects: the next leg is Access-Reject and the app says why", async () => {
+    const { context, page } = await appFor("gus");
+    const first = await radius("challenge", "127.0.0.3", "gus", PASSWORD);
+    const n = /choose (\d+)/.exec(replyMessage(first))![1]!;
+    const card = await pendingCard(page);
+    const wrong = (await card.$$eval("button[data-pick]", (bs) => bs.map((b) => b.getAttribute("data-pick")))).find((p) => p !== n)!;
+    await (await card.$(`button[data-pick="${wrong}"]`))!.click();
+    await page.waitForSelector("li.request[data-state=done]");
+    expect(await page.textContent("li.request .result")).toContain("not the number");
+    expect((await radius("challenge", "127.0.0.3", "gus", "", { state: stateOf(first) })).code).toBe(Code.AccessReject);
+    await context.close();
+  });
+
+  test("a waiting Magic Link call ends TOUCH_ACCEPTED when the app approves, TOUCH_REJECTED when it rejects", async () => {
+    const { context, page } = await appFor("hana");
+    const call = () => fetch(`${base}/api/sfwa/auth?msisdn=${encodeURIComponent(phones.hana!)}`, { headers: { "api-key": mlKey } }).then((r) => r.text());
+    const accepted = call();
+    let card = await pendingCard(page);
+    expect(await card.getAttribute("data-kind")).toBe("magic-link");
+    expect(await card.$eval("h3", (e) => e.textContent)).toContain("Web sign-in");
+    await (await card.$("button[data-decision=approve]"))!.click();
+    expect(await accepted).toBe('{"code":"TOUCH_ACCEPTED"}');
+    await page.evaluate("document.querySelectorAll('li.request').forEach((e) => e.remove())");
+    const rejected = call();
+    card = await pendingCard(page);
+    await (await card.$("button[data-decision=reject]"))!.click();
+    expect(await rejected).toBe('{"code":"TOUCH_REJECTED"}');
     await context.close();
   });
 });

@@ -400,7 +400,7 @@
     const parts = [el("h3", { id: "req-title-" + n, text: kind + ": " + service })];
     parts.push(dl);
     if (typeof r.code === "string" && r.code) {
-      parts.push(el("p", { text: "Type this code where you are signing in:", id: "req-code-label-" + n }));
+      parts.push(el("p", { text: "Approve here, or type this code where you are signing in:", id: "req-code-label-" + n }));
       parts.push(el("p", { class: "code", "data-field": "code", "aria-labelledby": "req-code-label-" + n, text: r.code }));
     }
     const choices = Array.isArray(r.choices) ? r.choices.filter((c) => Number.isInteger(c)).slice(0, 3) : [];
@@ -451,9 +451,10 @@
   function drop(id, why) {
     const entry = state.requests.get(id);
     if (!entry) return;
-    if (!entry.done && why) {
-      // Ended elsewhere (another device, an SMS link, expiry): say so briefly instead of vanishing.
-      finish(entry, why, false);
+    if (why) {
+      // Ended elsewhere (another device, a code typed at the VPN, expiry): say so briefly instead of
+      // vanishing. A card already answered here keeps its own result until its timer removes it.
+      if (!entry.done) finish(entry, why, false);
       return;
     }
     clearTimeout(entry.doneTimer);
