@@ -18,13 +18,18 @@ label { display: block; font-weight: 600; margin: 0 0 0.25rem; }
 input[type=text] { display: block; width: 100%; min-height: 3rem; padding: 0.6rem 0.75rem; font: inherit; color: var(--fg); background: var(--bg); border: 2px solid var(--muted); border-radius: 0.5rem; margin: 0 0 1rem; }
 input[type=text]:focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
 button + button, form + button, .choices + button { margin-top: 0.75rem; }
+.choices button + button { margin-top: 0; }
+fieldset + button { margin-top: 0.75rem; }
 button.secondary { background: transparent; color: var(--fg); border-color: var(--muted); }
 button.report { background: transparent; color: var(--no); border-color: transparent; text-decoration: underline; min-height: 2.75rem; }
 button:disabled { opacity: 0.6; cursor: default; }
-ul.requests { list-style: none; margin: 0; padding: 0; }
+ul.requests { list-style: none; margin: 0 0 1rem; padding: 0; }
 ul.requests > li + li { margin-top: 1rem; }
 .banner { border-radius: 0.5rem; padding: 0.6rem 0.9rem; margin: 0 0 1rem; background: var(--card); border-left: 0.4rem solid var(--no); }
 .banner.info { border-left-color: var(--focus); }
+.banner p { margin: 0; }
+.banner button { margin-top: 0.6rem; }
+.code-label { margin: 1rem 0 0.25rem; }
 .code { font-size: 2rem; font-weight: 700; letter-spacing: 0.15em; font-variant-numeric: tabular-nums; margin: 0 0 1rem; }
 .confirm { border-top: 1px solid var(--muted); margin-top: 1rem; padding-top: 0.75rem; }
 .result { font-weight: 600; margin: 0.75rem 0 0; }
@@ -135,7 +140,7 @@ export function AppPage() {
             </p>
             <ul id="requests" class="requests" aria-labelledby="requests-title"></ul>
             <p class="muted" id="device-line">
-              This device: <span id="device-label"></span>
+              This device: <span id="device-label"></span>. <span id="notify-note"></span>
             </p>
           </section>
         </main>

@@ -87,7 +87,7 @@ async function devices(user: string): Promise<Array<{ id: string; name: string; 
 }
 
 /** Opens the link in a fresh browser profile, names the device and taps Enrol; resolves when the list shows. */
-async function enrolInBrowser(user: string, name: string, { notifications = false, viewport }: { notifications?: boolean; viewport?: { width: number; height: number } } = {}): Promise<{ context: BrowserContext; page: Page; link: string }> {
+async function enrolInBrowser(user: string, name: string, { notifications = false, viewport, screenshot }: { notifications?: boolean; viewport?: { width: number; height: number }; screenshot?: string } = {}): Promise<{ context: BrowserContext; page: Page; link: string }> {
   const context = await browser.newContext({ serviceWorkers: "allow", ...(viewport ? { viewport } : {}) });
   if (notifications) await context.grantPermissions(["notifications"], { origin: base });
   const page = await context.newPage();
@@ -95,6 +95,10 @@ async function enrolInBrowser(user: string, name: string, { notifications = fals
   await page.goto(link);
   await page.waitForSelector("#view-enrol:not([hidden])");
   await page.fill("#device-name", name);
+  if (SCREENSHOTS && screenshot) {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: join(SCREENSHOTS, screenshot), fullPage: true });
+  }
   await page.click("#enrol");
   await page.waitForSelector("#view-main:not([hidden])");
   return { context, page, link };
@@ -165,7 +169,7 @@ describe("the app's files", () => {
 
 describe("enrolment in Chromium", () => {
   test("from the link: the device is listed, the fragment is gone, the key is non-extractable, the worker controls /app/", async () => {
-    const { context, page } = await enrolInBrowser("alice", "Alice's laptop");
+    const { context, page } = await enrolInBrowser("alice", "Alice's laptop", { viewport: { width: 390, height: 760 }, screenshot: "app-enrol.png" });
     expect(new URL(page.url()).hash).toBe("");
     expect(new URL(page.url()).pathname).toBe("/app/");
     expect(await page.textContent("#device-label")).toBe("Alice's laptop");
@@ -321,7 +325,7 @@ describe("requests in the app (Chromium)", () => {
     expect(await card.$$("button[data-decision=approve]")).toHaveLength(1);
     if (SCREENSHOTS) {
       mkdirSync(SCREENSHOTS, { recursive: true });
-      await page.screenshot({ path: join(SCREENSHOTS, "app-request.png") });
+      await page.screenshot({ path: join(SCREENSHOTS, "app-request.png"), fullPage: true });
     }
     await (await card.$("button[data-decision=approve]"))!.click();
     expect((await login).code).toBe(Code.AccessAccept);
@@ -338,6 +342,8 @@ describe("requests in the app (Chromium)", () => {
     const card = await pendingCard(page);
     await (await card.$("button[data-decision=reject]"))!.click();
     expect((await login).code).toBe(Code.AccessReject);
+    // The login may end before the page has read the answer's response.
+    await page.waitForSelector("li.request[data-state=done]");
     expect(await page.textContent("li.request .result")).toContain("Rejected");
     await server.waitForLog((l) => l.event === "approval.app_answered" && l.user === "dora" && l.state === "rejected");
     await context.close();
@@ -354,6 +360,7 @@ describe("requests in the app (Chromium)", () => {
     await (await card.$("button[data-decision=ask-report]"))!.click();
     await (await card.$("button[data-decision=report]"))!.click();
     expect((await login).code).toBe(Code.AccessReject);
+    await page.waitForSelector("li.request[data-state=done]");
     expect(await page.textContent("li.request .result")).toContain("Reported");
     const reported = await server.waitForLog((l) => l.event === "approval.reported" && l.user === "emil");
     expect(reported).toMatchObject({ source: "198.51.100.9", client: "vpn-hold" });
@@ -372,7 +379,7 @@ describe("requests in the app (Chromium)", () => {
     // No plain Approve beside the numbers.
     expect(await card.$$("button.approve")).toHaveLength(0);
     expect(await field(card, "code")).toMatch(/^\d{6}$/);
-    if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, "app-number-match.png") });
+    if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, "app-number-match.png"), fullPage: true });
     await (await card.$(`button[data-pick="${n}"]`))!.click();
     await page.waitForSelector("li.request[data-state=done]");
     expect((await radius("challenge", "127.0.0.3", "fay", "", { state: stateOf(first) })).code).toBe(Code.AccessAccept);

@@ -49,8 +49,12 @@
     document.body.dataset.view = view;
   }
 
+  let sayTimer = 0;
+  /** A message in the status line (read out by screen readers); it clears itself after a while. */
   function say(text) {
     $("status").textContent = text || "";
+    clearTimeout(sayTimer);
+    if (text) sayTimer = setTimeout(() => ($("status").textContent = ""), 10000);
   }
 
   function el(tag, attrs, children) {
@@ -255,23 +259,19 @@
 
   /** The notification banner: what the user can do about notifications here. */
   function updateNotify() {
-    const box = $("notify");
-    const text = $("notify-text");
-    const button = $("notify-on");
+    const note = $("notify-note");
+    $("notify").hidden = true;
+    note.textContent = "";
     if (!pushSupported()) {
-      text.textContent = isIos() && !standalone() ? "For notifications on iPhone and iPad, add Portcullis to the Home Screen (Share, then Add to Home Screen) and enrol it there." : "This browser cannot show notifications: requests show up while this app is open.";
-      button.hidden = true;
-      box.hidden = false;
+      note.textContent = isIos() && !standalone() ? "For notifications on iPhone and iPad, add Portcullis to the Home Screen (Share, then Add to Home Screen) and enrol it there." : "This browser cannot show notifications: requests show up while this app is open.";
     } else if (Notification.permission === "denied") {
-      text.textContent = "Notifications are blocked for this app in the browser's settings: requests show up while this app is open.";
-      button.hidden = true;
-      box.hidden = false;
+      note.textContent = "Notifications are blocked for this app in the browser's settings: requests show up while this app is open.";
     } else if (Notification.permission === "default") {
-      text.textContent = "Turn on notifications to hear about sign-in requests while this app is closed.";
-      button.hidden = false;
-      box.hidden = false;
+      $("notify-text").textContent = "Turn on notifications to hear about sign-in requests while this app is closed.";
+      $("notify-on").hidden = false;
+      $("notify").hidden = false;
     } else {
-      box.hidden = true;
+      note.textContent = "Notifications are on.";
     }
   }
 
@@ -351,7 +351,7 @@
     return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
   }
 
-  const KIND = { radius: "Sign-in", "magic-link": "Web sign-in", "password-reset": "Password reset" };
+  const KIND = { radius: "Sign-in request", "magic-link": "Web sign-in request", "password-reset": "Password reset request" };
 
   function text(v, max) {
     const s = typeof v === "string" ? v : v === undefined || v === null ? "" : String(v);
@@ -397,12 +397,7 @@
       return b;
     };
 
-    const parts = [el("h3", { id: "req-title-" + n, text: kind + ": " + service })];
-    parts.push(dl);
-    if (typeof r.code === "string" && r.code) {
-      parts.push(el("p", { text: "Approve here, or type this code where you are signing in:", id: "req-code-label-" + n }));
-      parts.push(el("p", { class: "code", "data-field": "code", "aria-labelledby": "req-code-label-" + n, text: r.code }));
-    }
+    const parts = [el("h3", { id: "req-title-" + n, text: kind }), dl];
     const choices = Array.isArray(r.choices) ? r.choices.filter((c) => Number.isInteger(c)).slice(0, 3) : [];
     if (choices.length > 0) {
       const legend = el("legend", { id: "req-pick-" + n, text: "To approve, pick the number shown where you are signing in:" });
@@ -415,6 +410,11 @@
       parts.push(el("fieldset", {}, [legend, row]));
     } else {
       parts.push(answerButton("Approve", "approve", "approve"));
+    }
+    if (typeof r.code === "string" && r.code) {
+      // Challenge mode: the code may be typed at the sign-in prompt instead of a tap here.
+      parts.push(el("p", { class: "code-label", text: "Or type this code where you are signing in:", id: "req-code-label-" + n }));
+      parts.push(el("p", { class: "code", "data-field": "code", "aria-labelledby": "req-code-label-" + n, text: r.code }));
     }
     parts.push(answerButton("Reject", "reject", "reject"));
 
@@ -466,7 +466,7 @@
   function finish(entry, message, ok) {
     entry.done = true;
     for (const b of entry.buttons) b.remove();
-    entry.el.querySelectorAll(".choices, fieldset, .confirm").forEach((x) => x.remove());
+    entry.el.querySelectorAll(".choices, fieldset, .confirm, .code, .code-label").forEach((x) => x.remove());
     entry.el.dataset.state = "done";
     entry.result.textContent = message;
     entry.result.className = "result " + (ok ? "result-ok" : "result-no");
