@@ -408,6 +408,29 @@ describe("requests in the app (Chromium)", () => {
     await context.close();
   });
 
+  test("without the event stream the app polls the list: a request still shows up and can be approved; offline is shown", async () => {
+    await touchUser("ivan");
+    const context = await browser.newContext({ serviceWorkers: "block" });
+    // A proxy that cannot pass server-sent events, as seen from the page: the stream fails at once.
+    await context.route("**/app/api/v1/events", (route) => route.abort("connectionreset"));
+    const page = await context.newPage();
+    await page.goto(await enrolmentLink("ivan"));
+    await page.fill("#device-name", "ivan's phone");
+    await page.click("#enrol");
+    await page.waitForSelector("body[data-live=poll]");
+    const login = radius("hold", "127.0.0.1", "ivan", PASSWORD);
+    const card = await pendingCard(page);
+    expect(await page.getAttribute("body", "data-live")).toBe("poll");
+    await (await card.$("button[data-decision=approve]"))!.click();
+    expect((await login).code).toBe(Code.AccessAccept);
+
+    await context.setOffline(true);
+    await page.waitForSelector("#offline:not([hidden])");
+    await context.setOffline(false);
+    await page.waitForSelector("#offline", { state: "hidden" });
+    await context.close();
+  });
+
   test("a waiting Magic Link call ends TOUCH_ACCEPTED when the app approves, TOUCH_REJECTED when it rejects", async () => {
     const { context, page } = await appFor("hana");
     const call = () => fetch(`${base}/api/sfwa/auth?msisdn=${encodeURIComponent(phones.hana!)}`, { headers: { "api-key": mlKey } }).then((r) => r.text());
