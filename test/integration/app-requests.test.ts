@@ -7,10 +7,13 @@
 // user's request, a removed device, an ended request, a push endpoint host not allowed, and the
 // limits against fatigue (back-off, report lock, per-minute count).
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues, buildAccessRequest, eventually, identifier, type RawAttribute, type ServerProcess } from "./helpers/appliance.ts";
 import { DeviceClient } from "./helpers/device-client.ts";
 import { TestPushService } from "./helpers/push-service.ts";
+
+// Each test drives several CLI runs and logins through a server process on a shared, loaded machine.
+setDefaultTimeout(60_000);
 
 const SUBJECT = "mailto:ops@example.com";
 const PASSWORD = "correct horse battery";
@@ -249,6 +252,34 @@ describe("RADIUS touch through the app (held request)", () => {
     expect(gateway.messages.length).toBe(sms);
     await server.waitForLog((l) => l.event === "approval.app_answered" && l.user === "ann" && l.state === "approved");
     stream.close();
+  });
+
+  test("several devices are pushed in parallel; one whose push service answers 410 loses its subscription and the login still succeeds", async () => {
+    await user("ned");
+    const good = await enrol("ned");
+    const gone = await app.cli(["device", "enrol", "ned"]);
+    const code = /#enrol=([A-Za-z0-9_-]{22})/.exec(gone)![1]!;
+    const stale = await DeviceClient.create();
+    const staleSub = push.subscribe(410);
+    const res = await fetch(`${base}/app/api/v1/devices`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ enrolment: code, public_key: stale.publicJwk, name: "old phone", push: TestPushService.json(staleSub) }),
+    });
+    stale.id = ((await res.json()) as { device: string }).device;
+    const pushed = push.messages.length;
+    const login = radius("hold", "127.0.0.1", "ned", PASSWORD);
+    const got = (await push.waitFor(pushed + 2)).slice(pushed);
+    expect(got.map((m) => m.path).sort()).toEqual([new URL(good.sub!.endpoint).pathname, new URL(staleSub.endpoint).pathname].sort());
+    expect(new Set(got.map((m) => (JSON.parse(m.payload) as { id: string }).id)).size).toBe(1);
+    // Either device may answer; the stale one does.
+    const v = await pendingOf(stale);
+    await answer(stale, v.id, { decision: "approve" });
+    expect((await login).code).toBe(Code.AccessAccept);
+    await server.waitForLog((l) => l.event === "push.subscription_removed" && l.device === stale.id);
+    const listed = JSON.parse(await app.cli(["device", "list", "ned", "--json"])) as Array<{ id: string; push: string | null }>;
+    expect(listed.find((d) => d.id === stale.id)!.push).toBeNull();
+    expect(listed.find((d) => d.id === good.client.id)!.push).not.toBeNull();
   });
 
   test("a user without a device gets the SMS link exactly as before", async () => {

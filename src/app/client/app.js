@@ -463,13 +463,16 @@
     updateEmpty();
   }
 
-  function finish(entry, message, ok) {
+  function finish(entry, message, ok, answeredHere) {
     entry.done = true;
     for (const b of entry.buttons) b.remove();
     entry.el.querySelectorAll(".choices, fieldset, .confirm, .code, .code-label").forEach((x) => x.remove());
     entry.el.dataset.state = "done";
     entry.result.textContent = message;
     entry.result.className = "result " + (ok ? "result-ok" : "result-no");
+    // An answer given here removed the button that had the focus: move it to the card's outcome.
+    entry.result.setAttribute("tabindex", "-1");
+    if (answeredHere) entry.result.focus();
     clearTimeout(entry.doneTimer);
     entry.doneTimer = setTimeout(() => drop(entry.data.id), DONE_MS);
     updateEmpty();
@@ -503,14 +506,14 @@
     if (res.status === 200 && RESULT[status]) {
       const wrongNumber = pick !== undefined && status === "rejected";
       const message = wrongNumber ? "Rejected: that was not the number shown where you are signing in, so the sign-in was refused." : RESULT[status];
-      finish(entry, message, status === "approved");
+      finish(entry, message, status === "approved", true);
       say(message);
     } else if (res.status === 409) {
-      finish(entry, "This request has already ended.", false);
+      finish(entry, "This request has already ended.", false, true);
     } else if (res.status === 403) {
-      finish(entry, "This request is not for this device.", false);
+      finish(entry, "This request is not for this device.", false, true);
     } else if (res.status === 404) {
-      finish(entry, "This request no longer exists.", false);
+      finish(entry, "This request no longer exists.", false, true);
     } else {
       for (const b of entry.buttons) b.disabled = false;
       entry.result.textContent = "The appliance did not take the answer (HTTP " + res.status + "). Try again.";
