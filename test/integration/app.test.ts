@@ -197,6 +197,15 @@ describe("enrolment in Chromium", () => {
     await page.reload();
     await page.waitForSelector("#view-main:not([hidden])");
     expect(await page.evaluate("navigator.serviceWorker.controller?.scriptURL")).toBe(`${base}/app/sw.js`);
+    // Chromium reads the manifest without errors, finds the app installable, and decodes the icon.
+    const cdp = await context.newCDPSession(page);
+    const manifest = (await cdp.send("Page.getAppManifest")) as { url: string; errors: unknown[] };
+    expect(manifest.url).toBe(`${base}/app/manifest.webmanifest`);
+    expect(manifest.errors).toEqual([]);
+    const installable = (await cdp.send("Page.getInstallabilityErrors")) as { installabilityErrors: Array<{ errorId: string }> };
+    // Playwright's contexts are incognito profiles, where Chromium installs nothing: the one error left.
+    expect(installable.installabilityErrors.map((e) => e.errorId)).toEqual(["in-incognito"]);
+    expect(await page.evaluate("document.querySelector('header img').naturalWidth")).toBe(192);
     // The link is single use: opening it again in another profile is refused with a clear message.
     await context.close();
   });
