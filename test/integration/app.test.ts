@@ -86,11 +86,23 @@ async function devices(user: string): Promise<Array<{ id: string; name: string; 
   return JSON.parse(await appliance.cli(["device", "list", user, "--json"]));
 }
 
+/** Console lines of each page that report a blocked load or script (CSP, Trusted Types) or an uncaught error. */
+const consoleProblems = new Map<Page, string[]>();
+function watchConsole(page: Page): void {
+  const list: string[] = [];
+  consoleProblems.set(page, list);
+  page.on("console", (m) => {
+    if (m.type() === "error" || /Content Security Policy|Trusted Type/i.test(m.text())) list.push(m.text());
+  });
+  page.on("pageerror", (e) => list.push(`uncaught: ${e.message}`));
+}
+
 /** Opens the link in a fresh browser profile, names the device and taps Enrol; resolves when the list shows. */
 async function enrolInBrowser(user: string, name: string, { notifications = false, viewport, screenshot }: { notifications?: boolean; viewport?: { width: number; height: number }; screenshot?: string } = {}): Promise<{ context: BrowserContext; page: Page; link: string }> {
   const context = await browser.newContext({ serviceWorkers: "allow", ...(viewport ? { viewport } : {}) });
   if (notifications) await context.grantPermissions(["notifications"], { origin: base });
   const page = await context.newPage();
+  watchConsole(page);
   const link = await enrolmentLink(user);
   await page.goto(link);
   await page.waitForSelector("#view-enrol:not([hidden])");
@@ -206,7 +218,7 @@ describe("enrolment in Chromium", () => {
     // Playwright's contexts are incognito profiles, where Chromium installs nothing: the one error left.
     expect(installable.installabilityErrors.map((e) => e.errorId)).toEqual(["in-incognito"]);
     expect(await page.evaluate("document.querySelector('header img').naturalWidth")).toBe(192);
-    // The link is single use: opening it again in another profile is refused with a clear message.
+    expect(consoleProblems.get(page)).toEqual([]);
     await context.close();
   });
 
@@ -342,6 +354,8 @@ describe("requests in the app (Chromium)", () => {
     expect(await page.textContent("li.request .result")).toContain("Approved");
     expect(await page.textContent("#status")).toContain("Approved");
     await server.waitForLog((l) => l.event === "approval.app_answered" && l.user === "carl" && l.state === "approved");
+    // The CSP allowed everything the app did: nothing was blocked, nothing threw.
+    expect(consoleProblems.get(page)).toEqual([]);
     await context.close();
   });
 
