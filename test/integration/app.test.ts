@@ -454,6 +454,25 @@ describe("requests in the app (Chromium)", () => {
     await context.close();
   });
 
+  test("a phone whose clock is 10 minutes fast still signs within the window and shows the time left", async () => {
+    await touchUser("jack");
+    const context = await browser.newContext();
+    // The page's clock only (Date); timers run as usual.
+    await context.clock.setSystemTime(Date.now() + 10 * 60_000);
+    const page = await context.newPage();
+    watchConsole(page);
+    await page.goto(await enrolmentLink("jack"));
+    await page.fill("#device-name", "jack's phone");
+    await page.click("#enrol");
+    await page.waitForSelector("body[data-live=stream]");
+    const login = radius("hold", "127.0.0.1", "jack", PASSWORD);
+    const card = await pendingCard(page);
+    expect(await field(card, "expires")).toMatch(/^0:[0-3]\d$/);
+    await (await card.$("button[data-decision=approve]"))!.click();
+    expect((await login).code).toBe(Code.AccessAccept);
+    await context.close();
+  });
+
   test("a waiting Magic Link call ends TOUCH_ACCEPTED when the app approves, TOUCH_REJECTED when it rejects", async () => {
     const { context, page } = await appFor("hana");
     const call = () => fetch(`${base}/api/sfwa/auth?msisdn=${encodeURIComponent(phones.hana!)}`, { headers: { "api-key": mlKey } }).then((r) => r.text());

@@ -375,7 +375,7 @@
     }
     const n = ++state.seq;
     const expires = when(r.expires);
-    if (Number.isFinite(expires) && expires <= Date.now()) return;
+    if (Number.isFinite(expires) && expires <= L.serverNow()) return;
     const entry = { data: r, expires, done: false, doneTimer: 0, el: null, buttons: [], result: null, left: null };
     const kind = KIND[r.kind] || "Request";
     const service = text(r.service, 64) || "an unnamed service";
@@ -522,7 +522,7 @@
 
   /** Once a second: the time left on each card; an expired request leaves the list. */
   function tick() {
-    const now = Date.now();
+    const now = L.serverNow();
     for (const entry of state.requests.values()) {
       if (entry.done || !Number.isFinite(entry.expires)) continue;
       const left = entry.expires - now;

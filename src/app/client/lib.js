@@ -67,8 +67,24 @@
     return tx("readwrite", (s) => s.delete("self"));
   }
 
-  /** Seconds to add to this device's clock: learnt from the appliance's Date header after a stale_time refusal. */
+  /**
+   * Seconds to add to this device's clock to get the appliance's: learnt from the Date header of its
+   * answers (whole seconds, so differences under 2 s are taken as none).
+   */
   let clockOffset = 0;
+
+  function learnClock(res) {
+    const date = Date.parse(res.headers.get("Date") || "");
+    if (!Number.isFinite(date)) return;
+    // The header drops the milliseconds: the appliance's time was somewhere in the next second.
+    const diff = (date + 500 - Date.now()) / 1000;
+    clockOffset = Math.abs(diff) >= 2 ? Math.round(diff) : 0;
+  }
+
+  /** The appliance's time in ms, as well as this device knows it. */
+  function serverNow() {
+    return Date.now() + clockOffset * 1000;
+  }
 
   async function sign(device, method, path, body) {
     const time = String(Math.floor(Date.now() / 1000) + clockOffset);
@@ -80,9 +96,9 @@
 
   /**
    * A signed call of the device protocol: `path` below /app/api/v1, `json` the body (or undefined).
-   * Each attempt is signed afresh (a signature is accepted once). When the appliance says the time is
-   * off, the clock offset is taken from its Date header and the call is made once more. Network
-   * errors are thrown as fetch throws them.
+   * Each attempt is signed afresh (a signature is accepted once) with the appliance's time as last
+   * learnt; when the appliance says the time is off, the call is made once more with the time its
+   * answer carried. Network errors are thrown as fetch throws them.
    */
   async function signedFetch(device, method, path, json, init) {
     const body = json === undefined ? "" : JSON.stringify(json);
@@ -90,14 +106,8 @@
       const headers = Object.assign({}, (init && init.headers) || {}, await sign(device, method, API + path, body));
       if (json !== undefined) headers["Content-Type"] = "application/json";
       const res = await fetch(API + path, { method, headers, body: json === undefined ? undefined : body, signal: init && init.signal, cache: "no-store", credentials: "omit" });
-      if (res.status === 401 && attempt === 0) {
-        const reason = await reasonOf(res.clone());
-        const date = Date.parse(res.headers.get("Date") || "");
-        if (reason === "stale_time" && Number.isFinite(date)) {
-          clockOffset = Math.round((date - Date.now()) / 1000);
-          continue;
-        }
-      }
+      learnClock(res);
+      if (res.status === 401 && attempt === 0 && (await reasonOf(res.clone())) === "stale_time") continue;
       return res;
     }
   }
@@ -112,5 +122,5 @@
     }
   }
 
-  scope.PortcullisLib = { API, b64url, fromB64url, getDevice, putDevice, deleteDevice, signedFetch, reasonOf };
+  scope.PortcullisLib = { API, b64url, fromB64url, getDevice, putDevice, deleteDevice, signedFetch, reasonOf, serverNow };
 })(self);
