@@ -8,7 +8,7 @@
 // PORTCULLIS_SCREENSHOTS=1 also writes the README's screenshots to docs/img/. http://127.0.0.1 is a secure
 // context for Chromium, so WebCrypto and the service worker work without a certificate.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -16,6 +16,10 @@ import { join, resolve } from "node:path";
 import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues, buildAccessRequest, eventually, identifier, type RawAttribute, type ServerProcess } from "./helpers/appliance.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
+
+// Each test starts a browser profile, enrols and often waits for a login; on a loaded 2-core machine
+// that takes well beyond the suite's default 30 s.
+setDefaultTimeout(120_000);
 
 /** A port free right now (the public URL must be known before serve starts). */
 function freePort(): number {
