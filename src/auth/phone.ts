@@ -264,7 +264,9 @@ export class PhoneFlow {
    */
   private async approvalChallenge(leg: Leg, approval: Approval, rest: readonly ChallengeFactor[], first: boolean, code = false): Promise<Decision> {
     const { attempt, subject } = leg;
-    const remainingMs = Math.max(1000, approval.expiresAt - attempt.now);
+    // Never more than the client's hold: an approval created (or read) late on a loaded node
+    // expires later than the hold counted from the packet's arrival.
+    const remainingMs = Math.max(1000, Math.min(approval.expiresAt - attempt.now, this.settings(attempt.channel).approvalHoldS * 1000));
     // Whole seconds, rounded down: the NAS must not wait past the approval's end.
     const remainingS = Math.max(1, Math.floor(remainingMs / 1000));
     const n = approval.numberMatch;

@@ -8,9 +8,11 @@
 // limits against fatigue (back-off, report lock, per-minute count).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { randomBytes } from "node:crypto";
 import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues, buildAccessRequest, eventually, identifier, type RawAttribute, type ServerProcess } from "./helpers/appliance.ts";
 import { DeviceClient } from "./helpers/device-client.ts";
 import { TestPushService } from "./helpers/push-service.ts";
+import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
 
 // Each test drives several CLI runs and logins through a server process on a shared, loaded machine.
 setDefaultTimeout(60_000);
@@ -331,6 +333,26 @@ describe("RADIUS touch through the app (held request)", () => {
     expect(v2.id).not.toBe(v.id);
     await answer(client, v2.id, { decision: "approve" });
     expect((await login2).code).toBe(Code.AccessAccept);
+  });
+
+  test("touch-plus under a back-off skips the app (app_limited) and asks for the token, which is accepted", async () => {
+    await user("pia", "touch-plus");
+    const seed = encodeBase32(randomBytes(20));
+    await app.cli(["token", "add", "pia", "--totp", "--secret", seed]);
+    const { client } = await enrol("pia");
+    const login = radius("hold", "127.0.0.1", "pia", PASSWORD);
+    const v = await pendingOf(client);
+    await answer(client, v.id, { decision: "reject" });
+    expect((await login).code).toBe(Code.AccessReject);
+    const first = await radius("hold", "127.0.0.1", "pia", PASSWORD);
+    expect(first.code).toBe(Code.AccessChallenge);
+    const ok = await radius("hold", "127.0.0.1", "pia", totp(decodeBase32(seed), { now: Date.now() }), { state: stateOf(first) });
+    expect(ok.code).toBe(Code.AccessAccept);
+    const steps = server.logs.filter((l) => l.event === "auth.step" && l.user === "pia").map((l) => [l.factor, l.result, l.reason ?? null]);
+    expect(steps.slice(-2)).toEqual([
+      ["approval", "skipped", "app_limited"],
+      ["otp", "asked", null],
+    ]);
   });
 
   test("at most requests_per_minute app requests per user: the next is refused before any push", async () => {
