@@ -150,7 +150,7 @@
     if (!$("device-name").value) $("device-name").value = state.device ? state.device.name : defaultName();
     // Safari outside the Home Screen: the installed app has storage of its own, so it is enrolled there.
     $("ios-hint").hidden = !(haveCode && isIos() && !standalone());
-    if (state.device && !state.removed) say("This browser is already enrolled as “" + state.device.name + "”. Enrolling again replaces its key.");
+    if (state.device && !state.removed) say("This browser is already enrolled as “" + state.device.name + "”. Enrolling again gives it a new key; the old entry stays in the device list until an administrator removes it.");
   }
 
   async function enrol(event) {
@@ -305,6 +305,9 @@
   }
 
   function deviceRemoved() {
+    // Once: a second refusal (of a call made before the first arrived) must not write the record
+    // back after "Forget this device" deleted it.
+    if (state.removed || !state.device) return;
     state.removed = true;
     if (state.streamCtrl) state.streamCtrl.abort();
     if (state.device) {
@@ -326,8 +329,8 @@
     } catch (e) {
       // Nothing to unsubscribe.
     }
-    await L.deleteDevice().catch(() => undefined);
     state.device = null;
+    await L.deleteDevice().catch(() => undefined);
     state.removed = false;
     showEnrol();
     say("This device was forgotten. Open a new enrolment link to set it up again.");
