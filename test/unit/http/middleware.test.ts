@@ -94,6 +94,13 @@ describe("security headers and request IDs", () => {
     expect((await appWith(true).request("/cached")).headers.get("Cache-Control")).toBe("public, max-age=60");
   });
 
+  test("a handler's own (stricter) CSP is kept; every other answer gets the default", async () => {
+    const app = appWith(true);
+    app.get("/strict", (c) => c.text("x", 200, { "Content-Security-Policy": "default-src 'none'" }));
+    expect((await app.request("/strict")).headers.get("Content-Security-Policy")).toBe("default-src 'none'");
+    expect((await app.request("/ok")).headers.get("Content-Security-Policy")).toBe(CSP);
+  });
+
   test("request IDs differ and an incoming X-Request-Id is not trusted", async () => {
     const app = appWith(true);
     const a = await app.request("/ok", { headers: { "X-Request-Id": "attacker-chosen" } });
