@@ -170,7 +170,7 @@ describe("BoundedPool", () => {
     expect(pool.stat()).toMatchObject({ opened: 1, inFlight: 4 });
     let fifth: Session | undefined;
     const waiting = pool.acquire().then((l) => (fifth = l.conn));
-    await Bun.sleep(10);
+    await sleep(10);
     expect(fifth).toBeUndefined();
     pool.release(all[0]!.conn);
     await waiting;
@@ -230,7 +230,7 @@ describe("BoundedPool", () => {
     const { pool, sessions } = fixture({ max: 1, maxIdleMs: 50, sweep: true }, { realClock: true });
     pool.release((await pool.acquire()).conn);
     // The sweep runs every max(1 s, maxIdleMs / 4).
-    for (let i = 0; i < 60 && !sessions[0]!.closed; i++) await Bun.sleep(50);
+    for (let i = 0; i < 60 && !sessions[0]!.closed; i++) await sleep(50);
     expect(sessions[0]!.closed).toBe(true);
     expect(pool.stat()).toMatchObject({ opened: 1, discarded: 1, idle: 0 });
     await pool.close();

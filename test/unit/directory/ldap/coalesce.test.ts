@@ -1,6 +1,7 @@
 // Write coalescing on pipelined LDAP connections: the writes of one event-loop turn leave in one socket write, in order.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { coalesce } from "../../../../src/directory/ldap/connection.ts";
 
 let server: net.Server;
@@ -43,14 +44,14 @@ test("three writes in one turn reach the socket as one write, in order, and ever
   s.write(Buffer.from("two,"), () => done.push(2));
   s.write(Buffer.from("three"), () => done.push(3));
   expect(writes).toHaveLength(0); // nothing leaves before the turn ends
-  for (let i = 0; i < 100 && done.length < 3; i++) await Bun.sleep(5);
+  for (let i = 0; i < 100 && done.length < 3; i++) await sleep(5);
   expect(done).toEqual([1, 2, 3]);
   expect(writes.map((w) => w.toString())).toEqual(["one,two,three"]);
-  for (let i = 0; i < 100 && Buffer.concat(received).length < 13; i++) await Bun.sleep(5);
+  for (let i = 0; i < 100 && Buffer.concat(received).length < 13; i++) await sleep(5);
   expect(Buffer.concat(received).toString()).toBe("one,two,three");
   // A later turn is a separate write.
   s.write(Buffer.from("four"));
-  for (let i = 0; i < 100 && writes.length < 2; i++) await Bun.sleep(5);
+  for (let i = 0; i < 100 && writes.length < 2; i++) await sleep(5);
   expect(writes.map((w) => w.toString())).toEqual(["one,two,three", "four"]);
   s.destroy();
 });
@@ -60,7 +61,7 @@ test("a socket destroyed before the flush sends nothing and fails the callbacks"
   const errors: Array<Error | null | undefined> = [];
   s.write(Buffer.from("lost"), (e) => errors.push(e));
   s.destroy();
-  for (let i = 0; i < 100 && errors.length < 1; i++) await Bun.sleep(5);
+  for (let i = 0; i < 100 && errors.length < 1; i++) await sleep(5);
   expect(writes).toHaveLength(0);
   expect(errors[0]).toBeInstanceOf(Error);
 });
