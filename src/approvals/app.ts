@@ -281,10 +281,12 @@ export class AppRequests {
    */
   async announce(a: Approval, user: { id: number; username: string }, devices?: readonly Device[]): Promise<void> {
     await this.o.store.approvals.setChannel(a.id, "app");
+    // the caller's copy stays in step with the store (code to phone is offered by channel)
+    a.channel = "app";
     const devs = devices ?? (await this.devicesOf(user.id));
     const withPush = devs.filter((d) => d.push !== null).length;
     this.o.audit({ type: "approval.app_request", id: a.id, kind: a.kind, client: a.client, user: user.username, devices: devs.length, push: this.o.push ? withPush : 0 });
-    this.events.publish(user.username, await this.view({ ...a, channel: "app" }));
+    this.events.publish(user.username, await this.view(a));
     const push = this.o.push;
     if (push && withPush > 0) {
       const p = push.notifyDevices(user.username, devs, { id: a.id, expiresAt: a.expiresAt }).catch((err: unknown) => {

@@ -212,10 +212,8 @@ export class PhoneFlow {
 
     if (challengeMode) {
       if (opened.kind === "created") {
-        if (app) {
-          await app.announce(approval, subject.record, devices);
-          approval.channel = "app";
-        } else {
+        if (app) await app.announce(approval, subject.record, devices);
+        else {
           const d = await s.approvals.deliver(approval, opened.token, this.target(leg, to));
           if (!d.ok) return { skip: "not_delivered", factor: "approval", detail: d.reason };
         }

@@ -267,6 +267,16 @@ export class MagicLinkService {
       buttonAccept: p.buttonAcceptText ?? t.button_accept_text,
       buttonReject: p.buttonRejectText ?? t.button_reject_text,
     };
+    const request = {
+      kind: "magic-link" as const,
+      client: profile.name,
+      source: call.source ?? null,
+      msisdn: dest.e164,
+      apiKeyId: call.apiKey.id,
+      texts,
+      lifetimeMs: timeoutS * 1000,
+      numberMatch: p.matchNumber ?? null,
+    };
     // The number's user has an approver device: the request goes to the app ("4a").
     const appUser = this.o.app ? await this.o.app.appUserForNumber(dest.e164) : undefined;
     if (appUser) {
@@ -283,17 +293,7 @@ export class MagicLinkService {
       }
       // With a user, one request per user and endpoint is pending at once: a call from the same
       // caller address joins it, one from elsewhere is refused.
-      const opened = await this.approvals.open({
-        kind: "magic-link",
-        user: username,
-        client: profile.name,
-        source: call.source ?? null,
-        msisdn: dest.e164,
-        apiKeyId: call.apiKey.id,
-        texts,
-        lifetimeMs: timeoutS * 1000,
-        numberMatch: p.matchNumber ?? null,
-      });
+      const opened = await this.approvals.open({ ...request, user: username });
       if (opened.kind === "busy") return this.bad("app_request_pending", { endpoint: profile.name });
       const joined = opened.kind === "joined";
       const waiting = this.approvals.wait(opened.approval, { signal: call.signal }, joined);
@@ -304,17 +304,7 @@ export class MagicLinkService {
     }
 
     // A call by number has no user: it never joins another, so open() always creates.
-    const opened = await this.approvals.open({
-      kind: "magic-link",
-      user: null,
-      client: profile.name,
-      source: call.source ?? null,
-      msisdn: dest.e164,
-      apiKeyId: call.apiKey.id,
-      texts,
-      lifetimeMs: timeoutS * 1000,
-      numberMatch: p.matchNumber ?? null,
-    });
+    const opened = await this.approvals.open({ ...request, user: null });
     if (opened.kind !== "created") throw new TypeError("a Magic Link approval without a user was joined");
     // Wait first: a tap that arrives before deliver() returns must not be missed.
     const waiting = this.approvals.wait(opened.approval, { signal: call.signal });
