@@ -236,9 +236,15 @@ export async function removeUser(ctx: AdminContext, raw: string, field = "userna
  * whether anything was cleared. Throws AdminError("invalid").
  */
 export async function unlockUser(ctx: AdminContext, raw: string, field = "username"): Promise<{ username: string; cleared: boolean }> {
+  // Lockout is keyed on the normalised identity, local or directory user alike, so no lookup. Every
+  // counter of the name goes, whatever its kind and source; so do the approver app's lock after a
+  // report and its back-off after rejections.
   const name = username(ctx, raw, field);
   const cleared = await ctx.audit.change(
-    () => ctx.store.lockouts.clear(name),
+    async () => {
+      const counters = await ctx.store.lockouts.clear(name);
+      return (await ctx.store.approvalBlocks.clear(name)) || counters;
+    },
     (c) => ({ type: "admin.user_unlocked", user: name, cleared: c }),
   );
   return { username: name, cleared };

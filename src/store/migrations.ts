@@ -438,6 +438,23 @@ ALTER TABLE radius_clients ADD COLUMN sms_code_length INTEGER CHECK (sms_code_le
 ALTER TABLE radius_clients ADD COLUMN sms_code_alphabet TEXT CHECK (sms_code_alphabet IN ('numeric', 'alphabetic', 'alphanumeric'));
 `,
   },
+  {
+    // The approver app's limits against fatigue: one row per user whose app request was rejected or
+    // reported. `strikes` counts the rejections in a row (reset by an approval, or when the last one
+    // is older than the decay window), `blocked_until` is when the user may get an app request
+    // again, `reason` the answer that set it.
+    version: 13,
+    name: "approval_blocks",
+    sql: `
+CREATE TABLE approval_blocks (
+  username TEXT PRIMARY KEY,
+  strikes INTEGER NOT NULL,
+  blocked_until BIGINT NOT NULL,
+  reason TEXT NOT NULL CHECK (reason IN ('rejected', 'reported')),
+  updated_at BIGINT NOT NULL
+);
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */
