@@ -8,6 +8,7 @@
 import { availableParallelism } from "node:os";
 import pkg from "../package.json" with { type: "json" };
 import { setLogLevel, setLogSink } from "./audit/log.ts";
+import { adminCommand } from "./cli/admin.ts";
 import { apikeyCommand } from "./cli/apikey.ts";
 import { clientCommand } from "./cli/client.ts";
 import { AdminError } from "./admin/errors.ts";
@@ -77,6 +78,33 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
   return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Reads one line from the terminal with echo off (raw mode); Ctrl-C or Ctrl-D ends it empty. */
+function promptHidden(prompt: string): Promise<string> {
+  return new Promise((resolve) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    let text = "";
+    const done = (value: string) => {
+      stdin.off("data", onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write("\n");
+      resolve(value);
+    };
+    const onData = (chunk: Buffer) => {
+      for (const ch of chunk.toString("utf8")) {
+        if (ch === "\r" || ch === "\n") return done(text);
+        if (ch === "\u0003" || ch === "\u0004") return done("");
+        if (ch === "\u007f" || ch === "\b") text = text.slice(0, -1);
+        else text += ch;
+      }
+    };
+    stdin.on("data", onData);
+  });
 }
 
 /** Turns any error into the one line we print. Unknown errors show their class and first line only. */
@@ -150,6 +178,7 @@ export async function main(argv: string[]): Promise<number> {
       stdoutIsTTY: process.stdout.isTTY === true,
       stderrIsTTY: process.stderr.isTTY === true,
       readStdin,
+      ...(process.stdin.isTTY ? { promptHidden } : {}),
       now: () => Date.now(),
       store: async () => {
         store ??= await openStore({
@@ -181,6 +210,9 @@ export async function main(argv: string[]): Promise<number> {
         break;
       case "key":
         await keyCommand(ctx, args);
+        break;
+      case "admin":
+        await adminCommand(ctx, args);
         break;
     }
     return 0;

@@ -125,7 +125,25 @@ export type AdminEvent =
   /** A device was removed; `last_device`: the user has no approver device left (warn). */
   | ({ type: "admin.device_removed"; device: string; user: string; last_device: boolean } & By)
   /** A test push was sent to a device (admin API); `result` as in push.sent / push.failed. */
-  | ({ type: "admin.push_tested"; device: string; result: string } & By);
+  | ({ type: "admin.push_tested"; device: string; result: string } & By)
+  /** An account of the admin web UI was created (`portcullis admin add`); never its password or TOTP secret. */
+  | ({ type: "admin.account_added"; account: string; role: string } & By)
+  | ({ type: "admin.account_removed"; account: string } & By)
+  /** The account got a new TOTP secret (its sessions ended). */
+  | ({ type: "admin.account_totp_reset"; account: string } & By);
+
+/**
+ * The admin web UI's sign-ins (http/ui). `account` is named only when it exists; an unknown name
+ * is logged as `userHash` (people type passwords into name fields). `client` is the address.
+ */
+export type UiEvent =
+  | { type: "ui.signed_in"; account: string; role: string; client: string }
+  /** `reason`: unknown_account, bad_password, bad_code, replayed_code, locked_out. */
+  | { type: "ui.sign_in_failed"; account?: string; userHash?: string; reason: string; client: string }
+  /** `reason`: signed_out (the button), idle (the idle timeout), expired (the absolute lifetime). */
+  | { type: "ui.session_ended"; account: string; reason: "signed_out" | "idle" | "expired" }
+  /** A form without the session's CSRF token, or a page the role may not use. */
+  | { type: "ui.refused"; account: string; reason: "csrf" | "role"; path: string };
 
 /**
  * The approver app's devices and Web Push. Never a key, an enrolment code, a signature, or a push
@@ -222,7 +240,7 @@ export type SmsCodeEvent =
   /** Wrong codes reached the limit: the code was invalidated. */
   | { type: "sms_code.invalidated"; client: string; user: string; failures: number };
 
-export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent;
+export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent | UiEvent;
 
 export type AuditSink = (event: AuditEvent) => void;
 
@@ -259,6 +277,8 @@ export function levelOf(event: AuditEvent): Level {
     case "approval.limited":
     case "approval.wrong_code":
     case "sms_code.invalidated":
+    case "ui.sign_in_failed":
+    case "ui.refused":
       return "warn";
     case "delivery.refused":
       return WARN_REFUSALS.has(event.reason) ? "warn" : "info";

@@ -56,6 +56,8 @@ export interface CLIContext {
   stderrIsTTY: boolean;
   /** All of standard input as text. */
   readStdin(): Promise<string>;
+  /** Reads one line from the terminal without echoing it; absent when standard input is not a terminal. */
+  promptHidden?: (prompt: string) => Promise<string>;
   /** The store, opened on first call and closed by main.ts after the command. */
   store(): Promise<Store>;
   now(): number;

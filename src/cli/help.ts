@@ -1,5 +1,6 @@
 // The text of `portcullis --help` and `portcullis GROUP --help`.
 
+import { ADMIN_USAGE } from "./admin.ts";
 import { APIKEY_USAGE } from "./apikey.ts";
 import { CLIENT_USAGE } from "./client.ts";
 import { DEVICE_USAGE } from "./device.ts";
@@ -18,6 +19,7 @@ const GROUPS: Record<string, string[]> = {
   device: DEVICE_USAGE,
   apikey: APIKEY_USAGE,
   key: KEY_USAGE,
+  admin: ADMIN_USAGE,
   ldap: LDAP_USAGE,
 };
 

@@ -10,6 +10,8 @@
 // Challenge state is never cached: it is a consumable whose single use the store enforces.
 
 import type {
+  AdminAccountRepo,
+  AdminAccountRepos,
   ApiKeyRepo,
   ChallengeRepo,
   EndpointRepo,
@@ -63,6 +65,8 @@ export class CachedStore implements Store {
   readonly devices: DeviceRepo;
   readonly serverSecrets: ServerSecretRepo;
   readonly approvalBlocks: ApprovalBlockRepo;
+  /** Not cached: admin web UI accounts and sessions (absent when the inner store has none). */
+  readonly adminAccounts: AdminAccountRepo | undefined;
 
   /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
   private readonly byName = new Map<string, User | null>();
@@ -99,6 +103,7 @@ export class CachedStore implements Store {
     this.devices = inner.devices;
     this.serverSecrets = inner.serverSecrets;
     this.approvalBlocks = inner.approvalBlocks;
+    this.adminAccounts = (inner as Partial<AdminAccountRepos>).adminAccounts;
     this.users = this.userRepo(inner.users);
     this.tokens = this.tokenRepo(inner.tokens);
     this.lockouts = this.lockoutRepo(inner.lockouts);

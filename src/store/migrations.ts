@@ -455,6 +455,37 @@ CREATE TABLE approval_blocks (
 );
 `,
   },
+  {
+    // Local accounts of the admin web UI (/ui/ on the admin listener) and their sessions. The TOTP
+    // secret is sealed like token seeds (bound to the account name); `totp_last_step` is its
+    // high-water mark (only a later step signs in). A session row holds the SHA-256 of the cookie
+    // value, never the value, and the session's CSRF token; it ends at `expires_at` (absolute) or
+    // when `last_seen_at` is older than the idle timeout.
+    version: 14,
+    name: "admin_accounts",
+    sql: `
+CREATE TABLE admin_accounts (
+  id {{id}},
+  name TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL CHECK (role IN ('operator', 'admin', 'root')),
+  password_hash TEXT NOT NULL,
+  totp_secret TEXT NOT NULL,
+  totp_last_step BIGINT NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL,
+  last_sign_in_at BIGINT
+);
+
+CREATE TABLE admin_sessions (
+  token_hash TEXT PRIMARY KEY,
+  account_id BIGINT NOT NULL REFERENCES admin_accounts (id) ON DELETE CASCADE,
+  csrf TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_seen_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX admin_sessions_account ON admin_sessions (account_id);
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

@@ -864,3 +864,66 @@ export function adminEventsOf(store: Store): AdminEventRepo {
   if (!repo) throw new TypeError("store: this back-end has no admin-event table; admin changes could not be audited");
   return repo;
 }
+
+// --- admin web UI: local admin accounts and their sessions
+
+/** A local account of the admin web UI. `totpSecret` is opened (sealed at rest). */
+export interface AdminAccount {
+  id: number;
+  name: string;
+  role: "operator" | "admin" | "root";
+  /** argon2id. */
+  passwordHash: string;
+  totpSecret: Uint8Array;
+  /** The TOTP high-water mark: only a later step is accepted. */
+  totpLastStep: number;
+  createdAt: number;
+  lastSignInAt: number | null;
+}
+
+/** A signed-in session. The cookie value is never stored: only its SHA-256 (hex). */
+export interface AdminSession {
+  tokenHash: string;
+  accountId: number;
+  /** The synchroniser token every form of this session carries. */
+  csrf: string;
+  createdAt: number;
+  lastSeenAt: number;
+  /** Absolute end. */
+  expiresAt: number;
+}
+
+export interface AdminAccountRepo {
+  /** Throws StoreError("conflict") when the name exists. */
+  add(a: { name: string; role: AdminAccount["role"]; passwordHash: string; totpSecret: Uint8Array }): Promise<AdminAccount>;
+  get(name: string): Promise<AdminAccount | undefined>;
+  getById(id: number): Promise<AdminAccount | undefined>;
+  list(): Promise<AdminAccount[]>;
+  /** True when it existed; its sessions go with it. */
+  remove(name: string): Promise<boolean>;
+  /** Replaces the TOTP secret (high-water mark back to 0) and ends the account's sessions. */
+  setTotp(name: string, secret: Uint8Array): Promise<boolean>;
+  /** Replaces the password hash and ends the account's sessions. */
+  setPassword(name: string, passwordHash: string): Promise<boolean>;
+  /** Moves the high-water mark to `step` only if it is above the current one (`UPDATE … WHERE totp_last_step < ?`); false: a replay. */
+  advanceStep(id: number, step: number, now: number): Promise<boolean>;
+  createSession(s: AdminSession): Promise<void>;
+  getSession(tokenHash: string): Promise<AdminSession | undefined>;
+  /** Sets last_seen_at. */
+  touchSession(tokenHash: string, now: number): Promise<void>;
+  deleteSession(tokenHash: string): Promise<void>;
+  /** Deletes sessions past their absolute end or idle longer than `idleMs`; returns how many. */
+  purgeSessions(now: number, idleMs: number): Promise<number>;
+}
+
+/** The admin-account repository a store offers beside `Store` (SqliteStore, and CachedStore over it). */
+export interface AdminAccountRepos {
+  readonly adminAccounts: AdminAccountRepo;
+}
+
+/** The admin-account repository of an opened store. Throws TypeError when the back-end has none. */
+export function adminAccountsOf(store: Store): AdminAccountRepo {
+  const repo = (store as Store & Partial<AdminAccountRepos>).adminAccounts;
+  if (!repo) throw new TypeError("store: this back-end has no admin-account table");
+  return repo;
+}

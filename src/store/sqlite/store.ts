@@ -13,9 +13,10 @@ import { openDatabase, type SQLDatabase, type SQLStatement } from "../../runtime
 import { appendNewKey, createKeyFile, describeSource, Keyring, loadKeyring } from "../keyring.ts";
 import { LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE_SQL, migrationSQL } from "../migrations.ts";
 import { openSealed, seal, type SealContext } from "../seal.ts";
+import { adminTotpContext, SqliteAdminAccountRepo } from "./admin-accounts.ts";
 import { SqliteAdminEventRepo } from "./admin-events.ts";
 import { SqliteApiKeyRepo } from "./api-keys.ts";
-import { type AdminEventRepos, type DeliveryRepos, type Store, StoreError } from "../types.ts";
+import { type AdminAccountRepos, type AdminEventRepos, type DeliveryRepos, type Store, StoreError } from "../types.ts";
 import { SqliteChallengeRepo } from "./challenges.ts";
 import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
 import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
@@ -139,7 +140,7 @@ function migrate(db: SQLDatabase, now: () => number): void {
 
 /** Values sealed under the database key: RADIUS secrets, OTP seeds and server secrets (CSRF, SMS-code, VAPID). */
 function countSealed(db: SQLDatabase): number {
-  return db.prepare<{ n: number }>("SELECT (SELECT count(*) FROM radius_clients) + (SELECT count(*) FROM tokens) + (SELECT count(*) FROM server_secrets) AS n").get()!.n;
+  return db.prepare<{ n: number }>("SELECT (SELECT count(*) FROM radius_clients) + (SELECT count(*) FROM tokens) + (SELECT count(*) FROM server_secrets) + (SELECT count(*) FROM admin_accounts) AS n").get()!.n;
 }
 
 function obtainKeyring(db: SQLDatabase, keyFile: string, env: Record<string, string | undefined>): Keyring {
@@ -173,7 +174,7 @@ function obtainKeyring(db: SQLDatabase, keyFile: string, env: Record<string, str
 function verifyKeyring(db: SQLDatabase, keyring: Keyring, now: () => number): void {
   const rows = db.prepare<{ key_id: string; check_value: string }>("SELECT key_id, check_value FROM seal_keys").all();
   const usedBy = db.prepare<{ n: number }>(
-    "SELECT (SELECT count(*) FROM radius_clients WHERE secret LIKE ?) + (SELECT count(*) FROM tokens WHERE secret LIKE ?) + (SELECT count(*) FROM server_secrets WHERE value LIKE ?) AS n",
+    "SELECT (SELECT count(*) FROM radius_clients WHERE secret LIKE ?) + (SELECT count(*) FROM tokens WHERE secret LIKE ?) + (SELECT count(*) FROM server_secrets WHERE value LIKE ?) + (SELECT count(*) FROM admin_accounts WHERE totp_secret LIKE ?) AS n",
   );
   for (const row of rows) {
     if (keyring.get(row.key_id)) {
@@ -186,7 +187,7 @@ function verifyKeyring(db: SQLDatabase, keyring: Keyring, now: () => number): vo
         );
       }
     } else {
-      const n = usedBy.get(`v1.${row.key_id}.%`, `v1.${row.key_id}.%`, `v1.${row.key_id}.%`)!.n;
+      const n = usedBy.get(`v1.${row.key_id}.%`, `v1.${row.key_id}.%`, `v1.${row.key_id}.%`, `v1.${row.key_id}.%`)!.n;
       if (n > 0) {
         throw new StoreError(
           "key_mismatch",
@@ -209,7 +210,7 @@ function insertCheckRow(db: SQLDatabase, keyring: Keyring, keyId: string, now: (
 }
 
 /** The SQLite implementation of Store; create it with openSqliteStore. */
-export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
+export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, AdminAccountRepos {
   readonly clients: SqliteClientRepo;
   readonly users: SqliteUserRepo;
   readonly tokens: SqliteTokenRepo;
@@ -225,6 +226,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly rateLimits: SqliteRateLimitRepo;
   readonly deliveryLog: SqliteDeliveryLogRepo;
   readonly adminEvents: SqliteAdminEventRepo;
+  readonly adminAccounts: SqliteAdminAccountRepo;
 
   private readonly sealer: Sealer;
   private readonly sDataVersion: SQLStatement<{ data_version: number }>;
@@ -257,6 +259,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
     this.rateLimits = new SqliteRateLimitRepo(ctx);
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
     this.adminEvents = new SqliteAdminEventRepo(ctx);
+    this.adminAccounts = new SqliteAdminAccountRepo(ctx);
     this.sDataVersion = db.prepare("PRAGMA data_version");
     this.sHeartbeat = db.prepare("INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
   }
@@ -327,6 +330,8 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
     const setToken = this.db.prepare("UPDATE tokens SET secret = ? WHERE id = ?");
     const serverSecrets = this.db.prepare<{ name: string; value: string }>("SELECT name, value FROM server_secrets");
     const setServerSecret = this.db.prepare("UPDATE server_secrets SET value = ? WHERE name = ?");
+    const admins = this.db.prepare<{ id: number; name: string; totp_secret: string }>("SELECT id, name, totp_secret FROM admin_accounts");
+    const setAdmin = this.db.prepare("UPDATE admin_accounts SET totp_secret = ? WHERE id = ?");
     const reseal = (sealed: string, ctx: SealContext) => this.sealer.seal(this.sealer.open(sealed, ctx), ctx);
     try {
       // The key file is extended while holding the database write lock, so two concurrent rotations
@@ -348,6 +353,10 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
           }
           for (const x of serverSecrets.all()) {
             setServerSecret.run(reseal(x.value, namedSecretContext(x.name)), x.name);
+            resealed++;
+          }
+          for (const a of admins.all()) {
+            setAdmin.run(reseal(a.totp_secret, adminTotpContext(a.name)), a.id);
             resealed++;
           }
           return { keyId: key.id, resealed };
