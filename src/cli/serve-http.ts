@@ -16,6 +16,7 @@ import { SmsCodes, smsCodeSettings } from "../approvals/sms-codes.ts";
 import type { PhoneServices } from "../auth/engine.ts";
 import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/index.ts";
 import { RateLimitedLog } from "../audit/log.ts";
+import { RecentEvents } from "../audit/recent.ts";
 import { BODY_LIMITS } from "../http/middleware.ts";
 import { PushHosts } from "../push/hosts.ts";
 import { PushSender } from "../push/sender.ts";
@@ -36,6 +37,8 @@ export async function startWeb(
     audit: AuditBus;
     deliveryRepos: DeliveryRepos;
     radiusBound: () => boolean;
+    /** The bound RADIUS sockets (the admin web UI's test authentication sends to one). */
+    radiusListeners?: ReadonlyArray<{ address: string; port: number }>;
     /** Hands the engine its approvals and SMS codes as soon as they exist (before the listeners start). */
     phoneReady?: (services: PhoneServices) => void;
   },
@@ -53,8 +56,23 @@ export async function startWeb(
       log("warn", "endpoint.custom_sms_text_allowed", { endpoint: p.name, detail: "allow_custom_sms_text is true: this endpoint's API keys may send their own SMS text under the sender ID" });
     }
   }
+  // The admin web UI's audit log and dashboard read this process's newest events.
+  const recentEvents = new RecentEvents(config.admin_ui.recent_events);
+  parts.audit.subscribe(recentEvents.push);
   try {
-    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, radiusBound: parts.radiusBound });
+    const listeners = await startHttp(ctx, {
+      store: parts.store,
+      engine: parts.engine,
+      audit: parts.audit.emit,
+      metrics: parts.metrics,
+      magicLink,
+      delivery,
+      push,
+      app,
+      recentEvents,
+      ...(parts.radiusListeners ? { radiusListeners: parts.radiusListeners } : {}),
+      radiusBound: parts.radiusBound,
+    });
     return { listeners, magicLink, push };
   } catch (err) {
     magicLink.hub.closeAll();
@@ -221,7 +239,7 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app"> & { radiusBound: () => boolean },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "recentEvents" | "radiusListeners"> & { radiusBound: () => boolean },
 ): Promise<HttpListener[]> {
   const { config } = ctx;
   let stopping = false;

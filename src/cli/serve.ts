@@ -161,7 +161,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   let web: Awaited<ReturnType<typeof import("./serve-http.ts").startWeb>>;
   try {
     const { startWeb } = await import("./serve-http.ts");
-    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0, phoneReady });
+    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0, radiusListeners: endpoints.map((e) => ({ address: e.address, port: e.port })), phoneReady });
   } catch (err) {
     phoneFailed(err);
     await radius.stop();

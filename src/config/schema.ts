@@ -629,6 +629,17 @@ export const configSchema = v.strictObject({
     ),
     max_streams_per_user: integer(4, 1, 64, "Open event streams (`GET /app/api/v1/events`) per user; each device keeps at most 2 (a third closes its oldest). Beyond it a new stream is refused with 429."),
   }),
+
+  admin_ui: section("The admin web UI at `/ui/` on the admin listener: local accounts (`portcullis admin add`) signing in with a password and a TOTP code. See docs/admin-ui.md.", {
+    enabled: bool(true, "Serve the admin web UI at `/ui/` on the admin listener. It is reachable only where the admin listener is, and only accounts made with `portcullis admin add` can sign in."),
+    idle_timeout_s: integer(900, 1, 86_400, "A session with no request for this long ends; the next page asks to sign in again."),
+    session_lifetime_s: integer(28_800, 60, 604_800, "A session ends this long after its sign-in, however active."),
+    secure_cookie: bool(
+      false,
+      "Mark the session cookie `Secure` and name it with the `__Host-` prefix. The admin listener speaks plain HTTP, so turn this on only when a TLS-terminating reverse proxy sits in front of it (the browser would otherwise never send the cookie back).",
+    ),
+    recent_events: integer(5000, 100, 200_000, "Audit events this process keeps in memory for the UI's audit log and dashboard (the newest; lost at restart). The full log is the process's standard output."),
+  }),
 });
 
 type ParsedConfig = v.InferOutput<typeof configSchema>;

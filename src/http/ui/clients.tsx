@@ -1,0 +1,127 @@
+// RADIUS clients: list (never the secret), add, remove.
+
+import { addClient, listClients, removeClient } from "../../admin/clients.ts";
+import type { HttpDeps } from "../types.ts";
+import { optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
+import { ActionButton, Csrf, Field, FormAlert, formError, Page, Select, type FormError } from "./layout.tsx";
+import { may, uiAdminContext, UI_BASE, type UiContext } from "./session.ts";
+
+const NOTICES: Record<string, string> = { removed: "Client removed." };
+
+export function clientRoutes(app: UiApp, deps: HttpDeps): void {
+  async function listPage(c: UiContext, { error, values = {}, added }: { error?: FormError; values?: Form; added?: { name: string; warnings: string[] } } = {}) {
+    const { account, session } = c.get("ui");
+    const clients = await listClients(deps);
+    const notice = c.req.query("done");
+    if (error) c.status(400);
+    return c.html(
+      <Page title="RADIUS clients" account={account} csrf={session.csrf} current="/clients">
+        {notice && NOTICES[notice] ? (
+          <p class="notice" role="status">
+            {NOTICES[notice]}
+          </p>
+        ) : null}
+        {added ? (
+          <div class="notice" role="status" id="client-added">
+            <p>Client {added.name} added; the server uses it without a restart.</p>
+            {added.warnings.map((w) => (
+              <p class="alert">{w}</p>
+            ))}
+          </div>
+        ) : null}
+        <div class="card">
+          <div class="table-wrap">
+            <table id="clients">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Network</th>
+                  <th scope="col">First factor</th>
+                  <th scope="col">OTP mode</th>
+                  <th scope="col">Message-Authenticator</th>
+                  <th scope="col">Approvals</th>
+                  {may(c, "admin") ? <th scope="col">Actions</th> : null}
+                </tr>
+              </thead>
+              <tbody>
+                {clients.map((cl) => (
+                  <tr>
+                    <td>{cl.name}</td>
+                    <td>
+                      {cl.network ?? cl.address}
+                      {cl.overlaps.unreachable ? " (unreachable: shadowed)" : ""}
+                    </td>
+                    <td>{cl.firstFactor}</td>
+                    <td>{cl.otpMode}</td>
+                    <td>{cl.requireMessageAuthenticator ? "required" : "optional (legacy)"}</td>
+                    <td>
+                      {cl.approvalMode}, {String(cl.approvalHoldS)} s{cl.approvalNumberMatch ? ", number matching" : ""}
+                    </td>
+                    {may(c, "admin") ? (
+                      <td>
+                        <ActionButton action={`${UI_BASE}/clients/${encodeURIComponent(cl.name)}/remove`} csrf={session.csrf} text="Remove" kind="danger" />
+                      </td>
+                    ) : null}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {clients.length === 0 ? <p>No clients yet.</p> : null}
+        </div>
+        {may(c, "admin") ? (
+          <div class="card">
+            <h2 id="add-client">Add a client</h2>
+            <form method="post" action={`${UI_BASE}/clients`} aria-labelledby="add-client">
+              <Csrf token={session.csrf} />
+              <FormAlert error={error} />
+              <div class="row">
+                <Field name="name" label="Name" value={text(values, "name")} error={error} required />
+                <Field name="address" label="Address or network" value={text(values, "address")} error={error} required hint="192.0.2.10, 192.0.2.0/24 or 2001:db8::/64" />
+              </div>
+              <Field name="secret" label="Shared secret" type="password" autocomplete="off" error={error} required hint="At least 16 characters; it is never shown again." />
+              <div class="row">
+                <Select name="firstFactor" label="First factor" options={[["password", "password"], ["none", "none (code only)"]]} value={text(values, "firstFactor")} error={error} />
+                <Select name="otpMode" label="OTP mode" options={[["challenge", "challenge"], ["concat", "concat"]]} value={text(values, "otpMode")} error={error} />
+              </div>
+              <div class="row">
+                <Select name="requireMessageAuthenticator" label="Message-Authenticator" options={[["true", "required"], ["false", "optional (legacy NAS)"]]} value={text(values, "requireMessageAuthenticator")} error={error} />
+                <Select name="allowPasswordOnly" label="Users of type password" options={[["false", "refused"], ["true", "allowed"]]} value={text(values, "allowPasswordOnly")} error={error} />
+              </div>
+              <button type="submit" class="primary" id="add-client-submit">
+                Add client
+              </button>
+            </form>
+          </div>
+        ) : null}
+      </Page>,
+    );
+  }
+
+  app.get("/clients", (c) => listPage(c));
+
+  post(app, deps, "/clients", "admin", async (c, form) => {
+    try {
+      const { client, warnings } = await addClient(uiAdminContext(deps, c), {
+        name: text(form, "name").trim(),
+        address: text(form, "address"),
+        secret: text(form, "secret"),
+        ...(optional(form, "firstFactor") ? { firstFactor: optional(form, "firstFactor")! } : {}),
+        ...(optional(form, "otpMode") ? { otpMode: optional(form, "otpMode")! } : {}),
+        requireMessageAuthenticator: text(form, "requireMessageAuthenticator") !== "false",
+        allowPasswordOnly: text(form, "allowPasswordOnly") === "true",
+      });
+      return listPage(c, { added: { name: client.name, warnings } });
+    } catch (err) {
+      const error = formError(err);
+      if (!error) throw err;
+      const { secret: _secret, ...values } = form;
+      return listPage(c, { error, values });
+    }
+  });
+
+  post(app, deps, "/clients/:name/remove", "admin", async (c) => {
+    await removeClient(uiAdminContext(deps, c), c.req.param("name") ?? "");
+    return seeOther(c, `${UI_BASE}/clients?done=removed`);
+  });
+}

@@ -1,0 +1,414 @@
+// Magic Link endpoints and API keys, delivery (log and test message), the audit log with filters,
+// and LDAP profile diagnosis.
+
+import { addApiKey, API_KEY_ROLES, listApiKeys, mayManage, removeApiKey, setApiKeyDisabled } from "../../admin/api-keys.ts";
+import { deliveryLog, deliveryTest } from "../../admin/delivery.ts";
+import { listEndpoints } from "../../admin/endpoints.ts";
+import { diagnoseProfile } from "../../admin/ldap.ts";
+import type { AuditEvent } from "../../audit/events.ts";
+import { ldapProfiles } from "../../config/index.ts";
+import type { ApiKeyRole } from "../../store/types.ts";
+import type { HttpDeps } from "../types.ts";
+import { get, optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
+import { ActionButton, Csrf, Field, FormAlert, formError, Page, Select, utc, type FormError } from "./layout.tsx";
+import { may, uiActorName, uiAdminContext, UI_BASE, type UiContext } from "./session.ts";
+
+/** The audit log's categories: the prefix of the event type. */
+const CATEGORIES: Array<[string, string]> = [
+  ["", "all"],
+  ["auth.", "authentications (auth.*)"],
+  ["admin.", "admin changes (admin.*)"],
+  ["ui.", "admin web UI sign-ins (ui.*)"],
+  ["approval.", "approvals (approval.*)"],
+  ["sms_code.", "SMS codes (sms_code.*)"],
+  ["magiclink.", "Magic Link (magiclink.*)"],
+  ["delivery.", "delivery (delivery.*)"],
+  ["device.", "approver app devices (device.*)"],
+  ["push.", "push (push.*)"],
+  ["directory.", "directories (directory.*)"],
+];
+
+/** An event's fields as "key=value" text (events never hold a password, code, seed or key). */
+export function eventSummary(event: AuditEvent): string {
+  const { type: _type, ...fields } = event as unknown as Record<string, unknown>;
+  return Object.entries(fields)
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" ");
+}
+
+export function otherRoutes(app: UiApp, deps: HttpDeps): void {
+  // --- Magic Link endpoints and API keys
+  async function endpointsPage(c: UiContext, { error, values = {}, minted }: { error?: FormError; values?: Form; minted?: { name: string; key: string } } = {}) {
+    const { account, session } = c.get("ui");
+    const endpoints = await listEndpoints(deps);
+    const { views: keys } = await listApiKeys(deps);
+    const roles = API_KEY_ROLES.filter((r) => mayManage(account.role, r));
+    const notice = c.req.query("done");
+    if (error) c.status(400);
+    return c.html(
+      <Page title="Magic Link endpoints and API keys" account={account} csrf={session.csrf} current="/endpoints">
+        {notice === "key" ? (
+          <p class="notice" role="status">
+            API key changed.
+          </p>
+        ) : null}
+        {minted ? (
+          <div class="notice" role="status" id="key-minted">
+            <p>
+              API key {minted.name} (shown once; copy it now): <code id="api-key">{minted.key}</code>
+            </p>
+          </div>
+        ) : null}
+        <div class="card">
+          <h2>Endpoints</h2>
+          <div class="table-wrap">
+            <table id="endpoints">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Source</th>
+                  <th scope="col">Timeout</th>
+                  <th scope="col">Known users only</th>
+                  <th scope="col">Per number</th>
+                  <th scope="col">Channels</th>
+                </tr>
+              </thead>
+              <tbody>
+                {endpoints.map((e) => (
+                  <tr>
+                    <td>{e.name}</td>
+                    <td>{e.declaredInConfig ? "configuration file" : "stored"}</td>
+                    <td>{String(e.touch_timeout_s)} s</td>
+                    <td>{e.require_known_user ? "yes" : "no"}</td>
+                    <td>
+                      {String(e.per_number_per_minute)}/min, {String(e.per_number_per_hour)}/h
+                    </td>
+                    <td>{e.channels.length > 0 ? e.channels.join(", ") : "default"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <p class="muted">Endpoint texts and limits are edited in the configuration file or through the admin API (PUT /api/admin/v1/endpoints/NAME).</p>
+        </div>
+        <div class="card">
+          <h2>API keys</h2>
+          <div class="table-wrap">
+            <table id="apikeys">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Endpoint</th>
+                  <th scope="col">Prefix</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Last used</th>
+                  {may(c, "admin") ? <th scope="col">Actions</th> : null}
+                </tr>
+              </thead>
+              <tbody>
+                {keys.map((k) => (
+                  <tr>
+                    <td>{k.name}</td>
+                    <td>{k.role}</td>
+                    <td>{k.endpoint ?? "-"}</td>
+                    <td>
+                      <code>{k.prefix}</code>
+                    </td>
+                    <td>
+                      {k.status}
+                      {k.expiresAt ? ` (until ${utc(k.expiresAt)})` : ""}
+                    </td>
+                    <td>{utc(k.lastUsedAt)}</td>
+                    {may(c, "admin") ? (
+                      <td>
+                        {mayManage(account.role, k.role) ? (
+                          <>
+                            <ActionButton action={`${UI_BASE}/apikeys/${encodeURIComponent(k.name)}/state`} csrf={session.csrf} text={k.status === "disabled" ? "Enable" : "Disable"} fields={{ disabled: k.status === "disabled" ? "false" : "true" }} />
+                            <ActionButton action={`${UI_BASE}/apikeys/${encodeURIComponent(k.name)}/remove`} csrf={session.csrf} text="Remove" kind="danger" />
+                          </>
+                        ) : (
+                          "root only"
+                        )}
+                      </td>
+                    ) : null}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </div>
+        {may(c, "admin") ? (
+          <div class="card">
+            <h2 id="add-key">Add an API key</h2>
+            <form method="post" action={`${UI_BASE}/apikeys`} aria-labelledby="add-key">
+              <Csrf token={session.csrf} />
+              <FormAlert error={error} />
+              <div class="row">
+                <Field name="name" label="Name" value={text(values, "name")} error={error} required />
+                <Select name="role" label="Role" options={roles.map((r): [string, string] => [r, r])} value={text(values, "role")} error={error} />
+              </div>
+              <div class="row">
+                <Select name="endpoint" label="Endpoint (Magic Link keys)" options={[["", "default"], ...endpoints.map((e): [string, string] => [e.name, e.name])]} value={text(values, "endpoint")} error={error} />
+                <Field name="expires" label="Expires (YYYY-MM-DD, optional)" value={text(values, "expires")} error={error} />
+              </div>
+              <button type="submit" class="primary" id="add-key-submit">
+                Add key
+              </button>
+            </form>
+          </div>
+        ) : null}
+      </Page>,
+    );
+  }
+
+  app.get("/endpoints", (c) => endpointsPage(c));
+
+  post(app, deps, "/apikeys", "admin", async (c, form) => {
+    try {
+      const role = text(form, "role") as ApiKeyRole;
+      const { key, apiKey } = await addApiKey(uiAdminContext(deps, c), {
+        name: text(form, "name").trim(),
+        role,
+        ...(role === "magiclink" && optional(form, "endpoint") ? { endpoint: optional(form, "endpoint")! } : {}),
+        ...(optional(form, "expires") ? { expires: optional(form, "expires")! } : {}),
+      });
+      return endpointsPage(c, { minted: { name: apiKey.name, key } });
+    } catch (err) {
+      const error = formError(err);
+      if (!error) throw err;
+      return endpointsPage(c, { error, values: form });
+    }
+  });
+
+  post(app, deps, "/apikeys/:name/state", "admin", async (c, form) => {
+    await setApiKeyDisabled(uiAdminContext(deps, c), c.req.param("name") ?? "", text(form, "disabled") === "true");
+    return seeOther(c, `${UI_BASE}/endpoints?done=key`);
+  });
+
+  post(app, deps, "/apikeys/:name/remove", "admin", async (c) => {
+    await removeApiKey(uiAdminContext(deps, c), c.req.param("name") ?? "");
+    return seeOther(c, `${UI_BASE}/endpoints?done=key`);
+  });
+
+  // --- delivery: the log and a test message (admin and root, as the admin API)
+  async function deliveryPage(c: UiContext, { error, values = {}, result }: { error?: FormError; values?: Form; result?: string } = {}) {
+    const { account, session } = c.get("ui");
+    const configured = deps.delivery !== undefined;
+    const log = configured ? await deliveryLog(deps.delivery?.log, { limit: 50 }) : [];
+    if (error) c.status(400);
+    return c.html(
+      <Page title="Delivery" account={account} csrf={session.csrf} current="/delivery">
+        {result ? (
+          <p class="notice" role="status" id="delivery-result">
+            {result}
+          </p>
+        ) : null}
+        <div class="card">
+          <h2 id="test-sms">Send a test message</h2>
+          <p class="muted">A fixed text goes through the configured channels in order (at most 3 a minute per administrator).</p>
+          {configured ? (
+            <form method="post" action={`${UI_BASE}/delivery/test`} aria-labelledby="test-sms">
+              <Csrf token={session.csrf} />
+              <FormAlert error={error} />
+              <div class="row">
+                <Field name="msisdn" label="Phone number" type="tel" value={text(values, "msisdn")} error={error} />
+                <Field name="email" label="or e-mail address" type="email" value={text(values, "email")} error={error} />
+              </div>
+              <button type="submit" class="primary" id="send-test">
+                Send test message
+              </button>
+            </form>
+          ) : (
+            <p>Delivery is not configured on this node.</p>
+          )}
+        </div>
+        <div class="card">
+          <h2>Recent deliveries</h2>
+          <div class="table-wrap">
+            <table id="delivery-log">
+              <thead>
+                <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">Channel</th>
+                  <th scope="col">To</th>
+                  <th scope="col">Endpoint</th>
+                  <th scope="col">Result</th>
+                </tr>
+              </thead>
+              <tbody>
+                {log.map((e) => (
+                  <tr>
+                    <td>{utc(e.at)}</td>
+                    <td>{e.channel ?? "-"}</td>
+                    <td>{e.destination}</td>
+                    <td>{e.endpoint}</td>
+                    <td>
+                      {e.result}
+                      {e.reason ? ` (${e.reason})` : ""}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </div>
+      </Page>,
+    );
+  }
+
+  get(app, deps, "/delivery", "admin", (c) => deliveryPage(c));
+
+  post(app, deps, "/delivery/test", "admin", async (c, form) => {
+    try {
+      const r = await deliveryTest(uiAdminContext(deps, c), deps.delivery?.dispatcher, {
+        ...(optional(form, "msisdn") ? { msisdn: optional(form, "msisdn")! } : {}),
+        ...(optional(form, "email") ? { email: optional(form, "email")! } : {}),
+        limitKey: uiActorName(c.get("ui").account),
+      });
+      return deliveryPage(c, { values: form, result: r.ok ? `Sent through ${r.channel}.` : `Not delivered: ${r.reason ?? "failed"}${r.detail ? ` (${r.detail})` : ""}.` });
+    } catch (err) {
+      const error = formError(err);
+      if (!error) throw err;
+      return deliveryPage(c, { error, values: form });
+    }
+  });
+
+  // --- the audit log (this process's newest events)
+  app.get("/audit", (c) => {
+    const { account, session } = c.get("ui");
+    const type = c.req.query("type") ?? "";
+    const q = (c.req.query("q") ?? "").trim().slice(0, 100).toLowerCase();
+    const category = CATEGORIES.some(([v]) => v === type) ? type : "";
+    const rows =
+      deps.recentEvents?.list((e) => {
+        if (category && !e.event.type.startsWith(category)) return false;
+        if (q && !`${e.event.type} ${eventSummary(e.event)}`.toLowerCase().includes(q)) return false;
+        return true;
+      }, 300) ?? [];
+    return c.html(
+      <Page title="Audit log" account={account} csrf={session.csrf} current="/audit">
+        <div class="card">
+          <form method="get" action={`${UI_BASE}/audit`} role="search">
+            <div class="row">
+              <Select name="type" label="Kind" options={CATEGORIES} value={category} />
+              <Field name="q" label="Containing (user, client, account…)" type="search" value={q} />
+            </div>
+            <button type="submit" class="secondary" id="filter">
+              Filter
+            </button>
+          </form>
+          <p class="muted">
+            {deps.recentEvents
+              ? `The newest ${deps.recentEvents.capacity} events of this process are kept in memory ([admin_ui] recent_events); the full log is the process's standard output (journald).`
+              : "This process keeps no events in memory."}
+          </p>
+          <div class="table-wrap">
+            <table id="audit">
+              <thead>
+                <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">Event</th>
+                  <th scope="col">Details</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((e) => (
+                  <tr>
+                    <td>{utc(e.at)}</td>
+                    <td>{e.event.type}</td>
+                    <td>{eventSummary(e.event)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {rows.length === 0 ? <p id="audit-empty">No events match.</p> : null}
+        </div>
+      </Page>,
+    );
+  });
+
+  // --- LDAP profiles and their diagnosis
+  async function ldapPage(c: UiContext, { error, values = {}, diagnosis }: { error?: FormError; values?: Form; diagnosis?: Awaited<ReturnType<typeof diagnoseProfile>>["diagnosis"] } = {}) {
+    const { account, session } = c.get("ui");
+    const profiles = ldapProfiles(deps.config);
+    if (error) c.status(400);
+    return c.html(
+      <Page title="Directories" account={account} csrf={session.csrf} current="/ldap">
+        <div class="card">
+          <h2>LDAP and Active Directory profiles</h2>
+          {profiles.length === 0 ? (
+            <p id="no-profiles">No [[ldap]] profile is configured: only local users exist.</p>
+          ) : (
+            <ul id="profiles">
+              {profiles.map((p) => (
+                <li>
+                  {p.name}: {p.urls.join(", ")} (base {p.baseDN})
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+        {profiles.length > 0 && may(c, "admin") ? (
+          <div class="card">
+            <h2 id="diagnose">Diagnose a profile</h2>
+            <form method="post" action={`${UI_BASE}/ldap/test`} aria-labelledby="diagnose">
+              <Csrf token={session.csrf} />
+              <FormAlert error={error} />
+              <div class="row">
+                <Select name="profile" label="Profile" options={profiles.map((p): [string, string] => [p.name, p.name])} value={text(values, "profile")} error={error} />
+                <Field name="user" label="Look up a user (optional)" value={text(values, "user")} error={error} />
+              </div>
+              <button type="submit" class="primary" id="diagnose-submit">
+                Diagnose
+              </button>
+            </form>
+          </div>
+        ) : null}
+        {diagnosis ? (
+          <div class="card" id="diagnosis">
+            <h2>{diagnosis.ok ? "The profile works" : "The profile has problems"}</h2>
+            {diagnosis.error ? <p class="alert">{diagnosis.error}</p> : null}
+            <ul>
+              {diagnosis.urls.map((u) => (
+                <li>
+                  {u.url} ({u.transport}): {u.reachable ? `reachable${u.connectMs !== null ? ` in ${Math.round(u.connectMs)} ms` : ""}` : `unreachable (${u.error ?? "error"})`}
+                  {u.serviceBind ? `; service bind ${u.serviceBind.ok ? "ok" : `failed (${u.serviceBind.error ?? "error"})`}` : ""}
+                  {u.tls?.certificate ? `; certificate ${u.tls.certificate.subject}, valid until ${u.tls.certificate.validUntil ?? "?"}` : ""}
+                </li>
+              ))}
+            </ul>
+            {diagnosis.user ? (
+              <dl class="context">
+                <dt>User</dt>
+                <dd>{diagnosis.user.found ? (diagnosis.user.dn ?? "found") : `not found${diagnosis.user.error ? ` (${diagnosis.user.error})` : ""}`}</dd>
+                <dt>Type</dt>
+                <dd>{diagnosis.user.type ?? "-"}</dd>
+                <dt>Phone</dt>
+                <dd>{diagnosis.user.phone ?? "-"}</dd>
+                <dt>Status</dt>
+                <dd>{diagnosis.user.status ?? "-"}</dd>
+                <dt>Would be let in</dt>
+                <dd>{diagnosis.user.refused ? "no" : "yes"}</dd>
+              </dl>
+            ) : null}
+          </div>
+        ) : null}
+      </Page>,
+    );
+  }
+
+  app.get("/ldap", (c) => ldapPage(c));
+
+  post(app, deps, "/ldap/test", "admin", async (c, form) => {
+    try {
+      const { diagnosis } = await diagnoseProfile(ldapProfiles(deps.config), text(form, "profile"), optional(form, "user"), { audit: uiAdminContext(deps, c).audit });
+      return ldapPage(c, { values: form, diagnosis });
+    } catch (err) {
+      const error = formError(err);
+      if (!error) throw err;
+      return ldapPage(c, { error, values: form });
+    }
+  });
+}
