@@ -130,7 +130,9 @@ export type AdminEvent =
   | ({ type: "admin.account_added"; account: string; role: string } & By)
   | ({ type: "admin.account_removed"; account: string } & By)
   /** The account got a new TOTP secret (its sessions ended). */
-  | ({ type: "admin.account_totp_reset"; account: string } & By);
+  | ({ type: "admin.account_totp_reset"; account: string } & By)
+  /** A test authentication through the appliance's own RADIUS listener: `outcome` accept, reject, challenge or no_answer (never the password or code). */
+  | ({ type: "admin.client_tested"; client: string; user: string; outcome: string } & By);
 
 /**
  * The admin web UI's sign-ins (http/ui). `account` is named only when it exists; an unknown name

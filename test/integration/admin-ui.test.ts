@@ -192,6 +192,20 @@ describe("admin web UI", () => {
       expect(second.code).toBe(Code.AccessAccept);
     }
 
+    // Test authentication from the clients page: a real Access-Request through the listener; the
+    // challenge's second leg takes the next code (the one above was used).
+    await page.goto(`${ui}/ui/clients`);
+    await page.click("a[href='/ui/clients/vpn/test']");
+    await page.fill("#f-user", "carol");
+    await page.fill("#f-password", "carol password");
+    await page.click("#test-submit");
+    expect(await page.textContent("#test-result")).toContain("Access-Challenge");
+    await expectAccessible(page);
+    await page.fill("#f-password", generateTOTP({ secret, algorithm: "SHA1", digits: 6, period: 30 }, { now: Date.now() + 30_000 }));
+    await page.click("#test-submit");
+    expect(await page.textContent("#test-result")).toContain("Access-Accept");
+    expect(server.logs.some((l) => l.event === "admin.client_tested" && l.client === "vpn" && l.outcome === "accept" && l.by === "ui:root1")).toBe(true);
+
     // Lock dave out with wrong passwords over RADIUS, then unlock from the user page.
     {
       using udp = await UDPClient.open("127.0.0.1");

@@ -1,8 +1,9 @@
 // RADIUS clients: list (never the secret), add, remove.
 
 import { addClient, listClients, removeClient } from "../../admin/clients.ts";
+import { radiusTestRoute, testRadiusAuthentication, type RadiusTestResult } from "../../admin/radius-test.ts";
 import type { HttpDeps } from "../types.ts";
-import { optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
+import { forbidden, optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
 import { ActionButton, Csrf, Field, FormAlert, formError, Page, Select, type FormError } from "./layout.tsx";
 import { may, uiAdminContext, UI_BASE, type UiContext } from "./session.ts";
 
@@ -59,6 +60,7 @@ export function clientRoutes(app: UiApp, deps: HttpDeps): void {
                     </td>
                     {may(c, "admin") ? (
                       <td>
+                        <a href={`${UI_BASE}/clients/${encodeURIComponent(cl.name)}/test`}>Test</a>{" "}
                         <ActionButton action={`${UI_BASE}/clients/${encodeURIComponent(cl.name)}/remove`} csrf={session.csrf} text="Remove" kind="danger" />
                       </td>
                     ) : null}
@@ -117,6 +119,83 @@ export function clientRoutes(app: UiApp, deps: HttpDeps): void {
       if (!error) throw err;
       const { secret: _secret, ...values } = form;
       return listPage(c, { error, values });
+    }
+  });
+
+  const OUTCOME: Record<RadiusTestResult["outcome"], string> = {
+    accept: "Access-Accept: the user would be let in.",
+    reject: "Access-Reject: the user would be refused.",
+    challenge: "Access-Challenge: the server asks for a code.",
+    no_answer: "No answer in time (an approval may still be waiting, or the server dropped the packet).",
+  };
+
+  async function testPage(c: UiContext, { error, values = {}, result }: { error?: FormError; values?: Form; result?: RadiusTestResult } = {}) {
+    const { account, session } = c.get("ui");
+    const name = c.req.param("name") ?? "";
+    const route = await radiusTestRoute(deps, name, deps.radiusListeners ?? []);
+    const action = `${UI_BASE}/clients/${encodeURIComponent(name)}/test`;
+    if (error) c.status(400);
+    return c.html(
+      <Page title={`Test authentication: ${name}`} account={account} csrf={session.csrf} current="/clients">
+        <div class="card">
+          <p class="muted">
+            Sends a real Access-Request to this appliance's RADIUS listener from the loopback address with this client's shared secret, as the NAS would. It counts like any login (lockout, audit).
+          </p>
+          {result ? (
+            <p class={result.outcome === "accept" ? "notice" : "alert"} role="status" id="test-result">
+              {OUTCOME[result.outcome]}
+              {result.message ? ` Reply-Message: "${result.message}"` : ""}
+            </p>
+          ) : null}
+          {!route.ok ? (
+            <p class="alert" id="not-testable">
+              {route.reason}
+            </p>
+          ) : (
+            <form method="post" action={action} aria-label="Test authentication">
+              <Csrf token={session.csrf} />
+              <FormAlert error={error} />
+              {result?.outcome === "challenge" && result.state ? (
+                <>
+                  <input type="hidden" name="state" value={result.state} />
+                  <input type="hidden" name="user" value={text(values, "user")} />
+                  <Field name="password" label="Code (second leg)" autocomplete="one-time-code" error={error} required />
+                </>
+              ) : (
+                <>
+                  <Field name="user" label="User-Name" value={text(values, "user")} error={error} required />
+                  <Field name="password" label="User-Password (password, or password and code for concat)" type="password" autocomplete="off" error={error} />
+                </>
+              )}
+              <button type="submit" class="primary" id="test-submit">
+                Send Access-Request
+              </button>
+            </form>
+          )}
+        </div>
+      </Page>,
+    );
+  }
+
+  app.get("/clients/:name/test", async (c) => {
+    if (!may(c, "admin")) return forbidden(c, deps);
+    return testPage(c);
+  });
+
+  post(app, deps, "/clients/:name/test", "admin", async (c, form) => {
+    try {
+      const result = await testRadiusAuthentication(uiAdminContext(deps, c), {
+        client: c.req.param("name") ?? "",
+        user: text(form, "user"),
+        password: text(form, "password"),
+        ...(optional(form, "state") ? { state: optional(form, "state")! } : {}),
+        listeners: deps.radiusListeners ?? [],
+      });
+      return testPage(c, { values: { user: text(form, "user") }, result });
+    } catch (err) {
+      const error = formError(err);
+      if (!error) throw err;
+      return testPage(c, { error, values: { user: text(form, "user") } });
     }
   });
 
