@@ -31,7 +31,7 @@ export function clientRoutes(app: UiApp, deps: HttpDeps): void {
           </div>
         ) : null}
         <div class="card">
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex={0}>
             <table id="clients">
               <thead>
                 <tr>

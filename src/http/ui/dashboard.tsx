@@ -109,7 +109,7 @@ export function dashboardRoutes(app: UiApp, deps: HttpDeps): void {
         </div>
         <div class="card">
           <h2 id="per-minute">Authentications per minute</h2>
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex={0}>
             <table aria-labelledby="per-minute" id="auth-per-minute">
               <thead>
                 <tr>

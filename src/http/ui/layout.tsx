@@ -36,13 +36,15 @@ form.inline button { display: inline-block; width: auto; min-height: 2.5rem; pad
 .alert { border-left: 4px solid var(--no); padding: 0.5rem 0.75rem; background: var(--bg); }
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 0.95rem; }
-th, td { text-align: left; padding: 0.4rem 0.5rem; border-bottom: 1px solid rgba(127,127,127,.35); vertical-align: top; overflow-wrap: anywhere; }
+th, td { text-align: left; padding: 0.4rem 0.5rem; border-bottom: 1px solid rgba(127,127,127,.35); vertical-align: top; overflow-wrap: break-word; }
+th { white-space: nowrap; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr)); gap: 1rem; }
 .stat { font-size: 1.6rem; font-weight: 700; }
 .qr svg { width: 14rem; height: 14rem; background: #fff; }
 code { overflow-wrap: anywhere; }
 .row { display: flex; flex-wrap: wrap; gap: 0.75rem; }
 .row > * { flex: 1 1 12rem; }
+@media (max-width: 30rem) { main.console { padding: 1rem 0.5rem 2rem; } .card { padding: 0.9rem; } td, th { padding: 0.35rem 0.4rem; } }
 `;
 
 /** The pages and the least role that sees each in the navigation (every role may read them). */

@@ -61,7 +61,7 @@ export function otherRoutes(app: UiApp, deps: HttpDeps): void {
         ) : null}
         <div class="card">
           <h2>Endpoints</h2>
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex={0}>
             <table id="endpoints">
               <thead>
                 <tr>
@@ -93,7 +93,7 @@ export function otherRoutes(app: UiApp, deps: HttpDeps): void {
         </div>
         <div class="card">
           <h2>API keys</h2>
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex={0}>
             <table id="apikeys">
               <thead>
                 <tr>
@@ -225,7 +225,7 @@ export function otherRoutes(app: UiApp, deps: HttpDeps): void {
         </div>
         <div class="card">
           <h2>Recent deliveries</h2>
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex={0}>
             <table id="delivery-log">
               <thead>
                 <tr>
@@ -303,7 +303,7 @@ export function otherRoutes(app: UiApp, deps: HttpDeps): void {
               ? `The newest ${deps.recentEvents.capacity} events of this process are kept in memory ([admin_ui] recent_events); the full log is the process's standard output (journald).`
               : "This process keeps no events in memory."}
           </p>
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex={0}>
             <table id="audit">
               <thead>
                 <tr>

@@ -65,7 +65,7 @@ export function tokenRoutes(app: UiApp, deps: HttpDeps): void {
               Show
             </button>
           </form>
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex={0}>
             <table id="tokens">
               <thead>
                 <tr>

@@ -52,7 +52,7 @@ export function userRoutes(app: UiApp, deps: HttpDeps): void {
           <p class="muted">
             {rows.length} of {all.length} users{rows.length > shown.length ? `; the first ${shown.length} are shown` : ""}.
           </p>
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex={0}>
             <table id="users">
               <thead>
                 <tr>
