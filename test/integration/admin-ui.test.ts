@@ -1,6 +1,7 @@
 // The admin web UI in headless Chromium against the real server process: accounts made with
 // `portcullis admin add`, sign-in with a computed TOTP code (a wrong or replayed code refused),
-// creating a user and enrolling a token from the browser, unlocking a user locked out over RADIUS,
+// creating a user and enrolling a token from the browser, a test authentication through the RADIUS
+// listener, a CSV token import, a test SMS to a loopback gateway, unlocking a user locked out over RADIUS,
 // an operator refused a create, a form without the CSRF token refused, the idle timeout, axe-core
 // on every page and a phone-width page.
 //
@@ -25,6 +26,17 @@ let server: ServerProcess;
 let browser: Browser;
 let ui: string;
 let radiusSecret: string;
+/** A loopback SMS gateway: records each message and accepts it. */
+const sms: Array<{ to: string; message: string }> = [];
+const gateway = Bun.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  fetch: async (req) => {
+    const form = new URLSearchParams(await req.text());
+    sms.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
+    return Response.json({ status: "0" });
+  },
+});
 const secrets: Record<string, Uint8Array> = {};
 
 /** `admin add NAME --role ROLE --password-stdin` → the TOTP secret from the printed otpauth URI. */
@@ -86,6 +98,11 @@ beforeAll(async () => {
   appliance.writeConfig(`region = "SE"
 [http]
 tls = false
+[delivery.sms]
+url = "http://127.0.0.1:${gateway.port}/sms"
+body = "to={to}&message={message}"
+success_match = '"status":\\s*"0"'
+timeout_ms = 3000
 `);
   await Promise.all([addAdmin("root1", "root"), addAdmin("op1", "operator"), addAdmin("idle1", "admin")]);
   await appliance.cli(["user", "add", "dave", "--password-stdin"], { stdin: "dave password\n" });
@@ -96,6 +113,7 @@ tls = false
 }, 90_000);
 
 afterAll(async () => {
+  gateway.stop(true);
   await browser?.close();
   await appliance?.[Symbol.asyncDispose]();
 });
@@ -146,7 +164,7 @@ describe("admin web UI", () => {
     await page.context().close();
   });
 
-  test("root: every page passes axe; create a user, enrol a token (QR shown), unlock a user locked out over RADIUS; audited as ui:root1", async () => {
+  test("root: every page passes axe; create a user, enrol a token (QR shown), test authentication, import tokens, send a test SMS, unlock a user locked out over RADIUS; audited as ui:root1", async () => {
     const page = await newPage();
     await signIn(page, ui, "root1", code("root1", 1));
     expect(new URL(page.url()).pathname).toBe("/ui/");
@@ -205,6 +223,22 @@ describe("admin web UI", () => {
     await page.click("#test-submit");
     expect(await page.textContent("#test-result")).toContain("Access-Accept");
     expect(server.logs.some((l) => l.event === "admin.client_tested" && l.client === "vpn" && l.outcome === "accept" && l.by === "ui:root1")).toBe(true);
+
+    // Import tokens from a CSV file: one assigned to dave, one unassigned.
+    await page.goto(`${ui}/ui/tokens`);
+    await page.selectOption("#f-format", "csv");
+    await page.setInputFiles("#f-file", { name: "tokens.csv", mimeType: "text/csv", buffer: Buffer.from("serial,secret_base32,user\nHW0001,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,dave\nHW0002,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,\n") });
+    await page.click("#import-submit");
+    expect(await page.textContent("#imported")).toContain("Imported 2 tokens; 1 assigned");
+    expect((JSON.parse(await appliance.cli(["token", "list", "dave", "--json"])) as Array<{ serial: string }>).map((t) => t.serial)).toEqual(["HW0001"]);
+
+    // A test message through the configured SMS gateway.
+    await page.goto(`${ui}/ui/delivery`);
+    await page.fill("#f-msisdn", "+46701234567");
+    await page.click("#send-test");
+    expect(await page.textContent("#delivery-result")).toContain("Sent through sms");
+    expect(sms.map((m) => m.to)).toEqual(["+46701234567"]);
+    expect(sms[0]!.message).toContain("Portcullis test message");
 
     // Lock dave out with wrong passwords over RADIUS, then unlock from the user page.
     {
