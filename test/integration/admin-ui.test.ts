@@ -224,6 +224,17 @@ describe("admin web UI", () => {
     expect(await page.textContent("#test-result")).toContain("Access-Accept");
     expect(server.logs.some((l) => l.event === "admin.client_tested" && l.client === "vpn" && l.outcome === "accept" && l.by === "ui:root1")).toBe(true);
 
+    // Edit the client's phone settings: an out-of-range hold is shown next to its field, then saved.
+    await page.goto(`${ui}/ui/clients/vpn`);
+    await page.fill("#f-approvalHoldS", "500");
+    await page.click("#phone-submit");
+    expect(await page.textContent("#f-approvalHoldS-error")).toContain("Approval hold:");
+    await expectAccessible(page);
+    await page.fill("#f-approvalHoldS", "60");
+    await page.click("#phone-submit");
+    expect(await page.textContent("#notice")).toContain("saved");
+    expect((JSON.parse(await appliance.cli(["client", "list", "--json"])) as Array<{ name: string; approvalHoldS: number }>).find((x) => x.name === "vpn")!.approvalHoldS).toBe(60);
+
     // Import tokens from a CSV file: one assigned to dave, one unassigned.
     await page.goto(`${ui}/ui/tokens`);
     await page.selectOption("#f-format", "csv");

@@ -1,13 +1,13 @@
 // RADIUS clients: list (never the secret), add, remove.
 
-import { addClient, listClients, removeClient } from "../../admin/clients.ts";
+import { addClient, listClients, removeClient, showClient, updateClientPhone } from "../../admin/clients.ts";
 import { radiusTestRoute, testRadiusAuthentication, type RadiusTestResult } from "../../admin/radius-test.ts";
 import type { HttpDeps } from "../types.ts";
 import { forbidden, optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
 import { ActionButton, Csrf, Field, FormAlert, formError, Page, Select, type FormError } from "./layout.tsx";
 import { may, uiAdminContext, UI_BASE, type UiContext } from "./session.ts";
 
-const NOTICES: Record<string, string> = { removed: "Client removed." };
+const NOTICES: Record<string, string> = { removed: "Client removed.", updated: "Phone-factor settings saved." };
 
 export function clientRoutes(app: UiApp, deps: HttpDeps): void {
   async function listPage(c: UiContext, { error, values = {}, added }: { error?: FormError; values?: Form; added?: { name: string; warnings: string[] } } = {}) {
@@ -47,7 +47,9 @@ export function clientRoutes(app: UiApp, deps: HttpDeps): void {
               <tbody>
                 {clients.map((cl) => (
                   <tr>
-                    <td>{cl.name}</td>
+                    <td>
+                      <a href={`${UI_BASE}/clients/${encodeURIComponent(cl.name)}`}>{cl.name}</a>
+                    </td>
                     <td>
                       {cl.network ?? cl.address}
                       {cl.overlaps.unreachable ? " (unreachable: shadowed)" : ""}
@@ -176,6 +178,91 @@ export function clientRoutes(app: UiApp, deps: HttpDeps): void {
       </Page>,
     );
   }
+
+  async function showPage(c: UiContext, { error, values }: { error?: FormError; values?: Form } = {}) {
+    const { account, session } = c.get("ui");
+    const cl = await showClient(deps, c.req.param("name") ?? "");
+    const v = (name: string, current: string) => (values ? text(values, name) : current);
+    const notice = c.req.query("done");
+    if (error) c.status(400);
+    return c.html(
+      <Page title={`RADIUS client ${cl.name}`} account={account} csrf={session.csrf} current="/clients">
+        {notice && NOTICES[notice] ? (
+          <p class="notice" role="status" id="notice">
+            {NOTICES[notice]}
+          </p>
+        ) : null}
+        <div class="card">
+          <dl class="context" id="client-details">
+            <dt>Network</dt>
+            <dd>{cl.network ?? cl.address}</dd>
+            <dt>First factor</dt>
+            <dd>{cl.firstFactor}</dd>
+            <dt>OTP mode</dt>
+            <dd>{cl.otpMode}</dd>
+            <dt>Message-Authenticator</dt>
+            <dd>{cl.requireMessageAuthenticator ? "required" : "optional (legacy)"}</dd>
+            <dt>Type password</dt>
+            <dd>{cl.allowPasswordOnly ? "allowed" : "refused"}</dd>
+            <dt>Directories</dt>
+            <dd>{cl.directories === null ? "every profile, then local" : cl.directories.join(", ")}</dd>
+            <dt>Overlaps</dt>
+            <dd>
+              {cl.overlaps.shadowedBy.length > 0 ? `narrower clients win for some addresses: ${cl.overlaps.shadowedBy.join(", ")}` : "none"}
+              {cl.overlaps.unreachable ? "; unreachable" : ""}
+            </dd>
+          </dl>
+          {may(c, "admin") ? <a href={`${UI_BASE}/clients/${encodeURIComponent(cl.name)}/test`}>Test authentication</a> : null}
+        </div>
+        {may(c, "admin") ? (
+          <div class="card">
+            <h2 id="phone-settings">Phone factors</h2>
+            <form method="post" action={`${UI_BASE}/clients/${encodeURIComponent(cl.name)}/phone`} aria-labelledby="phone-settings">
+              <Csrf token={session.csrf} />
+              <FormAlert error={error} />
+              <div class="row">
+                <Field name="approvalHoldS" label="Approval hold (seconds, 5-120)" inputmode="numeric" value={v("approvalHoldS", String(cl.approvalHoldS))} error={error} />
+                <Select name="approvalMode" label="Approval mode" options={[["hold", "hold (the request waits)"], ["challenge", "challenge (answered at once)"]]} value={v("approvalMode", cl.approvalMode)} error={error} />
+              </div>
+              <div class="row">
+                <Select name="approvalNumberMatch" label="Number matching" options={[["false", "off"], ["true", "on (challenge mode)"]]} value={v("approvalNumberMatch", String(cl.approvalNumberMatch))} error={error} />
+                <Field name="smsCodeLength" label="SMS code length (4-12, empty: default)" inputmode="numeric" value={v("smsCodeLength", cl.smsCodeLength === null ? "" : String(cl.smsCodeLength))} error={error} />
+                <Select name="smsCodeAlphabet" label="SMS code alphabet" options={[["", "default"], ["numeric", "numeric"], ["alphabetic", "alphabetic"], ["alphanumeric", "alphanumeric"]]} value={v("smsCodeAlphabet", cl.smsCodeAlphabet ?? "")} error={error} />
+              </div>
+              <button type="submit" class="primary" id="phone-submit">
+                Save
+              </button>
+            </form>
+          </div>
+        ) : null}
+      </Page>,
+    );
+  }
+
+  app.get("/clients/:name", (c) => showPage(c));
+
+  post(app, deps, "/clients/:name/phone", "admin", async (c, form) => {
+    const name = c.req.param("name") ?? "";
+    const int = (field: string) => {
+      const raw = text(form, field).trim();
+      return raw === "" ? null : /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
+    };
+    try {
+      const hold = int("approvalHoldS");
+      await updateClientPhone(uiAdminContext(deps, c), name, {
+        ...(hold !== null ? { approvalHoldS: hold } : {}),
+        approvalMode: text(form, "approvalMode") === "challenge" ? "challenge" : "hold",
+        approvalNumberMatch: text(form, "approvalNumberMatch") === "true",
+        smsCodeLength: int("smsCodeLength"),
+        smsCodeAlphabet: (optional(form, "smsCodeAlphabet") ?? null) as "numeric" | "alphabetic" | "alphanumeric" | null,
+      });
+      return seeOther(c, `${UI_BASE}/clients/${encodeURIComponent(name)}?done=updated`);
+    } catch (err) {
+      const error = formError(err);
+      if (!error) throw err;
+      return showPage(c, { error, values: form });
+    }
+  });
 
   app.get("/clients/:name/test", async (c) => {
     if (!may(c, "admin")) return forbidden(c, deps);

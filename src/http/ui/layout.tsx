@@ -167,8 +167,21 @@ export function formError(err: unknown): FormError | undefined {
   return undefined;
 }
 
+/** Field names that read badly when split at capitals. */
+const LABELS: Record<string, string> = {
+  approvalHoldS: "Approval hold",
+  smsCodeLength: "SMS code length",
+  smsCodeAlphabet: "SMS code alphabet",
+  msisdn: "Phone number",
+  pskHex: "Pre-shared key",
+  code1: "First code",
+  code2: "Next code",
+  otpMode: "OTP mode",
+};
+
 /** How a form names an admin operation's input fields. */
 function label(field: string): string {
+  if (LABELS[field]) return `${LABELS[field]}:`;
   const words = field.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`).replace(/[._]/g, " ");
   return words.charAt(0).toUpperCase() + words.slice(1) + ":";
 }

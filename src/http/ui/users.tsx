@@ -3,7 +3,7 @@
 
 import { ldapProfiles } from "../../config/index.ts";
 import { addUser, listUsers, removeUser, showUser, unlockUser, updateUser, type UserListItem } from "../../admin/users.ts";
-import { enrolDevice, listDevices } from "../../admin/devices.ts";
+import { deleteDevice, enrolDevice, listDevices } from "../../admin/devices.ts";
 import { AUTH_TYPES } from "../../domain/auth-types.ts";
 import type { HttpDeps } from "../types.ts";
 import { optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
@@ -16,6 +16,7 @@ const NOTICES: Record<string, string> = {
   unlocked: "Lockout counters cleared.",
   clean: "The user had no failures recorded.",
   removed: "User removed (their tokens are kept, unassigned).",
+  device: "Device removed.",
 };
 
 function matches(u: UserListItem, q: string): boolean {
@@ -206,7 +207,8 @@ export function userRoutes(app: UiApp, deps: HttpDeps): void {
               {devices.map((d) => (
                 <li>
                   {d.name} (since {utc(d.createdAt)}
-                  {d.push ? `, push through ${d.push}` : ", no push"})
+                  {d.push ? `, push through ${d.push}` : ", no push"}){" "}
+                  {may(c, "admin") ? <ActionButton action={`${base}/devices/${encodeURIComponent(d.id)}/remove`} csrf={session.csrf} text={`Remove ${d.name}`} kind="danger" /> : null}
                 </li>
               ))}
             </ul>
@@ -291,6 +293,17 @@ export function userRoutes(app: UiApp, deps: HttpDeps): void {
   post(app, deps, "/users/:name/remove", "admin", async (c) => {
     await removeUser(uiAdminContext(deps, c), c.req.param("name") ?? "");
     return seeOther(c, `${UI_BASE}/users?done=removed`);
+  });
+
+  post(app, deps, "/users/:name/devices/:id/remove", "admin", async (c) => {
+    const ctx = uiAdminContext(deps, c);
+    const { user } = await showUser(deps, c.req.param("name") ?? "");
+    // Only a device of the user whose page this is.
+    const devices = await listDevices(deps.store, { user });
+    const id = c.req.param("id") ?? "";
+    if (!devices.some((d) => d.id === id)) return seeOther(c, `${UI_BASE}/users/${encodeURIComponent(user.username)}`);
+    await deleteDevice(ctx, id);
+    return seeOther(c, `${UI_BASE}/users/${encodeURIComponent(user.username)}?done=device`);
   });
 
   post(app, deps, "/users/:name/device", "admin", async (c) => {
