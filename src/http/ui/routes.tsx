@@ -6,8 +6,8 @@ import { Hono } from "hono";
 import { checkAdminSignIn } from "../../admin/admin-accounts.ts";
 import { APPROVAL_CSS } from "../pages/approval.tsx";
 import type { RouteModule } from "../types.ts";
-import { seeOther, uiLockout, text, type UiApp, type UiEnv } from "./common.tsx";
-import { BarePage, Field, UI_CSS, UI_CSS_PATH } from "./layout.tsx";
+import { seeOther, uiLockout, type UiApp, type UiEnv } from "./common.tsx";
+import { BarePage, Field, UI_CSS } from "./layout.tsx";
 import { dashboardRoutes } from "./dashboard.tsx";
 import { userRoutes } from "./users.tsx";
 import { tokenRoutes } from "./tokens.tsx";
@@ -126,4 +126,3 @@ export const adminUiRoutes: RouteModule = (app, deps) => {
   app.route(`${UI_BASE}/`, ui);
 };
 
-export { UI_CSS_PATH };
