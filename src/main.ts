@@ -129,6 +129,17 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
 
+    if (command === "switch" && args[0] === "serve") {
+      const rest = args.slice(1);
+      const m = rest.length === 0 ? null : /^--listen(?:=(.+))?$/.exec(rest[0]!);
+      const listen = m ? (m[1] ?? rest[1]) : undefined;
+      if (rest.length > 0 && (!m || listen === undefined || rest.length > (m[1] !== undefined ? 1 : 2))) throw usageError("switch serve takes only --listen ADDR:PORT");
+      const { config } = loadConfig(listen === undefined ? options : { ...options, overrides: [{ path: "switch_server.listen", value: listen, source: "--listen" }] });
+      const { switchServe } = await import("./cli/switch.ts");
+      await switchServe(config, {});
+      return 0;
+    }
+
     const { config } = loadConfig(options);
     // Standard output carries the command's result; log lines (e.g. "key created") go to stderr.
     setLogSink((line) => process.stderr.write(line + "\n"));
@@ -180,6 +191,11 @@ export async function main(argv: string[]): Promise<number> {
       case "key":
         await keyCommand(ctx, args);
         break;
+      case "switch": {
+        const { switchCommand } = await import("./cli/switch.ts");
+        await switchCommand(ctx, args);
+        break;
+      }
     }
     return 0;
   } catch (e) {

@@ -220,7 +220,26 @@ export type SmsCodeEvent =
   /** A code was issued but could not be delivered (refused, or every channel failed); it was removed. */
   | { type: "sms_code.not_delivered"; client: string; user: string; to: string; reason: string }
   /** Wrong codes reached the limit: the code was invalidated. */
-  | { type: "sms_code.invalidated"; client: string; user: string; failures: number };
+  | { type: "sms_code.invalidated"; client: string; user: string; failures: number }
+  // the switch relay: on the appliance (connection to the relay) and on the relay (appliances)
+  /** The appliance's connection to a relay authenticated. */
+  | { type: "switch.connected"; url: string; name: string }
+  /** The appliance's connection to a relay ended (`code`/`reason` of the WebSocket close). */
+  | { type: "switch.disconnected"; url: string; code: number; reason: string }
+  /** The appliance now uses another relay than before (the primary failed, or came back). */
+  | { type: "switch.failover"; from: string; to: string }
+  /** Relay: an appliance authenticated. */
+  | { type: "switch.appliance_connected"; appliance: string; client: string }
+  /** Relay: an appliance's connection ended. */
+  | { type: "switch.appliance_disconnected"; appliance: string }
+  /** Relay: an enrolment token was exchanged for the appliance's key. */
+  | { type: "switch.appliance_enrolled"; appliance: string; client: string }
+  /** Relay: a connected appliance was removed (`switch appliance remove`); its connection was closed. */
+  | { type: "switch.appliance_removed"; appliance: string }
+  /** Relay: a connection failed to authenticate (wrong, reused or expired token, bad signature, unknown or removed appliance). */
+  | { type: "switch.auth_refused"; reason: string; appliance: string; client: string }
+  /** Relay: a frame from an authenticated appliance was refused (malformed, replayed, another appliance's request or link). */
+  | { type: "switch.frame_refused"; appliance: string; reason: string };
 
 export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent;
 
@@ -266,6 +285,11 @@ export function levelOf(event: AuditEvent): Level {
     case "device.enrolment_refused":
     case "device.push_refused":
     case "push.failed":
+    case "switch.disconnected":
+    case "switch.failover":
+    case "switch.auth_refused":
+    case "switch.frame_refused":
+    case "switch.appliance_removed":
       return "warn";
     case "admin.device_removed":
       return event.last_device ? "warn" : "info";

@@ -6,6 +6,7 @@ import { DEVICE_USAGE } from "./device.ts";
 import { KEY_USAGE } from "./key.ts";
 import { LDAP_USAGE } from "./ldap.ts";
 import { TOKEN_USAGE } from "./token.ts";
+import { SWITCH_USAGE } from "./switch.ts";
 import { USER_USAGE } from "./user.ts";
 
 export const SERVE_USAGE = ["portcullis serve [--radius-listen ADDR:PORT]... [--http-listen ADDR:PORT]"];
@@ -19,6 +20,7 @@ const GROUPS: Record<string, string[]> = {
   apikey: APIKEY_USAGE,
   key: KEY_USAGE,
   ldap: LDAP_USAGE,
+  switch: SWITCH_USAGE,
 };
 
 const GLOBAL = `Global flags:

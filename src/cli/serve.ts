@@ -245,6 +245,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   statsLine();
   // Blocked Magic Link calls end now (their connections close with the listeners).
   web.magicLink.hub.closeAll();
+  web.switchClient?.stop();
   await Promise.all(web.listeners.map((l) => l.stop()));
   await radius.stop();
   await directories.close();

@@ -324,8 +324,8 @@ function smsGatewayEntries(kind: "sms" | "gateway") {
 export const smsGatewaySchema = v.strictObject({
   name: required(
     'Channel name, unique, not "sms" or "email" (the built-in channels); used in `[delivery] channels`, `[[endpoint]] channels`, the delivery log and metrics.',
-    "a name of 1-32 lower-case letters, digits, '_' or '-' starting with a letter, other than \"sms\" and \"email\"",
-    (s) => CHANNEL_NAME.test(s) && !(BUILTIN_CHANNELS as readonly string[]).includes(s),
+    "a name of 1-32 lower-case letters, digits, '_' or '-' starting with a letter, other than \"sms\", \"email\" and \"switch\"",
+    (s) => CHANNEL_NAME.test(s) && ![...BUILTIN_CHANNELS, "switch"].includes(s),
   ),
   ...smsGatewayEntries("gateway"),
 });
@@ -610,6 +610,27 @@ export const configSchema = v.strictObject({
       isPushHostRule,
     ),
     timeout_ms: integer(10_000, 500, 60_000, "Deadline of each request to a push service; devices are notified in parallel, so one slow service delays none of the others."),
+  }),
+
+  switch: section("The appliance's outbound connection to a switch relay (`portcullis switch join URL TOKEN` once). With `urls` set, `switch` is a delivery channel, tried first unless `[delivery] channels` orders it. See docs/switch.md.", {
+    urls: list(
+      [],
+      "Relay base URLs (https://), the primary first; the next one is used while the primary cannot be reached, and the primary again once it answers. Empty: no switch.",
+      "a list of https:// URLs",
+      (s) => /^https:\/\/[^\s/]+/.test(s) && URL.canParse(s),
+    ),
+    ca_file: text("", "PEM file of the CA(s) that sign the relays' certificates (for a relay's generated certificate: that certificate). Required with `urls`; the system roots are not used."),
+    primary_retry_s: integer(30, 1, 3600, "While on a secondary relay, how often the primary is tried again."),
+  }),
+
+  switch_server: section("`portcullis switch serve`: the relay, on an internet-facing host, with its own data directory, `[delivery]` and `[push]`. See docs/switch.md.", {
+    listen: text("0.0.0.0:9443", "Address and port of the relay's listener: the appliances' WebSocket and the approval pages, over TLS.", LISTEN_MUST, isListenAddress),
+    public_url: text("", "Base URL of the approval links the relay serves (https://switch.example.com). Required by `switch serve`.", "empty or an http(s):// URL", isURL),
+    cert_file: text("", "TLS certificate (PEM). When both files are empty a self-signed certificate is generated into the data directory (give it to the appliances as `[switch] ca_file`; phones need a certificate they trust, so put a reverse proxy with a public certificate in front)."),
+    key_file: text("", "TLS private key (PEM) for `cert_file`."),
+    tls: bool(true, "false serves plain HTTP and WS, only behind a TLS-terminating reverse proxy on the same host."),
+    per_appliance_per_minute: integer(60, 0, 1_000_000, "Messages one appliance may send through the relay per minute, on top of the `[delivery]` limits per number and overall. 0 turns it off."),
+    per_appliance_per_hour: integer(600, 0, 10_000_000, "Messages one appliance may send through the relay per hour. 0 turns it off."),
   }),
 
   app: section("Requests to the approver app: limits against MFA fatigue, the event streams, and the code shown for challenge mode. See docs/app.md.", {

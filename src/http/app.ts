@@ -28,7 +28,7 @@ function baseApp(deps: HttpDeps, listener: Listener): Hono<HttpEnv> {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
     const r = await deps.ready().catch(() => ({ ok: false, checks: {} }));
-    return c.json({ status: r.ok ? "ready" : "not_ready", checks: r.checks }, r.ok ? 200 : 503);
+    return c.json({ status: r.ok ? "ready" : "not_ready", checks: r.checks, ...("switch" in r && r.switch ? { switch: r.switch } : {}) }, r.ok ? 200 : 503);
   });
   return app;
 }

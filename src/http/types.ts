@@ -14,6 +14,8 @@ import type { ApiKey, Store } from "../store/types.ts";
 export interface Readiness {
   ok: boolean;
   checks: Record<string, boolean>;
+  /** The switch connection, when `[switch]` is configured; informative, it does not make the node unready. */
+  switch?: { state: string; url: string | null };
 }
 
 /** Everything a route module may use. Time and randomness are parameters so tests can freeze them. */
