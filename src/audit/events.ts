@@ -238,6 +238,8 @@ export type SmsCodeEvent =
   | { type: "switch.appliance_removed"; appliance: string }
   /** Relay: a connection failed to authenticate (wrong, reused or expired token, bad signature, unknown or removed appliance). */
   | { type: "switch.auth_refused"; reason: string; appliance: string; client: string }
+  /** Relay: a Web Push message (encrypted and signed by the appliance) was posted to a push service for an appliance. */
+  | { type: "switch.push"; appliance: string; host: string; status: number }
   /** Relay: a frame from an authenticated appliance was refused (malformed, replayed, another appliance's request or link). */
   | { type: "switch.frame_refused"; appliance: string; reason: string };
 

@@ -275,6 +275,7 @@ export class SwitchServer {
         signal: AbortSignal.timeout(this.o.pushTimeoutMs),
       });
       void res.body?.cancel().catch(() => {});
+      this.o.audit({ type: "switch.push", appliance: c.name!, host: checked.url.host, status: res.status });
       this.send(c, "push-res", { re: f.id, ok: true, status: res.status });
     } catch (err) {
       const name = (err as { name?: string } | null)?.name;

@@ -12,6 +12,9 @@ import { chromium, type Browser } from "playwright-core";
 import { Appliance, Attr, Code, ServerProcess, UDPClient, addLiveClient, buildAccessRequest, eventually, identifier, portcullisCommand, type LogLine } from "./helpers/appliance.ts";
 import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
 import { keyFromSeed, signAuth } from "../../src/switch/protocol.ts";
+import { DeviceClient } from "./helpers/device-client.ts";
+import { TestPushService } from "./helpers/push-service.ts";
+import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const PASSWORD = "correct horse battery";
@@ -62,6 +65,8 @@ listen = "127.0.0.1:${this.port}"
 public_url = "${this.url}"
 per_appliance_per_minute = 0
 per_appliance_per_hour = 0
+[push]
+allowed_hosts = ["127.0.0.1"]
 [delivery]
 per_number_per_minute = 0
 per_number_per_hour = 0
@@ -94,7 +99,9 @@ timeout_ms = 3000
 const linkIn = (text: string) => /(https:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(text)?.[1];
 const codeIn = (text: string) => /code is ([0-9A-Z]+)\./.exec(text)?.[1];
 
+const SUBJECT = "mailto:ops@example.test";
 let gateway: Gateway;
+let push: TestPushService;
 let r1: Relay;
 let r2: Relay;
 let app: Appliance;
@@ -155,6 +162,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: these tests need headless Chromium`);
   if (!radclientPath) throw new Error("radclient not installed: apt-get install freeradius-utils");
   gateway = new Gateway();
+  push = new TestPushService(SUBJECT);
   r1 = new Relay();
   r2 = new Relay();
   r1.configure(gateway.port);
@@ -174,6 +182,9 @@ per_key_per_minute = 0
 per_key_per_hour = 0
 overall_per_minute = 0
 overall_per_hour = 0
+[push]
+subject = "${SUBJECT}"
+allowed_hosts = ["127.0.0.1"]
 [switch]
 urls = ["${r1.url}", "${r2.url}"]
 ca_file = "${caFile}"
@@ -189,6 +200,7 @@ afterAll(async () => {
   await r1?.home[Symbol.asyncDispose]();
   await r2?.home[Symbol.asyncDispose]();
   gateway?.stop();
+  push?.stop();
 });
 
 describe("enrolment", () => {
@@ -252,6 +264,32 @@ describe("through the relay", () => {
     expect(link.startsWith(`${r1.url}/ml/`)).toBe(true);
     await approve(link);
     expect(await call).toBe('{"code":"TOUCH_ACCEPTED"}');
+  }, 60_000);
+
+  test("Web Push: the app request's notification goes out through the relay, encrypted and signed by the appliance", async () => {
+    await user("sw-p1", "touch");
+    // The device enrols on the appliance's own listener (the relay does not carry the app's API).
+    const out = await app.cli(["device", "enrol", "sw-p1"], { env: { PORTCULLIS_HTTP_PUBLIC_URL: `http://127.0.0.1:${server.httpPort}` } });
+    const code = /#enrol=([A-Za-z0-9_-]{22})/.exec(out)![1]!;
+    const device = await DeviceClient.create();
+    const sub = push.subscribe();
+    const res = await fetch(`http://127.0.0.1:${server.httpPort}/app/api/v1/devices`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ enrolment: code, public_key: device.publicJwk, name: "phone", push: TestPushService.json(sub) }),
+    });
+    expect(res.status).toBe(201);
+    device.id = ((await res.json()) as { device: string }).device;
+    const pushed = push.messages.length;
+    const pending = held("sw-p1");
+    const [m] = (await push.waitFor(pushed + 1, 20_000)).slice(pushed);
+    const id = (JSON.parse(m!.payload) as { id: string }).id;
+    await waitLog(r1.proc!, (l) => l.event === "switch.push" && l.appliance === "branch-1" && l.status === 201);
+    const path = `/app/api/v1/requests/${id}`;
+    const body = JSON.stringify({ decision: "approve" });
+    const answer = await fetch(`http://127.0.0.1:${server.httpPort}${path}`, { method: "POST", headers: { ...(await device.headers("POST", path, body)), "Content-Type": "application/json" }, body });
+    expect(answer.status).toBe(200);
+    expect(await pending).toBe(Code.AccessAccept);
   }, 60_000);
 
   test("a relay killed mid-flow and started again: the held request still completes, and the next login works", async () => {
@@ -370,5 +408,26 @@ describe("refusals", () => {
     // It is refused from then on, and carries on through the secondary.
     await connectedTo(r2.url, mark);
     await waitLog(r1.proc!, (l) => l.event === "switch.auth_refused" && l.appliance === "branch-1" && l.reason === "not_enrolled");
+  }, 60_000);
+});
+
+describe("no relay reachable", () => {
+  test("a login that needs the relay falls back as a failed delivery does: TOTP for type 2, FAILED_DELIVERY for Magic Link", async () => {
+    await user("sw-m9", "mobile");
+    const seed = encodeBase32(crypto.getRandomValues(new Uint8Array(20)));
+    await app.cli(["token", "add", "sw-m9", "--totp", "--secret", seed]);
+    const mark = server.logs.length;
+    r1.kill();
+    r2.kill();
+    await eventually("both relays gone", () => (server.logs.slice(mark).filter((l) => l.event === "switch.disconnected").length > 0 ? true : undefined), { tries: 300, timeoutMs: 20_000 });
+    const first = await rad([`User-Name = sw-m9`, `User-Password = ${quote(PASSWORD)}`]);
+    expect(first.code).toBe("Access-Challenge");
+    expect(attr(first, "Reply-Message")).toContain("authenticator app");
+    const ok = await rad([`User-Name = sw-m9`, `User-Password = ${totp(decodeBase32(seed), { now: Date.now() })}`, `State = ${attr(first, "State")}`]);
+    expect(ok.code).toBe("Access-Accept");
+    const call = await fetch(`http://127.0.0.1:${server.httpPort}/api/sfwa/auth?msisdn=${encodeURIComponent("+46701239998")}`, { headers: { "api-key": apiKey }, signal: AbortSignal.timeout(30_000) });
+    expect(await call.text()).toBe('{"code":"FAILED_DELIVERY"}');
+    const ready = await (await fetch(`http://127.0.0.1:${server.adminPort}/readyz`)).json();
+    expect(ready).toMatchObject({ status: "ready", switch: { state: "connecting", url: null } });
   }, 60_000);
 });
