@@ -37,6 +37,8 @@ export class SwitchDb {
     }
     this.db.exec("PRAGMA journal_mode = WAL");
     this.db.exec("PRAGMA busy_timeout = 5000");
+    // Routes are re-created by the next message if a power cut loses the last commits: no fsync per message.
+    this.db.exec("PRAGMA synchronous = NORMAL");
     this.db.exec(`CREATE TABLE IF NOT EXISTS appliances (
       name TEXT PRIMARY KEY,
       public_key TEXT,
