@@ -93,6 +93,8 @@ export async function startWeb(
  */
 async function createSwitchClient(config: Config, store: Store, audit: AuditBus["emit"], handleHttp: (req: TunnelRequest) => Promise<TunnelResponse>): Promise<SwitchClient | undefined> {
   if (config.switch.urls.length === 0) return undefined;
+  // Only Bun's WebSocket client can pin the relay's CA per connection; elsewhere the pin would be ignored.
+  if (typeof Bun === "undefined") throw new ConfigError("config: switch.urls needs the Bun build of portcullis (the relay's certificate could not be pinned here)");
   if (config.switch.ca_file === "") throw new ConfigError("config: switch.ca_file must be set when switch.urls is");
   let ca: string;
   try {

@@ -85,6 +85,7 @@ export interface WsClientOptions {
 
 /** Opens a WebSocket to `url` (wss:) and returns its peer; failures arrive as onClose. */
 export function connectWebSocket(url: string, o: WsClientOptions): WsPeer {
+  if (typeof Bun === "undefined") throw new TypeError("the switch connection needs Bun: its WebSocket client is the one that pins a CA");
   const ws = new WebSocket(url, { tls: { ca: o.ca } } as unknown as string[]);
   let closed = false;
   const end = (code: number, reason: string) => {
