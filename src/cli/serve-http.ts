@@ -63,8 +63,8 @@ export async function startWeb(
   try {
     const { listeners, publicFetch } = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, radiusBound: parts.radiusBound, switchClient });
     tunnel = async (req) => {
-      const init: RequestInit = { method: req.method, headers: req.contentType ? { "content-type": req.contentType } : {} };
-      if (req.method === "POST") init.body = req.body;
+      const init: RequestInit = { method: req.method, headers: { ...req.headers, ...(req.contentType ? { "content-type": req.contentType } : {}) } };
+      if (req.method !== "GET" && req.method !== "HEAD" && req.body !== "") init.body = req.body;
       const res = await publicFetch(new Request(`http://switch.invalid${req.path}`, init), { remoteAddress: req.address || undefined });
       const headers: Record<string, string> = {};
       res.headers.forEach((v, k) => (headers[k] = v));

@@ -12,8 +12,11 @@ import { backoffMs, CLOSE_REMOVED, CLOSE_UNAUTHORIZED, FrameCounter, MAX_FRAME_B
 /** A page request the relay forwards from a phone. */
 export interface TunnelRequest {
   method: string;
+  /** Path and query. */
   path: string;
   contentType: string;
+  /** The approver app's signature headers (lower-case names), for its API. */
+  headers: Record<string, string>;
   body: string;
   address: string;
 }
@@ -291,13 +294,22 @@ export class SwitchClient {
   private async tunnel(link: Link, f: Frame): Promise<void> {
     let res: TunnelResponse = { status: 404, headers: {}, body: "" };
     const path = typeof f.path === "string" ? f.path : "";
-    // Only the approval pages are answered for the relay; everything else on the appliance stays unreachable through it.
-    if (this.o.handleHttp && /^\/ml\/[A-Za-z0-9_-]{1,64}$/.test(path) && (f.method === "GET" || f.method === "POST")) {
+    const method = typeof f.method === "string" ? f.method : "";
+    // Only the approval pages and the approver app's API (not its event stream) are answered for the
+    // relay; everything else on the appliance stays unreachable through it.
+    const page = /^\/ml\/[A-Za-z0-9_-]{1,64}$/.test(path) && (method === "GET" || method === "POST");
+    const api = /^\/app\/api\/v1\/(?!events(?:$|\?))[A-Za-z0-9_/-]*(?:\?[^\s#]*)?$/.test(path) && ["GET", "POST", "PUT", "DELETE"].includes(method);
+    if (this.o.handleHttp && (page || api)) {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries((f.headers as Record<string, unknown>) ?? {})) {
+        if (/^portcullis-(device|time|signature)$/.test(k) && typeof v === "string") headers[k] = v;
+      }
       try {
         res = await this.o.handleHttp({
-          method: f.method,
+          method,
           path,
-          contentType: typeof f.content_type === "string" ? f.content_type : "",
+          contentType: typeof f.content_type === "string" ? f.content_type : typeof (f.headers as Record<string, unknown>)?.["content-type"] === "string" ? String((f.headers as Record<string, unknown>)["content-type"]) : "",
+          headers,
           body: typeof f.body === "string" ? f.body : "",
           address: typeof f.address === "string" ? f.address : "",
         });

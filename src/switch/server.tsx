@@ -5,6 +5,8 @@
 // listener; the relay routes by the link token's hash only.
 
 import { randomBytes } from "node:crypto";
+import { Hono } from "hono";
+import { appPageRoutes } from "../app/routes.tsx";
 import type { AuditEvent } from "../audit/events.ts";
 import type { Level } from "../audit/log.ts";
 import type { Dispatcher } from "../delivery/dispatcher.ts";
@@ -57,7 +59,12 @@ interface Conn {
   timer?: ReturnType<typeof setTimeout>;
 }
 
+/** Request headers a relayed call of the approver app's API carries to the appliance (the signature covers method, path, time and body). */
+const APP_REQUEST_HEADERS = ["content-type", "portcullis-device", "portcullis-time", "portcullis-signature"];
+
 const FORWARDED_HEADERS = ["content-type", "content-security-policy", "cache-control", "x-content-type-options", "x-frame-options", "referrer-policy", "permissions-policy", "cross-origin-opener-policy", "strict-transport-security"];
+
+const TRY_AGAIN = '<html lang="en"><head><meta charset="utf-8"><title>Try again</title></head><body><h1>Please try again in a moment</h1><p>The service behind this link is reconnecting.</p></body></html>';
 
 function html(body: string, status: number): Response {
   return new Response(`<!DOCTYPE html>${body}`, {
@@ -283,22 +290,66 @@ export class SwitchServer {
     }
   }
 
-  /** The relay's public HTTP surface: the approval pages (forwarded), their stylesheet, and health. */
+  /** The approver app's own files (page, script, manifest, worker, icons), served by the relay itself. */
+  private appFiles?: Hono;
+
+  /**
+   * The relay's public HTTP surface: the approval pages (forwarded to the appliance that owns the
+   * link), their stylesheet, the approver app's files and its API (forwarded to the one connected
+   * appliance), and health.
+   */
   async fetch(req: Request, env: { remoteAddress: string }): Promise<Response> {
     const url = new URL(req.url);
     if (url.pathname === "/healthz" || url.pathname === "/readyz") return new Response("ok\n", { headers: { "Content-Type": "text/plain" } });
     if (url.pathname === APPROVAL_CSS_PATH) return new Response(APPROVAL_CSS, { headers: { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=86400" } });
+    if (url.pathname.startsWith("/app/api/v1/")) return this.appApi(req, url, env);
+    if (url.pathname === "/app" || url.pathname.startsWith("/app/")) {
+      if (!this.appFiles) {
+        this.appFiles = new Hono();
+        appPageRoutes(this.appFiles as never, undefined as never);
+      }
+      return this.appFiles.fetch(req);
+    }
     const m = /^\/ml\/([^/]+)$/.exec(url.pathname);
     if (!m || (req.method !== "GET" && req.method !== "POST")) return new Response("Not found\n", { status: 404, headers: { "Content-Type": "text/plain" } });
     const token = m[1]!;
     const owner = LINK_TOKEN_PATTERN.test(token) ? this.o.db.linkOwner(hashLinkToken(token), this.now()) : undefined;
     if (!owner) return html((<InvalidLinkPage />).toString(), 404);
     const c = this.conns.get(owner);
-    if (!c) return html("<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Try again</title></head><body><h1>Please try again in a moment</h1><p>The service behind this link is reconnecting.</p></body></html>", 503);
+    if (!c) return html(TRY_AGAIN, 503);
     const body = req.method === "POST" ? await req.text() : "";
     if (body.length > 8 * 1024) return new Response("Too large\n", { status: 413 });
+    const answer = await this.forward(c, { method: req.method, path: url.pathname, content_type: req.headers.get("content-type") ?? "", body, address: env.remoteAddress });
+    if (!answer) return html(TRY_AGAIN, 503);
+    return answer;
+  }
+
+  /**
+   * The approver app's API, forwarded to the appliance: only while exactly one appliance is
+   * connected (a device's requests carry nothing the relay could route by). The event stream is not
+   * relayed; the app then polls the request list.
+   */
+  private async appApi(req: Request, url: URL, env: { remoteAddress: string }): Promise<Response> {
+    const json = (status: number, error: string) => new Response(JSON.stringify({ error }), { status, headers: { "Content-Type": "application/json", "Cache-Control": "no-store" } });
+    if (url.pathname === "/app/api/v1/events") return json(404, "the event stream is not relayed; poll /app/api/v1/requests");
+    if (!["GET", "POST", "PUT", "DELETE"].includes(req.method)) return json(405, "method not allowed");
+    if (this.conns.size !== 1) return json(503, "no appliance to answer");
+    const c = [...this.conns.values()][0]!;
+    const body = req.method === "GET" ? "" : await req.text();
+    if (body.length > 8 * 1024) return json(413, "body too large");
+    const headers: Record<string, string> = {};
+    for (const k of APP_REQUEST_HEADERS) {
+      const v = req.headers.get(k);
+      if (v !== null) headers[k] = v;
+    }
+    const answer = await this.forward(c, { method: req.method, path: url.pathname + url.search, headers, body, address: env.remoteAddress });
+    return answer ?? json(503, "the appliance did not answer");
+  }
+
+  /** Sends one request to an appliance and turns its answer into a Response (undefined: no answer in time). */
+  private async forward(c: Conn, request: Record<string, unknown>): Promise<Response | undefined> {
     const answer = await new Promise<Frame | undefined>((resolve) => {
-      const id = this.send(c, "http", { method: req.method, path: url.pathname, content_type: req.headers.get("content-type") ?? "", body, address: env.remoteAddress });
+      const id = this.send(c, "http", request);
       const timer = setTimeout(() => {
         c.pending.delete(id);
         resolve(undefined);
@@ -308,11 +359,12 @@ export class SwitchServer {
         resolve(f);
       });
     });
-    if (!answer || typeof answer.status !== "number") return html("<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Try again</title></head><body><h1>Please try again in a moment</h1></body></html>", 503);
+    if (!answer || typeof answer.status !== "number" || answer.status < 200 || answer.status > 599) return undefined;
     this.counters.pagesForwarded++;
     const headers = new Headers();
     const got = (answer.headers ?? {}) as Record<string, unknown>;
     for (const k of FORWARDED_HEADERS) if (typeof got[k] === "string") headers.set(k, got[k] as string);
-    return new Response(typeof answer.body === "string" ? answer.body : "", { status: answer.status, headers });
+    const status = answer.status;
+    return new Response(status === 204 || status === 304 ? null : typeof answer.body === "string" ? answer.body : "", { status, headers });
   }
 }

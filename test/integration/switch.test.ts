@@ -175,6 +175,8 @@ beforeAll(async () => {
 region = "SE"
 [http]
 tls = false
+# the approver app's enrolment links point at the primary relay
+public_url = "${r1.url}"
 [delivery]
 per_number_per_minute = 0
 per_number_per_hour = 0
@@ -266,14 +268,21 @@ describe("through the relay", () => {
     expect(await call).toBe('{"code":"TOUCH_ACCEPTED"}');
   }, 60_000);
 
-  test("Web Push: the app request's notification goes out through the relay, encrypted and signed by the appliance", async () => {
+  test("the approver app through the relay: enrolment, the push (encrypted and signed by the appliance), the request list and the answer", async () => {
     await user("sw-p1", "touch");
-    // The device enrols on the appliance's own listener (the relay does not carry the app's API).
-    const out = await app.cli(["device", "enrol", "sw-p1"], { env: { PORTCULLIS_HTTP_PUBLIC_URL: `http://127.0.0.1:${server.httpPort}` } });
-    const code = /#enrol=([A-Za-z0-9_-]{22})/.exec(out)![1]!;
+    const ca = { tls: { ca: r1.cert() } } as RequestInit;
+    const out = await app.cli(["device", "enrol", "sw-p1"]);
+    const enrolLink = /(https:\/\/\S+\/app\/#enrol=[A-Za-z0-9_-]{22})/.exec(out)![1]!;
+    expect(enrolLink.startsWith(`${r1.url}/app/#enrol=`)).toBe(true);
+    const code = /#enrol=([A-Za-z0-9_-]{22})/.exec(enrolLink)![1]!;
+    // The app's page and files come from the relay itself.
+    const page = await fetch(`${r1.url}/app/`, ca);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("require-trusted-types-for");
     const device = await DeviceClient.create();
     const sub = push.subscribe();
-    const res = await fetch(`http://127.0.0.1:${server.httpPort}/app/api/v1/devices`, {
+    const res = await fetch(`${r1.url}/app/api/v1/devices`, {
+      ...ca,
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ enrolment: code, public_key: device.publicJwk, name: "phone", push: TestPushService.json(sub) }),
@@ -285,11 +294,20 @@ describe("through the relay", () => {
     const [m] = (await push.waitFor(pushed + 1, 20_000)).slice(pushed);
     const id = (JSON.parse(m!.payload) as { id: string }).id;
     await waitLog(r1.proc!, (l) => l.event === "switch.push" && l.appliance === "branch-1" && l.status === 201);
+    const listPath = "/app/api/v1/requests";
+    const listed = await fetch(`${r1.url}${listPath}`, { ...ca, headers: await device.headers("GET", listPath) });
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { requests: Array<{ id: string }> }).requests.map((r) => r.id)).toEqual([id]);
+    // A request signed for another path is refused by the appliance, as on its own listener.
     const path = `/app/api/v1/requests/${id}`;
     const body = JSON.stringify({ decision: "approve" });
-    const answer = await fetch(`http://127.0.0.1:${server.httpPort}${path}`, { method: "POST", headers: { ...(await device.headers("POST", path, body)), "Content-Type": "application/json" }, body });
+    const forged = await fetch(`${r1.url}${path}`, { ...ca, method: "POST", headers: { ...(await device.headers("POST", listPath, body)), "Content-Type": "application/json" }, body });
+    expect(forged.status).toBe(401);
+    const answer = await fetch(`${r1.url}${path}`, { ...ca, method: "POST", headers: { ...(await device.headers("POST", path, body)), "Content-Type": "application/json" }, body });
     expect(answer.status).toBe(200);
     expect(await pending).toBe(Code.AccessAccept);
+    // The event stream is not relayed.
+    expect((await fetch(`${r1.url}/app/api/v1/events`, ca)).status).toBe(404);
   }, 60_000);
 
   test("a relay killed mid-flow and started again: the held request still completes, and the next login works", async () => {
