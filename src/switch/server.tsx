@@ -19,6 +19,8 @@ import { APPLIANCE_NAME, CLOSE_PROTOCOL, LINK_ROUTE_MS, CLOSE_REMOVED, CLOSE_UNA
 
 /** An appliance that has not authenticated this long after connecting is closed. */
 const AUTH_DEADLINE_MS = 10_000;
+/** Connections from one address that have not authenticated yet; one more is closed at once. */
+export const MAX_UNAUTHENTICATED_PER_ADDRESS = 8;
 /** A page request forwarded to an appliance waits this long for its answer. */
 const TUNNEL_TIMEOUT_MS = 15_000;
 
@@ -57,6 +59,8 @@ interface Conn {
   /** Page requests forwarded on this connection, by frame id. */
   pending: Map<number, (f: Frame | undefined) => void>;
   timer?: ReturnType<typeof setTimeout>;
+  /** Stops counting this connection as unauthenticated. */
+  uncount?: () => void;
 }
 
 /** Request headers a relayed call of the approver app's API carries to the appliance (the signature covers method, path, time and body). */
@@ -81,6 +85,8 @@ function html(body: string, status: number): Response {
 
 export class SwitchServer {
   private readonly conns = new Map<string, Conn>();
+  /** Unauthenticated connections by address (a flood of them must not hold the relay's sockets). */
+  private readonly unauthenticated = new Map<string, number>();
   private readonly now: () => number;
   private readonly fetchImpl: typeof fetch;
   readonly counters: SwitchCounters = { framesRefused: 0, authRefused: 0, delivered: 0, pagesForwarded: 0 };
@@ -141,6 +147,22 @@ export class SwitchServer {
   /** A new WebSocket: challenge it, and close it unless it authenticates in time. */
   open(peer: WsPeer, address: string): WsSession {
     const c: Conn = { peer, address, out: new FrameCounter(), lastIn: 0, nonce: randomBytes(32).toString("base64url"), pending: new Map() };
+    const waiting = (this.unauthenticated.get(address) ?? 0) + 1;
+    let counted = true;
+    const uncount = () => {
+      if (!counted) return;
+      counted = false;
+      const n = (this.unauthenticated.get(address) ?? 1) - 1;
+      if (n <= 0) this.unauthenticated.delete(address);
+      else this.unauthenticated.set(address, n);
+    };
+    this.unauthenticated.set(address, waiting);
+    c.uncount = uncount;
+    if (waiting > MAX_UNAUTHENTICATED_PER_ADDRESS) {
+      this.counters.authRefused++;
+      peer.close(CLOSE_UNAUTHORIZED, "too many connections");
+      return { message: () => {}, close: uncount };
+    }
     c.timer = setTimeout(() => {
       if (!c.name) {
         this.authRefused(c, "timeout");
@@ -150,6 +172,7 @@ export class SwitchServer {
     return {
       message: (data) => void this.message(c, data),
       close: () => {
+        uncount();
         clearTimeout(c.timer);
         if (c.name && this.conns.get(c.name) === c) {
           this.conns.delete(c.name);
@@ -219,6 +242,7 @@ export class SwitchServer {
     if (!row || !row.publicKey) return this.authRefused(c, "not_enrolled", name);
     if (!verifyAuth(row.publicKey, sig, c.nonce, this.o.publicUrl, name)) return this.authRefused(c, "bad_signature", name);
     clearTimeout(c.timer);
+    c.uncount?.();
     c.name = name;
     c.publicKey = row.publicKey;
     // A new connection of the same appliance replaces the old one (the appliance reconnected).

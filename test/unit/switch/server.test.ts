@@ -135,3 +135,26 @@ test("a wrong signature and a replayed frame close the connection", async () => 
   expect(a.closed()).toBe(4400);
   expect(s.audit).toContainEqual({ type: "switch.frame_refused", appliance: "a1", reason: "malformed_or_replayed" });
 });
+
+test("at most 8 unauthenticated connections per address; authenticated ones do not count", async () => {
+  const s = setup();
+  const closes: Array<number | undefined> = [];
+  const sessions = Array.from({ length: 9 }, (_, i) => {
+    closes.push(undefined);
+    return s.server.open({ send: () => {}, close: (c) => (closes[i] = c) }, "203.0.113.5");
+  });
+  expect(closes.slice(0, 8)).toEqual(Array(8).fill(undefined));
+  expect(closes[8]).toBe(4401);
+  sessions[8]!.close(4401, "");
+  // Another address is not affected; one that leaves makes room.
+  let other: number | undefined;
+  s.server.open({ send: () => {}, close: (c) => (other = c) }, "203.0.113.6");
+  expect(other).toBeUndefined();
+  sessions[0]!.close(1000, "");
+  let again: number | undefined;
+  s.server.open({ send: () => {}, close: (c) => (again = c) }, "203.0.113.5");
+  expect(again).toBeUndefined();
+  const a = await connect(s, "a1");
+  expect(a.last("welcome")).toBeDefined();
+});
+
