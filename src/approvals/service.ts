@@ -256,8 +256,8 @@ export class ApprovalService {
       this.audit(approval, { type: "approval.not_delivered", id: approval.id, kind: approval.kind, client: approval.client, reason: delivered.reason });
       return delivered;
     }
-    // "email" is the one e-mail channel; every other channel ("sms", [[delivery.gateway]]) is an SMS gateway.
-    const channel: ApprovalChannel = delivered.channel === "email" ? "email-link" : "sms-link";
+    // "email" is the one e-mail channel, "switch" the relay; every other channel ("sms", [[delivery.gateway]]) is an SMS gateway.
+    const channel: ApprovalChannel = delivered.channel === "email" ? "email-link" : delivered.channel === "switch" ? "switch" : "sms-link";
     await this.o.approvals.setChannel(approval.id, channel);
     this.audit(approval, { type: "approval.delivered", id: approval.id, kind: approval.kind, client: approval.client, channel, via: delivered.channel });
     return { ok: true, channel, via: delivered.channel };

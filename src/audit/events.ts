@@ -190,7 +190,7 @@ export type ApprovalEvent =
   | { type: "approval.joined"; id: string; kind: string; client: string; user: string | null; source: string | null }
   /** A request found an approval pending for the same user and client but from another source: not joined, refused. */
   | { type: "approval.join_refused"; id: string; kind: string; client: string; user: string | null; source: string | null; pending_source: string | null }
-  /** The link reached a channel (`channel` sms-link / email-link; `via` the delivery channel's name). */
+  /** The link reached a channel (`channel` sms-link / email-link / switch; `via` the delivery channel's name). */
   | { type: "approval.delivered"; id: string; kind: string; client: string; channel: string; via: string }
   /** The link could not be delivered; the approval was closed as failed. */
   | { type: "approval.not_delivered"; id: string; kind: string; client: string; reason: string }

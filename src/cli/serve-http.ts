@@ -26,7 +26,7 @@ import type { DeliveryRepos, Store } from "../store/types.ts";
 import { splitListen, type ServeContext } from "./serve.ts";
 import { readFileSync } from "node:fs";
 import type { Channel } from "../delivery/types.ts";
-import { createSwitchChannel, SWITCH_LINK_PLACEHOLDER, switchIdentity, switchPushFetch } from "../switch/appliance.ts";
+import { createSwitchChannels, SWITCH_LINK_PLACEHOLDER, switchIdentity, switchPushFetch } from "../switch/appliance.ts";
 import { SwitchClient, type TunnelRequest, type TunnelResponse } from "../switch/client.ts";
 
 /**
@@ -131,7 +131,7 @@ async function createMagicLink(
   // them on a placeholder that the switch channel rewrites to the relay's public_url.
   const publicUrl = config.http.public_url || (switchClient ? SWITCH_LINK_PLACEHOLDER : "");
   const built = channelsFromConfig(config.delivery);
-  const channels: Channel[] = config.delivery.channels.flatMap((n) => (n === "switch" ? (switchClient ? [createSwitchChannel(switchClient, publicUrl)] : []) : built.filter((c) => c.name === n)));
+  const channels: Channel[] = config.delivery.channels.flatMap((n) => (n === "switch" ? (switchClient ? createSwitchChannels(switchClient, publicUrl) : []) : built.filter((c) => c.name === n)));
   const dispatcherFor = dispatcherPool(channels, {
     region: config.region,
     allowList: allowListFromConfig(config.delivery),

@@ -50,20 +50,26 @@ export async function switchIdentity(secrets: ServerSecretRepo, join?: string): 
 export const SWITCH_LINK_PLACEHOLDER = "https://switch.invalid";
 
 /**
- * The `switch` delivery channel: the message goes to the relay, which sends it through its own
- * channels and limits. Approval links built from `linkBase` (the appliance's public_url, or the
- * placeholder) are rewritten to the relay's public_url, which serves their pages.
+ * The `switch` delivery channels: an SMS and an e-mail channel of that one name, each sending its
+ * message to the relay, which sends it through its own channels and limits. Approval links built
+ * from `linkBase` (the appliance's public_url, or the placeholder) are rewritten to the relay's
+ * public_url, which serves their pages.
  */
-export function createSwitchChannel(client: SwitchClient, linkBase: string): Channel {
+export function createSwitchChannels(client: SwitchClient, linkBase: string): Channel[] {
+  return [createSwitchChannel(client, linkBase, "sms"), createSwitchChannel(client, linkBase, "email")];
+}
+
+/** One `switch` channel of `kind` (default SMS). */
+export function createSwitchChannel(client: SwitchClient, linkBase: string, kind: "sms" | "email" = "sms"): Channel {
   const from = linkBase.replace(/\/+$/, "") + "/ml/";
   return {
     name: "switch",
-    kind: "sms",
+    kind,
     async send(msg: OutboundMessage): Promise<DeliveryResult> {
       const relay = client.publicUrl;
       if (client.state !== "connected" || !relay) return { ok: false, reason: "network", detail: "no switch connected" };
       const text = msg.text.split(from).join(relay.replace(/\/+$/, "") + "/ml/");
-      const r = await client.request("deliver", { to: msg.to, text, ...(msg.subject ? { subject: msg.subject } : {}), ttl_s: LINK_ROUTE_MS / 1000 });
+      const r = await client.request("deliver", { [kind === "sms" ? "to" : "email"]: msg.to, text, ...(msg.subject ? { subject: msg.subject } : {}), ttl_s: LINK_ROUTE_MS / 1000 });
       if (!r) return { ok: false, reason: "timeout", detail: "the switch did not answer" };
       if (r.ok === true) return { ok: true, providerId: typeof r.channel === "string" ? `switch:${r.channel}` : "switch" };
       const reason = typeof r.reason === "string" ? r.reason : "error";

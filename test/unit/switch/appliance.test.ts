@@ -2,7 +2,7 @@
 // fetch over the relay, and the rate limits the relay keeps in memory.
 
 import { expect, test } from "bun:test";
-import { createSwitchChannel, switchPushFetch, SWITCH_LINK_PLACEHOLDER } from "../../../src/switch/appliance.ts";
+import { createSwitchChannel, createSwitchChannels, switchPushFetch, SWITCH_LINK_PLACEHOLDER } from "../../../src/switch/appliance.ts";
 import type { SwitchClient } from "../../../src/switch/client.ts";
 import { MemoryRateLimits } from "../../../src/switch/memory.ts";
 
@@ -28,6 +28,15 @@ test("links on the placeholder become links on the relay's public_url", async ()
   const r = await ch.send({ to: "+46701234567", text: `Approve: ${SWITCH_LINK_PLACEHOLDER}/ml/${TOKEN}` }, {});
   expect(r).toEqual({ ok: true, providerId: "switch:sms" });
   expect(sent[0]).toMatchObject({ t: "deliver", fields: { to: "+46701234567", text: `Approve: https://relay.example/ml/${TOKEN}` } });
+});
+
+test("the e-mail channel of the same name sends the address as `email`, with the subject", async () => {
+  const { client, sent } = fakeClient({ ok: true, channel: "email" });
+  const [sms, email] = createSwitchChannels(client, "https://appliance.example");
+  expect([sms!.name, sms!.kind, email!.name, email!.kind]).toEqual(["switch", "sms", "switch", "email"]);
+  expect(await email!.send({ to: "ann@example.com", text: `https://appliance.example/ml/${TOKEN}`, subject: "Sign-in request" }, {})).toMatchObject({ ok: true });
+  expect(sent[0]!.fields).toMatchObject({ email: "ann@example.com", subject: "Sign-in request", text: `https://relay.example/ml/${TOKEN}` });
+  expect(sent[0]!.fields.to).toBeUndefined();
 });
 
 test("not connected, no answer, or refused by the relay: a failed delivery, never a throw", async () => {

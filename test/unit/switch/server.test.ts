@@ -30,9 +30,10 @@ function setup(perMinute = 0) {
   const db = new SwitchDb(dir);
   const sent: string[] = [];
   const channel: Channel = { name: "sms", kind: "sms", send: async (m) => (sent.push(m.text), { ok: true }) };
+  const mail: Channel = { name: "email", kind: "email", send: async (m) => (sent.push(`mail to ${m.to}: ${m.subject}: ${m.text}`), { ok: true }) };
   const audit: AuditEvent[] = [];
   const dispatcher = createDispatcher({
-    channels: [channel],
+    channels: [channel, mail],
     region: "SE",
     allowList: { countries: ["SE"], prefixes: [] },
     limits: { perNumberPerMinute: 0, perNumberPerHour: 0, perKeyPerMinute: 0, perKeyPerHour: 0, overallPerMinute: 0, overallPerHour: 0 },
@@ -71,6 +72,9 @@ test("an enrolled appliance is welcomed; its messages go through the relay's cha
   await a.send({ t: "deliver", to: "+46701234567", text: "Your code is 123456." });
   expect(a.last("result")).toMatchObject({ ok: true, channel: "sms" });
   expect(s.sent).toEqual(["Your code is 123456."]);
+  await a.send({ t: "deliver", email: "ann@example.com", subject: "Sign-in request", text: "Approve: link" });
+  expect(a.last("result")).toMatchObject({ ok: true, channel: "email" });
+  expect(s.sent.at(-1)).toBe("mail to ann@example.com: Sign-in request: Approve: link");
 });
 
 test("per-appliance limit: the third message in a minute is refused; another appliance is not affected", async () => {
