@@ -47,6 +47,10 @@ export interface SwitchClientOptions {
   random?: () => number;
   /** One attempt only, no reconnect (`switch join`). */
   once?: boolean;
+  /** A connection must authenticate this long after it starts, and answer a heartbeat within it (ms). */
+  deadlineMs?: number;
+  /** How often a heartbeat is sent on an idle connection (ms). */
+  heartbeatMs?: number;
 }
 
 export type SwitchState = "connecting" | "connected" | "disconnected";
@@ -198,6 +202,13 @@ export class SwitchClient {
   }
 
   private adopt(link: Link): void {
+    // A relay that vanished without closing (a cut network) is noticed by a missed heartbeat.
+    const beat = setInterval(() => {
+      if (!link.ready) return clearInterval(beat);
+      void this.request("ping", {}, this.o.deadlineMs ?? 10_000).then((pong) => {
+        if (!pong && link.ready && this.active === link) link.peer.close(4408, "heartbeat missed");
+      });
+    }, this.o.heartbeatMs ?? 20_000);
     this.active = link;
     this.attempt = 0;
     this.connects++;
@@ -237,6 +248,10 @@ export class SwitchClient {
       pending: new Map(),
       peer: undefined as unknown as WsPeer,
     };
+    // A connect that hangs (packets dropped on the way) counts as a failure after the deadline.
+    const deadline = setTimeout(() => {
+      if (!link.ready) link.peer.close(4408, "no answer");
+    }, this.o.deadlineMs ?? 10_000);
     link.peer = connectWebSocket(wsUrl(url), {
       ca: this.o.ca,
       maxPayloadBytes: MAX_FRAME_BYTES,
@@ -252,6 +267,7 @@ export class SwitchClient {
         this.frame(link, f, onReady);
       },
       onClose: (code, reason) => {
+        clearTimeout(deadline);
         if (closed) return;
         closed = true;
         for (const r of link.pending.values()) r(undefined);
