@@ -16,7 +16,6 @@ import { SwitchDb } from "../switch/db.ts";
 import { MemoryRateLimits, NO_DELIVERY_LOG } from "../switch/memory.ts";
 import { APPLIANCE_NAME, MAX_FRAME_BYTES, parseToken, SWITCH_PATH } from "../switch/protocol.ts";
 import { CLIError, parseCommand, printList, usageError, type CLIContext } from "./context.ts";
-import { splitListen } from "./serve.ts";
 
 export const SWITCH_USAGE = [
   "portcullis switch serve [--listen ADDR:PORT]",
@@ -112,6 +111,13 @@ async function join(ctx: CLIContext, args: string[]): Promise<void> {
   ctx.out(`joined ${url} as ${id.name}; list it in [switch] urls\n`);
 }
 
+/** "192.0.2.1:9443" / "[::1]:9443" (already validated by the config schema). */
+function listenAddress(text: string): { address: string; port: number } {
+  const m = /^\[(.+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
+  if (!m) throw new ConfigError(`config: switch_server.listen must be ADDR:PORT`);
+  return { address: m[1]!, port: Number(m[2]) };
+}
+
 /** `switch serve`: the relay's composition root; resolves when stopped by SIGTERM/SIGINT. */
 export async function switchServe(config: Config, flags: { listen?: string }): Promise<void> {
   const stopped = new Promise<void>((resolve) => {
@@ -150,7 +156,7 @@ export async function switchServe(config: Config, flags: { listen?: string }): P
     audit: audit.emit,
     log,
   });
-  const listen = splitListen(flags.listen ?? s.listen);
+  const listen = listenAddress(flags.listen ?? s.listen);
   let tls: { cert: string; key: string } | undefined;
   if (s.tls) {
     const t = await loadOrCreateTLS({
