@@ -87,3 +87,19 @@ test("a relay that never completes the handshake is given up for the next URL", 
   await until("connected to the second relay", () => c.url === good);
   expect(c.urlIndex).toBe(1);
 });
+
+test("a relay whose certificate does not chain to ca_file is never spoken to", async () => {
+  const state = { mute: false, connections: 0 };
+  const relay = await fakeRelay(state);
+  const other = await generateSelfSigned(["127.0.0.1"], { now: Date.now(), random: (n) => new Uint8Array(randomBytes(n)) });
+  const events: AuditEvent[] = [];
+  const c = new SwitchClient({ urls: [`https://127.0.0.1:${relay.port}`], ca: other.cert, name: "a1", privateKey: keyFromSeed(new Uint8Array(32)).privateKey, audit: (e) => events.push(e), log: () => {}, deadlineMs: 300, random: () => 0 });
+  cleanup.push(() => c.stop());
+  c.start();
+  await until("a failed attempt", () => c.lastCloseCode !== 0);
+  await sleep(300);
+  expect(c.state).toBe("connecting");
+  expect(state.connections).toBe(0);
+  expect(events.filter((e) => e.type === "switch.connected")).toEqual([]);
+});
+
