@@ -17,6 +17,7 @@ import { keyCommand } from "./cli/key.ts";
 import { LDAP_USAGE, ldapTest } from "./cli/ldap.ts";
 import { tokenCommand } from "./cli/token.ts";
 import { userCommand } from "./cli/user.ts";
+import { WORKER_ENV } from "./cli/workers.ts";
 import { ConfigError, ldapProfiles, loadConfig, type ConfigOverride, type LoadOptions } from "./config/index.ts";
 import { OTPError } from "./otp/index.ts";
 import { setPasswordConcurrency } from "./runtime/password.ts";
@@ -116,6 +117,14 @@ export async function main(argv: string[]): Promise<number> {
 
     if (command === "serve") {
       const serveFlags = parseServeFlags(args);
+      // A RADIUS worker of a supervising `serve`: its configuration comes over IPC (cli/workers.ts).
+      const workerId = process.env[WORKER_ENV];
+      if (workerId !== undefined) {
+        delete process.env[WORKER_ENV];
+        const { serveWorker } = await import("./cli/serve.ts");
+        await serveWorker(Number(workerId) || 0);
+        return 0;
+      }
       const overrides: ConfigOverride[] = [];
       if (serveFlags.radiusListen.length > 0) overrides.push({ path: "radius.listen", value: serveFlags.radiusListen, source: "--radius-listen" });
       if (serveFlags.httpListen !== undefined) overrides.push({ path: "http.listen", value: serveFlags.httpListen, source: "--http-listen" });

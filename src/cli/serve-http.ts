@@ -38,6 +38,8 @@ export async function startWeb(
     radiusBound: () => boolean;
     /** Hands the engine its approvals and SMS codes as soon as they exist (before the listeners start). */
     phoneReady?: (services: PhoneServices) => void;
+    /** False in a RADIUS worker: delivery and approvals only, no HTTP listener (its supervisor runs them). Default true. */
+    listen?: boolean;
   },
 ): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService; push: PushSender }> {
   const { config } = ctx;
@@ -53,6 +55,7 @@ export async function startWeb(
       log("warn", "endpoint.custom_sms_text_allowed", { endpoint: p.name, detail: "allow_custom_sms_text is true: this endpoint's API keys may send their own SMS text under the sender ID" });
     }
   }
+  if (parts.listen === false) return { listeners: [], magicLink, push };
   try {
     const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, radiusBound: parts.radiusBound });
     return { listeners, magicLink, push };

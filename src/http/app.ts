@@ -46,7 +46,7 @@ export function buildPublicApp(deps: HttpDeps, routes: readonly RouteModule[] = 
 /** The admin app: health endpoints, Prometheus /metrics, plus `routes` (default: ADMIN_ROUTES). */
 export function buildAdminApp(deps: HttpDeps, routes: readonly RouteModule[] = ADMIN_ROUTES): Hono<HttpEnv> {
   const app = baseApp(deps, "admin");
-  app.get("/metrics", (c) => c.body(deps.metrics.registry.render(), 200, { "Content-Type": METRICS_CONTENT_TYPE }));
+  app.get("/metrics", async (c) => c.body(deps.metrics.registry.render(deps.metrics.others ? await deps.metrics.others() : []), 200, { "Content-Type": METRICS_CONTENT_TYPE }));
   for (const register of routes) register(app, deps);
   return app;
 }

@@ -57,6 +57,10 @@ export interface RADIUSServerOptions {
   recvBufferBytes: number;
   dedupeTtlMs: number;
   dropLogIntervalMs: number;
+  /** Binds with SO_REUSEPORT beside the other RADIUS workers of this host (runtime/udp.ts). */
+  reusePort?: boolean;
+  /** With reusePort: the number of workers, among which requests are spread by RADIUS Identifier (runtime/udp.ts). */
+  steerGroup?: number;
   /** How often the client table and store health are re-read. */
   reloadIntervalMs?: number;
   /** Called once per Access-Request handled (not duplicates), with its result and handling time in seconds (metrics). */
@@ -70,6 +74,8 @@ export class RADIUSServer {
   private readonly dropLog: RateLimitedLog;
   private endpoints: UDPEndpoint[] = [];
   private generation = -1;
+  /** The client list the table was built from (secrets included: it never leaves this process). */
+  private clientsFingerprint = "";
   private storeWritable = false;
   private timer: ReturnType<typeof setInterval> | undefined;
 
@@ -94,6 +100,8 @@ export class RADIUSServer {
           onSendFailed: (to, _port, error) => this.drop("send_failed", to, { error }),
           // no reply ahead of its own audit line
           beforeSend: flushLog,
+          reusePort: this.options.reusePort,
+          steerGroup: this.options.steerGroup,
         });
         this.endpoints.push(endpoint);
       }
@@ -131,7 +139,16 @@ export class RADIUSServer {
     this.storeWritable = await this.store.writable().catch(() => false);
     const generation = await this.store.generation();
     if (generation === this.generation) return;
-    const table = new ClientTable(await this.store.clients.list());
+    const clients = await this.store.clients.list();
+    // Any commit by another process moves the generation (another RADIUS worker's heartbeat too):
+    // the table is rebuilt, and its line logged, only when the clients themselves changed.
+    const fingerprint = JSON.stringify(clients);
+    if (fingerprint === this.clientsFingerprint) {
+      this.generation = generation;
+      return;
+    }
+    this.clientsFingerprint = fingerprint;
+    const table = new ClientTable(clients);
     for (const name of table.invalid) log("error", "radius.client_invalid", { client: name, detail: "address is not a valid CIDR; client ignored" });
     // Only stored before `client add` refused them: remove one of the two.
     for (const d of table.duplicates) log("warn", "radius.client_duplicate_network", { client: d.client, network: d.network, matched: d.winner });
