@@ -387,7 +387,7 @@ export const configSchema = v.strictObject({
       0,
       0,
       64,
-      "RADIUS worker processes on this host, sharing the listen addresses (SO_REUSEPORT) and the store; 0 means the number of CPUs, at most 8. With 1 the server is a single process; with more, `serve` supervises the workers and runs the HTTP listeners and the periodic jobs itself (docs/nas.md, Workers).",
+      "RADIUS worker processes on this host, sharing the listen addresses (SO_REUSEPORT) and the store; 0 means the number of CPUs, at most 8. With 1 the server is a single process; with more, `serve` supervises the workers and runs the HTTP listeners and the periodic jobs itself. On a host whose CPUs are busy anyway, more workers cost more CPU per login than one: see docs/appliance.md, \"RADIUS workers\".",
     ),
     stats_interval_s: integer(300, 0, 86_400, "Interval of the `radius.stats` log line with packet counters (also written on SIGUSR1); 0 turns the periodic line off."),
     drop_log_interval_s: integer(10, 1, 3600, "Dropped packets are logged at most once per source and reason in this interval, with a count of the lines suppressed."),
