@@ -455,6 +455,45 @@ CREATE TABLE approval_blocks (
 );
 `,
   },
+  {
+    // A counter that moves with every change to what the read cache (store/cache.ts) keeps in
+    // memory: users, tokens, lockout counters and known sources, and token marks except a mark
+    // moving forward (a stale mark in memory is safe: the guarded update refuses a replay). A
+    // process that sees another's commit (PRAGMA data_version) empties its cache only when this
+    // moved, so the high-water-mark commits of other RADIUS workers leave it warm. Triggers keep it
+    // in the writing transaction, whoever writes (server, worker, CLI). PostgreSQL has no read cache
+    // (it offers no change epoch): there the table exists and nothing reads it.
+    version: 14,
+    name: "cache_epoch",
+    sql: `
+CREATE TABLE cache_epoch (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  v BIGINT NOT NULL
+);
+INSERT INTO cache_epoch (id, v) VALUES (1, 0);
+`,
+    dialects: {
+      sqlite: `
+CREATE TABLE cache_epoch (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  v BIGINT NOT NULL
+);
+INSERT INTO cache_epoch (id, v) VALUES (1, 0);
+${["users", "tokens", "lockouts", "known_sources"]
+  .flatMap((table) =>
+    ["INSERT", "UPDATE", "DELETE"].map(
+      (op) => `CREATE TRIGGER cache_epoch_${table}_${op.toLowerCase()} AFTER ${op} ON ${table} BEGIN UPDATE cache_epoch SET v = v + 1 WHERE id = 1; END;`,
+    ),
+  )
+  .join("\n")}
+CREATE TRIGGER cache_epoch_token_marks_insert AFTER INSERT ON token_marks BEGIN UPDATE cache_epoch SET v = v + 1 WHERE id = 1; END;
+CREATE TRIGGER cache_epoch_token_marks_delete AFTER DELETE ON token_marks BEGIN UPDATE cache_epoch SET v = v + 1 WHERE id = 1; END;
+CREATE TRIGGER cache_epoch_token_marks_update AFTER UPDATE ON token_marks
+  WHEN new.drift IS NOT old.drift OR new.counter < old.counter OR new.last_step < old.last_step OR new.token_id IS NOT old.token_id
+  BEGIN UPDATE cache_epoch SET v = v + 1 WHERE id = 1; END;
+`,
+    },
+  },
 ];
 
 /** The migration's SQL for a back-end. */

@@ -693,6 +693,12 @@ export interface Store {
    */
   changeEpoch?(): number;
   /**
+   * Optional, with changeEpoch: a counter that moves only with commits that change what the read
+   * cache keeps (SQLite: the cache_epoch row, moved by triggers). The cache reads it when
+   * changeEpoch moved, and empties itself only when this moved too.
+   */
+  cacheEpoch?(): number;
+  /**
    * Optional: synchronous reads answered from memory, for the RADIUS hot path (store/cache.ts).
    * A store without a memory copy omits it and every read takes the asynchronous path.
    */

@@ -228,6 +228,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
 
   private readonly sealer: Sealer;
   private readonly sDataVersion: SQLStatement<{ data_version: number }>;
+  private readonly sCacheEpoch: SQLStatement<{ v: number }>;
   private readonly sHeartbeat: SQLStatement;
   private lastDataVersion = -1;
   private gen = 0;
@@ -258,6 +259,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
     this.adminEvents = new SqliteAdminEventRepo(ctx);
     this.sDataVersion = db.prepare("PRAGMA data_version");
+    this.sCacheEpoch = db.prepare("SELECT v FROM cache_epoch WHERE id = 1");
     this.sHeartbeat = db.prepare("INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
   }
 
@@ -289,6 +291,11 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
    */
   changeEpoch(): number {
     return this.sDataVersion.get()!.data_version;
+  }
+
+  /** The cache_epoch counter (migration 14): moves with every commit that changes what the read cache holds. */
+  cacheEpoch(): number {
+    return this.sCacheEpoch.get()?.v ?? 0;
   }
 
   /** Commits a heartbeat row with a short lock wait; false on any failure (busy, read-only, full, I/O). */
