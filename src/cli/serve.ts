@@ -101,7 +101,8 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
   // From here on, an error nothing catches is one JSON line, counted once the metrics exist.
   let metricsSoFar: PortcullisMetrics | undefined;
   const removeUncaughtHandlers = reportUncaught({ count: (origin) => metricsSoFar?.uncaughtErrors.inc({ origin }) });
-  for (const warning of configWarnings(config)) log("warn", "config.warning", { detail: warning });
+  // Once per host: a worker runs with the configuration its supervisor already checked.
+  if (!worker) for (const warning of configWarnings(config)) log("warn", "config.warning", { detail: warning });
   // The hashing threads are shared out between the processes of this host (workers and supervisor).
   const hashThreads = config.password.hash_concurrency || cpus().length;
   setPasswordConcurrency(workers > 1 ? Math.max(1, Math.ceil(hashThreads / workers)) : hashThreads);

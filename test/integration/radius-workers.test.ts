@@ -118,7 +118,7 @@ describe("two RADIUS workers", () => {
     expect(other).toBeDefined();
   }, 60_000);
 
-  test("wrong codes counted by both workers add up to one back-off", async () => {
+  test("wrong codes counted by both workers add up in the identity's one counter", async () => {
     // The counters live in the store: each worker adds to the count the other one left.
     using udp = await UDPClient.open();
     const from = server.logs.length;
