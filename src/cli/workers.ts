@@ -205,14 +205,16 @@ export class WorkerPool {
     slot.proc = undefined;
     const wasReady = slot.ready;
     slot.ready = false;
-    for (const waiter of slot.pending.values()) waiter(undefined);
-    slot.pending.clear();
+    // Its last counters join the retired ones first; a request still waiting for it then counts
+    // nothing for it (so that nothing is counted twice).
     if (slot.lastDump) {
       this.retired.metrics.push(countersOnly(slot.lastDump.metrics));
       this.retired.radius.push({ ...slot.lastDump.radius, dedupeEntries: 0 });
       this.retired = { metrics: [sumDumps(this.retired.metrics)], radius: [sumSnapshots(this.retired.radius)] };
       slot.lastDump = undefined;
     }
+    for (const waiter of slot.pending.values()) waiter(undefined);
+    slot.pending.clear();
     if (this.stopping) return;
     if (!wasReady && slot.onEarlyExit) return slot.onEarlyExit(code, signal);
     const ranMs = Date.now() - slot.startedAt;
@@ -243,7 +245,7 @@ export class WorkerPool {
           }, DUMP_TIMEOUT_MS);
           slot.pending.set(id, (dump) => {
             clearTimeout(timer);
-            resolve(dump ?? slot.lastDump);
+            resolve(dump);
           });
           this.send(proc, { t: "dump", id });
         });
