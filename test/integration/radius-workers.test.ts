@@ -83,6 +83,11 @@ describe("two RADIUS workers", () => {
         expect(Buffer.from(again.raw).equals(Buffer.from(first.raw))).toBe(true);
       }
     }
+    // The stats line (SIGUSR1 to the supervisor) is written after every reply arrived, so every
+    // worker line written before those replies is in the log by then (one pipe, in write order).
+    const stats = await server.stats();
+    expect(stats.duplicates).toBeGreaterThanOrEqual(3 * USERS);
+    expect((stats as unknown as { workers: number }).workers).toBe(2);
     // One decision per request, none for a retransmission (a second one would be auth.failure replayed_code).
     const decisions = server.logs.slice(from).filter((l) => (l.event === "auth.success" || l.event === "auth.failure") && String(l.user).startsWith("retx"));
     expect(decisions.length).toBe(USERS);
@@ -92,10 +97,6 @@ describe("two RADIUS workers", () => {
     expect(await metric(server, 'portcullis_radius_packets_total{outcome="duplicate"}')).toBe((Number.isNaN(duplicatesBefore) ? 0 : duplicatesBefore) + 3 * USERS);
     expect(await metric(server, 'portcullis_radius_packets_total{outcome="accept"}')).toBe((Number.isNaN(acceptsBefore) ? 0 : acceptsBefore) + USERS);
     expect(await metric(server, "portcullis_radius_workers")).toBe(2);
-    // So does the radius.stats line (SIGUSR1 to the supervisor).
-    const stats = await server.stats();
-    expect(stats.duplicates).toBeGreaterThanOrEqual(3 * USERS);
-    expect((stats as unknown as { workers: number }).workers).toBe(2);
   }, 60_000);
 
   test("a code accepted by one worker is refused as replayed by the other", async () => {
@@ -127,6 +128,7 @@ describe("two RADIUS workers", () => {
       const r = await udp.exchange(request(secret, "lock", wrong, id), server.port, secret);
       expect(r.code).toBe(Code.AccessReject);
     }
+    await server.stats(); // every worker line written before the replies is read by now (see above)
     const failures = server.logs.slice(from).filter((l) => l.event === "auth.failure" && l.user === "lock");
     expect(failures.length).toBe(4);
     expect(new Set(failures.map((l) => l.worker))).toEqual(new Set([1, 2]));
