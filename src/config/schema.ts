@@ -629,6 +629,27 @@ export const configSchema = v.strictObject({
     ),
     max_streams_per_user: integer(4, 1, 64, "Open event streams (`GET /app/api/v1/events`) per user; each device keeps at most 2 (a third closes its oldest). Beyond it a new stream is refused with 429."),
   }),
+
+  self_service: section("The self-service portal at `/self-service` on the public listener, where users enrol and remove their own authenticators. Off by default. See docs/self-service.md.", {
+    enabled: bool(false, "Serve the portal. Off: every `/self-service` path answers 404."),
+    allow_totp_sign_in: bool(
+      true,
+      "Users may sign in with their password and a code of an active token, checked as a RADIUS login checks them (the same user sources, lockout counters and replay protection). Off: only an administrator's enrolment link signs in.",
+    ),
+    allow_totp_enrolment: bool(true, "Signed-in users may enrol a TOTP app (the token becomes active only once a code from it is confirmed)."),
+    allow_app_enrolment: bool(true, "Signed-in users may start an approver-app enrolment (the link and QR code `device enrol` prints)."),
+    allow_removal: bool(true, "Signed-in users may remove their own tokens and devices (never the last one: that takes an administrator)."),
+    directories: list(
+      [],
+      "User sources for password sign-in, in order (LDAP profile names and `local`), like a RADIUS client's `--directories`. Empty means every profile in file order, then local users.",
+      'a list of profile names or "local"',
+      (s) => s === "local" || PROFILE_NAME.test(s),
+    ),
+    idle_timeout_s: integer(600, 60, 86_400, "A session unused for this long ends; the next request shows the sign-in page."),
+    session_lifetime_s: integer(3600, 300, 86_400, "A session ends this long after sign-in, however active."),
+    enrol_link_ttl_h: integer(24, 1, 720, "How long a link made by `portcullis user enrol-link` stays valid (it is single use)."),
+    pending_totp_ttl_s: integer(600, 60, 3600, "How long an enrolled TOTP app may wait for its confirming code; after it the seed is dropped and enrolment starts again."),
+  }),
 });
 
 type ParsedConfig = v.InferOutput<typeof configSchema>;

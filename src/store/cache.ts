@@ -22,6 +22,7 @@ import type {
   LockoutState,
   ServerSecretRepo,
   ApprovalBlockRepo,
+  SelfServiceRepo,
   NewToken,
   NewUser,
   SmsCodeRepo,
@@ -63,6 +64,7 @@ export class CachedStore implements Store {
   readonly devices: DeviceRepo;
   readonly serverSecrets: ServerSecretRepo;
   readonly approvalBlocks: ApprovalBlockRepo;
+  readonly selfService: SelfServiceRepo;
 
   /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
   private readonly byName = new Map<string, User | null>();
@@ -99,6 +101,7 @@ export class CachedStore implements Store {
     this.devices = inner.devices;
     this.serverSecrets = inner.serverSecrets;
     this.approvalBlocks = inner.approvalBlocks;
+    this.selfService = inner.selfService;
     this.users = this.userRepo(inner.users);
     this.tokens = this.tokenRepo(inner.tokens);
     this.lockouts = this.lockoutRepo(inner.lockouts);

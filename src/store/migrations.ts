@@ -455,6 +455,38 @@ CREATE TABLE approval_blocks (
 );
 `,
   },
+  {
+    // The self-service portal. self_service_links are an administrator's single-use sign-in links
+    // for users without a factor yet, stored as the SHA-256 of the code, never the code.
+    // self_service_sessions are signed-in browsers, keyed by the SHA-256 of the cookie value; a
+    // session ends at expires_at (absolute) or when last_seen_at is older than the idle timeout.
+    // pending_secret is the seed of a TOTP app being enrolled, sealed and bound to the session's
+    // row: it becomes a token only once a code from it is confirmed, and is dropped at
+    // pending_expires_at.
+    version: 14,
+    name: "self_service",
+    sql: `
+CREATE TABLE self_service_links (
+  code_hash TEXT PRIMARY KEY,
+  user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX self_service_links_expiry ON self_service_links (expires_at);
+
+CREATE TABLE self_service_sessions (
+  id_hash TEXT PRIMARY KEY,
+  user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  method TEXT NOT NULL CHECK (method IN ('password_totp', 'link')),
+  created_at BIGINT NOT NULL,
+  last_seen_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  pending_secret TEXT,
+  pending_expires_at BIGINT
+);
+CREATE INDEX self_service_sessions_expiry ON self_service_sessions (expires_at);
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

@@ -660,6 +660,52 @@ export interface ApprovalBlockRepo {
   purgeExpired(before: number): Promise<number>;
 }
 
+/** An administrator's single-use sign-in link to the self-service portal. The code never reaches the store. */
+export interface SelfServiceLink {
+  /** SHA-256 hex of the code. */
+  codeHash: string;
+  userId: number;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** How a self-service session was signed in. */
+export type SelfServiceMethod = "password_totp" | "link";
+
+/** A signed-in self-service browser. The cookie value never reaches the store. */
+export interface SelfServiceSession {
+  /** SHA-256 hex of the cookie value. */
+  idHash: string;
+  userId: number;
+  method: SelfServiceMethod;
+  createdAt: number;
+  lastSeenAt: number;
+  /** Absolute end. */
+  expiresAt: number;
+  /** The seed of a TOTP app being enrolled (opened), until confirmed or pendingExpiresAt. */
+  pending: { secret: Uint8Array; expiresAt: number } | null;
+}
+
+export interface SelfServiceRepo {
+  /** Stores a link (its hash). Throws StoreError("not_found") when the user is gone. */
+  addLink(link: SelfServiceLink): Promise<void>;
+  /** Consumes a live link (expiresAt > now): of concurrent callers exactly one gets its user ID; undefined when unknown, used or expired. */
+  consumeLink(codeHash: string, now: number): Promise<number | undefined>;
+  /** Stores a new session (without a pending seed). */
+  addSession(session: Omit<SelfServiceSession, "pending">): Promise<void>;
+  /**
+   * The live session (expiresAt > now and lastSeenAt > now - idleMs), its lastSeenAt moved to now;
+   * undefined when absent, idle or expired (such a row is deleted). A pending seed past its expiry is left out.
+   */
+  touchSession(idHash: string, now: number, idleMs: number): Promise<SelfServiceSession | undefined>;
+  /** Deletes a session; true when there was one. */
+  removeSession(idHash: string): Promise<boolean>;
+  /** Sets (sealed, bound to the session) or clears the pending TOTP seed of a session. */
+  setPending(idHash: string, pending: { secret: Uint8Array; expiresAt: number } | null): Promise<void>;
+  /** Deletes expired links and sessions whose absolute end or idle limit passed; returns how many. */
+  purgeExpired(now: number, idleMs: number): Promise<number>;
+}
+
 export interface Store {
   readonly clients: ClientRepo;
   readonly users: UserRepo;
@@ -674,6 +720,8 @@ export interface Store {
   readonly serverSecrets: ServerSecretRepo;
   /** The approver app's back-off after rejected and reported requests. */
   readonly approvalBlocks: ApprovalBlockRepo;
+  /** The self-service portal's sign-in links and sessions. */
+  readonly selfService: SelfServiceRepo;
   /**
    * A number that changes whenever another process (the admin CLI) commits a change to clients,
    * users or tokens. The server polls it to reload caches without a restart.

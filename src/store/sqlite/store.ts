@@ -25,6 +25,7 @@ import { namedSecretContext, SqliteServerSecretRepo } from "./server-secrets.ts"
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
+import { SqliteSelfServiceRepo } from "./self-service.ts";
 import { SqliteSmsCodeRepo } from "./sms-codes.ts";
 import { SqliteApprovalRepo } from "./approvals.ts";
 import { SqliteTokenRepo, tokenSecretContext } from "./tokens.ts";
@@ -225,6 +226,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly rateLimits: SqliteRateLimitRepo;
   readonly deliveryLog: SqliteDeliveryLogRepo;
   readonly adminEvents: SqliteAdminEventRepo;
+  readonly selfService: SqliteSelfServiceRepo;
 
   private readonly sealer: Sealer;
   private readonly sDataVersion: SQLStatement<{ data_version: number }>;
@@ -257,6 +259,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
     this.rateLimits = new SqliteRateLimitRepo(ctx);
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
     this.adminEvents = new SqliteAdminEventRepo(ctx);
+    this.selfService = new SqliteSelfServiceRepo(ctx);
     this.sDataVersion = db.prepare("PRAGMA data_version");
     this.sHeartbeat = db.prepare("INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
   }
