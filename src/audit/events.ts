@@ -125,7 +125,25 @@ export type AdminEvent =
   /** A device was removed; `last_device`: the user has no approver device left (warn). */
   | ({ type: "admin.device_removed"; device: string; user: string; last_device: boolean } & By)
   /** A test push was sent to a device (admin API); `result` as in push.sent / push.failed. */
-  | ({ type: "admin.push_tested"; device: string; result: string } & By);
+  | ({ type: "admin.push_tested"; device: string; result: string } & By)
+  /** A single-use sign-in link to the self-service portal was made for `user` (the code is never logged). */
+  | ({ type: "admin.enrol_link_created"; user: string; expires_at: string } & By);
+
+/**
+ * The self-service portal. Its changes are admin.* events with `by` = "self:<user>"; these are its
+ * sign-ins and refusals. A failed password sign-in is the engine's auth.failure (channel
+ * "self-service"). Never a password, code, seed, link code or cookie.
+ */
+export type SelfServiceEvent =
+  /** A browser signed in: `method` `password_totp` (password and a token code) or `link` (an administrator's link). */
+  | { type: "selfservice.signed_in"; user: string; method: "password_totp" | "link"; client: string }
+  /** A link was refused: unknown, used or expired (which one is not told). */
+  | { type: "selfservice.link_refused"; client: string }
+  | { type: "selfservice.signed_out"; user: string }
+  /** The code typed to confirm a TOTP app being enrolled did not match (the pending seed stays until it expires). */
+  | { type: "selfservice.totp_unconfirmed"; user: string }
+  /** A removal was refused: `last_factor` (an administrator must remove the last token or device), `not_owner`. */
+  | { type: "selfservice.removal_refused"; user: string; what: "token" | "device"; reason: "last_factor" | "not_owner" };
 
 /**
  * The approver app's devices and Web Push. Never a key, an enrolment code, a signature, or a push
@@ -222,7 +240,7 @@ export type SmsCodeEvent =
   /** Wrong codes reached the limit: the code was invalidated. */
   | { type: "sms_code.invalidated"; client: string; user: string; failures: number };
 
-export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent;
+export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent | SelfServiceEvent;
 
 export type AuditSink = (event: AuditEvent) => void;
 
@@ -262,6 +280,8 @@ export function levelOf(event: AuditEvent): Level {
       return "warn";
     case "delivery.refused":
       return WARN_REFUSALS.has(event.reason) ? "warn" : "info";
+    case "selfservice.link_refused":
+    case "selfservice.removal_refused":
     case "device.request_refused":
     case "device.enrolment_refused":
     case "device.push_refused":
