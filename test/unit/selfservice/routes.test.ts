@@ -66,7 +66,8 @@ async function setUp({ enabled = true, patch }: { enabled?: boolean; patch?: (c:
     now: () => now,
     audit: (e) => void events.push(e),
     configPatch: (c) => {
-      c.self_service.enabled = enabled;
+      // Left at its default when not enabled: the test below checks that the default is off.
+      if (enabled) c.self_service.enabled = true;
       c.http.public_url = "https://mfa.example.test";
       patch?.(c);
     },
