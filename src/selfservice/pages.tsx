@@ -74,7 +74,7 @@ function Message({ notice, error }: { notice?: string | undefined; error?: strin
 }
 
 /** The sign-in form (password and code), or only the hint about links when password sign-in is off. */
-export function SignInPage({ csrf, error, passwordSignIn, username = "" }: { csrf: string; error?: string; passwordSignIn: boolean; username?: string }) {
+export function SignInPage({ csrf, error, passwordSignIn }: { csrf: string; error?: string; passwordSignIn: boolean }) {
   return (
     <Layout title="Sign in – self-service">
       <h1>Manage your sign-in methods</h1>
@@ -83,7 +83,7 @@ export function SignInPage({ csrf, error, passwordSignIn, username = "" }: { csr
         <form method="post" action="/self-service/sign-in">
           <Csrf token={csrf} />
           <label for="username">User name</label>
-          <input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck={false} required value={username} />
+          <input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck={false} required />
           <label for="password">Password</label>
           <input type="password" id="password" name="password" autocomplete="current-password" required />
           <label for="code">Code from your authenticator app</label>

@@ -79,6 +79,15 @@ interface Signed {
 export const selfServiceRoutes: RouteModule = (app, deps) => {
   const settings = deps.config.self_service;
   if (!settings.enabled) return;
+  deps.log("info", "self_service.enabled", {
+    totp_sign_in: settings.allow_totp_sign_in,
+    totp_enrolment: settings.allow_totp_enrolment,
+    app_enrolment: settings.allow_app_enrolment,
+    removal: settings.allow_removal,
+    idle_timeout_s: settings.idle_timeout_s,
+    session_lifetime_s: settings.session_lifetime_s,
+  });
+  if (!deps.config.http.public_url) deps.log("warn", "self_service.no_public_url", { detail: "http.public_url is empty: no sign-in link can be made and the approver app cannot be added from the portal" });
   const names = cookieNames(deps.tls);
   const idleMs = settings.idle_timeout_s * 1000;
   const channel: Channel = {
@@ -198,11 +207,12 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
     const body = await form(c);
     if (!body || !csrfValid(await serverSecret(), "pre", readCookie(c, names.pre), body.csrf)) return html(c, <ProblemPage title="Form expired" text={STALE_FORM} />, 403);
     const username = (body.username ?? "").trim();
-    const failed = async () => html(c, <SignInPage csrf={await preToken(c)} passwordSignIn={settings.allow_totp_sign_in} error={SIGN_IN_FAILED} username={username.slice(0, 64)} />, 401);
+    // The typed name is not shown again: users type passwords into that field too.
+    const failed = async () => html(c, <SignInPage csrf={await preToken(c)} passwordSignIn={settings.allow_totp_sign_in} error={SIGN_IN_FAILED} />, 401);
     if (!settings.allow_totp_sign_in) return failed();
     const attempt: Attempt = { channel, username, method: "pap", now: deps.now(), source: `web:${c.get("clientIp")}` };
     const decision = await deps.engine.passwordAndCode(attempt, body.password ?? "", (body.code ?? "").trim());
-    if (decision.kind === "drop") return html(c, <SignInPage csrf={await preToken(c)} passwordSignIn error={BUSY} username={username.slice(0, 64)} />, 503);
+    if (decision.kind === "drop") return html(c, <SignInPage csrf={await preToken(c)} passwordSignIn error={BUSY} />, 503);
     if (decision.kind !== "accept") return failed();
     const user = await deps.store.users.findByName(decision.user);
     if (!user) return failed();
