@@ -137,6 +137,8 @@ export type AdminEvent =
 export type SelfServiceEvent =
   /** A browser signed in: `method` `password_totp` (password and a token code) or `link` (an administrator's link). */
   | { type: "selfservice.signed_in"; user: string; method: "password_totp" | "link"; client: string }
+  /** A sign-in attempt (password or link) was refused by the per-address limit before any check. */
+  | { type: "selfservice.rate_limited"; client: string }
   /** A link was refused: unknown, used or expired (which one is not told). */
   | { type: "selfservice.link_refused"; client: string }
   | { type: "selfservice.signed_out"; user: string }
@@ -281,6 +283,7 @@ export function levelOf(event: AuditEvent): Level {
     case "delivery.refused":
       return WARN_REFUSALS.has(event.reason) ? "warn" : "info";
     case "selfservice.link_refused":
+    case "selfservice.rate_limited":
     case "selfservice.removal_refused":
     case "device.request_refused":
     case "device.enrolment_refused":

@@ -54,7 +54,7 @@ export async function startWeb(
     }
   }
   try {
-    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, radiusBound: parts.radiusBound });
+    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, rateLimits: parts.deliveryRepos.rateLimits, radiusBound: parts.radiusBound });
     return { listeners, magicLink, push };
   } catch (err) {
     magicLink.hub.closeAll();
@@ -221,7 +221,7 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app"> & { radiusBound: () => boolean },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "rateLimits"> & { radiusBound: () => boolean },
 ): Promise<HttpListener[]> {
   const { config } = ctx;
   let stopping = false;

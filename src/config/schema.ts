@@ -645,6 +645,13 @@ export const configSchema = v.strictObject({
       'a list of profile names or "local"',
       (s) => s === "local" || PROFILE_NAME.test(s),
     ),
+    sign_ins_per_minute: integer(
+      20,
+      0,
+      10_000,
+      "Sign-in attempts (password and code, or a link) one client address may make per minute (the address after `[http] trusted_proxies`; raise it when many users share one NAT address), counted before any check and shared by every process on the store; beyond it the page asks to wait. The lockout counters apply on top of it. 0 = no limit.",
+    ),
+    sign_ins_per_hour: integer(200, 0, 100_000, "Sign-in attempts one client address may make per hour. 0 = no limit."),
     idle_timeout_s: integer(600, 60, 86_400, "A session unused for this long ends; the next request shows the sign-in page."),
     session_lifetime_s: integer(3600, 300, 86_400, "A session ends this long after sign-in, however active."),
     enrol_link_ttl_h: integer(24, 1, 720, "How long a link made by `portcullis user enrol-link` stays valid (it is single use)."),

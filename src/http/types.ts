@@ -42,6 +42,8 @@ export interface HttpDeps {
   push?: import("../push/sender.ts").PushSender;
   /** App requests (list, events, answers); absent → those device routes answer 503. */
   app?: import("../approvals/app.ts").AppRequests;
+  /** The store's shared rate-limit counters (serve sets them); absent → the self-service portal has no per-address limit. */
+  rateLimits?: import("../store/types.ts").RateLimitRepo;
 }
 
 /** What runtime/http.ts passes per request as Hono's `c.env`. */

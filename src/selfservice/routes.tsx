@@ -18,6 +18,7 @@
 // is audited like an administrator's, and a user acts only on their own tokens and devices. Every
 // failed sign-in shows the same text, whatever the reason.
 
+import { createHash } from "node:crypto";
 import type { Context } from "hono";
 import type { AdminAudit } from "../admin/audit.ts";
 import type { AdminContext } from "../admin/context.ts";
@@ -41,6 +42,7 @@ export const LINK_REFUSED = "This link cannot be used. It may have been used alr
 export const LAST_FACTOR = "This is your last sign-in method, so you cannot remove it here. Add another one first, or ask an administrator to remove it.";
 const STALE_FORM = "This form has expired. Go back, reload the page and try again.";
 const BUSY = "The service is busy. Try again in a moment.";
+const TOO_MANY = "Too many sign-in attempts from your network. Wait a few minutes and try again.";
 
 const NOTICES: Record<string, string> = {
   "totp-added": "Your authenticator app is ready: it now works for signing in.",
@@ -102,7 +104,7 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
   let secret: Promise<Uint8Array> | undefined;
   const serverSecret = () => (secret ??= deps.store.serverSecrets.get("self_service_csrf", () => deps.random(32)).catch((err) => ((secret = undefined), Promise.reject(err))));
 
-  const html = (c: Context<HttpEnv>, page: unknown, status: 200 | 400 | 401 | 403 | 404 | 409 | 503 = 200) => c.html("<!doctype html>" + String(page), status);
+  const html = (c: Context<HttpEnv>, page: unknown, status: 200 | 400 | 401 | 403 | 404 | 409 | 429 | 503 = 200) => c.html("<!doctype html>" + String(page), status);
 
   /** The signed-in session of this request, moved on; undefined (and the cookie cleared) when there is none. */
   async function signedIn(c: Context<HttpEnv>): Promise<Signed | undefined> {
@@ -139,6 +141,23 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Counts one sign-in attempt of the client address against `sign_ins_per_minute` and
+   * `sign_ins_per_hour` (before any check); false when a limit refuses it.
+   */
+  async function admitted(c: Context<HttpEnv>): Promise<boolean> {
+    if (!deps.rateLimits) return true;
+    const addr = createHash("sha256").update(`self-service\n${c.get("clientIp")}`).digest("hex").slice(0, 32);
+    const buckets = [
+      { key: `selfservice:addr:${addr}:60000`, windowMs: 60_000, limit: settings.sign_ins_per_minute },
+      { key: `selfservice:addr:${addr}:3600000`, windowMs: 3_600_000, limit: settings.sign_ins_per_hour },
+    ].filter((b) => b.limit > 0);
+    if (buckets.length === 0) return true;
+    const r = await deps.rateLimits.consume(buckets, deps.now());
+    if (!r.allowed) deps.audit({ type: "selfservice.rate_limited", client: c.get("clientIp") });
+    return r.allowed;
   }
 
   /** Starts a session for `user` and answers 303 to the overview. */
@@ -206,6 +225,7 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
   app.post("/self-service/sign-in", async (c) => {
     const body = await form(c);
     if (!body || !csrfValid(await serverSecret(), "pre", readCookie(c, names.pre), body.csrf)) return html(c, <ProblemPage title="Form expired" text={STALE_FORM} />, 403);
+    if (!(await admitted(c))) return html(c, <SignInPage csrf={await preToken(c)} passwordSignIn={settings.allow_totp_sign_in} error={TOO_MANY} />, 429);
     const username = (body.username ?? "").trim();
     // The typed name is not shown again: users type passwords into that field too.
     const failed = async () => html(c, <SignInPage csrf={await preToken(c)} passwordSignIn={settings.allow_totp_sign_in} error={SIGN_IN_FAILED} />, 401);
@@ -228,6 +248,7 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
   app.post("/self-service/link", async (c) => {
     const body = await form(c);
     if (!body || !csrfValid(await serverSecret(), "pre", readCookie(c, names.pre), body.csrf)) return html(c, <ProblemPage title="Form expired" text={STALE_FORM} />, 403);
+    if (!(await admitted(c))) return html(c, <ProblemPage title="Too many attempts" text={TOO_MANY} />, 429);
     const code = body.code ?? "";
     const userId = ENROL_LINK_CODE.test(code) ? await deps.store.selfService.consumeLink(hashEnrolLinkCode(code), deps.now()) : undefined;
     const user = userId === undefined ? undefined : await deps.store.users.findById(userId);

@@ -179,6 +179,26 @@ describe("sign-in with password and code", () => {
   });
 });
 
+describe("per-address limit", () => {
+  test("beyond sign_ins_per_minute an address is refused before any check, links included; the next window admits it", async () => {
+    const s = await setUp({ patch: (c) => void (c.self_service.sign_ins_per_minute = 3) });
+    s.deps.rateLimits = s.store.rateLimits;
+    await s.addUser("alice");
+    for (let i = 0; i < 3; i++) expect((await signIn(s.browser(), "alice", "wrong", "000000")).status).toBe(401);
+    const before = s.events.filter((e) => e.type === "auth.failure").length;
+    const r = await signIn(s.browser(), "alice", "correct horse", code(T0));
+    expect(r.status).toBe(429);
+    expect(await r.text()).toContain("Too many sign-in attempts");
+    const b = s.browser();
+    const landing = await (await b.get("/self-service/link/AAAAAAAAAAAAAAAAAAAAAA")).text();
+    expect((await b.post("/self-service/link", { csrf: csrfOf(landing), code: "AAAAAAAAAAAAAAAAAAAAAA" })).status).toBe(429);
+    expect(s.events.filter((e) => e.type === "auth.failure").length).toBe(before);
+    expect(s.events.filter((e) => e.type === "selfservice.rate_limited").length).toBe(2);
+    s.setNow(T0 + 60_000);
+    expect((await signIn(s.browser(), "alice", "correct horse", code(T0 + 60_000))).status).toBe(303);
+  });
+});
+
 describe("enrolment links", () => {
   test("a link signs in once; a second use is refused with the generic text", async () => {
     const { addUser, deps, browser, events } = await setUp();
