@@ -204,6 +204,20 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
     return { s, body };
   }
 
+  // Removals of one user run one at a time in this process, so that two at once cannot both see
+  // "another factor is left" and remove the last two.
+  const removals = new Map<number, Promise<unknown>>();
+  function oneAtATime<T>(userId: number, run: () => Promise<T>): Promise<T> {
+    const previous = removals.get(userId) ?? Promise.resolve();
+    const next = previous.then(run, run);
+    const settled = next.catch(() => {});
+    removals.set(userId, settled);
+    void settled.then(() => {
+      if (removals.get(userId) === settled) removals.delete(userId);
+    });
+    return next;
+  }
+
   /** Active tokens plus live devices: removing the last of them takes an administrator. */
   async function factorCount(user: User): Promise<number> {
     const [tokens, devices] = await Promise.all([deps.store.tokens.activeForUser(user.id), deps.store.devices.list({ userId: user.id })]);
@@ -352,14 +366,18 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
       deps.audit({ type: "selfservice.removal_refused", user: s.user.username, what: "token", reason: "not_owner" });
       return home(c, s, { error: "That token is not yours or no longer exists.", status: 409 });
     }
-    if (token.state === "active" && (await factorCount(s.user)) <= 1) {
+    const removed = await oneAtATime(s.user.id, async () => {
+      if (token.state === "active" && (await factorCount(s.user)) <= 1) return false;
+      try {
+        await removeToken(adminContext(s.user), token.id);
+      } catch (err) {
+        if (!(err instanceof AdminError && err.code === "not_found")) throw err;
+      }
+      return true;
+    });
+    if (!removed) {
       deps.audit({ type: "selfservice.removal_refused", user: s.user.username, what: "token", reason: "last_factor" });
       return home(c, s, { error: LAST_FACTOR, status: 409 });
-    }
-    try {
-      await removeToken(adminContext(s.user), token.id);
-    } catch (err) {
-      if (!(err instanceof AdminError && err.code === "not_found")) throw err;
     }
     return c.redirect("/self-service?notice=token-removed", 303);
   });
@@ -375,14 +393,18 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
       deps.audit({ type: "selfservice.removal_refused", user: s.user.username, what: "device", reason: "not_owner" });
       return home(c, s, { error: "That device is not yours or no longer exists.", status: 409 });
     }
-    if ((await factorCount(s.user)) <= 1) {
+    const removed = await oneAtATime(s.user.id, async () => {
+      if ((await factorCount(s.user)) <= 1) return false;
+      try {
+        await deleteDevice(adminContext(s.user), device.id);
+      } catch (err) {
+        if (!(err instanceof AdminError && err.code === "not_found")) throw err;
+      }
+      return true;
+    });
+    if (!removed) {
       deps.audit({ type: "selfservice.removal_refused", user: s.user.username, what: "device", reason: "last_factor" });
       return home(c, s, { error: LAST_FACTOR, status: 409 });
-    }
-    try {
-      await deleteDevice(adminContext(s.user), device.id);
-    } catch (err) {
-      if (!(err instanceof AdminError && err.code === "not_found")) throw err;
     }
     return c.redirect("/self-service?notice=device-removed", 303);
   });

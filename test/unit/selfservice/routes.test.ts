@@ -309,6 +309,17 @@ describe("removal", () => {
     expect(s.events.some((e) => e.type === "selfservice.removal_refused" && e.reason === "last_factor")).toBe(true);
   });
 
+  test("two removals at once never remove the last two tokens", async () => {
+    const s = await setUp();
+    const { user } = await s.addUser("erin");
+    await s.store.tokens.add({ serial: "T-erin-2", userId: user.id, kind: "totp", secret: SEED, algorithm: "SHA1", digits: 6, period: 30, state: "active" });
+    const { b, home } = await linkSession(s, "erin");
+    const ids = (await s.store.tokens.list(user.id)).map((t) => t.id);
+    const statuses = await Promise.all(ids.map((id) => b.post(`/self-service/tokens/${id}/remove`, { csrf: csrfOf(home) }).then((r) => r.status)));
+    expect(statuses.sort()).toEqual([303, 409]);
+    expect((await s.store.tokens.list(user.id)).length).toBe(1);
+  });
+
   test("a forged CSRF token changes nothing", async () => {
     const s = await setUp();
     const { user } = await s.addUser("carol");
