@@ -58,11 +58,11 @@ class Browser {
 
 const csrfOf = (page: string) => /name="csrf" value="([^"]+)"/.exec(page)?.[1] ?? "";
 
-async function setUp({ enabled = true, patch }: { enabled?: boolean; patch?: (c: Config) => void } = {}) {
+async function setUp({ enabled = true, patch, tls = false }: { enabled?: boolean; patch?: (c: Config) => void; tls?: boolean } = {}) {
   let now = T0;
   const events: AuditEvent[] = [];
   const made = await testDeps({
-    tls: false,
+    tls,
     now: () => now,
     audit: (e) => void events.push(e),
     configPatch: (c) => {
@@ -123,6 +123,17 @@ describe("sign-in with password and code", () => {
     const again = await signIn(browser(), "alice", "correct horse", code(T0));
     expect(again.status).toBe(401);
     expect(await again.text()).toContain(SIGN_IN_FAILED);
+  });
+
+  test("on a TLS listener the cookies are __Host- and Secure", async () => {
+    const { addUser, browser } = await setUp({ tls: true });
+    await addUser("alice");
+    const b = browser();
+    await b.get("/self-service");
+    expect(b.lastSetCookie.join("\n")).toMatch(/^__Host-portcullis-ss-pre=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Strict$/m);
+    expect((await signIn(b, "alice", "correct horse", code(T0))).status).toBe(303);
+    const session = b.lastSetCookie.find((l) => l.startsWith("__Host-portcullis-ss="))!;
+    expect(session).toMatch(/; Path=\/; HttpOnly; Secure; SameSite=Strict$/);
   });
 
   test("wrong code, wrong password and unknown user get the same page", async () => {
