@@ -331,6 +331,49 @@ describe("removal", () => {
     expect((await s.store.tokens.list(user.id)).length).toBe(1);
   });
 
+  test("a device: the last factor is refused; beside a token it is removed, audited as self", async () => {
+    const s = await setUp();
+    const { user } = await s.addUser("fred", { token: false });
+    const device = async (id: string) => {
+      await s.store.devices.addEnrolment({ codeHash: `h-${id}`, userId: user.id, createdAt: T0, expiresAt: T0 + 60_000 });
+      await s.store.devices.enrol(`h-${id}`, T0, { id, name: `phone ${id.slice(0, 2)}`, publicKey: { kty: "EC", crv: "P-256", x: "x", y: "y" }, push: null });
+    };
+    await device("AAAAAAAAAAAAAAAAAAAAAA");
+    const { b, home } = await linkSession(s, "fred");
+    expect(home).toContain("phone AA");
+    const r = await b.post("/self-service/devices/AAAAAAAAAAAAAAAAAAAAAA/remove", { csrf: csrfOf(home) });
+    expect(r.status).toBe(409);
+    expect(await r.text()).toContain("ask an administrator");
+    await s.store.tokens.add({ serial: "T-fred", userId: user.id, kind: "totp", secret: SEED, algorithm: "SHA1", digits: 6, period: 30, state: "active" });
+    expect((await b.post("/self-service/devices/AAAAAAAAAAAAAAAAAAAAAA/remove", { csrf: csrfOf(home) })).status).toBe(303);
+    expect((await s.store.devices.get("AAAAAAAAAAAAAAAAAAAAAA"))?.removedAt).not.toBeNull();
+    expect(s.events.some((e) => e.type === "admin.device_removed" && e.by === "self:fred")).toBe(true);
+    // Gone now: a second removal is refused as not the user's.
+    expect((await b.post("/self-service/devices/AAAAAAAAAAAAAAAAAAAAAA/remove", { csrf: csrfOf(home) })).status).toBe(409);
+  });
+
+  test("the approver-app button makes a device enrolment link audited as self", async () => {
+    const s = await setUp();
+    await s.addUser("gina", { token: false });
+    const { b, home } = await linkSession(s, "gina");
+    const r = await b.post("/self-service/app", { csrf: csrfOf(home) });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toMatch(/href="https:\/\/mfa\.example\.test\/app\/#enrol=[A-Za-z0-9_-]{22}"/);
+    expect(s.events.some((e) => e.type === "admin.device_enrolment_created" && e.user === "gina" && e.by === "self:gina")).toBe(true);
+  });
+
+  test("with allow_totp_sign_in off, the form is gone and a posted password is refused", async () => {
+    const s = await setUp({ patch: (c) => void (c.self_service.allow_totp_sign_in = false) });
+    await s.addUser("alice");
+    const b = s.browser();
+    const page = await (await b.get("/self-service")).text();
+    expect(page).not.toContain('id="password"');
+    // No form, so no CSRF token either: refused as a stale form (403) before the switch is even read.
+    const r = await b.post("/self-service/sign-in", { csrf: csrfOf(page), username: "alice", password: "correct horse", code: code(T0) });
+    expect(r.status).toBe(403);
+    expect(s.events.filter((e) => e.type.startsWith("auth."))).toEqual([]);
+  });
+
   test("a forged CSRF token changes nothing", async () => {
     const s = await setUp();
     const { user } = await s.addUser("carol");
