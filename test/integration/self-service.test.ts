@@ -192,8 +192,10 @@ describe("enrolment link and TOTP enrolment", () => {
     const seed = decodeBase32(secret);
 
     // Not active before it is confirmed: RADIUS refuses a code of it.
-    const before = await radclient(server.port, vpnSecret, ["User-Name = bob", `User-Password = ${quote(PASSWORD + code(seed))}`]);
-    expect(before.code).toBe("Access-Reject");
+    if (runRadclientTests) {
+      const before = await radclient(server.port, vpnSecret, ["User-Name = bob", `User-Password = ${quote(PASSWORD + code(seed))}`]);
+      expect(before.code).toBe("Access-Reject");
+    }
 
     const now = Date.now();
     await page.fill("#code", code(seed, now));
