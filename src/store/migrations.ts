@@ -455,6 +455,32 @@ CREATE TABLE approval_blocks (
 );
 `,
   },
+  {
+    // Password-reset portals: one row per reset in progress, keyed by the SHA-256 of the random token
+    // in the browser's cookie. `stage` moves code → approval → password → done (or failed) with
+    // conditional updates; `approvals` lists the approver approvals (JSON array of IDs); the code
+    // itself lives hashed in sms_codes (state = this id) or is the app code of `code_approval`.
+    version: 14,
+    name: "password_reset_sessions",
+    sql: `
+CREATE TABLE password_reset_sessions (
+  id TEXT PRIMARY KEY,
+  portal TEXT NOT NULL,
+  username TEXT NOT NULL,
+  known INTEGER NOT NULL CHECK (known IN (0, 1)),
+  stage TEXT NOT NULL CHECK (stage IN ('code', 'approval', 'password', 'done', 'failed')),
+  code_approval TEXT,
+  code_failures INTEGER NOT NULL DEFAULT 0,
+  approvals TEXT NOT NULL DEFAULT '[]',
+  approved_by TEXT,
+  source TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX password_reset_sessions_expiry ON password_reset_sessions (expires_at);
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

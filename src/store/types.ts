@@ -660,6 +660,50 @@ export interface ApprovalBlockRepo {
   purgeExpired(before: number): Promise<number>;
 }
 
+/** Where a password reset stands: code sent → approvers asked → new password → done, or failed. */
+export type PasswordResetStage = "code" | "approval" | "password" | "done" | "failed";
+
+/**
+ * One password reset in progress (the portal's state between pages). Keyed by the SHA-256 of the
+ * random token in the browser's cookie; never holds a code or a password.
+ */
+export interface PasswordResetSession {
+  /** Hex SHA-256 of the cookie token. */
+  id: string;
+  portal: string;
+  /** The normalised username as typed (also when no such user exists). */
+  username: string;
+  /** False for a name that matched no user: the flow runs on, and every code fails. */
+  known: boolean;
+  stage: PasswordResetStage;
+  /** The approval whose app code the user types (a user with an approver-app device); null: an SMS code. */
+  codeApproval: string | null;
+  codeFailures: number;
+  /** The approver approvals (one per approver reached). */
+  approvals: string[];
+  /** The approver who approved. */
+  approvedBy: string | null;
+  /** The client address that started it. */
+  source: string | null;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number;
+}
+
+export interface PasswordResetRepo {
+  create(s: PasswordResetSession): Promise<void>;
+  /** The live session (now < expiresAt), or undefined. */
+  get(id: string, now: number): Promise<PasswordResetSession | undefined>;
+  /**
+   * Applies `patch` only while the session is still at stage `from` and live: of two concurrent
+   * requests exactly one moves it on. True when this call did.
+   */
+  advance(id: string, from: PasswordResetStage, patch: Partial<Pick<PasswordResetSession, "stage" | "codeApproval" | "approvals" | "approvedBy">>, now: number): Promise<boolean>;
+  /** Counts a wrong code; returns the new count (undefined: no such session). */
+  failCode(id: string, now: number): Promise<number | undefined>;
+  purgeExpired(now: number): Promise<number>;
+}
+
 export interface Store {
   readonly clients: ClientRepo;
   readonly users: UserRepo;
