@@ -13,7 +13,7 @@ import { runtimeName } from "../runtime/info.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore } from "../store/open.ts";
-import { adminEventsOf, type DeliveryRepos, type Store } from "../store/types.ts";
+import { adminEventsOf, type DeliveryRepos, type PasswordResetRepo, type Store } from "../store/types.ts";
 import { AdminEventTail } from "./admin-event-tail.ts";
 import { splitListen, type ServeContext } from "./serve-context.ts";
 import { reportUncaught } from "./uncaught.ts";
@@ -161,7 +161,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   let web: Awaited<ReturnType<typeof import("./serve-http.ts").startWeb>>;
   try {
     const { startWeb } = await import("./serve-http.ts");
-    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0, phoneReady });
+    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0, phoneReady, directories, passwordResets: (opened as Store & { passwordResets?: PasswordResetRepo }).passwordResets });
   } catch (err) {
     phoneFailed(err);
     await radius.stop();
@@ -199,6 +199,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
     // Expired enrolment codes, and signature records whose time has left the 60 s window.
     void store.devices.purgeExpired(now).catch(() => {});
     void store.approvalBlocks.purgeExpired(now - 3_600_000).catch(() => {});
+    void (opened as Store & { passwordResets?: PasswordResetRepo }).passwordResets?.purgeExpired(now).catch(() => {});
     // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.
     void deliveryRepos.rateLimits.purgeExpired(now).catch(() => {});
     void deliveryRepos.deliveryLog.purgeBefore(now - config.delivery.log_retention_days * 86_400_000).catch(() => {});

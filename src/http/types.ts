@@ -42,6 +42,8 @@ export interface HttpDeps {
   push?: import("../push/sender.ts").PushSender;
   /** App requests (list, events, answers); absent → those device routes answer 503. */
   app?: import("../approvals/app.ts").AppRequests;
+  /** The password-reset portals (`[[password_reset]]`); absent → /password-reset/* answers 404. */
+  passwordReset?: import("../reset/service.ts").PasswordResetService;
 }
 
 /** What runtime/http.ts passes per request as Hono's `c.env`. */
