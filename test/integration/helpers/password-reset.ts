@@ -32,8 +32,8 @@ export class SmsGateway {
       return Response.json({ messages: [{ status: "0", "message-id": "m1" }] });
     },
   });
-  get port() {
-    return this.server.port;
+  get port(): number {
+    return this.server.port!;
   }
   /** Messages to `to` from index `from` on. */
   to(to: string, from = 0) {
