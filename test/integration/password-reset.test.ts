@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { chromium, type Browser } from "playwright-core";
-import { Appliance, Code, UDPClient, addLiveClient, pap, type ServerProcess } from "./helpers/appliance.ts";
+import { Appliance, Code, UDPClient, addLiveClient, eventually, pap, type ServerProcess } from "./helpers/appliance.ts";
+import { DeviceClient } from "./helpers/device-client.ts";
 import { CHROMIUM, SmsGateway, axeViolations, codeIn, freePort, launchChromium, linkIn, PHONE_VIEWPORT, resetFlow } from "./helpers/password-reset.ts";
 
 setDefaultTimeout(120_000);
@@ -237,6 +238,51 @@ describe("password reset, local users", () => {
     expect(gateway.to(erin, from).length).toBe(3);
     expect(gateway.to(phone, 0).length).toBe(2);
     await page.close();
+  });
+
+  test("a user with an approver-app device gets the code in the app (no SMS), and a wrong app code three times ends the reset", async () => {
+    const phone = await user("frank");
+    const out = await app.cli(["device", "enrol", "frank"]);
+    const device = await DeviceClient.create();
+    const enrolled = await fetch(`${base}/app/api/v1/devices`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ enrolment: /#enrol=([A-Za-z0-9_-]{22})/.exec(out)![1]!, public_key: device.publicJwk, name: "frank's phone" }),
+    });
+    expect(enrolled.status).toBe(201);
+    device.id = ((await enrolled.json()) as { device: string }).device;
+    const requests = async () => {
+      const r = await fetch(await device.request(base, "GET", "/app/api/v1/requests"));
+      return ((await r.json()) as { requests: Array<{ id: string; kind: string; service: string; code?: string }> }).requests;
+    };
+
+    const context = await browser.newContext({ viewport: PHONE_VIEWPORT });
+    const page = await context.newPage();
+    const flow = resetFlow(page, `${base}/password-reset/default`);
+    await flow.open();
+    const from = gateway.messages.length;
+    await flow.username("frank");
+    const request = await eventually("the code in the app", async () => (await requests()).find((q) => q.kind === "password-reset" && q.code));
+    expect(request.code).toMatch(/^\d{6}$/);
+    await flow.code(request.code!);
+    expect(await page.textContent("h1")).toBe("Waiting for approval");
+    expect(gateway.to(phone, from).length).toBe(0);
+    await linkIn(await gateway.next(phones.helpdesk1!, from));
+    await context.close();
+
+    // Another reset: three wrong codes end it; the app's request is withdrawn.
+    const page2 = await browser.newPage();
+    const flow2 = resetFlow(page2, `${base}/password-reset/default`);
+    await flow2.open();
+    await flow2.username("frank");
+    const second = await eventually("the second code in the app", async () => (await requests()).find((q) => q.kind === "password-reset" && q.code && q.id !== request.id));
+    const wrong = second.code === "000000" ? "111111" : "000000";
+    await flow2.code(wrong);
+    await flow2.code(wrong);
+    await flow2.code(wrong);
+    expect(await page2.locator("#failed").count()).toBe(1);
+    await eventually("the request withdrawn", async () => ((await requests()).some((q) => q.id === second.id) ? undefined : true));
+    await page2.close();
   });
 
   test("CSRF: a POST without the page's token changes nothing; an unknown portal is 404", async () => {

@@ -582,7 +582,7 @@ export function passwordResetRequest(userIdentity: string, newPassword: string):
 
 /** A directory's diagnostic text fit to show: one line of printable text, at most 200 characters; else undefined. */
 export function directoryText(diag: string | undefined): string | undefined {
-  const t = (diag ?? "").replace(/\s+/g, " ").trim();
+  const t = (diag ?? "").replace(/\s+/g, " ").replace(/\s*Code: 0x[0-9a-f]+$/i, "").trim();
   if (t === "" || t.length > 200 || /[^\x20-\x7e]/.test(t)) return undefined;
   if (/^0000[0-9A-F]{4}:/i.test(t) || /^Code: 0x/i.test(t)) return undefined;
   return t;
