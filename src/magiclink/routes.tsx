@@ -58,7 +58,11 @@ export const magicLinkRoutes: RouteModule = (app, deps) => {
   // A GET only shows the question: link scanners that fetch the link change nothing.
   app.get("/ml/:token", async (c) => {
     const view = service ? await service.view(c.req.param("token")) : ({ kind: "invalid" } as const);
-    if (view.kind === "pending") return c.html(<ApprovalPage texts={view.texts} csrf={view.csrf} choices={view.choices} context={view.context} />);
+    if (view.kind === "pending") {
+      // A password-reset approver is not the one signing in: the usual hint would mislead.
+      const hint = view.approvalKind === "password-reset" ? "Reject unless you know that this person asked for a new password: whoever asks has only shown that they hold the user's phone." : undefined;
+      return c.html(<ApprovalPage texts={view.texts} csrf={view.csrf} choices={view.choices} context={view.context} {...(hint ? { hint } : {})} />);
+    }
     if (view.kind === "answered") return c.html(<ResultPage texts={view.texts} status={view.status} already />);
     return c.html(<InvalidLinkPage />, 404);
   });

@@ -130,7 +130,9 @@ describe("password reset, local users", () => {
     const approver = await context.newPage();
     await approver.goto(link1);
     expect(await approver.textContent("#question")).toContain("alice");
+    expect(await approver.textContent("main")).toContain("Reject unless you know that this person asked");
     violations.push(...(await axeViolations(approver)));
+    if (SCREENSHOTS) await approver.screenshot({ path: join(SCREENSHOTS, "password-reset-approver.png"), fullPage: true });
     await approver.click("#approve");
     await approver.waitForSelector("#result");
 

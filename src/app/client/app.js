@@ -416,7 +416,9 @@
     }
     if (typeof r.code === "string" && r.code) {
       // Challenge mode: the code may be typed at the sign-in prompt instead of a tap here.
-      parts.push(el("p", { class: "code-label", text: "Or type this code where you are signing in:", id: "req-code-label-" + n }));
+      // A password-reset portal's code for the user's own reset is typed on the portal's page.
+      const label = r.kind === "password-reset" ? "Type this code on the password-reset page:" : "Or type this code where you are signing in:";
+      parts.push(el("p", { class: "code-label", text: label, id: "req-code-label-" + n }));
       parts.push(el("p", { class: "code", "data-field": "code", "aria-labelledby": "req-code-label-" + n, text: r.code }));
     }
     parts.push(answerButton("Reject", "reject", "reject"));

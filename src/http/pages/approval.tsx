@@ -98,7 +98,7 @@ function Context({ context }: { context: ApprovalContext }) {
  * (`choices`), approving means pressing the number shown on the sign-in screen. `context` (client,
  * source, time) is shown when present.
  */
-export function ApprovalPage({ texts, csrf, choices, context = null }: { texts: PageTexts; csrf: string; choices: number[] | null; context?: ApprovalContext | null }) {
+export function ApprovalPage({ texts, csrf, choices, context = null, hint = "If you are not signing in right now, reject: someone may know your password." }: { texts: PageTexts; csrf: string; choices: number[] | null; context?: ApprovalContext | null; hint?: string }) {
   return (
     <Layout title={texts.title}>
       <h1 id="title">{texts.title}</h1>
@@ -135,7 +135,7 @@ export function ApprovalPage({ texts, csrf, choices, context = null }: { texts: 
           {texts.buttonReject}
         </button>
       </form>
-      <p class="muted">If you are not signing in right now, reject: someone may know your password.</p>
+      <p class="muted">{hint}</p>
     </Layout>
   );
 }
