@@ -9,7 +9,7 @@
 import { adminApi } from "./admin/index.ts";
 import { appPageRoutes } from "../app/routes.tsx";
 import { appApiRoutes } from "../devices/routes.ts";
-import { magicLinkRoutes } from "../magiclink/routes.tsx";
+import { magicLinkRoutes } from "./magiclink.tsx";
 import { passwordResetRoutes } from "./password-reset.tsx";
 import type { RouteModule } from "./types.ts";
 

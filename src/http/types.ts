@@ -68,7 +68,7 @@ export interface HttpVariables {
 export type HttpEnv = { Bindings: HttpBindings; Variables: HttpVariables };
 
 /**
- * A route module registers its routes on the app it is given, e.g. `src/magiclink/routes.ts`
+ * A route module registers its routes on the app it is given, e.g. `src/http/magiclink.tsx`
  * (public: /api/sfwa/*, /ml/*) or `src/http/admin/*.ts` (admin: /api/admin/v1/*). List it in
  * src/http/routes.ts.
  */

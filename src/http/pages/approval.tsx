@@ -4,7 +4,7 @@
 import type { Child } from "hono/jsx";
 import { contextText, type ApprovalContext } from "../../approvals/texts.ts";
 
-/** Path of the stylesheet; served by src/magiclink/routes.ts (the CSP forbids inline styles). */
+/** Path of the stylesheet; served by src/http/magiclink.tsx (the CSP forbids inline styles). */
 export const APPROVAL_CSS_PATH = "/ml/assets/approval.css";
 
 /** The stylesheet: large tap targets, visible focus, readable on a small screen and in dark mode. */

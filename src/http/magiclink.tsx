@@ -1,13 +1,14 @@
 // The public Magic Link routes: the Mideye-compatible API (/api/sfwa/auth[/{endpoint}]) and the
-// approval pages (/ml/{token}). Every API answer is HTTP 200 with compact JSON {"code":"…"}.
+// approval pages (/ml/{token}). Every API answer is HTTP 200 with compact JSON {"code":"…"}. The
+// sessions themselves are src/magiclink (which knows nothing of HTTP); this module adapts them.
 
 import type { Context } from "hono";
-import { verifyApiKey } from "../http/api-keys.ts";
-import { BODY_LIMITS, bodyCap } from "../http/middleware.ts";
-import { APPROVAL_CSS, APPROVAL_CSS_PATH, ApprovalPage, InvalidLinkPage, ResultPage, StaleFormPage } from "../http/pages/approval.tsx";
-import type { HttpEnv, RouteModule } from "../http/types.ts";
+import { verifyApiKey } from "./api-keys.ts";
+import { BODY_LIMITS, bodyCap } from "./middleware.ts";
+import { APPROVAL_CSS, APPROVAL_CSS_PATH, ApprovalPage, InvalidLinkPage, ResultPage, StaleFormPage } from "./pages/approval.tsx";
+import type { HttpEnv, RouteModule } from "./types.ts";
 import { DEFAULT_ENDPOINT } from "../store/types.ts";
-import type { MagicLinkCode } from "./service.ts";
+import type { MagicLinkCode } from "../magiclink/service.ts";
 
 /** The exact body Mideye clients expect: no spaces, so that a search for `"code":"` finds it. */
 export function codeBody(code: MagicLinkCode): string {
