@@ -3,14 +3,17 @@
 // non-extractable P-256 key, a held RADIUS request arriving over the event stream and approved with a
 // trusted tap, challenge mode's number matching, and a waiting Magic Link call. http://127.0.0.1 is a
 // secure context for Firefox as for Chromium, so WebCrypto and the service worker work without a
-// certificate. Web Push is not exercised here: Firefox subscribes through Mozilla's push service,
-// which this machine cannot reach. Notifications are denied in most tests; one leaves Firefox's
-// permission prompt open and unanswered, as a user may.
+// certificate. Firefox subscribes to Web Push through a push service of the tests' own that speaks
+// Mozilla's autopush protocols (helpers/mozilla-push.ts), so the whole push path runs: Firefox's
+// subscription reaches the appliance, the appliance's VAPID-signed, encrypted message goes to the
+// service, Firefox decrypts it and its service worker shows the notification. Notifications are
+// denied in most tests; one leaves Firefox's permission prompt open and unanswered, as a user may.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { Appliance, Attr, Code, UDPClient, addLiveClient, buildAccessRequest, identifier, type RawAttribute, type ServerProcess } from "./helpers/appliance.ts";
 import { FIREFOX, Firefox, type Tab } from "./helpers/firefox.ts";
+import { MozillaPushService } from "./helpers/mozilla-push.ts";
 
 // A browser start, an enrolment and a held login each; a loaded 2-core machine needs the room.
 setDefaultTimeout(120_000);
@@ -25,6 +28,7 @@ function freePort(): number {
 let appliance: Appliance;
 let server: ServerProcess;
 let firefox: Firefox;
+let mozilla: MozillaPushService;
 let base: string;
 let mlKey: string;
 const secrets: Record<string, string> = {};
@@ -56,7 +60,16 @@ reject_backoff_s = 0
   secrets.hold = await addLiveClient(appliance, server, "vpn-hold", "127.0.0.1", ["--approval-hold", "30"]);
   secrets.challenge = await addLiveClient(appliance, server, "vpn-challenge", "127.0.0.3", ["--approval-mode", "challenge", "--approval-hold", "60", "--approval-number-match", "true"]);
   mlKey = /pcl_[A-Za-z0-9_-]{43}/.exec(await appliance.cli(["apikey", "add", "web"]))![0];
-  firefox = await Firefox.launch();
+  mozilla = new MozillaPushService();
+  firefox = await Firefox.launch({
+    "dom.push.serverURL": mozilla.serverURL,
+    "dom.push.testing.allowInsecureServerURL": true,
+    // The remote agent turns the push connection off for automation; these tests want it.
+    "dom.push.connection.enabled": true,
+    "dom.push.enabled": true,
+    // Headless Firefox has no system notification service: its own alert windows show the notifications.
+    "alerts.useSystemBackend": false,
+  });
   await firefox.on(["log.entryAdded"], (_method, params) => {
     const entry = params as { level: string; text: string; source: { context?: string } };
     if (entry.level === "error" || /Content[- ]Security[- ]Policy|Trusted ?Type/i.test(entry.text ?? "")) {
@@ -68,6 +81,7 @@ reject_backoff_s = 0
 
 afterAll(async () => {
   await firefox?.[Symbol.asyncDispose]();
+  mozilla?.[Symbol.dispose]();
   await appliance?.[Symbol.asyncDispose]();
 });
 
@@ -90,7 +104,7 @@ async function touchUser(name: string): Promise<void> {
 const visible = (selector: string) => `(() => { const e = document.querySelector(${JSON.stringify(selector)}); return !!e && !e.hidden && e.getClientRects().length > 0; })()`;
 
 /** Opens the link in a fresh user context, names the device and taps Enrol; resolves when the request list shows. */
-async function enrolInFirefox(user: string, name: string, notifications: "denied" | "prompt" = "denied"): Promise<Tab> {
+async function enrolInFirefox(user: string, name: string, notifications: "denied" | "prompt" | "granted" = "denied"): Promise<Tab> {
   const tab = await firefox.newTab();
   await tab.setPermission("notifications", base, notifications);
   await tab.goto(await enrolmentLink(user));
@@ -116,6 +130,16 @@ async function radius(client: string, address: string, name: string, password: s
 }
 
 const PENDING = "li.request:not([data-state=done])";
+
+async function eventuallyValue<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (let i = 0; i < 600 && Date.now() < until; i++) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await Bun.sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
 
 describe("the approver app in Firefox", () => {
   test("enrolment from the link: the device is listed, the fragment is gone, the key is non-extractable, the worker controls /app/", async () => {
@@ -152,6 +176,37 @@ describe("the approver app in Firefox", () => {
     expect(await tab.eval("Notification.permission")).toBe("default");
     await tab.waitFor("the offer to turn on notifications", visible("#notify-on"));
     await tab.waitFor("the event stream", "document.body.dataset.live === 'stream'");
+    await tab.close();
+  });
+
+  test("Web Push through Mozilla's protocol: the subscription reaches the appliance; a held login is pushed and the service worker shows it", async () => {
+    await touchUser("fanny");
+    const tab = await enrolInFirefox("fanny", "Fanny's Firefox", "granted");
+    await tab.waitFor("notifications on", "document.body.textContent.includes('Notifications are on')", { timeoutMs: 40_000 });
+    // The subscription Firefox made at the push service, registered with the appliance.
+    const listed = await eventuallyValue("the subscription", async () => ((await devices("fanny"))[0]?.push ? devices("fanny") : undefined));
+    expect(listed).toEqual([expect.objectContaining({ name: "Fanny's Firefox", push: expect.stringContaining("127.0.0.1") })]);
+    // Away from the app: the page is gone, only the service worker can tell the user.
+    await tab.goto("about:blank");
+    const before = mozilla.forwarded.length;
+    const login = radius("hold", "127.0.0.1", "fanny", PASSWORD);
+    const pushed = await eventuallyValue("the push", () => mozilla.forwarded[before]);
+    expect(pushed.urgency).toBe("high");
+    expect(Number(pushed.ttl)).toBeGreaterThan(0);
+    expect(Number(pushed.ttl)).toBeLessThanOrEqual(30);
+    await tab.goto(`${base}/app/`);
+    const shown = await tab.waitFor<Array<{ title: string; body: string }>>(
+      "the notification",
+      "navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((l) => l.length ? l.map((n) => ({ title: n.title, body: n.body })) : null)",
+      { timeoutMs: 30_000 },
+    );
+    expect(shown[0]).toEqual({ title: "Sign-in request", body: expect.stringContaining("Open Portcullis") });
+    expect(mozilla.refused).toEqual([]);
+    // Firefox acknowledged the message it decrypted.
+    expect(mozilla.acks.length).toBeGreaterThan(0);
+    await tab.waitFor("the request", `!!document.querySelector(${JSON.stringify(PENDING)})`);
+    await tab.click(`${PENDING} button[data-decision=approve]`);
+    expect((await login).code).toBe(Code.AccessAccept);
     await tab.close();
   });
 
