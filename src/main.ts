@@ -20,7 +20,7 @@ import { userCommand } from "./cli/user.ts";
 import { ConfigError, ldapProfiles, loadConfig, type ConfigOverride, type LoadOptions } from "./config/index.ts";
 import { OTPError } from "./otp/index.ts";
 import { setPasswordConcurrency } from "./runtime/password.ts";
-import { openStore } from "./store/open.ts";
+import { openStore, storeOptions } from "./store/open.ts";
 import { StoreError, type Store } from "./store/types.ts";
 
 export interface GlobalFlags {
@@ -150,14 +150,7 @@ export async function main(argv: string[]): Promise<number> {
       readStdin,
       now: () => Date.now(),
       store: async () => {
-        store ??= await openStore({
-          driver: config.store.driver,
-          path: config.store.path,
-          dataDir: config.data_dir,
-          keyFile: config.keys.key_file,
-          synchronous: config.store.synchronous,
-          busyTimeoutMs: config.store.busy_timeout_ms,
-        });
+        store ??= await openStore(storeOptions(config));
         return store;
       },
     };

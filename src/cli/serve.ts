@@ -11,7 +11,7 @@ import { Directories } from "../directory/registry.ts";
 import { RADIUSServer } from "../radius/server/server.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
-import { openStore } from "../store/open.ts";
+import { openStore, storeOptions } from "../store/open.ts";
 import { adminEventsOf, type DeliveryRepos, type Store } from "../store/types.ts";
 import { AdminEventTail } from "./admin-event-tail.ts";
 import { reportUncaught } from "./uncaught.ts";
@@ -65,14 +65,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   // a request that needs it before it is ready waits for this same computation.
   void warmDummyHash().catch(() => {});
 
-  const opened = await openStore({
-    driver: "sqlite",
-    path: config.store.path,
-    dataDir: config.data_dir,
-    keyFile: config.keys.key_file,
-    synchronous: config.store.synchronous,
-    busyTimeoutMs: config.store.busy_timeout_ms,
-  });
+  const opened = await openStore(storeOptions(config));
   const store = config.store.cache && opened.changeEpoch ? new CachedStore(opened as EpochStore) : opened;
   if (store instanceof CachedStore) {
     const loaded = await store.preload();

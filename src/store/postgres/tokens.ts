@@ -1,0 +1,226 @@
+// OTP tokens in PostgreSQL: sealed seeds bound to the serial, and the single-statement replay
+// guards (TOTP high-water mark, HOTP counter) that make a code usable once, whichever node or
+// connection runs them: the UPDATE's row lock makes a second writer re-check `last_step < ?`
+// against the committed value (READ COMMITTED re-evaluates the WHERE clause), so exactly one wins.
+
+import type { HashAlgorithm, NewToken, Token, TokenKind, TokenRepo, TokenState } from "../types.ts";
+import { StoreError } from "../types.ts";
+import { tokenSecretContext } from "../sqlite/tokens.ts";
+import { pgPrep, rethrow, type PgStoreContext } from "./context.ts";
+
+interface TokenRow {
+  id: number;
+  serial: string;
+  user_id: number | null;
+  kind: string;
+  secret: string;
+  algorithm: string;
+  digits: number;
+  period: number;
+  counter: number;
+  last_step: number;
+  drift: number;
+  state: string;
+  created_at: number;
+}
+
+const COLUMNS =
+  "t.id AS id, t.serial AS serial, t.user_id AS user_id, t.kind AS kind, t.secret AS secret, t.algorithm AS algorithm, " +
+  "t.digits AS digits, t.period AS period, m.counter AS counter, m.last_step AS last_step, m.drift AS drift, t.state AS state, t.created_at AS created_at";
+const FROM = "tokens t JOIN token_marks m ON m.token_id = t.id";
+
+export class PgTokenRepo implements TokenRepo {
+  private readonly sList;
+  private readonly sListForUser;
+  private readonly sFindById;
+  private readonly sFindBySerial;
+  private readonly sActiveForUser;
+  private readonly sInsert;
+  private readonly sAssign;
+  private readonly sSetState;
+  private readonly sDelete;
+  private readonly sAdvanceTOTP;
+  private readonly sAdvanceHOTP;
+  private readonly sResync;
+
+  constructor(private readonly ctx: PgStoreContext) {
+    const { db } = ctx;
+    this.sList = pgPrep<TokenRow>(db, `SELECT ${COLUMNS} FROM ${FROM} ORDER BY t.id`);
+    this.sListForUser = pgPrep<TokenRow>(db, `SELECT ${COLUMNS} FROM ${FROM} WHERE t.user_id = ? ORDER BY t.id`);
+    this.sFindById = pgPrep<TokenRow>(db, `SELECT ${COLUMNS} FROM ${FROM} WHERE t.id = ?`);
+    this.sFindBySerial = pgPrep<TokenRow>(db, `SELECT ${COLUMNS} FROM ${FROM} WHERE t.serial = ?`);
+    this.sActiveForUser = pgPrep<TokenRow>(db, `SELECT ${COLUMNS} FROM ${FROM} WHERE t.user_id = ? AND t.state = 'active' ORDER BY t.id`);
+    // The token row and its marks in one statement (a data-modifying CTE is one atomic statement).
+    this.sInsert = pgPrep<{ id: number }>(
+      db,
+      `WITH t AS (
+         INSERT INTO tokens (serial, user_id, kind, secret, algorithm, digits, period, state, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id)
+       INSERT INTO token_marks (token_id, counter, last_step, drift) SELECT id, ?, ?, ? FROM t RETURNING token_id AS id`,
+    );
+    this.sAssign = pgPrep(db, "UPDATE tokens SET user_id = ? WHERE id = ?");
+    this.sSetState = pgPrep(db, "UPDATE tokens SET state = ? WHERE id = ?");
+    this.sDelete = pgPrep(db, "DELETE FROM tokens WHERE id = ?");
+    // The replay guards: one statement each, so the check and the write are one atomic step, and
+    // the change count says whether this caller won (DESIGN "TOTP high-water mark").
+    this.sAdvanceTOTP = pgPrep(db, "UPDATE token_marks SET last_step = ?1, drift = ?2 WHERE token_id = ?3 AND last_step < ?1");
+    this.sAdvanceHOTP = pgPrep(db, "UPDATE token_marks SET counter = ?1 WHERE token_id = ?2 AND counter < ?1");
+    this.sResync = pgPrep(
+      db,
+      "UPDATE token_marks SET counter = COALESCE(?::bigint, counter), last_step = COALESCE(?::bigint, last_step), drift = COALESCE(?::integer, drift) WHERE token_id = ?",
+    );
+  }
+
+  private toToken(row: TokenRow): Token {
+    return {
+      id: row.id,
+      serial: row.serial,
+      userId: row.user_id,
+      kind: row.kind as TokenKind,
+      secret: this.ctx.sealer.open(row.secret, tokenSecretContext(row.serial)),
+      algorithm: row.algorithm as HashAlgorithm,
+      digits: row.digits as 6 | 8,
+      period: row.period,
+      counter: row.counter,
+      lastStep: row.last_step,
+      drift: row.drift,
+      state: row.state as TokenState,
+      createdAt: row.created_at,
+    };
+  }
+
+  /**
+   * @internal Inserts one token (inside the caller's transaction when there is one).
+   * Throws StoreError("conflict") for a duplicate serial, StoreError("not_found") for a missing user.
+   */
+  async insert(token: NewToken): Promise<Token> {
+    const createdAt = this.ctx.now();
+    const counter = token.counter ?? 0;
+    const lastStep = token.lastStep ?? -1;
+    const drift = token.drift ?? 0;
+    try {
+      const sealed = this.ctx.sealer.seal(token.secret, tokenSecretContext(token.serial));
+      const row = await this.sInsert.get(token.serial, token.userId, token.kind, sealed, token.algorithm, token.digits, token.period, token.state, createdAt, counter, lastStep, drift);
+      return { ...token, id: row!.id, counter, lastStep, drift, createdAt };
+    } catch (err) {
+      rethrow(err, { conflict: `token '${token.serial}' exists`, missing: `user ${token.userId} not found` });
+    }
+  }
+
+  async list(userId?: number): Promise<Token[]> {
+    try {
+      const rows = userId === undefined ? await this.sList.all() : await this.sListForUser.all(userId);
+      return rows.map((r) => this.toToken(r));
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async findById(id: number): Promise<Token | undefined> {
+    try {
+      const row = await this.sFindById.get(id);
+      return row ? this.toToken(row) : undefined;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async findBySerial(serial: string): Promise<Token | undefined> {
+    try {
+      const row = await this.sFindBySerial.get(serial);
+      return row ? this.toToken(row) : undefined;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async activeForUser(userId: number): Promise<Token[]> {
+    try {
+      return (await this.sActiveForUser.all(userId)).map((r) => this.toToken(r));
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async add(token: NewToken): Promise<Token> {
+    const added = await this.insert(token);
+    this.ctx.bumpGeneration();
+    return added;
+  }
+
+  /** All or nothing; throws like add for the first failing token. */
+  async addMany(tokens: NewToken[]): Promise<Token[]> {
+    try {
+      const added = await this.ctx.db.transaction(async () => {
+        const out: Token[] = [];
+        for (const t of tokens) out.push(await this.insert(t));
+        return out;
+      });
+      this.ctx.bumpGeneration();
+      return added;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async assign(id: number, userId: number | null): Promise<void> {
+    let changes: number;
+    try {
+      changes = await this.sAssign.run(userId, id);
+    } catch (err) {
+      rethrow(err, { missing: `user ${userId} not found` });
+    }
+    if (changes === 0) throw new StoreError("not_found", `token ${id} not found`);
+    this.ctx.bumpGeneration();
+  }
+
+  async setState(id: number, state: TokenState): Promise<void> {
+    let changes: number;
+    try {
+      changes = await this.sSetState.run(state, id);
+    } catch (err) {
+      rethrow(err);
+    }
+    if (changes === 0) throw new StoreError("not_found", `token ${id} not found`);
+    this.ctx.bumpGeneration();
+  }
+
+  async remove(id: number): Promise<boolean> {
+    try {
+      const removed = (await this.sDelete.run(id)) > 0;
+      if (removed) this.ctx.bumpGeneration();
+      return removed;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** True when this call moved the high-water mark to `step`; resolves after the commit. */
+  async advanceTOTP(id: number, step: number, drift: number): Promise<boolean> {
+    try {
+      return (await this.sAdvanceTOTP.run(step, drift, id)) === 1;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** True when this call moved the HOTP counter to `next`; resolves after the commit. */
+  async advanceHOTP(id: number, next: number): Promise<boolean> {
+    try {
+      return (await this.sAdvanceHOTP.run(next, id)) === 1;
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async resync(id: number, values: { counter?: number; lastStep?: number; drift?: number }): Promise<void> {
+    let changes: number;
+    try {
+      changes = await this.sResync.run(values.counter ?? null, values.lastStep ?? null, values.drift ?? null, id);
+    } catch (err) {
+      rethrow(err);
+    }
+    if (changes === 0) throw new StoreError("not_found", `token ${id} not found`);
+    this.ctx.bumpGeneration();
+  }
+}
