@@ -26,6 +26,12 @@ export interface PgDatabase extends PgQueryable {
    * another becomes a savepoint. Commits when `fn` resolves, rolls back when it throws.
    */
   transaction<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` directly, or inside a savepoint when a transaction is open: a statement that fails
+   * inside a transaction aborts all of it, and a caller that catches the failure (a conflict)
+   * expects the transaction to go on.
+   */
+  atomic<T>(fn: () => Promise<T>): Promise<T>;
   /** Runs one or more statements without parameters (DDL). */
   exec(text: string): Promise<void>;
   close(): Promise<void>;
@@ -81,8 +87,9 @@ export function openPostgres(url: string, { max = 10, connectTimeoutS = 5 }: PgO
   const sql = new SQL({ url, max, bigint: true, connectionTimeout: connectTimeoutS, idleTimeout: 60 });
   const current = new AsyncLocalStorage<BunSQL>();
   const on = (): BunSQL => current.getStore() ?? sql;
-  return {
+  const db: PgDatabase = {
     query: <Row>(text: string, params?: readonly PgValue[]) => run<Row>(on(), text, params),
+    atomic: <T>(fn: () => Promise<T>): Promise<T> => (current.getStore() ? db.transaction(fn) : fn()),
     transaction: <T>(fn: () => Promise<T>): Promise<T> => {
       const outer = current.getStore();
       if (outer) {
@@ -95,6 +102,7 @@ export function openPostgres(url: string, { max = 10, connectTimeoutS = 5 }: PgO
     },
     close: () => sql.close(),
   };
+  return db;
 }
 
 function sqlState(err: unknown): string {

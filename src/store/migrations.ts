@@ -438,6 +438,40 @@ ALTER TABLE radius_clients ADD COLUMN sms_code_length INTEGER CHECK (sms_code_le
 ALTER TABLE radius_clients ADD COLUMN sms_code_alphabet TEXT CHECK (sms_code_alphabet IN ('numeric', 'alphabetic', 'alphanumeric'));
 `,
   },
+  {
+    // A counter that every committed change to the configuration tables (clients, users, tokens, API
+    // keys other than their last use, endpoint profiles) increments, whichever node or process made
+    // it: what lets a node see another's admin changes without a restart. SQLite has that already
+    // (PRAGMA data_version), so there the table exists but nothing writes it.
+    version: 13,
+    name: "change_counter",
+    sql: `
+CREATE TABLE change_counter (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  n BIGINT NOT NULL
+);
+INSERT INTO change_counter (id, n) VALUES (1, 0);
+`,
+    dialects: {
+      postgres: `
+CREATE TABLE change_counter (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  n BIGINT NOT NULL
+);
+INSERT INTO change_counter (id, n) VALUES (1, 0);
+CREATE FUNCTION bump_change_counter() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE change_counter SET n = n + 1 WHERE id = 1;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER radius_clients_changed AFTER INSERT OR UPDATE OR DELETE ON radius_clients FOR EACH STATEMENT EXECUTE FUNCTION bump_change_counter();
+CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION bump_change_counter();
+CREATE TRIGGER tokens_changed AFTER INSERT OR UPDATE OR DELETE ON tokens FOR EACH STATEMENT EXECUTE FUNCTION bump_change_counter();
+CREATE TRIGGER api_keys_changed AFTER INSERT OR DELETE OR UPDATE OF name, role, endpoint, hash, prefix, expires_at, disabled ON api_keys FOR EACH STATEMENT EXECUTE FUNCTION bump_change_counter();
+CREATE TRIGGER endpoints_changed AFTER INSERT OR UPDATE OR DELETE ON endpoints FOR EACH STATEMENT EXECUTE FUNCTION bump_change_counter();
+`,
+    },
+  },
 ];
 
 /** The migration's SQL for a back-end. */

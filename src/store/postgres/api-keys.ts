@@ -59,7 +59,7 @@ export class PgApiKeyRepo implements ApiKeyRepo {
   /** Throws StoreError("conflict") when the name exists. */
   async add(key: NewApiKey): Promise<ApiKey> {
     try {
-      const row = (await this.sAdd.get(key.name, key.role, key.endpoint, key.hash, key.prefix, key.expiresAt, key.disabled ? 1 : 0, this.ctx.now()))!;
+      const row = (await this.ctx.db.atomic(() => this.sAdd.get(key.name, key.role, key.endpoint, key.hash, key.prefix, key.expiresAt, key.disabled ? 1 : 0, this.ctx.now())))!;
       this.ctx.bumpGeneration();
       return toApiKey(row);
     } catch (err) {
@@ -95,7 +95,7 @@ export class PgApiKeyRepo implements ApiKeyRepo {
 
   async remove(name: string): Promise<boolean> {
     try {
-      const gone = (await this.sRemove.run(name)) > 0;
+      const gone = (await this.ctx.db.atomic(() => this.sRemove.run(name))) > 0;
       if (gone) this.ctx.bumpGeneration();
       return gone;
     } catch (err) {
@@ -105,7 +105,7 @@ export class PgApiKeyRepo implements ApiKeyRepo {
 
   async setDisabled(name: string, disabled: boolean): Promise<boolean> {
     try {
-      const changed = (await this.sDisable.run(disabled ? 1 : 0, name)) > 0;
+      const changed = (await this.ctx.db.atomic(() => this.sDisable.run(disabled ? 1 : 0, name))) > 0;
       if (changed) this.ctx.bumpGeneration();
       return changed;
     } catch (err) {

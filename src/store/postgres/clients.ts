@@ -160,7 +160,7 @@ export class PgClientRepo implements ClientRepo {
 
   async remove(name: string): Promise<boolean> {
     try {
-      const removed = (await this.sDelete.run(name)) > 0;
+      const removed = (await this.ctx.db.atomic(() => this.sDelete.run(name))) > 0;
       if (removed) this.ctx.bumpGeneration();
       return removed;
     } catch (err) {
@@ -173,7 +173,7 @@ export class PgClientRepo implements ClientRepo {
       const row = await this.sFind.get(name);
       if (!row) return undefined;
       const next = { ...this.toClient(row), ...patch };
-      await this.sUpdatePhone.run(...phoneColumns(next), name);
+      await this.ctx.db.atomic(() => this.sUpdatePhone.run(...phoneColumns(next), name));
       this.ctx.bumpGeneration();
       return next;
     } catch (err) {

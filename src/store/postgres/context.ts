@@ -60,6 +60,24 @@ export function pgPrep<Row = Record<string, unknown>>(db: PgDatabase, sql: strin
   return new PgStatement<Row>(db, sql);
 }
 
+/**
+ * `($1::t1, $2::t2, …), ($n+1, …), …` for a multi-row VALUES list of `rows` rows; the first row
+ * carries the casts so that PostgreSQL types every column.
+ */
+export function valuesList(rows: number, casts: readonly string[]): string {
+  const out: string[] = [];
+  let n = 0;
+  for (let r = 0; r < rows; r++) out.push(`(${casts.map((c) => (r === 0 ? `$${++n}::${c}` : `$${++n}`)).join(", ")})`);
+  return out.join(", ");
+}
+
+/** The value a unique violation names ("Key (serial)=(X) already exists."), or undefined. */
+export function conflictingValue(err: unknown): string | undefined {
+  const detail = (err as { detail?: unknown } | null)?.detail;
+  if (typeof detail !== "string") return undefined;
+  return /^Key \((?:[^)]*)\)=\((.*)\) already exists/.exec(detail)?.[1];
+}
+
 /** True for a CHECK constraint violation. */
 export const isCheckViolation = isPgCheckViolation;
 

@@ -78,7 +78,7 @@ export class PgDeviceRepo implements DeviceRepo {
 
   async addEnrolment(e: DeviceEnrolment): Promise<void> {
     try {
-      await this.sAddEnrolment.run(e.codeHash, e.userId, e.createdAt, e.expiresAt);
+      await this.ctx.db.atomic(() => this.sAddEnrolment.run(e.codeHash, e.userId, e.createdAt, e.expiresAt));
     } catch (err) {
       rethrow(err, { conflict: "enrolment code already exists", missing: "no such user" });
     }

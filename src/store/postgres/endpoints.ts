@@ -76,7 +76,7 @@ export class PgEndpointRepo implements EndpointRepo {
   async put(profile: EndpointProfile): Promise<void> {
     const { name, ...settings } = profile;
     try {
-      await this.sPut.run(name, JSON.stringify(settings), this.ctx.now());
+      await this.ctx.db.atomic(() => this.sPut.run(name, JSON.stringify(settings), this.ctx.now()));
       this.ctx.bumpGeneration();
     } catch (err) {
       rethrow(err);
@@ -87,7 +87,7 @@ export class PgEndpointRepo implements EndpointRepo {
   async remove(name: string): Promise<boolean> {
     if (name === DEFAULT_ENDPOINT) throw new StoreError("conflict", 'the "default" endpoint cannot be removed');
     try {
-      const gone = (await this.sRemove.run(name)) > 0;
+      const gone = (await this.ctx.db.atomic(() => this.sRemove.run(name))) > 0;
       if (gone) this.ctx.bumpGeneration();
       return gone;
     } catch (err) {

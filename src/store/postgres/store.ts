@@ -191,7 +191,6 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly driver = "postgres";
 
   private readonly sealer: Sealer;
-  private gen = 0;
   private closed = false;
 
   /** @internal use openPgStore. */
@@ -208,7 +207,8 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
       now,
     );
     this.sealer.markChecked(keyring.current.id);
-    const ctx: PgStoreContext = { db, sealer: this.sealer, now, bumpGeneration: () => void this.gen++ };
+    // The generation is the shared counter the triggers maintain: nothing to bump here.
+    const ctx: PgStoreContext = { db, sealer: this.sealer, now, bumpGeneration: () => {} };
     this.clients = new PgClientRepo(ctx);
     this.tokens = new PgTokenRepo(ctx);
     this.users = new PgUserRepo(ctx, this.tokens);
@@ -230,13 +230,13 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
   }
 
   /**
-   * Changes when this process changes clients, users or tokens, or when any node records an admin
-   * event (every CLI and admin-API change does, in the change's own transaction).
+   * The shared change counter: triggers increment it in the same transaction as every change to
+   * clients, users, tokens, API keys or endpoint profiles, on whichever node it was made.
    */
   async generation(): Promise<number> {
     try {
-      const { rows } = await this.db.query<{ v: number | null }>("SELECT max(id) AS v FROM admin_events");
-      return this.gen * 2 ** 32 + (rows[0]?.v ?? 0);
+      const { rows } = await this.db.query<{ n: number }>("SELECT n FROM change_counter WHERE id = 1");
+      return rows[0]?.n ?? 0;
     } catch (err) {
       rethrow(err);
     }

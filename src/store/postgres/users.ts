@@ -4,7 +4,7 @@ import type { AuthType } from "../../domain/auth-types.ts";
 import { pgConstraint } from "../../runtime/postgres.ts";
 import type { NewUser, User, UserImportRow, UserRepo } from "../types.ts";
 import { StoreError } from "../types.ts";
-import { isCheckViolation, pgPrep, rethrow, type PgStoreContext } from "./context.ts";
+import { conflictingValue, isCheckViolation, pgPrep, rethrow, valuesList, type PgStoreContext } from "./context.ts";
 import type { PgTokenRepo } from "./tokens.ts";
 
 interface UserRow {
@@ -24,6 +24,7 @@ interface UserRow {
 
 const COLUMNS = "id, username, password_hash, type, phone, email, disabled, expires_at, directory, external_id, directory_phone, created_at";
 const PROGRESS_EVERY = 1000;
+const INSERT_CASTS = ["text", "text", "text", "text", "text", "integer", "bigint", "text", "text", "text", "bigint"] as const;
 
 function toUser(row: UserRow): User {
   return {
@@ -100,7 +101,7 @@ export class PgUserRepo implements UserRepo {
   private async insert(user: NewUser, createdAt = this.ctx.now()): Promise<number> {
     checkShape(user);
     try {
-      const row = await this.sInsert.get(
+      const row = await this.ctx.db.atomic(() => this.sInsert.get(
         user.username,
         user.passwordHash,
         user.type,
@@ -112,7 +113,7 @@ export class PgUserRepo implements UserRepo {
         user.externalId,
         user.directoryPhone,
         createdAt,
-      );
+      ));
       return row!.id;
     } catch (err) {
       rethrow(err, { conflict: conflictMessage(err, user.username) });
@@ -173,7 +174,7 @@ export class PgUserRepo implements UserRepo {
     const has = (k: keyof NewUser) => Object.hasOwn(patch, k) && patch[k] !== undefined;
     let changes: number;
     try {
-      changes = await this.sUpdate.run(
+      changes = await this.ctx.db.atomic(() => this.sUpdate.run(
         has("username"),
         patch.username ?? null,
         has("passwordHash"),
@@ -195,7 +196,7 @@ export class PgUserRepo implements UserRepo {
         has("directoryPhone"),
         patch.directoryPhone ?? null,
         id,
-      );
+      ));
     } catch (err) {
       if (isCheckViolation(err)) throw new TypeError(`user ${id}: a record without a type must be linked to a directory`);
       rethrow(err, { conflict: conflictMessage(err, patch.username ?? `${id}`) });
@@ -206,7 +207,7 @@ export class PgUserRepo implements UserRepo {
 
   async remove(username: string): Promise<boolean> {
     try {
-      const removed = (await this.sDelete.run(username)) > 0;
+      const removed = (await this.ctx.db.atomic(() => this.sDelete.run(username))) > 0;
       if (removed) this.ctx.bumpGeneration();
       return removed;
     } catch (err) {
@@ -214,18 +215,38 @@ export class PgUserRepo implements UserRepo {
     }
   }
 
-  /** One transaction for all rows: every row or none. */
+  /**
+   * One transaction for all rows: every row or none. Users and tokens go in with one statement per
+   * thousand rows. Throws StoreError("conflict") naming a duplicate username or token serial.
+   */
   async importMany(rows: UserImportRow[], onProgress?: (done: number) => void): Promise<void> {
+    for (const row of rows) checkShape(row.user);
+    const createdAt = this.ctx.now();
     try {
       await this.ctx.db.transaction(async () => {
         let done = 0;
-        for (const row of rows) {
-          const id = await this.insert(row.user);
-          for (const token of row.tokens) await this.tokens.insert({ ...token, userId: id });
-          done++;
-          if (onProgress && done % PROGRESS_EVERY === 0) onProgress(done);
+        for (let start = 0; start < rows.length; start += PROGRESS_EVERY) {
+          const chunk = rows.slice(start, start + PROGRESS_EVERY);
+          const params: (string | number | null)[] = [];
+          for (const { user: u } of chunk) {
+            params.push(u.username, u.passwordHash, u.type, u.phone, u.email, u.disabled ? 1 : 0, u.expiresAt, u.directory, u.externalId, u.directoryPhone, createdAt);
+          }
+          let inserted: { id: number; username: string }[];
+          try {
+            ({ rows: inserted } = await this.ctx.db.query<{ id: number; username: string }>(
+              `INSERT INTO users (username, password_hash, type, phone, email, disabled, expires_at, directory, external_id, directory_phone, created_at)
+               VALUES ${valuesList(chunk.length, INSERT_CASTS)} RETURNING id, username`,
+              params,
+            ));
+          } catch (err) {
+            rethrow(err, { conflict: conflictMessage(err, conflictingValue(err) ?? chunk[0]!.user.username) });
+          }
+          const ids = new Map(inserted.map((r) => [r.username, r.id]));
+          const tokens = chunk.flatMap((r) => r.tokens.map((t) => ({ ...t, userId: ids.get(r.user.username)! })));
+          if (tokens.length > 0) await this.tokens.insertMany(tokens);
+          done += chunk.length;
+          onProgress?.(done);
         }
-        if (onProgress && done % PROGRESS_EVERY !== 0) onProgress(done);
       });
     } catch (err) {
       rethrow(err);
