@@ -141,6 +141,14 @@ export async function main(argv: string[]): Promise<number> {
       return await ldapTest(ldapProfiles(config), profile, user, (line) => process.stdout.write(line + "\n"));
     }
 
+    if (command === "store") {
+      const { storeCommand } = await import("./cli/store.ts");
+      return await storeCommand(
+        { config, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), stdoutIsTTY: false, stderrIsTTY: false, readStdin, now: () => Date.now(), store: () => Promise.reject(new Error("store commands open stores themselves")) },
+        args,
+      );
+    }
+
     const ctx: CLIContext = {
       config,
       out: (text) => process.stdout.write(text),

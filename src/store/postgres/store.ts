@@ -61,7 +61,8 @@ export async function schemaVersion(db: PgDatabase): Promise<number> {
   return v.rows[0]?.v ?? 0;
 }
 
-async function migrate(db: PgDatabase, now: () => number): Promise<void> {
+/** Applies the missing migrations. Throws TypeError for a database newer than this build. */
+export async function migratePg(db: PgDatabase, now: () => number): Promise<void> {
   const applied = await schemaVersion(db);
   if (applied > LATEST_VERSION) {
     throw new TypeError(`database schema version ${applied} is newer than this build understands (${LATEST_VERSION}); upgrade portcullis`);
@@ -154,7 +155,7 @@ export async function openPgStore(options: PgStoreOptions): Promise<PgStore> {
   const keyFile = options.keyFile ?? path.join(dataDir, "portcullis.key");
   const db = openPostgres(options.url, { max: options.poolSize ?? 10, connectTimeoutS: options.connectTimeoutS ?? 5 });
   try {
-    await migrate(db, now);
+    await migratePg(db, now);
     const keyring = await obtainKeyring(db, keyFile, dataDir, env);
     await verifyKeyring(db, keyring, now);
     log("info", "store.opened", { driver: "postgres", url: redactUrl(options.url) });
