@@ -58,8 +58,11 @@ function run(bin: string, args: string[], opts: { cwd?: string } = {}): void {
 
 let dbCounter = 0;
 
-/** Initialises and starts a cluster. Throws when the binaries are missing (check POSTGRES_SKIP_REASON first). */
-export async function startPostgres(): Promise<PostgresServer> {
+/**
+ * Initialises and starts a cluster. Throws when the binaries are missing (check POSTGRES_SKIP_REASON
+ * first). `durable` keeps fsync on (benchmarks); tests turn it off, as nothing needs to survive a power loss.
+ */
+export async function startPostgres({ durable = false }: { durable?: boolean } = {}): Promise<PostgresServer & { postmasterPid(): number }> {
   const bin = postgresBinDir();
   if (!bin) throw new Error(POSTGRES_SKIP_REASON);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-pg-"));
@@ -74,12 +77,16 @@ export async function startPostgres(): Promise<PostgresServer> {
   const port = await freePort();
   const pgctl = path.join(bin, "pg_ctl");
   // fsync off: a test cluster never needs to survive a power loss, and the machine is shared.
-  const options = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+  // synchronous_commit=off in both cases: like SQLite's synchronous=NORMAL, a commit is not flushed
+  // to disk before it is acknowledged.
+  const durability = durable ? "-c synchronous_commit=off" : "-c fsync=off -c synchronous_commit=off -c full_page_writes=off";
+  const options = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} ${durability} -c max_connections=200`;
   const start = () => run(pgctl, ["-D", data, "-l", path.join(dir, "log"), "-o", options, "-w", "-t", "60", "start"]);
   const stop = () => run(pgctl, ["-D", data, "-m", "fast", "-w", "-t", "60", "stop"]);
   start();
   const base = `postgres://postgres:${password}@127.0.0.1:${port}`;
-  const server: PostgresServer = {
+  const server = {
+    postmasterPid: () => Number(fs.readFileSync(path.join(data, "postmaster.pid"), "utf8").split("\n")[0]),
     port,
     url: `${base}/postgres`,
     async createDatabase(name?: string) {
