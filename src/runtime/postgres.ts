@@ -32,6 +32,8 @@ export interface PgDatabase extends PgQueryable {
    * expects the transaction to go on.
    */
   atomic<T>(fn: () => Promise<T>): Promise<T>;
+  /** True while the calling asynchronous context is inside transaction(). */
+  inTransaction(): boolean;
   /** Runs one or more statements without parameters (DDL). */
   exec(text: string): Promise<void>;
   close(): Promise<void>;
@@ -90,6 +92,7 @@ export function openPostgres(url: string, { max = 10, connectTimeoutS = 5 }: PgO
   const db: PgDatabase = {
     query: <Row>(text: string, params?: readonly PgValue[]) => run<Row>(on(), text, params),
     atomic: <T>(fn: () => Promise<T>): Promise<T> => (current.getStore() ? db.transaction(fn) : fn()),
+    inTransaction: () => current.getStore() !== undefined,
     transaction: <T>(fn: () => Promise<T>): Promise<T> => {
       const outer = current.getStore();
       if (outer) {

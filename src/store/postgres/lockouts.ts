@@ -2,6 +2,7 @@
 // increments under the row's lock, so concurrent failures on several nodes never lose a count.
 
 import type { FailureKind, FailurePolicy, KnownSource, LockoutRepo, LockoutState } from "../types.ts";
+import { BatchedRead } from "./batch.ts";
 import { pgPrep, rethrow, type PgStoreContext } from "./context.ts";
 
 interface LockoutRow {
@@ -43,13 +44,15 @@ export class PgLockoutRepo implements LockoutRepo {
   private readonly sReset;
   private readonly sClear;
   private readonly sPurge;
-  private readonly sKnown;
   private readonly sKnownAll;
+  private readonly sKnownRow;
   private readonly sKnownFor;
   private readonly sUpsertKnown;
   private readonly sExpireKnown;
   private readonly sTrimKnown;
   private readonly sForget;
+  private readonly getBatch: BatchedRead<LockoutRow>;
+  private readonly knownBatch: BatchedRead<KnownRow>;
 
   constructor(private readonly ctx: PgStoreContext) {
     const { db } = ctx;
@@ -69,7 +72,7 @@ export class PgLockoutRepo implements LockoutRepo {
     this.sReset = pgPrep(db, "DELETE FROM lockouts WHERE subject = ? AND kind = ? AND source = ?");
     this.sClear = pgPrep(db, "DELETE FROM lockouts WHERE subject = ?");
     this.sPurge = pgPrep(db, "DELETE FROM lockouts WHERE last_failure_at < ? AND locked_until < ?");
-    this.sKnown = pgPrep<{ last_success_at: number }>(db, "SELECT last_success_at FROM known_sources WHERE subject = ? AND source = ?");
+    this.sKnownRow = pgPrep<KnownRow>(db, "SELECT subject, source, last_success_at FROM known_sources WHERE subject = ? AND source = ?");
     this.sKnownAll = pgPrep<KnownRow>(db, "SELECT subject, source, last_success_at FROM known_sources ORDER BY subject, last_success_at DESC, source");
     this.sKnownFor = pgPrep<KnownRow>(db, "SELECT subject, source, last_success_at FROM known_sources WHERE subject = ? ORDER BY last_success_at DESC, source");
     // Refreshed in place (an older success never moves a record back); `inserted` says whether the
@@ -88,11 +91,26 @@ export class PgLockoutRepo implements LockoutRepo {
          SELECT source FROM known_sources WHERE subject = ?1 ORDER BY last_success_at DESC, source OFFSET ?2)`,
     );
     this.sForget = pgPrep(db, "DELETE FROM known_sources WHERE last_success_at < ?");
+    this.getBatch = new BatchedRead<LockoutRow>(
+      db,
+      `SELECT l.subject, l.kind, l.source, l.failures, l.locked_until, l.last_failure_at
+       FROM lockouts l JOIN jsonb_to_recordset(?::text::jsonb) AS k(subject text, kind text, source text)
+         ON l.subject = k.subject AND l.kind = k.kind AND l.source = k.source`,
+      (r) => JSON.stringify([r.subject, r.kind, r.source]),
+      (...p) => this.sGet.all(...p),
+    );
+    this.knownBatch = new BatchedRead<KnownRow>(
+      db,
+      `SELECT s.subject, s.source, s.last_success_at
+       FROM known_sources s JOIN jsonb_to_recordset(?::text::jsonb) AS k(subject text, source text) ON s.subject = k.subject AND s.source = k.source`,
+      (r) => JSON.stringify([r.subject, r.source]),
+      (...p) => this.sKnownRow.all(...p),
+    );
   }
 
   async get(key: string, kind: FailureKind, source = ""): Promise<LockoutState | undefined> {
     try {
-      const row = await this.sGet.get(key, kind, source);
+      const row = (await this.getBatch.load(JSON.stringify([key, kind, source]), { subject: key, kind, source }, [key, kind, source]))[0];
       return row ? toState(row) : undefined;
     } catch (err) {
       rethrow(err);
@@ -154,7 +172,7 @@ export class PgLockoutRepo implements LockoutRepo {
 
   async knownSource(key: string, source: string): Promise<number | undefined> {
     try {
-      return (await this.sKnown.get(key, source))?.last_success_at;
+      return (await this.knownBatch.load(JSON.stringify([key, source]), { subject: key, source }, [key, source]))[0]?.last_success_at;
     } catch (err) {
       rethrow(err);
     }

@@ -6,6 +6,7 @@
 import type { HashAlgorithm, NewToken, Token, TokenKind, TokenRepo, TokenState } from "../types.ts";
 import { StoreError } from "../types.ts";
 import { tokenSecretContext } from "../sqlite/tokens.ts";
+import { BatchedRead } from "./batch.ts";
 import { conflictingValue, pgPrep, rethrow, valuesList, type PgStoreContext } from "./context.ts";
 
 /** Tokens per multi-row INSERT (12 parameters each, well below the protocol's 65,535). */
@@ -46,6 +47,7 @@ export class PgTokenRepo implements TokenRepo {
   private readonly sAdvanceTOTP;
   private readonly sAdvanceHOTP;
   private readonly sResync;
+  private readonly activeBatch: BatchedRead<TokenRow>;
 
   constructor(private readonly ctx: PgStoreContext) {
     const { db } = ctx;
@@ -72,6 +74,12 @@ export class PgTokenRepo implements TokenRepo {
     this.sResync = pgPrep(
       db,
       "UPDATE token_marks SET counter = COALESCE(?::bigint, counter), last_step = COALESCE(?::bigint, last_step), drift = COALESCE(?::integer, drift) WHERE token_id = ?",
+    );
+    this.activeBatch = new BatchedRead<TokenRow>(
+      db,
+      `SELECT ${COLUMNS} FROM ${FROM} WHERE t.user_id IN (SELECT (jsonb_array_elements_text(?::text::jsonb))::bigint) AND t.state = 'active' ORDER BY t.id`,
+      (r) => String(r.user_id),
+      (...p) => this.sActiveForUser.all(...p),
     );
   }
 
@@ -174,7 +182,7 @@ export class PgTokenRepo implements TokenRepo {
 
   async activeForUser(userId: number): Promise<Token[]> {
     try {
-      return (await this.sActiveForUser.all(userId)).map((r) => this.toToken(r));
+      return (await this.activeBatch.load(String(userId), String(userId), [userId])).map((r) => this.toToken(r));
     } catch (err) {
       rethrow(err);
     }

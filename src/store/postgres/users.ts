@@ -4,6 +4,7 @@ import type { AuthType } from "../../domain/auth-types.ts";
 import { pgConstraint } from "../../runtime/postgres.ts";
 import type { NewUser, User, UserImportRow, UserRepo } from "../types.ts";
 import { StoreError } from "../types.ts";
+import { BatchedRead } from "./batch.ts";
 import { conflictingValue, isCheckViolation, pgPrep, rethrow, valuesList, type PgStoreContext } from "./context.ts";
 import type { PgTokenRepo } from "./tokens.ts";
 
@@ -63,6 +64,7 @@ export class PgUserRepo implements UserRepo {
   private readonly sInsert;
   private readonly sUpdate;
   private readonly sDelete;
+  private readonly byName: BatchedRead<UserRow>;
 
   constructor(
     private readonly ctx: PgStoreContext,
@@ -96,6 +98,12 @@ export class PgUserRepo implements UserRepo {
        WHERE id = ?`,
     );
     this.sDelete = pgPrep(db, "DELETE FROM users WHERE username = ?");
+    this.byName = new BatchedRead<UserRow>(
+      db,
+      `SELECT ${COLUMNS} FROM users WHERE username IN (SELECT jsonb_array_elements_text(?::text::jsonb))`,
+      (r) => r.username,
+      (...p) => this.sFindByName.all(...p),
+    );
   }
 
   private async insert(user: NewUser, createdAt = this.ctx.now()): Promise<number> {
@@ -138,7 +146,7 @@ export class PgUserRepo implements UserRepo {
 
   async findByName(username: string): Promise<User | undefined> {
     try {
-      const row = await this.sFindByName.get(username);
+      const row = (await this.byName.load(username, username, [username]))[0];
       return row ? toUser(row) : undefined;
     } catch (err) {
       rethrow(err);

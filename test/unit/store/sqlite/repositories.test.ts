@@ -178,7 +178,7 @@ for (const backend of BACKENDS) {
         expect(tokens[0]!.secret).toEqual(newToken("USER-42").secret);
         expect(progress.at(-1)).toBe(10_000);
         expect(progress.length).toBe(10);
-      });
+      }, 60_000);
 
       test("a username that already exists: conflict, and nothing imported", async () => {
         await store.users.add(newUser("user500"));
