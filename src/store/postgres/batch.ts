@@ -1,7 +1,8 @@
 // Read batching for the login hot path: the same read from many concurrent logins in one event-loop
 // turn becomes one statement (keys passed as one JSON parameter), instead of one round trip each.
 // Each caller still gets exactly the rows for its own key; a read inside a transaction is never
-// batched (it must see that transaction's writes).
+// batched (it must see that transaction's writes). Each statement narrows by `key = ANY (ARRAY(…))`
+// so that the planner looks the keys up in an index instead of hashing the whole table.
 
 import type { PgDatabase, PgValue } from "../../runtime/postgres.ts";
 import { numbered } from "./context.ts";

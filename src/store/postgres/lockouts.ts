@@ -94,15 +94,17 @@ export class PgLockoutRepo implements LockoutRepo {
     this.getBatch = new BatchedRead<LockoutRow>(
       db,
       `SELECT l.subject, l.kind, l.source, l.failures, l.locked_until, l.last_failure_at
-       FROM lockouts l JOIN jsonb_to_recordset(?::text::jsonb) AS k(subject text, kind text, source text)
-         ON l.subject = k.subject AND l.kind = k.kind AND l.source = k.source`,
+       FROM lockouts l JOIN jsonb_to_recordset(?1::text::jsonb) AS k(subject text, kind text, source text)
+         ON l.subject = k.subject AND l.kind = k.kind AND l.source = k.source
+       WHERE l.subject = ANY (ARRAY(SELECT jsonb_array_elements(?1::text::jsonb) ->> 'subject'))`,
       (r) => JSON.stringify([r.subject, r.kind, r.source]),
       (...p) => this.sGet.all(...p),
     );
     this.knownBatch = new BatchedRead<KnownRow>(
       db,
       `SELECT s.subject, s.source, s.last_success_at
-       FROM known_sources s JOIN jsonb_to_recordset(?::text::jsonb) AS k(subject text, source text) ON s.subject = k.subject AND s.source = k.source`,
+       FROM known_sources s JOIN jsonb_to_recordset(?1::text::jsonb) AS k(subject text, source text) ON s.subject = k.subject AND s.source = k.source
+       WHERE s.subject = ANY (ARRAY(SELECT jsonb_array_elements(?1::text::jsonb) ->> 'subject'))`,
       (r) => JSON.stringify([r.subject, r.source]),
       (...p) => this.sKnownRow.all(...p),
     );

@@ -33,6 +33,16 @@ const COLUMNS =
   "t.id AS id, t.serial AS serial, t.user_id AS user_id, t.kind AS kind, t.secret AS secret, t.algorithm AS algorithm, " +
   "t.digits AS digits, t.period AS period, m.counter AS counter, m.last_step AS last_step, m.drift AS drift, t.state AS state, t.created_at AS created_at";
 const FROM = "tokens t JOIN token_marks m ON m.token_id = t.id";
+/** High-water-mark writes per statement. */
+const MARKS_MAX = 256;
+
+interface PendingMark {
+  id: number;
+  step: number;
+  drift: number;
+  resolve(advanced: boolean): void;
+  reject(err: unknown): void;
+}
 
 export class PgTokenRepo implements TokenRepo {
   private readonly sList;
@@ -46,6 +56,7 @@ export class PgTokenRepo implements TokenRepo {
   private readonly sDelete;
   private readonly sAdvanceTOTP;
   private readonly sAdvanceHOTP;
+  private readonly sAdvanceMany;
   private readonly sResync;
   private readonly activeBatch: BatchedRead<TokenRow>;
 
@@ -70,6 +81,17 @@ export class PgTokenRepo implements TokenRepo {
     // The replay guards: one statement each, so the check and the write are one atomic step, and
     // the change count says whether this caller won (DESIGN "TOTP high-water mark").
     this.sAdvanceTOTP = pgPrep(db, "UPDATE token_marks SET last_step = ?1, drift = ?2 WHERE token_id = ?3 AND last_step < ?1");
+    // The same guard for many tokens in one statement: each row is updated only if its own mark is lower.
+    // The `= ANY (ARRAY(…))` condition lets the planner use the primary key instead of scanning the table
+    // (a function's rows are estimated at 100, which otherwise makes a hash join over all marks).
+    this.sAdvanceMany = pgPrep<{ token_id: number }>(
+      db,
+      `UPDATE token_marks m SET last_step = v.step, drift = v.drift
+       FROM jsonb_to_recordset(?1::text::jsonb) AS v(token_id bigint, step bigint, drift integer)
+       WHERE m.token_id = ANY (ARRAY(SELECT (jsonb_array_elements(?1::text::jsonb) ->> 'token_id')::bigint))
+         AND m.token_id = v.token_id AND m.last_step < v.step
+       RETURNING m.token_id`,
+    );
     this.sAdvanceHOTP = pgPrep(db, "UPDATE token_marks SET counter = ?1 WHERE token_id = ?2 AND counter < ?1");
     this.sResync = pgPrep(
       db,
@@ -77,7 +99,7 @@ export class PgTokenRepo implements TokenRepo {
     );
     this.activeBatch = new BatchedRead<TokenRow>(
       db,
-      `SELECT ${COLUMNS} FROM ${FROM} WHERE t.user_id IN (SELECT (jsonb_array_elements_text(?::text::jsonb))::bigint) AND t.state = 'active' ORDER BY t.id`,
+      `SELECT ${COLUMNS} FROM ${FROM} WHERE t.user_id = ANY (ARRAY(SELECT (jsonb_array_elements_text(?::text::jsonb))::bigint)) AND t.state = 'active' ORDER BY t.id`,
       (r) => String(r.user_id),
       (...p) => this.sActiveForUser.all(...p),
     );
@@ -237,12 +259,72 @@ export class PgTokenRepo implements TokenRepo {
     }
   }
 
-  /** True when this call moved the high-water mark to `step`; resolves after the commit. */
-  async advanceTOTP(id: number, step: number, drift: number): Promise<boolean> {
+  /**
+   * True when this call moved the high-water mark to `step`; resolves after the commit. Calls of
+   * one event-loop turn share one guarded UPDATE (each row's `last_step < step` is checked under
+   * its row lock, as with one statement per call); a token appears at most once per statement, so
+   * a second call for the same token waits for the next one and then meets the new mark.
+   */
+  advanceTOTP(id: number, step: number, drift: number): Promise<boolean> {
+    if (this.ctx.db.inTransaction()) return this.advanceOne(id, step, drift);
+    return new Promise<boolean>((resolve, reject) => {
+      this.pendingMarks.push({ id, step, drift, resolve, reject });
+      if (!this.marksScheduled) {
+        this.marksScheduled = true;
+        setImmediate(this.flushMarks);
+      }
+    });
+  }
+
+  private async advanceOne(id: number, step: number, drift: number): Promise<boolean> {
     try {
       return (await this.sAdvanceTOTP.run(step, drift, id)) === 1;
     } catch (err) {
       rethrow(err);
+    }
+  }
+
+  private pendingMarks: PendingMark[] = [];
+  private marksScheduled = false;
+
+  private readonly flushMarks = (): void => {
+    this.marksScheduled = false;
+    const all = this.pendingMarks;
+    this.pendingMarks = [];
+    const seen = new Set<number>();
+    const batch: PendingMark[] = [];
+    for (const w of all) {
+      if (seen.has(w.id) || batch.length >= MARKS_MAX) this.pendingMarks.push(w);
+      else {
+        seen.add(w.id);
+        batch.push(w);
+      }
+    }
+    if (this.pendingMarks.length > 0 && !this.marksScheduled) {
+      this.marksScheduled = true;
+      // The rest go once this statement has committed, so that a repeated token meets the new mark.
+      void this.runMarks(batch).finally(() => setImmediate(this.flushMarks));
+      return;
+    }
+    void this.runMarks(batch);
+  };
+
+  private async runMarks(batch: PendingMark[]): Promise<void> {
+    if (batch.length === 0) return;
+    try {
+      const won =
+        batch.length === 1
+          ? new Set((await this.sAdvanceTOTP.run(batch[0]!.step, batch[0]!.drift, batch[0]!.id)) === 1 ? [batch[0]!.id] : [])
+          : new Set((await this.sAdvanceMany.all(JSON.stringify(batch.map((w) => ({ token_id: w.id, step: w.step, drift: w.drift }))))).map((r) => r.token_id));
+      for (const w of batch) w.resolve(won.has(w.id));
+    } catch (err) {
+      for (const w of batch) {
+        try {
+          rethrow(err);
+        } catch (mapped) {
+          w.reject(mapped);
+        }
+      }
     }
   }
 

@@ -100,7 +100,7 @@ export class PgUserRepo implements UserRepo {
     this.sDelete = pgPrep(db, "DELETE FROM users WHERE username = ?");
     this.byName = new BatchedRead<UserRow>(
       db,
-      `SELECT ${COLUMNS} FROM users WHERE username IN (SELECT jsonb_array_elements_text(?::text::jsonb))`,
+      `SELECT ${COLUMNS} FROM users WHERE username = ANY (ARRAY(SELECT jsonb_array_elements_text(?::text::jsonb)))`,
       (r) => r.username,
       (...p) => this.sFindByName.all(...p),
     );
