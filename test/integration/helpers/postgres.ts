@@ -2,7 +2,7 @@
 // a temporary folder, listening only on 127.0.0.1 at a free high port, which a test can stop and
 // start again. As root the server runs as the `postgres` user (PostgreSQL refuses to run as root).
 
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -84,6 +84,14 @@ export async function startPostgres({ durable = false }: { durable?: boolean } =
   const start = () => run(pgctl, ["-D", data, "-l", path.join(dir, "log"), "-o", options, "-w", "-t", "60", "start"]);
   const stop = () => run(pgctl, ["-D", data, "-m", "fast", "-w", "-t", "60", "stop"]);
   start();
+  // A watcher stops the server and removes its folder once this process is gone, however it ends
+  // (bun test runs no exit handlers): a test run never leaves a server behind.
+  const stopCmd = `${isRoot ? "runuser -u postgres -- " : ""}'${pgctl}' -D '${data}' -m immediate stop`;
+  const watcher = spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${stopCmd} >/dev/null 2>&1; rm -rf '${dir}'`], {
+    detached: true,
+    stdio: "ignore",
+  });
+  watcher.unref();
   const base = `postgres://postgres:${password}@127.0.0.1:${port}`;
   const server = {
     postmasterPid: () => Number(fs.readFileSync(path.join(data, "postmaster.pid"), "utf8").split("\n")[0]),
