@@ -6,8 +6,9 @@
 //   - FreeRADIUS: `ldap` in authorize, `Auth-Type LDAP` in authenticate; one pool of `--fr-pool` (default 32 =
 //     its worker threads, 8 opened at start) connections used for searches and user binds alike (rlm_ldap
 //     rebinds a connection as the service account before its next search).
-//   - Portcullis: 4 pooled service connections for searches (src/directory/ldap/pool.ts, not configurable),
-//     and a fresh TCP connection per user bind that is unbound and discarded (never reused for searches).
+//   - Portcullis: its profile defaults unless --ldap-pool, --ldap-pipeline or --ldap-bind-pool say otherwise:
+//     4 service connections for searches, each carrying up to 8 pipelined requests, and 32 connections
+//     used only for user binds (docs/ldap.md, "Performance").
 // Users are password-only on both sides: `default_type = "password"` with `allow_type_password = true`, and
 // a client with `--allow-password-only true`.
 //
@@ -36,6 +37,8 @@ export interface LdapBenchmarkOptions {
   requests: number;
   /** rlm_ldap pool max (and FreeRADIUS worker threads). Default 32. */
   freeradiusPool?: number;
+  /** Portcullis profile settings; each omitted one keeps the product's default. */
+  portcullis?: { poolSize?: number; pipeline?: number; bindPoolSize?: number };
   /** Spawned servers, killed by the caller's cleanup. */
   children: Bun.Subprocess[];
   /** Synchronous clean-ups the caller runs on SIGINT (here: kill slapd). */
@@ -51,7 +54,7 @@ export function benchUsersLdif(users: readonly { username: string; password: str
 }
 
 /** The Portcullis config file for the benchmark: one [[ldap]] profile of password-only users. */
-export function portcullisLdapToml({ url, passwordFile }: { url: string; passwordFile: string }): string {
+export function portcullisLdapToml({ url, passwordFile, settings = {} }: { url: string; passwordFile: string; settings?: LdapBenchmarkOptions["portcullis"] }): string {
   return [
     "[[ldap]]",
     'name = "bench"',
@@ -63,6 +66,9 @@ export function portcullisLdapToml({ url, passwordFile }: { url: string; passwor
     "allow_type_password = true",
     'default_type = "password"',
     "timeout_ms = 3000",
+    ...(settings?.poolSize !== undefined ? [`pool_size = ${settings.poolSize}`] : []),
+    ...(settings?.pipeline !== undefined ? [`pipeline = ${settings.pipeline}`] : []),
+    ...(settings?.bindPoolSize !== undefined ? [`bind_pool_size = ${settings.bindPoolSize}`] : []),
     "",
   ].join("\n");
 }
@@ -113,7 +119,7 @@ export async function runLdapBenchmark(o: LdapBenchmarkOptions): Promise<void> {
     const passwordFile = join(work, "ldap.pass");
     writeFileSync(passwordFile, SERVICE_PASSWORD + "\n", { mode: 0o600 });
     const configFile = join(work, "portcullis-ldap.toml");
-    writeFileSync(configFile, portcullisLdapToml({ url: slapd.url, passwordFile }), { mode: 0o600 });
+    writeFileSync(configFile, portcullisLdapToml({ url: slapd.url, passwordFile, settings: o.portcullis ?? {} }), { mode: 0o600 });
     const env = { PORTCULLIS_KEY: randomBytes(32).toString("base64") };
     const pre = ["--config", configFile];
     await portcullisCLI(bin, pDir, ["client", "add", "bench", "--address", "127.0.0.1/32", "--secret-stdin", "--allow-password-only", "true"], env, { stdin: secret + "\n", pre });
@@ -199,7 +205,7 @@ export async function runLdapBenchmark(o: LdapBenchmarkOptions): Promise<void> {
       ].join("\n"),
     );
     process.stdout.write(
-      JSON.stringify({ workload: "ldap", users: o.users, requests: o.requests, concurrency, rounds, freeradius_pool: frPool, freeradius: { ...fs, cpu: fc }, portcullis: { ...ps, cpu: pc }, ratio_rps: ps.rps / fs.rps }) + "\n",
+      JSON.stringify({ workload: "ldap", users: o.users, requests: o.requests, concurrency, rounds, freeradius_pool: frPool, portcullis_settings: o.portcullis ?? {}, freeradius: { ...fs, cpu: fc }, portcullis: { ...ps, cpu: pc }, ratio_rps: ps.rps / fs.rps }) + "\n",
     );
   } finally {
     await slapd.stop();

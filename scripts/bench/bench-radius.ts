@@ -8,6 +8,7 @@
 //
 // Usage: scripts/bench-radius [--workload otp|ldap] [--users 20000|2000] [--rounds 3] [--warmup 1] [--concurrency 128|32]
 //          [--requests N (ldap: logins per round, default 3 × users)] [--fr-pool 32 (ldap)] [--bin dist/portcullis] [--keep]
+//          ldap only, Portcullis's profile: [--ldap-pool 4] [--ldap-pipeline 8] [--ldap-bind-pool 32] (defaults: the product's)
 // Needs `freeradius` (Debian package) and a built binary (`bun run build`); the ldap workload also
 // `freeradius-ldap`, `slapd`, `ldap-utils` and `openssl`. Installs nothing.
 // Each server first gets `--warmup` unmeasured rounds of the OTP workload (the same load), so that neither
@@ -35,6 +36,9 @@ const { values: a } = parseArgs({
     concurrency: { type: "string" },
     requests: { type: "string" },
     "fr-pool": { type: "string" },
+    "ldap-pool": { type: "string" },
+    "ldap-pipeline": { type: "string" },
+    "ldap-bind-pool": { type: "string" },
     bin: { type: "string", default: join(root, "dist/portcullis") },
     "startup-runs": { type: "string", default: "5" },
     keep: { type: "boolean", default: false },
@@ -229,7 +233,12 @@ const guard = setTimeout(() => {
 try {
   if (ldap) {
     const requests = Number(a.requests ?? nUsers * 3);
-    await runLdapBenchmark({ bin, work, secret, users: nUsers, rounds, concurrency, requests, children, exitHooks, info, ...(a["fr-pool"] ? { freeradiusPool: Number(a["fr-pool"]) } : {}) });
+    const portcullis = {
+      ...(a["ldap-pool"] ? { poolSize: Number(a["ldap-pool"]) } : {}),
+      ...(a["ldap-pipeline"] ? { pipeline: Number(a["ldap-pipeline"]) } : {}),
+      ...(a["ldap-bind-pool"] ? { bindPoolSize: Number(a["ldap-bind-pool"]) } : {}),
+    };
+    await runLdapBenchmark({ bin, work, secret, users: nUsers, rounds, concurrency, requests, children, exitHooks, info, portcullis, ...(a["fr-pool"] ? { freeradiusPool: Number(a["fr-pool"]) } : {}) });
   } else if (a.store === "postgres") {
     const { runStoreBenchmark } = await import("./bench-store.ts");
     await runStoreBenchmark({ bin, work, secret, users: nUsers, rounds, warmup: warmupRounds, concurrency, children, exitHooks, info });

@@ -134,13 +134,30 @@ export class ApprovalService {
     // left); the waiter's tag is the approval's kind.
     this.hub.listen((id, outcome, tag) => {
       if (!isKind(tag)) return;
-      this.ended(tag, outcome);
+      this.ended({ id, kind: tag }, outcome);
       this.audit({ kind: tag }, { type: outcome === "expired" ? "approval.expired" : "approval.cancelled", id, kind: tag });
     });
   }
 
-  private ended(kind: ApprovalKind, outcome: ApprovalOutcome): void {
-    this.o.onOutcome?.(kind, outcome);
+  private ended(a: Pick<Approval, "id" | "kind">, outcome: ApprovalOutcome): void {
+    this.o.onOutcome?.(a.kind, outcome);
+    for (const l of this.endListeners) {
+      try {
+        l(a.id, outcome);
+      } catch (err) {
+        this.o.log("error", "approval.listener_failed", { error: (err as Error)?.name ?? "error" });
+      }
+    }
+  }
+
+  private readonly endListeners: Array<(id: string, outcome: ApprovalOutcome) => void> = [];
+
+  /**
+   * Adds a listener for every approval this process ended (answered, expired, cancelled, failed),
+   * after the store committed it: the approver app's event streams say `gone` from it.
+   */
+  onEnd(listener: (id: string, outcome: ApprovalOutcome) => void): void {
+    this.endListeners.push(listener);
   }
 
   private audit(a: Pick<Approval, "kind">, event: ApprovalEvent): void {
@@ -249,7 +266,7 @@ export class ApprovalService {
   /** Closes a pending approval as failed (nothing reached the user) and wakes its waiters. */
   private async fail(a: Approval): Promise<void> {
     if (await this.o.approvals.answer(a.id, "failed", this.o.now())) {
-      this.ended(a.kind, "failed");
+      this.ended(a, "failed");
       this.hub.notify(a.id, "failed");
     }
   }
@@ -281,7 +298,7 @@ export class ApprovalService {
     const now = this.o.now();
     if (a.expiresAt > now) return a;
     if (await this.o.approvals.markExpired(id, now)) {
-      this.ended(a.kind, "expired");
+      this.ended(a, "expired");
       this.audit(a, { type: "approval.expired", id, kind: a.kind });
       this.hub.notify(id, "expired");
     }
@@ -292,9 +309,23 @@ export class ApprovalService {
   async cancel(id: string): Promise<boolean> {
     const a = await this.o.approvals.get(id);
     if (!a || !(await this.o.approvals.answer(id, "cancelled", this.o.now()))) return false;
-    this.ended(a.kind, "cancelled");
+    this.ended(a, "cancelled");
     this.audit(a, { type: "approval.cancelled", id, kind: a.kind });
     this.hub.notify(id, "cancelled");
+    return true;
+  }
+
+  /**
+   * Answers a pending approval from another channel than its link page (the approver app's signed
+   * answer, a code typed at the VPN): one conditional write, then its waiters wake. True when this
+   * call committed the answer; false when it had already ended (or expired).
+   */
+  async settle(a: Approval, state: "approved" | "rejected" | "reported", wrongNumber = false): Promise<boolean> {
+    this.hub.activity();
+    if (!(await this.o.approvals.answer(a.id, state, this.o.now()))) return false;
+    this.ended(a, state);
+    this.audit(a, { type: "approval.answered", id: a.id, kind: a.kind, client: a.client, user: a.user, state, wrong_number: wrongNumber });
+    this.hub.notify(a.id, state);
     return true;
   }
 
@@ -356,7 +387,7 @@ export class ApprovalService {
     else return { kind: "bad_csrf" };
 
     if (await this.o.approvals.answer(a.id, state, this.o.now())) {
-      this.ended(a.kind, state);
+      this.ended(a, state);
       this.audit(a, { type: "approval.answered", id: a.id, kind: a.kind, client: a.client, user: a.user, state, wrong_number: wrongNumber });
       onAnswered?.(a, state, wrongNumber);
       this.hub.notify(a.id, state);

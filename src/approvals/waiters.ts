@@ -4,6 +4,7 @@
 // (answers committed by another process or node; one indexed query, whatever the number of
 // waiters). An answer committed in this process wakes its waiters at once through notify().
 
+import { gcHint as defaultGcHint } from "../runtime/gc.ts";
 import type { ApprovalOutcome, ApprovalRepo } from "../store/types.ts";
 
 /**
@@ -69,7 +70,7 @@ export interface WaiterHubOptions {
   schedule?: (fn: () => void, ms: number) => () => void;
   /** Called when a store read or write inside the loop fails (never with a secret). */
   onError?: (err: unknown) => void;
-  /** Asks for a non-blocking garbage collection (default Bun.gc(false)); tests pass a counter. */
+  /** Asks for a non-blocking garbage collection (default: the runtime's, see runtime/gc.ts); tests pass a counter. */
   gcHint?: () => void;
 }
 
@@ -108,7 +109,7 @@ export class WaiterHub {
 
   constructor(
     private readonly repo: WaitSource,
-    { now = Date.now, tickMs = 250, pollMs = 1500, overlapMs = 2000, schedule = defaultSchedule, onError = () => {}, gcHint = () => Bun.gc(false) }: WaiterHubOptions = {},
+    { now = Date.now, tickMs = 250, pollMs = 1500, overlapMs = 2000, schedule = defaultSchedule, onError = () => {}, gcHint = defaultGcHint }: WaiterHubOptions = {},
   ) {
     this.gcHint = gcHint;
     this.now = now;

@@ -36,15 +36,17 @@ export type AuthFailureReason =
   | "challenge_unsupported" // every step left needs an Access-Challenge, which the client cannot do (--otp-mode concat)
   | "approval_rejected" // the user tapped Reject (or picked a wrong number)
   | "approval_busy" // an approval for this user and client is pending from another source: not joined
+  | "approval_limited" // the approver app's limits against fatigue refused a new request (reported lock, back-off, rate), and no later step was left
   | "timeout" // the approval hold ended (or the approval expired) without an answer
   | "code_expired"; // no live SMS code for this State: expired, used, or replaced
 
 /**
  * Why a step of a phone chain was skipped: no delivery configured, no phone number or e-mail
  * address, the delivery was refused or failed, the step needs a challenge the client cannot do, no
- * active token, or (challenge mode) nobody answered the approval before it expired.
+ * active token, (challenge mode) nobody answered the approval before it expired, or the approver
+ * app's limits against fatigue refused a new request (`app_limited`).
  */
-export type PhoneSkipReason = "no_delivery" | "no_phone" | "not_delivered" | "needs_challenge" | "no_token" | "no_answer";
+export type PhoneSkipReason = "no_delivery" | "no_phone" | "not_delivered" | "needs_challenge" | "no_token" | "no_answer" | "app_limited";
 
 export type AuditEvent =
   | { type: "auth.success"; channel: string; client: string; user: string; factors: readonly string[] }
@@ -197,7 +199,19 @@ export type ApprovalEvent =
   /** Nobody answered before the approval's expiry. */
   | { type: "approval.expired"; id: string; kind: string }
   /** Whoever waited went away (or gave up) before an answer. */
-  | { type: "approval.cancelled"; id: string; kind: string };
+  | { type: "approval.cancelled"; id: string; kind: string }
+  /** The approval went to the user's approver app (`devices`: live devices; `push`: those with a subscription). */
+  | { type: "approval.app_request"; id: string; kind: string; client: string; user: string; devices: number; push: number }
+  /** A device answered an app request (signed): `state` approved / rejected / reported, `wrong_number` for a wrong pick, `code` when answered by the code typed at the VPN. */
+  | { type: "approval.app_answered"; id: string; kind: string; client: string; user: string; device: string; state: "approved" | "rejected" | "reported"; wrong_number: boolean }
+  /** The user reported the request as not theirs ("This wasn't me"): it was rejected, and the user's app requests are locked until `until`. */
+  | { type: "approval.reported"; id: string; kind: string; client: string; user: string; device: string; source: string | null; until: string | null }
+  /** A rejection started (or lengthened) the user's back-off: no app request before `until`. */
+  | { type: "approval.backoff"; user: string; strikes: number; until: string }
+  /** An app request was refused by the limits against fatigue: `locked` (reported), `backoff` (rejected), `rate_limited` (per minute / hour). */
+  | { type: "approval.limited"; kind: string; client: string; user: string; reason: "locked" | "backoff" | "rate_limited" }
+  /** A code typed at the VPN (challenge mode, code to phone) did not match: the approval was rejected. */
+  | { type: "approval.wrong_code"; id: string; client: string; user: string };
 
 /** SMS one-time codes (approvals/sms-codes.ts): never the code, its hash or the message text; numbers masked. */
 export type SmsCodeEvent =
@@ -241,6 +255,9 @@ export function levelOf(event: AuditEvent): Level {
     case "delivery.failed":
     case "magiclink.custom_text_ignored":
     case "approval.join_refused":
+    case "approval.reported":
+    case "approval.limited":
+    case "approval.wrong_code":
     case "sms_code.invalidated":
       return "warn";
     case "delivery.refused":

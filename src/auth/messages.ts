@@ -48,6 +48,8 @@ export const PHONE_PROMPTS = {
   /** Challenge mode: OK was pressed before the approval came in. */
   notYet: "Not approved yet. Approve the request on your phone, then press OK",
   notYetMatching: (n: number) => `Not approved yet. Approve the request on your phone and choose ${n}, then press OK`,
+  /** Appended in challenge mode when the approver app also shows a code (code to phone). */
+  orAppCode: ", or enter the code shown in the app",
   /** The phone could not be reached (no number, delivery failed): the token instead. */
   unreachable: "Phone not reachable; enter the code from your authenticator app",
   /** Challenge mode: nobody answered the approval in time: the token instead. */

@@ -19,12 +19,13 @@
 // message, one approval), but only from the same source (Calling-Station-Id): someone else who
 // holds the password must not ride on the user's approval (approvals/service.ts, docs/security.md).
 
+import type { AppRequests } from "../approvals/app.ts";
 import type { AuditSink, PhoneSkipReason } from "../audit/events.ts";
 import type { ApprovalService } from "../approvals/service.ts";
 import type { SmsCodes } from "../approvals/sms-codes.ts";
 import { defaultApprovalTexts } from "../approvals/texts.ts";
 import type { WaitOutcome } from "../approvals/waiters.ts";
-import { DEFAULT_CLIENT_PHONE, type Approval, type ClientPhoneSettings } from "../store/types.ts";
+import { DEFAULT_CLIENT_PHONE, type Approval, type ClientPhoneSettings, type Device } from "../store/types.ts";
 import type { Attempt, Channel, Decision, ReplyAttribute } from "./attempt.ts";
 import { stateId, type ChallengeData, type ChallengeFactor, type Challenges, type OpenedChallenge } from "./challenge.ts";
 import type { OTPCodes } from "./codes.ts";
@@ -37,6 +38,8 @@ import type { Subject } from "./resolve.ts";
 export interface PhoneServices {
   approvals: Pick<ApprovalService, "open" | "wait" | "deliver" | "current">;
   smsCodes: Pick<SmsCodes, "send" | "verify">;
+  /** The approver app: users with a live device get app requests instead of SMS links. */
+  app?: Pick<AppRequests, "devicesOf" | "admit" | "limited" | "announce" | "answerByCode" | "settings">;
   /** A held request's wait ended (portcullis_approval_hold_seconds{outcome}). */
   onHold?(outcome: WaitOutcome, seconds: number): void;
 }
@@ -66,6 +69,9 @@ interface Skip {
 }
 
 const UNREACHABLE: ReadonlySet<PhoneSkipReason> = new Set(["no_delivery", "no_phone", "not_delivered"]);
+
+/** The challenge-mode code to phone applies to an approval sent to the app when `[app] code_to_phone` is on. */
+const offersCode = (s: PhoneServices, approval: Approval) => approval.channel === "app" && s.app?.settings.codeToPhone === true;
 
 /** A client can send Access-Challenge unless its users append their code to the password. */
 function canChallenge(channel: Channel): boolean {
@@ -137,6 +143,7 @@ export class PhoneFlow {
   private exhausted(leg: Leg, skipped: Skip[]): Decision {
     const { attempt, subject } = leg;
     const detail = skipped.map((s) => `${s.factor}: ${s.skip}${s.detail ? ` (${s.detail})` : ""}`).join("; ");
+    if (skipped.some((s) => s.skip === "app_limited")) return this.out.reject(attempt, "approval_limited", subject.record, detail);
     if (skipped.some((s) => UNREACHABLE.has(s.skip))) return this.out.reject(attempt, "phone_unreachable", subject.record, detail);
     if (skipped.some((s) => s.skip === "needs_challenge")) return this.out.reject(attempt, "challenge_unsupported", subject.record, detail, true);
     if (skipped.some((s) => s.skip === "no_answer")) return this.out.reject(attempt, "timeout", subject.record, detail);
@@ -176,8 +183,18 @@ export class PhoneFlow {
     const settings = this.settings(attempt.channel);
     const challengeMode = settings.approvalMode === "challenge";
     if (challengeMode && !canChallenge(attempt.channel)) return { skip: "needs_challenge", factor: "approval" };
+    // A user with a live approver device gets an app request; the others an SMS (or e-mail) link.
+    const devices: Device[] = s.app ? await s.app.devicesOf(subject.record.id) : [];
+    const app = devices.length > 0 ? s.app : undefined;
     const to = reach(subject);
-    if (!to.msisdn && !to.email) return { skip: "no_phone", factor: "approval" };
+    if (!app && !to.msisdn && !to.email) return { skip: "no_phone", factor: "approval" };
+    if (app) {
+      const admitted = await app.admit(key);
+      if (!admitted.ok) {
+        app.limited("radius", attempt.channel.name, key, admitted.reason);
+        return { skip: "app_limited", factor: "approval", detail: admitted.reason };
+      }
+    }
 
     const opened = await s.approvals.open({
       kind: "radius",
@@ -195,24 +212,30 @@ export class PhoneFlow {
 
     if (challengeMode) {
       if (opened.kind === "created") {
-        const d = await s.approvals.deliver(approval, opened.token, this.target(leg, to));
-        if (!d.ok) return { skip: "not_delivered", factor: "approval", detail: d.reason };
+        if (app) await app.announce(approval, subject.record, devices);
+        else {
+          const d = await s.approvals.deliver(approval, opened.token, this.target(leg, to));
+          if (!d.ok) return { skip: "not_delivered", factor: "approval", detail: d.reason };
+        }
       }
-      this.step(leg, "approval", "asked", undefined, opened.kind === "joined" ? "joined" : undefined);
-      return { decision: await this.approvalChallenge(leg, approval, rest, true) };
+      this.step(leg, "approval", "asked", undefined, opened.kind === "joined" ? "joined" : app ? "app" : undefined);
+      return { decision: await this.approvalChallenge(leg, approval, rest, true, offersCode(s, approval)) };
     }
 
     // Hold mode: wait first (an answer may beat the gateway's reply), then deliver.
     const started = Date.now();
     const waiting = s.approvals.wait(approval, { holdUntil: attempt.now + settings.approvalHoldS * 1000 }, opened.kind === "joined");
     if (opened.kind === "created") {
-      const d = await s.approvals.deliver(approval, opened.token, this.target(leg, to));
-      if (!d.ok) {
-        await waiting; // closed as failed by deliver(): resolves at once
-        return { skip: "not_delivered", factor: "approval", detail: d.reason };
+      if (app) await app.announce(approval, subject.record, devices);
+      else {
+        const d = await s.approvals.deliver(approval, opened.token, this.target(leg, to));
+        if (!d.ok) {
+          await waiting; // closed as failed by deliver(): resolves at once
+          return { skip: "not_delivered", factor: "approval", detail: d.reason };
+        }
       }
     }
-    this.step(leg, "approval", "asked", undefined, opened.kind === "joined" ? "joined" : undefined);
+    this.step(leg, "approval", "asked", undefined, opened.kind === "joined" ? "joined" : app ? "app" : undefined);
     const outcome = await waiting;
     s.onHold?.(outcome, (Date.now() - started) / 1000);
     switch (outcome) {
@@ -237,13 +260,16 @@ export class PhoneFlow {
    * after it, the number to choose when number matching is on, and the approval's remaining time as
    * Session-Timeout (the State itself lives at least as long).
    */
-  private async approvalChallenge(leg: Leg, approval: Approval, rest: readonly ChallengeFactor[], first: boolean): Promise<Decision> {
+  private async approvalChallenge(leg: Leg, approval: Approval, rest: readonly ChallengeFactor[], first: boolean, code = false): Promise<Decision> {
     const { attempt, subject } = leg;
-    const remainingMs = Math.max(1000, approval.expiresAt - attempt.now);
+    // Never more than the client's hold: an approval created (or read) late on a loaded node
+    // expires later than the hold counted from the packet's arrival.
+    const remainingMs = Math.max(1000, Math.min(approval.expiresAt - attempt.now, this.settings(attempt.channel).approvalHoldS * 1000));
     // Whole seconds, rounded down: the NAS must not wait past the approval's end.
     const remainingS = Math.max(1, Math.floor(remainingMs / 1000));
     const n = approval.numberMatch;
-    const prompt = first ? (n === null ? PHONE_PROMPTS.approve : PHONE_PROMPTS.approveMatching(n)) : n === null ? PHONE_PROMPTS.notYet : PHONE_PROMPTS.notYetMatching(n);
+    let prompt = first ? (n === null ? PHONE_PROMPTS.approve : PHONE_PROMPTS.approveMatching(n)) : n === null ? PHONE_PROMPTS.notYet : PHONE_PROMPTS.notYetMatching(n);
+    if (code) prompt += PHONE_PROMPTS.orAppCode;
     const data: ChallengeData = { next: "code", factor: "approval", approval: approval.id, then: [...rest], attributes: [...leg.attributes] };
     return this.challenges.issue(attempt, subject.record, 0, prompt, data, undefined, "code", first, {
       ttlMs: Math.max(this.options.challengeTtlMs, remainingMs),
@@ -261,9 +287,18 @@ export class PhoneFlow {
     const leg: Leg = { attempt, key, subject, attributes: data.attributes ?? [] };
     const rest = data.then ?? [];
     const s = await this.phone();
-    const approval = s ? await s.approvals.current(data.approval!) : undefined;
+    let approval = s ? await s.approvals.current(data.approval!) : undefined;
     if (approval && (approval.user !== key || approval.client !== attempt.channel.name)) {
       return this.out.reject(attempt, "state_mismatch", subject.record, "the approval belongs to another user or client");
+    }
+    // Code to phone: a leg carrying a code answers an app approval with it (right: approved; wrong:
+    // rejected, one guess per approval). An empty leg asks whether the approval is in.
+    const typed = attempt.secret ?? "";
+    if (s?.app && approval?.state === "pending" && typed !== "" && offersCode(s, approval)) {
+      const r = await s.app.answerByCode(approval, typed);
+      if (r === "wrong") return this.out.reject(attempt, "bad_code", subject.record, "wrong code from the approver app: the approval was rejected");
+      if (r === "approved") return this.out.completed(attempt, key, subject.record, APPROVAL, leg.attributes);
+      approval = await s.approvals.current(approval.id);
     }
     switch (approval?.state) {
       case "approved":
@@ -272,7 +307,7 @@ export class PhoneFlow {
       case "reported":
         return this.out.reject(attempt, "approval_rejected", subject.record, approval.state);
       case "pending":
-        return this.approvalChallenge(leg, approval, rest, false);
+        return this.approvalChallenge(leg, approval, rest, false, s !== undefined && offersCode(s, approval));
       default: {
         const skip: Skip = { skip: "no_answer", factor: "approval", detail: approval ? approval.state : "no such approval" };
         this.step(leg, "approval", "skipped", skip.skip, skip.detail);

@@ -10,6 +10,7 @@ import { allowListFromConfig, channelsFromConfig, deliveryWarnings, limitsFromCo
 import { buildAdminApp, buildPublicApp } from "../http/app.ts";
 import { certificateNames, loadOrCreateTLS } from "../http/tls.ts";
 import type { HttpDeps } from "../http/types.ts";
+import { AppRequests, appSettings } from "../approvals/app.ts";
 import { ApprovalService } from "../approvals/service.ts";
 import { SmsCodes, smsCodeSettings } from "../approvals/sms-codes.ts";
 import type { PhoneServices } from "../auth/engine.ts";
@@ -42,7 +43,8 @@ export async function startWeb(
   const { config } = ctx;
   // Delivery (SMS gateways, SMTP) behind the SMS-pumping defences, and the Magic Link sessions.
   for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
-  const { magicLink, delivery, phone } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit);
+  const push = await createPush(config, parts.store, parts.audit.emit);
+  const { magicLink, delivery, phone, app } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push);
   parts.phoneReady?.(phone);
   // Custom SMS text is off by default; a profile that turns it on (in the file, or stored through the
   // admin API, also by a build whose default was on) is named at every start.
@@ -51,9 +53,8 @@ export async function startWeb(
       log("warn", "endpoint.custom_sms_text_allowed", { endpoint: p.name, detail: "allow_custom_sms_text is true: this endpoint's API keys may send their own SMS text under the sender ID" });
     }
   }
-  const push = await createPush(config, parts.store, parts.audit.emit);
   try {
-    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, radiusBound: parts.radiusBound });
+    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, radiusBound: parts.radiusBound });
     return { listeners, magicLink, push };
   } catch (err) {
     magicLink.hub.closeAll();
@@ -74,7 +75,8 @@ async function createMagicLink(
   repos: DeliveryRepos,
   metrics: ReturnType<typeof createMetrics>,
   audit: AuditBus["emit"],
-): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]>; phone: PhoneServices }> {
+  push: PushSender,
+): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]>; phone: PhoneServices; app: AppRequests }> {
   const known = new KnownNumbers(store, config.region);
   const dispatcherFor = dispatcherPool(channelsFromConfig(config.delivery), {
     region: config.region,
@@ -109,6 +111,19 @@ async function createMagicLink(
     audit,
     onOutcome: (kind, outcome) => metrics.approvals.inc({ kind, outcome }),
   });
+  // The approver app: users with a live device get app requests (RADIUS and Magic Link alike).
+  const app = new AppRequests({
+    store,
+    rateLimits: repos.rateLimits,
+    approvals,
+    push,
+    userForNumber: (e164) => known.userFor(e164),
+    secret,
+    settings: appSettings(config.app),
+    now: Date.now,
+    audit,
+    log,
+  });
   const magicLink = new MagicLinkService({
     store,
     rateLimits: repos.rateLimits,
@@ -124,6 +139,7 @@ async function createMagicLink(
     log: magicLinkAuditLog(audit, log),
     onOutcome: (code) => metrics.magiclinkOutcomes.inc({ code }),
     approvals,
+    app,
   });
   // SMS one-time codes for RADIUS (types mobile and touch-mobile), over the same dispatchers and secret.
   const smsCodes = new SmsCodes({
@@ -139,9 +155,9 @@ async function createMagicLink(
     audit,
     onResult: (result) => metrics.smsCodes.inc({ result }),
   });
-  const phone: PhoneServices = { approvals, smsCodes, onHold: (outcome, seconds) => metrics.approvalHoldSeconds.observe({ outcome }, seconds) };
+  const phone: PhoneServices = { approvals, smsCodes, app, onHold: (outcome, seconds) => metrics.approvalHoldSeconds.observe({ outcome }, seconds) };
   // The admin API's delivery test goes through every configured channel in the default order.
-  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog }, phone };
+  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog }, phone, app };
 }
 
 /**
@@ -205,7 +221,7 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push"> & { radiusBound: () => boolean },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app"> & { radiusBound: () => boolean },
 ): Promise<HttpListener[]> {
   const { config } = ctx;
   let stopping = false;

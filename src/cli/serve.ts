@@ -9,6 +9,7 @@ import { configWarnings, endpointProfiles, ldapProfiles, type Config } from "../
 import { createLdapDirectory } from "../directory/ldap/index.ts";
 import { Directories } from "../directory/registry.ts";
 import { RADIUSServer } from "../radius/server/server.ts";
+import { runtimeName } from "../runtime/info.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { openStore, storeOptions } from "../store/open.ts";
@@ -156,7 +157,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   }
   for (const e of endpoints) {
     const granted = e.receiveBufferSize();
-    log("info", "radius.listening", { address: e.address, port: e.port, recv_buffer_bytes: granted });
+    log("info", "radius.listening", { address: e.address, port: e.port, recv_buffer_bytes: granted, runtime: runtimeName() });
     if (granted > 0 && granted < config.radius.recv_buffer_bytes) {
       log("warn", "radius.recv_buffer_small", {
         requested: config.radius.recv_buffer_bytes,
@@ -208,6 +209,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
     void store.smsCodes.purgeExpired(now).catch(() => {});
     // Expired enrolment codes, and signature records whose time has left the 60 s window.
     void store.devices.purgeExpired(now).catch(() => {});
+    void store.approvalBlocks.purgeExpired(now - 3_600_000).catch(() => {});
     // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.
     void deliveryRepos.rateLimits.purgeExpired(now).catch(() => {});
     void deliveryRepos.deliveryLog.purgeBefore(now - config.delivery.log_retention_days * 86_400_000).catch(() => {});

@@ -254,6 +254,14 @@ async function unlock(ctx: CLIContext, args: string[]): Promise<void> {
   // counter of the name goes, whatever its kind and source; the known sources stay.
   const name = username(ctx, positionals[0]!);
   // Recorded whether or not a counter was cleared, as the admin API does.
-  const cleared = await audited(ctx, (store) => store.lockouts.clear(name), (c) => ({ type: "admin.user_unlocked", user: name, cleared: c }));
+  // The approver app's lock after a report and back-off after rejections end too.
+  const cleared = await audited(
+    ctx,
+    async (store) => {
+      const counters = await store.lockouts.clear(name);
+      return (await store.approvalBlocks.clear(name)) || counters;
+    },
+    (c) => ({ type: "admin.user_unlocked", user: name, cleared: c }),
+  );
   ctx.out(cleared ? `unlocked ${name}\n` : `${name} had no failures recorded\n`);
 }

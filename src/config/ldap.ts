@@ -247,6 +247,7 @@ export function ldapProfiles(config: Config): LdapProfile[] {
       timeoutMs: p.timeout_ms,
       poolSize: p.pool_size,
       bindPoolSize: p.bind_pool_size,
+      pipeline: p.pipeline,
       reply: p.reply.map((r) => ({ group: r.group, attributes: { ...r.attributes } })),
       region: config.region,
     };

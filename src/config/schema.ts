@@ -197,11 +197,17 @@ export const ldapProfileSchema = v.strictObject({
   ),
   timeout_ms: integer(3000, 100, 60_000, "Timeout of each network operation (connect, bind, search, modify). The whole check, failover included, must fit the NAS's RADIUS timeout."),
   pool_size: integer(4, 1, 64, "Service-account connections kept open for searches and password changes. When all are busy a login waits for one (at most `timeout_ms`)."),
-  bind_pool_size: integer(
+  pipeline: integer(
     8,
     1,
     64,
-    "Connections kept open for user password checks only: each login rebinds one as the user, and none of them is ever used for a search. When all are busy a login waits for one (at most `timeout_ms`). Each server connection counts against the directory's own connection limits.",
+    "Requests one service connection carries at once (pipelined; the server answers each by its message ID). 1 sends one request at a time. A network error or timeout fails every request then on the connection; searches are retried once on a new connection.",
+  ),
+  bind_pool_size: integer(
+    32,
+    1,
+    64,
+    "Connections kept open for user password checks only: each login rebinds one as the user, and none of them is ever used for a search. A bind cannot be pipelined, so this bounds the logins checking a password at once. When all are busy a login waits for one (at most `timeout_ms`). Each server connection counts against the directory's own connection limits; idle ones are closed after 60 s.",
   ),
   reply: v.optional(
     v.pipe(v.array(ldapReplySchema), doc<Array<v.InferOutput<typeof ldapReplySchema>>>("Group → RADIUS reply attributes; every matching entry applies, in order.")),
@@ -611,6 +617,24 @@ export const configSchema = v.strictObject({
       isPushHostRule,
     ),
     timeout_ms: integer(10_000, 500, 60_000, "Deadline of each request to a push service; devices are notified in parallel, so one slow service delays none of the others."),
+  }),
+
+  app: section("Requests to the approver app: limits against MFA fatigue, the event streams, and the code shown for challenge mode. See docs/app.md.", {
+    requests_per_minute: integer(5, 0, 1000, "App requests one user may get per minute (RADIUS and Magic Link together; a request that joins a pending one counts too); beyond it the request is refused. 0 = no limit."),
+    requests_per_hour: integer(30, 0, 10_000, "App requests one user may get per hour. 0 = no limit."),
+    reject_backoff_s: integer(
+      30,
+      0,
+      86_400,
+      "After a user rejects an app request, no new one reaches them for this long; it doubles with each rejection in a row (up to `max_backoff_s`) and resets with an approval or an hour without rejections. 0 = no back-off.",
+    ),
+    max_backoff_s: integer(900, 0, 86_400, "The longest back-off after rejections in a row."),
+    report_lock_s: integer(1800, 0, 604_800, "After a user reports a request (\"This wasn't me\"), no app request reaches them for this long; `user unlock` ends it sooner. 0 = no lock (the report is still audited)."),
+    code_to_phone: bool(
+      true,
+      "In challenge mode (a RADIUS client with `--approval-mode challenge`), the app also shows a one-time code that the user may type at the VPN instead of approving; a wrong code rejects the request.",
+    ),
+    max_streams_per_user: integer(4, 1, 64, "Open event streams (`GET /app/api/v1/events`) per user; each device keeps at most 2 (a third closes its oldest). Beyond it a new stream is refused with 429."),
   }),
 });
 

@@ -17,6 +17,7 @@
 
 import { createHash } from "node:crypto";
 import type { DevicePublicKey } from "../store/types.ts";
+import { isP256Point } from "../util/p256.ts";
 
 /** How far Portcullis-Time may be from the server's clock, either way, in seconds. */
 export const SIGNATURE_WINDOW_S = 60;
@@ -37,8 +38,8 @@ function coordinate(text: unknown): Uint8Array | undefined {
 
 /**
  * Checks a device public key as sent at enrolment: a JSON object with `kty` "EC", `crv` "P-256" and
- * `x`, `y` each 32 bytes of canonical base64url, on the curve (WebCrypto refuses to import any other
- * point), and no private part. `ext`, `key_ops` (["verify"]), `alg` ("ES256") and `use` ("sig"), which
+ * `x`, `y` each 32 bytes of canonical base64url, on the curve (checked by its equation: not every
+ * runtime's WebCrypto refuses a point off it), and no private part. `ext`, `key_ops` (["verify"]), `alg` ("ES256") and `use` ("sig"), which
  * WebCrypto and JWK libraries add, are accepted when they agree and dropped; any other member is
  * refused. Returns the key reduced to the four members, or undefined. Never throws.
  */
@@ -51,7 +52,9 @@ export async function parseDevicePublicKey(input: unknown): Promise<DevicePublic
   if ("key_ops" in jwk && !(Array.isArray(jwk.key_ops) && jwk.key_ops.every((op) => op === "verify"))) return undefined;
   if ("alg" in jwk && jwk.alg !== "ES256") return undefined;
   if ("use" in jwk && jwk.use !== "sig") return undefined;
-  if (!coordinate(jwk.x) || !coordinate(jwk.y)) return undefined;
+  const x = coordinate(jwk.x);
+  const y = coordinate(jwk.y);
+  if (!x || !y || !isP256Point(x, y)) return undefined;
   const key: DevicePublicKey = { kty: "EC", crv: "P-256", x: jwk.x as string, y: jwk.y as string };
   try {
     await importDeviceKey(key);

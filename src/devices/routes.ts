@@ -5,6 +5,7 @@
 //   POST   /app/api/v1/devices   {"enrolment","public_key","name","push"?} → 201 {"device","vapid_public_key"}
 //   PUT    /app/api/v1/push      (signed) {"endpoint","keys":{"p256dh","auth"}} → 204
 //   DELETE /app/api/v1/push      (signed) → 204
+//   GET /app/api/v1/requests, GET /app/api/v1/events, POST /app/api/v1/requests/{id}: requests.ts
 
 import type { Context } from "hono";
 import { BODY_LIMITS, bodyCap, errorBody, type ValidationIssue } from "../http/middleware.ts";
@@ -15,6 +16,7 @@ import { endpointHost } from "../push/hosts.ts";
 import { StoreError, type PushSubscription } from "../store/types.ts";
 import { isSafeDisplayText } from "../util/display-text.ts";
 import { ENROLMENT_CODE, hashEnrolmentCode, newDeviceId, parseDevicePublicKey } from "./keys.ts";
+import { appRequestRoutes } from "./requests.ts";
 
 /** Every path of protocol version 1 starts with this. */
 export const APP_API = "/app/api/v1";
@@ -128,4 +130,6 @@ export const appApiRoutes: RouteModule = (app, deps) => {
     deps.audit({ type: "device.push_removed", user: user.username, device: device.id });
     return c.body(null, 204);
   });
+
+  appRequestRoutes(app, deps, signed, APP_API);
 };

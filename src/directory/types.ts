@@ -49,8 +49,10 @@ export interface LdapProfile {
   timeoutMs: number;
   /** Service connections (searches, password modify) kept open; default 4. */
   poolSize?: number;
-  /** Connections kept open for user binds only (never a search); default 8. */
+  /** Connections kept open for user binds only (never a search); default 32. */
   bindPoolSize?: number;
+  /** Requests in flight at once on one service connection (pipelining); default 8, 1 = one at a time. */
+  pipeline?: number;
   /** Group → RADIUS reply attributes; every matching entry applies, in order. */
   reply: Array<{ group: string; attributes: Record<string, string | number> }>;
   /** Country for phone numbers in local format (top-level `region`); "" = E.164 only. */

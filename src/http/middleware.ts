@@ -28,7 +28,8 @@ export const CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; fra
 /**
  * Security headers on every response: CSP, nosniff, no referrer, no framing, HSTS when `tls`, and
  * `Cache-Control: no-store` unless the handler chose a cache policy (API answers and pages carry
- * tokens; nothing here is meant for shared caches).
+ * tokens; nothing here is meant for shared caches). A handler may set a CSP of its own that is at
+ * least as strict (the approver app's, src/app/routes.tsx); every other answer gets CSP.
  */
 export function securityHeaders({ tls }: { tls: boolean }): MiddlewareHandler<HttpEnv> {
   return async function securityHeadersMiddleware(c, next) {
@@ -38,7 +39,7 @@ export function securityHeaders({ tls }: { tls: boolean }): MiddlewareHandler<Ht
 }
 
 function setSecurityHeaders(h: Headers, tls: boolean): void {
-  h.set("Content-Security-Policy", CSP);
+  if (!h.has("Content-Security-Policy")) h.set("Content-Security-Policy", CSP);
   h.set("X-Content-Type-Options", "nosniff");
   h.set("Referrer-Policy", "no-referrer");
   h.set("X-Frame-Options", "DENY");

@@ -40,6 +40,8 @@ export interface HttpDeps {
   magicLink?: MagicLinkService;
   /** Web Push to approver devices (VAPID key, allow-list); absent → the app's device routes answer 503. */
   push?: import("../push/sender.ts").PushSender;
+  /** App requests (list, events, answers); absent → those device routes answer 503. */
+  app?: import("../approvals/app.ts").AppRequests;
 }
 
 /** What runtime/http.ts passes per request as Hono's `c.env`. */

@@ -7,6 +7,8 @@ import type { Store, User } from "../store/types.ts";
 
 interface Entry {
   email: string | null;
+  /** The user holding the number (the first one listed, when several share it). */
+  user: { id: number; username: string };
 }
 
 /**
@@ -33,6 +35,11 @@ export class KnownNumbers {
     return (await this.current()).has(e164);
   }
 
+  /** The enabled user holding `e164` (the Magic Link API's app path), if any. */
+  async userFor(e164: string): Promise<{ id: number; username: string } | undefined> {
+    return (await this.current()).get(e164)?.user;
+  }
+
   /** The e-mail address of the user holding `e164`, if any. */
   async emailFor(e164: string): Promise<string | undefined> {
     return (await this.current()).get(e164)?.email ?? undefined;
@@ -50,7 +57,7 @@ export class KnownNumbers {
     const add = (raw: string | null, u: User) => {
       if (!raw) return;
       const d = parseDestination(raw, this.region);
-      if (d && !index.has(d.e164)) index.set(d.e164, { email: u.email });
+      if (d && !index.has(d.e164)) index.set(d.e164, { email: u.email, user: { id: u.id, username: u.username } });
     };
     for (const u of await this.store.users.list()) {
       if (u.disabled || (u.expiresAt !== null && u.expiresAt <= this.now())) continue;

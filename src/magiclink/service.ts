@@ -1,6 +1,7 @@
 // Magic Link calls: the blocking API call (create an approval → deliver → wait) and the approval
 // page's view and answer, over the shared approval service. Transport-free: routes.tsx adapts it to HTTP.
 
+import type { AppRequests } from "../approvals/app.ts";
 import type { Level } from "../audit/log.ts";
 import { ApprovalService, type AnswerForm, type NotDeliveredReason } from "../approvals/service.ts";
 import type { ApprovalContext } from "../approvals/texts.ts";
@@ -79,6 +80,11 @@ export interface MagicLinkServiceOptions {
   approvals?: ApprovalService;
   /** The waiter hub for an approval service built here (tests pass one with a manual clock). */
   hub?: WaiterHub;
+  /**
+   * The approver app: a number whose user has a live device gets an app request (Mideye's path
+   * "4a") instead of the SMS link ("4b").
+   */
+  app?: Pick<AppRequests, "appUserForNumber" | "admit" | "limited" | "announce">;
   /** Calls creating a session and delivering its link at once; more queue. Default 128. */
   maxConcurrentStarts?: number;
 }
@@ -261,10 +267,8 @@ export class MagicLinkService {
       buttonAccept: p.buttonAcceptText ?? t.button_accept_text,
       buttonReject: p.buttonRejectText ?? t.button_reject_text,
     };
-    // A call by number has no user: it never joins another, so open() always creates.
-    const opened = await this.approvals.open({
-      kind: "magic-link",
-      user: null,
+    const request = {
+      kind: "magic-link" as const,
       client: profile.name,
       source: call.source ?? null,
       msisdn: dest.e164,
@@ -272,7 +276,35 @@ export class MagicLinkService {
       texts,
       lifetimeMs: timeoutS * 1000,
       numberMatch: p.matchNumber ?? null,
-    });
+    };
+    // The number's user has an approver device: the request goes to the app ("4a").
+    const appUser = this.o.app ? await this.o.app.appUserForNumber(dest.e164) : undefined;
+    if (appUser) {
+      const app = this.o.app!;
+      const username = appUser.user.username;
+      const admitted = await app.admit(username);
+      if (!admitted.ok) {
+        app.limited("magic-link", profile.name, username, admitted.reason);
+        // Too many requests is the caller's limit (like the delivery limits); a lock or back-off
+        // follows the user's own rejection or report.
+        if (admitted.reason === "rate_limited") return this.bad("app_rate_limited", { endpoint: profile.name });
+        this.o.log("info", "magiclink.outcome", { endpoint: profile.name, to: maskNumber(dest), outcome: "rejected", code: "TOUCH_REJECTED" });
+        return "TOUCH_REJECTED";
+      }
+      // With a user, one request per user and endpoint is pending at once: a call from the same
+      // caller address joins it, one from elsewhere is refused.
+      const opened = await this.approvals.open({ ...request, user: username });
+      if (opened.kind === "busy") return this.bad("app_request_pending", { endpoint: profile.name });
+      const joined = opened.kind === "joined";
+      const waiting = this.approvals.wait(opened.approval, { signal: call.signal }, joined);
+      if (!joined) await app.announce(opened.approval, appUser.user, appUser.devices);
+      const to = maskNumber(dest);
+      this.o.log("info", "magiclink.sent", { endpoint: profile.name, to, channel: "app", timeout_s: timeoutS, number_match: p.matchNumber !== undefined });
+      return { waiting, endpoint: profile.name, to };
+    }
+
+    // A call by number has no user: it never joins another, so open() always creates.
+    const opened = await this.approvals.open({ ...request, user: null });
     if (opened.kind !== "created") throw new TypeError("a Magic Link approval without a user was joined");
     // Wait first: a tap that arrives before deliver() returns must not be missed.
     const waiting = this.approvals.wait(opened.approval, { signal: call.signal });

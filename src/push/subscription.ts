@@ -3,6 +3,7 @@
 
 import type { PushSubscription } from "../store/types.ts";
 import type { PushHosts } from "./hosts.ts";
+import { isUncompressedP256Point } from "../util/p256.ts";
 
 export type SubscriptionRefusal = "malformed" | "not_https" | "host_not_allowed" | "bad_keys";
 
@@ -31,9 +32,9 @@ export async function parsePushSubscription(input: unknown, hosts: PushHosts): P
   for (const k of Object.keys(keys)) if (k !== "p256dh" && k !== "auth") return { ok: false, reason: "bad_keys" };
   const p256dh = b64url(keys.p256dh, 65);
   const auth = b64url(keys.auth, 16);
-  if (!p256dh || p256dh[0] !== 0x04 || !auth) return { ok: false, reason: "bad_keys" };
+  // on the curve by its equation: not every runtime's WebCrypto refuses a point off it
+  if (!p256dh || !isUncompressedP256Point(p256dh) || !auth) return { ok: false, reason: "bad_keys" };
   try {
-    // WebCrypto refuses a point that is not on the curve.
     await crypto.subtle.importKey("raw", p256dh as Uint8Array<ArrayBuffer>, { name: "ECDH", namedCurve: "P-256" }, false, []);
   } catch {
     return { ok: false, reason: "bad_keys" };

@@ -1,5 +1,11 @@
 // Local password hashing: argon2id via Bun.password, bcrypt/argon2id verification, bounded concurrency.
 //
+// Outside Bun (Deno) the same PHC strings are made and checked by hash-wasm, a WebAssembly build of
+// the reference argon2 and of OpenBSD bcrypt, loaded on first use: a hash made on one runtime
+// verifies on the other (test/unit/runtime/password.test.ts pins one hash of each). Unlike
+// Bun.password, which hashes on a thread pool, hash-wasm runs on the calling thread: under Deno each
+// argon2id hash or verification holds the event loop for its whole duration.
+//
 // Parameters: argon2id with m = 19456 KiB (19 MiB), t = 2, p = 1 is the OWASP Password Storage
 // Cheat Sheet's first recommended configuration (equivalent in cost to RFC 9106 §4's guidance for
 // memory-constrained servers). It costs ~30 ms on one core of a small VM. With the semaphore below
@@ -88,7 +94,34 @@ export function isPrehashed(s: string): boolean {
 
 /** Hashes a password with argon2id (PHC string). Rejects only on an internal hashing failure. */
 export function hashPassword(plain: string): Promise<string> {
-  return semaphore.run(() => Bun.password.hash(plain, ARGON2_OPTIONS));
+  return semaphore.run(() => (typeof Bun !== "undefined" ? Bun.password.hash(plain, ARGON2_OPTIONS) : wasmHash(plain)));
+}
+
+/** Salt length for hashes made outside Bun, in octets (RFC 9106 §3.1 recommends 16; Bun uses 32; both verify everywhere). */
+const WASM_SALT_OCTETS = 16;
+/** Tag length in octets, as Bun.password makes it. */
+const ARGON2_TAG_OCTETS = 32;
+
+type HashWasm = typeof import("hash-wasm");
+let hashWasm: Promise<HashWasm> | undefined;
+const loadHashWasm = (): Promise<HashWasm> => (hashWasm ??= import("hash-wasm"));
+
+async function wasmHash(plain: string): Promise<string> {
+  const { argon2id } = await loadHashWasm();
+  return argon2id({
+    password: plain,
+    salt: crypto.getRandomValues(new Uint8Array(WASM_SALT_OCTETS)),
+    parallelism: 1,
+    iterations: ARGON2_OPTIONS.timeCost,
+    memorySize: ARGON2_OPTIONS.memoryCost,
+    hashLength: ARGON2_TAG_OCTETS,
+    outputType: "encoded",
+  });
+}
+
+async function wasmVerify(password: string | Uint8Array, hash: string): Promise<boolean> {
+  const { argon2Verify, bcryptVerify } = await loadHashWasm();
+  return BCRYPT.test(hash) ? bcryptVerify({ password, hash }) : argon2Verify({ password, hash });
 }
 
 /**
@@ -109,7 +142,8 @@ export async function verifyPassword(plain: string, hash: string): Promise<boole
     return false;
   }
   // Rejects with PasswordOverloadedError (not a wrong password) when the queue is full.
-  return semaphore.run(() => Bun.password.verify(password, hash).catch(() => false), {
+  const verify = typeof Bun !== "undefined" ? () => Bun.password.verify(password, hash) : () => wasmVerify(password, hash);
+  return semaphore.run(() => verify().catch(() => false), {
     maxWaiting: semaphore.limit * WAITING_PER_SLOT,
   });
 }

@@ -8,7 +8,14 @@
 // descriptor through bun:ffi (libc): SO_RCVBUFFORCE first (root or CAP_NET_ADMIN may exceed
 // net.core.rmem_max), then SO_RCVBUF (capped by rmem_max). Without libc the kernel default stays
 // and the start-up log says how large the buffer is.
+//
+// Outside Bun (Deno) the socket is node:dgram's (bindNodeUDP): the receive buffer is sized with
+// setRecvBufferSize (SO_RCVBUF, so capped by net.core.rmem_max: there is no SO_RCVBUFFORCE without
+// a file descriptor), the kernel's drop counter is read from /proc/net/udp as on Bun, and the
+// replies of a turn still leave together from the ReplyBatcher, but as one send(2) each (node:dgram
+// has no sendmmsg). Bun can use bindNodeUDP too, which is how its tests cover it.
 
+import { createSocket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { isIPv6 } from "node:net";
 
@@ -48,10 +55,108 @@ export interface BindOptions {
  * Binds one UDP socket on an explicit address. Rejects when the address cannot be bound, e.g.
  * EADDRINUSE, or EACCES for port 1812 without CAP_NET_BIND_SERVICE.
  */
-export async function bindUDP(address: string, port: number, options: BindOptions): Promise<UDPEndpoint> {
-  const v6 = isIPv6(address);
+export function bindUDP(address: string, port: number, options: BindOptions): Promise<UDPEndpoint> {
+  return typeof Bun !== "undefined" ? bindBunUDP(address, port, options) : bindNodeUDP(address, port, options);
+}
+
+/** Calls options.onError at most once a second, with the count of errors folded into the call; never throws. */
+function errorReporter(options: BindOptions): (err: unknown) => void {
   let lastErrorAt = 0;
   let suppressedErrors = 0;
+  return (err) => {
+    // runs on the event loop: a throw here would end the process
+    try {
+      const now = Date.now();
+      if (now - lastErrorAt < 1000) {
+        suppressedErrors++;
+        return;
+      }
+      lastErrorAt = now;
+      const suppressed = suppressedErrors;
+      suppressedErrors = 0;
+      options.onError?.(errorCode(err), suppressed);
+    } catch {
+      // the log write failed; the socket keeps serving
+    }
+  };
+}
+
+/** The node:dgram socket (see the top of this file); what runs under Deno. */
+export async function bindNodeUDP(address: string, port: number, options: BindOptions): Promise<UDPEndpoint> {
+  const v6 = isIPv6(address);
+  const socket = createSocket({ type: v6 ? "udp6" : "udp4", ipv6Only: v6 });
+  const reportError = errorReporter(options);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind({ address, port, exclusive: true }, () => {
+      socket.off("error", reject);
+      resolve();
+    });
+  });
+  socket.on("error", reportError);
+  socket.on("message", (data, from) => {
+    markDelivery();
+    options.onMessage(data, from.address, from.port);
+  });
+  try {
+    socket.setRecvBufferSize(options.recvBufferBytes);
+  } catch {
+    // the kernel default stays; receiveBufferSize() tells how large it is
+  }
+  let closed = false;
+  const replies = new ReplyBatcher((batch) => {
+    if (closed) return;
+    try {
+      options.beforeSend?.();
+    } catch {
+      // the log write failed; the replies still leave
+    }
+    for (let i = 0; i < batch.length; i += 3) {
+      const port = batch[i + 1] as number;
+      const address = batch[i + 2] as string;
+      const failed = (err: unknown) => {
+        try {
+          options.onSendFailed?.(address, port, errorCode(err));
+        } catch {
+          // the log write failed
+        }
+      };
+      try {
+        socket.send(batch[i] as Uint8Array, port, address, (err) => {
+          if (err) failed(err);
+        });
+      } catch (err) {
+        failed(err);
+      }
+    }
+  });
+  const bound = socket.address();
+  return {
+    address: bound.address,
+    port: bound.port,
+    send(data, toPort, toAddress) {
+      replies.push(data, toPort, toAddress);
+    },
+    receiveBufferSize: () => {
+      try {
+        return socket.getRecvBufferSize();
+      } catch {
+        return 0;
+      }
+    },
+    kernelDrops: () => procNetDrops(v6 ? "/proc/net/udp6" : "/proc/net/udp", bound.port),
+    close: async () => {
+      replies.flush();
+      closed = true;
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
+
+/** Bun's native socket, with sendmmsg(2) batches and SO_RCVBUFFORCE through libc. */
+async function bindBunUDP(address: string, port: number, options: BindOptions): Promise<UDPEndpoint> {
+  const v6 = isIPv6(address);
+  const reportError = errorReporter(options);
   const socket = await Bun.udpSocket({
     hostname: address,
     port,
@@ -61,20 +166,7 @@ export async function bindUDP(address: string, port: number, options: BindOption
         options.onMessage(data, fromAddress, fromPort);
       },
       error(_socket, err) {
-        // runs on the event loop: a throw here would end the process
-        try {
-          const now = Date.now();
-          if (now - lastErrorAt < 1000) {
-            suppressedErrors++;
-            return;
-          }
-          lastErrorAt = now;
-          const suppressed = suppressedErrors;
-          suppressedErrors = 0;
-          options.onError?.(errorCode(err), suppressed);
-        } catch {
-          // the log write failed; the socket keeps serving
-        }
+        reportError(err);
       },
     },
   });

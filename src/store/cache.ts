@@ -21,6 +21,7 @@ import type {
   LockoutRepo,
   LockoutState,
   ServerSecretRepo,
+  ApprovalBlockRepo,
   NewToken,
   NewUser,
   SmsCodeRepo,
@@ -61,6 +62,7 @@ export class CachedStore implements Store {
   /** Not cached: devices and their replay records are consumables the store guards. */
   readonly devices: DeviceRepo;
   readonly serverSecrets: ServerSecretRepo;
+  readonly approvalBlocks: ApprovalBlockRepo;
 
   /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
   private readonly byName = new Map<string, User | null>();
@@ -96,6 +98,7 @@ export class CachedStore implements Store {
     this.endpoints = inner.endpoints;
     this.devices = inner.devices;
     this.serverSecrets = inner.serverSecrets;
+    this.approvalBlocks = inner.approvalBlocks;
     this.users = this.userRepo(inner.users);
     this.tokens = this.tokenRepo(inner.tokens);
     this.lockouts = this.lockoutRepo(inner.lockouts);

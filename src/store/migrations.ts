@@ -439,11 +439,28 @@ ALTER TABLE radius_clients ADD COLUMN sms_code_alphabet TEXT CHECK (sms_code_alp
 `,
   },
   {
+    // The approver app's limits against fatigue: one row per user whose app request was rejected or
+    // reported. `strikes` counts the rejections in a row (reset by an approval, or when the last one
+    // is older than the decay window), `blocked_until` is when the user may get an app request
+    // again, `reason` the answer that set it.
+    version: 13,
+    name: "approval_blocks",
+    sql: `
+CREATE TABLE approval_blocks (
+  username TEXT PRIMARY KEY,
+  strikes INTEGER NOT NULL,
+  blocked_until BIGINT NOT NULL,
+  reason TEXT NOT NULL CHECK (reason IN ('rejected', 'reported')),
+  updated_at BIGINT NOT NULL
+);
+`,
+  },
+  {
     // A counter that every committed change to the configuration tables (clients, users, tokens, API
     // keys other than their last use, endpoint profiles) increments, whichever node or process made
     // it: what lets a node see another's admin changes without a restart. SQLite has that already
     // (PRAGMA data_version), so there the table exists but nothing writes it.
-    version: 13,
+    version: 14,
     name: "change_counter",
     sql: `
 CREATE TABLE change_counter (

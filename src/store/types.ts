@@ -632,6 +632,34 @@ export interface ServerSecretRepo {
   get(name: string, create: () => Uint8Array, options?: { minBytes?: number }): Promise<Uint8Array>;
 }
 
+/**
+ * The approver app's back-off after a rejected or reported request (one row per user). `strikes`
+ * counts rejections in a row; the user gets no app request before `blockedUntil`.
+ */
+export interface ApprovalBlock {
+  /** The resolved identity (the approvals' `user`). */
+  user: string;
+  strikes: number;
+  /** unix ms; no new app request for the user before it. */
+  blockedUntil: number;
+  reason: "rejected" | "reported";
+  /** unix ms of the last strike. */
+  updatedAt: number;
+}
+
+export interface ApprovalBlockRepo {
+  get(user: string): Promise<ApprovalBlock | undefined>;
+  /**
+   * Atomic read-modify-write of the user's row (one transaction, also across processes): `next`
+   * gets the row as it stands (undefined when none) and returns the new one, which is stored.
+   */
+  strike(user: string, next: (current: ApprovalBlock | undefined) => ApprovalBlock): Promise<ApprovalBlock>;
+  /** Deletes the user's row (an approval ends the streak; `user unlock`). True when there was one. */
+  clear(user: string): Promise<boolean>;
+  /** Deletes rows whose block ended and whose last strike is older than `before`; returns how many. */
+  purgeExpired(before: number): Promise<number>;
+}
+
 export interface Store {
   readonly clients: ClientRepo;
   readonly users: UserRepo;
@@ -644,6 +672,8 @@ export interface Store {
   readonly endpoints: EndpointRepo;
   readonly devices: DeviceRepo;
   readonly serverSecrets: ServerSecretRepo;
+  /** The approver app's back-off after rejected and reported requests. */
+  readonly approvalBlocks: ApprovalBlockRepo;
   /**
    * A number that changes whenever another process (the admin CLI) commits a change to clients,
    * users or tokens. The server polls it to reload caches without a restart.

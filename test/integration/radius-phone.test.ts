@@ -161,6 +161,10 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`;
   app.writeConfig(`
 region = "SE"
+[radius]
+# the expired-code test answers a State issued at start-up: the State must outlive the file's run
+# (slow on a loaded machine) so that the code's own lifetime is what refuses it
+challenge_ttl_s = 600
 [http]
 public_url = "${base}"
 tls = false

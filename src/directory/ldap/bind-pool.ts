@@ -17,8 +17,11 @@ import { DirectoryUnavailableError, type LdapProfile } from "../types.ts";
 import { BoundedPool, POOL_LIFETIME, type PoolLimits, type PoolStats } from "./bounded-pool.ts";
 import { connectAny, discard, isNetworkError, reason, type Connection, type LogFn, type UrlHealth } from "./connection.ts";
 
+/** User-bind connections per profile by default: enough for 64 logins in flight not to queue for a bind on a 2-core host. */
+export const DEFAULT_BIND_POOL = 32;
+
 export interface UserBindPoolOptions {
-  /** Most user-bind connections open at once (default 8). */
+  /** Most user-bind connections open at once (default 32). */
   max?: number;
   log?: LogFn;
   /** Clock for connection lifetimes (Date.now by default). */
@@ -39,7 +42,7 @@ export class UserBindPool {
   ) {
     this.#log = options.log;
     const name = profile.name;
-    const max = Math.max(1, options.max ?? 8);
+    const max = Math.max(1, options.max ?? DEFAULT_BIND_POOL);
     this.#pool = new BoundedPool<Connection>(
       {
         open: () => connectAny(profile, ca, health, options.log),

@@ -82,12 +82,55 @@ function isIP(host: string): boolean {
   return net.isIP(host.replace(/^\[|\]$/g, "")) !== 0;
 }
 
+export interface ConnectOptions {
+  /** Gather the requests written in one event-loop turn into one socket write (pipelined connections). */
+  coalesceWrites?: boolean;
+}
+
+type WriteCallback = (err?: Error | null) => void;
+
+/**
+ * Makes `s.write` gather what is written during one event-loop turn and send it in one write at the
+ * end of the turn (setImmediate). Each write to a loopback or LAN socket costs a system call and,
+ * on the server, a read and a wake-up; pipelined requests made by concurrent logins in the same
+ * turn then share them. Order is kept; every callback runs when the combined write has been handed
+ * to the socket, with its error if any. A socket destroyed before the flush drops the data (its
+ * pending operations fail through the socket's close, as without coalescing).
+ */
+export function coalesce(s: net.Socket): void {
+  const write = s.write.bind(s) as (chunk: Uint8Array, cb?: WriteCallback) => boolean;
+  let chunks: Uint8Array[] = [];
+  let callbacks: WriteCallback[] = [];
+  const flush = () => {
+    const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    const cbs = callbacks;
+    chunks = [];
+    callbacks = [];
+    if (s.destroyed) {
+      const err = new Error("socket closed before the write");
+      for (const cb of cbs) cb(err);
+      return;
+    }
+    write(data, (err) => {
+      for (const cb of cbs) cb(err);
+    });
+  };
+  s.write = ((chunk: Uint8Array | string, encodingOrCb?: BufferEncoding | WriteCallback, cb?: WriteCallback): boolean => {
+    const callback = typeof encodingOrCb === "function" ? encodingOrCb : cb;
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk, typeof encodingOrCb === "string" ? encodingOrCb : "utf8") : chunk;
+    if (chunks.length === 0) setImmediate(flush);
+    chunks.push(bytes);
+    if (callback) callbacks.push(callback);
+    return true;
+  }) as typeof s.write;
+}
+
 /**
  * Opens one connection to `url`: TCP or TLS connect within timeoutMs, StartTLS when the profile
  * asks for it on an ldap:// URL. Certificates are checked against `ca` (or the system roots) and the
  * URL's host name. Throws the underlying error (callers map it); never binds.
  */
-export async function openConnection(profile: LdapProfile, url: string, ca: string | undefined): Promise<Connection> {
+export async function openConnection(profile: LdapProfile, url: string, ca: string | undefined, { coalesceWrites = false }: ConnectOptions = {}): Promise<Connection> {
   const parsed = new URL(url);
   const host = parsed.hostname.replace(/^\[|\]$/g, "");
   const ldaps = parsed.protocol === "ldaps:";
@@ -116,7 +159,10 @@ export async function openConnection(profile: LdapProfile, url: string, ca: stri
     createConnection: ((...args: Parameters<typeof net.connect>) => {
       if (plainUsed) return refuse();
       plainUsed = true;
-      return net.connect(...args);
+      const s = net.connect(...args);
+      // Under StartTLS the plain socket carries only the StartTLS request, then the TLS records.
+      if (coalesceWrites && !(profile.startTLS && !ldaps)) coalesce(s);
+      return s;
     }) as typeof net.connect,
     createSecureConnection: ((...args: unknown[]) => {
       if (secureUsed) return refuse() as unknown as tls.TLSSocket;
@@ -124,6 +170,7 @@ export async function openConnection(profile: LdapProfile, url: string, ca: stri
       // ldaps://: (port, host, options); StartTLS: (options with the plain socket).
       const s = typeof args[0] === "number" ? tls.connect(args[0], args[1] as string, args[2] as tls.ConnectionOptions) : tls.connect(args[0] as tls.ConnectionOptions);
       tlsSocket = s;
+      if (coalesceWrites) coalesce(s);
       return s;
     }) as typeof tls.connect,
   });
@@ -147,11 +194,11 @@ export async function openConnection(profile: LdapProfile, url: string, ca: stri
  * Opens a connection to the first reachable URL of the profile in health order. A URL that
  * fails is put to rest (UrlHealth). Throws DirectoryUnavailableError (no secret in it) when none answers.
  */
-export async function connectAny(profile: LdapProfile, ca: string | undefined, health: UrlHealth, log?: LogFn): Promise<Connection> {
+export async function connectAny(profile: LdapProfile, ca: string | undefined, health: UrlHealth, log?: LogFn, options?: ConnectOptions): Promise<Connection> {
   const reasons: string[] = [];
   for (const url of health.order(profile.urls)) {
     try {
-      const c = await openConnection(profile, url, ca);
+      const c = await openConnection(profile, url, ca, options);
       health.succeeded(url);
       return c;
     } catch (e) {

@@ -45,8 +45,10 @@ export interface LdapDirectoryOptions {
   now?: () => number;
   /** Service connections (overrides the profile's poolSize; default 4). */
   poolSize?: number;
-  /** User-bind connections (overrides the profile's bindPoolSize; default 8). */
+  /** User-bind connections (overrides the profile's bindPoolSize; default 32). */
   bindPoolSize?: number;
+  /** Requests in flight per service connection (overrides the profile's pipeline; default 8). */
+  pipeline?: number;
 }
 
 /** One `[[ldap]]` profile. Construction does no I/O; throws TypeError only for an unreadable ca_file. */
@@ -74,7 +76,8 @@ export class LdapDirectory implements Directory {
     this.#health = new UrlHealth(this.#now);
     const poolSize = options.poolSize ?? profile.poolSize;
     const bindPoolSize = options.bindPoolSize ?? profile.bindPoolSize;
-    this.#pool = new ServicePool(profile, this.#ca, this.#health, { log: this.#log, now: this.#now, ...(poolSize ? { max: poolSize } : {}) });
+    const pipeline = options.pipeline ?? profile.pipeline;
+    this.#pool = new ServicePool(profile, this.#ca, this.#health, { log: this.#log, now: this.#now, ...(poolSize ? { max: poolSize } : {}), ...(pipeline ? { pipeline } : {}) });
     this.#binds = new UserBindPool(profile, this.#ca, this.#health, { log: this.#log, now: this.#now, ...(bindPoolSize ? { max: bindPoolSize } : {}) });
   }
 

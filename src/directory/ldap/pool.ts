@@ -4,6 +4,13 @@
 // (AD) password modifies. User binds never touch it: they go through UserBindPool (bind-pool.ts),
 // a different pool whose connections are never handed out. A connection that saw a network error
 // or a timeout is discarded, never reused; every connection is renewed after POOL_LIFETIME.
+//
+// Requests are pipelined: one connection carries up to `pipeline` operations at once (the server
+// answers each by its message ID, in any order; ldapts matches them). Only the service identity
+// ever runs on these connections, and no bind is sent after the first, so pipelining never mixes
+// identities (RFC 4511 §4.2.1 forbids other requests while a bind is outstanding). A network error,
+// a timeout or the server closing the socket fails every operation then on the connection; each
+// search is retried once on a fresh connection, a password change is not.
 
 import { InvalidCredentialsError } from "ldapts";
 import { DirectoryUnavailableError, type LdapProfile } from "../types.ts";
@@ -12,6 +19,9 @@ import { connectAny, discard, isNetworkError, reason, type Connection, type LogF
 
 export type { PoolStats } from "./bounded-pool.ts";
 
+/** Requests in flight on one service connection by default (RFC 4511 §4.1.1: answers carry the request's message ID). */
+export const DEFAULT_PIPELINE = 8;
+
 declare const serviceBound: unique symbol;
 /** A connection bound as the service account. Only ServicePool makes one, so a user-bound connection can never be passed where this is expected. */
 export type ServiceConnection = Connection & { readonly [serviceBound]: true };
@@ -19,6 +29,8 @@ export type ServiceConnection = Connection & { readonly [serviceBound]: true };
 export interface ServicePoolOptions {
   /** Most service connections open at once (default 4). */
   max?: number;
+  /** Requests one service connection carries at once (pipelining, answered by message ID); default 8. */
+  pipeline?: number;
   log?: LogFn;
   /** Clock for connection lifetimes (Date.now by default). */
   now?: () => number;
@@ -29,6 +41,7 @@ export interface ServicePoolOptions {
 export class ServicePool {
   readonly #pool: BoundedPool<ServiceConnection>;
   readonly #log: LogFn | undefined;
+  readonly #pipeline: number;
 
   constructor(
     private readonly profile: LdapProfile,
@@ -37,6 +50,7 @@ export class ServicePool {
     options: ServicePoolOptions = {},
   ) {
     this.#log = options.log;
+    this.#pipeline = Math.max(1, options.pipeline ?? DEFAULT_PIPELINE);
     const name = profile.name;
     this.#pool = new BoundedPool<ServiceConnection>(
       {
@@ -47,7 +61,7 @@ export class ServicePool {
         unavailable: (why) =>
           new DirectoryUnavailableError(name, why === "busy" ? `ldap profile "${name}": all ${Math.max(1, options.max ?? 4)} service connections busy` : `ldap profile "${name}" closed`),
       },
-      { max: Math.max(1, options.max ?? 4), waitMs: profile.timeoutMs, ...POOL_LIFETIME, ...options.limits },
+      { max: Math.max(1, options.max ?? 4), maxLeases: this.#pipeline, waitMs: profile.timeoutMs, ...POOL_LIFETIME, ...options.limits },
       options.now,
     );
   }
@@ -87,7 +101,9 @@ export class ServicePool {
   }
 
   async #open(): Promise<ServiceConnection> {
-    const c = await connectAny(this.profile, this.ca, this.health, this.#log);
+    // Pipelined searches made in the same event-loop turn leave in one write. With one request at a
+    // time there is nothing to gather, and waiting for the end of the turn would only add latency.
+    const c = await connectAny(this.profile, this.ca, this.health, this.#log, { coalesceWrites: this.#pipeline > 1 });
     try {
       await c.client.bind(this.profile.bindDN, this.profile.bindPassword);
     } catch (e) {

@@ -197,7 +197,9 @@ export function userRoutes(r: AdminRouter): void {
       // Lockout is keyed on the normalised identity, local or directory user alike: no lookup.
       const name = normalName(deps, params.name);
       if (name === undefined) return badRequest(c, "name", "a login name of 1-253 characters without control characters");
-      const cleared = await store.lockouts.clear(name);
+      const counters = await store.lockouts.clear(name);
+      // The approver app's lock after a report and back-off after rejections end too.
+      const cleared = (await store.approvalBlocks.clear(name)) || counters;
       deps.audit({ type: "admin.user_unlocked", user: name, cleared, by: c.get("apiKey").name });
       return c.json({ cleared });
     },

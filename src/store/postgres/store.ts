@@ -13,6 +13,7 @@ import { Sealer } from "../sealer.ts";
 import { type AdminEventRepos, type DeliveryRepos, type Store, StoreError } from "../types.ts";
 import { PgAdminEventRepo } from "./admin-events.ts";
 import { PgApiKeyRepo } from "./api-keys.ts";
+import { PgApprovalBlockRepo } from "./approval-blocks.ts";
 import { PgApprovalRepo } from "./approvals.ts";
 import { PgChallengeRepo } from "./challenges.ts";
 import { PgClientRepo } from "./clients.ts";
@@ -186,6 +187,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly endpoints: PgEndpointRepo;
   readonly devices: PgDeviceRepo;
   readonly serverSecrets: PgServerSecretRepo;
+  readonly approvalBlocks: PgApprovalBlockRepo;
   readonly rateLimits: PgRateLimitRepo;
   readonly deliveryLog: PgDeliveryLogRepo;
   readonly adminEvents: PgAdminEventRepo;
@@ -221,6 +223,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
     this.endpoints = new PgEndpointRepo(ctx);
     this.devices = new PgDeviceRepo(ctx);
     this.serverSecrets = new PgServerSecretRepo(ctx);
+    this.approvalBlocks = new PgApprovalBlockRepo(ctx);
     this.rateLimits = new PgRateLimitRepo(ctx);
     this.deliveryLog = new PgDeliveryLogRepo(ctx);
     this.adminEvents = new PgAdminEventRepo(ctx);

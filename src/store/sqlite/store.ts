@@ -20,6 +20,7 @@ import { SqliteChallengeRepo } from "./challenges.ts";
 import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
 import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
 import { SqliteDeviceRepo } from "./devices.ts";
+import { SqliteApprovalBlockRepo } from "./approval-blocks.ts";
 import { namedSecretContext, SqliteServerSecretRepo } from "./server-secrets.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
@@ -220,6 +221,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly endpoints: SqliteEndpointRepo;
   readonly devices: SqliteDeviceRepo;
   readonly serverSecrets: SqliteServerSecretRepo;
+  readonly approvalBlocks: SqliteApprovalBlockRepo;
   readonly rateLimits: SqliteRateLimitRepo;
   readonly deliveryLog: SqliteDeliveryLogRepo;
   readonly adminEvents: SqliteAdminEventRepo;
@@ -251,6 +253,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
     this.endpoints = new SqliteEndpointRepo(ctx);
     this.devices = new SqliteDeviceRepo(ctx);
     this.serverSecrets = new SqliteServerSecretRepo(ctx);
+    this.approvalBlocks = new SqliteApprovalBlockRepo(ctx);
     this.rateLimits = new SqliteRateLimitRepo(ctx);
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
     this.adminEvents = new SqliteAdminEventRepo(ctx);

@@ -153,8 +153,12 @@ export class Appliance implements AsyncDisposable {
   readonly env: Record<string, string>;
   readonly servers: ServerProcess[] = [];
 
-  constructor(env: Record<string, string> = {}) {
+  /** The command that runs Portcullis for this appliance (default: portcullisCommand()). */
+  readonly command: string[];
+
+  constructor(env: Record<string, string> = {}, { command }: { command?: string[] } = {}) {
     this.env = { PORTCULLIS_KEY: randomBytes(32).toString("base64"), ...env };
+    this.command = command ?? portcullisCommand();
   }
 
   private spawnEnv(extra: Record<string, string> = {}): Record<string, string | undefined> {
@@ -177,7 +181,7 @@ export class Appliance implements AsyncDisposable {
 
   /** Runs `portcullis --data-dir D ...args`; bounded to 60 s. Never throws on a non-zero exit. */
   async run(args: string[], { stdin, env }: { stdin?: string; env?: Record<string, string> } = {}): Promise<CLIResult> {
-    const p = Bun.spawn([...portcullisCommand(), "--data-dir", this.dataDir, ...args], {
+    const p = Bun.spawn([...this.command, "--data-dir", this.dataDir, ...args], {
       cwd: root,
       env: this.spawnEnv(env),
       stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
@@ -209,7 +213,7 @@ export class Appliance implements AsyncDisposable {
     defaultHttp = false,
   }: { env?: Record<string, string>; listen?: string; httpListen?: string; /** Leave both HTTP listeners on their built-in defaults and do not wait for them. */ defaultHttp?: boolean } = {}): Promise<ServerProcess> {
     const args = defaultHttp ? ["serve", "--radius-listen", listen] : ["serve", "--radius-listen", listen, "--http-listen", httpListen];
-    const proc = Bun.spawn([...portcullisCommand(), "--data-dir", this.dataDir, ...args], {
+    const proc = Bun.spawn([...this.command, "--data-dir", this.dataDir, ...args], {
       cwd: root,
       env: this.spawnEnv(defaultHttp ? { ...env } : { PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0", ...env }),
       stdin: "ignore",

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { listenerLimits } from "../../../src/cli/serve-http.ts";
 import { testConfig } from "../http/helpers.ts";
 
-const unit = readFileSync(join(import.meta.dir, "../../../appliance/portcullis.service"), "utf8");
+const unit = readFileSync(join(import.meta.dirname, "../../../appliance/portcullis.service"), "utf8");
 const directive = (name: string) => new RegExp(`^${name}=(.+)$`, "m").exec(unit)?.[1];
 const bytes = (v: string | undefined) => {
   const m = /^(\d+)([KMG])$/.exec(v ?? "");

@@ -4,6 +4,7 @@
 // typed events and outcomes each step reports.
 
 import { afterEach, describe, expect, test } from "bun:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { hashLinkToken } from "../../../src/magiclink/tokens.ts";
 import { defaultApprovalTexts } from "../../../src/approvals/texts.ts";
 import type { ApprovalRequest, LinkTarget } from "../../../src/approvals/service.ts";
@@ -39,7 +40,7 @@ const TO: LinkTarget = { msisdn: "+46701234567", email: null, endpoint: "radius:
 /** The link token of message `n`, once the service has recorded its delivery (the channel is set after the send). */
 async function delivered(h: ApprovalHarness, n = 1): Promise<string> {
   const token = await h.sms.nextLink(n);
-  for (let i = 0; i < 200 && (await h.store.approvals.findByLink(hashLinkToken(token)))?.channel == null; i++) await Bun.sleep(5);
+  for (let i = 0; i < 200 && (await h.store.approvals.findByLink(hashLinkToken(token)))?.channel == null; i++) await sleep(5);
   return token;
 }
 
@@ -74,7 +75,7 @@ describe("a held request", () => {
     const first = h.service.request(req(), TO);
     const token = await delivered(h);
     const second = h.service.request(req(), TO);
-    await Bun.sleep(5);
+    await sleep(5);
     expect(h.hub.size).toBe(2);
     expect(h.sms.sent).toHaveLength(1);
     await answerPage(h, token, "reject");
@@ -101,7 +102,7 @@ describe("a held request", () => {
     const a = await setup({ dir });
     const b = await setup({ dir });
     const [ra, rb] = [a.service.request(req(), TO), b.service.request(req(), TO)];
-    for (let i = 0; i < 200 && a.sms.sent.length + b.sms.sent.length === 0; i++) await Bun.sleep(5);
+    for (let i = 0; i < 200 && a.sms.sent.length + b.sms.sent.length === 0; i++) await sleep(5);
     const winner = a.sms.sent.length > 0 ? a : b;
     const token = await winner.sms.nextLink(1);
     expect(a.sms.sent.length + b.sms.sent.length).toBe(1);
@@ -123,7 +124,7 @@ describe("a held request", () => {
     await h.hub.tick();
     expect(await held).toMatchObject({ kind: "ended", outcome: "timeout" });
     const again = h.service.request(req(), TO);
-    await Bun.sleep(5);
+    await sleep(5);
     expect(h.sms.sent).toHaveLength(1);
     await answerPage(h, token, "approve");
     expect(await again).toMatchObject({ kind: "ended", outcome: "approved", joined: true });

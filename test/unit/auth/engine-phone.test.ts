@@ -4,6 +4,7 @@
 // challenge mode, with their fallbacks, joins, limits and audit lines.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { AuditEvent } from "../../../src/audit/events.ts";
 import { Engine, type Attempt, type Channel, type Decision, type EngineOptions, type PasswordVerifier } from "../../../src/auth/engine.ts";
 import { DEFAULT_LOCKOUT } from "../../../src/auth/lockout.ts";
@@ -102,7 +103,7 @@ async function answer(token: string, action: "approve" | "reject", pick?: number
 async function until(what: string, probe: () => boolean) {
   for (let i = 0; i < 200; i++) {
     if (probe()) return;
-    await Bun.sleep(2);
+    await sleep(2);
   }
   throw new Error(`never: ${what}`);
 }
@@ -226,7 +227,7 @@ describe("type mobile (2): SMS one-time code", () => {
     let ready!: (s: NonNullable<EngineOptions["phone"]>) => void;
     const e = engine({ phone: new Promise((r) => (ready = r)) });
     const pending = e.authenticate(login(HOLD, "alice", "pw"));
-    await Bun.sleep(5);
+    await sleep(5);
     expect(h.sms.sent).toHaveLength(0);
     ready({ approvals: h.service, smsCodes: h.codes });
     expect(challenged(await pending).prompt).toBe(PHONE_PROMPTS.smsCode("+46…67"));
@@ -277,7 +278,7 @@ describe("type touch (6): held approval", () => {
     await until("the link", () => h.sms.sent.length === 1);
     const second = e.authenticate(login(HOLD, "alice", "pw", { source: "csid:203.0.113.5" }));
     await until("the join", () => h.events.some((x) => x.type === "approval.joined"));
-    await Bun.sleep(5);
+    await sleep(5);
     await answer(linkToken(), "approve");
     expect(await Promise.all([first, second])).toEqual([
       { kind: "accept", user: "alice" },

@@ -21,6 +21,7 @@ import {
   type EndpointRepo,
   type DeviceRepo,
   type ServerSecretRepo,
+  type ApprovalBlockRepo,
   type Token,
   type TokenRepo,
   type User,
@@ -218,6 +219,7 @@ export class MemoryStore implements Store {
   readonly endpoints = {} as EndpointRepo;
   readonly devices = {} as DeviceRepo;
   readonly serverSecrets = {} as ServerSecretRepo;
+  readonly approvalBlocks = {} as ApprovalBlockRepo;
   async generation() {
     return 0;
   }

@@ -10,7 +10,7 @@ import { cliActor } from "../../../src/cli/audit.ts";
 
 setLogSink(() => {});
 
-const MAIN = join(import.meta.dir, "../../../src/main.ts");
+const MAIN = join(import.meta.dirname, "../../../src/main.ts");
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const MAIN = join(import.meta.dir, "../../../src/main.ts");
+const MAIN = join(import.meta.dirname, "../../../src/main.ts");
 const SECRET = "a-long-random-shared-secret";
 const dirs: string[] = [];
 afterAll(() => {

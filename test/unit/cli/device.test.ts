@@ -9,7 +9,7 @@ import { Database } from "bun:sqlite";
 import { hashEnrolmentCode } from "../../../src/devices/keys.ts";
 import { openIn } from "../store/helpers.ts";
 
-const MAIN = join(import.meta.dir, "../../../src/main.ts");
+const MAIN = join(import.meta.dirname, "../../../src/main.ts");
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

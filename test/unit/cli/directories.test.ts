@@ -11,7 +11,7 @@ import { openStore } from "../../../src/store/open.ts";
 
 setLogSink(() => {});
 
-const MAIN = join(import.meta.dir, "../../../src/main.ts");
+const MAIN = join(import.meta.dirname, "../../../src/main.ts");
 const BIND_SECRET = "bind-Secret-never-printed";
 const dirs: string[] = [];
 afterAll(() => {

@@ -9,8 +9,8 @@ import { openStore } from "../../../src/store/open.ts";
 
 setLogSink(() => {});
 
-const MAIN = join(import.meta.dir, "../../../src/main.ts");
-const FIXTURES = join(import.meta.dir, "../../fixtures/users");
+const MAIN = join(import.meta.dirname, "../../../src/main.ts");
+const FIXTURES = join(import.meta.dirname, "../../fixtures/users");
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -237,7 +237,7 @@ describe("user and token", () => {
     expectOneLineError(cli(d, ["token", "import", csv, "--format", "csv"]), 1, "a token serial already exists; nothing was imported");
     expect(JSON.parse(cli(d, ["token", "list", "--json"]).stdout).length).toBe(3);
 
-    const pskc = join(import.meta.dir, "../../vectors/rfc6030-figure5.xml");
+    const pskc = join(import.meta.dirname, "../../vectors/rfc6030-figure5.xml");
     expectOneLineError(cli(d, ["token", "import", pskc, "--format", "pskc", "--psk-hex", "xyz"]), 2, "--psk-hex must be");
     expectOneLineError(cli(d, ["token", "import", pskc, "--format", "pskc", "--psk-hex", "00", "--password-stdin"]), 2, "at most one of");
     r = cli(d, ["token", "import", pskc, "--format", "pskc", "--psk-hex", "12345678901234567890123456789012"]);

@@ -11,7 +11,7 @@ setLogSink(() => {});
 
 const HEADER = USER_CSV_COLUMNS.join(",");
 const SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"; // 20 bytes
-const FIXTURES = join(import.meta.dir, "../../fixtures/users");
+const FIXTURES = join(import.meta.dirname, "../../fixtures/users");
 const options = { region: "", realms: "strip" as const, defaults: { algorithm: "SHA1" as const, digits: 6 as const, period: 30 } };
 
 function errorOf(text: string, opts = options): ImportError {

@@ -71,7 +71,8 @@ describe("a valid profile", () => {
         defaultType: "totp",
         timeoutMs: 3000,
         poolSize: 4,
-        bindPoolSize: 8,
+        pipeline: 8,
+        bindPoolSize: 32,
         reply: [],
         region: "SE",
       },
@@ -97,6 +98,7 @@ describe("a valid profile", () => {
         default_type: "11",
         timeout_ms: "2500",
         pool_size: "2",
+        pipeline: "3",
         bind_pool_size: "16",
         phone_attribute: '"extensionAttribute7"',
         email_attribute: '"userPrincipalName"',
@@ -105,7 +107,7 @@ describe("a valid profile", () => {
       profile({ name: '"lab"', urls: '["ldap://127.0.0.1:389"]', start_tls: "true", user_filter: '"(uid={username})"', default_type: '"Concatenated"' });
     const { config } = load(toml, {}, dir);
     const [corp, lab] = ldapProfiles(config);
-    expect(corp).toMatchObject({ caFile: join(dir, "ca.pem"), typeAttribute: "extensionAttribute5", tokenAttribute: "extensionAttribute6", defaultType: "totp", timeoutMs: 2500, poolSize: 2, bindPoolSize: 16 });
+    expect(corp).toMatchObject({ caFile: join(dir, "ca.pem"), typeAttribute: "extensionAttribute5", tokenAttribute: "extensionAttribute6", defaultType: "totp", timeoutMs: 2500, poolSize: 2, pipeline: 3, bindPoolSize: 16 });
     expect(corp!.requiredGroups).toEqual(["CN=VPN Users,OU=Groups,DC=corp,DC=example"]);
     expect(corp!.reply).toEqual([
       {
@@ -141,6 +143,7 @@ describe("errors name ldap[NAME].key and the file, never the value", () => {
     ["bind_pool_size 0", { bind_pool_size: "0" }, "config: ldap[corp].bind_pool_size must be a number between 1 and 64"],
     ["bind_pool_size 65", { bind_pool_size: "65" }, "config: ldap[corp].bind_pool_size must be a number between 1 and 64"],
     ["bind_pool_size 2.5", { bind_pool_size: "2.5" }, "config: ldap[corp].bind_pool_size must be a number between 1 and 64"],
+    ["pipeline 0", { pipeline: "0" }, "config: ldap[corp].pipeline must be a number between 1 and 64"],
     ["an unknown type", { default_type: '"sms"' }, "config: ldap[corp].default_type must be an authentication type name or number 1-11"],
     ["type 12", { default_type: "12" }, "config: ldap[corp].default_type must be"],
     ["password without allow_type_password", { default_type: "1" }, "config: ldap[corp].default_type may be password (no second factor) only with allow_type_password = true"],

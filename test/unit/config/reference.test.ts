@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { CONFIG_FIELDS, CONFIG_TABLE_ARRAYS, renderConfigReference } from "../../../src/config/index.ts";
 
 test("docs/configuration.md is up to date (run: bun scripts/gen-config-docs.ts)", () => {
-  const committed = readFileSync(join(import.meta.dir, "../../../docs/configuration.md"), "utf8");
+  const committed = readFileSync(join(import.meta.dirname, "../../../docs/configuration.md"), "utf8");
   expect(committed).toBe(renderConfigReference());
 });
 
@@ -21,7 +21,7 @@ test("the [[ldap]] and [[ldap.reply]] keys are documented, required ones marked"
   const ldap = CONFIG_TABLE_ARRAYS.find((t) => t.name === "ldap")!;
   expect(ldap.fields.map((f) => f.key)).toEqual([
     "name", "urls", "start_tls", "ca_file", "bind_dn", "bind_password_file", "bind_password", "base_dn", "user_filter",
-    "phone_attribute", "email_attribute", "type_attribute", "token_attribute", "allow_type_password", "required_groups", "default_type", "timeout_ms", "pool_size", "bind_pool_size",
+    "phone_attribute", "email_attribute", "type_attribute", "token_attribute", "allow_type_password", "required_groups", "default_type", "timeout_ms", "pool_size", "pipeline", "bind_pool_size",
   ]);
   expect(ldap.children.map((c) => [c.name, c.fields.map((f) => f.key)])).toEqual([["ldap.reply", ["group", "attributes"]]]);
   expect(doc).toContain("## [[ldap]]");

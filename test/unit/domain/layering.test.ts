@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 
-const SRC = resolve(import.meta.dir, "../../../src");
+const SRC = resolve(import.meta.dirname, "../../../src");
 
 /** Every .ts/.tsx file under `folder` (relative to src/). */
 function sources(folder: string): string[] {

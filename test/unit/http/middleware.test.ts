@@ -3,6 +3,7 @@
 
 import { vValidator } from "@hono/valibot-validator";
 import { afterEach, describe, expect, test } from "bun:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import * as v from "valibot";
@@ -91,6 +92,13 @@ describe("security headers and request IDs", () => {
 
   test("a handler's own cache policy is kept", async () => {
     expect((await appWith(true).request("/cached")).headers.get("Cache-Control")).toBe("public, max-age=60");
+  });
+
+  test("a handler's own (stricter) CSP is kept; every other answer gets the default", async () => {
+    const app = appWith(true);
+    app.get("/strict", (c) => c.text("x", 200, { "Content-Security-Policy": "default-src 'none'" }));
+    expect((await app.request("/strict")).headers.get("Content-Security-Policy")).toBe("default-src 'none'");
+    expect((await app.request("/ok")).headers.get("Content-Security-Policy")).toBe(CSP);
   });
 
   test("request IDs differ and an incoming X-Request-Id is not trusted", async () => {
@@ -204,7 +212,7 @@ describe("apiKeyAuth", () => {
     const { app, keys } = await setup();
     const r = await app.request("/admin/who", { headers: { Authorization: `Bearer ${keys.adm}` } });
     expect(await r.text()).toBe("adm");
-    await Bun.sleep(0);
+    await sleep(0);
     expect((await store!.apiKeys.findByName("adm"))!.lastUsedAt).toBe(NOW);
   });
 });

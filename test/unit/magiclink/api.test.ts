@@ -2,6 +2,7 @@
 // parameters, limits, delivery failures, approve/reject/number matching, CSRF, single use, cancel.
 
 import { afterEach, describe, expect, test } from "bun:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { hashLinkToken } from "../../../src/magiclink/tokens.ts";
 import { defaultEndpointProfile } from "../../../src/store/types.ts";
 import { cleanup } from "../store/helpers.ts";
@@ -90,7 +91,7 @@ describe("parameters", () => {
 
   /** The answer, or "still waiting" when the call went on to send and wait (what a refused call must not do). */
   async function answerOf(x: Harness, query: string, key: string): Promise<string> {
-    return Promise.race([x.call(query, key).then((r) => r.body), Bun.sleep(2000).then(() => "still waiting")]);
+    return Promise.race([x.call(query, key).then((r) => r.body), sleep(2000).then(() => "still waiting")]);
   }
 
   // Every text reaches the approval page or the SMS: a bidirectional formatting character (which can
@@ -256,7 +257,7 @@ describe("approve and reject", () => {
       } else {
         ctrl.abort();
         await response.catch(() => {});
-        for (let i = 0; i < 50 && (await x.store.approvals.findByLink(hashLinkToken(token)))!.state === "pending"; i++) await Bun.sleep(10);
+        for (let i = 0; i < 50 && (await x.store.approvals.findByLink(hashLinkToken(token)))!.state === "pending"; i++) await sleep(10);
         expect((await x.store.approvals.findByLink(hashLinkToken(token)))!.state).toBe("cancelled");
       }
     }
@@ -357,7 +358,7 @@ describe("waiting", () => {
     const token = await x.sms.nextLink(n);
     ctrl.abort();
     await response.catch(() => {});
-    for (let i = 0; i < 100 && x.hub.size > 0; i++) await Bun.sleep(10);
+    for (let i = 0; i < 100 && x.hub.size > 0; i++) await sleep(10);
     expect(x.hub.size).toBe(0);
     expect((await x.store.approvals.findByLink(hashLinkToken(token)))!.state).toBe("cancelled");
   });

@@ -2,6 +2,7 @@
 // cancellation and failed delivery is a typed event, and no event holds the link, a token or a key.
 
 import { afterEach, describe, expect, test } from "bun:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { AuditEvent } from "../../../src/audit/events.ts";
 import { cleanup } from "../store/helpers.ts";
 import { csrfOf, harness, post, type Harness } from "./helpers.ts";
@@ -87,7 +88,7 @@ describe("magiclink.* audit events", () => {
     const { response } = await started(x, key, MSISDN, ctrl.signal);
     ctrl.abort();
     await response.catch(() => {});
-    for (let i = 0; i < 100 && of(events, "magiclink.outcome").length === 0; i++) await Bun.sleep(10);
+    for (let i = 0; i < 100 && of(events, "magiclink.outcome").length === 0; i++) await sleep(10);
     expect(of(events, "magiclink.outcome")).toEqual([{ type: "magiclink.outcome", endpoint: "default", to: MASKED, outcome: "cancelled", code: "USER_NOT_RESPONDED" }]);
   });
 

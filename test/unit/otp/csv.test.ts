@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { OTPError, parseTokenCSV, type ImportedToken } from "../../../src/otp/index.ts";
 
-const fixtures = path.join(import.meta.dir, "../../fixtures/tokens");
+const fixtures = path.join(import.meta.dirname, "../../fixtures/tokens");
 const view = (tokens: ImportedToken[]) => tokens.map(({ secret, ...rest }) => ({ ...rest, secretHex: Buffer.from(secret).toString("hex") }));
 const SEED20 = "3132333435363738393031323334353637383930";
 

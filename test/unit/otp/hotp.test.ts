@@ -1,7 +1,7 @@
 // HOTP: RFC 4226 Appendix D vectors, look-ahead verification, resync and input checks.
 import { describe, expect, test } from "bun:test";
 import { createHmac, randomBytes } from "node:crypto";
-import vectors from "../../vectors/rfc4226-appendix-d.json";
+import vectors from "../../vectors/rfc4226-appendix-d.json" with { type: "json" };
 import { generateHOTP, OTPError, resyncHOTP, verifyHOTP, type OTPParams } from "../../../src/otp/index.ts";
 
 const secret = new TextEncoder().encode(vectors.secretAscii);

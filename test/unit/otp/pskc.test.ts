@@ -11,10 +11,10 @@ import {
   publicEncrypt,
   randomBytes,
 } from "node:crypto";
-import examples from "../../vectors/rfc6030-examples.json";
+import examples from "../../vectors/rfc6030-examples.json" with { type: "json" };
 import { OTPError, parsePSKC, type ImportedToken, type PSKCOptions } from "../../../src/otp/index.ts";
 
-const vectorsDir = path.join(import.meta.dir, "../../vectors");
+const vectorsDir = path.join(import.meta.dirname, "../../vectors");
 const read = (file: string) => fs.readFileSync(path.join(vectorsDir, file), "utf8");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 

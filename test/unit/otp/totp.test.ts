@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { generateSync } from "otplib";
 import { NodeCryptoPlugin } from "@otplib/plugin-crypto-node";
-import vectors from "../../vectors/rfc6238-appendix-b.json";
+import vectors from "../../vectors/rfc6238-appendix-b.json" with { type: "json" };
 import { generateTOTP, OTPError, resyncTOTP, timeStep, verifyTOTP, type TOTPParams } from "../../../src/otp/index.ts";
 
 type Mode = "SHA1" | "SHA256" | "SHA512";

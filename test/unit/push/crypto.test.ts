@@ -8,8 +8,8 @@ import webpush from "web-push";
 // web-push's own encryption engine; it takes the salt and sender key that web-push draws at random.
 // @ts-expect-error http_ece ships no type declarations
 import ece from "http_ece";
-import rfc8291 from "../../vectors/rfc8291-section5.json";
-import rfc8292 from "../../vectors/rfc8292-section2.4.json";
+import rfc8291 from "../../vectors/rfc8291-section5.json" with { type: "json" };
+import rfc8292 from "../../vectors/rfc8292-section2.4.json" with { type: "json" };
 import { decryptRFC8291, encryptRFC8291, verifyVapidToken } from "../../integration/helpers/push-service.ts";
 
 const unb64u = (s: string) => new Uint8Array(Buffer.from(s, "base64url"));

@@ -3,6 +3,7 @@
 // bodies never drained).
 
 import { afterEach, describe, expect, test } from "bun:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type Socket } from "node:net";
 import { DEFAULT_HTTP_LIMITS, serveHttp, type HttpLimits, type HttpListener, type ListenerEvent } from "../../../src/runtime/http.ts";
 
@@ -40,7 +41,7 @@ const until = async (what: string, cond: () => boolean, ms = 5000) => {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await Bun.sleep(10);
+    await sleep(10);
   }
 };
 
@@ -94,7 +95,7 @@ describe("fetch adapter", () => {
     );
     const c = raw(port);
     c.socket.write("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
-    await Bun.sleep(100);
+    await sleep(100);
     c.socket.destroy();
     await until("abort", () => aborted);
   });
@@ -105,7 +106,7 @@ describe("fetch adapter", () => {
         let n = 0;
         const body = new ReadableStream<Uint8Array>({
           async pull(ctl) {
-            await Bun.sleep(150);
+            await sleep(150);
             ctl.enqueue(new TextEncoder().encode(`data: ${n}\n\n`));
             if (++n === 4) ctl.close();
           },

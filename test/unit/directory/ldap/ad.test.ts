@@ -16,8 +16,8 @@ import {
   unixMsToFiletime,
 } from "../../../../src/directory/ldap/ad.ts";
 import type { BindFailure } from "../../../../src/directory/types.ts";
-import bindVectors from "../../../vectors/ad-bind-errors.json";
-import changeVectors from "../../../vectors/ad-change-errors.json";
+import bindVectors from "../../../vectors/ad-bind-errors.json" with { type: "json" };
+import changeVectors from "../../../vectors/ad-change-errors.json" with { type: "json" };
 
 describe("parseADBindError", () => {
   test.each(bindVectors.entries.map((e) => [e.case, e.diagnosticMessage, e.expected] as const))("%s", (_case, message, expected) => {

@@ -1,6 +1,6 @@
 // Message-Authenticator and request authenticity (RFC 3579 §3.2, RFC 5997 §3, RFC 2866 §3): real-peer vectors and policy table.
 import { describe, expect, test } from "bun:test";
-import vectors from "../../../vectors/rfc3579-message-authenticator.json";
+import vectors from "../../../vectors/rfc3579-message-authenticator.json" with { type: "json" };
 import {
   Attr,
   Code,

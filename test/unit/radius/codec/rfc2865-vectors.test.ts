@@ -1,6 +1,6 @@
 // RFC 2865 §7.1-§7.3 examples: parse, check each attribute, reveal User-Password, re-encode replies byte for byte.
 import { describe, expect, test } from "bun:test";
-import vectors from "../../../vectors/rfc2865-examples.json";
+import vectors from "../../../vectors/rfc2865-examples.json" with { type: "json" };
 import {
   decodePacket,
   encodeResponse,

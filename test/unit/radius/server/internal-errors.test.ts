@@ -48,7 +48,7 @@ test.each([
   ["rejects", "rejects", "handler", "RangeError"],
   ["decides a reply that cannot be encoded", "unencodable", "reply", "TypeError"],
 ])("an engine that %s: no reply, one JSON line, internal_error counted twice, evaluated once", async (_name, mode, stage, error) => {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "failing-engine-server.ts"), mode, SECRET], { stdout: "pipe", stderr: "pipe" });
+  const child = Bun.spawn([process.execPath, join(import.meta.dirname, "failing-engine-server.ts"), mode, SECRET], { stdout: "pipe", stderr: "pipe" });
   const lines: Line[] = [];
   const reading = readLines(child.stdout, lines);
   const client = dgram.createSocket("udp4");

@@ -1,6 +1,7 @@
 // The server over real UDP on 127.0.0.1: Status-Server gated on a writable store, overload drops,
 // retransmissions answered from the cache without a second evaluation.
 import { afterEach, beforeEach, expect, test } from "bun:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import dgram from "node:dgram";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -124,11 +125,11 @@ test("a request held far beyond the cache's ttl stays in progress for its whole 
   // The NAS retransmits at 300, 700 and 1000 ms, each time after the ttl has passed; other requests
   // turn the cache's generations over meanwhile.
   for (const [pause, other] of [[300, 101], [400, 102], [300, 103]] as const) {
-    await Bun.sleep(pause);
+    await sleep(pause);
     client.send(req, port, "127.0.0.1");
     client.send(accessRequest(other), port, "127.0.0.1");
   }
-  for (let i = 0; i < 100 && (server.stats.dropped.duplicate_in_progress ?? 0) < 3; i++) await Bun.sleep(20);
+  for (let i = 0; i < 100 && (server.stats.dropped.duplicate_in_progress ?? 0) < 3; i++) await sleep(20);
   expect(server.stats.dropped.duplicate_in_progress).toBe(3);
   release();
   const replies = await all;

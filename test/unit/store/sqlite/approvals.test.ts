@@ -215,7 +215,7 @@ for (const backend of BACKENDS) {
         dir = tempDir();
         await (await openIn(dir)).close();
         const rounds = 200;
-        const worker = path.join(import.meta.dir, "join-worker.ts");
+        const worker = path.join(import.meta.dirname, "join-worker.ts");
         const children = Array.from({ length: 4 }, (_, n) => Bun.spawn([process.execPath, worker, dir!, String(n), String(rounds)], { stdout: "pipe", stderr: "inherit" }));
         // Start them together once every child has opened the store (a condition, not a sleep).
         const until = Date.now() + 30_000;

@@ -20,7 +20,7 @@ describe("several processes on one database file", () => {
     }
     await s.close();
 
-    const worker = path.join(import.meta.dir, "advance-worker.ts");
+    const worker = path.join(import.meta.dirname, "advance-worker.ts");
     const children = Array.from({ length: 4 }, () =>
       Bun.spawn([process.execPath, worker, dir, String(t.id), String(steps), String(steps)], { stdout: "pipe", stderr: "inherit" }),
     );

@@ -118,7 +118,7 @@ for (const backend of BACKENDS) {
         const s = await openIn(dir);
         for (let i = 0; i < codes; i++) await s.smsCodes.put(code(`st${i}`, { expiresAt: Number.MAX_SAFE_INTEGER }));
         await s.close();
-        const worker = path.join(import.meta.dir, "sms-code-worker.ts");
+        const worker = path.join(import.meta.dirname, "sms-code-worker.ts");
         const children = Array.from({ length: 4 }, () => Bun.spawn([process.execPath, worker, dir!, String(codes), H1], { stdout: "pipe", stderr: "inherit" }));
         const until = Date.now() + 30_000;
         while (fs.readdirSync(dir).filter((f) => f.startsWith("ready-")).length < children.length && Date.now() < until) await Bun.sleep(5);
