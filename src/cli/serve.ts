@@ -210,6 +210,8 @@ export async function serve(ctx: ServeContext): Promise<void> {
     // Expired enrolment codes, and signature records whose time has left the 60 s window.
     void store.devices.purgeExpired(now).catch(() => {});
     void store.approvalBlocks.purgeExpired(now - 3_600_000).catch(() => {});
+    // Idempotency records outlive the retransmission window by nothing.
+    void opened.radiusReplies?.purgeExpired(now).catch(() => {});
     // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.
     void deliveryRepos.rateLimits.purgeExpired(now).catch(() => {});
     void deliveryRepos.deliveryLog.purgeBefore(now - config.delivery.log_retention_days * 86_400_000).catch(() => {});

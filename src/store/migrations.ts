@@ -489,6 +489,22 @@ CREATE TRIGGER endpoints_changed AFTER INSERT OR UPDATE OR DELETE ON endpoints F
 `,
     },
   },
+  {
+    // Idempotency records: the encoded reply to each completed Access-Request, keyed by a hash of the
+    // client, the NAS's address and the whole request, kept for the retransmission window. A NAS
+    // that fails over to another node with the same packet gets the same answer. Only PostgreSQL
+    // writes them (one SQLite appliance has its retransmission cache); the table exists on both.
+    version: 15,
+    name: "radius_replies",
+    sql: `
+CREATE TABLE radius_replies (
+  key TEXT PRIMARY KEY,
+  reply TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX radius_replies_expires ON radius_replies (expires_at);
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

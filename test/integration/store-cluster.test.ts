@@ -1,16 +1,18 @@
 // Three `serve` nodes on loopback ports sharing one throwaway PostgreSQL (started and removed by
 // this file): a challenge from one node completed on another, a code used on one refused on
-// another, an admin change seen by every node, a Magic Link call waiting on one node answered
+// another, the same Access-Request answered the same by two nodes (idempotency records), an admin
+// change seen by every node, a Magic Link call waiting on one node answered
 // through another's page, and a node killed with SIGKILL mid-flow.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
-import { Appliance, Attr, Code, UDPClient, eventually, pap, statusServer, type ServerProcess } from "./helpers/appliance.ts";
+import { buildAccessRequest, decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
+import { Appliance, Attr, Code, UDPClient, eventually, identifier, pap, statusServer, type ServerProcess } from "./helpers/appliance.ts";
 import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "./helpers/postgres.ts";
 
 const secret = `it-${randomBytes(12).toString("hex")}`;
 const PHONE = "+46701239001";
+const te = new TextEncoder();
 
 /** A user with a TOTP token of its own (so each test's high-water mark is its own). */
 interface TotpUser {
@@ -124,6 +126,31 @@ timeout_ms = 3000
     const b = await pap(udp, nodes[2]!.port, secret, u.name, u.password);
     expect(b.code).toBe(Code.AccessChallenge);
     expect((await pap(udp, nodes[2]!.port, secret, u.name, c, { state: stateOf(b) })).code).toBe(Code.AccessReject);
+  }, 30_000);
+
+  test("the same Access-Request (same authenticator) sent to node 1 and then node 2 gets the same answer", async () => {
+    const u = await totpUser();
+    using udp = await UDPClient.open();
+    const a = await pap(udp, nodes[0]!.port, secret, u.name, u.password);
+    const request = buildAccessRequest({
+      identifier: identifier(),
+      secret,
+      attributes: [
+        [Attr.UserName, te.encode(u.name)],
+        [Attr.UserPassword, te.encode(code(u))],
+        [Attr.State, stateOf(a)],
+      ],
+    });
+    const one = await udp.exchange(request, nodes[0]!.port, secret);
+    expect(one.code).toBe(Code.AccessAccept);
+    // The NAS fails over with the very same packet: node 2 answers from node 1's record (a second
+    // evaluation would refuse the code, already used).
+    const two = await udp.exchange(request, nodes[1]!.port, secret);
+    expect(two.code).toBe(Code.AccessAccept);
+    expect(Buffer.from(two.raw).equals(Buffer.from(one.raw))).toBe(true);
+    // A different packet with the same code is evaluated afresh, and refused.
+    const b = await pap(udp, nodes[1]!.port, secret, u.name, u.password);
+    expect((await pap(udp, nodes[1]!.port, secret, u.name, code(u), { state: stateOf(b) })).code).toBe(Code.AccessReject);
   }, 30_000);
 
   test("a client added through the CLI is served by every node without a restart", async () => {

@@ -22,6 +22,7 @@ import { PgDeliveryLogRepo, PgRateLimitRepo } from "./delivery.ts";
 import { PgDeviceRepo } from "./devices.ts";
 import { PgEndpointRepo } from "./endpoints.ts";
 import { PgLockoutRepo } from "./lockouts.ts";
+import { PgRadiusReplyRepo } from "./radius-replies.ts";
 import { PgServerSecretRepo } from "./server-secrets.ts";
 import { PgSmsCodeRepo } from "./sms-codes.ts";
 import { PgTokenRepo } from "./tokens.ts";
@@ -188,6 +189,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly devices: PgDeviceRepo;
   readonly serverSecrets: PgServerSecretRepo;
   readonly approvalBlocks: PgApprovalBlockRepo;
+  readonly radiusReplies: PgRadiusReplyRepo;
   readonly rateLimits: PgRateLimitRepo;
   readonly deliveryLog: PgDeliveryLogRepo;
   readonly adminEvents: PgAdminEventRepo;
@@ -224,6 +226,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
     this.devices = new PgDeviceRepo(ctx);
     this.serverSecrets = new PgServerSecretRepo(ctx);
     this.approvalBlocks = new PgApprovalBlockRepo(ctx);
+    this.radiusReplies = new PgRadiusReplyRepo(ctx);
     this.rateLimits = new PgRateLimitRepo(ctx);
     this.deliveryLog = new PgDeliveryLogRepo(ctx);
     this.adminEvents = new PgAdminEventRepo(ctx);

@@ -95,6 +95,20 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("PostgreSQL store", () => {
     expect(redactUrl("postgres://u:pw@h:5/d")).toBe("postgres://u:***@h:5/d");
   });
 
+  test("an idempotency record written by one node is read by another until it expires; the first record stands", async () => {
+    const reply = new Uint8Array([2, 7, 0, 20, ...Array.from({ length: 16 }, (_, i) => i)]);
+    await stores[0]!.radiusReplies.put("k1", reply, 10_000);
+    expect(await stores[1]!.radiusReplies.get("k1", 9_999)).toEqual(reply);
+    expect(await stores[1]!.radiusReplies.get("k1", 10_000)).toBeUndefined();
+    expect(await stores[1]!.radiusReplies.get("other", 0)).toBeUndefined();
+    // A second node that evaluated the same packet meanwhile does not replace the first answer.
+    await stores[2]!.radiusReplies.put("k1", new Uint8Array([3, 7, 0, 20]), 20_000);
+    expect(await stores[3]!.radiusReplies.get("k1", 0)).toEqual(reply);
+    await stores[0]!.radiusReplies.put("k2", reply, 50_000);
+    expect(await stores[4]!.radiusReplies.purgeExpired(10_000)).toBe(1);
+    expect(await stores[4]!.radiusReplies.get("k2", 0)).toEqual(reply);
+  });
+
   test("writable() is false while the server is down and true again after it restarts, without reopening", async () => {
     const s = stores[7]!;
     expect(await s.writable()).toBe(true);
