@@ -46,6 +46,15 @@ export async function startWeb(
   const push = await createPush(config, parts.store, parts.audit.emit);
   const { magicLink, delivery, phone, app } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push);
   parts.phoneReady?.(phone);
+  // On a store that several nodes share, an answer given on another node wakes this node's waiters
+  // (held RADIUS requests, Magic Link calls) at once; the hub's poll stays as the safety net.
+  if (parts.store.watchApprovals) {
+    try {
+      await parts.store.watchApprovals((id, state) => void magicLink.hub.notify(id, state));
+    } catch (err) {
+      log("error", "approval.watch_failed", { error: (err as Error)?.name ?? "error", detail: "answers given on other nodes are seen through the poll only" });
+    }
+  }
   // Custom SMS text is off by default; a profile that turns it on (in the file, or stored through the
   // admin API, also by a build whose default was on) is named at every start.
   for (const p of await parts.store.endpoints.list()) {

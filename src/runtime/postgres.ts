@@ -36,6 +36,11 @@ export interface PgDatabase extends PgQueryable {
   inTransaction(): boolean;
   /** Runs one or more statements without parameters (DDL). */
   exec(text: string): Promise<void>;
+  /**
+   * Subscribes to a NOTIFY channel on a dedicated connection, which the client reconnects (and
+   * re-subscribes) after a drop. Resolves once the server acknowledged it, with the unsubscribe.
+   */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -105,6 +110,17 @@ export function openPostgres(url: string, { max = 10, connectTimeoutS = 5 }: PgO
     },
     exec: async (text: string) => {
       await on().unsafe(text);
+    },
+    listen: async (channel, onPayload) => {
+      const sub = await sql.listen(channel, (payload) => {
+        // A throwing callback would be an uncaught exception: the listener's errors stay with it.
+        try {
+          onPayload(payload);
+        } catch {
+          // ignored: the subscriber's own handler reports its errors
+        }
+      });
+      return () => sub.unlisten();
     },
     close: () => sql.close(),
   };

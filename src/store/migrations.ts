@@ -505,6 +505,28 @@ CREATE TABLE radius_replies (
 CREATE INDEX radius_replies_expires ON radius_replies (expires_at);
 `,
   },
+  {
+    // Cross-node wake-ups: on PostgreSQL every approval that leaves "pending" sends
+    // NOTIFY portcullis_approvals '<id> <state>' when its transaction commits, so that a node
+    // holding a RADIUS request or a Magic Link call for it wakes at once (the poll stays as the
+    // safety net). SQLite has one process serving, which wakes its own waiters directly.
+    version: 16,
+    name: "approval_notify",
+    sql: `
+SELECT 1;
+`,
+    dialects: {
+      postgres: `
+CREATE FUNCTION notify_approval_answered() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('portcullis_approvals', NEW.id || ' ' || NEW.state);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER approvals_answered AFTER UPDATE OF state ON approvals FOR EACH ROW
+  WHEN (OLD.state = 'pending' AND NEW.state <> 'pending') EXECUTE FUNCTION notify_approval_answered();
+`,
+    },
+  },
 ];
 
 /** The migration's SQL for a back-end. */

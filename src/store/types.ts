@@ -693,6 +693,12 @@ export interface Store {
    */
   readonly radiusReplies?: RadiusReplyRepo;
   /**
+   * Calls `listener` whenever an approval leaves "pending" on any node sharing the store (committed
+   * answers, expiries, cancels), on back-ends that several nodes share (PostgreSQL). Resolves with
+   * the unsubscribe once listening.
+   */
+  watchApprovals?(listener: (id: string, state: ApprovalOutcome) => void): Promise<() => Promise<void>>;
+  /**
    * A number that changes whenever another process (the admin CLI) commits a change to clients,
    * users or tokens. The server polls it to reload caches without a restart.
    */

@@ -10,7 +10,7 @@ import { createKeyFile, describeSource, type Keyring, loadKeyring } from "../key
 import { LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE_SQL, migrationSQL } from "../migrations.ts";
 import { openSealed, seal, type SealContext } from "../seal.ts";
 import { Sealer } from "../sealer.ts";
-import { type AdminEventRepos, type DeliveryRepos, type Store, StoreError } from "../types.ts";
+import { type AdminEventRepos, type ApprovalOutcome, type DeliveryRepos, type Store, StoreError } from "../types.ts";
 import { PgAdminEventRepo } from "./admin-events.ts";
 import { PgApiKeyRepo } from "./api-keys.ts";
 import { PgApprovalBlockRepo } from "./approval-blocks.ts";
@@ -48,6 +48,9 @@ export interface PgStoreOptions {
 
 const KEY_CHECK_PLAINTEXT = new TextEncoder().encode("portcullis key check");
 const WRITABLE_TIMEOUT_MS = 1000;
+/** The NOTIFY channel of migration 16's trigger: payload "<approval id> <state>". */
+const APPROVALS_CHANNEL = "portcullis_approvals";
+const APPROVAL_OUTCOMES: ReadonlySet<string> = new Set<ApprovalOutcome>(["approved", "rejected", "reported", "expired", "cancelled", "failed"]);
 /** Any fixed number: the advisory lock that serialises migrations across nodes. */
 const MIGRATION_LOCK = 7_106_001;
 
@@ -197,6 +200,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
 
   private readonly sealer: Sealer;
   private closed = false;
+  private readonly unlisteners = new Set<() => Promise<void>>();
 
   /** @internal use openPgStore. */
   constructor(
@@ -249,6 +253,23 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
     }
   }
 
+  /** Approvals that left "pending" on any node, from the approvals table's NOTIFY trigger. */
+  async watchApprovals(listener: (id: string, state: ApprovalOutcome) => void): Promise<() => Promise<void>> {
+    try {
+      const unlisten = await this.db.listen(APPROVALS_CHANNEL, (payload) => {
+        const [id, state] = payload.split(" ");
+        if (id && state && APPROVAL_OUTCOMES.has(state)) listener(id, state as ApprovalOutcome);
+      });
+      this.unlisteners.add(unlisten);
+      return async () => {
+        this.unlisteners.delete(unlisten);
+        await unlisten();
+      };
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
   /** Commits a heartbeat row within one second; false on any failure or timeout. */
   async writable(): Promise<boolean> {
     if (this.closed) return false;
@@ -272,6 +293,8 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const unlisten of [...this.unlisteners]) await unlisten().catch(() => {});
+    this.unlisteners.clear();
     await this.db.close();
   }
 }

@@ -109,6 +109,38 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("PostgreSQL store", () => {
     expect(await stores[4]!.radiusReplies.get("k2", 0)).toEqual(reply);
   });
 
+  test("an approval answered or expired on one node is announced to the others (LISTEN/NOTIFY); creating one is not", async () => {
+    const heard: Array<[string, string]> = [];
+    const unwatch = await stores[0]!.watchApprovals((id, state) => heard.push([id, state]));
+    const approval = (id: string) => ({
+      id,
+      kind: "radius" as const,
+      user: `w-${id}`,
+      client: "vpn",
+      source: null,
+      msisdn: null,
+      apiKeyId: null,
+      state: "pending" as const,
+      channel: null,
+      linkHash: null,
+      texts: "{}",
+      numberMatch: null,
+      createdAt: 100,
+      expiresAt: 10_000,
+      answeredAt: null,
+    });
+    await stores[1]!.approvals.create(approval("n1"));
+    await stores[1]!.approvals.create(approval("n2"));
+    expect(await stores[2]!.approvals.answer("n1", "approved", 200)).toBe(true);
+    expect(await stores[3]!.approvals.markExpired("n2", 20_000)).toBe(true);
+    for (let i = 0; i < 100 && heard.length < 2; i++) await Bun.sleep(20);
+    await unwatch();
+    expect(heard).toEqual([
+      ["n1", "approved"],
+      ["n2", "expired"],
+    ]);
+  });
+
   test("writable() is false while the server is down and true again after it restarts, without reopening", async () => {
     const s = stores[7]!;
     expect(await s.writable()).toBe(true);
