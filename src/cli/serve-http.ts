@@ -36,6 +36,8 @@ export async function startWeb(
     audit: AuditBus;
     deliveryRepos: DeliveryRepos;
     radiusBound: () => boolean;
+    /** The store's probed health (the last write probe's result), for /readyz. */
+    health: { readonly ok: boolean };
     /** Hands the engine its approvals and SMS codes as soon as they exist (before the listeners start). */
     phoneReady?: (services: PhoneServices) => void;
   },
@@ -63,7 +65,7 @@ export async function startWeb(
     }
   }
   try {
-    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, radiusBound: parts.radiusBound });
+    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, radiusBound: parts.radiusBound, health: parts.health });
     return { listeners, magicLink, push };
   } catch (err) {
     magicLink.hub.closeAll();
@@ -230,7 +232,7 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app"> & { radiusBound: () => boolean },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app"> & { radiusBound: () => boolean; health: { readonly ok: boolean } },
 ): Promise<HttpListener[]> {
   const { config } = ctx;
   let stopping = false;
@@ -241,7 +243,7 @@ async function startHttp(
     random: (n: number) => new Uint8Array(randomBytes(n)),
     log,
     ready: async () => {
-      const checks = { store_writable: await parts.store.writable().catch(() => false), radius_bound: parts.radiusBound(), running: !stopping };
+      const checks = { store_writable: parts.health.ok, radius_bound: parts.radiusBound(), running: !stopping };
       return { ok: Object.values(checks).every(Boolean), checks };
     },
   };

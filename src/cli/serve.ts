@@ -12,6 +12,7 @@ import { RADIUSServer } from "../radius/server/server.ts";
 import { runtimeName } from "../runtime/info.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
+import { StoreHealth } from "../store/health.ts";
 import { openStore, storeOptions } from "../store/open.ts";
 import { adminEventsOf, type DeliveryRepos, type Store } from "../store/types.ts";
 import { AdminEventTail } from "./admin-event-tail.ts";
@@ -138,8 +139,14 @@ export async function serve(ctx: ServeContext): Promise<void> {
     audit.emit,
   );
 
+  // Status-Server and /readyz answer from a write probe repeated every 250 ms on PostgreSQL (so that a
+  // node whose database cannot be written stops answering within a second, and answers again when it
+  // can), every second on SQLite.
+  const health = new StoreHealth(store, { intervalMs: storeOptions(config).driver === "postgres" ? 250 : 1000 });
+  await health.start();
   const listen = (ctx.flags?.radiusListen?.length ? ctx.flags.radiusListen : config.radius.listen).map(splitListen);
   const radius = new RADIUSServer(store, engine, {
+    health,
     listen,
     recvBufferBytes: config.radius.recv_buffer_bytes,
     dedupeTtlMs: config.radius.dedupe_ttl_s * 1000,
@@ -172,7 +179,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   let web: Awaited<ReturnType<typeof import("./serve-http.ts").startWeb>>;
   try {
     const { startWeb } = await import("./serve-http.ts");
-    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0, phoneReady });
+    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0, health, phoneReady });
   } catch (err) {
     phoneFailed(err);
     await radius.stop();
@@ -242,6 +249,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   web.magicLink.hub.closeAll();
   await Promise.all(web.listeners.map((l) => l.stop()));
   await radius.stop();
+  health.stop();
   await directories.close();
   await store.close();
   log("info", "server.stopped");

@@ -1,8 +1,9 @@
 // Three `serve` nodes on loopback ports sharing one throwaway PostgreSQL (started and removed by
 // this file): a challenge from one node completed on another, a code used on one refused on
 // another, the same Access-Request answered the same by two nodes (idempotency records), an admin
-// change seen by every node, a Magic Link call waiting on one node answered
-// through another's page, and a node killed with SIGKILL mid-flow.
+// change seen by every node, a Magic Link call waiting on one node answered through another's
+// page, a node killed with SIGKILL mid-flow, and PostgreSQL stopped and started under load
+// (Status-Server and /readyz stop, then resume; nothing that should be refused is accepted).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
@@ -198,4 +199,60 @@ timeout_ms = 3000
     expect(second.code).toBe(Code.AccessAccept);
     expect(await statusAnswered(udp, nodes[2]!.port)).toBe(true);
   }, 30_000);
+
+  test("PostgreSQL stopped and started under load: Status-Server and /readyz stop, then resume; nothing wrong is accepted", async () => {
+    const node = nodes[1]!;
+    const readyz = async () => (await fetch(`http://127.0.0.1:${httpPorts[1]}/readyz`, { signal: AbortSignal.timeout(5000) })).status;
+    const used = await totpUser();
+    const spent = code(used);
+    {
+      using udp = await UDPClient.open();
+      const a = await pap(udp, node.port, secret, used.name, used.password);
+      expect((await pap(udp, node.port, secret, used.name, spent, { state: stateOf(a) })).code).toBe(Code.AccessAccept);
+    }
+    expect(await readyz()).toBe(200);
+    // Load: a wrong password and a spent code over and over on nodes 2 and 3, every one of which
+    // must be refused or dropped, whatever the database does meanwhile.
+    const results = { accept: 0, reject: 0, challenge: 0, none: 0 };
+    let stop = false;
+    const load = async (port: number) => {
+      using udp = await UDPClient.open();
+      for (let i = 0; i < 2000 && !stop; i++) {
+        const password = i % 2 ? "wrong-password" : spent;
+        const request = buildAccessRequest({ identifier: identifier(), secret, attributes: [[Attr.UserName, te.encode(used.name)], [Attr.UserPassword, te.encode(password)]] });
+        const from = udp.received.length;
+        udp.send(request, port);
+        const raw = await udp.next(request[1]!, { from, timeoutMs: 1500 });
+        if (!raw) results.none++;
+        else if (raw[0] === Code.AccessAccept) results.accept++;
+        else if (raw[0] === Code.AccessReject) results.reject++;
+        else results.challenge++;
+      }
+    };
+    const loads = [load(node.port), load(node.port), load(nodes[2]!.port)];
+    using probe = await UDPClient.open();
+    try {
+      const logsFrom = node.logs.length;
+      pg.stop();
+      await eventually("Status-Server to go unanswered", async () => ((await statusAnswered(probe, node.port)) ? undefined : true), { tries: 20, timeoutMs: 15_000, everyMs: 100 });
+      expect(await readyz()).toBe(503);
+      await node.waitForLog((l) => l.event === "store.unwritable", { from: logsFrom, timeoutMs: 10_000 });
+      pg.start();
+      await eventually("Status-Server to be answered again", async () => ((await statusAnswered(probe, node.port)) ? true : undefined), { tries: 100, timeoutMs: 30_000, everyMs: 100 });
+      await eventually("/readyz to be 200 again", async () => ((await readyz()) === 200 ? true : undefined), { tries: 50, timeoutMs: 10_000, everyMs: 100 });
+      await node.waitForLog((l) => l.event === "store.writable", { from: logsFrom, timeoutMs: 10_000 });
+      // Failed logins during the outage were audited as store errors.
+      expect(node.logs.slice(logsFrom).some((l) => l.event === "auth.failure" && l.reason === "store_error")).toBe(true);
+    } finally {
+      stop = true;
+      await Promise.all(loads);
+    }
+    expect(results.accept).toBe(0);
+    expect(results.reject).toBeGreaterThan(0);
+    // And the node works again without a restart: a fresh login is accepted.
+    const u = await totpUser();
+    using udp = await UDPClient.open();
+    const first = await pap(udp, node.port, secret, u.name, u.password);
+    expect((await pap(udp, nodes[2]!.port, secret, u.name, code(u), { state: stateOf(first) })).code).toBe(Code.AccessAccept);
+  }, 120_000);
 });

@@ -47,7 +47,11 @@ export interface PgStoreOptions {
 }
 
 const KEY_CHECK_PLAINTEXT = new TextEncoder().encode("portcullis key check");
-const WRITABLE_TIMEOUT_MS = 1000;
+/**
+ * How long the write probe may take: with serve's probe every 250 ms, a database that stops taking
+ * writes is noticed within 250 + 700 ms.
+ */
+const WRITABLE_TIMEOUT_MS = 700;
 /** The NOTIFY channel of migration 16's trigger: payload "<approval id> <state>". */
 const APPROVALS_CHANNEL = "portcullis_approvals";
 const APPROVAL_OUTCOMES: ReadonlySet<string> = new Set<ApprovalOutcome>(["approved", "rejected", "reported", "expired", "cancelled", "failed"]);
@@ -270,7 +274,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
     }
   }
 
-  /** Commits a heartbeat row within one second; false on any failure or timeout. */
+  /** Commits a heartbeat row within 700 ms; false on any failure or timeout. */
   async writable(): Promise<boolean> {
     if (this.closed) return false;
     let timer: ReturnType<typeof setTimeout> | undefined;
