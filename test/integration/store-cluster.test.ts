@@ -1,8 +1,8 @@
 // Three `serve` nodes on loopback ports sharing one throwaway PostgreSQL (started and removed by
 // this file): a challenge from one node completed on another, a code used on one refused on
 // another, the same Access-Request answered the same by two nodes (idempotency records), an admin
-// change seen by every node, a Magic Link call waiting on one node answered through another's
-// page, a node killed with SIGKILL mid-flow, and PostgreSQL stopped and started under load
+// change seen by every node, a Magic Link call and a held RADIUS request waiting on one node
+// answered through another's page, a node killed with SIGKILL mid-flow, and PostgreSQL stopped and started under load
 // (Status-Server and /readyz stop, then resume; nothing that should be refused is accepted).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -187,6 +187,23 @@ timeout_ms = 3000
     expect(answered.status).toBe(200);
     expect(await pending).toEqual({ status: 200, body: '{"code":"TOUCH_ACCEPTED"}' });
   }, 60_000);
+
+  test("a RADIUS request held on node 1 is answered through node 2's approval page", async () => {
+    const phone = "+46701239002";
+    await app.cli(["user", "add", "touchy", "--password-stdin", "--type", "touch", "--phone", phone], { stdin: "touchy-pass-1\n" });
+    const from = gateway.messages.length;
+    using udp = await UDPClient.open();
+    const held = pap(udp, nodes[0]!.port, secret, "touchy", "touchy-pass-1", { timeoutMs: 60_000 });
+    const link = await eventually("the SMS with the link", () => {
+      const m = gateway.messages.slice(from).find((x) => x.to === phone);
+      return m ? /(https?:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(m.message)?.[1] : undefined;
+    });
+    const onNode2 = link.replace(`127.0.0.1:${httpPorts[0]}`, `127.0.0.1:${httpPorts[1]}`);
+    const html = await (await fetch(onNode2)).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
+    expect((await fetch(onNode2, { method: "POST", body: new URLSearchParams({ csrf, action: "approve" }) })).status).toBe(200);
+    expect((await held).code).toBe(Code.AccessAccept);
+  }, 90_000);
 
   test("node 1 killed with SIGKILL between the two legs: node 2 completes the challenge; the others keep answering", async () => {
     const u = await totpUser();
