@@ -107,6 +107,12 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("PostgreSQL store", () => {
     await stores[0]!.radiusReplies.put("k2", reply, 50_000);
     expect(await stores[4]!.radiusReplies.purgeExpired(10_000)).toBe(1);
     expect(await stores[4]!.radiusReplies.get("k2", 0)).toEqual(reply);
+    // Writes and reads of one turn share a statement each; a key twice in one batch keeps the first.
+    const keys = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    await Promise.all([...keys.map((k) => stores[5]!.radiusReplies.put(k, reply, 10_000)), stores[5]!.radiusReplies.put("m0", new Uint8Array([3]), 10_000)]);
+    const got = await Promise.all([...keys, "missing"].map((k) => stores[6]!.radiusReplies.get(k, 0)));
+    expect(got.slice(0, 50).every((g) => g !== undefined && Buffer.from(g).equals(Buffer.from(reply)))).toBe(true);
+    expect(got[50]).toBeUndefined();
   });
 
   test("an approval answered or expired on one node is announced to the others (LISTEN/NOTIFY); creating one is not", async () => {
