@@ -39,6 +39,8 @@ export async function startWeb(
     audit: AuditBus;
     deliveryRepos: DeliveryRepos;
     radiusBound: () => boolean;
+    /** The store's probed health (the last write probe's result), for /readyz. */
+    health: { readonly ok: boolean };
     /** Hands the engine its approvals and SMS codes as soon as they exist (before the listeners start). */
     phoneReady?: (services: PhoneServices) => void;
     /** The LDAP/AD profiles (password-reset portals change passwords there). */
@@ -54,6 +56,15 @@ export async function startWeb(
   const { magicLink, delivery, phone, app, secret, approvals, smsCodes } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push);
   parts.phoneReady?.(phone);
   const passwordReset = parts.passwordResets && config.password_reset.length > 0 ? createPasswordReset(config, parts, { approvals, smsCodes }, app, parts.passwordResets, secret) : undefined;
+  // On a store that several nodes share, an answer given on another node wakes this node's waiters
+  // (held RADIUS requests, Magic Link calls) at once; the hub's poll stays as the safety net.
+  if (parts.store.watchApprovals) {
+    try {
+      await parts.store.watchApprovals((id, state) => void magicLink.hub.notify(id, state));
+    } catch (err) {
+      log("error", "approval.watch_failed", { error: (err as Error)?.name ?? "error", detail: "answers given on other nodes are seen through the poll only" });
+    }
+  }
   // Custom SMS text is off by default; a profile that turns it on (in the file, or stored through the
   // admin API, also by a build whose default was on) is named at every start.
   for (const p of await parts.store.endpoints.list()) {
@@ -62,7 +73,7 @@ export async function startWeb(
     }
   }
   try {
-    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, passwordReset, radiusBound: parts.radiusBound });
+    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, passwordReset, radiusBound: parts.radiusBound, health: parts.health });
     return { listeners, magicLink, push };
   } catch (err) {
     magicLink.hub.closeAll();
@@ -259,7 +270,7 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "passwordReset"> & { radiusBound: () => boolean },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "passwordReset"> & { radiusBound: () => boolean; health: { readonly ok: boolean } },
 ): Promise<HttpListener[]> {
   const { config } = ctx;
   let stopping = false;
@@ -270,7 +281,7 @@ async function startHttp(
     random: (n: number) => new Uint8Array(randomBytes(n)),
     log,
     ready: async () => {
-      const checks = { store_writable: await parts.store.writable().catch(() => false), radius_bound: parts.radiusBound(), running: !stopping };
+      const checks = { store_writable: parts.health.ok, radius_bound: parts.radiusBound(), running: !stopping };
       return { ok: Object.values(checks).every(Boolean), checks };
     },
   };

@@ -453,6 +453,13 @@ export const configSchema = v.strictObject({
   store: section("Where state lives.", {
     driver: oneOf(["sqlite"] as const, "sqlite", 'Storage back-end. "sqlite" keeps everything in one file in the data directory.'),
     path: text("", "SQLite database file. Empty means `<data_dir>/portcullis.db`."),
+    url: text(
+      "",
+      'PostgreSQL instead of SQLite: `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (also `$PORTCULLIS_STORE_URL`). Empty means SQLite. Several appliances may share one database; each needs the same key (`[keys] key_file`). The password is never logged; prefer the environment variable or a file readable only by the service. See docs/store.md.',
+      "empty or a postgres:// URL",
+      (s) => s === "" || /^postgres(ql)?:\/\/\S+$/i.test(s),
+    ),
+    pool_size: integer(10, 1, 200, "PostgreSQL connections each appliance keeps open (ignored for SQLite)."),
     synchronous: oneOf(
       ["normal", "full"] as const,
       "normal",

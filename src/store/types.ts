@@ -704,6 +704,19 @@ export interface PasswordResetRepo {
   purgeExpired(now: number): Promise<number>;
 }
 
+/**
+ * Idempotency records: the encoded reply to a completed Access-Request, under a key derived from
+ * the client, the NAS's address and the whole request, until `expiresAt` (the retransmission window).
+ */
+export interface RadiusReplyRepo {
+  /** The reply recorded under `key` and not yet expired, or undefined. */
+  get(key: string, now: number): Promise<Uint8Array | undefined>;
+  /** Records a reply; a record already there for `key` (another node answered first) stays. */
+  put(key: string, reply: Uint8Array, expiresAt: number): Promise<void>;
+  /** Deletes expired records; returns how many. */
+  purgeExpired(now: number): Promise<number>;
+}
+
 export interface Store {
   readonly clients: ClientRepo;
   readonly users: UserRepo;
@@ -718,6 +731,17 @@ export interface Store {
   readonly serverSecrets: ServerSecretRepo;
   /** The approver app's back-off after rejected and reported requests. */
   readonly approvalBlocks: ApprovalBlockRepo;
+  /**
+   * Idempotency records for RADIUS replies, on back-ends that several nodes share (PostgreSQL);
+   * absent on SQLite, where one appliance's retransmission cache suffices.
+   */
+  readonly radiusReplies?: RadiusReplyRepo;
+  /**
+   * Calls `listener` whenever an approval leaves "pending" on any node sharing the store (committed
+   * answers, expiries, cancels), on back-ends that several nodes share (PostgreSQL). Resolves with
+   * the unsubscribe once listening.
+   */
+  watchApprovals?(listener: (id: string, state: ApprovalOutcome) => void): Promise<() => Promise<void>>;
   /**
    * A number that changes whenever another process (the admin CLI) commits a change to clients,
    * users or tokens. The server polls it to reload caches without a restart.

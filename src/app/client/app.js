@@ -204,10 +204,18 @@
       forgetCode();
       state.device = device;
       state.removed = false;
-      if (asking) permission = await asking.catch(() => "default");
       enterMain();
       say("This device is enrolled. Sign-in requests for your account will show up here.");
-      if (permission === "granted") await subscribePush(true);
+      // The browser's permission prompt may stay unanswered (Firefox keeps it open until the user
+      // acts): the device works without notifications, so nothing waits for the answer.
+      if (asking) {
+        void asking
+          .catch(() => "default")
+          .then((answer) => (answer === "granted" ? subscribePush(true) : updateNotify()))
+          .catch(() => {});
+      } else if (permission === "granted") {
+        await subscribePush(true);
+      }
     } catch (e) {
       setOffline(!navigator.onLine);
       say("Enrolment failed: " + (e && e.name === "TypeError" ? "the appliance could not be reached." : "this browser could not make or keep the key.") + " Try again.");
