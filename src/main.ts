@@ -21,7 +21,7 @@ import { userCommand } from "./cli/user.ts";
 import { ConfigError, ldapProfiles, loadConfig, type ConfigOverride, type LoadOptions } from "./config/index.ts";
 import { OTPError } from "./otp/index.ts";
 import { setPasswordConcurrency } from "./runtime/password.ts";
-import { openStore } from "./store/open.ts";
+import { openStore, storeOptions } from "./store/open.ts";
 import { StoreError, type Store } from "./store/types.ts";
 
 export interface GlobalFlags {
@@ -143,6 +143,14 @@ export async function main(argv: string[]): Promise<number> {
       return await ldapTest(ldapProfiles(config), profile, user, (line) => process.stdout.write(line + "\n"));
     }
 
+    if (command === "store") {
+      const { storeCommand } = await import("./cli/store.ts");
+      return await storeCommand(
+        { config, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), stdoutIsTTY: false, stderrIsTTY: false, readStdin, now: () => Date.now(), store: () => Promise.reject(new Error("store commands open stores themselves")) },
+        args,
+      );
+    }
+
     const ctx: CLIContext = {
       config,
       out: (text) => process.stdout.write(text),
@@ -152,14 +160,7 @@ export async function main(argv: string[]): Promise<number> {
       readStdin,
       now: () => Date.now(),
       store: async () => {
-        store ??= await openStore({
-          driver: config.store.driver,
-          path: config.store.path,
-          dataDir: config.data_dir,
-          keyFile: config.keys.key_file,
-          synchronous: config.store.synchronous,
-          busyTimeoutMs: config.store.busy_timeout_ms,
-        });
+        store ??= await openStore(storeOptions(config));
         return store;
       },
     };

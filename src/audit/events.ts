@@ -242,7 +242,33 @@ export type SmsCodeEvent =
   /** Wrong codes reached the limit: the code was invalidated. */
   | { type: "sms_code.invalidated"; client: string; user: string; failures: number };
 
-export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent | SelfServiceEvent;
+/**
+ * The password-reset portal (reset/service.ts, docs/password-reset.md). `user` is the normalised
+ * name for a known user and its short hash (usernameHash) for a name that matched no one.
+ */
+export type PasswordResetEvent =
+  /** A username was submitted and a reset session created (`known`: whether the name matched a user). */
+  | { type: "password_reset.started"; portal: string; user: string; known: boolean; source: string }
+  /** A limit refused a start: `limit` user, address or portal. */
+  | { type: "password_reset.limited"; portal: string; user: string; source: string; limit: "user" | "address" | "portal" }
+  /** The one-time code went out: `channel` "app" (shown in the approver app) or the delivery channel. */
+  | { type: "password_reset.code_sent"; portal: string; user: string; channel: string }
+  /** No code could be sent (no phone, delivery refused or failed). */
+  | { type: "password_reset.code_not_sent"; portal: string; user: string; reason: string }
+  /** A wrong (or no longer valid) code; `final` when it ended the reset. */
+  | { type: "password_reset.code_failed"; portal: string; user: string; final: boolean }
+  /** The approvers were asked: how many through the app, how many by SMS link. */
+  | { type: "password_reset.approval_requested"; portal: string; user: string; app: number; sms: number }
+  | { type: "password_reset.approved"; portal: string; user: string; by: string }
+  | { type: "password_reset.rejected"; portal: string; user: string; by: string }
+  /** The directory (or the local length rule) refused the new password; the user may try another. */
+  | { type: "password_reset.policy_refused"; portal: string; user: string }
+  /** The password was changed. */
+  | { type: "password_reset.changed"; portal: string; user: string; directory: string; approved_by: string }
+  /** The reset ended without a change: `reason` code, approval_expired, no_approver_reached, user_gone, or the directory's refusal. */
+  | { type: "password_reset.failed"; portal: string; user: string; reason: string };
+
+export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent | PasswordResetEvent | SelfServiceEvent;
 
 export type AuditSink = (event: AuditEvent) => void;
 
@@ -279,6 +305,10 @@ export function levelOf(event: AuditEvent): Level {
     case "approval.limited":
     case "approval.wrong_code":
     case "sms_code.invalidated":
+    case "password_reset.limited":
+    case "password_reset.rejected":
+    case "password_reset.failed":
+    case "password_reset.code_failed":
       return "warn";
     case "delivery.refused":
       return WARN_REFUSALS.has(event.reason) ? "warn" : "info";

@@ -12,8 +12,9 @@ import { RADIUSServer } from "../radius/server/server.ts";
 import { runtimeName } from "../runtime/info.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
-import { openStore } from "../store/open.ts";
-import { adminEventsOf, type DeliveryRepos, type Store } from "../store/types.ts";
+import { StoreHealth } from "../store/health.ts";
+import { openStore, storeOptions } from "../store/open.ts";
+import { adminEventsOf, type DeliveryRepos, type PasswordResetRepo, type Store } from "../store/types.ts";
 import { AdminEventTail } from "./admin-event-tail.ts";
 import { splitListen, type ServeContext } from "./serve-context.ts";
 import { reportUncaught } from "./uncaught.ts";
@@ -48,14 +49,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   // a request that needs it before it is ready waits for this same computation.
   void warmDummyHash().catch(() => {});
 
-  const opened = await openStore({
-    driver: "sqlite",
-    path: config.store.path,
-    dataDir: config.data_dir,
-    keyFile: config.keys.key_file,
-    synchronous: config.store.synchronous,
-    busyTimeoutMs: config.store.busy_timeout_ms,
-  });
+  const opened = await openStore(storeOptions(config));
   const store = config.store.cache && opened.changeEpoch ? new CachedStore(opened as EpochStore) : opened;
   if (store instanceof CachedStore) {
     const loaded = await store.preload();
@@ -127,8 +121,14 @@ export async function serve(ctx: ServeContext): Promise<void> {
     audit.emit,
   );
 
+  // Status-Server and /readyz answer from a write probe repeated every 250 ms on PostgreSQL (so that a
+  // node whose database cannot be written stops answering within a second, and answers again when it
+  // can), every second on SQLite.
+  const health = new StoreHealth(store, { intervalMs: storeOptions(config).driver === "postgres" ? 250 : 1000 });
+  await health.start();
   const listen = (ctx.flags?.radiusListen?.length ? ctx.flags.radiusListen : config.radius.listen).map(splitListen);
   const radius = new RADIUSServer(store, engine, {
+    health,
     listen,
     recvBufferBytes: config.radius.recv_buffer_bytes,
     dedupeTtlMs: config.radius.dedupe_ttl_s * 1000,
@@ -161,7 +161,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   let web: Awaited<ReturnType<typeof import("./serve-http.ts").startWeb>>;
   try {
     const { startWeb } = await import("./serve-http.ts");
-    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0, phoneReady });
+    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0, health, phoneReady, directories, passwordResets: (opened as Store & { passwordResets?: PasswordResetRepo }).passwordResets });
   } catch (err) {
     phoneFailed(err);
     await radius.stop();
@@ -199,6 +199,9 @@ export async function serve(ctx: ServeContext): Promise<void> {
     // Expired enrolment codes, and signature records whose time has left the 60 s window.
     void store.devices.purgeExpired(now).catch(() => {});
     void store.approvalBlocks.purgeExpired(now - 3_600_000).catch(() => {});
+    void (opened as Store & { passwordResets?: PasswordResetRepo }).passwordResets?.purgeExpired(now).catch(() => {});
+    // Idempotency records outlive the retransmission window by nothing.
+    void opened.radiusReplies?.purgeExpired(now).catch(() => {});
     // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.
     void deliveryRepos.rateLimits.purgeExpired(now).catch(() => {});
     void deliveryRepos.deliveryLog.purgeBefore(now - config.delivery.log_retention_days * 86_400_000).catch(() => {});
@@ -229,6 +232,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   web.magicLink.hub.closeAll();
   await Promise.all(web.listeners.map((l) => l.stop()));
   await radius.stop();
+  health.stop();
   await directories.close();
   await store.close();
   log("info", "server.stopped");

@@ -242,6 +242,21 @@ export const endpointProfileSchema = v.strictObject({
   overall_per_minute: integer(600, 0, 1_000_000, "Calls on this endpoint per minute, over all keys; 0 means no limit."),
   channels: list([], 'Delivery channels in failover order, e.g. ["sms", "email"]; empty means the configured default order.', "a list of channel names", (s) => /^[a-z][a-z0-9_-]{0,31}$/.test(s)),
 });
+/** `[[password_reset]]`: one password-reset portal at `/password-reset/{name}` (docs/password-reset.md). */
+export const passwordResetSchema = v.strictObject({
+  name: required("Portal name, as in `/password-reset/{name}`.", "a name of 1-64 letters, digits, '.', '_' or '-'", (s) => PROFILE_NAME.test(s)),
+  directory: text("local", 'Where the users of this portal live and their password is changed: an `[[ldap]]` profile name, or "local" (the store\'s own users, argon2id).', "an [[ldap]] profile name or \"local\"", (s) => s === "local" || PROFILE_NAME.test(s)),
+  approvers: list([], "Usernames (local users, or users of `directory`) who may approve a reset; any one of them suffices.", "a list of usernames", nonEmpty),
+  approver_groups: list([], "Group DNs of `directory` whose (direct or, on AD, nested) members may approve a reset.", "a list of group DNs", nonEmpty),
+  approver_role: text("your helpdesk", "How the waiting page names the approvers (a role, never a person).", DISPLAY_TEXT_MUST, displayText),
+  approval_timeout_s: integer(600, 60, 3600, "How long the approvers have to answer."),
+  session_ttl_s: integer(1800, 300, 7200, "How long one reset (from the username to the new password) may take."),
+  min_password_length: integer(12, 8, 256, 'Shortest new password for local users (`directory = "local"`); a directory applies its own policy.'),
+  per_user_per_hour: integer(5, 1, 1000, "Resets started for one username per hour (known or not)."),
+  per_address_per_hour: integer(20, 1, 100_000, "Resets started from one client address per hour."),
+  overall_per_hour: integer(200, 1, 1_000_000, "Resets started on this portal per hour, over all users and addresses."),
+});
+
 /** An E.164 prefix: "+" and 1-14 digits. */
 export const isE164Prefix = (s: string) => /^\+[1-9]\d{0,13}$/.test(s);
 
@@ -438,6 +453,13 @@ export const configSchema = v.strictObject({
   store: section("Where state lives.", {
     driver: oneOf(["sqlite"] as const, "sqlite", 'Storage back-end. "sqlite" keeps everything in one file in the data directory.'),
     path: text("", "SQLite database file. Empty means `<data_dir>/portcullis.db`."),
+    url: text(
+      "",
+      'PostgreSQL instead of SQLite: `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (also `$PORTCULLIS_STORE_URL`). Empty means SQLite. Several appliances may share one database; each needs the same key (`[keys] key_file`). The password is never logged; prefer the environment variable or a file readable only by the service. See docs/store.md.',
+      "empty or a postgres:// URL",
+      (s) => s === "" || /^postgres(ql)?:\/\/\S+$/i.test(s),
+    ),
+    pool_size: integer(10, 1, 200, "PostgreSQL connections each appliance keeps open (ignored for SQLite)."),
     synchronous: oneOf(
       ["normal", "full"] as const,
       "normal",
@@ -512,6 +534,16 @@ export const configSchema = v.strictObject({
       v.array(endpointProfileSchema),
       doc<Array<v.InferOutput<typeof endpointProfileSchema>>>(
         "Magic Link endpoint profiles. `serve` writes each one to the store at start-up, replacing a stored profile of the same name (the file wins over edits made through the admin API); profiles created only through the admin API are kept. Unset keys take the defaults shown. The texts (`*_text`) may not hold control characters other than tab and line breaks, nor bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069): they could make a page or an SMS show one thing and say another.",
+      ),
+    ),
+    [],
+  ),
+
+  password_reset: v.optional(
+    v.pipe(
+      v.array(passwordResetSchema),
+      doc<Array<v.InferOutput<typeof passwordResetSchema>>>(
+        "Password-reset portals on the public listener (`/password-reset/{name}`): a one-time code to the user's phone or approver app, an approval by one of the approvers, then a new password set in the directory. None by default. See docs/password-reset.md.",
       ),
     ),
     [],

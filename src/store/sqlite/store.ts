@@ -21,6 +21,7 @@ import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
 import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
 import { SqliteDeviceRepo } from "./devices.ts";
 import { SqliteApprovalBlockRepo } from "./approval-blocks.ts";
+import { SqlitePasswordResetRepo } from "./password-resets.ts";
 import { namedSecretContext, SqliteServerSecretRepo } from "./server-secrets.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
@@ -224,6 +225,8 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly serverSecrets: SqliteServerSecretRepo;
   readonly approvalBlocks: SqliteApprovalBlockRepo;
   readonly rateLimits: SqliteRateLimitRepo;
+  /** Password-reset portal sessions (beside Store, like the delivery repositories). */
+  readonly passwordResets: SqlitePasswordResetRepo;
   readonly deliveryLog: SqliteDeliveryLogRepo;
   readonly adminEvents: SqliteAdminEventRepo;
   readonly selfService: SqliteSelfServiceRepo;
@@ -257,6 +260,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
     this.serverSecrets = new SqliteServerSecretRepo(ctx);
     this.approvalBlocks = new SqliteApprovalBlockRepo(ctx);
     this.rateLimits = new SqliteRateLimitRepo(ctx);
+    this.passwordResets = new SqlitePasswordResetRepo(ctx);
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
     this.adminEvents = new SqliteAdminEventRepo(ctx);
     this.selfService = new SqliteSelfServiceRepo(ctx);
