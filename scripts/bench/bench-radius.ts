@@ -1,6 +1,8 @@
 // RADIUS login benchmarks against FreeRADIUS 3.2, same users, same load generator, alternating rounds.
 //   --workload otp (default): FreeRADIUS + rlm_totp versus the compiled Portcullis binary on OTP logins; also
 //     the binary's idle RSS and its exec-to-first-Status-Server time.
+//   --store postgres: the OTP workload on Portcullis with SQLite versus Portcullis with PostgreSQL
+//     (bench-store.ts; Debian package postgresql), CPU per login of the server and of the database.
 //   --workload ldap: PAP password logins against one slapd, FreeRADIUS + rlm_ldap versus Portcullis with an
 //     [[ldap]] profile (bench-ldap.ts).
 //
@@ -44,8 +46,13 @@ const { values: a } = parseArgs({
     "startup-runs": { type: "string", default: "5" },
     workers: { type: "string", default: "1" },
     keep: { type: "boolean", default: false },
+    store: { type: "string" },
   },
 });
+if (a.store !== undefined && a.store !== "postgres") {
+  process.stderr.write("bench: --store must be postgres\n");
+  process.exit(2);
+}
 if (a.workload !== "otp" && a.workload !== "ldap") {
   process.stderr.write("bench: --workload must be otp or ldap\n");
   process.exit(2);
@@ -269,6 +276,9 @@ try {
       ...(a["ldap-bind-pool"] ? { bindPoolSize: Number(a["ldap-bind-pool"]) } : {}),
     };
     await runLdapBenchmark({ bin, work, secret, users: nUsers, rounds, concurrency, requests, children, exitHooks, info, portcullis, ...(a["fr-pool"] ? { freeradiusPool: Number(a["fr-pool"]) } : {}) });
+  } else if (a.store === "postgres") {
+    const { runStoreBenchmark } = await import("./bench-store.ts");
+    await runStoreBenchmark({ bin, work, secret, users: nUsers, rounds, warmup: warmupRounds, concurrency, children, exitHooks, info });
   } else await main();
 } catch (err) {
   info(`failed: ${(err as Error).message}`);

@@ -22,8 +22,11 @@ import { PushSender } from "../push/sender.ts";
 import { effectivePushSubject, loadVapidKeys } from "../push/vapid.ts";
 import { openFileLimit, serveHttp, type HttpLimits, type HttpListener, type ListenerEvent } from "../runtime/http.ts";
 import { contains, parseAddress, parseCIDR } from "../util/cidr.ts";
-import type { DeliveryRepos, Store } from "../store/types.ts";
-import { splitListen, type ServeContext } from "./serve.ts";
+import type { DeliveryRepos, PasswordResetRepo, Store } from "../store/types.ts";
+import { Directories } from "../directory/registry.ts";
+import { PasswordResetService } from "../reset/service.ts";
+import { hashPassword } from "../runtime/password.ts";
+import { splitListen, type ServeContext } from "./serve-context.ts";
 
 /**
  * Builds delivery and the Magic Link service and starts both listeners. Throws ConfigError (a
@@ -36,18 +39,34 @@ export async function startWeb(
     audit: AuditBus;
     deliveryRepos: DeliveryRepos;
     radiusBound: () => boolean;
+    /** The store's probed health (the last write probe's result), for /readyz. */
+    health: { readonly ok: boolean };
     /** Hands the engine its approvals and SMS codes as soon as they exist (before the listeners start). */
     phoneReady?: (services: PhoneServices) => void;
     /** False in a RADIUS worker: delivery and approvals only, no HTTP listener (its supervisor runs them). Default true. */
     listen?: boolean;
+    /** The LDAP/AD profiles (password-reset portals change passwords there). */
+    directories?: Directories;
+    /** Password-reset sessions; absent → no portal is served. */
+    passwordResets?: PasswordResetRepo;
   },
 ): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService; push: PushSender }> {
   const { config } = ctx;
   // Delivery (SMS gateways, SMTP) behind the SMS-pumping defences, and the Magic Link sessions.
   for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
   const push = await createPush(config, parts.store, parts.audit.emit);
-  const { magicLink, delivery, phone, app } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push);
+  const { magicLink, delivery, phone, app, secret, approvals, smsCodes } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push);
   parts.phoneReady?.(phone);
+  const passwordReset = parts.passwordResets && config.password_reset.length > 0 ? createPasswordReset(config, parts, { approvals, smsCodes }, app, parts.passwordResets, secret) : undefined;
+  // On a store that several nodes share, an answer given on another node wakes this node's waiters
+  // (held RADIUS requests, Magic Link calls) at once; the hub's poll stays as the safety net.
+  if (parts.store.watchApprovals) {
+    try {
+      await parts.store.watchApprovals((id, state) => void magicLink.hub.notify(id, state));
+    } catch (err) {
+      log("error", "approval.watch_failed", { error: (err as Error)?.name ?? "error", detail: "answers given on other nodes are seen through the poll only" });
+    }
+  }
   // Custom SMS text is off by default; a profile that turns it on (in the file, or stored through the
   // admin API, also by a build whose default was on) is named at every start.
   for (const p of await parts.store.endpoints.list()) {
@@ -57,7 +76,7 @@ export async function startWeb(
   }
   if (parts.listen === false) return { listeners: [], magicLink, push };
   try {
-    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, radiusBound: parts.radiusBound });
+    const listeners = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, passwordReset, rateLimits: parts.deliveryRepos.rateLimits, radiusBound: parts.radiusBound, health: parts.health });
     return { listeners, magicLink, push };
   } catch (err) {
     magicLink.hub.closeAll();
@@ -79,7 +98,7 @@ async function createMagicLink(
   metrics: ReturnType<typeof createMetrics>,
   audit: AuditBus["emit"],
   push: PushSender,
-): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]>; phone: PhoneServices; app: AppRequests }> {
+): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]>; phone: PhoneServices; app: AppRequests; secret: Uint8Array; approvals: ApprovalService; smsCodes: SmsCodes }> {
   const known = new KnownNumbers(store, config.region);
   const dispatcherFor = dispatcherPool(channelsFromConfig(config.delivery), {
     region: config.region,
@@ -160,7 +179,37 @@ async function createMagicLink(
   });
   const phone: PhoneServices = { approvals, smsCodes, app, onHold: (outcome, seconds) => metrics.approvalHoldSeconds.observe({ outcome }, seconds) };
   // The admin API's delivery test goes through every configured channel in the default order.
-  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog }, phone, app };
+  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog }, phone, app, secret, approvals, smsCodes };
+}
+
+/** The password-reset portals over the same approvals, app requests, SMS codes and rate-limit counters. */
+function createPasswordReset(
+  config: Config,
+  parts: { store: Store; audit: AuditBus; deliveryRepos: DeliveryRepos; directories?: Directories },
+  phone: { approvals: ApprovalService; smsCodes: SmsCodes },
+  app: AppRequests,
+  sessions: PasswordResetRepo,
+  secret: Uint8Array,
+): PasswordResetService {
+  for (const p of config.password_reset) log("info", "password_reset.portal", { portal: p.name, directory: p.directory, path: `/password-reset/${p.name}` });
+  return new PasswordResetService({
+    portals: config.password_reset,
+    store: parts.store,
+    sessions,
+    rateLimits: parts.deliveryRepos.rateLimits,
+    approvals: phone.approvals,
+    app,
+    smsCodes: phone.smsCodes,
+    directories: parts.directories ?? new Directories([]),
+    smsCodeMaxFailures: config.delivery.sms_code_max_failures,
+    secret,
+    hashPassword,
+    now: Date.now,
+    random: (n: number) => new Uint8Array(randomBytes(n)),
+    sleep: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+    audit: parts.audit.emit,
+    log,
+  });
 }
 
 /**
@@ -224,7 +273,7 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app"> & { radiusBound: () => boolean },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "passwordReset" | "rateLimits"> & { radiusBound: () => boolean; health: { readonly ok: boolean } },
 ): Promise<HttpListener[]> {
   const { config } = ctx;
   let stopping = false;
@@ -235,7 +284,7 @@ async function startHttp(
     random: (n: number) => new Uint8Array(randomBytes(n)),
     log,
     ready: async () => {
-      const checks = { store_writable: await parts.store.writable().catch(() => false), radius_bound: parts.radiusBound(), running: !stopping };
+      const checks = { store_writable: parts.health.ok, radius_bound: parts.radiusBound(), running: !stopping };
       return { ok: Object.values(checks).every(Boolean), checks };
     },
   };

@@ -13,9 +13,11 @@ import { runtimeName } from "../runtime/info.ts";
 import { kernelDropsOn, probeUDP } from "../runtime/udp.ts";
 import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
-import { openStore } from "../store/open.ts";
-import { adminEventsOf, type DeliveryRepos, type Store } from "../store/types.ts";
+import { StoreHealth } from "../store/health.ts";
+import { openStore, storeOptions } from "../store/open.ts";
+import { adminEventsOf, type DeliveryRepos, type PasswordResetRepo, type Store } from "../store/types.ts";
 import { AdminEventTail } from "./admin-event-tail.ts";
+import { splitListen, type ServeContext } from "./serve-context.ts";
 import { reportUncaught } from "./uncaught.ts";
 import { sumSnapshots, workerChannel, workerCount, WorkerPool, type RADIUSSnapshot, type WorkerChannel } from "./workers.ts";
 
@@ -23,25 +25,6 @@ import { sumSnapshots, workerChannel, workerCount, WorkerPool, type RADIUSSnapsh
 const ADMIN_EVENT_POLL_MS = 1000;
 /** Emitted CLI admin-event records are kept this long in the store (the log line is the audit trail). */
 export const ADMIN_EVENT_RETENTION_DAYS = 90;
-
-export interface ServeContext {
-  config: Config;
-  flags?: { radiusListen?: string[]; httpListen?: string };
-  /**
-   * Which HTTP listeners the administrator set (file, environment or flag). A listener left at its
-   * built-in default that cannot be bound is logged as an error and skipped, so that the offline
-   * appliance (RADIUS + TOTP) still starts on its defaults; an explicit one that cannot be bound
-   * stops the start. Omitted: both count as explicit.
-   */
-  explicitListeners?: { http: boolean; admin: boolean };
-}
-
-/** Splits "192.0.2.1:1812" / "[::1]:1812" (already validated by the config schema). */
-export function splitListen(text: string): { address: string; port: number } {
-  const m = /^\[(.+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (!m) throw new TypeError(`radius.listen: "${text}" is not ADDR:PORT`);
-  return { address: m[1]!, port: Number(m[2]) };
-}
 
 /**
  * A RADIUS worker started by a supervisor (cli/workers.ts): it waits for its configuration over
@@ -110,14 +93,7 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
   // a request that needs it before it is ready waits for this same computation.
   void warmDummyHash().catch(() => {});
 
-  const opened = await openStore({
-    driver: "sqlite",
-    path: config.store.path,
-    dataDir: config.data_dir,
-    keyFile: config.keys.key_file,
-    synchronous: config.store.synchronous,
-    busyTimeoutMs: config.store.busy_timeout_ms,
-  });
+  const opened = await openStore(storeOptions(config));
   const store = config.store.cache && opened.changeEpoch ? new CachedStore(opened as EpochStore) : opened;
   if (store instanceof CachedStore) {
     const loaded = await store.preload();
@@ -195,17 +171,25 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
     audit.emit,
   );
 
+  // Status-Server and /readyz answer from a write probe repeated every 250 ms on PostgreSQL (so that a
+  // node whose database cannot be written stops answering within a second, and answers again when it
+  // can), every second on SQLite. Each process probes for itself: a worker for its Status-Server
+  // answers, the supervisor for /readyz.
+  const health = new StoreHealth(store, { intervalMs: storeOptions(config).driver === "postgres" ? 250 : 1000 });
+  await health.start();
   const configured = (ctx.flags?.radiusListen?.length ? ctx.flags.radiusListen : config.radius.listen).map(splitListen);
   if (supervising) {
     const pool = await startWorkers(ctx, configured, workers, metrics).catch(async (err: unknown) => {
+      health.stop();
       await directories.close();
       await store.close();
       throw err;
     });
-    return supervise({ ctx, store, opened, engine, audit, metrics, deliveryRepos, adminEvents: adminEvents!, directories, phoneReady, phoneFailed, pool, stopped, removeUncaughtHandlers });
+    return supervise({ ctx, store, opened, engine, audit, metrics, deliveryRepos, adminEvents: adminEvents!, directories, health, phoneReady, phoneFailed, pool, stopped, removeUncaughtHandlers });
   }
   const listen = worker ? worker.listen : configured;
   const radius = new RADIUSServer(store, engine, {
+    health,
     listen,
     recvBufferBytes: config.radius.recv_buffer_bytes,
     dedupeTtlMs: config.radius.dedupe_ttl_s * 1000,
@@ -243,7 +227,19 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
   let web: Awaited<ReturnType<typeof import("./serve-http.ts").startWeb>>;
   try {
     const { startWeb } = await import("./serve-http.ts");
-    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => endpoints.length > 0, phoneReady, listen: !worker });
+    web = await startWeb(ctx, {
+      store,
+      engine,
+      audit,
+      metrics,
+      deliveryRepos,
+      radiusBound: () => endpoints.length > 0,
+      health,
+      phoneReady,
+      directories,
+      passwordResets: (opened as Store & { passwordResets?: PasswordResetRepo }).passwordResets,
+      listen: !worker,
+    });
   } catch (err) {
     phoneFailed(err);
     await radius.stop();
@@ -271,6 +267,7 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
   web.magicLink.hub.closeAll();
   await Promise.all(web.listeners.map((l) => l.stop()));
   await radius.stop();
+  health.stop();
   await directories.close();
   await store.close();
   log("info", "server.stopped");
@@ -328,6 +325,9 @@ function periodicJobs(config: Config, opened: Store, store: Store, deliveryRepos
     // Expired enrolment codes, and signature records whose time has left the 60 s window.
     void store.devices.purgeExpired(now).catch(() => {});
     void store.approvalBlocks.purgeExpired(now - 3_600_000).catch(() => {});
+    void (opened as Store & { passwordResets?: PasswordResetRepo }).passwordResets?.purgeExpired(now).catch(() => {});
+    // Idempotency records outlive the retransmission window by nothing.
+    void opened.radiusReplies?.purgeExpired(now).catch(() => {});
     // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.
     void deliveryRepos.rateLimits.purgeExpired(now).catch(() => {});
     void deliveryRepos.deliveryLog.purgeBefore(now - config.delivery.log_retention_days * 86_400_000).catch(() => {});
@@ -370,6 +370,7 @@ async function supervise(parts: {
   deliveryRepos: DeliveryRepos;
   adminEvents: AdminEventTail;
   directories: Directories;
+  health: StoreHealth;
   phoneReady: (services: PhoneServices) => void;
   phoneFailed: (err: unknown) => void;
   pool: WorkerPool;
@@ -381,13 +382,25 @@ async function supervise(parts: {
   metrics.others = async () => (await pool.dumps()).metrics;
   const closeAll = async () => {
     await pool.stop();
+    parts.health.stop();
     await parts.directories.close();
     await store.close();
   };
   let web: Awaited<ReturnType<typeof import("./serve-http.ts").startWeb>>;
   try {
     const { startWeb } = await import("./serve-http.ts");
-    web = await startWeb(ctx, { store, engine, audit, metrics, deliveryRepos, radiusBound: () => pool.running() > 0, phoneReady: parts.phoneReady });
+    web = await startWeb(ctx, {
+      store,
+      engine,
+      audit,
+      metrics,
+      deliveryRepos,
+      radiusBound: () => pool.running() > 0,
+      health: parts.health,
+      phoneReady: parts.phoneReady,
+      directories: parts.directories,
+      passwordResets: (parts.opened as Store & { passwordResets?: PasswordResetRepo }).passwordResets,
+    });
   } catch (err) {
     parts.phoneFailed(err);
     await closeAll();

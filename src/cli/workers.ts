@@ -26,7 +26,7 @@
 import type { RegistryDump } from "../audit/metrics.ts";
 import { log } from "../audit/log.ts";
 import type { RADIUSStats } from "../radius/server/server.ts";
-import type { ServeContext } from "./serve.ts";
+import type { ServeContext } from "./serve-context.ts";
 
 /** The environment variable that makes `serve` a worker (its value is the worker's number). Internal. */
 export const WORKER_ENV = "PORTCULLIS_INTERNAL_WORKER";

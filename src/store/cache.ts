@@ -25,6 +25,7 @@ import type {
   LockoutState,
   ServerSecretRepo,
   ApprovalBlockRepo,
+  SelfServiceRepo,
   NewToken,
   NewUser,
   SmsCodeRepo,
@@ -66,6 +67,7 @@ export class CachedStore implements Store {
   readonly devices: DeviceRepo;
   readonly serverSecrets: ServerSecretRepo;
   readonly approvalBlocks: ApprovalBlockRepo;
+  readonly selfService: SelfServiceRepo;
 
   /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
   private readonly byName = new Map<string, User | null>();
@@ -105,6 +107,7 @@ export class CachedStore implements Store {
     this.devices = inner.devices;
     this.serverSecrets = inner.serverSecrets;
     this.approvalBlocks = inner.approvalBlocks;
+    this.selfService = inner.selfService;
     this.users = this.userRepo(inner.users);
     this.tokens = this.tokenRepo(inner.tokens);
     this.lockouts = this.lockoutRepo(inner.lockouts);

@@ -21,10 +21,12 @@ import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
 import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
 import { SqliteDeviceRepo } from "./devices.ts";
 import { SqliteApprovalBlockRepo } from "./approval-blocks.ts";
+import { SqlitePasswordResetRepo } from "./password-resets.ts";
 import { namedSecretContext, SqliteServerSecretRepo } from "./server-secrets.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
+import { SqliteSelfServiceRepo } from "./self-service.ts";
 import { SqliteSmsCodeRepo } from "./sms-codes.ts";
 import { SqliteApprovalRepo } from "./approvals.ts";
 import { SqliteTokenRepo, tokenSecretContext } from "./tokens.ts";
@@ -223,8 +225,11 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly serverSecrets: SqliteServerSecretRepo;
   readonly approvalBlocks: SqliteApprovalBlockRepo;
   readonly rateLimits: SqliteRateLimitRepo;
+  /** Password-reset portal sessions (beside Store, like the delivery repositories). */
+  readonly passwordResets: SqlitePasswordResetRepo;
   readonly deliveryLog: SqliteDeliveryLogRepo;
   readonly adminEvents: SqliteAdminEventRepo;
+  readonly selfService: SqliteSelfServiceRepo;
 
   private readonly sealer: Sealer;
   private readonly sDataVersion: SQLStatement<{ data_version: number }>;
@@ -256,8 +261,10 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos {
     this.serverSecrets = new SqliteServerSecretRepo(ctx);
     this.approvalBlocks = new SqliteApprovalBlockRepo(ctx);
     this.rateLimits = new SqliteRateLimitRepo(ctx);
+    this.passwordResets = new SqlitePasswordResetRepo(ctx);
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
     this.adminEvents = new SqliteAdminEventRepo(ctx);
+    this.selfService = new SqliteSelfServiceRepo(ctx);
     this.sDataVersion = db.prepare("PRAGMA data_version");
     this.sCacheEpoch = db.prepare("SELECT v FROM cache_epoch WHERE id = 1");
     this.sHeartbeat = db.prepare("INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
