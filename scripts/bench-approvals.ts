@@ -164,7 +164,8 @@ if (APP) {
   const cfg = join(dataDir, "portcullis.toml");
   writeFileSync(cfg, readFileSync(cfg, "utf8").replace("tls = false\n", `tls = false\nmax_connections = ${STREAMS + 2048}\nmax_connections_per_address = ${STREAMS + 2048}\n`));
 }
-const env: Record<string, string | undefined> = { ...process.env, PORTCULLIS_KEY: randomBytes(32).toString("base64") };
+// One RADIUS process (comparable with the figures measured before `[radius] workers`); the environment may ask for more.
+const env: Record<string, string | undefined> = { PORTCULLIS_RADIUS_WORKERS: "1", ...process.env, PORTCULLIS_KEY: randomBytes(32).toString("base64") };
 delete env.PORTCULLIS_CONFIG;
 delete env.PORTCULLIS_DATA_DIR;
 const cli = async (args: string[]) => {

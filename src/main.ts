@@ -10,17 +10,19 @@ import pkg from "../package.json" with { type: "json" };
 import { setLogLevel, setLogSink } from "./audit/log.ts";
 import { apikeyCommand } from "./cli/apikey.ts";
 import { clientCommand } from "./cli/client.ts";
-import { CLIError, usageError, type CLIContext } from "./cli/context.ts";
+import { AdminError } from "./admin/errors.ts";
+import { CLIError, cliError, usageError, type CLIContext } from "./cli/context.ts";
 import { deviceCommand } from "./cli/device.ts";
 import { COMMAND_GROUPS, helpText } from "./cli/help.ts";
 import { keyCommand } from "./cli/key.ts";
 import { LDAP_USAGE, ldapTest } from "./cli/ldap.ts";
 import { tokenCommand } from "./cli/token.ts";
 import { userCommand } from "./cli/user.ts";
+import { WORKER_ENV } from "./cli/workers.ts";
 import { ConfigError, ldapProfiles, loadConfig, type ConfigOverride, type LoadOptions } from "./config/index.ts";
 import { OTPError } from "./otp/index.ts";
 import { setPasswordConcurrency } from "./runtime/password.ts";
-import { openStore } from "./store/open.ts";
+import { openStore, storeOptions } from "./store/open.ts";
 import { StoreError, type Store } from "./store/types.ts";
 
 export interface GlobalFlags {
@@ -81,6 +83,7 @@ async function readStdin(): Promise<string> {
 /** Turns any error into the one line we print. Unknown errors show their class and first line only. */
 export function describeError(e: unknown): { message: string; exitCode: number } {
   if (e instanceof CLIError) return { message: e.message, exitCode: e.exitCode };
+  if (e instanceof AdminError) return describeError(cliError(e));
   if (e instanceof ConfigError) return { message: e.message, exitCode: 2 };
   if (e instanceof StoreError || e instanceof OTPError) return { message: e.message, exitCode: 1 };
   if (e instanceof Error) {
@@ -116,6 +119,14 @@ export async function main(argv: string[]): Promise<number> {
 
     if (command === "serve") {
       const serveFlags = parseServeFlags(args);
+      // A RADIUS worker of a supervising `serve`: its configuration comes over IPC (cli/workers.ts).
+      const workerId = process.env[WORKER_ENV];
+      if (workerId !== undefined) {
+        delete process.env[WORKER_ENV];
+        const { serveWorker } = await import("./cli/serve.ts");
+        await serveWorker(Number(workerId) || 0);
+        return 0;
+      }
       const overrides: ConfigOverride[] = [];
       if (serveFlags.radiusListen.length > 0) overrides.push({ path: "radius.listen", value: serveFlags.radiusListen, source: "--radius-listen" });
       if (serveFlags.httpListen !== undefined) overrides.push({ path: "http.listen", value: serveFlags.httpListen, source: "--http-listen" });
@@ -152,6 +163,14 @@ export async function main(argv: string[]): Promise<number> {
       return await ldapTest(ldapProfiles(config), profile, user, (line) => process.stdout.write(line + "\n"));
     }
 
+    if (command === "store") {
+      const { storeCommand } = await import("./cli/store.ts");
+      return await storeCommand(
+        { config, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), stdoutIsTTY: false, stderrIsTTY: false, readStdin, now: () => Date.now(), store: () => Promise.reject(new Error("store commands open stores themselves")) },
+        args,
+      );
+    }
+
     const ctx: CLIContext = {
       config,
       out: (text) => process.stdout.write(text),
@@ -161,14 +180,7 @@ export async function main(argv: string[]): Promise<number> {
       readStdin,
       now: () => Date.now(),
       store: async () => {
-        store ??= await openStore({
-          driver: config.store.driver,
-          path: config.store.path,
-          dataDir: config.data_dir,
-          keyFile: config.keys.key_file,
-          synchronous: config.store.synchronous,
-          busyTimeoutMs: config.store.busy_timeout_ms,
-        });
+        store ??= await openStore(storeOptions(config));
         return store;
       },
     };

@@ -1,6 +1,6 @@
 // The approval service: create (or join) an approval, deliver its link, wait for the answer, and
 // answer it from the approval page. RADIUS held requests and challenge legs, Magic Link calls and
-// password-reset approvers all go through it; transport-free (magiclink/routes.tsx adapts the page).
+// password-reset approvers all go through it; transport-free (http/magiclink.tsx adapts the page).
 
 import type { ApprovalEvent } from "../audit/events.ts";
 import type { Level } from "../audit/log.ts";

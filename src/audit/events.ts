@@ -125,7 +125,27 @@ export type AdminEvent =
   /** A device was removed; `last_device`: the user has no approver device left (warn). */
   | ({ type: "admin.device_removed"; device: string; user: string; last_device: boolean } & By)
   /** A test push was sent to a device (admin API); `result` as in push.sent / push.failed. */
-  | ({ type: "admin.push_tested"; device: string; result: string } & By);
+  | ({ type: "admin.push_tested"; device: string; result: string } & By)
+  /** A single-use sign-in link to the self-service portal was made for `user` (the code is never logged). */
+  | ({ type: "admin.enrol_link_created"; user: string; expires_at: string } & By);
+
+/**
+ * The self-service portal. Its changes are admin.* events with `by` = "self:<user>"; these are its
+ * sign-ins and refusals. A failed password sign-in is the engine's auth.failure (channel
+ * "self-service"). Never a password, code, seed, link code or cookie.
+ */
+export type SelfServiceEvent =
+  /** A browser signed in: `method` `password_totp` (password and a token code) or `link` (an administrator's link). */
+  | { type: "selfservice.signed_in"; user: string; method: "password_totp" | "link"; client: string }
+  /** A sign-in attempt (password or link) was refused by the per-address limit before any check. */
+  | { type: "selfservice.rate_limited"; client: string }
+  /** A link was refused: unknown, used or expired (which one is not told). */
+  | { type: "selfservice.link_refused"; client: string }
+  | { type: "selfservice.signed_out"; user: string }
+  /** The code typed to confirm a TOTP app being enrolled did not match (the pending seed stays until it expires). */
+  | { type: "selfservice.totp_unconfirmed"; user: string }
+  /** A removal was refused: `last_factor` (an administrator must remove the last token or device), `not_owner`. */
+  | { type: "selfservice.removal_refused"; user: string; what: "token" | "device"; reason: "last_factor" | "not_owner" };
 
 /**
  * The approver app's devices and Web Push. Never a key, an enrolment code, a signature, or a push
@@ -243,7 +263,33 @@ export type SmsCodeEvent =
   /** Relay: a frame from an authenticated appliance was refused (malformed, replayed, another appliance's request or link). */
   | { type: "switch.frame_refused"; appliance: string; reason: string };
 
-export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent;
+/**
+ * The password-reset portal (reset/service.ts, docs/password-reset.md). `user` is the normalised
+ * name for a known user and its short hash (usernameHash) for a name that matched no one.
+ */
+export type PasswordResetEvent =
+  /** A username was submitted and a reset session created (`known`: whether the name matched a user). */
+  | { type: "password_reset.started"; portal: string; user: string; known: boolean; source: string }
+  /** A limit refused a start: `limit` user, address or portal. */
+  | { type: "password_reset.limited"; portal: string; user: string; source: string; limit: "user" | "address" | "portal" }
+  /** The one-time code went out: `channel` "app" (shown in the approver app) or the delivery channel. */
+  | { type: "password_reset.code_sent"; portal: string; user: string; channel: string }
+  /** No code could be sent (no phone, delivery refused or failed). */
+  | { type: "password_reset.code_not_sent"; portal: string; user: string; reason: string }
+  /** A wrong (or no longer valid) code; `final` when it ended the reset. */
+  | { type: "password_reset.code_failed"; portal: string; user: string; final: boolean }
+  /** The approvers were asked: how many through the app, how many by SMS link. */
+  | { type: "password_reset.approval_requested"; portal: string; user: string; app: number; sms: number }
+  | { type: "password_reset.approved"; portal: string; user: string; by: string }
+  | { type: "password_reset.rejected"; portal: string; user: string; by: string }
+  /** The directory (or the local length rule) refused the new password; the user may try another. */
+  | { type: "password_reset.policy_refused"; portal: string; user: string }
+  /** The password was changed. */
+  | { type: "password_reset.changed"; portal: string; user: string; directory: string; approved_by: string }
+  /** The reset ended without a change: `reason` code, approval_expired, no_approver_reached, user_gone, or the directory's refusal. */
+  | { type: "password_reset.failed"; portal: string; user: string; reason: string };
+
+export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent | PasswordResetEvent | SelfServiceEvent;
 
 export type AuditSink = (event: AuditEvent) => void;
 
@@ -280,9 +326,16 @@ export function levelOf(event: AuditEvent): Level {
     case "approval.limited":
     case "approval.wrong_code":
     case "sms_code.invalidated":
+    case "password_reset.limited":
+    case "password_reset.rejected":
+    case "password_reset.failed":
+    case "password_reset.code_failed":
       return "warn";
     case "delivery.refused":
       return WARN_REFUSALS.has(event.reason) ? "warn" : "info";
+    case "selfservice.link_refused":
+    case "selfservice.rate_limited":
+    case "selfservice.removal_refused":
     case "device.request_refused":
     case "device.enrolment_refused":
     case "device.push_refused":

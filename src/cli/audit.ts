@@ -4,13 +4,15 @@
 // store's admin_events table (store/sqlite/admin-events.ts) together with the change; the running
 // server emits it on its bus (cli/admin-event-tail.ts), and a server started later emits it then.
 
+import { randomBytes } from "node:crypto";
 import { userInfo } from "node:os";
-import type { AdminEvent } from "../audit/events.ts";
+import type { AdminAudit, AdminEventBody } from "../admin/audit.ts";
+import type { AdminContext } from "../admin/context.ts";
 import { adminEventsOf, type Store } from "../store/types.ts";
 import type { CLIContext } from "./context.ts";
 
 /** An admin event as the CLI describes it: the actor is added as `by` when it is emitted. */
-export type CLIAdminEvent = AdminEvent extends infer E ? (E extends AdminEvent ? Omit<E, "by"> : never) : never;
+export type CLIAdminEvent = AdminEventBody;
 
 /** Characters kept from an OS user name; anything else becomes "?" (the name ends up in log lines). */
 const UNSAFE = /[^A-Za-z0-9._@$+-]/g;
@@ -35,21 +37,49 @@ function defaultProcessUser(): string {
 }
 
 /**
+ * The CLI's side of the audit port (admin/audit.ts): the actor is `actor` (cliActor()) acting as
+ * root, and each event is written to `store`'s admin_events table, in the change's own transaction
+ * for a change. Throws TypeError when the store has no admin-event table.
+ */
+export function cliAudit(store: Store, actor: string, now: () => number): AdminAudit {
+  const events = adminEventsOf(store);
+  const record = (event: AdminEventBody) => {
+    const { type, ...fields } = event;
+    return { at: now(), actor, type, fields };
+  };
+  return {
+    actor: { name: actor, role: "root" },
+    change: (change, describe) =>
+      events.recordWith(change, (result) => {
+        const event = describe(result);
+        return event === null ? null : record(event);
+      }),
+    note: async (event) => {
+      await events.append(record(event));
+    },
+  };
+}
+
+/** The admin operations' context for a CLI command: opens the store (ctx.store()) and audits as cliAudit. */
+export async function adminContext(ctx: CLIContext): Promise<AdminContext> {
+  const store = await ctx.store();
+  return {
+    config: ctx.config,
+    store,
+    audit: cliAudit(store, ctx.actor ?? cliActor(), ctx.now),
+    now: ctx.now,
+    random: (n) => new Uint8Array(randomBytes(n)),
+  };
+}
+
+/**
  * Runs a store change and records the admin event `describe` makes of its result (null: nothing
- * changed) in the same transaction. Throws what the change throws (nothing is recorded then),
- * TypeError when the store has no admin-event table (the change is not made), and
+ * changed) in the same transaction, through cliAudit. New commands call an admin operation
+ * (src/admin) with adminContext(ctx) instead. Throws what the change throws (nothing is recorded
+ * then), TypeError when the store has no admin-event table (the change is not made), and
  * StoreError("unavailable") when the database is locked beyond the busy timeout.
  */
 export async function audited<T>(ctx: CLIContext, change: (store: Store) => Promise<T>, describe: (result: T) => CLIAdminEvent | null): Promise<T> {
   const store = await ctx.store();
-  const actor = ctx.actor ?? cliActor();
-  return adminEventsOf(store).recordWith(
-    () => change(store),
-    (result) => {
-      const event = describe(result);
-      if (event === null) return null;
-      const { type, ...fields } = event;
-      return { at: ctx.now(), actor, type, fields };
-    },
-  );
+  return cliAudit(store, ctx.actor ?? cliActor(), ctx.now).change(() => change(store), describe);
 }

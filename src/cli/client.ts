@@ -1,11 +1,13 @@
 // `client add|list|remove`: the RADIUS client table (source network → shared secret and per-client policy).
 
-import { changedPhoneFields, checkClientPhone, ClientPhoneError } from "../admin/client-phone.ts";
-import { parseCIDR } from "../config/index.ts";
-import { clientOverlaps, type ClientOverlap } from "../radius/server/client-table.ts";
-import { DEFAULT_CLIENT_PHONE, NetworkTakenError, StoreError, type ApprovalMode, type ClientPhoneSettings, type FirstFactor, type OTPMode, type RadiusClient, type SmsCodeAlphabetName } from "../store/types.ts";
-import { audited } from "./audit.ts";
-import { CLIError, parseBool, parseCommand, parseInteger, stripOneNewline, printList, usageError, type CLIContext } from "./context.ts";
+import { addClient, checkDirectories, LOCAL_DIRECTORY, listClients, MIN_SECRET_LENGTH, removeClient, updateClientPhone } from "../admin/clients.ts";
+import { AdminError } from "../admin/errors.ts";
+import type { ClientOverlap } from "../radius/server/client-table.ts";
+import type { ApprovalMode, ClientPhoneSettings, SmsCodeAlphabetName } from "../store/types.ts";
+import { adminContext } from "./audit.ts";
+import { cliError, parseBool, parseCommand, parseInteger, stripOneNewline, printList, usageError, type CLIContext } from "./context.ts";
+
+export { LOCAL_DIRECTORY, MIN_SECRET_LENGTH };
 
 /** The phone-factor options of `client add` and `client set`. */
 const PHONE_OPTIONS_USAGE = "[--approval-hold SECONDS] [--approval-mode hold|challenge] [--approval-number-match true|false] [--sms-code-length 4-12|default] [--sms-code-alphabet numeric|alphabetic|alphanumeric|default]";
@@ -46,21 +48,6 @@ function phonePatch(values: Partial<Record<keyof typeof PHONE_OPTIONS, string>>)
   return patch;
 }
 
-/** The phone settings checked together (admin/client-phone.ts); a refusal becomes a usage CLIError. */
-function checkedPhone(current: ClientPhoneSettings, patch: Partial<ClientPhoneSettings>, otpMode: OTPMode): ClientPhoneSettings {
-  try {
-    return checkClientPhone(current, patch, otpMode);
-  } catch (e) {
-    if (e instanceof ClientPhoneError) throw usageError(e.message);
-    throw e;
-  }
-}
-
-/** Shared secrets shorter than this get a warning (RFC 2865 §3 asks for at least 16 octets). */
-export const MIN_SECRET_LENGTH = 16;
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
 /** Runs `client SUBCOMMAND …`. Throws CLIError for bad input or a failed operation. */
 export async function clientCommand(ctx: CLIContext, args: string[]): Promise<void> {
   const [sub, ...rest] = args;
@@ -95,86 +82,52 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
     },
     { min: 1, max: 1, usage },
   );
-  const name = positionals[0]!;
-  if (!NAME.test(name)) throw usageError("client NAME must be 1-64 letters, digits, '.', '_' or '-'");
   if (values.address === undefined) throw usageError(`client add needs --address CIDR; usage: ${usage}`);
-  const address = parseCIDR(values.address.trim());
-  if (!address) throw usageError("--address must be an IPv4 or IPv6 address or CIDR network (192.0.2.10, 192.0.2.0/24, 2001:db8::/64)");
-
-  const firstFactor = (values["first-factor"] ?? "password") as FirstFactor;
-  if (firstFactor !== "password" && firstFactor !== "none") throw usageError("--first-factor must be password or none");
-  const otpMode = (values["otp-mode"] ?? "challenge") as OTPMode;
-  if (otpMode !== "challenge" && otpMode !== "concat") throw usageError("--otp-mode must be challenge or concat");
   const requireMessageAuthenticator = parseBool(values["require-message-authenticator"], "--require-message-authenticator", true);
   const allowPasswordOnly = parseBool(values["allow-password-only"], "--allow-password-only", false);
-  if (firstFactor === "none" && allowPasswordOnly) {
-    // With no first factor a password-only user would be let in on nothing at all.
-    throw usageError("--first-factor none cannot be combined with --allow-password-only true");
-  }
-
-  const directories = values.directories === undefined ? null : parseDirectories(values.directories, ctx.config.ldap.map((p) => p.name));
-  const phone = checkedPhone(DEFAULT_CLIENT_PHONE, phonePatch(values), otpMode);
-
+  const phone = phonePatch(values);
   if (values.secret !== undefined && values["secret-stdin"]) throw usageError("give either --secret or --secret-stdin, not both");
   let secret: string;
   if (values["secret-stdin"]) secret = stripOneNewline(await ctx.readStdin());
   else if (values.secret !== undefined) secret = values.secret;
   else throw usageError(`client add needs --secret-stdin or --secret; usage: ${usage}`);
-  if (secret === "") throw usageError("the shared secret must not be empty");
-  if (new TextEncoder().encode(secret).length > 128) throw usageError("the shared secret must be at most 128 bytes");
-  if (secret.length < MIN_SECRET_LENGTH) {
-    ctx.err(`portcullis: warning: the shared secret is shorter than ${MIN_SECRET_LENGTH} characters; use a long random secret\n`);
-  }
-  if (!requireMessageAuthenticator) {
-    ctx.err("portcullis: warning: requests from this client are accepted without Message-Authenticator (CVE-2024-3596); enable it on the NAS when it can\n");
-  }
-
-  try {
-    await audited(
-      ctx,
-      (store) => store.clients.add({ name, address, secret, firstFactor, otpMode, requireMessageAuthenticator, allowPasswordOnly, directories, ...phone }),
-      () => ({ type: "admin.client_added", client: name, address }),
-    );
-  } catch (e) {
-    if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`client ${name} already exists`);
-    // Exactly the same network could never be matched; an overlapping one is fine (the narrower wins).
-    if (e instanceof NetworkTakenError) throw new CLIError(`client ${e.client} already has the network ${e.network}; a second client for it could never be matched (an overlapping network is fine: the most specific one wins)`);
-    throw e;
-  }
-  ctx.out(`added client ${name} (${address}${directories === null ? "" : `; users from ${directories.join(", then ")}`})\n`);
+  const { client, warnings } = await addClient(await adminContext(ctx), {
+    name: positionals[0]!,
+    address: values.address,
+    secret,
+    ...(values["first-factor"] !== undefined ? { firstFactor: values["first-factor"] } : {}),
+    ...(values["otp-mode"] !== undefined ? { otpMode: values["otp-mode"] } : {}),
+    requireMessageAuthenticator,
+    allowPasswordOnly,
+    directories: values.directories === undefined ? null : splitDirectories(values.directories),
+    ...phone,
+  });
+  for (const warning of warnings) ctx.err(`portcullis: warning: ${warning}\n`);
+  ctx.out(`added client ${client.name} (${client.address}${client.directories === null ? "" : `; users from ${client.directories.join(", then ")}`})\n`);
 }
 
-/** "local" names the local users; every other name must be a configured [[ldap]] profile. */
-export const LOCAL_DIRECTORY = "local";
+/** `--directories corp,local` as a list (checked by the operation). */
+function splitDirectories(text: string): string[] {
+  return text.split(",").map((s) => s.trim());
+}
 
 /**
  * Parses `--directories corp,local`: a comma-separated, ordered list of configured profile names
  * and "local", without duplicates. Throws a usage CLIError naming the first bad entry.
  */
 export function parseDirectories(text: string, profiles: readonly string[]): string[] {
-  const names = text.split(",").map((s) => s.trim());
-  if (names.some((n) => n === "")) throw usageError("--directories must be a comma-separated list of profile names and local, e.g. corp,local");
-  const seen = new Set<string>();
-  for (const n of names) {
-    if (n !== LOCAL_DIRECTORY && !profiles.includes(n)) {
-      const known = [...profiles, LOCAL_DIRECTORY].join(", ");
-      throw usageError(`--directories: ${n.length <= 64 ? n : "a name"} is not a configured [[ldap]] profile nor local (known: ${known})`);
-    }
-    if (seen.has(n)) throw usageError(`--directories names ${n} twice`);
-    seen.add(n);
+  try {
+    return checkDirectories(splitDirectories(text), profiles);
+  } catch (e) {
+    if (e instanceof AdminError) throw cliError(e);
+    throw e;
   }
-  return names;
 }
 
 async function list(ctx: CLIContext, args: string[]): Promise<void> {
   const { values } = parseCommand(args, { json: { type: "boolean" } }, { min: 0, max: 0, usage: CLIENT_USAGE[1]! });
-  const clients = await (await ctx.store()).clients.list();
-  const overlaps = clientOverlaps(clients);
-  // Never print the shared secret.
-  const safe = clients.map(({ secret: _secret, ...c }) => {
-    const { network, ...overlap } = overlaps.get(c.name)!;
-    return { ...c, network, overlaps: overlap };
-  });
+  // Never the shared secret.
+  const safe = await listClients({ store: await ctx.store() });
   printList(ctx, values.json, safe, "no clients", ["NAME", "ADDRESS", "FIRST-FACTOR", "OTP-MODE", "MESSAGE-AUTHENTICATOR", "PASSWORD-ONLY", "DIRECTORIES", "APPROVAL", "SMS-CODE", "OVERLAPS"], (c) => [
     c.name,
     c.address,
@@ -207,16 +160,7 @@ async function set(ctx: CLIContext, args: string[]): Promise<void> {
   const name = positionals[0]!;
   const patch = phonePatch(values);
   if (Object.keys(patch).length === 0) throw usageError(`client set needs at least one option; usage: ${usage}`);
-  const store = await ctx.store();
-  const current: RadiusClient | undefined = await store.clients.findByName(name);
-  if (!current) throw new CLIError(`no client named ${name}`);
-  const next = checkedPhone(current, patch, current.otpMode);
-  const fields = changedPhoneFields(current, next);
-  await audited(
-    ctx,
-    (s) => s.clients.updatePhone(name, next),
-    (updated) => (updated && fields.length > 0 ? { type: "admin.client_updated", client: name, fields } : null),
-  );
+  const next = await updateClientPhone(await adminContext(ctx), name, patch);
   ctx.out(`client ${name}: approval ${describeApproval(next)}; SMS code ${describeSmsCode(next)}\n`);
 }
 
@@ -241,7 +185,6 @@ export function describeOverlap(o: ClientOverlap): string {
 async function remove(ctx: CLIContext, args: string[]): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: CLIENT_USAGE[2]! });
   const name = positionals[0]!;
-  const removed = await audited(ctx, (store) => store.clients.remove(name), (ok) => (ok ? { type: "admin.client_removed", client: name } : null));
-  if (!removed) throw new CLIError(`no client named ${name}`);
+  await removeClient(await adminContext(ctx), name);
   ctx.out(`removed client ${name}\n`);
 }

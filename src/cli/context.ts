@@ -4,6 +4,7 @@
 // prints it as the single line `portcullis: <reason>`. Messages never contain a secret.
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { AdminError } from "../admin/errors.ts";
 import type { Config } from "../config/index.ts";
 import type { Store } from "../store/types.ts";
 
@@ -16,6 +17,28 @@ export class CLIError extends Error {
     super(message);
     this.name = "CLIError";
   }
+}
+
+/** How the CLI names an admin operation's input fields where it is not `--` + the field in kebab case. */
+const CLI_NAMES: Record<string, string> = {
+  username: "NAME",
+  name: "NAME",
+  user: "NAME",
+  id: "ID",
+  code1: "CODE1",
+  code2: "CODE2",
+  password: "--password-stdin",
+  approvalHoldS: "--approval-hold",
+};
+
+/** The CLI's name of an admin operation's input field: "phone" → "--phone", "allowPasswordOnly" → "--allow-password-only". */
+export function cliName(field: string): string {
+  return CLI_NAMES[field] ?? `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** An admin operation's error as the CLI reports it: a usage error (exit 2) for invalid input, else exit 1. */
+export function cliError(e: AdminError): CLIError {
+  return new CLIError(e.render(cliName), e.code === "invalid" ? 2 : 1);
 }
 
 /** A usage error (exit code 2). */

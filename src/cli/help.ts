@@ -5,6 +5,7 @@ import { CLIENT_USAGE } from "./client.ts";
 import { DEVICE_USAGE } from "./device.ts";
 import { KEY_USAGE } from "./key.ts";
 import { LDAP_USAGE } from "./ldap.ts";
+import { STORE_USAGE } from "./store.ts";
 import { TOKEN_USAGE } from "./token.ts";
 import { SWITCH_USAGE } from "./switch.ts";
 import { USER_USAGE } from "./user.ts";
@@ -19,6 +20,7 @@ const GROUPS: Record<string, string[]> = {
   device: DEVICE_USAGE,
   apikey: APIKEY_USAGE,
   key: KEY_USAGE,
+  store: STORE_USAGE,
   ldap: LDAP_USAGE,
   switch: SWITCH_USAGE,
 };

@@ -1,6 +1,7 @@
 // `portcullis ldap test PROFILE [USER]`: per-URL reachability, TLS and service bind; then a user's DN, IDs, phone, type, status and groups.
 
-import { diagnoseLdap } from "../directory/ldap/diagnose.ts";
+import { diagnoseProfile } from "../admin/ldap.ts";
+import { AdminError } from "../admin/errors.ts";
 import type { LdapProfile } from "../directory/types.ts";
 
 export const LDAP_USAGE = ["portcullis ldap test PROFILE [USER]"];
@@ -13,12 +14,15 @@ export const LDAP_USAGE = ["portcullis ldap test PROFILE [USER]"];
  * network or directory failures.
  */
 export async function ldapTest(profiles: LdapProfile[], name: string, user: string | undefined, out: (line: string) => void): Promise<number> {
-  const profile = profiles.find((p) => p.name === name);
-  if (!profile) {
-    out(`no ldap profile named "${name}" (configured: ${profiles.map((p) => p.name).join(", ") || "none"})`);
+  let found;
+  try {
+    found = await diagnoseProfile(profiles, name, user);
+  } catch (e) {
+    if (!(e instanceof AdminError)) throw e;
+    out(e.message);
     return 2;
   }
-  const d = await diagnoseLdap(profile, user);
+  const { profile, diagnosis: d } = found;
   if (d.error !== null) {
     out(`error: ${d.error}`);
     return 1;

@@ -22,8 +22,11 @@ import { PushSender } from "../push/sender.ts";
 import { effectivePushSubject, loadVapidKeys } from "../push/vapid.ts";
 import { openFileLimit, serveHttp, type HttpLimits, type HttpListener, type ListenerEvent } from "../runtime/http.ts";
 import { contains, parseAddress, parseCIDR } from "../util/cidr.ts";
-import type { DeliveryRepos, Store } from "../store/types.ts";
-import { splitListen, type ServeContext } from "./serve.ts";
+import type { DeliveryRepos, PasswordResetRepo, Store } from "../store/types.ts";
+import { Directories } from "../directory/registry.ts";
+import { PasswordResetService } from "../reset/service.ts";
+import { hashPassword } from "../runtime/password.ts";
+import { splitListen, type ServeContext } from "./serve-context.ts";
 import { readFileSync } from "node:fs";
 import type { Channel } from "../delivery/types.ts";
 import { createSwitchChannels, SWITCH_LINK_PLACEHOLDER, switchIdentity, switchPushFetch } from "../switch/appliance.ts";
@@ -40,8 +43,16 @@ export async function startWeb(
     audit: AuditBus;
     deliveryRepos: DeliveryRepos;
     radiusBound: () => boolean;
+    /** The store's probed health (the last write probe's result), for /readyz. */
+    health: { readonly ok: boolean };
     /** Hands the engine its approvals and SMS codes as soon as they exist (before the listeners start). */
     phoneReady?: (services: PhoneServices) => void;
+    /** False in a RADIUS worker: delivery and approvals only, no HTTP listener (its supervisor runs them). Default true. */
+    listen?: boolean;
+    /** The LDAP/AD profiles (password-reset portals change passwords there). */
+    directories?: Directories;
+    /** Password-reset sessions; absent → no portal is served. */
+    passwordResets?: PasswordResetRepo;
   },
 ): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService; push: PushSender; switchClient?: SwitchClient }> {
   const { config } = ctx;
@@ -51,8 +62,18 @@ export async function startWeb(
   let tunnel: ((req: TunnelRequest) => Promise<TunnelResponse>) | undefined;
   const switchClient = await createSwitchClient(config, parts.store, parts.audit.emit, (req) => (tunnel ? tunnel(req) : Promise.resolve({ status: 503, headers: {}, body: "" })));
   const push = await createPush(config, parts.store, parts.audit.emit, switchClient);
-  const { magicLink, delivery, phone, app } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push, switchClient);
+  const { magicLink, delivery, phone, app, secret, approvals, smsCodes } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push, switchClient);
   parts.phoneReady?.(phone);
+  const passwordReset = parts.passwordResets && config.password_reset.length > 0 ? createPasswordReset(config, parts, { approvals, smsCodes }, app, parts.passwordResets, secret) : undefined;
+  // On a store that several nodes share, an answer given on another node wakes this node's waiters
+  // (held RADIUS requests, Magic Link calls) at once; the hub's poll stays as the safety net.
+  if (parts.store.watchApprovals) {
+    try {
+      await parts.store.watchApprovals((id, state) => void magicLink.hub.notify(id, state));
+    } catch (err) {
+      log("error", "approval.watch_failed", { error: (err as Error)?.name ?? "error", detail: "answers given on other nodes are seen through the poll only" });
+    }
+  }
   // Custom SMS text is off by default; a profile that turns it on (in the file, or stored through the
   // admin API, also by a build whose default was on) is named at every start.
   for (const p of await parts.store.endpoints.list()) {
@@ -60,8 +81,9 @@ export async function startWeb(
       log("warn", "endpoint.custom_sms_text_allowed", { endpoint: p.name, detail: "allow_custom_sms_text is true: this endpoint's API keys may send their own SMS text under the sender ID" });
     }
   }
+  if (parts.listen === false) return { listeners: [], magicLink, push };
   try {
-    const { listeners, publicFetch } = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, radiusBound: parts.radiusBound, switchClient });
+    const { listeners, publicFetch } = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, passwordReset, rateLimits: parts.deliveryRepos.rateLimits, radiusBound: parts.radiusBound, health: parts.health, switchClient });
     tunnel = async (req) => {
       const init: RequestInit = { method: req.method, headers: { ...req.headers, ...(req.contentType ? { "content-type": req.contentType } : {}) } };
       if (req.method !== "GET" && req.method !== "HEAD" && req.body !== "") init.body = req.body;
@@ -125,7 +147,7 @@ async function createMagicLink(
   audit: AuditBus["emit"],
   push: PushSender,
   switchClient?: SwitchClient,
-): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]>; phone: PhoneServices; app: AppRequests }> {
+): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]>; phone: PhoneServices; app: AppRequests; secret: Uint8Array; approvals: ApprovalService; smsCodes: SmsCodes }> {
   const known = new KnownNumbers(store, config.region);
   // Links are built from [http] public_url; an appliance reachable only through its switch builds
   // them on a placeholder that the switch channel rewrites to the relay's public_url.
@@ -211,7 +233,37 @@ async function createMagicLink(
   });
   const phone: PhoneServices = { approvals, smsCodes, app, onHold: (outcome, seconds) => metrics.approvalHoldSeconds.observe({ outcome }, seconds) };
   // The admin API's delivery test goes through every configured channel in the default order.
-  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog }, phone, app };
+  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog }, phone, app, secret, approvals, smsCodes };
+}
+
+/** The password-reset portals over the same approvals, app requests, SMS codes and rate-limit counters. */
+function createPasswordReset(
+  config: Config,
+  parts: { store: Store; audit: AuditBus; deliveryRepos: DeliveryRepos; directories?: Directories },
+  phone: { approvals: ApprovalService; smsCodes: SmsCodes },
+  app: AppRequests,
+  sessions: PasswordResetRepo,
+  secret: Uint8Array,
+): PasswordResetService {
+  for (const p of config.password_reset) log("info", "password_reset.portal", { portal: p.name, directory: p.directory, path: `/password-reset/${p.name}` });
+  return new PasswordResetService({
+    portals: config.password_reset,
+    store: parts.store,
+    sessions,
+    rateLimits: parts.deliveryRepos.rateLimits,
+    approvals: phone.approvals,
+    app,
+    smsCodes: phone.smsCodes,
+    directories: parts.directories ?? new Directories([]),
+    smsCodeMaxFailures: config.delivery.sms_code_max_failures,
+    secret,
+    hashPassword,
+    now: Date.now,
+    random: (n: number) => new Uint8Array(randomBytes(n)),
+    sleep: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+    audit: parts.audit.emit,
+    log,
+  });
 }
 
 /**
@@ -275,7 +327,7 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app"> & { radiusBound: () => boolean; switchClient?: SwitchClient },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "passwordReset" | "rateLimits"> & { radiusBound: () => boolean; health: { readonly ok: boolean }; switchClient?: SwitchClient },
 ): Promise<{ listeners: HttpListener[]; publicFetch: (req: Request, env: { remoteAddress?: string }) => Response | Promise<Response> }> {
   const { config } = ctx;
   let stopping = false;
@@ -286,7 +338,7 @@ async function startHttp(
     random: (n: number) => new Uint8Array(randomBytes(n)),
     log,
     ready: async () => {
-      const checks = { store_writable: await parts.store.writable().catch(() => false), radius_bound: parts.radiusBound(), running: !stopping };
+      const checks = { store_writable: parts.health.ok, radius_bound: parts.radiusBound(), running: !stopping };
       const sw = parts.switchClient;
       return { ok: Object.values(checks).every(Boolean), checks, ...(sw ? { switch: { state: sw.state, url: sw.url ?? null } } : {}) };
     },

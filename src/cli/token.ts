@@ -1,27 +1,14 @@
 // `token add|list|assign|disable|enable|resync|remove|import`: TOTP/HOTP tokens and their owners.
 
 import { readFileSync } from "node:fs";
-import {
-  decodeBase32,
-  generateSecret,
-  MAX_SECRET_BYTES,
-  MIN_SECRET_BYTES,
-  OTPError,
-  RECOMMENDED_MIN_SECRET_BYTES,
-  otpauthURI,
-  parsePSKC,
-  parseTokenCSV,
-  resyncHOTP,
-  resyncTOTP,
-  terminalQR,
-  type ImportedToken,
-  type PSKCOptions,
-} from "../otp/index.ts";
-import { StoreError, type HashAlgorithm, type NewToken, type Store, type Token, type TokenState, type User } from "../store/types.ts";
-import { audited } from "./audit.ts";
-import { CLIError, parseCommand, parseInteger, stripOneNewline, printList, usageError, type CLIContext } from "./context.ts";
-import { newSerial } from "./user-import.ts";
-import { cleanUsername } from "./validate.ts";
+import { AdminError } from "../admin/errors.ts";
+import { assignToken, enrolToken, findTokenBySerial, importTokens as importTokensOperation, listTokens, removeToken, resyncToken, setTokenState } from "../admin/tokens.ts";
+import { terminalQR } from "../otp/index.ts";
+import type { TokenState } from "../store/types.ts";
+import { adminContext } from "./audit.ts";
+import { CLIError, cliError, parseCommand, parseInteger, stripOneNewline, printList, usageError, type CLIContext } from "./context.ts";
+
+export { importedTokens } from "../admin/tokens.ts";
 
 export const TOKEN_USAGE = [
   "portcullis token add NAME --totp [--secret BASE32] [--digits 6|8] [--period 30] [--algorithm SHA1|SHA256|SHA512]",
@@ -59,49 +46,6 @@ export async function tokenCommand(ctx: CLIContext, args: string[]): Promise<voi
 }
 
 
-/**
- * Imported tokens (PSKC/CSV) as store records: active, and assigned to the user their file names
- * (UserId / user column, normalised like a login name) when that user exists. Shared by `token
- * import` and the admin API.
- */
-export async function importedTokens(store: Store, imported: ImportedToken[], realms: "strip" | "keep"): Promise<{ tokens: NewToken[]; assigned: number; unknownOwners: number }> {
-  const users = new Map((await store.users.list()).map((u) => [u.username, u.id]));
-  let assigned = 0;
-  let unknownOwners = 0;
-  const tokens: NewToken[] = imported.map((t) => {
-    let userId: number | null = null;
-    if (t.userId) {
-      const name = cleanUsername(t.userId, realms);
-      userId = name ? (users.get(name) ?? null) : null;
-      if (userId === null) unknownOwners++;
-      else assigned++;
-    }
-    return { serial: t.serial, userId, kind: t.kind, secret: t.secret, algorithm: t.algorithm, digits: t.digits, period: t.period, counter: t.counter, state: "active" };
-  });
-  return { tokens, assigned, unknownOwners };
-}
-
-async function userByName(ctx: CLIContext, raw: string): Promise<User> {
-  const name = cleanUsername(raw, ctx.config.radius.realms);
-  if (!name) throw usageError("NAME must not be empty");
-  const user = await (await ctx.store()).users.findByName(name);
-  if (!user) throw new CLIError(`no user named ${name}`);
-  return user;
-}
-
-async function tokenById(ctx: CLIContext, raw: string): Promise<Token> {
-  const id = parseInteger(raw, "ID", { min: 1 });
-  const token = await (await ctx.store()).tokens.findById(id);
-  if (!token) throw new CLIError(`no token with ID ${id}`);
-  return token;
-}
-
-function parseAlgorithm(s: string): HashAlgorithm {
-  const a = s.toUpperCase().replace("-", "");
-  if (a !== "SHA1" && a !== "SHA256" && a !== "SHA512") throw usageError("--algorithm must be SHA1, SHA256 or SHA512");
-  return a;
-}
-
 async function add(ctx: CLIContext, args: string[]): Promise<void> {
   const { values, positionals } = parseCommand(
     args,
@@ -118,67 +62,24 @@ async function add(ctx: CLIContext, args: string[]): Promise<void> {
   );
   if (values.totp && values.hotp) throw usageError("give either --totp or --hotp, not both");
   const kind = values.hotp ? "hotp" : "totp";
-  if (kind === "totp" && values.counter !== undefined) throw usageError("--counter applies to --hotp tokens only");
-  if (kind === "hotp" && values.period !== undefined) throw usageError("--period applies to --totp tokens only");
-  const { otp } = ctx.config;
-  const digits = values.digits === undefined ? otp.default_digits : values.digits === "6" ? 6 : values.digits === "8" ? 8 : undefined;
-  if (digits === undefined) throw usageError("--digits must be 6 or 8");
-  const period = values.period === undefined ? otp.default_period : parseInteger(values.period, "--period", { min: 10, max: 300 });
-  const algorithm = values.algorithm === undefined ? otp.default_algorithm : parseAlgorithm(values.algorithm);
-  const counter = values.counter === undefined ? 0 : parseInteger(values.counter, "--counter");
-  let secret: Uint8Array;
-  if (values.secret !== undefined) {
-    const bad = () => usageError(`--secret must be base32 (RFC 4648) of ${MIN_SECRET_BYTES} to ${MAX_SECRET_BYTES} bytes`);
-    try {
-      secret = decodeBase32(values.secret.replace(/[\s-]/g, ""));
-    } catch {
-      throw bad();
-    }
-    if (secret.length < MIN_SECRET_BYTES || secret.length > MAX_SECRET_BYTES) throw bad();
-    if (secret.length < RECOMMENDED_MIN_SECRET_BYTES) {
-      ctx.err(`portcullis: warning: the secret is shorter than ${RECOMMENDED_MIN_SECRET_BYTES * 8} bits (RFC 4226 §4 R6); prefer a generated one\n`);
-    }
-  } else {
-    secret = generateSecret();
-  }
-
-  const user = await userByName(ctx, positionals[0]!);
-  const token = await audited(
-    ctx,
-    async (store) => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await store.tokens.add({ serial: newSerial(kind), userId: user.id, kind, secret, algorithm, digits, period, counter, state: "active" });
-        } catch (e) {
-          // A random serial collided with an existing one: draw another.
-          if (!(e instanceof StoreError && e.code === "conflict") || attempt >= 3) throw e;
-        }
-      }
-    },
-    (t) => ({ type: "admin.token_enrolled", user: user.username, token: t.id, kind }),
-  );
-  const uri = otpauthURI({ kind, issuer: otp.issuer, account: user.username, secret, algorithm, digits, period, counter });
-  ctx.out(`added token ${token.id} serial ${token.serial} (${kind}) for ${user.username}\n${uri}\n`);
+  const enrolled = await enrolToken(await adminContext(ctx), {
+    user: positionals[0]!,
+    kind,
+    ...(values.secret !== undefined ? { secret: values.secret } : {}),
+    ...(values.digits !== undefined ? { digits: values.digits === "6" ? 6 : values.digits === "8" ? 8 : NaN } : {}),
+    ...(values.period !== undefined ? { period: parseInteger(values.period, "--period", { min: 10, max: 300 }) } : {}),
+    ...(values.algorithm !== undefined ? { algorithm: values.algorithm } : {}),
+    ...(values.counter !== undefined ? { counter: parseInteger(values.counter, "--counter") } : {}),
+  });
+  for (const warning of enrolled.warnings) ctx.err(`portcullis: warning: ${warning}\n`);
+  const { token, owner, uri } = enrolled;
+  ctx.out(`added token ${token.id} serial ${token.serial} (${kind}) for ${owner.username}\n${uri}\n`);
   if (ctx.stdoutIsTTY) ctx.out(`${await terminalQR(uri)}\n`);
 }
 
 async function list(ctx: CLIContext, args: string[]): Promise<void> {
   const { values, positionals } = parseCommand(args, { json: { type: "boolean" } }, { min: 0, max: 1, usage: TOKEN_USAGE[2]! });
-  const store = await ctx.store();
-  const owner = positionals[0] === undefined ? undefined : await userByName(ctx, positionals[0]);
-  const [tokens, users] = await Promise.all([store.tokens.list(owner?.id), store.users.list()]);
-  const names = new Map(users.map((u) => [u.id, u.username]));
-  // Never the seed.
-  const rows = tokens.map((t) => ({
-    id: t.id,
-    serial: t.serial,
-    kind: t.kind,
-    state: t.state,
-    user: t.userId === null ? null : (names.get(t.userId) ?? null),
-    digits: t.digits,
-    algorithm: t.algorithm,
-    period: t.kind === "totp" ? t.period : null,
-  }));
+  const rows = await listTokens({ config: ctx.config, store: await ctx.store() }, positionals[0] === undefined ? {} : { user: positionals[0] });
   printList(ctx, values.json, rows, "no tokens", ["ID", "SERIAL", "KIND", "STATE", "USER", "DIGITS", "ALGORITHM"], (r) => [
     String(r.id),
     r.serial,
@@ -192,46 +93,33 @@ async function list(ctx: CLIContext, args: string[]): Promise<void> {
 
 async function assign(ctx: CLIContext, args: string[]): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 2, max: 2, usage: TOKEN_USAGE[3]! });
-  const store = await ctx.store();
-  const serial = positionals[0]!;
-  const token = await store.tokens.findBySerial(serial);
-  if (!token) throw new CLIError(`no token with serial ${serial}`);
-  const user = await userByName(ctx, positionals[1]!);
-  await audited(ctx, (s) => s.tokens.assign(token.id, user.id), () => ({ type: "admin.token_assigned", token: token.id, user: user.username }));
-  ctx.out(`assigned token ${token.id} serial ${token.serial} to ${user.username}\n`);
+  const admin = await adminContext(ctx);
+  const token = await findTokenBySerial(admin, positionals[0]!);
+  const { owner } = await assignToken(admin, token, positionals[1]!);
+  ctx.out(`assigned token ${token.id} serial ${token.serial} to ${owner!.username}\n`);
+}
+
+/** The token ID argument, or a usage error. */
+function tokenId(raw: string): number {
+  return parseInteger(raw, "ID", { min: 1 });
 }
 
 async function setState(ctx: CLIContext, args: string[], state: TokenState): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: TOKEN_USAGE[4]! });
-  const token = await tokenById(ctx, positionals[0]!);
-  await audited(ctx, (store) => store.tokens.setState(token.id, state), () => ({ type: "admin.token_state", token: token.id, state }));
+  const token = await setTokenState(await adminContext(ctx), tokenId(positionals[0]!), state);
   ctx.out(`token ${token.id} serial ${token.serial} is now ${state}\n`);
 }
 
 async function resync(ctx: CLIContext, args: string[]): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 3, max: 3, usage: TOKEN_USAGE[5]! });
-  const token = await tokenById(ctx, positionals[0]!);
-  const [code1, code2] = [positionals[1]!, positionals[2]!];
-  const codeShape = new RegExp(`^\\d{${token.digits}}$`);
-  if (!codeShape.test(code1) || !codeShape.test(code2)) throw usageError(`CODE1 and CODE2 must be ${token.digits}-digit codes`);
-  const resynced = () => ({ type: "admin.token_resynced", token: token.id }) as const;
-  if (token.kind === "totp") {
-    const r = resyncTOTP(token, code1, code2, { now: ctx.now() });
-    if (!r) throw new CLIError(`the two codes are not consecutive codes of token ${token.id}; nothing changed`);
-    await audited(ctx, (store) => store.tokens.resync(token.id, { lastStep: r.lastStep, drift: r.drift }), resynced);
-    ctx.out(`resynchronised token ${token.id}: clock drift ${r.drift} step${Math.abs(r.drift) === 1 ? "" : "s"}\n`);
-  } else {
-    const r = resyncHOTP(token, code1, code2);
-    if (!r) throw new CLIError(`the two codes are not consecutive codes of token ${token.id}; nothing changed`);
-    await audited(ctx, (store) => store.tokens.resync(token.id, { counter: r.counter }), resynced);
-    ctx.out(`resynchronised token ${token.id}: next counter ${r.counter}\n`);
-  }
+  const { token, drift, counter } = await resyncToken(await adminContext(ctx), tokenId(positionals[0]!), positionals[1]!, positionals[2]!);
+  if (drift !== null) ctx.out(`resynchronised token ${token.id}: clock drift ${drift} step${Math.abs(drift) === 1 ? "" : "s"}\n`);
+  else ctx.out(`resynchronised token ${token.id}: next counter ${counter}\n`);
 }
 
 async function remove(ctx: CLIContext, args: string[]): Promise<void> {
   const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: TOKEN_USAGE[6]! });
-  const token = await tokenById(ctx, positionals[0]!);
-  await audited(ctx, (store) => store.tokens.remove(token.id), (removed) => (removed ? { type: "admin.token_removed", token: token.id } : null));
+  const token = await removeToken(await adminContext(ctx), tokenId(positionals[0]!));
   ctx.out(`removed token ${token.id} serial ${token.serial}\n`);
 }
 
@@ -256,42 +144,44 @@ async function importTokens(ctx: CLIContext, args: string[]): Promise<void> {
     throw new CLIError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? "unreadable"}`);
   }
 
-  const options: PSKCOptions = {};
+  let preSharedKey: Uint8Array | undefined;
+  let password: string | undefined;
+  let privateKeyPem: string | undefined;
   if (values["psk-hex"] !== undefined) {
     const hex = values["psk-hex"].trim();
     if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw usageError("--psk-hex must be an even number of hexadecimal digits");
-    options.preSharedKey = new Uint8Array(Buffer.from(hex, "hex"));
+    preSharedKey = new Uint8Array(Buffer.from(hex, "hex"));
   }
   if (values["password-stdin"]) {
-    options.password = stripOneNewline(await ctx.readStdin());
-    if (options.password === "") throw usageError("the password read from standard input is empty");
+    password = stripOneNewline(await ctx.readStdin());
+    if (password === "") throw usageError("the password read from standard input is empty");
   }
   if (values["private-key"] !== undefined) {
     try {
-      options.privateKeyPem = readFileSync(values["private-key"], "utf8");
+      privateKeyPem = readFileSync(values["private-key"], "utf8");
     } catch (e) {
       throw new CLIError(`cannot read ${values["private-key"]}: ${(e as NodeJS.ErrnoException).code ?? "unreadable"}`);
     }
   }
 
-  let imported: ImportedToken[];
+  let done;
   try {
-    imported = format === "pskc" ? parsePSKC(text, options) : parseTokenCSV(text);
+    done = await importTokensOperation(await adminContext(ctx), {
+      format,
+      content: text,
+      ...(preSharedKey !== undefined ? { preSharedKey } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(privateKeyPem !== undefined ? { privateKeyPem } : {}),
+    });
   } catch (e) {
-    if (e instanceof OTPError) throw new CLIError(`${file}: ${e.message}`, 2);
+    if (e instanceof AdminError && (e.field === "content" || e.code === "conflict")) {
+      const line = cliError(e);
+      throw new CLIError(`${file}${e.message === "holds no tokens" ? " " : ": "}${line.message}`, line.exitCode);
+    }
     throw e;
   }
-  if (imported.length === 0) throw new CLIError(`${file} holds no tokens`);
-
-  const { tokens, assigned, unknownOwners } = await importedTokens(await ctx.store(), imported, ctx.config.radius.realms);
-  try {
-    await audited(ctx, (s) => s.tokens.addMany(tokens), (added) => ({ type: "admin.tokens_imported", count: added.length }));
-  } catch (e) {
-    if (e instanceof StoreError && e.code === "conflict") throw new CLIError(`${file}: a token serial already exists; nothing was imported`);
-    throw e;
-  }
-  ctx.out(`imported ${tokens.length} tokens (${assigned} assigned to users)\n`);
-  if (unknownOwners > 0) {
-    ctx.out(`${unknownOwners} tokens name a user that does not exist; they are unassigned: use token assign SERIAL NAME\n`);
+  ctx.out(`imported ${done.imported} tokens (${done.assigned} assigned to users)\n`);
+  if (done.unknownOwners > 0) {
+    ctx.out(`${done.unknownOwners} tokens name a user that does not exist; they are unassigned: use token assign SERIAL NAME\n`);
   }
 }

@@ -3,6 +3,7 @@
 
 import { Hono } from "hono";
 import { METRICS_CONTENT_TYPE } from "../audit/metrics.ts";
+import { adminOnError } from "./admin/errors.ts";
 import { BODY_LIMITS, edge, jsonErrors } from "./middleware.ts";
 import { ADMIN_ROUTES, PUBLIC_ROUTES } from "./routes.ts";
 import type { HttpDeps, HttpEnv, RouteModule } from "./types.ts";
@@ -43,10 +44,14 @@ export function buildPublicApp(deps: HttpDeps, routes: readonly RouteModule[] = 
   return app;
 }
 
-/** The admin app: health endpoints, Prometheus /metrics, plus `routes` (default: ADMIN_ROUTES). */
+/**
+ * The admin app: health endpoints, Prometheus /metrics, plus `routes` (default: ADMIN_ROUTES). Its
+ * error handler maps the admin operations' errors and store failures to statuses (admin/errors.ts).
+ */
 export function buildAdminApp(deps: HttpDeps, routes: readonly RouteModule[] = ADMIN_ROUTES): Hono<HttpEnv> {
   const app = baseApp(deps, "admin");
-  app.get("/metrics", (c) => c.body(deps.metrics.registry.render(), 200, { "Content-Type": METRICS_CONTENT_TYPE }));
+  app.onError(adminOnError(deps.log));
+  app.get("/metrics", async (c) => c.body(deps.metrics.registry.render(deps.metrics.others ? await deps.metrics.others() : []), 200, { "Content-Type": METRICS_CONTENT_TYPE }));
   for (const register of routes) register(app, deps);
   return app;
 }

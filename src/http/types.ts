@@ -44,6 +44,10 @@ export interface HttpDeps {
   push?: import("../push/sender.ts").PushSender;
   /** App requests (list, events, answers); absent → those device routes answer 503. */
   app?: import("../approvals/app.ts").AppRequests;
+  /** The store's shared rate-limit counters (serve sets them); absent → the self-service portal has no per-address limit. */
+  rateLimits?: import("../store/types.ts").RateLimitRepo;
+  /** The password-reset portals (`[[password_reset]]`); absent → /password-reset/* answers 404. */
+  passwordReset?: import("../reset/service.ts").PasswordResetService;
 }
 
 /** What runtime/http.ts passes per request as Hono's `c.env`. */
@@ -68,7 +72,7 @@ export interface HttpVariables {
 export type HttpEnv = { Bindings: HttpBindings; Variables: HttpVariables };
 
 /**
- * A route module registers its routes on the app it is given, e.g. `src/magiclink/routes.ts`
+ * A route module registers its routes on the app it is given, e.g. `src/http/magiclink.tsx`
  * (public: /api/sfwa/*, /ml/*) or `src/http/admin/*.ts` (admin: /api/admin/v1/*). List it in
  * src/http/routes.ts.
  */

@@ -2,17 +2,14 @@
 // and the delivery log (masked destinations, never message text), admin role and up.
 
 import * as v from "valibot";
-import type { DeliveryLogEntry, DeliveryRepos } from "../../store/types.ts";
-import { badRequest, fail, type AdminRouter } from "./route.ts";
+import { deliveryLog, deliveryTest } from "../../admin/delivery.ts";
+import type { DeliveryRepos } from "../../store/types.ts";
+import { apiAudit } from "./audit.ts";
+import type { AdminRouter } from "./route.ts";
 
 const TAG = "delivery";
 
-/** The test message. Fixed: a key holder must not send arbitrary text under the organisation's sender ID. */
-export const TEST_MESSAGE = "Portcullis test message: delivery works.";
-/** Endpoint name the test appears under in the delivery log and metrics. */
-export const TEST_ENDPOINT = "admin-test";
-/** Test messages per API key (on top of the configured per-number and overall limits). */
-export const TEST_LIMITS = { perMinute: 3, perHour: 20 };
+export { TEST_ENDPOINT, TEST_LIMITS, TEST_MESSAGE } from "../../admin/delivery.ts";
 
 const testBody = v.strictObject({
   msisdn: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(32), v.description("E.164, or local form when `region` is set"))),
@@ -45,8 +42,6 @@ const logEntry = v.object({
   providerId: v.nullable(v.string()),
 });
 
-const describeEntry = (e: DeliveryLogEntry): v.InferOutput<typeof logEntry> => ({ ...e, at: new Date(e.at).toISOString() });
-
 /** Registers /delivery routes. */
 export function deliveryRoutes(r: AdminRouter): void {
   const { deps } = r;
@@ -63,23 +58,9 @@ export function deliveryRoutes(r: AdminRouter): void {
       errors: [429, 503],
     },
     async (c, { body }) => {
-      const delivery = deps.delivery;
-      if (!delivery) return fail(c, 503, "delivery is not configured on this node");
-      if (body.msisdn === undefined && body.email === undefined) return badRequest(c, "msisdn", "a phone number or an e-mail address");
       const key = c.get("apiKey");
-      const result = await delivery.dispatcher.deliver({
-        msisdn: body.msisdn,
-        email: body.email,
-        text: TEST_MESSAGE,
-        subject: "Portcullis test message",
-        endpoint: TEST_ENDPOINT,
-        apiKeyId: `admin:${key.id}`,
-        keyLimits: TEST_LIMITS,
-      });
-      deps.audit({ type: "admin.delivery_test", ok: result.ok, by: key.name, ...(result.ok ? { channel: result.channel } : { reason: result.reason }) });
-      if (result.ok) return c.json({ ok: true, channel: result.channel, reason: null, detail: null });
-      if (result.reason === "rate_limited") return fail(c, 429, result.detail);
-      return c.json({ ok: false, channel: null, reason: result.reason, detail: result.detail });
+      // The per-caller limit counts under the key's ID, never the key.
+      return c.json(await deliveryTest({ audit: apiAudit(deps, key) }, deps.delivery?.dispatcher, { ...body, limitKey: `admin:${key.id}` }));
     },
   );
 
@@ -97,9 +78,7 @@ export function deliveryRoutes(r: AdminRouter): void {
     async (c, { query }) => {
       // The log lives in the store: without a dispatcher, a store that offers it still answers.
       const log = deps.delivery?.log ?? (deps.store as Partial<DeliveryRepos>).deliveryLog;
-      if (!log) return fail(c, 503, "delivery is not configured on this node");
-      const entries = await log.recent(query.limit === undefined ? 100 : Number(query.limit), query.before === undefined ? undefined : Number(query.before));
-      return c.json(entries.map(describeEntry));
+      return c.json(await deliveryLog(log, { limit: query.limit === undefined ? 100 : Number(query.limit), ...(query.before === undefined ? {} : { before: Number(query.before) }) }));
     },
   );
 }

@@ -2,12 +2,12 @@
 // push), as `portcullis device …` does, through the same operations (admin/devices.ts).
 
 import * as v from "valibot";
-import { createEnrolment, describeDevice, listDevices, removeDevice } from "../../admin/devices.ts";
-import { cleanUsername } from "../../cli/validate.ts";
+import { deleteDevice, describeDevice, enrolDevice, listDevices, pushTest, showDevice } from "../../admin/devices.ts";
+import { findUser } from "../../admin/users.ts";
 import { DEVICE_ID } from "../../devices/keys.ts";
 import { svgQR } from "../../otp/index.ts";
-import type { User } from "../../store/types.ts";
-import { fail, type AdminRouter } from "./route.ts";
+import { adminContextOf } from "./audit.ts";
+import type { AdminRouter } from "./route.ts";
 
 const TAG = "devices";
 
@@ -51,30 +51,18 @@ const pushOutcome = v.object({
 export function deviceRoutes(r: AdminRouter): void {
   const { deps } = r;
   const { store } = deps;
-  const userByName = async (raw: string): Promise<User | undefined> => {
-    const name = cleanUsername(raw, deps.config.radius.realms);
-    return name === undefined ? undefined : store.users.findByName(name);
-  };
 
   r.route(
     { method: "get", path: "/devices", summary: "List approver devices, optionally of one user", tag: TAG, minRole: "operator", query: listQuery, responses: { 200: { description: "Devices", schema: v.array(deviceView) } }, errors: [404] },
     async (c, { query }) => {
-      let user: User | undefined;
-      if (query.user !== undefined) {
-        user = await userByName(query.user);
-        if (!user) return fail(c, 404, "no such user");
-      }
+      const user = query.user === undefined ? undefined : await findUser(deps, query.user, "user");
       return c.json(await listDevices(store, { ...(user ? { user } : {}), includeRemoved: query.all === "true" }));
     },
   );
 
   r.route(
     { method: "get", path: "/devices/:id", summary: "Show a device", tag: TAG, minRole: "operator", params: deviceParams, responses: { 200: { description: "The device", schema: deviceView } }, errors: [404] },
-    async (c, { params }) => {
-      const d = await store.devices.get(params.id);
-      if (!d) return fail(c, 404);
-      return c.json(describeDevice(d, (await store.users.findById(d.userId))?.username ?? null));
-    },
+    async (c, { params }) => c.json(await showDevice(deps, params.id)),
   );
 
   r.route(
@@ -89,13 +77,8 @@ export function deviceRoutes(r: AdminRouter): void {
       errors: [404, 409],
     },
     async (c, { body }) => {
-      const user = await userByName(body.user);
-      if (!user) return fail(c, 404, "no such user");
-      if (!deps.config.http.public_url) return fail(c, 409, "http.public_url is not set; an enrolment link is built only from it");
-      const made = await createEnrolment(store, user, { publicUrl: deps.config.http.public_url, now: deps.now(), random: deps.random });
-      const expiresAt = new Date(made.expiresAt).toISOString();
-      deps.audit({ type: "admin.device_enrolment_created", user: user.username, expires_at: expiresAt, by: c.get("apiKey").name });
-      return c.json({ user: user.username, link: made.link, qrSvg: await svgQR(made.link), expiresAt }, 201);
+      const made = await enrolDevice(adminContextOf(deps, c), body.user);
+      return c.json({ user: made.user.username, link: made.link, qrSvg: await svgQR(made.link), expiresAt: new Date(made.expiresAt).toISOString() }, 201);
     },
   );
 
@@ -111,9 +94,7 @@ export function deviceRoutes(r: AdminRouter): void {
       errors: [404],
     },
     async (c, { params }) => {
-      const removed = await removeDevice(store, params.id, deps.now());
-      if (!removed) return fail(c, 404);
-      deps.audit({ type: "admin.device_removed", device: removed.device.id, user: removed.user, last_device: removed.lastDevice, by: c.get("apiKey").name });
+      const removed = await deleteDevice(adminContextOf(deps, c), params.id);
       return c.json({ device: describeDevice(removed.device, removed.user), lastDevice: removed.lastDevice });
     },
   );
@@ -129,22 +110,6 @@ export function deviceRoutes(r: AdminRouter): void {
       responses: { 200: { description: "The outcome", schema: pushOutcome } },
       errors: [404, 503],
     },
-    async (c, { params }) => {
-      const d = await store.devices.get(params.id);
-      if (!d || d.removedAt !== null) return fail(c, 404);
-      const user = await store.users.findById(d.userId);
-      if (!user) return fail(c, 404);
-      if (!deps.push) return fail(c, 503, "push is not available on this server");
-      const by = c.get("apiKey").name;
-      if (!d.push) {
-        deps.audit({ type: "admin.push_tested", device: d.id, result: "no_subscription", by });
-        return c.json({ result: "no_subscription", host: null, status: null, reason: null });
-      }
-      const id = `test-${Buffer.from(deps.random(9)).toString("base64url")}`;
-      const [outcome] = await deps.push.notifyDevices(user.username, [d], { id, expiresAt: deps.now() + 60_000 });
-      const o = outcome!;
-      deps.audit({ type: "admin.push_tested", device: d.id, result: o.result, by });
-      return c.json({ result: o.result, host: o.host, status: "status" in o && o.status !== undefined ? o.status : null, reason: "reason" in o ? o.reason : null });
-    },
+    async (c, { params }) => c.json(await pushTest(adminContextOf(deps, c), deps.push, params.id)),
   );
 }

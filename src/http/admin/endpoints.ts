@@ -6,10 +6,11 @@
 // restart. "default" always exists; it can be edited (unless the file declares it), never removed.
 
 import * as v from "valibot";
-import { endpointProfiles } from "../../config/index.ts";
+import { describeEndpoint as adminDescribeEndpoint, listEndpoints, putEndpoint, removeEndpoint, showEndpoint } from "../../admin/endpoints.ts";
 import { endpointProfileSchema } from "../../config/schema.ts";
-import { DEFAULT_ENDPOINT, StoreError, type EndpointProfile } from "../../store/types.ts";
-import { badRequest, fail, type AdminRouter } from "./route.ts";
+import type { EndpointProfile } from "../../store/types.ts";
+import { adminContextOf } from "./audit.ts";
+import type { AdminRouter } from "./route.ts";
 import { nameParams } from "./schemas.ts";
 
 const TAG = "endpoints";
@@ -40,39 +41,20 @@ export const endpointView = v.object({
 
 /** The flat `[[endpoint]]` view of a stored profile. */
 export function describeEndpoint(p: EndpointProfile, declaredInConfig: boolean): v.InferOutput<typeof endpointView> {
-  return {
-    name: p.name,
-    declaredInConfig,
-    ...p.texts,
-    touch_timeout_s: p.touchTimeoutS,
-    allow_custom_sms_text: p.allowCustomSmsText,
-    require_known_user: p.requireKnownUser,
-    per_number_per_minute: p.rateLimits.perNumberPerMinute,
-    per_number_per_hour: p.rateLimits.perNumberPerHour,
-    per_key_per_minute: p.rateLimits.perKeyPerMinute,
-    overall_per_minute: p.rateLimits.overallPerMinute,
-    channels: p.channels,
-  };
+  return adminDescribeEndpoint(p, declaredInConfig);
 }
-
-const DECLARED = "declared by [[endpoint]] in the configuration file, which is rewritten to the store at every start: edit the file instead";
 
 /** Registers /endpoints routes. */
 export function endpointRoutes(r: AdminRouter): void {
   const { deps } = r;
-  const { store } = deps;
-  const declared = (name: string) => deps.config.endpoint.some((e) => e.name === name);
 
   r.route({ method: "get", path: "/endpoints", summary: "List endpoint profiles (default first)", tag: TAG, minRole: "operator", responses: { 200: { description: "Profiles", schema: v.array(endpointView) } } }, async (c) =>
-    c.json((await store.endpoints.list()).map((p) => describeEndpoint(p, declared(p.name)))),
+    c.json(await listEndpoints(deps)),
   );
 
   r.route(
     { method: "get", path: "/endpoints/:name", summary: "Show an endpoint profile", tag: TAG, minRole: "operator", params: nameParams, responses: { 200: { description: "The profile", schema: endpointView } }, errors: [404] },
-    async (c, { params }) => {
-      const p = await store.endpoints.get(params.name);
-      return p ? c.json(describeEndpoint(p, declared(p.name))) : fail(c, 404);
-    },
+    async (c, { params }) => c.json(await showEndpoint(deps, params.name)),
   );
 
   r.route(
@@ -87,18 +69,7 @@ export function endpointRoutes(r: AdminRouter): void {
       responses: { 200: { description: "The profile as stored", schema: endpointView } },
       errors: [409],
     },
-    async (c, { params, body }) => {
-      if (declared(params.name)) return fail(c, 409, DECLARED);
-      // Only channels the appliance delivers through ([delivery] channels); an unknown name would be skipped silently.
-      const known = new Set(deps.config.delivery.channels);
-      const unknown = (body.channels ?? []).findIndex((name: string) => !known.has(name));
-      if (unknown >= 0) return badRequest(c, `channels[${unknown}]`, "a channel listed in [delivery] channels");
-      const [profile] = endpointProfiles({ endpoint: [{ ...body, name: params.name }] });
-      await store.endpoints.put(profile!);
-      deps.audit({ type: "admin.endpoint_put", endpoint: params.name, by: c.get("apiKey").name });
-      const stored = (await store.endpoints.get(params.name)) ?? profile!;
-      return c.json(describeEndpoint(stored, false));
-    },
+    async (c, { params, body }) => c.json(await putEndpoint(adminContextOf(deps, c), params.name, body)),
   );
 
   r.route(
@@ -113,17 +84,7 @@ export function endpointRoutes(r: AdminRouter): void {
       errors: [404, 409],
     },
     async (c, { params }) => {
-      if (params.name === DEFAULT_ENDPOINT) return fail(c, 409, "the default profile always exists");
-      if (declared(params.name)) return fail(c, 409, DECLARED);
-      let removed: boolean;
-      try {
-        removed = await store.endpoints.remove(params.name);
-      } catch (e) {
-        if (e instanceof StoreError && e.code === "conflict") return fail(c, 409, "the default profile always exists");
-        throw e;
-      }
-      if (!removed) return fail(c, 404);
-      deps.audit({ type: "admin.endpoint_removed", endpoint: params.name, by: c.get("apiKey").name });
+      await removeEndpoint(adminContextOf(deps, c), params.name);
       return c.body(null, 204);
     },
   );

@@ -1,9 +1,9 @@
 // Admin API: the sealing key (rotate), as `portcullis key rotate` does. Root only.
 
 import * as v from "valibot";
-import { rotateKey } from "../../store/open.ts";
-import { StoreError } from "../../store/types.ts";
-import { fail, type AdminRouter } from "./route.ts";
+import { rotateSealingKey } from "../../admin/key.ts";
+import { adminContextOf } from "./audit.ts";
+import type { AdminRouter } from "./route.ts";
 
 const TAG = "key";
 
@@ -25,20 +25,6 @@ export function keyRoutes(r: AdminRouter): void {
       responses: { 200: { description: "The new key ID and how many secrets were re-encrypted", schema: rotated } },
       errors: [409],
     },
-    async (c) => {
-      let result: { keyId: string; resealed: number };
-      try {
-        result = await rotateKey(deps.store);
-      } catch (e) {
-        // The store's message names the key source (an environment variable, a credential or a path);
-        // the answer keeps to a fixed explanation.
-        if (e instanceof StoreError && e.code === "unavailable") {
-          return fail(c, 409, "the sealing key does not come from a key file ($PORTCULLIS_KEY or a systemd credential): add the new key there; nothing changed");
-        }
-        throw e;
-      }
-      deps.audit({ type: "admin.key_rotated", keyId: result.keyId, resealed: result.resealed, by: c.get("apiKey").name });
-      return c.json(result);
-    },
+    async (c) => c.json(await rotateSealingKey(adminContextOf(deps, c))),
   );
 }

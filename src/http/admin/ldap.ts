@@ -4,8 +4,9 @@
 import * as v from "valibot";
 import { AUTH_TYPES } from "../../domain/auth-types.ts";
 import { ldapProfiles } from "../../config/index.ts";
-import { diagnoseLdap } from "../../directory/ldap/diagnose.ts";
-import { fail, type AdminRouter } from "./route.ts";
+import { diagnoseProfile } from "../../admin/ldap.ts";
+import { apiAudit } from "./audit.ts";
+import type { AdminRouter } from "./route.ts";
 import { nameParams } from "./schemas.ts";
 
 const TAG = "ldap";
@@ -73,11 +74,8 @@ export function ldapRoutes(r: AdminRouter): void {
       errors: [404],
     },
     async (c, { params, body }) => {
-      const profile = ldapProfiles(deps.config).find((p) => p.name === params.name);
-      if (!profile) return fail(c, 404, "no such ldap profile");
-      const result = await diagnoseLdap(profile, body.user);
-      deps.audit({ type: "admin.ldap_tested", profile: profile.name, ok: result.ok, by: c.get("apiKey").name });
-      return c.json(result);
+      const { diagnosis } = await diagnoseProfile(ldapProfiles(deps.config), params.name, body.user, { audit: apiAudit(deps, c.get("apiKey")) });
+      return c.json(diagnosis);
     },
   );
 }

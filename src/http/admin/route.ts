@@ -102,7 +102,10 @@ export class AdminRouter {
   }
 }
 
-/** 400 with one issue naming the field and what it must be (never the value received). */
+/**
+ * 400 with one issue naming the field and what it must be (never the value received). The admin
+ * operations throw AdminError instead, answered by the admin app's error handler (errors.ts).
+ */
 export function badRequest(c: Ctx, path: string, expected: string): Response {
   const issues: ValidationIssue[] = [{ path, expected }];
   return c.json({ ...errorBody(c, 400), issues }, 400);

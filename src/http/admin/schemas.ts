@@ -1,7 +1,7 @@
 // Valibot schemas shared by the admin API resources: names, path parameters and the JSON views answered.
 //
-// The shapes only: rules that the CLI also applies (username normalisation, E.164, CIDR, auth types,
-// directories, expiry dates) are checked by the same functions the CLI calls, in the handlers.
+// The shapes only: the rules (username normalisation, E.164, CIDR, auth types, directories, expiry
+// dates, algorithm names) are the admin operations' (src/admin), the same for the CLI.
 
 import * as v from "valibot";
 import { AUTH_TYPES } from "../../domain/auth-types.ts";

@@ -2,29 +2,12 @@
 // resync from two codes, remove, PSKC/CSV import), as `portcullis token …` does.
 
 import * as v from "valibot";
+import { assignToken, describeToken as adminDescribeToken, enrolToken, findToken, importTokens, listTokens, removeToken, resyncToken, setTokenState, showToken } from "../../admin/tokens.ts";
+import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, svgQR } from "../../otp/index.ts";
+import type { Token, TokenState } from "../../store/types.ts";
 import { BODY_LIMITS } from "../middleware.ts";
-import { importedTokens } from "../../cli/token.ts";
-import { newSerial } from "../../cli/user-import.ts";
-import { cleanUsername } from "../../cli/validate.ts";
-import {
-  decodeBase32,
-  generateSecret,
-  MAX_SECRET_BYTES,
-  MIN_SECRET_BYTES,
-  OTPError,
-  otpauthURI,
-  parsePSKC,
-  parseTokenCSV,
-  RECOMMENDED_MIN_SECRET_BYTES,
-  resyncHOTP,
-  resyncTOTP,
-  svgQR,
-  type ImportedToken,
-  type PSKCOptions,
-} from "../../otp/index.ts";
-import { StoreError, type NewToken, type Token, type TokenState, type User } from "../../store/types.ts";
-import type { HttpDeps } from "../types.ts";
-import { badRequest, fail, type AdminRouter } from "./route.ts";
+import { adminContextOf } from "./audit.ts";
+import type { AdminRouter } from "./route.ts";
 import { idParams, tokenView } from "./schemas.ts";
 
 const TAG = "tokens";
@@ -70,42 +53,21 @@ const listQuery = v.object({
 
 /** The API view of a token: never the seed. */
 export function describeToken(t: Token, owner: string | null): v.InferOutput<typeof tokenView> {
-  return { id: t.id, serial: t.serial, kind: t.kind, state: t.state, user: owner, digits: t.digits, algorithm: t.algorithm, period: t.kind === "totp" ? t.period : null };
+  return adminDescribeToken(t, owner);
 }
 
 /** Registers /tokens routes. */
 export function tokenRoutes(r: AdminRouter): void {
   const { deps } = r;
-  const { store } = deps;
-  const userByName = async (raw: string): Promise<User | undefined> => {
-    const name = cleanUsername(raw, deps.config.radius.realms);
-    return name === undefined ? undefined : store.users.findByName(name);
-  };
-  const ownerName = async (t: Token) => (t.userId === null ? null : ((await store.users.findById(t.userId))?.username ?? null));
-  const tokenById = (id: string) => store.tokens.findById(Number(id));
 
   r.route(
     { method: "get", path: "/tokens", summary: "List tokens, optionally of one user or by serial", tag: TAG, minRole: "operator", query: listQuery, responses: { 200: { description: "Tokens", schema: v.array(tokenView) } }, errors: [404] },
-    async (c, { query }) => {
-      let owner: User | undefined;
-      if (query.user !== undefined) {
-        owner = await userByName(query.user);
-        if (!owner) return fail(c, 404);
-      }
-      const [tokens, users] = await Promise.all([store.tokens.list(owner?.id), store.users.list()]);
-      const names = new Map(users.map((u) => [u.id, u.username]));
-      const rows = tokens.filter((t) => query.serial === undefined || t.serial === query.serial);
-      return c.json(rows.map((t) => describeToken(t, t.userId === null ? null : (names.get(t.userId) ?? null))));
-    },
+    async (c, { query }) => c.json(await listTokens(deps, query)),
   );
 
   r.route(
     { method: "get", path: "/tokens/:id", summary: "Show a token", tag: TAG, minRole: "operator", params: idParams, responses: { 200: { description: "The token", schema: tokenView } }, errors: [404] },
-    async (c, { params }) => {
-      const t = await tokenById(params.id);
-      if (!t) return fail(c, 404);
-      return c.json(describeToken(t, await ownerName(t)));
-    },
+    async (c, { params }) => c.json(await showToken(deps, Number(params.id))),
   );
 
   r.route(
@@ -120,42 +82,8 @@ export function tokenRoutes(r: AdminRouter): void {
       errors: [404],
     },
     async (c, { body }) => {
-      const { otp } = deps.config;
-      const kind = body.kind;
-      if (kind === "totp" && body.counter !== undefined) return badRequest(c, "counter", "absent for a TOTP token");
-      if (kind === "hotp" && body.period !== undefined) return badRequest(c, "period", "absent for an HOTP token");
-      const warnings: string[] = [];
-      let secret: Uint8Array;
-      if (body.secret !== undefined) {
-        const rule = `base32 (RFC 4648) of ${MIN_SECRET_BYTES} to ${MAX_SECRET_BYTES} bytes`;
-        try {
-          secret = decodeBase32(body.secret.replace(/[\s-]/g, ""));
-        } catch {
-          return badRequest(c, "secret", rule);
-        }
-        if (secret.length < MIN_SECRET_BYTES || secret.length > MAX_SECRET_BYTES) return badRequest(c, "secret", rule);
-        if (secret.length < RECOMMENDED_MIN_SECRET_BYTES) warnings.push(`the secret is shorter than ${RECOMMENDED_MIN_SECRET_BYTES * 8} bits (RFC 4226 §4 R6); prefer a generated one`);
-      } else {
-        secret = generateSecret({ random: deps.random });
-      }
-      const user = await userByName(body.user);
-      if (!user) return fail(c, 404, "no such user");
-      const digits = body.digits ?? otp.default_digits;
-      const period = body.period ?? otp.default_period;
-      const algorithm = body.algorithm ?? otp.default_algorithm;
-      const counter = body.counter ?? 0;
-      let token: Token | undefined;
-      for (let attempt = 0; !token; attempt++) {
-        try {
-          token = await store.tokens.add({ serial: newSerial(kind, deps.random), userId: user.id, kind, secret, algorithm, digits, period, counter, state: "active" });
-        } catch (e) {
-          // A random serial collided with an existing one: draw another.
-          if (!(e instanceof StoreError && e.code === "conflict") || attempt >= 3) throw e;
-        }
-      }
-      const uri = otpauthURI({ kind, issuer: otp.issuer, account: user.username, secret, algorithm, digits, period, counter });
-      deps.audit({ type: "admin.token_enrolled", user: user.username, token: token.id, kind, by: c.get("apiKey").name });
-      return c.json({ token: describeToken(token, user.username), otpauthUri: uri, qrSvg: await svgQR(uri), warnings }, 201);
+      const { token, owner, uri, warnings } = await enrolToken(adminContextOf(deps, c), body);
+      return c.json({ token: describeToken(token, owner.username), otpauthUri: uri, qrSvg: await svgQR(uri), warnings }, 201);
     },
   );
 
@@ -172,16 +100,9 @@ export function tokenRoutes(r: AdminRouter): void {
       errors: [404],
     },
     async (c, { params, body }) => {
-      const t = await tokenById(params.id);
-      if (!t) return fail(c, 404);
-      let owner: User | undefined;
-      if (body.user !== null) {
-        owner = await userByName(body.user);
-        if (!owner) return fail(c, 404, "no such user");
-      }
-      await store.tokens.assign(t.id, owner?.id ?? null);
-      deps.audit({ type: "admin.token_assigned", token: t.id, user: owner?.username ?? null, by: c.get("apiKey").name });
-      return c.json(describeToken({ ...t, userId: owner?.id ?? null }, owner?.username ?? null));
+      const ctx = adminContextOf(deps, c);
+      const { token, owner } = await assignToken(ctx, await findToken(ctx, Number(params.id)), body.user);
+      return c.json(describeToken(token, owner?.username ?? null));
     },
   );
 
@@ -192,11 +113,8 @@ export function tokenRoutes(r: AdminRouter): void {
     r.route(
       { method: "post", path: `/tokens/:id/${action}`, summary: `${action === "disable" ? "Disable" : "Enable"} a token`, tag: TAG, minRole: "admin", params: idParams, responses: { 200: { description: "The token", schema: tokenView } }, errors: [404] },
       async (c, { params }) => {
-        const t = await tokenById(params.id);
-        if (!t) return fail(c, 404);
-        await store.tokens.setState(t.id, state);
-        deps.audit({ type: "admin.token_state", token: t.id, state, by: c.get("apiKey").name });
-        return c.json(describeToken({ ...t, state }, await ownerName(t)));
+        await setTokenState(adminContextOf(deps, c), Number(params.id), state);
+        return c.json(await showToken(deps, Number(params.id)));
       },
     );
   }
@@ -214,32 +132,15 @@ export function tokenRoutes(r: AdminRouter): void {
       errors: [404, 409],
     },
     async (c, { params, body }) => {
-      const t = await tokenById(params.id);
-      if (!t) return fail(c, 404);
-      const shape = new RegExp(`^\\d{${t.digits}}$`);
-      if (!shape.test(body.code1)) return badRequest(c, "code1", `a ${t.digits}-digit code`);
-      if (!shape.test(body.code2)) return badRequest(c, "code2", `a ${t.digits}-digit code`);
-      if (t.kind === "totp") {
-        const res = resyncTOTP(t, body.code1, body.code2, { now: deps.now() });
-        if (!res) return fail(c, 409, "the two codes are not consecutive codes of this token; nothing changed");
-        await store.tokens.resync(t.id, { lastStep: res.lastStep, drift: res.drift });
-        deps.audit({ type: "admin.token_resynced", token: t.id, by: c.get("apiKey").name });
-        return c.json({ drift: res.drift, counter: null });
-      }
-      const res = resyncHOTP(t, body.code1, body.code2);
-      if (!res) return fail(c, 409, "the two codes are not consecutive codes of this token; nothing changed");
-      await store.tokens.resync(t.id, { counter: res.counter });
-      deps.audit({ type: "admin.token_resynced", token: t.id, by: c.get("apiKey").name });
-      return c.json({ drift: null, counter: res.counter });
+      const { drift, counter } = await resyncToken(adminContextOf(deps, c), Number(params.id), body.code1, body.code2);
+      return c.json({ drift, counter });
     },
   );
 
   r.route(
     { method: "delete", path: "/tokens/:id", summary: "Remove a token", tag: TAG, minRole: "admin", params: idParams, responses: { 204: { description: "Removed" } }, errors: [404] },
     async (c, { params }) => {
-      const t = await tokenById(params.id);
-      if (!t || !(await store.tokens.remove(t.id))) return fail(c, 404);
-      deps.audit({ type: "admin.token_removed", token: t.id, by: c.get("apiKey").name });
+      await removeToken(adminContextOf(deps, c), Number(params.id));
       return c.body(null, 204);
     },
   );
@@ -253,38 +154,23 @@ export function tokenRoutes(r: AdminRouter): void {
       minRole: "admin",
       body: importBody,
       maxBodyBytes: BODY_LIMITS.adminImport,
-      responses: { 201: { description: "How many were imported and assigned", schema: v.object({ imported: v.number(), assigned: v.number(), unknownOwners: v.number() }) } },
+      responses: {
+        201: {
+          description: "How many were imported and assigned",
+          schema: v.object({ imported: v.number(), assigned: v.number(), unknownOwners: v.number() }),
+        },
+      },
       errors: [409],
     },
-    async (c, { body }) => importTokens(deps, c, body),
+    async (c, { body }) => {
+      const done = await importTokens(adminContextOf(deps, c), {
+        format: body.format,
+        content: body.content,
+        ...(body.pskHex !== undefined ? { preSharedKey: new Uint8Array(Buffer.from(body.pskHex, "hex")) } : {}),
+        ...(body.password !== undefined ? { password: body.password } : {}),
+        ...(body.privateKeyPem !== undefined ? { privateKeyPem: body.privateKeyPem } : {}),
+      });
+      return c.json(done, 201);
+    },
   );
-}
-
-async function importTokens(deps: HttpDeps, c: Parameters<Parameters<AdminRouter["route"]>[1]>[0], body: { format: "pskc" | "csv"; content: string; pskHex?: string; password?: string; privateKeyPem?: string }): Promise<Response> {
-  const keyOptions = [body.pskHex, body.password, body.privateKeyPem].filter((x) => x !== undefined).length;
-  if (keyOptions > 1) return badRequest(c, "pskHex", "at most one of pskHex, password and privateKeyPem");
-  if (body.format === "csv" && keyOptions > 0) return badRequest(c, "format", "pskc when pskHex, password or privateKeyPem is given");
-  const options: PSKCOptions = {};
-  if (body.pskHex !== undefined) options.preSharedKey = new Uint8Array(Buffer.from(body.pskHex, "hex"));
-  if (body.password !== undefined) options.password = body.password;
-  if (body.privateKeyPem !== undefined) options.privateKeyPem = body.privateKeyPem;
-  let imported: ImportedToken[];
-  try {
-    imported = body.format === "pskc" ? parsePSKC(body.content, options) : parseTokenCSV(body.content);
-  } catch (e) {
-    // OTPError messages never hold a seed, key or password (otp/errors.ts); the code is enough here.
-    if (e instanceof OTPError) return badRequest(c, "content", `a valid ${body.format === "pskc" ? "PSKC document" : "token CSV"} (${e.code})`);
-    throw e;
-  }
-  if (imported.length === 0) return badRequest(c, "content", "at least one token");
-  const { store } = deps;
-  const { tokens, assigned, unknownOwners } = await importedTokens(store, imported, deps.config.radius.realms);
-  try {
-    await store.tokens.addMany(tokens);
-  } catch (e) {
-    if (e instanceof StoreError && e.code === "conflict") return fail(c, 409, "a token serial exists; nothing was imported");
-    throw e;
-  }
-  deps.audit({ type: "admin.tokens_imported", count: tokens.length, by: c.get("apiKey").name });
-  return c.json({ imported: tokens.length, assigned, unknownOwners }, 201);
 }

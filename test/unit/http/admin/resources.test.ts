@@ -106,7 +106,7 @@ describe("users", () => {
   test("CSV import: all rows, then a clash imports nothing", async () => {
     const header = "username,password,type,phone,email,totp_secret,totp_algorithm,totp_digits,totp_period";
     const csv = `${header}\ncsv1,pw-one-1,totp,,,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,,,\ncsv2,,password,,,,,,\n`;
-    expect(await ok("POST", "/users/import", "/users/import", 201, { csv })).toEqual({ imported: 2, withToken: 1 });
+    expect(await ok("POST", "/users/import", "/users/import", 201, { csv })).toEqual({ imported: 2, withToken: 1, warnings: [] });
     expect(await status("POST", "/users/import", { csv })).toBe(409);
     const bad = await f.call("POST", "/users/import", { key: f.keys.admin, body: { csv: `${header}\ncsv3,,nonsense,,,,,,\n` } });
     expect(bad.status).toBe(400);

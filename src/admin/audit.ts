@@ -1,0 +1,42 @@
+// The audit port of the admin operations: who acts (the actor) and where their changes are recorded.
+//
+// Every operation that changes something records one admin.* event (audit/events.ts) through this
+// port, with the same name and fields whoever calls it. The adapters implement it: the CLI writes
+// the event to the store's admin_events table in the change's own transaction (cli/audit.ts; the
+// server emits it later), the admin API emits it on the server's bus after the change
+// (http/admin/audit.ts). The event's `by` is the actor's name.
+
+import type { AdminEvent } from "../audit/events.ts";
+
+/** The roles of the admin operations, least privileged first (the admin API keys' roles). */
+export type AdminRole = "operator" | "admin" | "root";
+
+/** Who makes a change. */
+export interface Actor {
+  /** As recorded in the event's `by`: "cli:<OS user>" for the CLI, the API key's name for the API. */
+  name: string;
+  /** What the actor may do: the API key's role; the CLI acts as root (whoever runs it can write the database). */
+  role: AdminRole;
+}
+
+/** An admin event as an operation describes it: the port adds the actor as `by`. */
+export type AdminEventBody = AdminEvent extends infer E ? (E extends AdminEvent ? Omit<E, "by"> : never) : never;
+
+export interface AdminAudit {
+  readonly actor: Actor;
+  /**
+   * Runs `change` (which uses only the context's store) and records the event `describe` makes of
+   * its result (null: nothing changed, nothing recorded). Throws what `change` throws (nothing is
+   * recorded then), and StoreError("unavailable") when the record cannot be written.
+   */
+  change<T>(change: () => Promise<T>, describe: (result: T) => AdminEventBody | null): Promise<T>;
+  /** Records an event of an action that changed nothing stored (a test message, a diagnosis). */
+  note(event: AdminEventBody): Promise<void>;
+}
+
+const ORDER: Record<AdminRole, number> = { operator: 0, admin: 1, root: 2 };
+
+/** Whether `role` is `least` or above it. */
+export function roleAtLeast(role: AdminRole, least: AdminRole): boolean {
+  return ORDER[role] >= ORDER[least];
+}
