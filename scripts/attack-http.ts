@@ -30,7 +30,8 @@ const bin = resolve(root, values.bin!);
 if (!existsSync(bin)) throw new Error(`${bin} is missing: run bun run build first`);
 
 const dataDir = mkdtempSync(join(tmpdir(), "portcullis-attack-"));
-const env: Record<string, string | undefined> = { ...process.env, PORTCULLIS_KEY: randomBytes(32).toString("base64"), PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0" };
+// One RADIUS process (comparable with the figures measured before `[radius] workers`); the environment may ask for more.
+const env: Record<string, string | undefined> = { PORTCULLIS_RADIUS_WORKERS: "1", ...process.env, PORTCULLIS_KEY: randomBytes(32).toString("base64"), PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0" };
 delete env.PORTCULLIS_CONFIG;
 delete env.PORTCULLIS_DATA_DIR;
 const server = spawn([bin, "--data-dir", dataDir, "serve", "--radius-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"], { env, stdout: "pipe", stderr: "inherit" });

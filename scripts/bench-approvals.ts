@@ -23,6 +23,13 @@
 // the rest learn their request ID from the push alone. No SMS may go out. Each request is approved
 // with a signed POST /app/api/v1/requests/{id}. Bars: answer → Access-Accept p99 under 100 ms and
 // peak RSS under 400 MB (the streams' connections are part of it).
+//
+// With --via-switch the appliance has no public URL and no gateway of its own: a relay (`switch
+// serve`, its own data directory and generated certificate) holds the gateway stub, the appliance
+// joins it and sends every link over its one WebSocket, and the pages are fetched and answered on
+// the relay, which forwards each to the appliance. It also reports the relay's delivery throughput
+// (gateway messages per second between the first and the last) and the relay's RSS. Bar: answer →
+// Access-Accept p99 under 150 ms through the relay.
 
 import { spawn } from "bun";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -43,8 +50,10 @@ const { values } = parseArgs({
     keep: { type: "boolean", default: false },
     app: { type: "boolean", default: false },
     streams: { type: "string", default: "1000" },
+    "via-switch": { type: "boolean", default: false },
   },
 });
+const VIA_SWITCH = values["via-switch"]!;
 const APP = values.app!;
 const STREAMS = APP ? Math.min(Number(values.streams), Number(values.requests)) : 0;
 const N = Number(values.requests);
@@ -55,6 +64,7 @@ const bin = resolve(root, values.bin!);
 if (!existsSync(bin)) throw new Error(`${bin} is missing: run bun run build first`);
 if (!(N > 0 && N <= 50_000)) throw new Error("--requests must be 1-50000");
 if (!(STREAMS >= 0)) throw new Error("--streams must be 0 or more");
+if (VIA_SWITCH && APP) throw new Error("--via-switch and --app cannot be combined (the relay does not carry the app's API)");
 
 const SECRET = "bench-approvals-shared-secret";
 const PASSWORD = "bench-Passw0rd";
@@ -81,12 +91,16 @@ const freePort = () => {
 // The SMS gateway stub: number → link, and every message counted.
 const links = new Map<string, string>();
 let smsSent = 0;
+let firstSmsAt = 0;
+let lastSmsAt = 0;
 const gateway = Bun.serve({
   hostname: "127.0.0.1",
   port: 0,
   async fetch(req) {
     const form = new URLSearchParams(await req.text());
     smsSent++;
+    lastSmsAt = performance.now();
+    if (firstSmsAt === 0) firstSmsAt = lastSmsAt;
     const link = /(https?:\/\/\S+\/ml\/[A-Za-z0-9_-]{43})/.exec(form.get("message") ?? "")?.[1];
     if (link) links.set(form.get("to") ?? "", link);
     return new Response("ok");
@@ -95,6 +109,35 @@ const gateway = Bun.serve({
 
 const port = freePort();
 const adminPort = freePort();
+const NO_LIMITS = `[delivery]
+per_number_per_minute = 0
+per_number_per_hour = 0
+per_key_per_minute = 0
+per_key_per_hour = 0
+overall_per_minute = 0
+overall_per_hour = 0`;
+const GATEWAY = `[delivery.sms]
+url = "http://127.0.0.1:${gateway.port}/sms"
+body = "to={to}&message={message}"`;
+// --via-switch: the relay's port, data directory and configuration (the gateway stub behind it).
+const relayPort = freePort();
+const relayUrl = `https://127.0.0.1:${relayPort}`;
+const relayDir = mkdtempSync(join(tmpdir(), "portcullis-bench-relay-"));
+if (VIA_SWITCH) {
+  writeFileSync(
+    join(relayDir, "portcullis.toml"),
+    `region = "SE"
+log_level = "warn"
+[switch_server]
+listen = "127.0.0.1:${relayPort}"
+public_url = "${relayUrl}"
+per_appliance_per_minute = 0
+per_appliance_per_hour = 0
+${NO_LIMITS}
+${GATEWAY}
+`,
+  );
+}
 const base = `http://127.0.0.1:${port}`;
 const dataDir = mkdtempSync(join(tmpdir(), "portcullis-bench-approvals-"));
 writeFileSync(
@@ -102,20 +145,11 @@ writeFileSync(
   `region = "SE"
 log_level = "warn"
 [http]
-public_url = "${base}"
-tls = false
+${VIA_SWITCH ? "" : `public_url = "${base}"\n`}tls = false
 [admin]
 listen = "127.0.0.1:${adminPort}"
-[delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-per_key_per_minute = 0
-per_key_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
-[delivery.sms]
-url = "http://127.0.0.1:${gateway.port}/sms"
-body = "to={to}&message={message}"
+${NO_LIMITS}
+${VIA_SWITCH ? `[switch]\nurls = ["${relayUrl}"]\nca_file = "${join(relayDir, "http-cert.pem")}"\n` : GATEWAY}
 ${
   APP
     ? `[push]
@@ -130,7 +164,8 @@ if (APP) {
   const cfg = join(dataDir, "portcullis.toml");
   writeFileSync(cfg, readFileSync(cfg, "utf8").replace("tls = false\n", `tls = false\nmax_connections = ${STREAMS + 2048}\nmax_connections_per_address = ${STREAMS + 2048}\n`));
 }
-const env: Record<string, string | undefined> = { ...process.env, PORTCULLIS_KEY: randomBytes(32).toString("base64") };
+// One RADIUS process (comparable with the figures measured before `[radius] workers`); the environment may ask for more.
+const env: Record<string, string | undefined> = { PORTCULLIS_RADIUS_WORKERS: "1", ...process.env, PORTCULLIS_KEY: randomBytes(32).toString("base64") };
 delete env.PORTCULLIS_CONFIG;
 delete env.PORTCULLIS_DATA_DIR;
 const cli = async (args: string[]) => {
@@ -150,6 +185,29 @@ await cli(["user", "import", csv]);
 await cli(["client", "add", "bench", "--address", "127.0.0.1/32", "--secret", SECRET, "--approval-hold", String(HOLD_S)]);
 const adminKey = APP ? /pcl_[A-Za-z0-9_-]{43}/.exec(await cli(["apikey", "add", "bench", "--role", "admin"]))![0] : "";
 const pushService = APP ? new TestPushService("mailto:bench@example.com") : undefined;
+
+let relay: ReturnType<typeof spawn> | undefined;
+let relayCa = "";
+if (VIA_SWITCH) {
+  const relayEnv = { ...env, PORTCULLIS_CONFIG: join(relayDir, "portcullis.toml") };
+  relay = spawn([bin, "--data-dir", relayDir, "switch", "serve"], { env: relayEnv, stdout: "inherit", stderr: "inherit" });
+  for (const check = deadline("the relay", 30_000); ; ) {
+    check();
+    if (existsSync(join(relayDir, "http-cert.pem"))) {
+      relayCa = readFileSync(join(relayDir, "http-cert.pem"), "utf8");
+      try {
+        if ((await fetch(`${relayUrl}/healthz`, { tls: { ca: relayCa } } as RequestInit)).ok) break;
+      } catch {}
+    }
+    await Bun.sleep(100);
+  }
+  const p = spawn([bin, "--data-dir", relayDir, "switch", "appliance", "add", "bench"], { env: relayEnv, stdout: "pipe", stderr: "pipe" });
+  const token = (await new Response(p.stdout).text()).trim();
+  if ((await p.exited) !== 0) throw new Error("switch appliance add failed");
+  await cli(["switch", "join", relayUrl, token]);
+}
+/** Page fetches: the relay's pages need its certificate. */
+const pageFetch = (url: string, init: RequestInit = {}) => fetch(url, VIA_SWITCH ? ({ ...init, tls: { ca: relayCa } } as RequestInit) : init);
 
 // A UDP port free right now (log_level warn hides the radius.listening line).
 const probe = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0 });
@@ -372,7 +430,7 @@ try {
     Array.from({ length: CONC }, async () => {
       while (next < N) {
         const i = next++;
-        const html = await (await fetch(links.get(numbers[i]!)!)).text();
+        const html = await (await pageFetch(links.get(numbers[i]!)!)).text();
         csrf[i] = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
       }
     }),
@@ -385,7 +443,7 @@ try {
       while (next < N) {
         const i = next++;
         postedAt[i] = performance.now();
-        const r = APP ? await fetch(signed[i]!) : await fetch(links.get(numbers[i]!)!, { method: "POST", body: new URLSearchParams({ csrf: csrf[i]!, action: "approve" }) });
+        const r = APP ? await fetch(signed[i]!) : await pageFetch(links.get(numbers[i]!)!, { method: "POST", body: new URLSearchParams({ csrf: csrf[i]!, action: "approve" }) });
         await r.arrayBuffer();
         if (r.status !== 200) throw new Error(`approval POST answered ${r.status}`);
       }
@@ -406,7 +464,14 @@ try {
   await Bun.sleep(500);
   for (const a of streamAborts) a.abort();
   report = {
-    mode: APP ? "app" : "sms-link",
+    mode: APP ? "app" : VIA_SWITCH ? "sms-link-via-switch" : "sms-link",
+    ...(VIA_SWITCH
+      ? {
+          switch_deliveries_per_s: lastSmsAt > firstSmsAt ? Math.round(((smsSent - 1) * 1000) / (lastSmsAt - firstSmsAt)) : null,
+          relay_rss_mb: mb(rssKB(relay!.pid)),
+          relay_rss_hwm_mb: mb(rssKB(relay!.pid, "VmHWM")),
+        }
+      : {}),
     requests: N,
     ...(APP
       ? {
@@ -443,15 +508,20 @@ try {
 } finally {
   server.kill("SIGTERM");
   await Promise.race([server.exited, Bun.sleep(10_000)]);
+  relay?.kill("SIGTERM");
+  if (relay) await Promise.race([relay.exited, Bun.sleep(10_000)]);
   gateway.stop(true);
   pushService?.stop();
-  if (!values.keep) rmSync(dataDir, { recursive: true, force: true });
+  if (!values.keep) {
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(relayDir, { recursive: true, force: true });
+  }
 }
 
 // The bars: exactly one SMS per login whatever the retransmissions, peak RSS while all are held
 // under 350 MB, and the approval → Access-Accept p99 under 100 ms.
 const RSS_LIMIT_MB = APP ? 400 : 350;
-const P99_LIMIT_MS = 100;
+const P99_LIMIT_MS = VIA_SWITCH ? 150 : 100;
 const failures: string[] = [];
 if (!APP && report.sms_sent !== N) failures.push(`${report.sms_sent} SMS sent for ${N} logins`);
 if (APP && report.sms_sent !== 0) failures.push(`${report.sms_sent} SMS sent to users with an approver app`);

@@ -19,10 +19,11 @@ import { keyCommand } from "./cli/key.ts";
 import { LDAP_USAGE, ldapTest } from "./cli/ldap.ts";
 import { tokenCommand } from "./cli/token.ts";
 import { userCommand } from "./cli/user.ts";
+import { WORKER_ENV } from "./cli/workers.ts";
 import { ConfigError, ldapProfiles, loadConfig, type ConfigOverride, type LoadOptions } from "./config/index.ts";
 import { OTPError } from "./otp/index.ts";
 import { setPasswordConcurrency } from "./runtime/password.ts";
-import { openStore } from "./store/open.ts";
+import { openStore, storeOptions } from "./store/open.ts";
 import { StoreError, type Store } from "./store/types.ts";
 
 export interface GlobalFlags {
@@ -146,6 +147,14 @@ export async function main(argv: string[]): Promise<number> {
 
     if (command === "serve") {
       const serveFlags = parseServeFlags(args);
+      // A RADIUS worker of a supervising `serve`: its configuration comes over IPC (cli/workers.ts).
+      const workerId = process.env[WORKER_ENV];
+      if (workerId !== undefined) {
+        delete process.env[WORKER_ENV];
+        const { serveWorker } = await import("./cli/serve.ts");
+        await serveWorker(Number(workerId) || 0);
+        return 0;
+      }
       const overrides: ConfigOverride[] = [];
       if (serveFlags.radiusListen.length > 0) overrides.push({ path: "radius.listen", value: serveFlags.radiusListen, source: "--radius-listen" });
       if (serveFlags.httpListen !== undefined) overrides.push({ path: "http.listen", value: serveFlags.httpListen, source: "--http-listen" });
@@ -156,6 +165,17 @@ export async function main(argv: string[]): Promise<number> {
         flags: serveFlags.httpListen === undefined ? { radiusListen: serveFlags.radiusListen } : serveFlags,
         explicitListeners: { http: explicit.has("http.listen"), admin: explicit.has("admin.listen") },
       });
+      return 0;
+    }
+
+    if (command === "switch" && args[0] === "serve") {
+      const rest = args.slice(1);
+      const m = rest.length === 0 ? null : /^--listen(?:=(.+))?$/.exec(rest[0]!);
+      const listen = m ? (m[1] ?? rest[1]) : undefined;
+      if (rest.length > 0 && (!m || listen === undefined || rest.length > (m[1] !== undefined ? 1 : 2))) throw usageError("switch serve takes only --listen ADDR:PORT");
+      const { config } = loadConfig(listen === undefined ? options : { ...options, overrides: [{ path: "switch_server.listen", value: listen, source: "--listen" }] });
+      const { switchServe } = await import("./cli/switch.ts");
+      await switchServe(config, {});
       return 0;
     }
 
@@ -171,6 +191,14 @@ export async function main(argv: string[]): Promise<number> {
       return await ldapTest(ldapProfiles(config), profile, user, (line) => process.stdout.write(line + "\n"));
     }
 
+    if (command === "store") {
+      const { storeCommand } = await import("./cli/store.ts");
+      return await storeCommand(
+        { config, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), stdoutIsTTY: false, stderrIsTTY: false, readStdin, now: () => Date.now(), store: () => Promise.reject(new Error("store commands open stores themselves")) },
+        args,
+      );
+    }
+
     const ctx: CLIContext = {
       config,
       out: (text) => process.stdout.write(text),
@@ -181,14 +209,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(process.stdin.isTTY ? { promptHidden } : {}),
       now: () => Date.now(),
       store: async () => {
-        store ??= await openStore({
-          driver: config.store.driver,
-          path: config.store.path,
-          dataDir: config.data_dir,
-          keyFile: config.keys.key_file,
-          synchronous: config.store.synchronous,
-          busyTimeoutMs: config.store.busy_timeout_ms,
-        });
+        store ??= await openStore(storeOptions(config));
         return store;
       },
     };
@@ -214,6 +235,11 @@ export async function main(argv: string[]): Promise<number> {
       case "admin":
         await adminCommand(ctx, args);
         break;
+      case "switch": {
+        const { switchCommand } = await import("./cli/switch.ts");
+        await switchCommand(ctx, args);
+        break;
+      }
     }
     return 0;
   } catch (e) {

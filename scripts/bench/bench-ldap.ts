@@ -120,7 +120,8 @@ export async function runLdapBenchmark(o: LdapBenchmarkOptions): Promise<void> {
     writeFileSync(passwordFile, SERVICE_PASSWORD + "\n", { mode: 0o600 });
     const configFile = join(work, "portcullis-ldap.toml");
     writeFileSync(configFile, portcullisLdapToml({ url: slapd.url, passwordFile, settings: o.portcullis ?? {} }), { mode: 0o600 });
-    const env = { PORTCULLIS_KEY: randomBytes(32).toString("base64") };
+    // One RADIUS process (comparable with the figures measured before `[radius] workers`), unless the environment asks for more.
+    const env = { PORTCULLIS_RADIUS_WORKERS: process.env.PORTCULLIS_RADIUS_WORKERS ?? "1", PORTCULLIS_KEY: randomBytes(32).toString("base64") };
     const pre = ["--config", configFile];
     await portcullisCLI(bin, pDir, ["client", "add", "bench", "--address", "127.0.0.1/32", "--secret-stdin", "--allow-password-only", "true"], env, { stdin: secret + "\n", pre });
     const pPort = await freePort();

@@ -1,11 +1,16 @@
 // RADIUS login benchmarks against FreeRADIUS 3.2, same users, same load generator, alternating rounds.
 //   --workload otp (default): FreeRADIUS + rlm_totp versus the compiled Portcullis binary on OTP logins; also
 //     the binary's idle RSS and its exec-to-first-Status-Server time.
+//   --store postgres: the OTP workload on Portcullis with SQLite versus Portcullis with PostgreSQL
+//     (bench-store.ts; Debian package postgresql), CPU per login of the server and of the database.
 //   --workload ldap: PAP password logins against one slapd, FreeRADIUS + rlm_ldap versus Portcullis with an
 //     [[ldap]] profile (bench-ldap.ts).
 //
 // Usage: scripts/bench-radius [--workload otp|ldap] [--users 20000|2000] [--rounds 3] [--warmup 1] [--concurrency 128|32]
 //          [--requests N (ldap: logins per round, default 3 × users)] [--fr-pool 32 (ldap)] [--bin dist/portcullis] [--keep]
+//          otp only: [--workers 1 | 1,2] one Portcullis server per `[radius] workers` value, each measured in every round
+//          (CPU per login summed over the supervisor and its workers; the load generator's one socket is
+//          spread over the workers by the RADIUS Identifier)
 //          ldap only, Portcullis's profile: [--ldap-pool 4] [--ldap-pipeline 8] [--ldap-bind-pool 32] (defaults: the product's)
 // Needs `freeradius` (Debian package) and a built binary (`bun run build`); the ldap workload also
 // `freeradius-ldap`, `slapd`, `ldap-utils` and `openssl`. Installs nothing.
@@ -21,7 +26,7 @@ import { randomBytes } from "node:crypto";
 import { writeFreeRADIUSConfig } from "./freeradius.ts";
 import { encodeBase32 } from "./radius-wire.ts";
 import { runLoad, type LoadResult, type LoadUser } from "../loadgen.ts";
-import { cpuMs, freePort, median, portcullisCLI, rss, waitStatusServer as waitStatusServerOn } from "./harness.ts";
+import { freePort, median, portcullisCLI, treeCpuMs, treeRss, waitStatusServer as waitStatusServerOn } from "./harness.ts";
 import { runLdapBenchmark } from "./bench-ldap.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -39,9 +44,15 @@ const { values: a } = parseArgs({
     "ldap-bind-pool": { type: "string" },
     bin: { type: "string", default: join(root, "dist/portcullis") },
     "startup-runs": { type: "string", default: "5" },
+    workers: { type: "string", default: "1" },
     keep: { type: "boolean", default: false },
+    store: { type: "string" },
   },
 });
+if (a.store !== undefined && a.store !== "postgres") {
+  process.stderr.write("bench: --store must be postgres\n");
+  process.exit(2);
+}
 if (a.workload !== "otp" && a.workload !== "ldap") {
   process.stderr.write("bench: --workload must be otp or ldap\n");
   process.exit(2);
@@ -52,6 +63,11 @@ const rounds = Number(a.rounds);
 const warmupRounds = Number(a.warmup);
 const concurrency = Number(a.concurrency ?? (ldap ? 32 : 128));
 const bin = resolve(a.bin!);
+const workerCounts = a.workers!.split(",").map((w) => Number(w.trim()));
+if (workerCounts.some((w) => !Number.isInteger(w) || w < 1 || w > 64)) {
+  process.stderr.write("bench: --workers must be a comma-separated list of 1..64\n");
+  process.exit(2);
+}
 const secret = encodeBase32(randomBytes(20)); // shared secret for both servers, never printed
 const work = mkdtempSync(join(tmpdir(), "portcullis-bench-"));
 const children: Bun.Subprocess[] = [];
@@ -106,31 +122,37 @@ async function main() {
   await waitStatusServer(frPort, { timeoutMs: 60_000, everyMs: 50 });
 
   // Portcullis: same users, a --first-factor none client (User-Password = code alone, like the FreeRADIUS policy).
-  const pDir = join(work, "portcullis");
-  info("importing users into Portcullis");
-  const t0 = performance.now();
-  await cli(pDir, ["user", "import", csvPath], env);
-  info(`user import: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  await cli(pDir, ["client", "add", "bench", "--address", "127.0.0.1/32", "--secret-stdin", "--first-factor", "none"], env, secret + "\n");
-  const pPort = await freePort();
-  const srv = Bun.spawn([bin, "--data-dir", pDir, "serve", "--radius-listen", `127.0.0.1:${pPort}`, "--http-listen", "127.0.0.1:0"], {
-    env: { ...process.env, ...env },
-    stdout: "ignore",
-    stderr: "inherit",
-  });
-  children.push(srv);
-  await waitStatusServer(pPort, { timeoutMs: 60_000, everyMs: 50 });
+  // One server per worker count, each on its own data directory (another server's commits would
+  // empty its cache), started together so that every round measures each of them.
+  const servers: { name: string; port: number; proc: Bun.Subprocess }[] = [];
+  for (const w of workerCounts) {
+    const pDir = join(work, `portcullis-w${w}`);
+    info(`importing users into Portcullis (workers = ${w})`);
+    const t0 = performance.now();
+    await cli(pDir, ["user", "import", csvPath], env);
+    info(`user import: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    await cli(pDir, ["client", "add", "bench", "--address", "127.0.0.1/32", "--secret-stdin", "--first-factor", "none"], env, secret + "\n");
+    const port = await freePort();
+    const proc = Bun.spawn([bin, "--data-dir", pDir, "serve", "--radius-listen", `127.0.0.1:${port}`, "--http-listen", "127.0.0.1:0"], {
+      env: { ...process.env, ...env, PORTCULLIS_RADIUS_WORKERS: String(w), PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0" },
+      stdout: "ignore",
+      stderr: "inherit",
+    });
+    children.push(proc);
+    await waitStatusServer(port, { timeoutMs: 60_000, everyMs: 50 });
+    servers.push({ name: `portcullis-w${w}`, port, proc });
+  }
 
   // Alternating rounds; each loadgen run waits for a new TOTP step, so every round uses fresh codes.
-  const results: Record<"freeradius" | "portcullis", LoadResult[]> = { freeradius: [], portcullis: [] };
+  const names = ["freeradius", ...servers.map((x) => x.name)];
+  const results: Record<string, LoadResult[]> = Object.fromEntries(names.map((n) => [n, []]));
   type CPU = { server_us_per_req: number; loadgen_us_per_req: number };
-  const cpus: Record<"freeradius" | "portcullis", CPU[]> = { freeradius: [], portcullis: [] };
+  const cpus: Record<string, CPU[]> = Object.fromEntries(names.map((n) => [n, []]));
   let cpu0 = { server: 0, loadgen: process.cpuUsage() };
   for (let r = 1 - warmupRounds; r <= rounds; r++) {
-    for (const [name, port] of [["freeradius", frPort], ["portcullis", pPort]] as const) {
+    for (const [name, port, pid] of [["freeradius", frPort, fr.pid] as const, ...servers.map((x) => [x.name, x.port, x.proc.pid] as const)]) {
       const label = r < 1 ? `warm-up ${r + warmupRounds}/${warmupRounds}` : `round ${r}/${rounds}`;
       info(`${label}: ${name} (waiting for the next TOTP step)`);
-      const pid = name === "freeradius" ? fr.pid : srv.pid;
       // CPU per answered request, server (all threads) and this process (the load generator), sampled
       // after the step wait so that only the timed phase counts (±10 ms clock ticks).
       const res = await runLoad(users, {
@@ -140,44 +162,49 @@ async function main() {
         concurrency,
         timeoutMs: 5000,
         maxSeconds: 25,
-        onStart: () => void (cpu0 = { server: cpuMs(pid), loadgen: process.cpuUsage() }),
+        onStart: () => void (cpu0 = { server: treeCpuMs(pid), loadgen: process.cpuUsage() }),
       });
       const lu = process.cpuUsage(cpu0.loadgen);
       const per = (ms: number) => Math.round((ms * 1000) / Math.max(1, res.accepts + res.rejects));
-      const cpu = { server_us_per_req: per(cpuMs(pid) - cpu0.server), loadgen_us_per_req: per((lu.user + lu.system) / 1000) };
+      const cpu = { server_us_per_req: per(treeCpuMs(pid) - cpu0.server), loadgen_us_per_req: per((lu.user + lu.system) / 1000) };
       info(`  ${JSON.stringify({ ...res, ...cpu })}`);
       if (r >= 1) {
-        results[name].push(res);
-        cpus[name].push(cpu);
+        results[name]!.push(res);
+        cpus[name]!.push(cpu);
       }
     }
   }
-  srv.kill("SIGTERM");
+  for (const x of servers) x.proc.kill("SIGTERM");
   fr.kill("SIGTERM");
-  await Promise.all([srv.exited, fr.exited]);
+  await Promise.all([...servers.map((x) => x.proc.exited), fr.exited]);
 
   // Idle RSS and time from exec to the first answered Status-Server (compiled binary, fresh data dir).
-  const startupMs: number[] = [];
-  const rssKB: number[] = [];
+  // Per worker count: the RSS of the supervisor and its workers together.
+  const startupMsBy: Record<string, number[]> = {};
+  const rssKBBy: Record<string, number[]> = {};
   const sDir = join(work, "startup");
   await cli(sDir, ["client", "add", "probe", "--address", "127.0.0.1/32", "--secret-stdin"], env, secret + "\n");
-  for (let i = 0; i < Number(a["startup-runs"]); i++) {
-    const port = await freePort();
-    const tStart = performance.now();
-    const p = Bun.spawn([bin, "--data-dir", sDir, "serve", "--radius-listen", `127.0.0.1:${port}`, "--http-listen", "127.0.0.1:0"], {
-      env: { ...process.env, ...env },
-      stdout: "ignore",
-      stderr: "ignore",
-    });
-    children.push(p);
-    try {
-      const tAnswer = await waitStatusServer(port, { timeoutMs: 15_000, everyMs: 2 });
-      startupMs.push(tAnswer - tStart);
-      await Bun.sleep(1000); // let start-up garbage settle before reading the idle RSS
-      rssKB.push(rss(p.pid));
-    } finally {
-      p.kill("SIGTERM");
-      await p.exited;
+  for (const w of workerCounts) {
+    const startupMs: number[] = (startupMsBy[`portcullis-w${w}`] = []);
+    const rssKB: number[] = (rssKBBy[`portcullis-w${w}`] = []);
+    for (let i = 0; i < Number(a["startup-runs"]); i++) {
+      const port = await freePort();
+      const tStart = performance.now();
+      const p = Bun.spawn([bin, "--data-dir", sDir, "serve", "--radius-listen", `127.0.0.1:${port}`, "--http-listen", "127.0.0.1:0"], {
+        env: { ...process.env, ...env, PORTCULLIS_RADIUS_WORKERS: String(w), PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0" },
+        stdout: "ignore",
+        stderr: "ignore",
+      });
+      children.push(p);
+      try {
+        const tAnswer = await waitStatusServer(port, { timeoutMs: 15_000, everyMs: 2 });
+        startupMs.push(tAnswer - tStart);
+        await Bun.sleep(1000 + 500 * w); // let start-up garbage settle (and every worker start) before reading the idle RSS
+        rssKB.push(treeRss(p.pid));
+      } finally {
+        p.kill("SIGTERM");
+        await p.exited;
+      }
     }
   }
 
@@ -191,29 +218,46 @@ async function main() {
     invalid: xs.map((x) => x.invalid),
     reply_ma_missing: xs.map((x) => x.reply_ma_missing),
   });
-  const fs = summary(results.freeradius);
-  const ps = summary(results.portcullis);
+  const fs = summary(results.freeradius!);
   const pad = (s: string, n: number) => s.padStart(n);
   const row = (name: string, s: ReturnType<typeof summary>) =>
-    `${name.padEnd(22)}${pad(String(s.rps), 10)}${pad(s.p50_ms.toFixed(2), 10)}${pad(s.p99_ms.toFixed(2), 10)}   accepts ${s.accepts.join("/")}, rejects ${s.rejects.join("/")}, timeouts ${s.timeouts.join("/")}, invalid ${s.invalid.join("/")}, replies without MA ${s.reply_ma_missing.join("/")}`;
+    `${name.padEnd(24)}${pad(String(s.rps), 10)}${pad(s.p50_ms.toFixed(2), 10)}${pad(s.p99_ms.toFixed(2), 10)}   accepts ${s.accepts.join("/")}, rejects ${s.rejects.join("/")}, timeouts ${s.timeouts.join("/")}, invalid ${s.invalid.join("/")}, replies without MA ${s.reply_ma_missing.join("/")}`;
+  const cpuOf = (n: string) => ({ server: median(cpus[n]!.map((c) => c.server_us_per_req)), loadgen: median(cpus[n]!.map((c) => c.loadgen_us_per_req)) });
+  const byWorkers = servers.map((x) => ({ name: x.name, workers: Number(x.name.slice("portcullis-w".length)), s: summary(results[x.name]!), cpu: cpuOf(x.name) }));
   const out = [
     "",
     `OTP logins, ${nUsers} users, ${concurrency} in flight, ${rounds} rounds each after ${warmupRounds} warm-up (medians), 127.0.0.1`,
-    `${"server".padEnd(22)}${pad("req/s", 10)}${pad("p50 ms", 10)}${pad("p99 ms", 10)}`,
+    `${"server".padEnd(24)}${pad("req/s", 10)}${pad("p50 ms", 10)}${pad("p99 ms", 10)}`,
     row("FreeRADIUS (rlm_totp)", fs),
-    row("Portcullis (binary)", ps),
-    `ratio Portcullis/FreeRADIUS (req/s): ${(ps.rps / fs.rps).toFixed(2)}`,
-    `CPU per request (medians; server = all its threads, load generator = this process): ` +
-      (["freeradius", "portcullis"] as const)
-        .map((n) => `${n} ${median(cpus[n].map((c) => c.server_us_per_req))} µs + load generator ${median(cpus[n].map((c) => c.loadgen_us_per_req))} µs`)
-        .join("; "),
-    `Portcullis idle RSS: ${(median(rssKB) / 1024).toFixed(1)} MiB (median of ${rssKB.length}: ${rssKB.map((k) => (k / 1024).toFixed(1)).join(", ")})`,
-    `Portcullis exec -> first Status-Server answer: ${median(startupMs).toFixed(0)} ms (median of ${startupMs.length}: ${startupMs.map((x) => x.toFixed(0)).join(", ")})`,
+    ...byWorkers.map((x) => row(`Portcullis workers=${x.workers}`, x.s)),
+    ...byWorkers.map((x) => `ratio Portcullis (workers=${x.workers})/FreeRADIUS (req/s): ${(x.s.rps / fs.rps).toFixed(2)}`),
+    `CPU per request (medians; server = all its threads and processes, load generator = this process): ` +
+      [`freeradius ${cpuOf("freeradius").server} µs + load generator ${cpuOf("freeradius").loadgen} µs`, ...byWorkers.map((x) => `portcullis workers=${x.workers} ${x.cpu.server} µs + load generator ${x.cpu.loadgen} µs`)].join("; "),
+    ...byWorkers.map((x) => {
+      const rssKB = rssKBBy[x.name]!;
+      const startupMs = startupMsBy[x.name]!;
+      return (
+        `Portcullis workers=${x.workers}: idle RSS ${(median(rssKB) / 1024).toFixed(1)} MiB, all processes (median of ${rssKB.length}: ${rssKB.map((k) => (k / 1024).toFixed(1)).join(", ")}); ` +
+        `exec -> first Status-Server answer ${median(startupMs).toFixed(0)} ms (median of ${startupMs.length}: ${startupMs.map((t) => t.toFixed(0)).join(", ")})`
+      );
+    }),
     "",
   ];
   process.stdout.write(out.join("\n"));
   process.stdout.write(
-    JSON.stringify({ users: nUsers, concurrency, rounds, warmup: warmupRounds, freeradius: fs, portcullis: ps, ratio_rps: ps.rps / fs.rps, idle_rss_kb: median(rssKB), startup_ms: median(startupMs) }) + "\n",
+    JSON.stringify({
+      users: nUsers,
+      concurrency,
+      rounds,
+      warmup: warmupRounds,
+      freeradius: { ...fs, cpu_us_per_req: cpuOf("freeradius").server },
+      portcullis: Object.fromEntries(
+        byWorkers.map((x) => [
+          `workers_${x.workers}`,
+          { ...x.s, cpu_us_per_req: x.cpu.server, ratio_rps: x.s.rps / fs.rps, idle_rss_kb: median(rssKBBy[x.name]!), startup_ms: median(startupMsBy[x.name]!) },
+        ]),
+      ),
+    }) + "\n",
   );
 }
 
@@ -232,6 +276,9 @@ try {
       ...(a["ldap-bind-pool"] ? { bindPoolSize: Number(a["ldap-bind-pool"]) } : {}),
     };
     await runLdapBenchmark({ bin, work, secret, users: nUsers, rounds, concurrency, requests, children, exitHooks, info, portcullis, ...(a["fr-pool"] ? { freeradiusPool: Number(a["fr-pool"]) } : {}) });
+  } else if (a.store === "postgres") {
+    const { runStoreBenchmark } = await import("./bench-store.ts");
+    await runStoreBenchmark({ bin, work, secret, users: nUsers, rounds, warmup: warmupRounds, concurrency, children, exitHooks, info });
   } else await main();
 } catch (err) {
   info(`failed: ${(err as Error).message}`);

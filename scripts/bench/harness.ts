@@ -1,6 +1,6 @@
 // Shared pieces of the RADIUS benchmarks: free ports, the bounded Status-Server wait, the Portcullis CLI, process CPU, medians.
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { Attr, Code, buildAccessRequest, checkReply, type RawAttribute } from "./radius-wire.ts";
 import type { LoadResult } from "../loadgen.ts";
 
@@ -97,6 +97,44 @@ export function cpuMs(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** The process and its descendants (a supervisor's RADIUS workers), from /proc/PID/task/TID/children. */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length && out.length < 1000; i++) {
+    const p = out[i]!;
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      try {
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, "utf8").trim().split(/\s+/)) if (c) out.push(Number(c));
+      } catch {
+        // the task ended
+      }
+    }
+  }
+  return out;
+}
+
+/** CPU time (ms) of a process and its live descendants together; NaN when the process is gone. */
+export function treeCpuMs(pid: number): number {
+  return processTree(pid).reduce((sum, p) => sum + (cpuMs(p) || 0), 0) || cpuMs(pid);
+}
+
+/** Resident set size (kB) of a process and its descendants together. */
+export function treeRss(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    try {
+      return sum + (rss(p) || 0);
+    } catch {
+      return sum;
+    }
+  }, 0);
 }
 
 /** The median (mean of the middle two for an even count). */

@@ -82,6 +82,7 @@ try {
   const endpoint: UDPEndpoint = {
     address: "127.0.0.1",
     port: 1812,
+    steering: "none",
     send: () => void replies++,
     receiveBufferSize: () => 0,
     kernelDrops: () => 0,

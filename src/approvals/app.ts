@@ -71,6 +71,11 @@ export const DEFAULT_APP_SETTINGS: AppSettings = appSettings({
 
 /** A rejection streak ends when the last rejection is older than this. */
 export const STREAK_DECAY_MS = 3_600_000;
+/**
+ * The client name that marks a password-reset approval as the user's own code (the portal shows
+ * the code in the user's app instead of an SMS code); reset/service.ts builds it.
+ */
+export const RESET_CODE_CLIENT_PREFIX = "password reset code: ";
 /** Digits of the code shown in the app for challenge mode. */
 export const APP_CODE_DIGITS = 6;
 /** Event streams one device may hold; a further one closes its oldest. */
@@ -302,8 +307,12 @@ export class AppRequests {
     await Promise.all([...this.inFlight]);
   }
 
-  /** Whether the app shows a code for `a`: a RADIUS approval of a client in challenge mode, with `code_to_phone` on. */
+  /**
+   * Whether the app shows a code for `a`: a RADIUS approval of a client in challenge mode, with
+   * `code_to_phone` on; or a password-reset portal's code for the user's own reset.
+   */
   async showsCode(a: Pick<Approval, "kind" | "client">): Promise<boolean> {
+    if (a.kind === "password-reset") return a.client.startsWith(RESET_CODE_CLIENT_PREFIX);
     if (!this.o.settings.codeToPhone || a.kind !== "radius") return false;
     const client = await this.o.store.clients.findByName(a.client);
     return client?.approvalMode === "challenge";

@@ -1,6 +1,6 @@
 // The approval service: create (or join) an approval, deliver its link, wait for the answer, and
 // answer it from the approval page. RADIUS held requests and challenge legs, Magic Link calls and
-// password-reset approvers all go through it; transport-free (magiclink/routes.tsx adapts the page).
+// password-reset approvers all go through it; transport-free (http/magiclink.tsx adapts the page).
 
 import type { ApprovalEvent } from "../audit/events.ts";
 import type { Level } from "../audit/log.ts";
@@ -256,8 +256,8 @@ export class ApprovalService {
       this.audit(approval, { type: "approval.not_delivered", id: approval.id, kind: approval.kind, client: approval.client, reason: delivered.reason });
       return delivered;
     }
-    // "email" is the one e-mail channel; every other channel ("sms", [[delivery.gateway]]) is an SMS gateway.
-    const channel: ApprovalChannel = delivered.channel === "email" ? "email-link" : "sms-link";
+    // "email" is the one e-mail channel, "switch" the relay; every other channel ("sms", [[delivery.gateway]]) is an SMS gateway.
+    const channel: ApprovalChannel = delivered.channel === "email" ? "email-link" : delivered.channel === "switch" ? "switch" : "sms-link";
     await this.o.approvals.setChannel(approval.id, channel);
     this.audit(approval, { type: "approval.delivered", id: approval.id, kind: approval.kind, client: approval.client, channel, via: delivered.channel });
     return { ok: true, channel, via: delivered.channel };

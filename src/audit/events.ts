@@ -132,7 +132,9 @@ export type AdminEvent =
   /** The account got a new TOTP secret (its sessions ended). */
   | ({ type: "admin.account_totp_reset"; account: string } & By)
   /** A test authentication through the appliance's own RADIUS listener: `outcome` accept, reject, challenge or no_answer (never the password or code). */
-  | ({ type: "admin.client_tested"; client: string; user: string; outcome: string } & By);
+  | ({ type: "admin.client_tested"; client: string; user: string; outcome: string } & By)
+  /** A single-use sign-in link to the self-service portal was made for `user` (the code is never logged). */
+  | ({ type: "admin.enrol_link_created"; user: string; expires_at: string } & By);
 
 /**
  * The admin web UI's sign-ins (http/ui). `account` is named only when it exists; an unknown name
@@ -146,6 +148,24 @@ export type UiEvent =
   | { type: "ui.session_ended"; account: string; reason: "signed_out" | "idle" | "expired" }
   /** A form without the session's CSRF token, or a page the role may not use. */
   | { type: "ui.refused"; account: string; reason: "csrf" | "role"; path: string };
+
+/**
+ * The self-service portal. Its changes are admin.* events with `by` = "self:<user>"; these are its
+ * sign-ins and refusals. A failed password sign-in is the engine's auth.failure (channel
+ * "self-service"). Never a password, code, seed, link code or cookie.
+ */
+export type SelfServiceEvent =
+  /** A browser signed in: `method` `password_totp` (password and a token code) or `link` (an administrator's link). */
+  | { type: "selfservice.signed_in"; user: string; method: "password_totp" | "link"; client: string }
+  /** A sign-in attempt (password or link) was refused by the per-address limit before any check. */
+  | { type: "selfservice.rate_limited"; client: string }
+  /** A link was refused: unknown, used or expired (which one is not told). */
+  | { type: "selfservice.link_refused"; client: string }
+  | { type: "selfservice.signed_out"; user: string }
+  /** The code typed to confirm a TOTP app being enrolled did not match (the pending seed stays until it expires). */
+  | { type: "selfservice.totp_unconfirmed"; user: string }
+  /** A removal was refused: `last_factor` (an administrator must remove the last token or device), `not_owner`. */
+  | { type: "selfservice.removal_refused"; user: string; what: "token" | "device"; reason: "last_factor" | "not_owner" };
 
 /**
  * The approver app's devices and Web Push. Never a key, an enrolment code, a signature, or a push
@@ -210,7 +230,7 @@ export type ApprovalEvent =
   | { type: "approval.joined"; id: string; kind: string; client: string; user: string | null; source: string | null }
   /** A request found an approval pending for the same user and client but from another source: not joined, refused. */
   | { type: "approval.join_refused"; id: string; kind: string; client: string; user: string | null; source: string | null; pending_source: string | null }
-  /** The link reached a channel (`channel` sms-link / email-link; `via` the delivery channel's name). */
+  /** The link reached a channel (`channel` sms-link / email-link / switch; `via` the delivery channel's name). */
   | { type: "approval.delivered"; id: string; kind: string; client: string; channel: string; via: string }
   /** The link could not be delivered; the approval was closed as failed. */
   | { type: "approval.not_delivered"; id: string; kind: string; client: string; reason: string }
@@ -240,9 +260,56 @@ export type SmsCodeEvent =
   /** A code was issued but could not be delivered (refused, or every channel failed); it was removed. */
   | { type: "sms_code.not_delivered"; client: string; user: string; to: string; reason: string }
   /** Wrong codes reached the limit: the code was invalidated. */
-  | { type: "sms_code.invalidated"; client: string; user: string; failures: number };
+  | { type: "sms_code.invalidated"; client: string; user: string; failures: number }
+  // the switch relay: on the appliance (connection to the relay) and on the relay (appliances)
+  /** The appliance's connection to a relay authenticated. */
+  | { type: "switch.connected"; url: string; name: string }
+  /** The appliance's connection to a relay ended (`code`/`reason` of the WebSocket close). */
+  | { type: "switch.disconnected"; url: string; code: number; reason: string }
+  /** The appliance now uses another relay than before (the primary failed, or came back). */
+  | { type: "switch.failover"; from: string; to: string }
+  /** Relay: an appliance authenticated. */
+  | { type: "switch.appliance_connected"; appliance: string; client: string }
+  /** Relay: an appliance's connection ended. */
+  | { type: "switch.appliance_disconnected"; appliance: string }
+  /** Relay: an enrolment token was exchanged for the appliance's key. */
+  | { type: "switch.appliance_enrolled"; appliance: string; client: string }
+  /** Relay: a connected appliance was removed (`switch appliance remove`); its connection was closed. */
+  | { type: "switch.appliance_removed"; appliance: string }
+  /** Relay: a connection failed to authenticate (wrong, reused or expired token, bad signature, unknown or removed appliance). */
+  | { type: "switch.auth_refused"; reason: string; appliance: string; client: string }
+  /** Relay: a Web Push message (encrypted and signed by the appliance) was posted to a push service for an appliance. */
+  | { type: "switch.push"; appliance: string; host: string; status: number }
+  /** Relay: a frame from an authenticated appliance was refused (malformed, replayed, another appliance's request or link). */
+  | { type: "switch.frame_refused"; appliance: string; reason: string };
 
-export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent | UiEvent;
+/**
+ * The password-reset portal (reset/service.ts, docs/password-reset.md). `user` is the normalised
+ * name for a known user and its short hash (usernameHash) for a name that matched no one.
+ */
+export type PasswordResetEvent =
+  /** A username was submitted and a reset session created (`known`: whether the name matched a user). */
+  | { type: "password_reset.started"; portal: string; user: string; known: boolean; source: string }
+  /** A limit refused a start: `limit` user, address or portal. */
+  | { type: "password_reset.limited"; portal: string; user: string; source: string; limit: "user" | "address" | "portal" }
+  /** The one-time code went out: `channel` "app" (shown in the approver app) or the delivery channel. */
+  | { type: "password_reset.code_sent"; portal: string; user: string; channel: string }
+  /** No code could be sent (no phone, delivery refused or failed). */
+  | { type: "password_reset.code_not_sent"; portal: string; user: string; reason: string }
+  /** A wrong (or no longer valid) code; `final` when it ended the reset. */
+  | { type: "password_reset.code_failed"; portal: string; user: string; final: boolean }
+  /** The approvers were asked: how many through the app, how many by SMS link. */
+  | { type: "password_reset.approval_requested"; portal: string; user: string; app: number; sms: number }
+  | { type: "password_reset.approved"; portal: string; user: string; by: string }
+  | { type: "password_reset.rejected"; portal: string; user: string; by: string }
+  /** The directory (or the local length rule) refused the new password; the user may try another. */
+  | { type: "password_reset.policy_refused"; portal: string; user: string }
+  /** The password was changed. */
+  | { type: "password_reset.changed"; portal: string; user: string; directory: string; approved_by: string }
+  /** The reset ended without a change: `reason` code, approval_expired, no_approver_reached, user_gone, or the directory's refusal. */
+  | { type: "password_reset.failed"; portal: string; user: string; reason: string };
+
+export type WebAuditEvent = AdminEvent | MagicLinkEvent | DeliveryEvent | DeviceEvent | ApprovalEvent | SmsCodeEvent | PasswordResetEvent | SelfServiceEvent | UiEvent;
 
 export type AuditSink = (event: AuditEvent) => void;
 
@@ -281,13 +348,25 @@ export function levelOf(event: AuditEvent): Level {
     case "sms_code.invalidated":
     case "ui.sign_in_failed":
     case "ui.refused":
+    case "password_reset.limited":
+    case "password_reset.rejected":
+    case "password_reset.failed":
+    case "password_reset.code_failed":
       return "warn";
     case "delivery.refused":
       return WARN_REFUSALS.has(event.reason) ? "warn" : "info";
+    case "selfservice.link_refused":
+    case "selfservice.rate_limited":
+    case "selfservice.removal_refused":
     case "device.request_refused":
     case "device.enrolment_refused":
     case "device.push_refused":
     case "push.failed":
+    case "switch.disconnected":
+    case "switch.failover":
+    case "switch.auth_refused":
+    case "switch.frame_refused":
+    case "switch.appliance_removed":
       return "warn";
     case "admin.device_removed":
       return event.last_device ? "warn" : "info";

@@ -23,9 +23,40 @@ const flush = (): void => {
  */
 export function flushLog(): void {
   if (pending.length === 0) return;
-  const text = pending.join("\n") + "\n";
+  if (chunkBytes === 0) {
+    const text = pending.join("\n") + "\n";
+    pending = [];
+    process.stdout.write(text);
+    return;
+  }
+  // Several processes share this stdout (RADIUS workers): each write holds whole lines and at most
+  // PIPE_BUF octets where it can, so that a pipe never interleaves two processes' lines.
+  const lines = pending;
   pending = [];
-  process.stdout.write(text);
+  let chunk = "";
+  for (const line of lines) {
+    if (chunk !== "" && chunk.length + line.length + 1 > chunkBytes) {
+      process.stdout.write(chunk);
+      chunk = "";
+    }
+    chunk += line + "\n";
+  }
+  if (chunk !== "") process.stdout.write(chunk);
+}
+/** 0: one write per flush; otherwise the size bound of each write (see flushLog). */
+let chunkBytes = 0;
+/** PIPE_BUF on Linux: a pipe write of at most this many octets is atomic. Lines are counted in UTF-16 units, so non-ASCII text may exceed it. */
+const PIPE_BUF = 4096;
+
+/**
+ * Marks every line of this process with `"worker":N` (first field) and bounds each write to whole
+ * lines of at most PIPE_BUF octets, for a RADIUS worker that shares its supervisor's stdout.
+ */
+export function setLogWorker(worker: number): void {
+  chunkBytes = PIPE_BUF;
+  const prefix = `{"worker":${worker},`;
+  const inner = sink;
+  sink = (line) => inner(line.startsWith("{") ? prefix + line.slice(1) : line);
 }
 process.on("exit", flushLog);
 const batchedStdout = (line: string) => {

@@ -98,6 +98,70 @@ abstract class Metric {
   render(): string {
     return [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.kind}`, ...this.samples()].join("\n");
   }
+
+  /** Every series as plain data (label values in declared order, and a copy of the state). */
+  dump(): MetricDump {
+    return { kind: this.kind, help: this.help, labelNames: [...this.labelNames], ...(this instanceof Histogram ? { buckets: [...this.buckets] } : {}), series: [...this.series.values()].map((e) => ({ values: [...e.values], state: structuredClone(e.state) as SeriesState })) };
+  }
+
+  /**
+   * This metric with the series of `others` (the same metric in other processes) added in: values,
+   * bucket counts, sums and counts are summed per label set. A dump of another shape is ignored.
+   */
+  renderWith(others: readonly MetricDump[]): string {
+    const shaped = others.filter((d) => d.kind === this.kind && d.labelNames.join() === this.labelNames.join());
+    if (shaped.length === 0) return this.render();
+    const merged = this.cloneEmpty();
+    for (const dump of [this.dump(), ...shaped]) merged.addDump(dump);
+    return merged.render();
+  }
+
+  /** A metric of the same name and shape with no series, outside any registry's bound. */
+  protected abstract cloneEmpty(): Metric;
+
+  private addDump(dump: MetricDump): void {
+    for (const { values, state } of dump.series) {
+      if (!Array.isArray(values) || values.length !== this.labelNames.length) continue;
+      const key = values.join("\u0000");
+      const entry = this.series.get(key);
+      if (!entry) {
+        this.series.set(key, { values: [...values], state: structuredClone(state) });
+        continue;
+      }
+      addState(entry.state as SeriesState, state);
+    }
+  }
+}
+
+/** The state of one series: a counter's or gauge's value, or a histogram's buckets. */
+export type SeriesState = { v: number } | HistogramState;
+
+/** One metric's series as plain data, for another process to add to its own (RADIUS workers → supervisor). */
+export interface MetricDump {
+  kind: Kind;
+  help: string;
+  labelNames: string[];
+  /** A histogram's upper bounds. */
+  buckets?: number[];
+  series: { values: string[]; state: SeriesState }[];
+}
+
+/** A whole registry as plain data (structured-clone safe): metric name → its series. */
+export interface RegistryDump {
+  metrics: Record<string, MetricDump>;
+  seriesDropped: number;
+}
+
+function addState(into: SeriesState, from: SeriesState): void {
+  if ("v" in into && "v" in from) {
+    into.v += Number(from.v) || 0;
+    return;
+  }
+  if ("counts" in into && "counts" in from && into.counts.length === from.counts.length) {
+    for (let i = 0; i < into.counts.length; i++) into.counts[i]! += Number(from.counts[i]) || 0;
+    into.sum += Number(from.sum) || 0;
+    into.count += Number(from.count) || 0;
+  }
 }
 
 /** A monotonically increasing count. */
@@ -133,6 +197,9 @@ export class Counter extends Metric {
   samples(): string[] {
     return [...this.series.values()].map((e) => `${this.name}${renderLabels(this.labelNames, e.values)} ${formatNumber((e.state as { v: number }).v)}`);
   }
+  protected cloneEmpty(): Counter {
+    return new Counter(this.name, this.help, this.labelNames, "counter", new MetricsRegistry(Infinity));
+  }
 }
 
 /** A value that goes up and down. */
@@ -146,6 +213,9 @@ export class Gauge extends Metric {
   }
   samples(): string[] {
     return [...this.series.values()].map((e) => `${this.name}${renderLabels(this.labelNames, e.values)} ${formatNumber((e.state as { v: number }).v)}`);
+  }
+  protected cloneEmpty(): Gauge {
+    return new Gauge(this.name, this.help, this.labelNames, "gauge", new MetricsRegistry(Infinity));
   }
 }
 
@@ -217,6 +287,9 @@ export class Histogram extends Metric {
     }
     return out;
   }
+  protected cloneEmpty(): Histogram {
+    return new Histogram(this.name, this.help, this.labelNames, new MetricsRegistry(Infinity), this.buckets);
+  }
 }
 
 /** The content type of the exposition format. */
@@ -266,8 +339,7 @@ export class MetricsRegistry {
     this.collectors.push(fn);
   }
 
-  /** The whole registry in the text exposition format 0.0.4, ending in a newline. */
-  render(): string {
+  private collect(): void {
     for (const fn of this.collectors) {
       try {
         fn();
@@ -275,11 +347,66 @@ export class MetricsRegistry {
         // a collector must not break the scrape
       }
     }
-    const parts = [...this.metrics.values()].map((m) => m.render());
+  }
+
+  /**
+   * The whole registry in the text exposition format 0.0.4, ending in a newline. `others` are the
+   * dumps of the same registry in other processes (RADIUS workers): their series are added to this
+   * registry's, label set by label set (see Metric.renderWith).
+   */
+  render(others: readonly RegistryDump[] = []): string {
+    this.collect();
+    const parts = [...this.metrics.values()].map((m) => {
+      const theirs: MetricDump[] = [];
+      for (const o of others) {
+        const d = o.metrics[m.name];
+        if (d) theirs.push(d);
+      }
+      return theirs.length ? m.renderWith(theirs) : m.render();
+    });
+    // Metrics only the other processes have (the RADIUS counters, when this process runs no RADIUS server).
+    const absent = new Map<string, MetricDump[]>();
+    for (const o of others) {
+      for (const [name, d] of Object.entries(o.metrics)) {
+        if (this.metrics.has(name)) continue;
+        const list = absent.get(name);
+        if (list) list.push(d);
+        else absent.set(name, [d]);
+      }
+    }
+    for (const [name, dumps] of absent) {
+      const first = dumps[0]!;
+      const scratch = new MetricsRegistry(Infinity);
+      try {
+        const m =
+          first.kind === "histogram"
+            ? scratch.histogram(name, first.help, first.labelNames, first.buckets ?? LATENCY_BUCKETS)
+            : first.kind === "gauge"
+              ? scratch.gauge(name, first.help, first.labelNames)
+              : scratch.counter(name, first.help, first.labelNames);
+        parts.push(m.renderWith(dumps));
+      } catch {
+        // a malformed dump must not break the scrape
+      }
+    }
+    const dropped = others.reduce((sum, o) => sum + (Number(o.seriesDropped) || 0), this.seriesDropped);
     parts.push(
-      `# HELP portcullis_metrics_series_dropped_total Label sets refused because a metric reached its series limit.\n# TYPE portcullis_metrics_series_dropped_total counter\nportcullis_metrics_series_dropped_total ${this.seriesDropped}`,
+      `# HELP portcullis_metrics_series_dropped_total Label sets refused because a metric reached its series limit.\n# TYPE portcullis_metrics_series_dropped_total counter\nportcullis_metrics_series_dropped_total ${dropped}`,
     );
     return parts.join("\n") + "\n";
+  }
+
+  /** True when a metric of this name is registered. */
+  has(name: string): boolean {
+    return this.metrics.has(name);
+  }
+
+  /** Every metric's series as plain data (collect hooks run first), for render() in another process. */
+  dump(): RegistryDump {
+    this.collect();
+    const metrics: Record<string, MetricDump> = {};
+    for (const m of this.metrics.values()) metrics[m.name] = m.dump();
+    return { metrics, seriesDropped: this.seriesDropped };
   }
 }
 
@@ -312,6 +439,11 @@ export interface PortcullisMetrics {
   smsCodes: Counter;
   /** `portcullis_approval_hold_seconds{outcome}`: how long a held RADIUS request waited for its approval, by how the wait ended. */
   approvalHoldSeconds: Histogram;
+  /**
+   * Set in a supervisor of RADIUS workers: the workers' registries, added to this one's on /metrics
+   * (each worker answers within a second, else its last dump counts).
+   */
+  others?: () => Promise<readonly RegistryDump[]>;
 }
 
 /** Buckets for approval holds in seconds: a tap takes seconds; NAS holds end near 25-60 s; Magic Link waits up to 300 s. */

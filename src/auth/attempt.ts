@@ -4,9 +4,9 @@
 import type { AuthFailureReason } from "../audit/events.ts";
 import type { ClientPhoneSettings, FirstFactor, OTPMode } from "../store/types.ts";
 
-/** How the channel (a RADIUS client, later an HTTP endpoint) presents factors. */
+/** How the channel (a RADIUS client, or the self-service portal's sign-in) presents factors. */
 export interface Channel {
-  kind: "radius";
+  kind: "radius" | "self-service";
   /** Client name; challenge state is bound to it. */
   name: string;
   firstFactor: FirstFactor;

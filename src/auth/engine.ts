@@ -119,6 +119,26 @@ export class Engine {
     return this.authenticateAsync(attempt);
   }
 
+  /**
+   * Checks a password and a code given apart (the self-service sign-in), whatever the user's type,
+   * with the checks of a concatenated RADIUS login: lockout, user sources, one password check,
+   * account and groups, then the code consumed. Never throws for bad credentials.
+   */
+  async passwordAndCode(attempt: Attempt, password: string, code: string): Promise<Decision> {
+    let key = "";
+    try {
+      key = normalizeUsername(attempt.username, { realms: this.options.realms });
+      if (key === "") return this.out.reject(attempt, "no_username");
+      if (password === "") return await this.out.rejectByName(attempt, key, "empty_password");
+      return await this.passwordFirst.withCode(attempt, key, password, code);
+    } catch (err) {
+      if (err instanceof DirectoryUnavailableError && key !== "") {
+        return this.out.rejectByName(attempt, key, "directory_unavailable", `${err.profile}: ${err.message}`).catch(() => this.out.failed(attempt, err));
+      }
+      return this.out.failed(attempt, err);
+    }
+  }
+
   private async authenticateAsync(attempt: Attempt): Promise<Decision> {
     let key = "";
     try {

@@ -85,8 +85,8 @@ export class Lockout {
 
   /** Reads the source's and the identity's counters of `kind`, and only when the identity is capped whether `source` is known. */
   async check(key: string, source: string, kind: FailureKind, now: number): Promise<LockCheck> {
-    const own = await this.repo.get(key, kind, source);
-    const all = await this.repo.get(key, kind);
+    // Both at once: a store that batches reads answers them with one statement.
+    const [own, all] = await Promise.all([this.repo.get(key, kind, source), this.repo.get(key, kind)]);
     if (!own && !all) return CLEAR;
     const sourceFailures = own?.failures ?? 0;
     const identityFailures = all?.failures ?? 0;

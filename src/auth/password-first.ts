@@ -9,7 +9,7 @@
 // once by the token's digit length; the code is matched, the password verified, and only then the
 // code consumed.
 
-import type { Store } from "../store/types.ts";
+import type { Store, Token } from "../store/types.ts";
 import { accountStatus, groups } from "./account.ts";
 import type { Attempt, Decision } from "./attempt.ts";
 import type { Challenges } from "./challenge.ts";
@@ -97,15 +97,54 @@ export class PasswordFirst {
    * challenges): it is refused with a clear text, since the password was proven.
    */
   private async concatenated(attempt: Attempt, key: string, source: string, subject: Subject, typed: string, passwordLock: LockCheck): Promise<Decision> {
-    const { now } = attempt;
-    const user = subject.record;
-    const codeLock = await this.lockout.check(key, source, "code", now);
-    if (codeLock.locked) return this.out.lockedOut(attempt, key, "code", codeLock, user);
-    const tokens = await this.store.tokens.activeForUser(user.id);
+    const codeLock = await this.lockout.check(key, source, "code", attempt.now);
+    if (codeLock.locked) return this.out.lockedOut(attempt, key, "code", codeLock, subject.record);
+    const tokens = await this.store.tokens.activeForUser(subject.record.id);
     const digits = tokens[0]?.digits ?? 6;
     const password = typed.length > digits ? typed.slice(0, typed.length - digits) : "";
     const code = typed.slice(-digits);
+    return this.passwordAndCode(attempt, key, source, subject, tokens, password, code, passwordLock, codeLock);
+  }
 
+  /**
+   * A password and a code from one of the user's active tokens, given apart (the self-service
+   * sign-in), whatever the user's type: the same lockout counters, user sources, password check,
+   * account and group checks and code consumption as a concatenated RADIUS login. A user without
+   * an active token is refused (no_token) after the password check.
+   */
+  async withCode(attempt: Attempt, key: string, password: string, code: string): Promise<Decision> {
+    const { channel, now } = attempt;
+    const source = sourceOf(attempt);
+    const passwordLock = await this.lockout.check(key, source, "password", now);
+    if (passwordLock.locked) return this.out.lockedOut(attempt, key, "password", passwordLock);
+    const resolved = await this.resolver.resolve(attempt, key);
+    if (resolved.kind === "rejected") return resolved.decision;
+    if (resolved.kind === "unknown") {
+      await this.password.dummy(channel, password);
+      await this.lockout.fail(key, source, "password", now);
+      return this.out.reject(attempt, "unknown_user", undefined);
+    }
+    const subject = resolved.subject;
+    const codeLock = await this.lockout.check(key, source, "code", now);
+    if (codeLock.locked) return this.out.lockedOut(attempt, key, "code", codeLock, subject.record);
+    const tokens = await this.store.tokens.activeForUser(subject.record.id);
+    return this.passwordAndCode(attempt, key, source, subject, tokens, password, code, passwordLock, codeLock);
+  }
+
+  /** One password check and one code, matched before and consumed only after the password is proven. */
+  private async passwordAndCode(
+    attempt: Attempt,
+    key: string,
+    source: string,
+    subject: Subject,
+    tokens: Token[],
+    password: string,
+    code: string,
+    passwordLock: LockCheck,
+    codeLock: LockCheck,
+  ): Promise<Decision> {
+    const { now } = attempt;
+    const user = subject.record;
     const match = password === "" ? undefined : this.codes.match(tokens, code, now);
     const outcome = await this.password.check(subject, password);
     if (!outcome.ok) {

@@ -40,6 +40,7 @@ const ADMIN_TYPES: Record<AdminEvent["type"], true> = {
   "admin.device_enrolment_created": true,
   "admin.device_removed": true,
   "admin.push_tested": true,
+  "admin.enrol_link_created": true,
 };
 
 /**

@@ -6,7 +6,9 @@ import { CLIENT_USAGE } from "./client.ts";
 import { DEVICE_USAGE } from "./device.ts";
 import { KEY_USAGE } from "./key.ts";
 import { LDAP_USAGE } from "./ldap.ts";
+import { STORE_USAGE } from "./store.ts";
 import { TOKEN_USAGE } from "./token.ts";
+import { SWITCH_USAGE } from "./switch.ts";
 import { USER_USAGE } from "./user.ts";
 
 export const SERVE_USAGE = ["portcullis serve [--radius-listen ADDR:PORT]... [--http-listen ADDR:PORT]"];
@@ -20,7 +22,9 @@ const GROUPS: Record<string, string[]> = {
   apikey: APIKEY_USAGE,
   key: KEY_USAGE,
   admin: ADMIN_USAGE,
+  store: STORE_USAGE,
   ldap: LDAP_USAGE,
+  switch: SWITCH_USAGE,
 };
 
 const GLOBAL = `Global flags:

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { magicLinkAuditLog, type AuditBus } from "../audit/events.ts";
 import { log } from "../audit/log.ts";
 import type { createMetrics } from "../audit/metrics.ts";
-import type { Config } from "../config/index.ts";
+import { ConfigError, type Config } from "../config/index.ts";
 import { allowListFromConfig, channelsFromConfig, deliveryWarnings, limitsFromConfig } from "../delivery/index.ts";
 import { buildAdminApp, buildPublicApp } from "../http/app.ts";
 import { certificateNames, loadOrCreateTLS } from "../http/tls.ts";
@@ -23,8 +23,15 @@ import { PushSender } from "../push/sender.ts";
 import { effectivePushSubject, loadVapidKeys } from "../push/vapid.ts";
 import { openFileLimit, serveHttp, type HttpLimits, type HttpListener, type ListenerEvent } from "../runtime/http.ts";
 import { contains, parseAddress, parseCIDR } from "../util/cidr.ts";
-import type { DeliveryRepos, Store } from "../store/types.ts";
+import type { DeliveryRepos, PasswordResetRepo, Store } from "../store/types.ts";
+import { Directories } from "../directory/registry.ts";
+import { PasswordResetService } from "../reset/service.ts";
+import { hashPassword } from "../runtime/password.ts";
 import { splitListen, type ServeContext } from "./serve-context.ts";
+import { readFileSync } from "node:fs";
+import type { Channel } from "../delivery/types.ts";
+import { createSwitchChannels, SWITCH_LINK_PLACEHOLDER, switchIdentity, switchPushFetch } from "../switch/appliance.ts";
+import { SwitchClient, type TunnelRequest, type TunnelResponse } from "../switch/client.ts";
 
 /**
  * Builds delivery and the Magic Link service and starts both listeners. Throws ConfigError (a
@@ -39,16 +46,37 @@ export async function startWeb(
     radiusBound: () => boolean;
     /** The bound RADIUS sockets (the admin web UI's test authentication sends to one). */
     radiusListeners?: ReadonlyArray<{ address: string; port: number }>;
+    /** The store's probed health (the last write probe's result), for /readyz. */
+    health: { readonly ok: boolean };
     /** Hands the engine its approvals and SMS codes as soon as they exist (before the listeners start). */
     phoneReady?: (services: PhoneServices) => void;
+    /** False in a RADIUS worker: delivery and approvals only, no HTTP listener (its supervisor runs them). Default true. */
+    listen?: boolean;
+    /** The LDAP/AD profiles (password-reset portals change passwords there). */
+    directories?: Directories;
+    /** Password-reset sessions; absent → no portal is served. */
+    passwordResets?: PasswordResetRepo;
   },
-): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService; push: PushSender }> {
+): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService; push: PushSender; switchClient?: SwitchClient }> {
   const { config } = ctx;
   // Delivery (SMS gateways, SMTP) behind the SMS-pumping defences, and the Magic Link sessions.
   for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
-  const push = await createPush(config, parts.store, parts.audit.emit);
-  const { magicLink, delivery, phone, app } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push);
+  // The switch: one outbound connection to a relay, which answers the approval pages through the public app.
+  let tunnel: ((req: TunnelRequest) => Promise<TunnelResponse>) | undefined;
+  const switchClient = await createSwitchClient(config, parts.store, parts.audit.emit, (req) => (tunnel ? tunnel(req) : Promise.resolve({ status: 503, headers: {}, body: "" })));
+  const push = await createPush(config, parts.store, parts.audit.emit, switchClient);
+  const { magicLink, delivery, phone, app, secret, approvals, smsCodes } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push, switchClient);
   parts.phoneReady?.(phone);
+  const passwordReset = parts.passwordResets && config.password_reset.length > 0 ? createPasswordReset(config, parts, { approvals, smsCodes }, app, parts.passwordResets, secret) : undefined;
+  // On a store that several nodes share, an answer given on another node wakes this node's waiters
+  // (held RADIUS requests, Magic Link calls) at once; the hub's poll stays as the safety net.
+  if (parts.store.watchApprovals) {
+    try {
+      await parts.store.watchApprovals((id, state) => void magicLink.hub.notify(id, state));
+    } catch (err) {
+      log("error", "approval.watch_failed", { error: (err as Error)?.name ?? "error", detail: "answers given on other nodes are seen through the poll only" });
+    }
+  }
   // Custom SMS text is off by default; a profile that turns it on (in the file, or stored through the
   // admin API, also by a build whose default was on) is named at every start.
   for (const p of await parts.store.endpoints.list()) {
@@ -59,25 +87,55 @@ export async function startWeb(
   // The admin web UI's audit log and dashboard read this process's newest events.
   const recentEvents = new RecentEvents(config.admin_ui.recent_events);
   parts.audit.subscribe(recentEvents.push);
+  if (parts.listen === false) return { listeners: [], magicLink, push };
   try {
-    const listeners = await startHttp(ctx, {
-      store: parts.store,
-      engine: parts.engine,
-      audit: parts.audit.emit,
-      metrics: parts.metrics,
-      magicLink,
-      delivery,
-      push,
-      app,
-      recentEvents,
-      ...(parts.radiusListeners ? { radiusListeners: parts.radiusListeners } : {}),
-      radiusBound: parts.radiusBound,
-    });
-    return { listeners, magicLink, push };
+    const { listeners, publicFetch } = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, recentEvents, ...(parts.radiusListeners ? { radiusListeners: parts.radiusListeners } : {}), passwordReset, rateLimits: parts.deliveryRepos.rateLimits, radiusBound: parts.radiusBound, health: parts.health, switchClient });
+    tunnel = async (req) => {
+      const init: RequestInit = { method: req.method, headers: { ...req.headers, ...(req.contentType ? { "content-type": req.contentType } : {}) } };
+      if (req.method !== "GET" && req.method !== "HEAD" && req.body !== "") init.body = req.body;
+      const res = await publicFetch(new Request(`http://switch.invalid${req.path}`, init), { remoteAddress: req.address || undefined });
+      const headers: Record<string, string> = {};
+      res.headers.forEach((v, k) => (headers[k] = v));
+      return { status: res.status, headers, body: await res.text() };
+    };
+    if (switchClient) {
+      const gauge = parts.metrics.registry.gauge("portcullis_switch_connected", "1 while the appliance is connected to a switch relay (label: its URL), else 0.", ["url"]);
+      const connects = parts.metrics.registry.counter("portcullis_switch_connects_total", "Connections to a switch relay that authenticated.");
+      parts.metrics.registry.onCollect(() => {
+        for (const url of config.switch.urls) gauge.set({ url }, switchClient.url === url ? 1 : 0);
+        connects.setTotal({}, switchClient.connects);
+      });
+      switchClient.start();
+    }
+    return { listeners, magicLink, push, ...(switchClient ? { switchClient } : {}) };
   } catch (err) {
     magicLink.hub.closeAll();
+    switchClient?.stop();
     throw err;
   }
+}
+
+/**
+ * The connection to the switch relays of `[switch] urls`, not yet started; undefined without a
+ * switch, or (logged) before `switch join`. Throws ConfigError when ca_file is missing or unreadable.
+ */
+async function createSwitchClient(config: Config, store: Store, audit: AuditBus["emit"], handleHttp: (req: TunnelRequest) => Promise<TunnelResponse>): Promise<SwitchClient | undefined> {
+  if (config.switch.urls.length === 0) return undefined;
+  // Only Bun's WebSocket client can pin the relay's CA per connection; elsewhere the pin would be ignored.
+  if (typeof Bun === "undefined") throw new ConfigError("config: switch.urls needs the Bun build of portcullis (the relay's certificate could not be pinned here)");
+  if (config.switch.ca_file === "") throw new ConfigError("config: switch.ca_file must be set when switch.urls is");
+  let ca: string;
+  try {
+    ca = readFileSync(config.switch.ca_file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`config: switch.ca_file cannot be read (${(err as NodeJS.ErrnoException).code ?? "unreadable"})`);
+  }
+  const id = await switchIdentity(store.serverSecrets);
+  if (!id) {
+    log("error", "switch.not_joined", { detail: "switch.urls is set but this appliance has not joined a switch: run portcullis switch join URL TOKEN" });
+    return undefined;
+  }
+  return new SwitchClient({ urls: config.switch.urls, ca, name: id.name, privateKey: id.privateKey, handleHttp, audit, log, primaryRetryMs: config.switch.primary_retry_s * 1000 });
 }
 
 /**
@@ -94,9 +152,15 @@ async function createMagicLink(
   metrics: ReturnType<typeof createMetrics>,
   audit: AuditBus["emit"],
   push: PushSender,
-): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]>; phone: PhoneServices; app: AppRequests }> {
+  switchClient?: SwitchClient,
+): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]>; phone: PhoneServices; app: AppRequests; secret: Uint8Array; approvals: ApprovalService; smsCodes: SmsCodes }> {
   const known = new KnownNumbers(store, config.region);
-  const dispatcherFor = dispatcherPool(channelsFromConfig(config.delivery), {
+  // Links are built from [http] public_url; an appliance reachable only through its switch builds
+  // them on a placeholder that the switch channel rewrites to the relay's public_url.
+  const publicUrl = config.http.public_url || (switchClient ? SWITCH_LINK_PLACEHOLDER : "");
+  const built = channelsFromConfig(config.delivery);
+  const channels: Channel[] = config.delivery.channels.flatMap((n) => (n === "switch" ? (switchClient ? createSwitchChannels(switchClient, publicUrl) : []) : built.filter((c) => c.name === n)));
+  const dispatcherFor = dispatcherPool(channels, {
     region: config.region,
     allowList: allowListFromConfig(config.delivery),
     limits: limitsFromConfig(config.delivery),
@@ -117,7 +181,7 @@ async function createMagicLink(
   const approvals = new ApprovalService({
     approvals: store.approvals,
     dispatcherFor,
-    publicUrl: config.http.public_url,
+    publicUrl,
     smsMaxLength: config.delivery.sms_max_length,
     emailSubject: config.delivery.email_subject,
     smsTemplate: config.delivery.sms_template,
@@ -146,7 +210,7 @@ async function createMagicLink(
     store,
     rateLimits: repos.rateLimits,
     dispatcherFor,
-    publicUrl: config.http.public_url,
+    publicUrl,
     region: config.region,
     smsMaxLength: config.delivery.sms_max_length,
     emailSubject: config.delivery.email_subject,
@@ -175,7 +239,37 @@ async function createMagicLink(
   });
   const phone: PhoneServices = { approvals, smsCodes, app, onHold: (outcome, seconds) => metrics.approvalHoldSeconds.observe({ outcome }, seconds) };
   // The admin API's delivery test goes through every configured channel in the default order.
-  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog }, phone, app };
+  return { magicLink, delivery: { dispatcher: dispatcherFor([]), log: repos.deliveryLog }, phone, app, secret, approvals, smsCodes };
+}
+
+/** The password-reset portals over the same approvals, app requests, SMS codes and rate-limit counters. */
+function createPasswordReset(
+  config: Config,
+  parts: { store: Store; audit: AuditBus; deliveryRepos: DeliveryRepos; directories?: Directories },
+  phone: { approvals: ApprovalService; smsCodes: SmsCodes },
+  app: AppRequests,
+  sessions: PasswordResetRepo,
+  secret: Uint8Array,
+): PasswordResetService {
+  for (const p of config.password_reset) log("info", "password_reset.portal", { portal: p.name, directory: p.directory, path: `/password-reset/${p.name}` });
+  return new PasswordResetService({
+    portals: config.password_reset,
+    store: parts.store,
+    sessions,
+    rateLimits: parts.deliveryRepos.rateLimits,
+    approvals: phone.approvals,
+    app,
+    smsCodes: phone.smsCodes,
+    directories: parts.directories ?? new Directories([]),
+    smsCodeMaxFailures: config.delivery.sms_code_max_failures,
+    secret,
+    hashPassword,
+    now: Date.now,
+    random: (n: number) => new Uint8Array(randomBytes(n)),
+    sleep: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+    audit: parts.audit.emit,
+    log,
+  });
 }
 
 /**
@@ -183,11 +277,11 @@ async function createMagicLink(
  * shared by every process on the store), `[push] allowed_hosts` and the VAPID subject. Throws
  * StoreError when the key cannot be read or stored.
  */
-async function createPush(config: Config, store: Store, audit: AuditBus["emit"]): Promise<PushSender> {
+async function createPush(config: Config, store: Store, audit: AuditBus["emit"], switchClient?: SwitchClient): Promise<PushSender> {
   const vapid = await loadVapidKeys(store.serverSecrets);
   const subject = effectivePushSubject(config.push.subject, config.http.public_url);
   if (!subject) log("warn", "push.subject_missing", { detail: "neither push.subject nor an https: http.public_url is set: no push notification can be sent" });
-  return new PushSender({ devices: store.devices, vapid, subject, hosts: new PushHosts(config.push.allowed_hosts), timeoutMs: config.push.timeout_ms, audit });
+  return new PushSender({ devices: store.devices, vapid, subject, hosts: new PushHosts(config.push.allowed_hosts), timeoutMs: config.push.timeout_ms, audit, ...(switchClient ? { fetch: switchPushFetch(switchClient) } : {}) });
 }
 
 const isLoopback = (address: string) => address === "::1" || address.startsWith("127.");
@@ -239,8 +333,8 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "recentEvents" | "radiusListeners"> & { radiusBound: () => boolean },
-): Promise<HttpListener[]> {
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "passwordReset" | "rateLimits" | "recentEvents" | "radiusListeners"> & { radiusBound: () => boolean; health: { readonly ok: boolean }; switchClient?: SwitchClient },
+): Promise<{ listeners: HttpListener[]; publicFetch: (req: Request, env: { remoteAddress?: string }) => Response | Promise<Response> }> {
   const { config } = ctx;
   let stopping = false;
   const base = {
@@ -250,8 +344,9 @@ async function startHttp(
     random: (n: number) => new Uint8Array(randomBytes(n)),
     log,
     ready: async () => {
-      const checks = { store_writable: await parts.store.writable().catch(() => false), radius_bound: parts.radiusBound(), running: !stopping };
-      return { ok: Object.values(checks).every(Boolean), checks };
+      const checks = { store_writable: parts.health.ok, radius_bound: parts.radiusBound(), running: !stopping };
+      const sw = parts.switchClient;
+      return { ok: Object.values(checks).every(Boolean), checks, ...(sw ? { switch: { state: sw.state, url: sw.url ?? null } } : {}) };
     },
   };
   const pub = splitListen(ctx.flags?.httpListen ?? config.http.listen);
@@ -274,7 +369,7 @@ async function startHttp(
   } else {
     log("warn", "http.tls_disabled", { detail: "the public listener speaks plain HTTP; only run it behind a TLS-terminating reverse proxy" });
   }
-  if (!config.http.public_url) log("warn", "http.public_url_missing", { detail: "http.public_url is empty: no approval link can be sent" });
+  if (!config.http.public_url && config.switch.urls.length === 0) log("warn", "http.public_url_missing", { detail: "http.public_url is empty: no approval link can be sent" });
   if (!isLoopback(adm.address)) log("warn", "http.admin_not_loopback", { address: adm.address, detail: "the admin listener speaks plain HTTP; keep it on a management network" });
 
   const limits = listenerLimits(config, openFileLimit());
@@ -347,12 +442,15 @@ async function startHttp(
   parts.metrics.registry.onCollect(() => {
     for (const [i, l] of listeners.entries()) parts.metrics.httpConnections.set({ listener: names[i]! }, l.connections());
   });
-  return listeners.map((l) => ({
-    ...l,
-    stop: () => {
-      stopping = true;
-      return l.stop();
-    },
-  }));
+  return {
+    publicFetch: (req, env) => publicApp.fetch(req, env),
+    listeners: listeners.map((l) => ({
+      ...l,
+      stop: () => {
+        stopping = true;
+        return l.stop();
+      },
+    })),
+  };
 }
 

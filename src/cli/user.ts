@@ -1,8 +1,11 @@
-// `user add|list|show|remove|unlock|import`: local users, their lockout counters and bulk import.
+// `user add|list|show|remove|unlock|import|enrol-link`: local users, their lockout counters, bulk
+// import, and single-use sign-in links to the self-service portal.
 
 import { importUsers } from "./user-import.ts";
 import { adminContext } from "./audit.ts";
+import { createEnrolLink } from "../admin/enrol-links.ts";
 import { addUser, listUsers, removeUser, showUser, unlockUser } from "../admin/users.ts";
+import { terminalQR } from "../otp/index.ts";
 import { parseCommand, stripOneNewline, printList, table, usageError, type CLIContext } from "./context.ts";
 
 export const USER_USAGE = [
@@ -12,6 +15,7 @@ export const USER_USAGE = [
   "portcullis user remove NAME",
   "portcullis user unlock NAME",
   "portcullis user import FILE.csv",
+  "portcullis user enrol-link NAME",
 ];
 
 /** Runs `user SUBCOMMAND …`. Throws CLIError for bad input or a failed operation. */
@@ -32,8 +36,11 @@ export async function userCommand(ctx: CLIContext, args: string[]): Promise<void
       const { positionals } = parseCommand(rest, {}, { min: 1, max: 1, usage: USER_USAGE[5]! });
       return importUsers(ctx, positionals[0]!);
     }
+    case "enrol-link":
+    case "enroll-link":
+      return enrolLink(ctx, rest);
     default:
-      throw usageError("user needs a subcommand: add, list, show, remove, unlock or import");
+      throw usageError("user needs a subcommand: add, list, show, remove, unlock, import or enrol-link");
   }
 }
 
@@ -139,4 +146,12 @@ async function unlock(ctx: CLIContext, args: string[]): Promise<void> {
   // Recorded whether or not a counter was cleared.
   const { username: name, cleared } = await unlockUser(await adminContext(ctx), positionals[0]!);
   ctx.out(cleared ? `unlocked ${name}\n` : `${name} had no failures recorded\n`);
+}
+
+/** `user enrol-link NAME`: a single-use sign-in link to the self-service portal (docs/self-service.md). */
+async function enrolLink(ctx: CLIContext, args: string[]): Promise<void> {
+  const { positionals } = parseCommand(args, {}, { min: 1, max: 1, usage: USER_USAGE[6]! });
+  const made = await createEnrolLink(await adminContext(ctx), positionals[0]!);
+  ctx.out(`self-service sign-in link for ${made.user.username} (single use, valid until ${new Date(made.expiresAt).toISOString()}):\n${made.link}\n`);
+  if (ctx.stdoutIsTTY) ctx.out(`${await terminalQR(made.link)}\n`);
 }

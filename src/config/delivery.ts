@@ -75,7 +75,7 @@ export interface ResolveDeliveryOptions {
  *   endpoint's `channels` that names no channel, an endpoint channel left out of an explicit
  *   `[delivery] channels`, and a PORTCULLIS_DELIVERY_GATEWAY_* variable that names no gateway.
  */
-export function resolveDelivery(parsed: Pick<Parsed, "delivery" | "endpoint">, { env, sources }: ResolveDeliveryOptions): Omit<Parsed["delivery"], "channels"> & { channels: string[] } {
+export function resolveDelivery(parsed: Pick<Parsed, "delivery" | "endpoint"> & { switch?: { urls: string[] } }, { env, sources }: ResolveDeliveryOptions): Omit<Parsed["delivery"], "channels"> & { channels: string[] } {
   const d = parsed.delivery;
   const gwFrom = fromWhere(sources.get("delivery.gateway"));
   const seen = new Map<string, string>();
@@ -97,12 +97,13 @@ export function resolveDelivery(parsed: Pick<Parsed, "delivery" | "endpoint">, {
     }
   }
 
-  const known = new Set<string>([...BUILTIN_CHANNELS, ...gateway.map((g) => g.name)]);
+  const withSwitch = (parsed.switch?.urls.length ?? 0) > 0;
+  const known = new Set<string>([...BUILTIN_CHANNELS, ...gateway.map((g) => g.name), ...(withSwitch ? ["switch"] : [])]);
   const chFrom = fromWhere(sources.get("delivery.channels"));
   (d.channels ?? []).forEach((name, i) => {
     if (!known.has(name)) throw new ConfigError(`config: delivery.channels[${i}] must be "sms", "email" or the name of a [[delivery.gateway]]${chFrom}`);
   });
-  const channels = d.channels ?? ["sms", ...gateway.map((g) => g.name), "email"];
+  const channels = d.channels ?? [...(withSwitch ? ["switch"] : []), "sms", ...gateway.map((g) => g.name), "email"];
   const inUse = new Set(channels);
   const epFrom = fromWhere(sources.get("endpoint"));
   for (const e of parsed.endpoint) {

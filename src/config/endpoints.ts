@@ -11,18 +11,18 @@ import { PROFILE_NAME, type Config } from "./schema.ts";
  * `endpoint[0].key` before a usable name is known) and the source; never the value: a text may be
  * what an attacker wrote, and a message quoting it would carry the very characters refused.
  */
-export function describeEndpointIssue(issue: v.BaseIssue<unknown>, rawEndpoints: unknown, source: string | undefined): string {
+export function describeEndpointIssue(issue: v.BaseIssue<unknown>, rawEndpoints: unknown, source: string | undefined, table: "endpoint" | "password_reset" = "endpoint"): string {
   const path = (issue.path ?? []).map((p) => p.key);
   const from = source ? ` (from ${source})` : "";
   const index = path[1];
-  if (typeof index !== "number") return `config: endpoint must be an array of tables ([[endpoint]])${from}`;
+  if (typeof index !== "number") return `config: ${table} must be an array of tables ([[${table}]])${from}`;
   const entry = Array.isArray(rawEndpoints) ? (rawEndpoints[index] as Record<string, unknown> | undefined) : undefined;
   const name = entry && typeof entry === "object" ? entry.name : undefined;
-  const label = typeof name === "string" && PROFILE_NAME.test(name) ? `endpoint[${name}]` : `endpoint[${index}]`;
+  const label = typeof name === "string" && PROFILE_NAME.test(name) ? `${table}[${name}]` : `${table}[${index}]`;
   if (path.length === 2) return `config: ${label} must be a table${from}`;
   const key = String(path[2]);
   if (issue.kind === "schema" && issue.expected === "never") return `config: ${label}.${key} is not a known option${from}`;
-  const field = CONFIG_TABLE_ARRAYS.find((t) => t.name === "endpoint")?.fields.find((f) => f.key === key);
+  const field = CONFIG_TABLE_ARRAYS.find((t) => t.name === table)?.fields.find((f) => f.key === key);
   if (!field) return `config: ${label}.${key} is invalid${from}`;
   if (path.length === 3 && issue.received === "undefined") return `config: ${label}.${key} is required${from}`;
   return `config: ${label}.${key} must be ${field.must}${from}`;

@@ -123,6 +123,7 @@ function fileSources(raw: Raw, label: string, sources: Map<string, string>, pref
 function describeIssue(issue: v.BaseIssue<unknown>, sources: Map<string, string>, raw: Raw): string {
   if (issue.path?.[0]?.key === "ldap") return describeLdapIssue(issue, raw.ldap, sources.get("ldap"));
   if (issue.path?.[0]?.key === "endpoint") return describeEndpointIssue(issue, raw.endpoint, sources.get("endpoint"));
+  if (issue.path?.[0]?.key === "password_reset") return describeEndpointIssue(issue, raw.password_reset, sources.get("password_reset"), "password_reset");
   if (isGatewayIssue(issue)) return describeGatewayIssue(issue, isTable(raw.delivery) ? raw.delivery.gateway : undefined, sources.get("delivery.gateway"));
   const keys = (issue.path ?? []).map((p) => p.key).filter((k): k is string => typeof k === "string");
   const dotted = keys.join(".");
@@ -229,6 +230,21 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     endpointNames.add(e.name);
     if (e.per_number_per_hour < e.per_number_per_minute) {
       throw new ConfigError(`config: endpoint[${e.name}].per_number_per_hour must be at least per_number_per_minute${from("endpoint")}`);
+    }
+  }
+
+  const resetNames = new Set<string>();
+  for (const r of parsed.password_reset) {
+    if (resetNames.has(r.name)) throw new ConfigError(`config: password_reset[${r.name}] is declared twice${from("password_reset")}`);
+    resetNames.add(r.name);
+    if (r.directory !== "local" && !parsed.ldap.some((l) => l.name === r.directory)) {
+      throw new ConfigError(`config: password_reset[${r.name}].directory names no [[ldap]] profile${from("password_reset")}`);
+    }
+    if (r.approvers.length === 0 && r.approver_groups.length === 0) {
+      throw new ConfigError(`config: password_reset[${r.name}] needs approvers or approver_groups${from("password_reset")}`);
+    }
+    if (r.directory === "local" && r.approver_groups.length > 0) {
+      throw new ConfigError(`config: password_reset[${r.name}].approver_groups needs an [[ldap]] directory${from("password_reset")}`);
     }
   }
 

@@ -242,6 +242,21 @@ export const endpointProfileSchema = v.strictObject({
   overall_per_minute: integer(600, 0, 1_000_000, "Calls on this endpoint per minute, over all keys; 0 means no limit."),
   channels: list([], 'Delivery channels in failover order, e.g. ["sms", "email"]; empty means the configured default order.', "a list of channel names", (s) => /^[a-z][a-z0-9_-]{0,31}$/.test(s)),
 });
+/** `[[password_reset]]`: one password-reset portal at `/password-reset/{name}` (docs/password-reset.md). */
+export const passwordResetSchema = v.strictObject({
+  name: required("Portal name, as in `/password-reset/{name}`.", "a name of 1-64 letters, digits, '.', '_' or '-'", (s) => PROFILE_NAME.test(s)),
+  directory: text("local", 'Where the users of this portal live and their password is changed: an `[[ldap]]` profile name, or "local" (the store\'s own users, argon2id).', "an [[ldap]] profile name or \"local\"", (s) => s === "local" || PROFILE_NAME.test(s)),
+  approvers: list([], "Usernames (local users, or users of `directory`) who may approve a reset; any one of them suffices.", "a list of usernames", nonEmpty),
+  approver_groups: list([], "Group DNs of `directory` whose (direct or, on AD, nested) members may approve a reset.", "a list of group DNs", nonEmpty),
+  approver_role: text("your helpdesk", "How the waiting page names the approvers (a role, never a person).", DISPLAY_TEXT_MUST, displayText),
+  approval_timeout_s: integer(600, 60, 3600, "How long the approvers have to answer."),
+  session_ttl_s: integer(1800, 300, 7200, "How long one reset (from the username to the new password) may take."),
+  min_password_length: integer(12, 8, 256, 'Shortest new password for local users (`directory = "local"`); a directory applies its own policy.'),
+  per_user_per_hour: integer(5, 1, 1000, "Resets started for one username per hour (known or not)."),
+  per_address_per_hour: integer(20, 1, 100_000, "Resets started from one client address per hour."),
+  overall_per_hour: integer(200, 1, 1_000_000, "Resets started on this portal per hour, over all users and addresses."),
+});
+
 /** An E.164 prefix: "+" and 1-14 digits. */
 export const isE164Prefix = (s: string) => /^\+[1-9]\d{0,13}$/.test(s);
 
@@ -324,8 +339,8 @@ function smsGatewayEntries(kind: "sms" | "gateway") {
 export const smsGatewaySchema = v.strictObject({
   name: required(
     'Channel name, unique, not "sms" or "email" (the built-in channels); used in `[delivery] channels`, `[[endpoint]] channels`, the delivery log and metrics.',
-    "a name of 1-32 lower-case letters, digits, '_' or '-' starting with a letter, other than \"sms\" and \"email\"",
-    (s) => CHANNEL_NAME.test(s) && !(BUILTIN_CHANNELS as readonly string[]).includes(s),
+    "a name of 1-32 lower-case letters, digits, '_' or '-' starting with a letter, other than \"sms\", \"email\" and \"switch\"",
+    (s) => CHANNEL_NAME.test(s) && ![...BUILTIN_CHANNELS, "switch"].includes(s),
   ),
   ...smsGatewayEntries("gateway"),
 });
@@ -383,6 +398,12 @@ export const configSchema = v.strictObject({
       "strip",
       '"strip" removes a `DOMAIN\\` prefix and an `@realm` suffix from User-Name, so that `alice`, `Alice@corp` and `CORP\\alice` are one identity. "keep" treats them as different users.',
     ),
+    workers: integer(
+      0,
+      0,
+      64,
+      "RADIUS worker processes on this host, sharing the listen addresses (SO_REUSEPORT) and the store; 0 means the number of CPUs, at most 8. With 1 the server is a single process; with more, `serve` supervises the workers and runs the HTTP listeners and the periodic jobs itself. On a host whose CPUs are busy anyway, more workers cost more CPU per login than one: see docs/appliance.md, \"RADIUS workers\".",
+    ),
     stats_interval_s: integer(300, 0, 86_400, "Interval of the `radius.stats` log line with packet counters (also written on SIGUSR1); 0 turns the periodic line off."),
     drop_log_interval_s: integer(10, 1, 3600, "Dropped packets are logged at most once per source and reason in this interval, with a count of the lines suppressed."),
   }),
@@ -438,6 +459,13 @@ export const configSchema = v.strictObject({
   store: section("Where state lives.", {
     driver: oneOf(["sqlite"] as const, "sqlite", 'Storage back-end. "sqlite" keeps everything in one file in the data directory.'),
     path: text("", "SQLite database file. Empty means `<data_dir>/portcullis.db`."),
+    url: text(
+      "",
+      'PostgreSQL instead of SQLite: `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (also `$PORTCULLIS_STORE_URL`). Empty means SQLite. Several appliances may share one database; each needs the same key (`[keys] key_file`). The password is never logged; prefer the environment variable or a file readable only by the service. See docs/store.md.',
+      "empty or a postgres:// URL",
+      (s) => s === "" || /^postgres(ql)?:\/\/\S+$/i.test(s),
+    ),
+    pool_size: integer(10, 1, 200, "PostgreSQL connections each appliance keeps open (ignored for SQLite)."),
     synchronous: oneOf(
       ["normal", "full"] as const,
       "normal",
@@ -445,7 +473,7 @@ export const configSchema = v.strictObject({
     ),
     cache: bool(
       true,
-      "Serve users, active tokens and lockout counters from memory in `serve`, loaded at start-up (up to 262,144 users) and dropped whenever another process (the admin CLI) commits. Writes, the TOTP replay guard and challenge state always go to the database.",
+      "Serve users, active tokens and lockout counters from memory in `serve`, loaded at start-up (up to 262,144 users) and dropped whenever another process (the admin CLI, another RADIUS worker) commits a change to them (another worker's high-water-mark commits do not count). Writes, the TOTP replay guard and challenge state always go to the database.",
     ),
     busy_timeout_ms: integer(5000, 0, 600_000, "How long a write waits for another process (the admin CLI) holding the database lock."),
   }),
@@ -512,6 +540,16 @@ export const configSchema = v.strictObject({
       v.array(endpointProfileSchema),
       doc<Array<v.InferOutput<typeof endpointProfileSchema>>>(
         "Magic Link endpoint profiles. `serve` writes each one to the store at start-up, replacing a stored profile of the same name (the file wins over edits made through the admin API); profiles created only through the admin API are kept. Unset keys take the defaults shown. The texts (`*_text`) may not hold control characters other than tab and line breaks, nor bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069): they could make a page or an SMS show one thing and say another.",
+      ),
+    ),
+    [],
+  ),
+
+  password_reset: v.optional(
+    v.pipe(
+      v.array(passwordResetSchema),
+      doc<Array<v.InferOutput<typeof passwordResetSchema>>>(
+        "Password-reset portals on the public listener (`/password-reset/{name}`): a one-time code to the user's phone or approver app, an approval by one of the approvers, then a new password set in the directory. None by default. See docs/password-reset.md.",
       ),
     ),
     [],
@@ -612,6 +650,27 @@ export const configSchema = v.strictObject({
     timeout_ms: integer(10_000, 500, 60_000, "Deadline of each request to a push service; devices are notified in parallel, so one slow service delays none of the others."),
   }),
 
+  switch: section("The appliance's outbound connection to a switch relay (`portcullis switch join URL TOKEN` once). With `urls` set, `switch` is a delivery channel, tried first unless `[delivery] channels` orders it. See docs/switch.md.", {
+    urls: list(
+      [],
+      "Relay base URLs (https://), the primary first; the next one is used while the primary cannot be reached, and the primary again once it answers. Empty: no switch.",
+      "a list of https:// URLs",
+      (s) => /^https:\/\/[^\s/]+/.test(s) && URL.canParse(s),
+    ),
+    ca_file: text("", "PEM file of the CA(s) that sign the relays' certificates (for a relay's generated certificate: that certificate). Required with `urls`; the system roots are not used."),
+    primary_retry_s: integer(30, 1, 3600, "While on a secondary relay, how often the primary is tried again."),
+  }),
+
+  switch_server: section("`portcullis switch serve`: the relay, on an internet-facing host, with its own data directory, `[delivery]` and `[push]`. See docs/switch.md.", {
+    listen: text("0.0.0.0:9443", "Address and port of the relay's listener: the appliances' WebSocket and the approval pages, over TLS.", LISTEN_MUST, isListenAddress),
+    public_url: text("", "Base URL of the approval links the relay serves (https://switch.example.com). Required by `switch serve`.", "empty or an http(s):// URL", isURL),
+    cert_file: text("", "TLS certificate (PEM). When both files are empty a self-signed certificate is generated into the data directory (give it to the appliances as `[switch] ca_file`; phones need a certificate they trust, so put a reverse proxy with a public certificate in front)."),
+    key_file: text("", "TLS private key (PEM) for `cert_file`."),
+    tls: bool(true, "false serves plain HTTP and WS, only behind a TLS-terminating reverse proxy on the same host."),
+    per_appliance_per_minute: integer(60, 0, 1_000_000, "Messages one appliance may send through the relay per minute, on top of the `[delivery]` limits per number and overall. 0 turns it off."),
+    per_appliance_per_hour: integer(600, 0, 10_000_000, "Messages one appliance may send through the relay per hour. 0 turns it off."),
+  }),
+
   app: section("Requests to the approver app: limits against MFA fatigue, the event streams, and the code shown for challenge mode. See docs/app.md.", {
     requests_per_minute: integer(5, 0, 1000, "App requests one user may get per minute (RADIUS and Magic Link together; a request that joins a pending one counts too); beyond it the request is refused. 0 = no limit."),
     requests_per_hour: integer(30, 0, 10_000, "App requests one user may get per hour. 0 = no limit."),
@@ -639,6 +698,33 @@ export const configSchema = v.strictObject({
       "Mark the session cookie `Secure` and name it with the `__Host-` prefix. The admin listener speaks plain HTTP, so turn this on only when a TLS-terminating reverse proxy sits in front of it (the browser would otherwise never send the cookie back).",
     ),
     recent_events: integer(5000, 100, 200_000, "Audit events this process keeps in memory for the UI's audit log and dashboard (the newest; lost at restart). The full log is the process's standard output."),
+  }),
+  self_service: section("The self-service portal at `/self-service` on the public listener, where users enrol and remove their own authenticators. Off by default. See docs/self-service.md.", {
+    enabled: bool(false, "Serve the portal. Off: every `/self-service` path answers 404."),
+    allow_totp_sign_in: bool(
+      true,
+      "Users may sign in with their password and a code of an active token, checked as a RADIUS login checks them (the same user sources, lockout counters and replay protection). Off: only an administrator's enrolment link signs in.",
+    ),
+    allow_totp_enrolment: bool(true, "Signed-in users may enrol a TOTP app (the token becomes active only once a code from it is confirmed)."),
+    allow_app_enrolment: bool(true, "Signed-in users may start an approver-app enrolment (the link and QR code `device enrol` prints)."),
+    allow_removal: bool(true, "Signed-in users may remove their own tokens and devices (never the last one: that takes an administrator)."),
+    directories: list(
+      [],
+      "User sources for password sign-in, in order (LDAP profile names and `local`), like a RADIUS client's `--directories`. Empty means every profile in file order, then local users.",
+      'a list of profile names or "local"',
+      (s) => s === "local" || PROFILE_NAME.test(s),
+    ),
+    sign_ins_per_minute: integer(
+      20,
+      0,
+      10_000,
+      "Sign-in attempts (password and code, or a link) one client address may make per minute (the address after `[http] trusted_proxies`; raise it when many users share one NAT address), counted before any check and shared by every process on the store; beyond it the page asks to wait. The lockout counters apply on top of it. 0 = no limit.",
+    ),
+    sign_ins_per_hour: integer(200, 0, 100_000, "Sign-in attempts one client address may make per hour. 0 = no limit."),
+    idle_timeout_s: integer(600, 60, 86_400, "A session unused for this long ends; the next request shows the sign-in page."),
+    session_lifetime_s: integer(3600, 300, 86_400, "A session ends this long after sign-in, however active."),
+    enrol_link_ttl_h: integer(24, 1, 720, "How long a link made by `portcullis user enrol-link` stays valid (it is single use)."),
+    pending_totp_ttl_s: integer(600, 60, 3600, "How long an enrolled TOTP app may wait for its confirming code; after it the seed is dropped and enrolment starts again."),
   }),
 });
 

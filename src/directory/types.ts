@@ -140,5 +140,17 @@ export interface Directory {
    * new one in one modify on the service connection; OpenLDAP uses RFC 3062 Password Modify.
    */
   changePassword(user: DirectoryUser, oldPassword: string, newPassword: string): Promise<ChangeResult>;
+  /**
+   * An administrator's reset on the service connection (the password-reset portal): AD replaces
+   * unicodePwd, OpenLDAP sends RFC 3062 Password Modify without the old password. Refused
+   * (`not_permitted`) on a connection that is neither LDAPS nor StartTLS. Policy refusals come back
+   * as `{ reason: "policy", message }` with the directory's own text where it has a readable one.
+   */
+  resetPassword?(user: DirectoryUser, newPassword: string): Promise<ChangeResult>;
+  /**
+   * The usernames (the user filter's login attribute) of the members of `groupDN`: nested on AD
+   * (LDAP_MATCHING_RULE_IN_CHAIN), direct through memberOf elsewhere; at most `limit`.
+   */
+  groupMembers?(groupDN: string, limit: number): Promise<string[]>;
   close(): Promise<void>;
 }

@@ -29,7 +29,7 @@ function baseApp(deps: HttpDeps, listener: Listener): Hono<HttpEnv> {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
     const r = await deps.ready().catch(() => ({ ok: false, checks: {} }));
-    return c.json({ status: r.ok ? "ready" : "not_ready", checks: r.checks }, r.ok ? 200 : 503);
+    return c.json({ status: r.ok ? "ready" : "not_ready", checks: r.checks, ...("switch" in r && r.switch ? { switch: r.switch } : {}) }, r.ok ? 200 : 503);
   });
   return app;
 }
@@ -51,7 +51,7 @@ export function buildPublicApp(deps: HttpDeps, routes: readonly RouteModule[] = 
 export function buildAdminApp(deps: HttpDeps, routes: readonly RouteModule[] = ADMIN_ROUTES): Hono<HttpEnv> {
   const app = baseApp(deps, "admin");
   app.onError(adminOnError(deps.log));
-  app.get("/metrics", (c) => c.body(deps.metrics.registry.render(), 200, { "Content-Type": METRICS_CONTENT_TYPE }));
+  app.get("/metrics", async (c) => c.body(deps.metrics.registry.render(deps.metrics.others ? await deps.metrics.others() : []), 200, { "Content-Type": METRICS_CONTENT_TYPE }));
   for (const register of routes) register(app, deps);
   return app;
 }

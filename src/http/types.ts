@@ -14,6 +14,8 @@ import type { ApiKey, Store } from "../store/types.ts";
 export interface Readiness {
   ok: boolean;
   checks: Record<string, boolean>;
+  /** The switch connection, when `[switch]` is configured; informative, it does not make the node unready. */
+  switch?: { state: string; url: string | null };
 }
 
 /** Everything a route module may use. Time and randomness are parameters so tests can freeze them. */
@@ -46,6 +48,10 @@ export interface HttpDeps {
   recentEvents?: import("../audit/recent.ts").RecentEvents;
   /** The RADIUS listeners of this process, for the admin web UI's test authentication; absent → not offered. */
   radiusListeners?: ReadonlyArray<{ address: string; port: number }>;
+  /** The store's shared rate-limit counters (serve sets them); absent → the self-service portal has no per-address limit. */
+  rateLimits?: import("../store/types.ts").RateLimitRepo;
+  /** The password-reset portals (`[[password_reset]]`); absent → /password-reset/* answers 404. */
+  passwordReset?: import("../reset/service.ts").PasswordResetService;
 }
 
 /** What runtime/http.ts passes per request as Hono's `c.env`. */
@@ -70,7 +76,7 @@ export interface HttpVariables {
 export type HttpEnv = { Bindings: HttpBindings; Variables: HttpVariables };
 
 /**
- * A route module registers its routes on the app it is given, e.g. `src/magiclink/routes.ts`
+ * A route module registers its routes on the app it is given, e.g. `src/http/magiclink.tsx`
  * (public: /api/sfwa/*, /ml/*) or `src/http/admin/*.ts` (admin: /api/admin/v1/*). List it in
  * src/http/routes.ts.
  */

@@ -18,7 +18,8 @@ export function dispatcherPool(channels: readonly Channel[], base: Omit<Dispatch
     const key = names.join(",");
     let d = cache.get(key);
     if (!d) {
-      const picked = names.map((n) => channels.find((c) => c.name === n)).filter((c): c is Channel => c !== undefined);
+      // A name may stand for several channels of different kinds (`switch`: SMS and e-mail).
+      const picked = names.flatMap((n) => channels.filter((c) => c.name === n));
       d = createDispatcher({ ...base, channels: picked });
       cache.set(key, d);
     }

@@ -4,4 +4,3 @@ export { KnownNumbers } from "./known-users.ts";
 export { dispatcherPool } from "./dispatchers.ts";
 export { parseParams, TOUCH_TIMEOUT_MAX_S, TOUCH_TIMEOUT_MIN_S, type MagicLinkParams, type ParamsResult, type SessionTexts } from "./params.ts";
 export { csrfToken, generateLinkToken, hashLinkToken, matchChoices, verifyCsrfToken, LINK_TOKEN_BYTES, MATCH_MAX, MATCH_MIN } from "./tokens.ts";
-export { codeBody, magicLinkRoutes } from "./routes.tsx";

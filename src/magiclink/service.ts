@@ -8,7 +8,7 @@ import type { ApprovalContext } from "../approvals/texts.ts";
 import type { WaiterHub, WaitOutcome } from "../approvals/waiters.ts";
 import { maskNumber, parseDestination, type Destination } from "../delivery/phone.ts";
 import { subjectHash, type Dispatcher, type RefusalReason } from "../delivery/dispatcher.ts";
-import { DEFAULT_ENDPOINT, type ApiKey, type EndpointProfile, type RateBucket, type RateLimitRepo, type Store } from "../store/types.ts";
+import { DEFAULT_ENDPOINT, type ApiKey, type ApprovalKind, type EndpointProfile, type RateBucket, type RateLimitRepo, type Store } from "../store/types.ts";
 import { parseParams, type SessionTexts } from "./params.ts";
 
 /** What `/api/sfwa/auth` answers, always as HTTP 200 `{"code":"…"}`. */
@@ -110,7 +110,7 @@ export interface AuthCall {
 
 /** What the approval page shows for a link. */
 export type LinkView =
-  | { kind: "pending"; texts: SessionTexts; csrf: string; choices: number[] | null; context: ApprovalContext | null }
+  | { kind: "pending"; texts: SessionTexts; csrf: string; choices: number[] | null; context: ApprovalContext | null; approvalKind: ApprovalKind }
   | { kind: "answered"; status: "accepted" | "rejected"; texts: SessionTexts }
   | { kind: "invalid" };
 
@@ -356,7 +356,7 @@ export class MagicLinkService {
     const v = await this.approvals.view(token);
     if (v.kind === "invalid") return v;
     if (v.kind === "answered") return { kind: "answered", status: v.state === "approved" ? "accepted" : "rejected", texts: v.texts };
-    return { kind: "pending", texts: v.texts, csrf: v.csrf, choices: v.choices, context: v.context };
+    return { kind: "pending", texts: v.texts, csrf: v.csrf, choices: v.choices, context: v.context, approvalKind: v.approval.kind };
   }
 
   /**

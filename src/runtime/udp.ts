@@ -14,6 +14,11 @@
 // a file descriptor), the kernel's drop counter is read from /proc/net/udp as on Bun, and the
 // replies of a turn still leave together from the ReplyBatcher, but as one send(2) each (node:dgram
 // has no sendmmsg). Bun can use bindNodeUDP too, which is how its tests cover it.
+//
+// RADIUS workers (`[radius] workers`) bind with SO_REUSEPORT (Bun's socket flag, checked with
+// getsockopt; else node:dgram's `reusePort`) and attach a classic BPF program that picks the
+// worker by the RADIUS Identifier (identifierProgram), so that a retransmission reaches the worker
+// that holds the original in its retransmission cache.
 
 import { createSocket } from "node:dgram";
 import { readFileSync } from "node:fs";
@@ -28,6 +33,8 @@ export interface UDPEndpoint {
   receiveBufferSize(): number;
   /** Datagrams the kernel dropped on this socket because the receive buffer was full (Linux). */
   kernelDrops(): number;
+  /** How a SO_REUSEPORT group picks this socket: "identifier" (BPF, see steerGroup), "address" (the kernel's hash), or "none" (exclusive). */
+  readonly steering: "identifier" | "address" | "none";
   close(): Promise<void>;
 }
 
@@ -49,6 +56,18 @@ export interface BindOptions {
   onSendFailed?(address: string, port: number, error: string): void;
   /** Called just before each batch of replies leaves (the RADIUS server writes their audit lines first). */
   beforeSend?(): void;
+  /**
+   * Binds with SO_REUSEPORT, beside the sockets of the other RADIUS workers on the same address
+   * and port (the kernel only lets sockets of the same user join). Without it the bind is exclusive.
+   */
+  reusePort?: boolean;
+  /**
+   * With reusePort: the number of sockets in the group. A classic BPF program then picks the socket
+   * by the RADIUS Identifier (the second octet of the UDP payload) modulo this number, so that one
+   * NAS's requests spread over every worker while each retransmission (same Identifier) reaches the
+   * same one. Where the program cannot be attached the kernel's address hash decides.
+   */
+  steerGroup?: number;
 }
 
 /**
@@ -84,7 +103,7 @@ function errorReporter(options: BindOptions): (err: unknown) => void {
 /** The node:dgram socket (see the top of this file); what runs under Deno. */
 export async function bindNodeUDP(address: string, port: number, options: BindOptions): Promise<UDPEndpoint> {
   const v6 = isIPv6(address);
-  const socket = createSocket({ type: v6 ? "udp6" : "udp4", ipv6Only: v6 });
+  const socket = createSocket({ type: v6 ? "udp6" : "udp4", ipv6Only: v6, reusePort: options.reusePort === true } as Parameters<typeof createSocket>[0]);
   const reportError = errorReporter(options);
   await new Promise<void>((resolve, reject) => {
     socket.once("error", reject);
@@ -134,6 +153,7 @@ export async function bindNodeUDP(address: string, port: number, options: BindOp
   return {
     address: bound.address,
     port: bound.port,
+    steering: options.reusePort ? "address" : "none",
     send(data, toPort, toAddress) {
       replies.push(data, toPort, toAddress);
     },
@@ -160,6 +180,9 @@ async function bindBunUDP(address: string, port: number, options: BindOptions): 
   const socket = await Bun.udpSocket({
     hostname: address,
     port,
+    // Bun's own flag bits (LIBUS_LISTEN_REUSE_PORT = 4), which its node:dgram passes for `reusePort`;
+    // not in its typings, so the option is checked on the socket below.
+    ...(options.reusePort ? { flags: BUN_REUSE_PORT } : {}),
     socket: {
       data(_socket, data, fromPort, fromAddress) {
         markDelivery();
@@ -172,7 +195,13 @@ async function bindBunUDP(address: string, port: number, options: BindOptions): 
   });
   const fd = (socket as unknown as { fd?: number }).fd;
   const sockopt = socketOptions();
+  if (options.reusePort && !(fd !== undefined && sockopt?.reusePort(fd))) {
+    // This Bun ignored the flag (or it cannot be checked): node:dgram's documented option instead.
+    socket.close();
+    return bindNodeUDP(address, port, options);
+  }
   if (fd !== undefined && sockopt) sockopt.setReceiveBuffer(fd, options.recvBufferBytes);
+  const steered = options.reusePort === true && options.steerGroup !== undefined && fd !== undefined && sockopt !== null && sockopt.steerByIdentifier(fd, options.steerGroup);
 
   // The batch is sent from a microtask or an immediate, where an exception would be uncaught and
   // end the process: nothing in it may throw, and a reply that cannot leave is reported instead.
@@ -209,6 +238,7 @@ async function bindBunUDP(address: string, port: number, options: BindOptions): 
   return {
     address: socket.address.address,
     port: boundPort,
+    steering: steered ? "identifier" : options.reusePort ? "address" : "none",
     send(data, toPort, toAddress) {
       replies.push(data, toPort, toAddress);
     },
@@ -219,6 +249,28 @@ async function bindBunUDP(address: string, port: number, options: BindOptions): 
       socket.close();
     },
   };
+}
+
+/**
+ * Binds `address:port` exclusively (no SO_REUSEPORT) and releases it at once: rejects with
+ * EADDRINUSE while any other socket holds the port (another server, with or without
+ * SO_REUSEPORT), and resolves with the port bound (the kernel's choice for port 0). A supervisor
+ * of RADIUS workers calls it first, so that a second server on the same address fails to start as
+ * it would without workers, and every worker binds the same concrete port.
+ */
+export async function probeUDP(address: string, port: number): Promise<number> {
+  const v6 = isIPv6(address);
+  const socket = createSocket({ type: v6 ? "udp6" : "udp4", ipv6Only: v6 });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind({ address, port, exclusive: true }, () => {
+      socket.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = socket.address().port;
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return bound;
 }
 
 /** A short, data-free name for a send failure: the system error code, else the error's class name. */
@@ -292,11 +344,19 @@ export class ReplyBatcher {
 
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
+const SO_REUSEPORT = 15;
 const SO_RCVBUFFORCE = 33;
+const SO_ATTACH_REUSEPORT_CBPF = 51;
+/** Bun.udpSocket's `flags` bit for SO_REUSEPORT (uSockets' LIBUS_LISTEN_REUSE_PORT). */
+const BUN_REUSE_PORT = 4;
 
 interface SocketOptions {
   setReceiveBuffer(fd: number, bytes: number): void;
   receiveBuffer(fd: number): number;
+  /** True when SO_REUSEPORT is set on the socket. */
+  reusePort(fd: number): boolean;
+  /** Attaches the Identifier-modulo-`group` program to the socket's SO_REUSEPORT group; false when refused. */
+  steerByIdentifier(fd: number, group: number): boolean;
 }
 
 let cached: SocketOptions | null | undefined;
@@ -322,11 +382,58 @@ function socketOptions(): SocketOptions | null {
         const length = new Uint32Array([4]);
         return libc.symbols.getsockopt(fd, SOL_SOCKET, SO_RCVBUF, ptr(value), ptr(length)) === 0 ? value[0]! : 0;
       },
+      reusePort(fd) {
+        const value = new Int32Array(1);
+        const length = new Uint32Array([4]);
+        return libc.symbols.getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, ptr(value), ptr(length)) === 0 && value[0] === 1;
+      },
+      steerByIdentifier(fd, group) {
+        const program = identifierProgram(group);
+        // struct sock_fprog (x86-64 and aarch64 layout): u16 len, padding, then the 64-bit pointer to the instructions.
+        const fprog = new DataView(new ArrayBuffer(16));
+        fprog.setUint16(0, program.byteLength / 8, true);
+        fprog.setBigUint64(8, BigInt(ptr(program)), true);
+        return libc.symbols.setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, ptr(fprog), 16) === 0;
+      },
     };
   } catch {
     cached = null;
   }
   return cached;
+}
+
+/** Kernel drops (see procNetDrops) of every socket on these addresses' ports, each port counted once. */
+export function kernelDropsOn(listen: readonly { address: string; port: number }[]): number {
+  const seen = new Set<string>();
+  let drops = 0;
+  for (const { address, port } of listen) {
+    const file = isIPv6(address) ? "/proc/net/udp6" : "/proc/net/udp";
+    if (seen.has(`${file}:${port}`)) continue;
+    seen.add(`${file}:${port}`);
+    drops += procNetDrops(file, port);
+  }
+  return drops;
+}
+
+/**
+ * The classic BPF program of a RADIUS SO_REUSEPORT group: `return payload[1] % group`. For UDP the
+ * kernel runs it on the payload (the UDP header pulled off); its result is the index of the socket
+ * in the group, and an index past the group's current size (a worker being restarted) falls back
+ * to the address hash. Each instruction is struct sock_filter: u16 code, u8 jt, u8 jf, u32 k.
+ */
+export function identifierProgram(group: number): Uint8Array {
+  const instructions: [number, number][] = [
+    [0x30, 1], // BPF_LD | BPF_B | BPF_ABS: A = payload[1], the Identifier
+    [0x94, Math.max(1, group)], // BPF_ALU | BPF_MOD | BPF_K: A = A % group
+    [0x16, 0], // BPF_RET | BPF_A: the socket index
+  ];
+  const bytes = new Uint8Array(instructions.length * 8);
+  const view = new DataView(bytes.buffer);
+  instructions.forEach(([code, k], i) => {
+    view.setUint16(i * 8, code, true);
+    view.setUint32(i * 8 + 4, k, true);
+  });
+  return bytes;
 }
 
 /** Sums the `drops` column of /proc/net/udp{,6} for sockets bound to `port`; 0 where unavailable. */

@@ -5,8 +5,11 @@
 // - the TOTP/HOTP replay guard is the store's conditional UPDATE; a stale high-water mark in
 //   memory can only make the engine try a write that the store then refuses;
 // - any commit by another process (the admin CLI: token disable, user remove, unlock…) changes the
-//   store's change epoch, checked on every cached read, and empties the whole cache, so the next
-//   request reads the store again. Writes made through this wrapper update or drop their entries.
+//   store's change epoch, checked on every cached read; when it also moved the store's cache epoch
+//   (every change to users, tokens, lockout counters, known sources, or a token mark other than a
+//   forward move), the whole cache is emptied, so the next request reads the store again. Another
+//   RADIUS worker's high-water-mark commits leave it warm. Writes made through this wrapper update
+//   or drop their entries.
 // Challenge state is never cached: it is a consumable whose single use the store enforces.
 
 import type {
@@ -24,6 +27,7 @@ import type {
   LockoutState,
   ServerSecretRepo,
   ApprovalBlockRepo,
+  SelfServiceRepo,
   NewToken,
   NewUser,
   SmsCodeRepo,
@@ -48,7 +52,7 @@ export interface CacheOptions {
 }
 
 /** The inner store must offer a cheap synchronous change counter (SQLite: PRAGMA data_version). */
-export type EpochStore = Store & { changeEpoch(): number };
+export type EpochStore = Store & { changeEpoch(): number; cacheEpoch?(): number };
 
 export class CachedStore implements Store {
   readonly clients: ClientRepo;
@@ -67,6 +71,7 @@ export class CachedStore implements Store {
   readonly approvalBlocks: ApprovalBlockRepo;
   /** Not cached: admin web UI accounts and sessions (absent when the inner store has none). */
   readonly adminAccounts: AdminAccountRepo | undefined;
+  readonly selfService: SelfServiceRepo;
 
   /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
   private readonly byName = new Map<string, User | null>();
@@ -82,6 +87,8 @@ export class CachedStore implements Store {
   /** identity → its known sources (source → last success), or null for "none"; each entry is complete. */
   private readonly known = new Map<string, Map<string, number> | null>();
   private epoch: number;
+  /** The store's cacheEpoch when last read (undefined: the store has none, any commit counts). */
+  private cacheGeneration: number | undefined;
   private readonly max: number;
   /** True after preload() until the next invalidation: a miss then means "absent", without a query. */
   private complete = false;
@@ -94,6 +101,7 @@ export class CachedStore implements Store {
   ) {
     this.max = options.maxEntries ?? 262_144;
     this.epoch = inner.changeEpoch();
+    this.cacheGeneration = inner.cacheEpoch?.();
     this.clients = inner.clients;
     this.challenges = inner.challenges;
     this.apiKeys = inner.apiKeys;
@@ -104,6 +112,7 @@ export class CachedStore implements Store {
     this.serverSecrets = inner.serverSecrets;
     this.approvalBlocks = inner.approvalBlocks;
     this.adminAccounts = (inner as Partial<AdminAccountRepos>).adminAccounts;
+    this.selfService = inner.selfService;
     this.users = this.userRepo(inner.users);
     this.tokens = this.tokenRepo(inner.tokens);
     this.lockouts = this.lockoutRepo(inner.lockouts);
@@ -151,7 +160,12 @@ export class CachedStore implements Store {
     this.known.clear();
   }
 
-  /** Checks the store's change epoch; a commit by another connection empties the cache. */
+  /**
+   * Checks the store's change epoch; a commit by another connection empties the cache, unless the
+   * store's cacheEpoch says that nothing the cache holds changed (another RADIUS worker's
+   * high-water-mark commits). Read in this order, a commit that lands between the two reads is
+   * either counted now or moves the change epoch again for the next check.
+   */
   private fresh(): void {
     if (this.checkedThisTurn) return;
     this.checkedThisTurn = true;
@@ -161,7 +175,11 @@ export class CachedStore implements Store {
     const epoch = this.inner.changeEpoch();
     if (epoch !== this.epoch) {
       this.epoch = epoch;
-      this.invalidate();
+      const generation = this.inner.cacheEpoch?.();
+      if (generation === undefined || generation !== this.cacheGeneration) {
+        this.cacheGeneration = generation;
+        this.invalidate();
+      }
     }
   }
 

@@ -456,12 +456,181 @@ CREATE TABLE approval_blocks (
 `,
   },
   {
+    // A counter that every committed change to the configuration tables (clients, users, tokens, API
+    // keys other than their last use, endpoint profiles) increments, whichever node or process made
+    // it: what lets a node see another's admin changes without a restart. SQLite has that already
+    // (PRAGMA data_version), so there the table exists but nothing writes it.
+    version: 14,
+    name: "change_counter",
+    sql: `
+CREATE TABLE change_counter (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  n BIGINT NOT NULL
+);
+INSERT INTO change_counter (id, n) VALUES (1, 0);
+`,
+    dialects: {
+      postgres: `
+CREATE TABLE change_counter (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  n BIGINT NOT NULL
+);
+INSERT INTO change_counter (id, n) VALUES (1, 0);
+CREATE FUNCTION bump_change_counter() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE change_counter SET n = n + 1 WHERE id = 1;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER radius_clients_changed AFTER INSERT OR UPDATE OR DELETE ON radius_clients FOR EACH STATEMENT EXECUTE FUNCTION bump_change_counter();
+CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION bump_change_counter();
+CREATE TRIGGER tokens_changed AFTER INSERT OR UPDATE OR DELETE ON tokens FOR EACH STATEMENT EXECUTE FUNCTION bump_change_counter();
+CREATE TRIGGER api_keys_changed AFTER INSERT OR DELETE OR UPDATE OF name, role, endpoint, hash, prefix, expires_at, disabled ON api_keys FOR EACH STATEMENT EXECUTE FUNCTION bump_change_counter();
+CREATE TRIGGER endpoints_changed AFTER INSERT OR UPDATE OR DELETE ON endpoints FOR EACH STATEMENT EXECUTE FUNCTION bump_change_counter();
+`,
+    },
+  },
+  {
+    // Idempotency records: the encoded reply to each completed Access-Request, keyed by a hash of the
+    // client, the NAS's address and the whole request, kept for the retransmission window. A NAS
+    // that fails over to another node with the same packet gets the same answer. Only PostgreSQL
+    // writes them (one SQLite appliance has its retransmission cache); the table exists on both.
+    version: 15,
+    name: "radius_replies",
+    sql: `
+CREATE TABLE radius_replies (
+  key TEXT PRIMARY KEY,
+  reply TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX radius_replies_expires ON radius_replies (expires_at);
+`,
+  },
+  {
+    // Cross-node wake-ups: on PostgreSQL every approval that leaves "pending" sends
+    // NOTIFY portcullis_approvals '<id> <state>' when its transaction commits, so that a node
+    // holding a RADIUS request or a Magic Link call for it wakes at once (the poll stays as the
+    // safety net). SQLite has one process serving, which wakes its own waiters directly.
+    version: 16,
+    name: "approval_notify",
+    sql: `
+SELECT 1;
+`,
+    dialects: {
+      postgres: `
+CREATE FUNCTION notify_approval_answered() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('portcullis_approvals', NEW.id || ' ' || NEW.state);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER approvals_answered AFTER UPDATE OF state ON approvals FOR EACH ROW
+  WHEN (OLD.state = 'pending' AND NEW.state <> 'pending') EXECUTE FUNCTION notify_approval_answered();
+`,
+    },
+  },
+  {
+    // Password-reset portals: one row per reset in progress, keyed by the SHA-256 of the random token
+    // in the browser's cookie. `stage` moves code → approval → password → done (or failed) with
+    // conditional updates; `approvals` lists the approver approvals (JSON array of IDs); the code
+    // itself lives hashed in sms_codes (state = this id) or is the app code of `code_approval`.
+    version: 17,
+    name: "password_reset_sessions",
+    sql: `
+CREATE TABLE password_reset_sessions (
+  id TEXT PRIMARY KEY,
+  portal TEXT NOT NULL,
+  username TEXT NOT NULL,
+  known INTEGER NOT NULL CHECK (known IN (0, 1)),
+  stage TEXT NOT NULL CHECK (stage IN ('code', 'approval', 'password', 'done', 'failed')),
+  code_approval TEXT,
+  code_failures INTEGER NOT NULL DEFAULT 0,
+  approvals TEXT NOT NULL DEFAULT '[]',
+  approved_by TEXT,
+  source TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX password_reset_sessions_expiry ON password_reset_sessions (expires_at);
+`,
+  },
+  {
+    // The self-service portal. self_service_links are an administrator's single-use sign-in links
+    // for users without a factor yet, stored as the SHA-256 of the code, never the code.
+    // self_service_sessions are signed-in browsers, keyed by the SHA-256 of the cookie value; a
+    // session ends at expires_at (absolute) or when last_seen_at is older than the idle timeout.
+    // pending_secret is the seed of a TOTP app being enrolled, sealed and bound to the session's
+    // row: it becomes a token only once a code from it is confirmed, and is dropped at
+    // pending_expires_at.
+    version: 18,
+    name: "self_service",
+    sql: `
+CREATE TABLE self_service_links (
+  code_hash TEXT PRIMARY KEY,
+  user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX self_service_links_expiry ON self_service_links (expires_at);
+
+CREATE TABLE self_service_sessions (
+  id_hash TEXT PRIMARY KEY,
+  user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  method TEXT NOT NULL CHECK (method IN ('password_totp', 'link')),
+  created_at BIGINT NOT NULL,
+  last_seen_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  pending_secret TEXT,
+  pending_expires_at BIGINT
+);
+CREATE INDEX self_service_sessions_expiry ON self_service_sessions (expires_at);
+`,
+  },
+  {
+    // A counter that moves with every change to what the read cache (store/cache.ts) keeps in
+    // memory: users, tokens, lockout counters and known sources, and token marks except a mark
+    // moving forward (a stale mark in memory is safe: the guarded update refuses a replay). A
+    // process that sees another's commit (PRAGMA data_version) empties its cache only when this
+    // moved, so the high-water-mark commits of other RADIUS workers leave it warm. Triggers keep it
+    // in the writing transaction, whoever writes (server, worker, CLI). PostgreSQL has no read cache
+    // (it offers no change epoch): there the table exists and nothing reads it.
+    version: 19,
+    name: "cache_epoch",
+    sql: `
+CREATE TABLE cache_epoch (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  v BIGINT NOT NULL
+);
+INSERT INTO cache_epoch (id, v) VALUES (1, 0);
+`,
+    dialects: {
+      sqlite: `
+CREATE TABLE cache_epoch (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  v BIGINT NOT NULL
+);
+INSERT INTO cache_epoch (id, v) VALUES (1, 0);
+${["users", "tokens", "lockouts", "known_sources"]
+  .flatMap((table) =>
+    ["INSERT", "UPDATE", "DELETE"].map(
+      (op) => `CREATE TRIGGER cache_epoch_${table}_${op.toLowerCase()} AFTER ${op} ON ${table} BEGIN UPDATE cache_epoch SET v = v + 1 WHERE id = 1; END;`,
+    ),
+  )
+  .join("\n")}
+CREATE TRIGGER cache_epoch_token_marks_insert AFTER INSERT ON token_marks BEGIN UPDATE cache_epoch SET v = v + 1 WHERE id = 1; END;
+CREATE TRIGGER cache_epoch_token_marks_delete AFTER DELETE ON token_marks BEGIN UPDATE cache_epoch SET v = v + 1 WHERE id = 1; END;
+CREATE TRIGGER cache_epoch_token_marks_update AFTER UPDATE ON token_marks
+  WHEN new.drift IS NOT old.drift OR new.counter < old.counter OR new.last_step < old.last_step OR new.token_id IS NOT old.token_id
+  BEGIN UPDATE cache_epoch SET v = v + 1 WHERE id = 1; END;
+`,
+    },
+  },
+  {
     // Local accounts of the admin web UI (/ui/ on the admin listener) and their sessions. The TOTP
     // secret is sealed like token seeds (bound to the account name); `totp_last_step` is its
     // high-water mark (only a later step signs in). A session row holds the SHA-256 of the cookie
     // value, never the value, and the session's CSRF token; it ends at `expires_at` (absolute) or
     // when `last_seen_at` is older than the idle timeout.
-    version: 14,
+    version: 20,
     name: "admin_accounts",
     sql: `
 CREATE TABLE admin_accounts (

@@ -660,6 +660,109 @@ export interface ApprovalBlockRepo {
   purgeExpired(before: number): Promise<number>;
 }
 
+/** An administrator's single-use sign-in link to the self-service portal. The code never reaches the store. */
+export interface SelfServiceLink {
+  /** SHA-256 hex of the code. */
+  codeHash: string;
+  userId: number;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** How a self-service session was signed in. */
+export type SelfServiceMethod = "password_totp" | "link";
+
+/** A signed-in self-service browser. The cookie value never reaches the store. */
+export interface SelfServiceSession {
+  /** SHA-256 hex of the cookie value. */
+  idHash: string;
+  userId: number;
+  method: SelfServiceMethod;
+  createdAt: number;
+  lastSeenAt: number;
+  /** Absolute end. */
+  expiresAt: number;
+  /** The seed of a TOTP app being enrolled (opened), until confirmed or pendingExpiresAt. */
+  pending: { secret: Uint8Array; expiresAt: number } | null;
+}
+
+export interface SelfServiceRepo {
+  /** Stores a link (its hash). Throws StoreError("not_found") when the user is gone. */
+  addLink(link: SelfServiceLink): Promise<void>;
+  /** Consumes a live link (expiresAt > now): of concurrent callers exactly one gets its user ID; undefined when unknown, used or expired. */
+  consumeLink(codeHash: string, now: number): Promise<number | undefined>;
+  /** Stores a new session (without a pending seed). */
+  addSession(session: Omit<SelfServiceSession, "pending">): Promise<void>;
+  /**
+   * The live session (expiresAt > now and lastSeenAt > now - idleMs), its lastSeenAt moved to now;
+   * undefined when absent, idle or expired (such a row is deleted). A pending seed past its expiry is left out.
+   */
+  touchSession(idHash: string, now: number, idleMs: number): Promise<SelfServiceSession | undefined>;
+  /** Deletes a session; true when there was one. */
+  removeSession(idHash: string): Promise<boolean>;
+  /** Sets (sealed, bound to the session) or clears the pending TOTP seed of a session. */
+  setPending(idHash: string, pending: { secret: Uint8Array; expiresAt: number } | null): Promise<void>;
+  /** Deletes expired links and sessions whose absolute end or idle limit passed; returns how many. */
+  purgeExpired(now: number, idleMs: number): Promise<number>;
+}
+
+/** Where a password reset stands: code sent → approvers asked → new password → done, or failed. */
+export type PasswordResetStage = "code" | "approval" | "password" | "done" | "failed";
+
+/**
+ * One password reset in progress (the portal's state between pages). Keyed by the SHA-256 of the
+ * random token in the browser's cookie; never holds a code or a password.
+ */
+export interface PasswordResetSession {
+  /** Hex SHA-256 of the cookie token. */
+  id: string;
+  portal: string;
+  /** The normalised username as typed (also when no such user exists). */
+  username: string;
+  /** False for a name that matched no user: the flow runs on, and every code fails. */
+  known: boolean;
+  stage: PasswordResetStage;
+  /** The approval whose app code the user types (a user with an approver-app device); null: an SMS code. */
+  codeApproval: string | null;
+  codeFailures: number;
+  /** The approver approvals (one per approver reached). */
+  approvals: string[];
+  /** The approver who approved. */
+  approvedBy: string | null;
+  /** The client address that started it. */
+  source: string | null;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number;
+}
+
+export interface PasswordResetRepo {
+  create(s: PasswordResetSession): Promise<void>;
+  /** The live session (now < expiresAt), or undefined. */
+  get(id: string, now: number): Promise<PasswordResetSession | undefined>;
+  /**
+   * Applies `patch` only while the session is still at stage `from` and live: of two concurrent
+   * requests exactly one moves it on. True when this call did.
+   */
+  advance(id: string, from: PasswordResetStage, patch: Partial<Pick<PasswordResetSession, "stage" | "codeApproval" | "approvals" | "approvedBy">>, now: number): Promise<boolean>;
+  /** Counts a wrong code; returns the new count (undefined: no such session). */
+  failCode(id: string, now: number): Promise<number | undefined>;
+  purgeExpired(now: number): Promise<number>;
+}
+
+/**
+ * Idempotency records: the encoded reply to a completed Access-Request, under a key derived from
+ * the client, the NAS's address and the whole request, until `expiresAt` (the retransmission window).
+ */
+export interface RadiusReplyRepo {
+  /** The reply recorded under `key` and not yet expired, or undefined. */
+  get(key: string, now: number): Promise<Uint8Array | undefined>;
+  /** Records a reply; a record already there for `key` (another node answered first) stays. */
+  put(key: string, reply: Uint8Array, expiresAt: number): Promise<void>;
+  /** Deletes expired records; returns how many. */
+  purgeExpired(now: number): Promise<number>;
+}
+
 export interface Store {
   readonly clients: ClientRepo;
   readonly users: UserRepo;
@@ -674,6 +777,19 @@ export interface Store {
   readonly serverSecrets: ServerSecretRepo;
   /** The approver app's back-off after rejected and reported requests. */
   readonly approvalBlocks: ApprovalBlockRepo;
+  /** The self-service portal's sign-in links and sessions. */
+  readonly selfService: SelfServiceRepo;
+  /**
+   * Idempotency records for RADIUS replies, on back-ends that several nodes share (PostgreSQL);
+   * absent on SQLite, where one appliance's retransmission cache suffices.
+   */
+  readonly radiusReplies?: RadiusReplyRepo;
+  /**
+   * Calls `listener` whenever an approval leaves "pending" on any node sharing the store (committed
+   * answers, expiries, cancels), on back-ends that several nodes share (PostgreSQL). Resolves with
+   * the unsubscribe once listening.
+   */
+  watchApprovals?(listener: (id: string, state: ApprovalOutcome) => void): Promise<() => Promise<void>>;
   /**
    * A number that changes whenever another process (the admin CLI) commits a change to clients,
    * users or tokens. The server polls it to reload caches without a restart.
@@ -692,6 +808,12 @@ export interface Store {
    * PRAGMA data_version). Stores that offer it can sit behind the read cache (store/cache.ts).
    */
   changeEpoch?(): number;
+  /**
+   * Optional, with changeEpoch: a counter that moves only with commits that change what the read
+   * cache keeps (SQLite: the cache_epoch row, moved by triggers). The cache reads it when
+   * changeEpoch moved, and empties itself only when this moved too.
+   */
+  cacheEpoch?(): number;
   /**
    * Optional: synchronous reads answered from memory, for the RADIUS hot path (store/cache.ts).
    * A store without a memory copy omits it and every read takes the asynchronous path.

@@ -50,7 +50,7 @@ test("default HTTP ports taken: each listener is skipped with an error line and 
 
 test("an explicit --http-listen that cannot be bound stops serve with one line and a non-zero exit", async () => {
   const proc = Bun.spawn([...portcullisCommand(), "--data-dir", app.dataDir, "serve", "--radius-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:8444"], {
-    env: { ...process.env, PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0" },
+    env: { ...process.env, PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0", PORTCULLIS_RADIUS_WORKERS: "1" },
     stdout: "pipe",
     stderr: "pipe",
   });

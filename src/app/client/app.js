@@ -204,10 +204,18 @@
       forgetCode();
       state.device = device;
       state.removed = false;
-      if (asking) permission = await asking.catch(() => "default");
       enterMain();
       say("This device is enrolled. Sign-in requests for your account will show up here.");
-      if (permission === "granted") await subscribePush(true);
+      // The browser's permission prompt may stay unanswered (Firefox keeps it open until the user
+      // acts): the device works without notifications, so nothing waits for the answer.
+      if (asking) {
+        void asking
+          .catch(() => "default")
+          .then((answer) => (answer === "granted" ? subscribePush(true) : updateNotify()))
+          .catch(() => {});
+      } else if (permission === "granted") {
+        await subscribePush(true);
+      }
     } catch (e) {
       setOffline(!navigator.onLine);
       say("Enrolment failed: " + (e && e.name === "TypeError" ? "the appliance could not be reached." : "this browser could not make or keep the key.") + " Try again.");
@@ -416,7 +424,9 @@
     }
     if (typeof r.code === "string" && r.code) {
       // Challenge mode: the code may be typed at the sign-in prompt instead of a tap here.
-      parts.push(el("p", { class: "code-label", text: "Or type this code where you are signing in:", id: "req-code-label-" + n }));
+      // A password-reset portal's code for the user's own reset is typed on the portal's page.
+      const label = r.kind === "password-reset" ? "Type this code on the password-reset page:" : "Or type this code where you are signing in:";
+      parts.push(el("p", { class: "code-label", text: label, id: "req-code-label-" + n }));
       parts.push(el("p", { class: "code", "data-field": "code", "aria-labelledby": "req-code-label-" + n, text: r.code }));
     }
     parts.push(answerButton("Reject", "reject", "reject"));

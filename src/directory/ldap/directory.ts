@@ -215,6 +215,80 @@ export class LdapDirectory implements Directory {
     }
   }
 
+  /**
+   * An administrator's reset (the password-reset portal), on the service connection, refused unless
+   * it is LDAPS or StartTLS. AD: one modify replacing unicodePwd (the service account needs the
+   * "Reset password" right on the user). OpenLDAP: RFC 3062 Password Modify with userIdentity and
+   * newPasswd only (the service account needs write access to userPassword). Throws
+   * DirectoryUnavailableError when the profile cannot answer.
+   */
+  async resetPassword(user: DirectoryUser, newPassword: string): Promise<ChangeResult> {
+    if (newPassword === "") return { ok: false, reason: "policy", message: "The new password must not be empty." };
+    const kind = await this.#detectKind().catch((e: unknown) => {
+      throw this.#unavailable(e, "password reset");
+    });
+    try {
+      return await this.#pool.with(
+        async (c) => {
+          if (!c.secure) {
+            this.#log("error", "ldap.password_change_refused", { profile: this.profile.name, dn: user.dn, reason: "password reset needs LDAPS or StartTLS" });
+            return { ok: false, reason: "not_permitted", detail: "password reset needs LDAPS or StartTLS" } as const;
+          }
+          if (kind === "ad") {
+            try {
+              await c.client.modify(user.dn, [new Change({ operation: "replace", modification: new Attribute({ type: "unicodePwd", values: [encodeUnicodePwd(newPassword)] }) })]);
+              return { ok: true } as const;
+            } catch (e) {
+              if (isNetworkError(e)) throw e;
+              const mapped = adChangeError(e);
+              if (mapped?.reason === "policy") return { ok: false, reason: "policy", message: withDirectoryText(mapped.message, sambaPolicyText((e as Error).message)) } as const;
+              if (mapped) return { ok: false, reason: "not_permitted", detail: mapped.reason === "not_permitted" ? mapped.detail : "reset refused" } as const;
+              if (e instanceof ConstraintViolationError) return { ok: false, reason: "policy", message: POLICY_GENERIC } as const;
+              return { ok: false, reason: "not_permitted", detail: reason(e) } as const;
+            }
+          }
+          const ppolicy = new PasswordPolicyControl();
+          try {
+            await c.client.exop(PASSWORD_MODIFY_OID, passwordResetRequest(user.dn, newPassword), ppolicy);
+            return { ok: true } as const;
+          } catch (e) {
+            if (isNetworkError(e)) throw e;
+            const code = (e as ResultCodeError).code;
+            const diag = directoryText((e as Error).message);
+            const pe = ppolicy.value?.error;
+            if (pe !== undefined && PPOLICY_MESSAGES[pe]) return { ok: false, reason: "policy", message: withDirectoryText(PPOLICY_MESSAGES[pe]!, diag) } as const;
+            if (e instanceof ConstraintViolationError) return { ok: false, reason: "policy", message: withDirectoryText(ppolicyTextMessage((e as Error).message), diag) } as const;
+            return { ok: false, reason: "not_permitted", detail: `Password Modify: LDAP result ${code}` } as const;
+          }
+        },
+        { retry: false },
+      );
+    } catch (e) {
+      throw this.#unavailable(e, "password reset");
+    }
+  }
+
+  /**
+   * Usernames of the members of `groupDN` (the login attribute of the user filter): AD nested
+   * (in-chain rule), elsewhere direct members through memberOf (the memberof overlay). At most
+   * `limit`. Throws DirectoryUnavailableError.
+   */
+  async groupMembers(groupDN: string, limit: number): Promise<string[]> {
+    const p = this.profile;
+    const attr = /\(([A-Za-z][A-Za-z0-9-]*)=\{username\}\)/.exec(p.userFilter)?.[1];
+    if (!attr) return [];
+    try {
+      const kind = await this.#detectKind();
+      const member = kind === "ad" ? `(memberOf:${IN_CHAIN_RULE}:=${escapeFilterValue(groupDN)})` : `(memberOf=${escapeFilterValue(groupDN)})`;
+      const everyone = p.userFilter.replaceAll("{username}", "*");
+      const r = await this.#pool.with((c) => c.client.search(p.baseDN, { scope: "sub", filter: `(&${everyone}${member})`, sizeLimit: limit, attributes: [attr] }));
+      return r.searchEntries.map((e) => str(e[attr])).filter((u): u is string => u !== undefined).slice(0, limit);
+    } catch (e) {
+      if (e instanceof ResultCodeError && e.code === 4) return [];
+      throw this.#unavailable(e, "group members");
+    }
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.#pool.close(), this.#binds.close()]);
   }
@@ -494,6 +568,33 @@ export function passwordModifyRequest(userIdentity: string, oldPassword: string,
   w.writeString(newPassword, 0x82);
   w.endSequence();
   return w.buffer;
+}
+
+/** RFC 3062 §2 PasswdModifyRequestValue for an administrator's reset: userIdentity and newPasswd, no oldPasswd. */
+export function passwordResetRequest(userIdentity: string, newPassword: string): Buffer {
+  const w = new BerWriter();
+  w.startSequence();
+  w.writeString(userIdentity, 0x80);
+  w.writeString(newPassword, 0x82);
+  w.endSequence();
+  return w.buffer;
+}
+
+/** A directory's diagnostic text fit to show: one line of printable text, at most 200 characters; else undefined. */
+export function directoryText(diag: string | undefined): string | undefined {
+  const t = (diag ?? "").replace(/\s+/g, " ").replace(/\s*Code: 0x[0-9a-f]+$/i, "").trim();
+  if (t === "" || t.length > 200 || /[^\x20-\x7e]/.test(t)) return undefined;
+  if (/^0000[0-9A-F]{4}:/i.test(t) || /^Code: 0x/i.test(t)) return undefined;
+  return t;
+}
+
+/** Samba's readable reason after "check_password_restrictions:", when its diagnostic has one. */
+export function sambaPolicyText(diag: string | undefined): string | undefined {
+  return directoryText(/check_password_restrictions:\s*(.+)$/i.exec(diag ?? "")?.[1]);
+}
+
+function withDirectoryText(message: string, text: string | undefined): string {
+  return text && text.toLowerCase() !== message.toLowerCase() ? `${message} The directory says: ${text}` : message;
 }
 
 /** E.164 with the profile's region for local formats; null when unparsable or invalid. */

@@ -1,7 +1,9 @@
-// Admin API: users (list, show, add, update, remove, unlock, CSV import), as `portcullis user …` does.
+// Admin API: users (list, show, add, update, remove, unlock, CSV import, self-service sign-in links), as `portcullis user …` does.
 
 import * as v from "valibot";
+import { createEnrolLink } from "../../admin/enrol-links.ts";
 import { importUsers } from "../../admin/user-import.ts";
+import { svgQR } from "../../otp/index.ts";
 import { addUser, findUser, listUsers, removeUser, unlockUser, updateUser, userView as adminUserView } from "../../admin/users.ts";
 import type { Store, User } from "../../store/types.ts";
 import { BODY_LIMITS } from "../middleware.ts";
@@ -104,6 +106,28 @@ export function userRoutes(r: AdminRouter): void {
     async (c, { params }) => {
       const { cleared } = await unlockUser(adminContextOf(deps, c), params.name, "name");
       return c.json({ cleared });
+    },
+  );
+
+  r.route(
+    {
+      method: "post",
+      path: "/users/:name/enrol-link",
+      summary: "Make a single-use sign-in link to the self-service portal ({public_url}/self-service/link/CODE, valid [self_service] enrol_link_ttl_h) for a user without a factor yet",
+      tag: TAG,
+      minRole: "admin",
+      params: usernameParams,
+      responses: {
+        201: {
+          description: "The link, once",
+          schema: v.object({ user: v.string(), link: v.string(), qrSvg: v.pipe(v.string(), v.description("the link as an SVG QR code")), expiresAt: v.string() }),
+        },
+      },
+      errors: [404, 409],
+    },
+    async (c, { params }) => {
+      const made = await createEnrolLink(adminContextOf(deps, c), params.name);
+      return c.json({ user: made.user.username, link: made.link, qrSvg: await svgQR(made.link), expiresAt: new Date(made.expiresAt).toISOString() }, 201);
     },
   );
 

@@ -4,7 +4,7 @@
 import type { Child } from "hono/jsx";
 import { contextText, type ApprovalContext } from "../../approvals/texts.ts";
 
-/** Path of the stylesheet; served by src/magiclink/routes.ts (the CSP forbids inline styles). */
+/** Path of the stylesheet; served by src/http/magiclink.tsx (the CSP forbids inline styles). */
 export const APPROVAL_CSS_PATH = "/ml/assets/approval.css";
 
 /** The stylesheet: large tap targets, visible focus, readable on a small screen and in dark mode. */
@@ -98,7 +98,7 @@ function Context({ context }: { context: ApprovalContext }) {
  * (`choices`), approving means pressing the number shown on the sign-in screen. `context` (client,
  * source, time) is shown when present.
  */
-export function ApprovalPage({ texts, csrf, choices, context = null }: { texts: PageTexts; csrf: string; choices: number[] | null; context?: ApprovalContext | null }) {
+export function ApprovalPage({ texts, csrf, choices, context = null, hint = "If you are not signing in right now, reject: someone may know your password." }: { texts: PageTexts; csrf: string; choices: number[] | null; context?: ApprovalContext | null; hint?: string }) {
   return (
     <Layout title={texts.title}>
       <h1 id="title">{texts.title}</h1>
@@ -135,7 +135,7 @@ export function ApprovalPage({ texts, csrf, choices, context = null }: { texts: 
           {texts.buttonReject}
         </button>
       </form>
-      <p class="muted">If you are not signing in right now, reject: someone may know your password.</p>
+      <p class="muted">{hint}</p>
     </Layout>
   );
 }

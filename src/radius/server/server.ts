@@ -10,10 +10,11 @@
 // throws) is dropped as `internal_error`, counted and logged as one JSON line, because Bun ends the
 // process on an uncaught exception or rejection.
 
+import { createHash } from "node:crypto";
 import { RateLimitedLog, flushLog, log, type Level } from "../../audit/log.ts";
 import type { Decision, Engine } from "../../auth/engine.ts";
 import { bindUDP, type UDPEndpoint } from "../../runtime/udp.ts";
-import type { Store } from "../../store/types.ts";
+import type { RadiusReplyRepo, Store } from "../../store/types.ts";
 import { Attr, Code, MAX_PACKET_LENGTH, RADIUSError, decodePacket, encodeResponse, responseLength, verifyRequest, type RADIUSPacket, type RawAttribute } from "../codec/index.ts";
 import { decideAccessRequest, replyFor, type Drop } from "../handler/access-request.ts";
 import { ClientTable, type ClientEntry } from "./client-table.ts";
@@ -57,8 +58,17 @@ export interface RADIUSServerOptions {
   recvBufferBytes: number;
   dedupeTtlMs: number;
   dropLogIntervalMs: number;
-  /** How often the client table and store health are re-read. */
+  /** Binds with SO_REUSEPORT beside the other RADIUS workers of this host (runtime/udp.ts). */
+  reusePort?: boolean;
+  /** With reusePort: the number of workers, among which requests are spread by RADIUS Identifier (runtime/udp.ts). */
+  steerGroup?: number;
+  /** How often the client table (and, without `health`, the store's health) is re-read. */
   reloadIntervalMs?: number;
+  /**
+   * The store's health as probed elsewhere (store/health.ts), answered from for Status-Server;
+   * without it the reload loop probes the store itself.
+   */
+  health?: { readonly ok: boolean };
   /** Called once per Access-Request handled (not duplicates), with its result and handling time in seconds (metrics). */
   observe?: (result: "accept" | "reject" | "challenge" | "drop", seconds: number) => void;
 }
@@ -70,8 +80,12 @@ export class RADIUSServer {
   private readonly dropLog: RateLimitedLog;
   private endpoints: UDPEndpoint[] = [];
   private generation = -1;
+  /** The client list the table was built from (secrets included: it never leaves this process). */
+  private clientsFingerprint = "";
   private storeWritable = false;
   private timer: ReturnType<typeof setInterval> | undefined;
+  /** Idempotency records shared with the other nodes (PostgreSQL), or undefined. */
+  private readonly replies: RadiusReplyRepo | undefined;
 
   constructor(
     private readonly store: Store,
@@ -80,6 +94,7 @@ export class RADIUSServer {
   ) {
     this.dedupe = new DedupeCache<SettledDrop>(options.dedupeTtlMs);
     this.dropLog = new RateLimitedLog(options.dropLogIntervalMs);
+    this.replies = store.radiusReplies;
   }
 
   /** Loads clients, binds every listen address, and starts the reload loop. Rejects if a bind fails. */
@@ -94,6 +109,8 @@ export class RADIUSServer {
           onSendFailed: (to, _port, error) => this.drop("send_failed", to, { error }),
           // no reply ahead of its own audit line
           beforeSend: flushLog,
+          reusePort: this.options.reusePort,
+          steerGroup: this.options.steerGroup,
         });
         this.endpoints.push(endpoint);
       }
@@ -128,10 +145,19 @@ export class RADIUSServer {
    * and the store's health for Status-Server.
    */
   async refresh(): Promise<void> {
-    this.storeWritable = await this.store.writable().catch(() => false);
+    if (!this.options.health) this.storeWritable = await this.store.writable().catch(() => false);
     const generation = await this.store.generation();
     if (generation === this.generation) return;
-    const table = new ClientTable(await this.store.clients.list());
+    const clients = await this.store.clients.list();
+    // Any commit by another process moves the generation (another RADIUS worker's heartbeat too):
+    // the table is rebuilt, and its line logged, only when the clients themselves changed.
+    const fingerprint = JSON.stringify(clients);
+    if (fingerprint === this.clientsFingerprint) {
+      this.generation = generation;
+      return;
+    }
+    this.clientsFingerprint = fingerprint;
+    const table = new ClientTable(clients);
     for (const name of table.invalid) log("error", "radius.client_invalid", { client: name, detail: "address is not a valid CIDR; client ignored" });
     // Only stored before `client add` refused them: remove one of the two.
     for (const d of table.duplicates) log("warn", "radius.client_duplicate_network", { client: d.client, network: d.network, matched: d.winner });
@@ -177,7 +203,7 @@ export class RADIUSServer {
 
     if (packet.code === Code.StatusServer) {
       // RFC 5997: answered only while this node can do its job, i.e. write the store.
-      if (!this.storeWritable) return this.drop("store_unwritable", source);
+      if (!(this.options.health ? this.options.health.ok : this.storeWritable)) return this.drop("store_unwritable", source);
       const attributes = withProxyState(packet, NO_ATTRIBUTES);
       // cannot happen (the request carried the same Proxy-State and a Message-Authenticator too), but is not assumed
       if (responseLength(attributes) > MAX_PACKET_LENGTH) return this.drop("reply_too_large", source, { detail: "Access-Accept to Status-Server" });
@@ -198,6 +224,37 @@ export class RADIUSServer {
     if (seen.kind === "dropped") return this.drop(seen.reason, source, { detail: "retransmission of a request left unanswered" });
 
     const started = performance.now();
+    if (!this.replies) return this.decide(endpoint, entry, packet, key, undefined, source, sourcePort, started, now);
+    // Not in this node's cache: another node may have answered the very same packet (a NAS that
+    // failed over). Its recorded reply is sent as it is; otherwise the request is evaluated here.
+    const replyKey = idempotencyKey(entry.client.name, source, data);
+    this.replies.get(replyKey, now).then(
+      (recorded) => {
+        if (!recorded) return this.decide(endpoint, entry, packet, key, replyKey, source, sourcePort, started, now);
+        this.stats.duplicates++;
+        this.dedupe.finish(key, recorded, Date.now());
+        endpoint.send(recorded, sourcePort, source);
+      },
+      (err: unknown) => {
+        // The record cannot be read (the store is failing): evaluate; every single-use rule still holds.
+        this.dropLog.log("error", "replies", "radius.reply_record_failed", { stage: "read", error: errorName(err) });
+        this.decide(endpoint, entry, packet, key, replyKey, source, sourcePort, started, now);
+      },
+    );
+  }
+
+  /** Runs the handler for a request in progress and answers (or drops) it. Never throws. */
+  private decide(
+    endpoint: UDPEndpoint,
+    entry: ClientEntry,
+    packet: RADIUSPacket,
+    key: string,
+    replyKey: string | undefined,
+    source: string,
+    sourcePort: number,
+    started: number,
+    now: number,
+  ): void {
     let decided: Promise<Decision | Drop>;
     try {
       decided = decideAccessRequest(this.engine, entry.client, entry.secret, packet, now);
@@ -205,7 +262,7 @@ export class RADIUSServer {
       return this.failed(key, source, started, "handler", err);
     }
     decided.then(
-      (reply) => this.answer(endpoint, entry, packet, key, source, sourcePort, started, reply),
+      (reply) => this.answer(endpoint, entry, packet, key, replyKey, source, sourcePort, started, reply),
       (err: unknown) => this.failed(key, source, started, "handler", err),
     );
   }
@@ -219,13 +276,14 @@ export class RADIUSServer {
     entry: ClientEntry,
     packet: RADIUSPacket,
     key: string,
+    replyKey: string | undefined,
     source: string,
     sourcePort: number,
     started: number,
     outcome: Decision | Drop,
   ): void {
     try {
-      this.reply(endpoint, entry, packet, key, source, sourcePort, started, outcome);
+      this.reply(endpoint, entry, packet, key, replyKey, source, sourcePort, started, outcome);
     } catch (err) {
       this.failed(key, source, started, "reply", err);
     }
@@ -236,6 +294,7 @@ export class RADIUSServer {
     entry: ClientEntry,
     packet: RADIUSPacket,
     key: string,
+    replyKey: string | undefined,
     source: string,
     sourcePort: number,
     started: number,
@@ -260,7 +319,15 @@ export class RADIUSServer {
     }
     const bytes = encodeResponse({ code: reply.code, identifier: packet.identifier, attributes }, packet.authenticator, entry.secret);
     this.dedupe.finish(key, bytes, Date.now());
-    endpoint.send(bytes, sourcePort, source);
+    if (replyKey && this.replies) {
+      // Recorded before it is sent: whenever a NAS has seen an answer, every node can repeat it.
+      // A failed write still sends the reply (this node decided it); only the failover repeat is lost.
+      const send = () => endpoint.send(bytes, sourcePort, source);
+      this.replies.put(replyKey, bytes, Date.now() + this.options.dedupeTtlMs).then(send, (err: unknown) => {
+        this.dropLog.log("error", "replies", "radius.reply_record_failed", { stage: "write", error: errorName(err) });
+        send();
+      });
+    } else endpoint.send(bytes, sourcePort, source);
     if (reply.code === Code.AccessAccept) {
       this.stats.accepted++;
       this.observe("accept", started);
@@ -307,6 +374,15 @@ function withProxyState(request: RADIUSPacket, attributes: readonly RawAttribute
     out.push({ type: Attr.ProxyState, value: a.value });
   }
   return out;
+}
+
+/**
+ * The idempotency record's key: SHA-256 over the client's name, the NAS's address and the whole
+ * request (Identifier, Request Authenticator and attributes). Not the source port, which a NAS
+ * failing over to another server may change; a retransmission repeats the packet octet for octet.
+ */
+function idempotencyKey(client: string, source: string, request: Uint8Array): string {
+  return createHash("sha256").update(client).update("\0").update(source).update("\0").update(request).digest("base64url");
 }
 
 /** An error's class name for a log line: never its message, which might quote packet data. */

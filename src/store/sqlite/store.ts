@@ -22,10 +22,12 @@ import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
 import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
 import { SqliteDeviceRepo } from "./devices.ts";
 import { SqliteApprovalBlockRepo } from "./approval-blocks.ts";
+import { SqlitePasswordResetRepo } from "./password-resets.ts";
 import { namedSecretContext, SqliteServerSecretRepo } from "./server-secrets.ts";
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
+import { SqliteSelfServiceRepo } from "./self-service.ts";
 import { SqliteSmsCodeRepo } from "./sms-codes.ts";
 import { SqliteApprovalRepo } from "./approvals.ts";
 import { SqliteTokenRepo, tokenSecretContext } from "./tokens.ts";
@@ -224,12 +226,16 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, Admin
   readonly serverSecrets: SqliteServerSecretRepo;
   readonly approvalBlocks: SqliteApprovalBlockRepo;
   readonly rateLimits: SqliteRateLimitRepo;
+  /** Password-reset portal sessions (beside Store, like the delivery repositories). */
+  readonly passwordResets: SqlitePasswordResetRepo;
   readonly deliveryLog: SqliteDeliveryLogRepo;
   readonly adminEvents: SqliteAdminEventRepo;
   readonly adminAccounts: SqliteAdminAccountRepo;
+  readonly selfService: SqliteSelfServiceRepo;
 
   private readonly sealer: Sealer;
   private readonly sDataVersion: SQLStatement<{ data_version: number }>;
+  private readonly sCacheEpoch: SQLStatement<{ v: number }>;
   private readonly sHeartbeat: SQLStatement;
   private lastDataVersion = -1;
   private gen = 0;
@@ -257,10 +263,13 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, Admin
     this.serverSecrets = new SqliteServerSecretRepo(ctx);
     this.approvalBlocks = new SqliteApprovalBlockRepo(ctx);
     this.rateLimits = new SqliteRateLimitRepo(ctx);
+    this.passwordResets = new SqlitePasswordResetRepo(ctx);
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
     this.adminEvents = new SqliteAdminEventRepo(ctx);
     this.adminAccounts = new SqliteAdminAccountRepo(ctx);
+    this.selfService = new SqliteSelfServiceRepo(ctx);
     this.sDataVersion = db.prepare("PRAGMA data_version");
+    this.sCacheEpoch = db.prepare("SELECT v FROM cache_epoch WHERE id = 1");
     this.sHeartbeat = db.prepare("INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at");
   }
 
@@ -292,6 +301,11 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, Admin
    */
   changeEpoch(): number {
     return this.sDataVersion.get()!.data_version;
+  }
+
+  /** The cache_epoch counter (migration 14): moves with every commit that changes what the read cache holds. */
+  cacheEpoch(): number {
+    return this.sCacheEpoch.get()?.v ?? 0;
   }
 
   /** Commits a heartbeat row with a short lock wait; false on any failure (busy, read-only, full, I/O). */

@@ -157,7 +157,8 @@ export class Appliance implements AsyncDisposable {
   readonly command: string[];
 
   constructor(env: Record<string, string> = {}, { command }: { command?: string[] } = {}) {
-    this.env = { PORTCULLIS_KEY: randomBytes(32).toString("base64"), ...env };
+    // One RADIUS process unless a test asks for workers (the product's default is one per CPU).
+    this.env = { PORTCULLIS_KEY: randomBytes(32).toString("base64"), PORTCULLIS_RADIUS_WORKERS: "1", ...env };
     this.command = command ?? portcullisCommand();
   }
 

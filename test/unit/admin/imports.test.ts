@@ -1,6 +1,8 @@
 // Import rules of the admin layer and the adapters: the admin operations (src/admin) know neither
 // the CLI nor HTTP, the HTTP adapter never imports the CLI adapter, and no module imports itself
-// back through another (checked on relative imports: static, re-exports and dynamic import()).
+// back through another (checked on relative imports: static, re-exports and dynamic import()). The
+// Magic Link sessions (src/magiclink) know nothing of HTTP: their routes sit with the other public
+// routes in src/http, so the two folders form no cycle.
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -66,7 +68,30 @@ describe("admin layer and adapters", () => {
     expect(cycles).toEqual([]);
   });
 
+  test("src/magiclink/** imports nothing from src/http/** (its routes live in src/http/magiclink.tsx)", () => {
+    const offending = sources("magiclink").flatMap((f) => imports(f).filter((t) => rel(t).startsWith("http/")).map((t) => `${rel(f)} → ${rel(t)}`));
+    expect(offending).toEqual([]);
+  });
+
+  test("no import cycle runs between src/http and src/magiclink", () => {
+    const graph = new Map<string, string[]>();
+    for (const f of sources(".")) graph.set(f, imports(f));
+    const reaches = (from: string[], folder: string) => {
+      const seen = new Set<string>();
+      const stack = [...from];
+      while (stack.length > 0) {
+        const node = stack.pop()!;
+        if (rel(node).startsWith(folder)) return rel(node);
+        for (const next of graph.get(node) ?? []) if (!seen.has(next)) (seen.add(next), stack.push(next));
+      }
+      return undefined;
+    };
+    expect(reaches(sources("magiclink"), "http/")).toBeUndefined();
+  });
+
   test("the scanner sees imports (so the checks above are not vacuous)", () => {
+    expect(imports(join(SRC, "http/routes.ts")).map(rel)).toContain("http/magiclink.tsx");
+    expect(imports(join(SRC, "http/magiclink.tsx")).map(rel)).toContain("magiclink/service.ts");
     expect(imports(join(SRC, "cli/serve.ts")).map(rel)).toContain("cli/serve-http.ts");
   });
 });

@@ -142,3 +142,49 @@ describe("handles (a series resolved once, for per-request counting)", () => {
     expect(m.radiusRequestSeconds.count({ result: "reject" })).toBe(0);
   });
 });
+
+describe("registries of several processes (RADIUS workers)", () => {
+  test("render(others) adds the other registries' series to this one's, label set by label set", () => {
+    const supervisor = createMetrics();
+    const worker1 = createMetrics();
+    const worker2 = createMetrics();
+    supervisor.httpRequests.inc({ listener: "admin", status: "2xx" }, 4);
+    worker1.radiusRequestSeconds.observe({ result: "accept" }, 0.002);
+    worker2.radiusRequestSeconds.observe({ result: "accept" }, 0.5);
+    worker2.radiusRequestSeconds.observe({ result: "reject" }, 0.5);
+    worker1.uncaughtErrors.inc({ origin: "uncaughtException" });
+    worker2.uncaughtErrors.inc({ origin: "uncaughtException" }, 2);
+    const text = supervisor.registry.render([worker1.registry.dump(), worker2.registry.dump()]);
+    expect(text).toContain('portcullis_http_requests_total{listener="admin",status="2xx"} 4');
+    expect(text).toContain('portcullis_uncaught_errors_total{origin="uncaughtException"} 3');
+    expect(text).toContain('portcullis_radius_request_duration_seconds_count{result="accept"} 2');
+    expect(text).toContain('portcullis_radius_request_duration_seconds_bucket{result="accept",le="0.005"} 1');
+    expect(text).toContain('portcullis_radius_request_duration_seconds_bucket{result="accept",le="0.5"} 2');
+    expect(text).toContain('portcullis_radius_request_duration_seconds_count{result="reject"} 1');
+    // Each family once (one HELP and one TYPE line), and this registry itself is unchanged.
+    expect(text.match(/# TYPE portcullis_radius_request_duration_seconds /g)?.length).toBe(1);
+    expect(supervisor.radiusRequestSeconds.count({ result: "accept" })).toBe(0);
+  });
+
+  test("a metric only the other processes registered (the RADIUS counters) is rendered from their dumps", () => {
+    const supervisor = createMetrics();
+    const worker = createMetrics();
+    collectRADIUS(worker, () => ({ received: 7, accepted: 5, rejected: 1, challenged: 0, statusServer: 1, duplicates: 3, dropped: { malformed: 2 }, rcvbufDrops: 0, dedupeEntries: 6 }));
+    const text = supervisor.registry.render([worker.registry.dump(), worker.registry.dump()]);
+    expect(text).toContain("# TYPE portcullis_radius_packets_total counter");
+    expect(text).toContain('portcullis_radius_packets_total{outcome="duplicate"} 6');
+    expect(text).toContain('portcullis_radius_dropped_total{reason="malformed"} 4');
+    expect(text).toContain("portcullis_radius_dedupe_entries 12");
+    expect(supervisor.registry.has("portcullis_radius_packets_total")).toBe(false);
+  });
+
+  test("a dump survives structured cloning (the IPC channel) and a malformed one is ignored", () => {
+    const supervisor = createMetrics();
+    const worker = createMetrics();
+    worker.deliveries.inc({ channel: "sms", result: "ok" });
+    const cloned = structuredClone(worker.registry.dump());
+    const broken = { metrics: { portcullis_deliveries_total: { kind: "gauge", help: "x", labelNames: ["other"], series: [] } }, seriesDropped: 0 } as never;
+    const text = supervisor.registry.render([cloned, broken]);
+    expect(text).toContain('portcullis_deliveries_total{channel="sms",result="ok"} 1');
+  });
+});

@@ -495,3 +495,50 @@ describe("overload", () => {
     expect(await store.lockouts.get("alice", "password")).toBeUndefined();
   });
 });
+
+describe("password and code given apart (self-service sign-in)", () => {
+  const portal: Channel = { kind: "self-service", name: "self-service", firstFactor: "password", otpMode: "concat", allowPasswordOnly: false, directories: null };
+  const at = (username: string, now: number): Attempt => ({ channel: portal, username, method: "pap", now, source: "web:192.0.2.7" });
+
+  test("accepted once for any type with an active token; the code is then a replay", async () => {
+    await addUser("alice");
+    await addUser("tess", "touch");
+    const e = engine();
+    expect(await e.passwordAndCode(at("Alice", T0), "correct horse", code(T0))).toEqual({ kind: "accept", user: "alice" });
+    expect(await e.passwordAndCode(at("alice", T0), "correct horse", code(T0))).toEqual({ kind: "reject", reason: "replayed_code" });
+    // A phone type signs in with its token here: no approval is started.
+    expect(await e.passwordAndCode(at("tess", T0), "correct horse", code(T0))).toEqual({ kind: "accept", user: "tess" });
+    expect(events.filter((ev) => ev.type === "auth.success").map((ev) => (ev as { channel: string }).channel)).toEqual(["self-service", "self-service"]);
+  });
+
+  test("a wrong password does not consume the code, and counts on the password counter of the attempt's source", async () => {
+    await addUser("alice");
+    const e = engine();
+    expect(await e.passwordAndCode(at("alice", T0), "wrong", code(T0))).toEqual({ kind: "reject", reason: "bad_password" });
+    expect((await store.lockouts.get("alice", "password", "web:192.0.2.7"))?.failures).toBe(1);
+    expect((await e.passwordAndCode(at("alice", T0), "correct horse", code(T0))).kind).toBe("accept");
+  });
+
+  test("an unknown user costs one dummy check and counts; a wrong code counts on the code counter", async () => {
+    await addUser("alice");
+    const e = engine();
+    const before = verifier.calls;
+    expect(await e.passwordAndCode(at("nobody", T0), "correct horse", code(T0))).toEqual({ kind: "reject", reason: "unknown_user" });
+    expect(verifier.calls).toBe(before + 1);
+    expect((await store.lockouts.get("nobody", "password", "web:192.0.2.7"))?.failures).toBe(1);
+    expect(await e.passwordAndCode(at("alice", T0), "correct horse", "000000")).toEqual({ kind: "reject", reason: "bad_code" });
+    expect((await store.lockouts.get("alice", "code", "web:192.0.2.7"))?.failures).toBe(1);
+  });
+
+  test("a user without an active token is refused after the password; the lockout refuses before any check", async () => {
+    const { token } = await addUser("alice");
+    await store.tokens.setState(token.id, "disabled");
+    const e = engine();
+    expect(await e.passwordAndCode(at("alice", T0), "correct horse", code(T0))).toEqual({ kind: "reject", reason: "no_token" });
+    await addUser("bob");
+    for (let i = 0; i < 3; i++) await e.passwordAndCode(at("bob", T0), "wrong", code(T0));
+    const before = verifier.calls;
+    expect(await e.passwordAndCode(at("bob", T0 + 1000), "correct horse", code(T0))).toEqual({ kind: "reject", reason: "locked_out" });
+    expect(verifier.calls).toBe(before);
+  });
+});

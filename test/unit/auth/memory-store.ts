@@ -22,6 +22,7 @@ import {
   type DeviceRepo,
   type ServerSecretRepo,
   type ApprovalBlockRepo,
+  type SelfServiceRepo,
   type Token,
   type TokenRepo,
   type User,
@@ -220,6 +221,7 @@ export class MemoryStore implements Store {
   readonly devices = {} as DeviceRepo;
   readonly serverSecrets = {} as ServerSecretRepo;
   readonly approvalBlocks = {} as ApprovalBlockRepo;
+  readonly selfService = {} as SelfServiceRepo;
   async generation() {
     return 0;
   }

@@ -1,5 +1,6 @@
 // Config loading: precedence file → env → flags, unknown keys, value-free errors, defaults, env coercion.
 import { describe, expect, test } from "bun:test";
+import { storeOptions } from "../../../src/store/open.ts";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,11 +26,27 @@ function errorOf(fn: () => unknown): ConfigError {
 }
 
 describe("defaults", () => {
+  test("PORTCULLIS_STORE_URL selects PostgreSQL; a malformed URL is refused without echoing it", () => {
+    const url = "postgres://portcullis:s3cret@127.0.0.1:5432/portcullis";
+    const { config } = loadConfig({ env: { PORTCULLIS_STORE_URL: url }, systemFile: NOFILE, cwd: "/srv" });
+    expect(config.store.url).toBe(url);
+    expect(storeOptions(config)).toMatchObject({ driver: "postgres", url, dataDir: "/srv/data" });
+    expect(storeOptions(loadConfig({ env: {}, systemFile: NOFILE, cwd: "/srv" }).config).driver).toBe("sqlite");
+    let message = "";
+    try {
+      loadConfig({ env: { PORTCULLIS_STORE_URL: "mysql://u:s3cret@h/db" }, systemFile: NOFILE, cwd: "/srv" });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain("store.url");
+    expect(message).not.toContain("s3cret");
+  });
+
   test("no file and no env start with built-in defaults", () => {
     const { config, file } = loadConfig({ env: {}, systemFile: NOFILE, cwd: "/srv" });
     expect(file).toBeUndefined();
     expect(config.data_dir).toBe("/srv/data");
-    expect(config.store).toEqual({ driver: "sqlite", path: "/srv/data/portcullis.db", synchronous: "normal", cache: true, busy_timeout_ms: 5000 });
+    expect(config.store).toEqual({ driver: "sqlite", path: "/srv/data/portcullis.db", url: "", pool_size: 10, synchronous: "normal", cache: true, busy_timeout_ms: 5000 });
     expect(config.keys.key_file).toBe("/srv/data/portcullis.key");
     expect(config.radius.listen).toEqual(["0.0.0.0:1812"]);
     expect(config.radius.challenge_ttl_s).toBe(120);

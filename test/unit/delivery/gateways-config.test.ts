@@ -57,9 +57,10 @@ describe("errors name the key and never the value", () => {
   test.each([
     ["a name used twice", gw("elks") + gw("elks"), "config: delivery.gateway[elks].name must be unique (it clashes with delivery.gateway[elks])"],
     ["two names with one password variable", gw("a-b") + gw("a_b"), "config: delivery.gateway[a_b].name must be unique (it clashes with delivery.gateway[a-b])"],
-    ['the reserved name "sms"', gw("sms"), 'config: delivery.gateway[sms].name must be a name of 1-32 lower-case letters, digits, \'_\' or \'-\' starting with a letter, other than "sms" and "email"'],
-    ['the reserved name "email"', gw("email"), 'config: delivery.gateway[email].name must be a name of 1-32 lower-case letters, digits, \'_\' or \'-\' starting with a letter, other than "sms" and "email"'],
-    ["a name that is a secret", gw(`Key ${SECRET}`), 'config: delivery.gateway[0].name must be a name of 1-32 lower-case letters, digits, \'_\' or \'-\' starting with a letter, other than "sms" and "email"'],
+    ['the reserved name "sms"', gw("sms"), 'config: delivery.gateway[sms].name must be a name of 1-32 lower-case letters, digits, \'_\' or \'-\' starting with a letter, other than "sms", "email" and "switch"'],
+    ['the reserved name "email"', gw("email"), 'config: delivery.gateway[email].name must be a name of 1-32 lower-case letters, digits, \'_\' or \'-\' starting with a letter, other than "sms", "email" and "switch"'],
+    ["a name that is a secret", gw(`Key ${SECRET}`), 'config: delivery.gateway[0].name must be a name of 1-32 lower-case letters, digits, \'_\' or \'-\' starting with a letter, other than "sms", "email" and "switch"'],
+    ['the reserved name "switch"', gw("switch"), 'config: delivery.gateway[switch].name must be a name of 1-32 lower-case letters, digits, \'_\' or \'-\' starting with a letter, other than "sms", "email" and "switch"'],
     ["no name", `[[delivery.gateway]]\nurl = "https://x.example/sms"\n`, "config: delivery.gateway[0].name is required"],
     ["no url", `[[delivery.gateway]]\nname = "elks"\n`, "config: delivery.gateway[elks].url is required"],
     ["an empty url", `[[delivery.gateway]]\nname = "elks"\nurl = ""\n`, "config: delivery.gateway[elks].url must be an http(s):// URL"],

@@ -209,3 +209,41 @@ describe("findByExternal", () => {
     expect((await cache.users.findByExternal("corp", "renumbered"))?.id).toBe(bob.id);
   });
 });
+
+describe("commits by other processes that leave the cache warm (cache_epoch)", () => {
+  test("another connection's high-water-mark commit (another RADIUS worker's login) empties nothing; the replay guard still holds", async () => {
+    const alice = (await cache.users.findByName("alice"))!;
+    const [token] = await cache.tokens.activeForUser(alice.id);
+    expect(await cli.tokens.advanceTOTP(token!.id, 200, 0)).toBe(true);
+    await nextTurn();
+    // still answered from memory, without the store
+    expect(cache.warm.userByName("alice")?.username).toBe("alice");
+    expect(cache.warm.activeTokens(alice.id)?.map((t) => t.serial)).toEqual(["T1"]);
+    // the stale mark in memory only lets the engine try the write, which the store refuses
+    expect(await cache.tokens.advanceTOTP(token!.id, 200, 0)).toBe(false);
+  });
+
+  test("a drift set by another connection (token resync) empties it", async () => {
+    const alice = (await cache.users.findByName("alice"))!;
+    const [token] = await cache.tokens.activeForUser(alice.id);
+    await cli.tokens.resync(token!.id, { lastStep: 300, drift: 1 });
+    await nextTurn();
+    expect(cache.warm.activeTokens(alice.id)).toBeUndefined();
+    expect((await cache.tokens.activeForUser(alice.id))[0]!.drift).toBe(1);
+  });
+
+  test("a failure counted by another connection (another worker's reject) empties it", async () => {
+    expect(cache.warm.counted("alice", "code", SRC)).toBe(false);
+    await cli.lockouts.recordFailure("alice", "code", SRC, 1000, policy(0));
+    await nextTurn();
+    expect(cache.warm.counted("alice", "code", SRC)).toBeUndefined();
+    expect((await cache.lockouts.get("alice", "code", SRC))?.failures).toBe(1);
+    expect(cache.warm.counted("alice", "code", SRC)).toBe(true);
+  });
+
+  test("a commit elsewhere that touches nothing cached (a heartbeat) empties nothing", async () => {
+    expect(await cli.writable()).toBe(true);
+    await nextTurn();
+    expect(cache.warm.userByName("alice")?.username).toBe("alice");
+  });
+});

@@ -4,7 +4,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { setLogSink } from "../../../src/audit/log.ts";
+import { openPgStore, type PgStore } from "../../../src/store/postgres/store.ts";
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from "../../../src/store/sqlite/store.ts";
+import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "../../integration/helpers/postgres.ts";
 import type { NewRadiusClient, NewToken, NewUser } from "../../../src/store/types.ts";
 
 setLogSink(() => {});
@@ -18,8 +20,56 @@ export function cleanup(dir: string | undefined): void {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** Opens a store in `dir` with an empty environment (no $PORTCULLIS_KEY leaking in from the shell). */
-export function openIn(dir: string, options: Partial<SqliteStoreOptions> = {}): Promise<SqliteStore> {
+export type Backend = "sqlite" | "postgres";
+
+/**
+ * The back-ends a shared repository test runs against: SQLite always, PostgreSQL when its binaries
+ * are installed (a warning names what is missing otherwise) and the runtime is Bun (the PostgreSQL
+ * store uses Bun's SQL client; under Deno these tests run on SQLite only).
+ */
+export const BACKENDS: readonly Backend[] = POSTGRES_SKIP_REASON || typeof Bun === "undefined" ? ["sqlite"] : ["sqlite", "postgres"];
+
+let backend: Backend = "sqlite";
+let server: Promise<PostgresServer> | undefined;
+/** One database per data directory, so that a second openIn(dir) is a second node on the same data. */
+const databases = new Map<string, Promise<string>>();
+
+/** Makes openIn open this back-end, starting PostgreSQL if needed; call it in a describe's beforeAll. */
+export async function useBackend(b: Backend): Promise<void> {
+  backend = b;
+  if (b === "postgres") await postgresServer();
+}
+
+/** The shared throwaway PostgreSQL server of this test file, started on first use and stopped at exit. */
+export function postgresServer(): Promise<PostgresServer> {
+  server ??= startPostgres().then((s) => {
+    process.once("exit", () => s.destroy());
+    return s;
+  });
+  return server;
+}
+
+/** The PostgreSQL database that stands for `dir` (created on first use). */
+export function databaseFor(dir: string): Promise<string> {
+  let url = databases.get(dir);
+  if (!url) {
+    url = postgresServer().then((s) => s.createDatabase());
+    databases.set(dir, url);
+  }
+  return url;
+}
+
+/**
+ * Opens a store in `dir` with an empty environment (no $PORTCULLIS_KEY leaking in from the shell):
+ * SQLite in `dir`, or (after useBackend("postgres")) a PostgreSQL database of its own per `dir`
+ * with the key file in `dir`. Typed as SqliteStore so the shared tests compile against either.
+ */
+export async function openIn(dir: string, options: Partial<SqliteStoreOptions> = {}): Promise<SqliteStore> {
+  if (backend === "postgres") {
+    const { path: _p, synchronous: _s, busyTimeoutMs: _b, ...rest } = options;
+    const store: PgStore = await openPgStore({ url: await databaseFor(dir), dataDir: dir, env: {}, poolSize: 4, ...rest });
+    return store as unknown as SqliteStore;
+  }
   return openSqliteStore({ path: path.join(dir, "portcullis.db"), dataDir: dir, env: {}, ...options });
 }
 

@@ -1,7 +1,7 @@
 // Pure helpers of LdapDirectory: RFC 3062 request encoding, GeneralizedTime, E.164, and the empty-password rule.
 import { describe, expect, test } from "bun:test";
 import { createLdapDirectory } from "../../../../src/directory/ldap/index.ts";
-import { parseGeneralizedTime, passwordModifyRequest, toE164 } from "../../../../src/directory/ldap/directory.ts";
+import { directoryText, parseGeneralizedTime, passwordModifyRequest, passwordResetRequest, sambaPolicyText, toE164 } from "../../../../src/directory/ldap/directory.ts";
 import type { DirectoryUser, LdapProfile } from "../../../../src/directory/types.ts";
 
 describe("passwordModifyRequest (RFC 3062 §2)", () => {
@@ -13,6 +13,28 @@ describe("passwordModifyRequest (RFC 3062 §2)", () => {
   test("UTF-8 passwords are encoded as octets", () => {
     const b = passwordModifyRequest("u", "ö", "€");
     expect(b.subarray(-5).toString("hex")).toBe("8203e282ac");
+  });
+});
+
+describe("passwordResetRequest (RFC 3062 §2, an administrator's reset)", () => {
+  test("SEQUENCE { [0] userIdentity, [2] newPasswd }: no oldPasswd", () => {
+    expect(passwordResetRequest("uid=a", "new1").toString("hex")).toBe("30" + "0d" + "80" + "05" + Buffer.from("uid=a").toString("hex") + "82" + "04" + Buffer.from("new1").toString("hex"));
+  });
+});
+
+describe("directory policy texts shown to the user", () => {
+  test("Samba's reason after check_password_restrictions, without the trailing code", () => {
+    expect(sambaPolicyText("0000052D: Constraint violation - check_password_restrictions: the password is too short. It should be equal or longer than 7 characters! Code: 0x13")).toBe(
+      "the password is too short. It should be equal or longer than 7 characters!",
+    );
+    expect(sambaPolicyText("00000005: SecErr: DSID-03152857, problem 4003 (INSUFF_ACCESS_RIGHTS), data 0")).toBeUndefined();
+  });
+  test("slapd's diagnostic kept when it is one short printable line; Windows' error codes and long or odd text are not", () => {
+    expect(directoryText("Password fails quality checking policy")).toBe("Password fails quality checking policy");
+    expect(directoryText("0000052D: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM), data 0")).toBeUndefined();
+    expect(directoryText("x".repeat(201))).toBeUndefined();
+    expect(directoryText("bad\u0007text")).toBeUndefined();
+    expect(directoryText("")).toBeUndefined();
   });
 });
 

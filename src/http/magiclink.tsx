@@ -1,13 +1,14 @@
 // The public Magic Link routes: the Mideye-compatible API (/api/sfwa/auth[/{endpoint}]) and the
-// approval pages (/ml/{token}). Every API answer is HTTP 200 with compact JSON {"code":"…"}.
+// approval pages (/ml/{token}). Every API answer is HTTP 200 with compact JSON {"code":"…"}. The
+// sessions themselves are src/magiclink (which knows nothing of HTTP); this module adapts them.
 
 import type { Context } from "hono";
-import { verifyApiKey } from "../http/api-keys.ts";
-import { BODY_LIMITS, bodyCap } from "../http/middleware.ts";
-import { APPROVAL_CSS, APPROVAL_CSS_PATH, ApprovalPage, InvalidLinkPage, ResultPage, StaleFormPage } from "../http/pages/approval.tsx";
-import type { HttpEnv, RouteModule } from "../http/types.ts";
+import { verifyApiKey } from "./api-keys.ts";
+import { BODY_LIMITS, bodyCap } from "./middleware.ts";
+import { APPROVAL_CSS, APPROVAL_CSS_PATH, ApprovalPage, InvalidLinkPage, ResultPage, StaleFormPage } from "./pages/approval.tsx";
+import type { HttpEnv, RouteModule } from "./types.ts";
 import { DEFAULT_ENDPOINT } from "../store/types.ts";
-import type { MagicLinkCode } from "./service.ts";
+import type { MagicLinkCode } from "../magiclink/service.ts";
 
 /** The exact body Mideye clients expect: no spaces, so that a search for `"code":"` finds it. */
 export function codeBody(code: MagicLinkCode): string {
@@ -58,7 +59,11 @@ export const magicLinkRoutes: RouteModule = (app, deps) => {
   // A GET only shows the question: link scanners that fetch the link change nothing.
   app.get("/ml/:token", async (c) => {
     const view = service ? await service.view(c.req.param("token")) : ({ kind: "invalid" } as const);
-    if (view.kind === "pending") return c.html(<ApprovalPage texts={view.texts} csrf={view.csrf} choices={view.choices} context={view.context} />);
+    if (view.kind === "pending") {
+      // A password-reset approver is not the one signing in: the usual hint would mislead.
+      const hint = view.approvalKind === "password-reset" ? "Reject unless you know that this person asked for a new password: whoever asks has only shown that they hold the user's phone." : undefined;
+      return c.html(<ApprovalPage texts={view.texts} csrf={view.csrf} choices={view.choices} context={view.context} {...(hint ? { hint } : {})} />);
+    }
     if (view.kind === "answered") return c.html(<ResultPage texts={view.texts} status={view.status} already />);
     return c.html(<InvalidLinkPage />, 404);
   });

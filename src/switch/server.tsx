@@ -1,0 +1,394 @@
+// The relay (`portcullis switch serve`): accepts appliances' WebSocket connections, delivers their
+// messages through its own channels and push, and serves the approval pages under its public_url,
+// forwarding each page request to the appliance that owns the link. It keeps no secret of a user:
+// the appliance renders the page and checks the answer (CSRF, number match) exactly as on its own
+// listener; the relay routes by the link token's hash only.
+
+import { randomBytes } from "node:crypto";
+import { Hono } from "hono";
+import { appPageRoutes } from "../app/routes.tsx";
+import type { AuditEvent } from "../audit/events.ts";
+import type { Level } from "../audit/log.ts";
+import type { Dispatcher } from "../delivery/dispatcher.ts";
+import { APPROVAL_CSS, APPROVAL_CSS_PATH, InvalidLinkPage } from "../http/pages/approval.tsx";
+import { hashLinkToken, LINK_TOKEN_PATTERN } from "../magiclink/tokens.ts";
+import type { PushHosts } from "../push/hosts.ts";
+import type { WsPeer, WsSession } from "../runtime/websocket.ts";
+import type { SwitchDb } from "./db.ts";
+import { APPLIANCE_NAME, CLOSE_PROTOCOL, LINK_ROUTE_MS, CLOSE_REMOVED, CLOSE_UNAUTHORIZED, FrameCounter, linkTokensIn, parseFrame, parseToken, verifyAuth, type Frame } from "./protocol.ts";
+
+/** An appliance that has not authenticated this long after connecting is closed. */
+const AUTH_DEADLINE_MS = 10_000;
+/** Connections from one address that have not authenticated yet; one more is closed at once. */
+export const MAX_UNAUTHENTICATED_PER_ADDRESS = 8;
+/** A page request forwarded to an appliance waits this long for its answer. */
+const TUNNEL_TIMEOUT_MS = 15_000;
+
+export interface SwitchServerOptions {
+  db: SwitchDb;
+  /** `[switch_server] public_url`: links and the appliances' signatures are bound to it. */
+  publicUrl: string;
+  /** The relay's own delivery (its channels and SMS-pumping limits). */
+  dispatcher: Dispatcher;
+  /** Per-appliance limits on messages, counted by the dispatcher's per-key limit. */
+  perAppliance: { perMinute: number; perHour: number };
+  pushHosts: PushHosts;
+  pushTimeoutMs: number;
+  audit(event: AuditEvent): void;
+  log(level: Level, event: string, fields?: Record<string, unknown>): void;
+  now?: () => number;
+  fetch?: typeof fetch;
+}
+
+/** Counters the relay exposes on /metrics. */
+export interface SwitchCounters {
+  framesRefused: number;
+  authRefused: number;
+  delivered: number;
+  pagesForwarded: number;
+}
+
+interface Conn {
+  peer: WsPeer;
+  address: string;
+  out: FrameCounter;
+  lastIn: number;
+  nonce: string;
+  name?: string;
+  publicKey?: string;
+  /** Page requests forwarded on this connection, by frame id. */
+  pending: Map<number, (f: Frame | undefined) => void>;
+  timer?: ReturnType<typeof setTimeout>;
+  /** Stops counting this connection as unauthenticated. */
+  uncount?: () => void;
+}
+
+/** Request headers a relayed call of the approver app's API carries to the appliance (the signature covers method, path, time and body). */
+const APP_REQUEST_HEADERS = ["content-type", "portcullis-device", "portcullis-time", "portcullis-signature"];
+
+const FORWARDED_HEADERS = ["content-type", "content-security-policy", "cache-control", "x-content-type-options", "x-frame-options", "referrer-policy", "permissions-policy", "cross-origin-opener-policy", "strict-transport-security"];
+
+const TRY_AGAIN = '<html lang="en"><head><meta charset="utf-8"><title>Try again</title></head><body><h1>Please try again in a moment</h1><p>The service behind this link is reconnecting.</p></body></html>';
+
+function html(body: string, status: number): Response {
+  return new Response(`<!DOCTYPE html>${body}`, {
+    status,
+    headers: {
+      "Content-Type": "text/html; charset=utf-8",
+      "Cache-Control": "no-store",
+      "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      "X-Content-Type-Options": "nosniff",
+      "Referrer-Policy": "no-referrer",
+    },
+  });
+}
+
+export class SwitchServer {
+  private readonly conns = new Map<string, Conn>();
+  /** Unauthenticated connections by address (a flood of them must not hold the relay's sockets). */
+  private readonly unauthenticated = new Map<string, number>();
+  private readonly now: () => number;
+  private readonly fetchImpl: typeof fetch;
+  readonly counters: SwitchCounters = { framesRefused: 0, authRefused: 0, delivered: 0, pagesForwarded: 0 };
+  private readonly sweep: ReturnType<typeof setInterval>;
+
+  constructor(private readonly o: SwitchServerOptions) {
+    this.now = o.now ?? Date.now;
+    this.fetchImpl = o.fetch ?? globalThis.fetch;
+    // Removed appliances are cut off within a second (the CLI writes switch.db from another process),
+    // and routes of ended requests are forgotten.
+    this.sweep = setInterval(() => this.check(), 1000);
+  }
+
+  /** Names of the appliances connected now. */
+  connected(): string[] {
+    return [...this.conns.keys()];
+  }
+
+  close(): void {
+    clearInterval(this.sweep);
+    for (const c of this.conns.values()) c.peer.close(1001, "relay stopping");
+  }
+
+  private check(): void {
+    const t = this.now();
+    try {
+      this.o.db.purgeExpired(t);
+      for (const [name, c] of this.conns) {
+        const row = this.o.db.get(name);
+        if (!row || row.publicKey !== c.publicKey) {
+          this.o.audit({ type: "switch.appliance_removed", appliance: name });
+          this.drop(c, CLOSE_REMOVED, "appliance removed");
+        }
+      }
+    } catch (err) {
+      this.o.log("error", "switch.db_failed", { error: (err as Error)?.name ?? "error" });
+    }
+  }
+
+  private drop(c: Conn, code: number, reason: string): void {
+    if (c.name && this.conns.get(c.name) === c) this.conns.delete(c.name);
+    for (const resolve of c.pending.values()) resolve(undefined);
+    c.pending.clear();
+    c.peer.close(code, reason);
+  }
+
+  private send(c: Conn, t: string, fields: Record<string, unknown> = {}): number {
+    const { id, text } = c.out.frame(t, fields);
+    c.peer.send(text);
+    return id;
+  }
+
+  private refuse(c: Conn, reason: string): void {
+    this.counters.framesRefused++;
+    this.o.audit({ type: "switch.frame_refused", appliance: c.name ?? "-", reason });
+  }
+
+  /** A new WebSocket: challenge it, and close it unless it authenticates in time. */
+  open(peer: WsPeer, address: string): WsSession {
+    const c: Conn = { peer, address, out: new FrameCounter(), lastIn: 0, nonce: randomBytes(32).toString("base64url"), pending: new Map() };
+    const waiting = (this.unauthenticated.get(address) ?? 0) + 1;
+    let counted = true;
+    const uncount = () => {
+      if (!counted) return;
+      counted = false;
+      const n = (this.unauthenticated.get(address) ?? 1) - 1;
+      if (n <= 0) this.unauthenticated.delete(address);
+      else this.unauthenticated.set(address, n);
+    };
+    this.unauthenticated.set(address, waiting);
+    c.uncount = uncount;
+    if (waiting > MAX_UNAUTHENTICATED_PER_ADDRESS) {
+      this.counters.authRefused++;
+      peer.close(CLOSE_UNAUTHORIZED, "too many connections");
+      return { message: () => {}, close: uncount };
+    }
+    c.timer = setTimeout(() => {
+      if (!c.name) {
+        this.authRefused(c, "timeout");
+      }
+    }, AUTH_DEADLINE_MS);
+    this.send(c, "challenge", { nonce: c.nonce, public_url: this.o.publicUrl });
+    return {
+      message: (data) => void this.message(c, data),
+      close: () => {
+        uncount();
+        clearTimeout(c.timer);
+        if (c.name && this.conns.get(c.name) === c) {
+          this.conns.delete(c.name);
+          this.o.audit({ type: "switch.appliance_disconnected", appliance: c.name });
+        }
+        for (const resolve of c.pending.values()) resolve(undefined);
+        c.pending.clear();
+      },
+    };
+  }
+
+  private authRefused(c: Conn, reason: string, appliance?: string): void {
+    this.counters.authRefused++;
+    this.o.audit({ type: "switch.auth_refused", reason, appliance: appliance ?? "-", client: c.address });
+    c.peer.close(CLOSE_UNAUTHORIZED, "unauthorized");
+  }
+
+  private async message(c: Conn, data: string | Uint8Array): Promise<void> {
+    const f = parseFrame(data, c.lastIn);
+    if (!f) {
+      // A replayed, reordered or malformed frame ends the connection: the stream can no longer be trusted.
+      this.refuse(c, "malformed_or_replayed");
+      this.drop(c, CLOSE_PROTOCOL, "bad frame");
+      return;
+    }
+    c.lastIn = f.id;
+    if (!c.name) return this.hello(c, f);
+    try {
+      switch (f.t) {
+        case "deliver":
+          return await this.deliver(c, f);
+        case "push":
+          return await this.push(c, f);
+        case "http-res": {
+          const resolve = typeof f.re === "number" ? c.pending.get(f.re) : undefined;
+          if (!resolve) return this.refuse(c, "unknown_request");
+          c.pending.delete(f.re!);
+          return resolve(f);
+        }
+        case "ping":
+          this.send(c, "pong", { re: f.id });
+          return;
+        default:
+          return this.refuse(c, "unknown_type");
+      }
+    } catch (err) {
+      this.o.log("error", "switch.frame_failed", { appliance: c.name, type: f.t, error: (err as Error)?.name ?? "error" });
+    }
+  }
+
+  private hello(c: Conn, f: Frame): void {
+    const name = typeof f.name === "string" && APPLIANCE_NAME.test(f.name) ? f.name : undefined;
+    const sig = typeof f.sig === "string" ? f.sig : "";
+    if (f.t !== "hello" || !name) return this.authRefused(c, "bad_hello");
+    const enrol = f.enrol as { token?: unknown; public_key?: unknown } | undefined;
+    if (enrol !== undefined) {
+      const token = typeof enrol.token === "string" ? parseToken(enrol.token) : undefined;
+      const key = typeof enrol.public_key === "string" ? enrol.public_key : "";
+      if (!token || token.name !== name) return this.authRefused(c, "wrong_token", name);
+      // The signature first: a token is spent only by the holder of the key it registers.
+      if (!verifyAuth(key, sig, c.nonce, this.o.publicUrl, name)) return this.authRefused(c, "bad_signature", name);
+      const r = this.o.db.enrol(name, token.secret, key, this.now());
+      if (!r.ok) return this.authRefused(c, r.reason, name);
+      this.o.audit({ type: "switch.appliance_enrolled", appliance: name, client: c.address });
+    }
+    const row = this.o.db.get(name);
+    if (!row || !row.publicKey) return this.authRefused(c, "not_enrolled", name);
+    if (!verifyAuth(row.publicKey, sig, c.nonce, this.o.publicUrl, name)) return this.authRefused(c, "bad_signature", name);
+    clearTimeout(c.timer);
+    c.uncount?.();
+    c.name = name;
+    c.publicKey = row.publicKey;
+    // A new connection of the same appliance replaces the old one (the appliance reconnected).
+    const old = this.conns.get(name);
+    if (old) this.drop(old, 1000, "replaced");
+    this.conns.set(name, c);
+    this.o.audit({ type: "switch.appliance_connected", appliance: name, client: c.address });
+    this.send(c, "welcome", { name, public_url: this.o.publicUrl });
+  }
+
+  private async deliver(c: Conn, f: Frame): Promise<void> {
+    const text = typeof f.text === "string" ? f.text : "";
+    const to = typeof f.to === "string" ? f.to : undefined;
+    const email = typeof f.email === "string" ? f.email : undefined;
+    if (text === "" || (to === undefined && email === undefined)) {
+      this.refuse(c, "bad_deliver");
+      this.send(c, "result", { re: f.id, ok: false, reason: "rejected", detail: "malformed delivery request" });
+      return;
+    }
+    // Links in the text route their pages to this appliance; a link another appliance holds is refused.
+    const expires = this.now() + LINK_ROUTE_MS;
+    for (const token of linkTokensIn(text, this.o.publicUrl)) {
+      if (!this.o.db.claimLink(hashLinkToken(token), c.name!, expires)) {
+        this.refuse(c, "foreign_link");
+        this.send(c, "result", { re: f.id, ok: false, reason: "rejected", detail: "the link belongs to another appliance" });
+        return;
+      }
+    }
+    const r = await this.o.dispatcher.deliver({
+      msisdn: to,
+      email,
+      text,
+      subject: typeof f.subject === "string" ? f.subject : undefined,
+      endpoint: `switch:${c.name}`,
+      apiKeyId: `appliance:${c.name}`,
+      keyLimits: this.o.perAppliance,
+    });
+    if (r.ok) this.counters.delivered++;
+    this.send(c, "result", r.ok ? { re: f.id, ok: true, channel: r.channel } : { re: f.id, ok: false, reason: r.reason, detail: r.detail });
+  }
+
+  /** Posts an already encrypted and VAPID-signed Web Push message for the appliance (its allow-list applies). */
+  private async push(c: Conn, f: Frame): Promise<void> {
+    const url = typeof f.url === "string" ? f.url : "";
+    const checked = this.o.pushHosts.check(url);
+    if (!checked.ok) {
+      this.refuse(c, "push_host_not_allowed");
+      this.send(c, "push-res", { re: f.id, ok: false, reason: "host_not_allowed" });
+      return;
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries((f.headers as Record<string, unknown>) ?? {})) {
+      if (/^(authorization|ttl|urgency|content-encoding|content-type|topic)$/i.test(k) && typeof v === "string" && !/[\r\n]/.test(v)) headers[k] = v;
+    }
+    try {
+      const res = await this.fetchImpl(checked.url.href, {
+        method: "POST",
+        headers,
+        body: Buffer.from(typeof f.body === "string" ? f.body : "", "base64"),
+        redirect: "manual",
+        signal: AbortSignal.timeout(this.o.pushTimeoutMs),
+      });
+      void res.body?.cancel().catch(() => {});
+      this.o.audit({ type: "switch.push", appliance: c.name!, host: checked.url.host, status: res.status });
+      this.send(c, "push-res", { re: f.id, ok: true, status: res.status });
+    } catch (err) {
+      const name = (err as { name?: string } | null)?.name;
+      this.send(c, "push-res", { re: f.id, ok: false, reason: name === "TimeoutError" ? "timeout" : "network" });
+    }
+  }
+
+  /** The approver app's own files (page, script, manifest, worker, icons), served by the relay itself. */
+  private appFiles?: Hono;
+
+  /**
+   * The relay's public HTTP surface: the approval pages (forwarded to the appliance that owns the
+   * link), their stylesheet, the approver app's files and its API (forwarded to the one connected
+   * appliance), and health.
+   */
+  async fetch(req: Request, env: { remoteAddress: string }): Promise<Response> {
+    const url = new URL(req.url);
+    if (url.pathname === "/healthz" || url.pathname === "/readyz") return new Response("ok\n", { headers: { "Content-Type": "text/plain" } });
+    if (url.pathname === APPROVAL_CSS_PATH) return new Response(APPROVAL_CSS, { headers: { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=86400" } });
+    if (url.pathname.startsWith("/app/api/v1/")) return this.appApi(req, url, env);
+    if (url.pathname === "/app" || url.pathname.startsWith("/app/")) {
+      if (!this.appFiles) {
+        this.appFiles = new Hono();
+        appPageRoutes(this.appFiles as never, undefined as never);
+      }
+      return this.appFiles.fetch(req);
+    }
+    const m = /^\/ml\/([^/]+)$/.exec(url.pathname);
+    if (!m || (req.method !== "GET" && req.method !== "POST")) return new Response("Not found\n", { status: 404, headers: { "Content-Type": "text/plain" } });
+    const token = m[1]!;
+    const owner = LINK_TOKEN_PATTERN.test(token) ? this.o.db.linkOwner(hashLinkToken(token), this.now()) : undefined;
+    if (!owner) return html((<InvalidLinkPage />).toString(), 404);
+    const c = this.conns.get(owner);
+    if (!c) return html(TRY_AGAIN, 503);
+    const body = req.method === "POST" ? await req.text() : "";
+    if (body.length > 8 * 1024) return new Response("Too large\n", { status: 413 });
+    const answer = await this.forward(c, { method: req.method, path: url.pathname, content_type: req.headers.get("content-type") ?? "", body, address: env.remoteAddress });
+    if (!answer) return html(TRY_AGAIN, 503);
+    return answer;
+  }
+
+  /**
+   * The approver app's API, forwarded to the appliance: only while exactly one appliance is
+   * connected (a device's requests carry nothing the relay could route by). The event stream is not
+   * relayed; the app then polls the request list.
+   */
+  private async appApi(req: Request, url: URL, env: { remoteAddress: string }): Promise<Response> {
+    const json = (status: number, error: string) => new Response(JSON.stringify({ error }), { status, headers: { "Content-Type": "application/json", "Cache-Control": "no-store" } });
+    if (url.pathname === "/app/api/v1/events") return json(404, "the event stream is not relayed; poll /app/api/v1/requests");
+    if (!["GET", "POST", "PUT", "DELETE"].includes(req.method)) return json(405, "method not allowed");
+    if (this.conns.size !== 1) return json(503, "no appliance to answer");
+    const c = [...this.conns.values()][0]!;
+    const body = req.method === "GET" ? "" : await req.text();
+    if (body.length > 8 * 1024) return json(413, "body too large");
+    const headers: Record<string, string> = {};
+    for (const k of APP_REQUEST_HEADERS) {
+      const v = req.headers.get(k);
+      if (v !== null) headers[k] = v;
+    }
+    const answer = await this.forward(c, { method: req.method, path: url.pathname + url.search, headers, body, address: env.remoteAddress });
+    return answer ?? json(503, "the appliance did not answer");
+  }
+
+  /** Sends one request to an appliance and turns its answer into a Response (undefined: no answer in time). */
+  private async forward(c: Conn, request: Record<string, unknown>): Promise<Response | undefined> {
+    const answer = await new Promise<Frame | undefined>((resolve) => {
+      const id = this.send(c, "http", request);
+      const timer = setTimeout(() => {
+        c.pending.delete(id);
+        resolve(undefined);
+      }, TUNNEL_TIMEOUT_MS);
+      c.pending.set(id, (f) => {
+        clearTimeout(timer);
+        resolve(f);
+      });
+    });
+    if (!answer || typeof answer.status !== "number" || answer.status < 200 || answer.status > 599) return undefined;
+    this.counters.pagesForwarded++;
+    const headers = new Headers();
+    const got = (answer.headers ?? {}) as Record<string, unknown>;
+    for (const k of FORWARDED_HEADERS) if (typeof got[k] === "string") headers.set(k, got[k] as string);
+    const status = answer.status;
+    return new Response(status === 204 || status === 304 ? null : typeof answer.body === "string" ? answer.body : "", { status, headers });
+  }
+}

@@ -1,0 +1,275 @@
+// Three `serve` nodes on loopback ports sharing one throwaway PostgreSQL (started and removed by
+// this file): a challenge from one node completed on another, a code used on one refused on
+// another, the same Access-Request answered the same by two nodes (idempotency records), an admin
+// change seen by every node, a Magic Link call and a held RADIUS request waiting on one node
+// answered through another's page, a node killed with SIGKILL mid-flow, and PostgreSQL stopped and started under load
+// (Status-Server and /readyz stop, then resume; nothing that should be refused is accepted).
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { buildAccessRequest, decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
+import { Appliance, Attr, Code, UDPClient, eventually, identifier, pap, statusServer, type ServerProcess } from "./helpers/appliance.ts";
+import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "./helpers/postgres.ts";
+
+const secret = `it-${randomBytes(12).toString("hex")}`;
+const PHONE = "+46701239001";
+const te = new TextEncoder();
+
+/** A user with a TOTP token of its own (so each test's high-water mark is its own). */
+interface TotpUser {
+  name: string;
+  password: string;
+  seed: string;
+}
+const code = (u: TotpUser, stepOffset = 0) => totp(decodeBase32(u.seed), { now: Date.now(), stepOffset });
+const stateOf = (r: { attributes: readonly (readonly [number, Uint8Array])[] }) => r.attributes.find(([t]) => t === Attr.State)![1];
+
+/** The SMS gateway: records each message's text. */
+class Gateway {
+  messages: Array<{ to: string; message: string }> = [];
+  private server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: async (req) => {
+      const form = new URLSearchParams(await req.text());
+      this.messages.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
+      return Response.json({ messages: [{ status: "0", "message-id": "m1" }] });
+    },
+  });
+  get port() {
+    return this.server.port;
+  }
+  stop() {
+    this.server.stop(true);
+  }
+}
+
+function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+/** Status-Server to `port`: true when answered within `timeoutMs`. */
+async function statusAnswered(udp: UDPClient, port: number, timeoutMs = 400): Promise<boolean> {
+  const probe = statusServer(secret);
+  const from = udp.received.length;
+  udp.send(probe, port);
+  return (await udp.next(probe[1]!, { from, timeoutMs })) !== null;
+}
+
+describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("three nodes on one PostgreSQL", () => {
+  let pg: PostgresServer;
+  let app: Appliance;
+  let gateway: Gateway;
+  let apiKey: string;
+  const nodes: ServerProcess[] = [];
+  const httpPorts: number[] = [];
+  let userCount = 0;
+
+  async function totpUser(): Promise<TotpUser> {
+    const u = { name: `u${++userCount}`, password: `pw-${randomBytes(6).toString("hex")}`, seed: encodeBase32(randomBytes(20)) };
+    await app.cli(["user", "add", u.name, "--password-stdin"], { stdin: `${u.password}\n` });
+    await app.cli(["token", "add", u.name, "--totp", "--secret", u.seed]);
+    return u;
+  }
+
+  beforeAll(async () => {
+    pg = await startPostgres();
+    const url = await pg.createDatabase();
+    gateway = new Gateway();
+    for (let i = 0; i < 3; i++) httpPorts.push(freePort());
+    app = new Appliance();
+    app.writeConfig(`
+region = "SE"
+[store]
+url = "${url}"
+[http]
+public_url = "http://127.0.0.1:${httpPorts[0]}"
+tls = false
+[delivery]
+allowed_prefixes = ["+467"]
+[delivery.sms]
+url = "http://127.0.0.1:${gateway.port}/sms"
+body = "to={to}&message={message}"
+success_match = '"status":\\s*"0"'
+timeout_ms = 3000
+`);
+    await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret]);
+    await app.cli(["user", "add", "mallory", "--phone", PHONE]);
+    const out = await app.cli(["apikey", "add", "web"]);
+    apiKey = /pcl_[A-Za-z0-9_-]{43}/.exec(out)![0];
+    for (let i = 0; i < 3; i++) nodes.push(await app.serve({ httpListen: `127.0.0.1:${httpPorts[i]}` }));
+  }, 180_000);
+
+  afterAll(async () => {
+    await app?.[Symbol.asyncDispose]();
+    gateway?.stop();
+    pg?.destroy();
+  });
+
+  test("a challenge issued by node 1 is completed on node 2", async () => {
+    const u = await totpUser();
+    using udp = await UDPClient.open();
+    const first = await pap(udp, nodes[0]!.port, secret, u.name, u.password);
+    expect(first.code).toBe(Code.AccessChallenge);
+    const second = await pap(udp, nodes[1]!.port, secret, u.name, code(u), { state: stateOf(first) });
+    expect(second.code).toBe(Code.AccessAccept);
+  }, 30_000);
+
+  test("a code used on node 1 is refused on node 3", async () => {
+    const u = await totpUser();
+    using udp = await UDPClient.open();
+    const c = code(u);
+    const a = await pap(udp, nodes[0]!.port, secret, u.name, u.password);
+    expect((await pap(udp, nodes[0]!.port, secret, u.name, c, { state: stateOf(a) })).code).toBe(Code.AccessAccept);
+    const b = await pap(udp, nodes[2]!.port, secret, u.name, u.password);
+    expect(b.code).toBe(Code.AccessChallenge);
+    expect((await pap(udp, nodes[2]!.port, secret, u.name, c, { state: stateOf(b) })).code).toBe(Code.AccessReject);
+  }, 30_000);
+
+  test("the same Access-Request (same authenticator) sent to node 1 and then node 2 gets the same answer", async () => {
+    const u = await totpUser();
+    using udp = await UDPClient.open();
+    const a = await pap(udp, nodes[0]!.port, secret, u.name, u.password);
+    const request = buildAccessRequest({
+      identifier: identifier(),
+      secret,
+      attributes: [
+        [Attr.UserName, te.encode(u.name)],
+        [Attr.UserPassword, te.encode(code(u))],
+        [Attr.State, stateOf(a)],
+      ],
+    });
+    const one = await udp.exchange(request, nodes[0]!.port, secret);
+    expect(one.code).toBe(Code.AccessAccept);
+    // The NAS fails over with the very same packet: node 2 answers from node 1's record (a second
+    // evaluation would refuse the code, already used).
+    const two = await udp.exchange(request, nodes[1]!.port, secret);
+    expect(two.code).toBe(Code.AccessAccept);
+    expect(Buffer.from(two.raw).equals(Buffer.from(one.raw))).toBe(true);
+    // A different packet with the same code is evaluated afresh, and refused.
+    const b = await pap(udp, nodes[1]!.port, secret, u.name, u.password);
+    expect((await pap(udp, nodes[1]!.port, secret, u.name, code(u), { state: stateOf(b) })).code).toBe(Code.AccessReject);
+  }, 30_000);
+
+  test("a client added through the CLI is served by every node without a restart", async () => {
+    const other = `it-${randomBytes(12).toString("hex")}`;
+    await app.cli(["client", "add", "nas2", "--address", "127.0.0.2/32", "--secret", other]);
+    using udp = await UDPClient.open("127.0.0.2");
+    for (const n of nodes) {
+      await eventually(`node ${n.port} to serve the new client`, async () => {
+        const probe = statusServer(other);
+        const from = udp.received.length;
+        udp.send(probe, n.port);
+        return (await udp.next(probe[1]!, { from, timeoutMs: 300 })) ?? undefined;
+      }, { tries: 40, timeoutMs: 15_000, everyMs: 0 });
+    }
+  }, 30_000);
+
+  test("a Magic Link call waiting on node 1 is answered through node 2's approval page", async () => {
+    const from = gateway.messages.length;
+    const pending = fetch(`http://127.0.0.1:${httpPorts[0]}/api/sfwa/auth?msisdn=${encodeURIComponent(PHONE)}`, {
+      headers: { "api-key": apiKey, Accept: "application/json" },
+      signal: AbortSignal.timeout(60_000),
+    }).then(async (r) => ({ status: r.status, body: await r.text() }));
+    const link = await eventually("the SMS with the link", () => {
+      const m = gateway.messages.slice(from).find((x) => x.to === PHONE);
+      return m ? /(https?:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(m.message)?.[1] : undefined;
+    });
+    // The same link on node 2.
+    const onNode2 = link.replace(`127.0.0.1:${httpPorts[0]}`, `127.0.0.1:${httpPorts[1]}`);
+    expect(onNode2).not.toBe(link);
+    const html = await (await fetch(onNode2)).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
+    const answered = await fetch(onNode2, { method: "POST", body: new URLSearchParams({ csrf, action: "approve" }) });
+    expect(answered.status).toBe(200);
+    expect(await pending).toEqual({ status: 200, body: '{"code":"TOUCH_ACCEPTED"}' });
+  }, 60_000);
+
+  test("a RADIUS request held on node 1 is answered through node 2's approval page", async () => {
+    const phone = "+46701239002";
+    await app.cli(["user", "add", "touchy", "--password-stdin", "--type", "touch", "--phone", phone], { stdin: "touchy-pass-1\n" });
+    const from = gateway.messages.length;
+    using udp = await UDPClient.open();
+    const held = pap(udp, nodes[0]!.port, secret, "touchy", "touchy-pass-1", { timeoutMs: 60_000 });
+    const link = await eventually("the SMS with the link", () => {
+      const m = gateway.messages.slice(from).find((x) => x.to === phone);
+      return m ? /(https?:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(m.message)?.[1] : undefined;
+    });
+    const onNode2 = link.replace(`127.0.0.1:${httpPorts[0]}`, `127.0.0.1:${httpPorts[1]}`);
+    const html = await (await fetch(onNode2)).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
+    expect((await fetch(onNode2, { method: "POST", body: new URLSearchParams({ csrf, action: "approve" }) })).status).toBe(200);
+    expect((await held).code).toBe(Code.AccessAccept);
+  }, 90_000);
+
+  test("node 1 killed with SIGKILL between the two legs: node 2 completes the challenge; the others keep answering", async () => {
+    const u = await totpUser();
+    using udp = await UDPClient.open();
+    const first = await pap(udp, nodes[0]!.port, secret, u.name, u.password);
+    expect(first.code).toBe(Code.AccessChallenge);
+    nodes[0]!.proc.kill("SIGKILL");
+    await nodes[0]!.proc.exited;
+    const second = await pap(udp, nodes[1]!.port, secret, u.name, code(u), { state: stateOf(first) });
+    expect(second.code).toBe(Code.AccessAccept);
+    expect(await statusAnswered(udp, nodes[2]!.port)).toBe(true);
+  }, 30_000);
+
+  test("PostgreSQL stopped and started under load: Status-Server and /readyz stop, then resume; nothing wrong is accepted", async () => {
+    const node = nodes[1]!;
+    const readyz = async () => (await fetch(`http://127.0.0.1:${httpPorts[1]}/readyz`, { signal: AbortSignal.timeout(5000) })).status;
+    const used = await totpUser();
+    const spent = code(used);
+    {
+      using udp = await UDPClient.open();
+      const a = await pap(udp, node.port, secret, used.name, used.password);
+      expect((await pap(udp, node.port, secret, used.name, spent, { state: stateOf(a) })).code).toBe(Code.AccessAccept);
+    }
+    expect(await readyz()).toBe(200);
+    // Load: a wrong password and a spent code over and over on nodes 2 and 3, every one of which
+    // must be refused or dropped, whatever the database does meanwhile.
+    const results = { accept: 0, reject: 0, challenge: 0, none: 0 };
+    let stop = false;
+    const load = async (port: number) => {
+      using udp = await UDPClient.open();
+      for (let i = 0; i < 2000 && !stop; i++) {
+        const password = i % 2 ? "wrong-password" : spent;
+        const request = buildAccessRequest({ identifier: identifier(), secret, attributes: [[Attr.UserName, te.encode(used.name)], [Attr.UserPassword, te.encode(password)]] });
+        const from = udp.received.length;
+        udp.send(request, port);
+        const raw = await udp.next(request[1]!, { from, timeoutMs: 1500 });
+        if (!raw) results.none++;
+        else if (raw[0] === Code.AccessAccept) results.accept++;
+        else if (raw[0] === Code.AccessReject) results.reject++;
+        else results.challenge++;
+      }
+    };
+    const loads = [load(node.port), load(node.port), load(nodes[2]!.port)];
+    using probe = await UDPClient.open();
+    try {
+      const logsFrom = node.logs.length;
+      pg.stop();
+      await eventually("Status-Server to go unanswered", async () => ((await statusAnswered(probe, node.port)) ? undefined : true), { tries: 20, timeoutMs: 15_000, everyMs: 100 });
+      expect(await readyz()).toBe(503);
+      await node.waitForLog((l) => l.event === "store.unwritable", { from: logsFrom, timeoutMs: 10_000 });
+      pg.start();
+      await eventually("Status-Server to be answered again", async () => ((await statusAnswered(probe, node.port)) ? true : undefined), { tries: 100, timeoutMs: 30_000, everyMs: 100 });
+      await eventually("/readyz to be 200 again", async () => ((await readyz()) === 200 ? true : undefined), { tries: 50, timeoutMs: 10_000, everyMs: 100 });
+      await node.waitForLog((l) => l.event === "store.writable", { from: logsFrom, timeoutMs: 10_000 });
+      // Failed logins during the outage were audited as store errors.
+      expect(node.logs.slice(logsFrom).some((l) => l.event === "auth.failure" && l.reason === "store_error")).toBe(true);
+    } finally {
+      stop = true;
+      await Promise.all(loads);
+    }
+    expect(results.accept).toBe(0);
+    expect(results.reject).toBeGreaterThan(0);
+    // And the node works again without a restart: a fresh login is accepted.
+    const u = await totpUser();
+    using udp = await UDPClient.open();
+    const first = await pap(udp, node.port, secret, u.name, u.password);
+    expect((await pap(udp, nodes[2]!.port, secret, u.name, code(u), { state: stateOf(first) })).code).toBe(Code.AccessAccept);
+  }, 120_000);
+});

@@ -1,0 +1,451 @@
+// The switch relay end to end on loopback: two relays (`switch serve`, each with its own data
+// directory and generated certificate, the test SMS gateway behind them) and an appliance that has
+// no public URL of its own and reaches phones only through them. RADIUS types 2 and 6 and a Magic
+// Link call go through the relay, answered in headless Chromium on the relay's pages; a relay killed
+// mid-flow and restarted, failover to the secondary and back, and the refusals (wrong and reused
+// token, removed appliance, oversized frame, replayed frame, another appliance's link or request).
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser } from "playwright-core";
+import { Appliance, Attr, Code, ServerProcess, UDPClient, addLiveClient, buildAccessRequest, eventually, identifier, portcullisCommand, type LogLine } from "./helpers/appliance.ts";
+import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
+import { keyFromSeed, signAuth } from "../../src/switch/protocol.ts";
+import { DeviceClient } from "./helpers/device-client.ts";
+import { TestPushService } from "./helpers/push-service.ts";
+import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const PASSWORD = "correct horse battery";
+
+/** The SMS gateway behind the relays: records each message. */
+class Gateway {
+  messages: Array<{ to: string; message: string }> = [];
+  private server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: async (req) => {
+      const form = new URLSearchParams(await req.text());
+      this.messages.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
+      return Response.json({ status: "0" });
+    },
+  });
+  get port(): number {
+    return this.server.port!;
+  }
+  to(to: string, from = 0) {
+    return this.messages.slice(from).filter((m) => m.to === to);
+  }
+  stop() {
+    this.server.stop(true);
+  }
+}
+
+function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+/** One relay: its data directory (an Appliance harness for the CLI), port and running process. */
+class Relay {
+  readonly home = new Appliance();
+  readonly port = freePort();
+  proc?: ServerProcess;
+  get url() {
+    return `https://127.0.0.1:${this.port}`;
+  }
+  configure(gatewayPort: number) {
+    this.home.writeConfig(`
+region = "SE"
+[switch_server]
+listen = "127.0.0.1:${this.port}"
+public_url = "${this.url}"
+per_appliance_per_minute = 0
+per_appliance_per_hour = 0
+[push]
+allowed_hosts = ["127.0.0.1"]
+[delivery]
+per_number_per_minute = 0
+per_number_per_hour = 0
+overall_per_minute = 0
+overall_per_hour = 0
+[delivery.sms]
+url = "http://127.0.0.1:${gatewayPort}/sms"
+success_match = '"status":\\s*"0"'
+timeout_ms = 3000
+`);
+  }
+  async start(): Promise<ServerProcess> {
+    const proc = Bun.spawn([...portcullisCommand(), "--data-dir", this.home.dataDir, "switch", "serve"], { env: { ...process.env, PORTCULLIS_CONFIG: join(this.home.dataDir, "portcullis.toml") }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    this.proc = new ServerProcess(proc);
+    this.home.servers.push(this.proc);
+    await this.proc.waitForLog((l) => l.event === "switch.listening", { timeoutMs: 30_000 });
+    return this.proc;
+  }
+  kill() {
+    this.proc?.proc.kill("SIGKILL");
+  }
+  cert() {
+    return readFileSync(join(this.home.dataDir, "http-cert.pem"), "utf8");
+  }
+  async token(name: string): Promise<string> {
+    return (await this.home.cli(["switch", "appliance", "add", name])).trim();
+  }
+}
+
+const linkIn = (text: string) => /(https:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(text)?.[1];
+const codeIn = (text: string) => /code is ([0-9A-Z]+)\./.exec(text)?.[1];
+
+const SUBJECT = "mailto:ops@example.test";
+let gateway: Gateway;
+let push: TestPushService;
+let r1: Relay;
+let r2: Relay;
+let app: Appliance;
+let server: ServerProcess;
+let browser: Browser;
+let secret: string;
+let apiKey: string;
+let caFile: string;
+let nextPhone = 200;
+const phones: Record<string, string> = {};
+
+async function user(name: string, type: string): Promise<void> {
+  phones[name] = `+4670123${String(nextPhone++).padStart(4, "0")}`;
+  await app.cli(["user", "add", name, "--password-stdin", "--type", type, "--phone", phones[name]!], { stdin: PASSWORD });
+}
+
+const nextSms = (to: string, from: number) => eventually(`an SMS to ${to}`, () => gateway.to(to, from)[0]?.message, { tries: 400, timeoutMs: 20_000 });
+const rad = (attrs: string[]) => radclient(server.port, secret, attrs);
+
+/** Starts a held login (type touch) over raw UDP; resolves with the reply's code when it comes. */
+async function held(name: string): Promise<number> {
+  using udp = await UDPClient.open("127.0.0.1");
+  const enc = new TextEncoder();
+  const packet = buildAccessRequest({ identifier: identifier(), secret, attributes: [[Attr.UserName, enc.encode(name)], [Attr.UserPassword, enc.encode(PASSWORD)]] });
+  const reply = await udp.exchange(packet, server.port, secret, { timeoutMs: 40_000 });
+  return reply.code;
+}
+
+/** Opens a link in headless Chromium and presses Approve, as a user does; returns the result text. */
+async function approve(link: string): Promise<string> {
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await ctx.newPage();
+  try {
+    await page.goto(link);
+    await page.click("#approve");
+    await page.waitForSelector("#result");
+    return (await page.textContent("#result")) ?? "";
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** The n-th (1-based) log line of `event` on the appliance matching `pred`. */
+const waitLog = (p: ServerProcess, pred: (l: LogLine) => boolean, timeoutMs = 30_000) => p.waitForLog(pred, { timeoutMs });
+const connectedTo = (url: string, from: number) => eventually(`connected to ${url}`, () => server.logs.slice(from).find((l) => l.event === "switch.connected" && l.url === url), { tries: 600, timeoutMs: 40_000 });
+
+/** A type 2 login through the switch: challenge, code from the SMS the relay sent, accept. */
+async function mobileLogin(name: string): Promise<void> {
+  const from = gateway.messages.length;
+  const first = await rad([`User-Name = ${name}`, `User-Password = ${quote(PASSWORD)}`]);
+  expect(first.code).toBe("Access-Challenge");
+  const code = codeIn(await nextSms(phones[name]!, from))!;
+  const ok = await rad([`User-Name = ${name}`, `User-Password = ${quote(code)}`, `State = ${attr(first, "State")}`]);
+  expect(ok.code).toBe("Access-Accept");
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: these tests need headless Chromium`);
+  if (!radclientPath) throw new Error("radclient not installed: apt-get install freeradius-utils");
+  gateway = new Gateway();
+  push = new TestPushService(SUBJECT);
+  r1 = new Relay();
+  r2 = new Relay();
+  r1.configure(gateway.port);
+  r2.configure(gateway.port);
+  await Promise.all([r1.start(), r2.start()]);
+  app = new Appliance();
+  caFile = join(app.dataDir, "switch-ca.pem");
+  writeFileSync(caFile, r1.cert() + r2.cert());
+  app.writeConfig(`
+region = "SE"
+[http]
+tls = false
+# the approver app's enrolment links point at the primary relay
+public_url = "${r1.url}"
+[delivery]
+per_number_per_minute = 0
+per_number_per_hour = 0
+per_key_per_minute = 0
+per_key_per_hour = 0
+overall_per_minute = 0
+overall_per_hour = 0
+[push]
+subject = "${SUBJECT}"
+allowed_hosts = ["127.0.0.1"]
+[switch]
+urls = ["${r1.url}", "${r2.url}"]
+ca_file = "${caFile}"
+primary_retry_s = 1
+`);
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+}, 90_000);
+
+afterAll(async () => {
+  if (process.env.SWITCH_TEST_DEBUG) for (const l of server?.logs ?? []) if (String(l.event).startsWith("switch") || String(l.event).startsWith("auth")) console.log(JSON.stringify(l));
+  await browser?.close();
+  await app?.[Symbol.asyncDispose]();
+  await r1?.home[Symbol.asyncDispose]();
+  await r2?.home[Symbol.asyncDispose]();
+  gateway?.stop();
+  push?.stop();
+});
+
+describe("enrolment", () => {
+  test("a wrong token is refused and audited; the right one joins; reusing it is refused", async () => {
+    const t1 = await r1.token("branch-1");
+    const wrong = t1.slice(0, -4) + (t1.endsWith("AAAA") ? "BBBB" : "AAAA");
+    const bad = await app.run(["switch", "join", r1.url, wrong]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("refused the token");
+    expect(await waitLog(r1.proc!, (l) => l.event === "switch.auth_refused" && l.reason === "wrong_token")).toMatchObject({ appliance: "branch-1" });
+
+    expect(await app.cli(["switch", "join", r1.url, t1])).toContain("joined");
+    const list = await r1.home.cli(["switch", "appliance", "list", "--json"]);
+    expect(JSON.parse(list)).toMatchObject([{ name: "branch-1", state: "enrolled" }]);
+
+    const again = await app.run(["switch", "join", r1.url, t1]);
+    expect(again.code).not.toBe(0);
+    expect(await waitLog(r1.proc!, (l) => l.event === "switch.auth_refused" && l.reason === "no_token")).toMatchObject({ appliance: "branch-1" });
+    // The token never appears in the relay's log.
+    expect(JSON.stringify(r1.proc!.logs)).not.toContain(t1.split(".")[1]!);
+
+    // The second relay knows the appliance under the same name and key.
+    expect(await app.cli(["switch", "join", r2.url, await r2.token("branch-1")])).toContain("joined");
+  }, 60_000);
+
+  test("the appliance connects to the primary; /readyz and /metrics show it", async () => {
+    server = await app.serve();
+    await connectedTo(r1.url, 0);
+    secret = await addLiveClient(app, server, "vpn", "127.0.0.1", ["--approval-hold", "20"]);
+    const ready = await (await fetch(`http://127.0.0.1:${server.adminPort}/readyz`)).json();
+    expect(ready).toMatchObject({ status: "ready", switch: { state: "connected", url: r1.url } });
+    const metrics = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+    expect(metrics).toContain(`portcullis_switch_connected{url="${r1.url}"} 1`);
+    expect(metrics).toContain(`portcullis_switch_connected{url="${r2.url}"} 0`);
+    const key = await app.cli(["apikey", "add", "web"]);
+    apiKey = /pcl_[A-Za-z0-9_-]{43}/.exec(key)![0];
+  }, 60_000);
+});
+
+describe("through the relay", () => {
+  test("type mobile (2): the SMS code goes out through the relay's gateway", async () => {
+    await user("sw-m1", "mobile");
+    await mobileLogin("sw-m1");
+  }, 60_000);
+
+  test("type touch (6): the link is on the relay's public_url and approving it there accepts the held request", async () => {
+    await user("sw-t1", "touch");
+    const from = gateway.messages.length;
+    const pending = held("sw-t1");
+    const link = linkIn(await nextSms(phones["sw-t1"]!, from))!;
+    expect(link.startsWith(`${r1.url}/ml/`)).toBe(true);
+    expect(await approve(link)).toBeTruthy();
+    expect(await pending).toBe(Code.AccessAccept);
+  }, 60_000);
+
+  test("Magic Link: the call completes with TOUCH_ACCEPTED when the relay's page is approved", async () => {
+    const msisdn = "+46701239999";
+    const from = gateway.messages.length;
+    const call = fetch(`http://127.0.0.1:${server.httpPort}/api/sfwa/auth?msisdn=${encodeURIComponent(msisdn)}`, { headers: { "api-key": apiKey }, signal: AbortSignal.timeout(60_000) }).then((r) => r.text());
+    const link = linkIn(await nextSms(msisdn, from))!;
+    expect(link.startsWith(`${r1.url}/ml/`)).toBe(true);
+    await approve(link);
+    expect(await call).toBe('{"code":"TOUCH_ACCEPTED"}');
+  }, 60_000);
+
+  test("the approver app through the relay: enrolment, the push (encrypted and signed by the appliance), the request list and the answer", async () => {
+    await user("sw-p1", "touch");
+    const ca = { tls: { ca: r1.cert() } } as RequestInit;
+    const out = await app.cli(["device", "enrol", "sw-p1"]);
+    const enrolLink = /(https:\/\/\S+\/app\/#enrol=[A-Za-z0-9_-]{22})/.exec(out)![1]!;
+    expect(enrolLink.startsWith(`${r1.url}/app/#enrol=`)).toBe(true);
+    const code = /#enrol=([A-Za-z0-9_-]{22})/.exec(enrolLink)![1]!;
+    // The app's page and files come from the relay itself.
+    const page = await fetch(`${r1.url}/app/`, ca);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("require-trusted-types-for");
+    const device = await DeviceClient.create();
+    const sub = push.subscribe();
+    const res = await fetch(`${r1.url}/app/api/v1/devices`, {
+      ...ca,
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ enrolment: code, public_key: device.publicJwk, name: "phone", push: TestPushService.json(sub) }),
+    });
+    expect(res.status).toBe(201);
+    device.id = ((await res.json()) as { device: string }).device;
+    const pushed = push.messages.length;
+    const pending = held("sw-p1");
+    const [m] = (await push.waitFor(pushed + 1, 20_000)).slice(pushed);
+    const id = (JSON.parse(m!.payload) as { id: string }).id;
+    await waitLog(r1.proc!, (l) => l.event === "switch.push" && l.appliance === "branch-1" && l.status === 201);
+    const listPath = "/app/api/v1/requests";
+    const listed = await fetch(`${r1.url}${listPath}`, { ...ca, headers: await device.headers("GET", listPath) });
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { requests: Array<{ id: string }> }).requests.map((r) => r.id)).toEqual([id]);
+    // A request signed for another path is refused by the appliance, as on its own listener.
+    const path = `/app/api/v1/requests/${id}`;
+    const body = JSON.stringify({ decision: "approve" });
+    const forged = await fetch(`${r1.url}${path}`, { ...ca, method: "POST", headers: { ...(await device.headers("POST", listPath, body)), "Content-Type": "application/json" }, body });
+    expect(forged.status).toBe(401);
+    const answer = await fetch(`${r1.url}${path}`, { ...ca, method: "POST", headers: { ...(await device.headers("POST", path, body)), "Content-Type": "application/json" }, body });
+    expect(answer.status).toBe(200);
+    expect(await pending).toBe(Code.AccessAccept);
+    // The event stream is not relayed.
+    expect((await fetch(`${r1.url}/app/api/v1/events`, ca)).status).toBe(404);
+  }, 60_000);
+
+  test("a relay killed mid-flow and started again: the held request still completes, and the next login works", async () => {
+    await user("sw-t2", "touch");
+    const from = gateway.messages.length;
+    const pending = held("sw-t2");
+    const link = linkIn(await nextSms(phones["sw-t2"]!, from))!;
+    const mark = server.logs.length;
+    r1.kill();
+    await waitLog(server, (l) => l.event === "switch.disconnected" && l.url === r1.url);
+    await r1.start();
+    await connectedTo(r1.url, mark);
+    await approve(link);
+    expect(await pending).toBe(Code.AccessAccept);
+    await mobileLogin("sw-m1");
+  }, 90_000);
+
+  test("killing the primary moves traffic to the secondary, and back when it returns", async () => {
+    const mark = server.logs.length;
+    r1.kill();
+    await connectedTo(r2.url, mark);
+    expect(server.logs.slice(mark).some((l) => l.event === "switch.failover" && l.from === r1.url && l.to === r2.url)).toBe(true);
+    await mobileLogin("sw-m1");
+    await user("sw-t3", "touch");
+    const from = gateway.messages.length;
+    const pending = held("sw-t3");
+    const link = linkIn(await nextSms(phones["sw-t3"]!, from))!;
+    expect(link.startsWith(`${r2.url}/ml/`)).toBe(true);
+    await approve(link);
+    expect(await pending).toBe(Code.AccessAccept);
+
+    const back = server.logs.length;
+    await r1.start();
+    await connectedTo(r1.url, back);
+    expect(server.logs.slice(back).some((l) => l.event === "switch.failover" && l.from === r2.url && l.to === r1.url)).toBe(true);
+    await mobileLogin("sw-m1");
+  }, 120_000);
+});
+
+/** A raw WebSocket to a relay, for the refusals; resolves frames as they come. */
+function rawSocket(relay: Relay) {
+  const frames: Array<Record<string, unknown>> = [];
+  let closed: { code: number; reason: string } | undefined;
+  const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/switch/v1`, { tls: { ca: relay.cert() } } as unknown as string[]);
+  ws.onmessage = (e) => frames.push(JSON.parse(String(e.data)));
+  ws.onclose = (e) => (closed = { code: e.code, reason: e.reason });
+  return {
+    ws,
+    frames,
+    closed: () => closed,
+    next: (t: string) => eventually(`frame ${t}`, () => frames.find((f) => f.t === t)),
+    whenClosed: () => eventually("the relay to close", () => closed),
+  };
+}
+
+describe("refusals", () => {
+  /** Enrols a second appliance "intruder" on relay 1 with a raw socket and returns it, authenticated. */
+  async function intruder() {
+    const token = await r1.token(`intruder-${nextPhone++}`);
+    const name = token.split(".")[0]!;
+    const key = keyFromSeed(crypto.getRandomValues(new Uint8Array(32)));
+    const s = rawSocket(r1);
+    const ch = await s.next("challenge");
+    s.ws.send(JSON.stringify({ id: 1, t: "hello", name, sig: signAuth(key.privateKey, String(ch.nonce), String(ch.public_url), name), enrol: { token, public_key: key.publicKey } }));
+    await s.next("welcome");
+    return { ...s, name };
+  }
+
+  test("a frame larger than the maximum closes the connection (1009)", async () => {
+    const s = await intruder();
+    s.ws.send(JSON.stringify({ id: 2, t: "deliver", to: "+46701230001", text: "x".repeat(70 * 1024) }));
+    expect((await s.whenClosed()).code).toBe(1009);
+  }, 30_000);
+
+  test("a replayed frame id closes the connection", async () => {
+    const s = await intruder();
+    s.ws.send(JSON.stringify({ id: 5, t: "ping" }));
+    await s.next("pong");
+    s.ws.send(JSON.stringify({ id: 5, t: "ping" }));
+    expect((await s.whenClosed()).code).toBe(4400);
+  }, 30_000);
+
+  test("another appliance's link and another connection's request are refused and audited", async () => {
+    // A link of the real appliance's, in flight on relay 1.
+    await user("sw-t4", "touch");
+    const from = gateway.messages.length;
+    const pending = held("sw-t4");
+    const link = linkIn(await nextSms(phones["sw-t4"]!, from))!;
+    const s = await intruder();
+    const sent = gateway.messages.length;
+    s.ws.send(JSON.stringify({ id: 2, t: "deliver", to: "+46701230002", text: `Approve: ${link}` }));
+    const result = await s.next("result");
+    expect(result).toMatchObject({ ok: false, reason: "rejected" });
+    expect(gateway.messages.length).toBe(sent);
+    await waitLog(r1.proc!, (l) => l.event === "switch.frame_refused" && l.appliance === s.name && l.reason === "foreign_link");
+    s.ws.send(JSON.stringify({ id: 3, t: "http-res", re: 1, status: 200, headers: {}, body: "forged" }));
+    await waitLog(r1.proc!, (l) => l.event === "switch.frame_refused" && l.appliance === s.name && l.reason === "unknown_request");
+    // The link still belongs to its appliance: approving it completes the login.
+    await approve(link);
+    expect(await pending).toBe(Code.AccessAccept);
+  }, 60_000);
+
+  test("an unenrolled key is refused; a removed appliance's connection is closed at once", async () => {
+    const key = keyFromSeed(crypto.getRandomValues(new Uint8Array(32)));
+    const s = rawSocket(r1);
+    const ch = await s.next("challenge");
+    s.ws.send(JSON.stringify({ id: 1, t: "hello", name: "branch-1", sig: signAuth(key.privateKey, String(ch.nonce), String(ch.public_url), "branch-1") }));
+    expect((await s.whenClosed()).code).toBe(4401);
+    await waitLog(r1.proc!, (l) => l.event === "switch.auth_refused" && l.reason === "bad_signature");
+
+    const mark = server.logs.length;
+    expect(await r1.home.cli(["switch", "appliance", "remove", "branch-1"])).toContain("removed");
+    await waitLog(r1.proc!, (l) => l.event === "switch.appliance_removed" && l.appliance === "branch-1");
+    const gone = await eventually("the appliance to be cut off", () => server.logs.slice(mark).find((l) => l.event === "switch.disconnected" && l.url === r1.url));
+    expect(gone.code).toBe(4403);
+    // It is refused from then on, and carries on through the secondary.
+    await connectedTo(r2.url, mark);
+    await waitLog(r1.proc!, (l) => l.event === "switch.auth_refused" && l.appliance === "branch-1" && l.reason === "not_enrolled");
+  }, 60_000);
+});
+
+describe("no relay reachable", () => {
+  test("a login that needs the relay falls back as a failed delivery does: TOTP for type 2, FAILED_DELIVERY for Magic Link", async () => {
+    await user("sw-m9", "mobile");
+    const seed = encodeBase32(crypto.getRandomValues(new Uint8Array(20)));
+    await app.cli(["token", "add", "sw-m9", "--totp", "--secret", seed]);
+    const mark = server.logs.length;
+    r1.kill();
+    r2.kill();
+    await eventually("both relays gone", () => (server.logs.slice(mark).filter((l) => l.event === "switch.disconnected").length > 0 ? true : undefined), { tries: 300, timeoutMs: 20_000 });
+    const first = await rad([`User-Name = sw-m9`, `User-Password = ${quote(PASSWORD)}`]);
+    expect(first.code).toBe("Access-Challenge");
+    expect(attr(first, "Reply-Message")).toContain("authenticator app");
+    const ok = await rad([`User-Name = sw-m9`, `User-Password = ${totp(decodeBase32(seed), { now: Date.now() })}`, `State = ${attr(first, "State")}`]);
+    expect(ok.code).toBe("Access-Accept");
+    const call = await fetch(`http://127.0.0.1:${server.httpPort}/api/sfwa/auth?msisdn=${encodeURIComponent("+46701239998")}`, { headers: { "api-key": apiKey }, signal: AbortSignal.timeout(30_000) });
+    expect(await call.text()).toBe('{"code":"FAILED_DELIVERY"}');
+    const ready = await (await fetch(`http://127.0.0.1:${server.adminPort}/readyz`)).json();
+    expect(ready).toMatchObject({ status: "ready", switch: { state: "connecting", url: null } });
+  }, 60_000);
+});
