@@ -101,9 +101,15 @@ export function signatureId(signature: Uint8Array): string {
   return Buffer.from(signature.subarray(0, 32)).toString("base64url");
 }
 
-/** A device ID: 128 random bits, base64url (22 characters). */
+/**
+ * A device ID: 128 random bits, base64url (22 characters), never starting with "-": administrators
+ * pass it on the command line (`device remove ID`), where a leading dash reads as an option.
+ */
 export function newDeviceId(random: (n: number) => Uint8Array): string {
-  return Buffer.from(random(16)).toString("base64url");
+  for (;;) {
+    const id = Buffer.from(random(16)).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
 }
 
 /** The shape of a device ID (Portcullis-Device, `device remove ID`). */
