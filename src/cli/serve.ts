@@ -147,6 +147,7 @@ export async function serve(ctx: ServeContext): Promise<void> {
   const listen = (ctx.flags?.radiusListen?.length ? ctx.flags.radiusListen : config.radius.listen).map(splitListen);
   const radius = new RADIUSServer(store, engine, {
     health,
+    idempotencyRecords: config.store.idempotency_records,
     listen,
     recvBufferBytes: config.radius.recv_buffer_bytes,
     dedupeTtlMs: config.radius.dedupe_ttl_s * 1000,

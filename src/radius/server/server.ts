@@ -65,6 +65,8 @@ export interface RADIUSServerOptions {
    * without it the reload loop probes the store itself.
    */
   health?: { readonly ok: boolean };
+  /** Use the store's idempotency records when it has them (default true). */
+  idempotencyRecords?: boolean;
   /** Called once per Access-Request handled (not duplicates), with its result and handling time in seconds (metrics). */
   observe?: (result: "accept" | "reject" | "challenge" | "drop", seconds: number) => void;
 }
@@ -88,7 +90,7 @@ export class RADIUSServer {
   ) {
     this.dedupe = new DedupeCache<SettledDrop>(options.dedupeTtlMs);
     this.dropLog = new RateLimitedLog(options.dropLogIntervalMs);
-    this.replies = store.radiusReplies;
+    this.replies = options.idempotencyRecords === false ? undefined : store.radiusReplies;
   }
 
   /** Loads clients, binds every listen address, and starts the reload loop. Rejects if a bind fails. */
