@@ -194,6 +194,7 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
   const listen = worker ? worker.listen : configured;
   const radius = new RADIUSServer(store, engine, {
     health,
+    idempotencyRecords: config.store.idempotency_records,
     listen,
     recvBufferBytes: config.radius.recv_buffer_bytes,
     dedupeTtlMs: config.radius.dedupe_ttl_s * 1000,

@@ -466,6 +466,10 @@ export const configSchema = v.strictObject({
       (s) => s === "" || /^postgres(ql)?:\/\/\S+$/i.test(s),
     ),
     pool_size: integer(10, 1, 200, "PostgreSQL connections each appliance keeps open (ignored for SQLite)."),
+    idempotency_records: bool(
+      true,
+      "PostgreSQL: record each RADIUS reply for `[radius] dedupe_ttl_s`, so that a NAS failing over to another appliance with the same packet gets the same answer. Costs one read and one write per Access-Request (batched). Ignored for SQLite.",
+    ),
     synchronous: oneOf(
       ["normal", "full"] as const,
       "normal",

@@ -69,6 +69,8 @@ export interface RADIUSServerOptions {
    * without it the reload loop probes the store itself.
    */
   health?: { readonly ok: boolean };
+  /** Use the store's idempotency records when it has them (default true). */
+  idempotencyRecords?: boolean;
   /** Called once per Access-Request handled (not duplicates), with its result and handling time in seconds (metrics). */
   observe?: (result: "accept" | "reject" | "challenge" | "drop", seconds: number) => void;
 }
@@ -94,7 +96,7 @@ export class RADIUSServer {
   ) {
     this.dedupe = new DedupeCache<SettledDrop>(options.dedupeTtlMs);
     this.dropLog = new RateLimitedLog(options.dropLogIntervalMs);
-    this.replies = store.radiusReplies;
+    this.replies = options.idempotencyRecords === false ? undefined : store.radiusReplies;
   }
 
   /** Loads clients, binds every listen address, and starts the reload loop. Rejects if a bind fails. */
@@ -231,9 +233,13 @@ export class RADIUSServer {
     this.replies.get(replyKey, now).then(
       (recorded) => {
         if (!recorded) return this.decide(endpoint, entry, packet, key, replyKey, source, sourcePort, started, now);
-        this.stats.duplicates++;
-        this.dedupe.finish(key, recorded, Date.now());
-        endpoint.send(recorded, sourcePort, source);
+        try {
+          this.stats.duplicates++;
+          this.dedupe.finish(key, recorded, Date.now());
+          endpoint.send(recorded, sourcePort, source);
+        } catch (err) {
+          this.failed(key, source, started, "reply", err);
+        }
       },
       (err: unknown) => {
         // The record cannot be read (the store is failing): evaluate; every single-use rule still holds.
@@ -322,7 +328,13 @@ export class RADIUSServer {
     if (replyKey && this.replies) {
       // Recorded before it is sent: whenever a NAS has seen an answer, every node can repeat it.
       // A failed write still sends the reply (this node decided it); only the failover repeat is lost.
-      const send = () => endpoint.send(bytes, sourcePort, source);
+      const send = () => {
+        try {
+          endpoint.send(bytes, sourcePort, source);
+        } catch (err) {
+          this.drop("internal_error", source, { stage: "reply", error: errorName(err) });
+        }
+      };
       this.replies.put(replyKey, bytes, Date.now() + this.options.dedupeTtlMs).then(send, (err: unknown) => {
         this.dropLog.log("error", "replies", "radius.reply_record_failed", { stage: "write", error: errorName(err) });
         send();

@@ -46,7 +46,7 @@ describe("defaults", () => {
     const { config, file } = loadConfig({ env: {}, systemFile: NOFILE, cwd: "/srv" });
     expect(file).toBeUndefined();
     expect(config.data_dir).toBe("/srv/data");
-    expect(config.store).toEqual({ driver: "sqlite", path: "/srv/data/portcullis.db", url: "", pool_size: 10, synchronous: "normal", cache: true, busy_timeout_ms: 5000 });
+    expect(config.store).toEqual({ driver: "sqlite", path: "/srv/data/portcullis.db", url: "", pool_size: 10, idempotency_records: true, synchronous: "normal", cache: true, busy_timeout_ms: 5000 });
     expect(config.keys.key_file).toBe("/srv/data/portcullis.key");
     expect(config.radius.listen).toEqual(["0.0.0.0:1812"]);
     expect(config.radius.challenge_ttl_s).toBe(120);
