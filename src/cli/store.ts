@@ -17,7 +17,7 @@ export const STORE_USAGE = ["portcullis store check", "portcullis store copy --t
 export const CHECK_EXIT = { ok: 0, unreachable: 3, schema: 4, readOnly: 5 } as const;
 
 /** Tables that are not copied: bookkeeping each database keeps for itself. */
-const NOT_COPIED = new Set(["schema_migrations", "change_counter", "heartbeat", "radius_replies"]);
+const NOT_COPIED = new Set(["schema_migrations", "change_counter", "cache_epoch", "heartbeat", "radius_replies"]);
 /** Parameters per INSERT statement (PostgreSQL's limit is 65,535). */
 const MAX_PARAMS = 30_000;
 
