@@ -1,5 +1,5 @@
-// `[radius] workers = 2`: two RADIUS processes on one port (SO_REUSEPORT) over one SQLite store,
-// supervised by `serve`. Every log line of a worker carries `"worker":N`, which is how these tests
+// `[radius] workers = 2`: two RADIUS processes on one port (SO_REUSEPORT) over one store (SQLite,
+// and PostgreSQL on a throwaway server on loopback), supervised by `serve`. Every log line of a worker carries `"worker":N`, which is how these tests
 // know which process decided a request.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Appliance, Attr, Code, UDPClient, buildAccessRequest, eventually, statusServer, type LogLine, type ServerProcess } from "./helpers/appliance.ts";
 import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
+import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "./helpers/postgres.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const codeOf = (seed: string, stepOffset = 0) => totp(decodeBase32(seed), { now: Date.now(), stepOffset });
@@ -30,15 +31,22 @@ async function metric(server: ServerProcess, sample: string): Promise<number> {
   return line === undefined ? NaN : Number(line.slice(sample.length + 1));
 }
 
-describe("two RADIUS workers", () => {
+const BACKENDS = POSTGRES_SKIP_REASON ? (["sqlite"] as const) : (["sqlite", "postgres"] as const);
+
+for (const backend of BACKENDS) describe(`two RADIUS workers on ${backend}`, () => {
   let app: Appliance;
   let server: ServerProcess;
   let secret: string;
+  let pg: PostgresServer | undefined;
   const seeds: Record<string, string> = {};
 
   beforeAll(async () => {
     // Wrong and replayed codes are counted; the bound keeps this file's attempts from reaching a back-off.
     app = new Appliance({ PORTCULLIS_RADIUS_WORKERS: "2", PORTCULLIS_LOCKOUT_CODE_THRESHOLD: "100", PORTCULLIS_LOCKOUT_CODE_IDENTITY_CAP: "100" });
+    if (backend === "postgres") {
+      pg = await startPostgres();
+      app.writeConfig(`[store]\nurl = "${await pg.createDatabase()}"\n`);
+    }
     secret = `it-${randomBytes(12).toString("hex")}`;
     const names = [...Array.from({ length: USERS }, (_, i) => `retx${i}`), "replay", "lock"];
     const rows = names.map((name) => {
@@ -55,6 +63,7 @@ describe("two RADIUS workers", () => {
   }, 120_000);
   afterAll(async () => {
     await app?.[Symbol.asyncDispose]();
+    pg?.destroy();
   });
 
   test("the supervisor starts two workers on one port, steered by Identifier, and keeps the HTTP listeners", () => {
