@@ -129,7 +129,7 @@ async function createSwitchClient(config: Config, store: Store, audit: AuditBus[
     log("error", "switch.not_joined", { detail: "switch.urls is set but this appliance has not joined a switch: run portcullis switch join URL TOKEN" });
     return undefined;
   }
-  return new SwitchClient({ urls: config.switch.urls, ca, name: id.name, privateKey: id.privateKey, handleHttp, audit, log, primaryRetryMs: config.switch.primary_retry_s * 1000 });
+  return new SwitchClient({ urls: config.switch.urls, ca, name: id.name, privateKey: id.privateKey, handleHttp, audit, log, primaryRetryMs: config.switch.primary_retry_s * 1000, enrolments: () => store.devices.liveEnrolments(Date.now(), 200) });
 }
 
 /**

@@ -38,6 +38,13 @@ export interface SwitchClientOptions {
   enrol?: { token: string; publicKey: string };
   /** Answers a page request forwarded by the relay (the public app's fetch). */
   handleHttp?(req: TunnelRequest): Promise<TunnelResponse>;
+  /**
+   * The approver app's live enrolment codes (their hashes and expiry): each is announced to the
+   * relay in use, which then routes the enrolment call that carries the code to this appliance.
+   */
+  enrolments?(): Promise<Array<{ codeHash: string; expiresAt: number }>>;
+  /** How often the live enrolment codes are read and new ones announced (ms). */
+  enrolmentCheckMs?: number;
   audit(event: AuditEvent): void;
   log(level: Level, event: string, fields?: Record<string, unknown>): void;
   /** How often, while on a secondary, the primary is tried again (ms). */
@@ -67,7 +74,12 @@ interface Link {
   ready: boolean;
   publicUrl?: string;
   pending: Map<number, (f: Frame | undefined) => void>;
+  /** Enrolment code hashes announced on this connection. */
+  announced: Set<string>;
 }
+
+/** Enrolment codes announced in one frame at most (each is 64 hex characters and an expiry). */
+const ENROLMENTS_PER_FRAME = 200;
 
 function wsUrl(base: string): string {
   return base.replace(/^http/i, "ws").replace(/\/+$/, "") + SWITCH_PATH;
@@ -209,6 +221,13 @@ export class SwitchClient {
         if (!pong && link.ready && this.active === link) link.peer.close(4408, "heartbeat missed");
       });
     }, this.o.heartbeatMs ?? 20_000);
+    if (this.o.enrolments) {
+      void this.announce(link);
+      const check = setInterval(() => {
+        if (!link.ready) return clearInterval(check);
+        if (this.active === link) void this.announce(link);
+      }, this.o.enrolmentCheckMs ?? 2000);
+    }
     this.active = link;
     this.attempt = 0;
     this.connects++;
@@ -216,6 +235,21 @@ export class SwitchClient {
     if (this.lastUrl !== undefined && this.lastUrl !== link.url) this.o.audit({ type: "switch.failover", from: this.lastUrl, to: link.url });
     this.lastUrl = link.url;
     for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Tells the relay about enrolment codes it has not heard of on this connection. */
+  private async announce(link: Link): Promise<void> {
+    let live: Array<{ codeHash: string; expiresAt: number }>;
+    try {
+      live = await this.o.enrolments!();
+    } catch (err) {
+      this.o.log("warn", "switch.enrolments_failed", { error: (err as Error)?.name ?? "error" });
+      return;
+    }
+    const fresh = live.filter((e) => !link.announced.has(e.codeHash)).slice(0, ENROLMENTS_PER_FRAME);
+    if (fresh.length === 0 || !link.ready) return;
+    for (const e of fresh) link.announced.add(e.codeHash);
+    link.peer.send(link.out.frame("enrolments", { codes: fresh.map((e) => ({ hash: e.codeHash, expires: e.expiresAt })) }).text);
   }
 
   private lost(link: Link, code: number, reason: string): void {
@@ -246,6 +280,7 @@ export class SwitchClient {
       lastIn: 0,
       ready: false,
       pending: new Map(),
+      announced: new Set(),
       peer: undefined as unknown as WsPeer,
     };
     // A connect that hangs (packets dropped on the way) counts as a failure after the deadline.

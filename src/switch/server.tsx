@@ -2,7 +2,9 @@
 // messages through its own channels and push, and serves the approval pages under its public_url,
 // forwarding each page request to the appliance that owns the link. It keeps no secret of a user:
 // the appliance renders the page and checks the answer (CSRF, number match) exactly as on its own
-// listener; the relay routes by the link token's hash only.
+// listener; the relay routes by the link token's hash only. The approver app's API is routed the
+// same way: an enrolment call by the hash of its single-use code (announced by the appliance that
+// made it), every later call by the device ID the appliance assigned at that enrolment.
 
 import { randomBytes } from "node:crypto";
 import { Hono } from "hono";
@@ -11,6 +13,7 @@ import type { AuditEvent } from "../audit/events.ts";
 import type { Level } from "../audit/log.ts";
 import type { Dispatcher } from "../delivery/dispatcher.ts";
 import { APPROVAL_CSS, APPROVAL_CSS_PATH, InvalidLinkPage } from "../http/pages/approval.tsx";
+import { DEVICE_ID, ENROLMENT_CODE, hashEnrolmentCode } from "../devices/keys.ts";
 import { hashLinkToken, LINK_TOKEN_PATTERN } from "../magiclink/tokens.ts";
 import type { PushHosts } from "../push/hosts.ts";
 import type { WsPeer, WsSession } from "../runtime/websocket.ts";
@@ -23,6 +26,10 @@ const AUTH_DEADLINE_MS = 10_000;
 export const MAX_UNAUTHENTICATED_PER_ADDRESS = 8;
 /** A page request forwarded to an appliance waits this long for its answer. */
 const TUNNEL_TIMEOUT_MS = 15_000;
+/** An announced enrolment code is routed at most this long (codes live 10 minutes). */
+const ENROLMENT_ROUTE_MS = 15 * 60_000;
+/** Enrolment codes one `enrolments` frame may announce. */
+const MAX_ENROLMENTS_PER_FRAME = 200;
 
 export interface SwitchServerOptions {
   db: SwitchDb;
@@ -46,6 +53,8 @@ export interface SwitchCounters {
   authRefused: number;
   delivered: number;
   pagesForwarded: number;
+  /** Approver-app calls answered 404 because neither their enrolment code nor their device was known. */
+  appUnrouted: number;
 }
 
 interface Conn {
@@ -89,7 +98,7 @@ export class SwitchServer {
   private readonly unauthenticated = new Map<string, number>();
   private readonly now: () => number;
   private readonly fetchImpl: typeof fetch;
-  readonly counters: SwitchCounters = { framesRefused: 0, authRefused: 0, delivered: 0, pagesForwarded: 0 };
+  readonly counters: SwitchCounters = { framesRefused: 0, authRefused: 0, delivered: 0, pagesForwarded: 0, appUnrouted: 0 };
   private readonly sweep: ReturnType<typeof setInterval>;
 
   constructor(private readonly o: SwitchServerOptions) {
@@ -215,6 +224,8 @@ export class SwitchServer {
         case "ping":
           this.send(c, "pong", { re: f.id });
           return;
+        case "enrolments":
+          return this.enrolments(c, f);
         default:
           return this.refuse(c, "unknown_type");
       }
@@ -251,6 +262,19 @@ export class SwitchServer {
     this.conns.set(name, c);
     this.o.audit({ type: "switch.appliance_connected", appliance: name, client: c.address });
     this.send(c, "welcome", { name, public_url: this.o.publicUrl });
+  }
+
+  /** The appliance announces enrolment codes it made (their hashes): their enrolment calls are routed to it. */
+  private enrolments(c: Conn, f: Frame): void {
+    const codes = Array.isArray(f.codes) ? (f.codes as unknown[]) : undefined;
+    if (!codes || codes.length > MAX_ENROLMENTS_PER_FRAME) return this.refuse(c, "bad_enrolments");
+    const now = this.now();
+    for (const e of codes) {
+      const { hash, expires } = (e ?? {}) as { hash?: unknown; expires?: unknown };
+      if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash) || typeof expires !== "number" || !Number.isFinite(expires)) return this.refuse(c, "bad_enrolments");
+      if (expires <= now) continue;
+      if (!this.o.db.claimEnrolment(hash, c.name!, Math.min(expires, now + ENROLMENT_ROUTE_MS))) this.refuse(c, "foreign_enrolment");
+    }
   }
 
   private async deliver(c: Conn, f: Frame): Promise<void> {
@@ -349,25 +373,63 @@ export class SwitchServer {
   }
 
   /**
-   * The approver app's API, forwarded to the appliance: only while exactly one appliance is
-   * connected (a device's requests carry nothing the relay could route by). The event stream is not
-   * relayed; the app then polls the request list.
+   * The approver app's API, forwarded to the appliance it belongs to: an enrolment call to the
+   * appliance that announced its code, every other call to the appliance that enrolled the device
+   * it names (Portcullis-Device). A call the relay cannot route is answered 404 and counted; it is
+   * never sent to another appliance. The event stream is not relayed; the app then polls.
    */
   private async appApi(req: Request, url: URL, env: { remoteAddress: string }): Promise<Response> {
     const json = (status: number, error: string) => new Response(JSON.stringify({ error }), { status, headers: { "Content-Type": "application/json", "Cache-Control": "no-store" } });
     if (url.pathname === "/app/api/v1/events") return json(404, "the event stream is not relayed; poll /app/api/v1/requests");
     if (!["GET", "POST", "PUT", "DELETE"].includes(req.method)) return json(405, "method not allowed");
-    if (this.conns.size !== 1) return json(503, "no appliance to answer");
-    const c = [...this.conns.values()][0]!;
     const body = req.method === "GET" ? "" : await req.text();
     if (body.length > 8 * 1024) return json(413, "body too large");
+    const now = this.now();
+    let owner: string | undefined;
+    let enrolment: string | undefined;
+    if (url.pathname === "/app/api/v1/devices" && req.method === "POST") {
+      let code: unknown;
+      try {
+        code = (JSON.parse(body) as { enrolment?: unknown } | null)?.enrolment;
+      } catch {
+        code = undefined;
+      }
+      if (typeof code === "string" && ENROLMENT_CODE.test(code)) {
+        enrolment = hashEnrolmentCode(code);
+        owner = this.o.db.enrolmentOwner(enrolment, now);
+      }
+    } else {
+      const device = req.headers.get("portcullis-device") ?? "";
+      owner = DEVICE_ID.test(device) ? this.o.db.deviceOwner(device) : undefined;
+    }
+    if (!owner) {
+      this.counters.appUnrouted++;
+      return json(404, enrolment !== undefined || url.pathname === "/app/api/v1/devices" ? "unknown enrolment code" : "unknown device");
+    }
+    const c = this.conns.get(owner);
+    if (!c) return json(503, "the appliance is not connected");
     const headers: Record<string, string> = {};
     for (const k of APP_REQUEST_HEADERS) {
       const v = req.headers.get(k);
       if (v !== null) headers[k] = v;
     }
     const answer = await this.forward(c, { method: req.method, path: url.pathname + url.search, headers, body, address: env.remoteAddress });
-    return answer ?? json(503, "the appliance did not answer");
+    if (!answer) return json(503, "the appliance did not answer");
+    if (enrolment !== undefined && answer.status === 201) {
+      // The code is spent; the device it made is routed to this appliance from now on.
+      this.o.db.forgetEnrolment(enrolment);
+      let id: unknown;
+      try {
+        id = (JSON.parse(await answer.clone().text()) as { device?: unknown } | null)?.device;
+      } catch {
+        id = undefined;
+      }
+      if (typeof id !== "string" || !DEVICE_ID.test(id) || !this.o.db.claimDevice(id, owner, now)) {
+        this.refuse(c, "foreign_device");
+        return json(502, "the appliance's answer was refused");
+      }
+    }
+    return answer;
   }
 
   /** Sends one request to an appliance and turns its answer into a Response (undefined: no answer in time). */
