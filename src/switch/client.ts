@@ -38,6 +38,8 @@ export interface SwitchClientOptions {
   enrol?: { token: string; publicKey: string };
   /** Answers a page request forwarded by the relay (the public app's fetch). */
   handleHttp?(req: TunnelRequest): Promise<TunnelResponse>;
+  /** Answers the approver app's event stream forwarded by the relay (the public app's fetch, unread). */
+  openStream?(req: TunnelRequest): Promise<Response>;
   /**
    * The approver app's live enrolment codes (their hashes and expiry): each is announced to the
    * relay in use, which then routes the enrolment call that carries the code to this appliance.
@@ -76,7 +78,12 @@ interface Link {
   pending: Map<number, (f: Frame | undefined) => void>;
   /** Enrolment code hashes announced on this connection. */
   announced: Set<string>;
+  /** Event streams relayed on this connection, by the relay's frame id. */
+  streams: Map<number, { cancel(): Promise<void> }>;
 }
+
+/** Event-stream text sent in one frame at most (well under the frame limit once JSON-escaped). */
+const STREAM_CHUNK_CHARS = 16 * 1024;
 
 /** Enrolment codes announced in one frame at most (each is 64 hex characters and an expiry). */
 const ENROLMENTS_PER_FRAME = 200;
@@ -281,6 +288,7 @@ export class SwitchClient {
       ready: false,
       pending: new Map(),
       announced: new Set(),
+      streams: new Map(),
       peer: undefined as unknown as WsPeer,
     };
     // A connect that hangs (packets dropped on the way) counts as a failure after the deadline.
@@ -307,6 +315,8 @@ export class SwitchClient {
         closed = true;
         for (const r of link.pending.values()) r(undefined);
         link.pending.clear();
+        for (const reader of link.streams.values()) void reader.cancel().catch(() => {});
+        link.streams.clear();
         onClose(link, code, reason);
         link.ready = false;
       },
@@ -333,6 +343,18 @@ export class SwitchClient {
       void this.tunnel(link, f);
       return;
     }
+    if (f.t === "stream") {
+      void this.stream(link, f);
+      return;
+    }
+    if (f.t === "stream-close") {
+      const reader = typeof f.re === "number" ? link.streams.get(f.re) : undefined;
+      if (reader) {
+        link.streams.delete(f.re!);
+        void reader.cancel().catch(() => {});
+      }
+      return;
+    }
     if (typeof f.re === "number") {
       const r = link.pending.get(f.re);
       if (r) {
@@ -340,6 +362,50 @@ export class SwitchClient {
         r(f);
       }
     }
+  }
+
+  /**
+   * The approver app's event stream for the relay: the answer's status and headers, then its text
+   * in `stream-data` frames as the appliance writes it, then `stream-end`. The relay's
+   * `stream-close` (the phone went away) or a lost connection ends it.
+   */
+  private async stream(link: Link, f: Frame): Promise<void> {
+    const send = (t: string, fields: Record<string, unknown>) => {
+      if (link.ready) link.peer.send(link.out.frame(t, { re: f.id, ...fields }).text);
+    };
+    const path = typeof f.path === "string" ? f.path : "";
+    if (!this.o.openStream || !/^\/app\/api\/v1\/events(?:\?[^\s#]*)?$/.test(path) || f.method !== "GET") return send("stream-res", { status: 404, headers: {}, body: "" });
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries((f.headers as Record<string, unknown>) ?? {})) {
+      if (/^portcullis-(device|time|signature)$/.test(k) && typeof v === "string") headers[k] = v;
+    }
+    let res: Response;
+    try {
+      res = await this.o.openStream({ method: "GET", path, contentType: "", headers, body: "", address: typeof f.address === "string" ? f.address : "" });
+    } catch {
+      return send("stream-res", { status: 500, headers: {}, body: "" });
+    }
+    const out: Record<string, string> = {};
+    res.headers.forEach((v, k) => (out[k] = v));
+    if (res.status !== 200 || !res.body || !link.ready) {
+      const body = await res.text().catch(() => "");
+      return send("stream-res", { status: res.status, headers: out, body: body.slice(0, STREAM_CHUNK_CHARS) });
+    }
+    const reader = res.body.getReader();
+    link.streams.set(f.id, reader);
+    send("stream-res", { status: 200, headers: out, streaming: true });
+    const dec = new TextDecoder();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || !link.streams.has(f.id)) break;
+        const text = dec.decode(value, { stream: true });
+        for (let at = 0; at < text.length; at += STREAM_CHUNK_CHARS) send("stream-data", { data: text.slice(at, at + STREAM_CHUNK_CHARS) });
+      }
+    } catch {
+      // The stream was cancelled (the relay closed it, or the connection went).
+    }
+    if (link.streams.delete(f.id)) send("stream-end", {});
   }
 
   private async tunnel(link: Link, f: Frame): Promise<void> {

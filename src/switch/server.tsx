@@ -28,6 +28,8 @@ export const MAX_UNAUTHENTICATED_PER_ADDRESS = 8;
 const TUNNEL_TIMEOUT_MS = 15_000;
 /** An announced enrolment code is routed at most this long (codes live 10 minutes). */
 const ENROLMENT_ROUTE_MS = 15 * 60_000;
+/** Approver-app event streams the relay holds open for one appliance; one more is answered 429. */
+export const MAX_STREAMS_PER_APPLIANCE = 64;
 /** Enrolment codes one `enrolments` frame may announce. */
 const MAX_ENROLMENTS_PER_FRAME = 200;
 
@@ -67,6 +69,8 @@ interface Conn {
   publicKey?: string;
   /** Page requests forwarded on this connection, by frame id. */
   pending: Map<number, (f: Frame | undefined) => void>;
+  /** Approver-app event streams relayed on this connection, by the frame id that opened them. */
+  streams: Map<number, ReadableStreamDefaultController<Uint8Array>>;
   timer?: ReturnType<typeof setTimeout>;
   /** Stops counting this connection as unauthenticated. */
   uncount?: () => void;
@@ -139,6 +143,7 @@ export class SwitchServer {
     if (c.name && this.conns.get(c.name) === c) this.conns.delete(c.name);
     for (const resolve of c.pending.values()) resolve(undefined);
     c.pending.clear();
+    this.endStreams(c);
     c.peer.close(code, reason);
   }
 
@@ -155,7 +160,7 @@ export class SwitchServer {
 
   /** A new WebSocket: challenge it, and close it unless it authenticates in time. */
   open(peer: WsPeer, address: string): WsSession {
-    const c: Conn = { peer, address, out: new FrameCounter(), lastIn: 0, nonce: randomBytes(32).toString("base64url"), pending: new Map() };
+    const c: Conn = { peer, address, out: new FrameCounter(), lastIn: 0, nonce: randomBytes(32).toString("base64url"), pending: new Map(), streams: new Map() };
     const waiting = (this.unauthenticated.get(address) ?? 0) + 1;
     let counted = true;
     const uncount = () => {
@@ -189,8 +194,21 @@ export class SwitchServer {
         }
         for (const resolve of c.pending.values()) resolve(undefined);
         c.pending.clear();
+        this.endStreams(c);
       },
     };
+  }
+
+  /** Ends the phones' event streams of a connection that went (the app then polls, and reconnects). */
+  private endStreams(c: Conn): void {
+    for (const ctrl of c.streams.values()) {
+      try {
+        ctrl.close();
+      } catch {
+        // already closed by the phone
+      }
+    }
+    c.streams.clear();
   }
 
   private authRefused(c: Conn, reason: string, appliance?: string): void {
@@ -215,6 +233,23 @@ export class SwitchServer {
           return await this.deliver(c, f);
         case "push":
           return await this.push(c, f);
+        case "stream-data":
+        case "stream-end": {
+          const ctrl = typeof f.re === "number" ? c.streams.get(f.re) : undefined;
+          // Text for a stream the phone already left crosses the relay's stream-close: dropped quietly.
+          if (!ctrl) return;
+          try {
+            if (f.t === "stream-data" && typeof f.data === "string") ctrl.enqueue(new TextEncoder().encode(f.data));
+            if (f.t === "stream-end") {
+              c.streams.delete(f.re!);
+              ctrl.close();
+            }
+          } catch {
+            c.streams.delete(f.re!);
+          }
+          return;
+        }
+        case "stream-res":
         case "http-res": {
           const resolve = typeof f.re === "number" ? c.pending.get(f.re) : undefined;
           if (!resolve) return this.refuse(c, "unknown_request");
@@ -380,7 +415,7 @@ export class SwitchServer {
    */
   private async appApi(req: Request, url: URL, env: { remoteAddress: string }): Promise<Response> {
     const json = (status: number, error: string) => new Response(JSON.stringify({ error }), { status, headers: { "Content-Type": "application/json", "Cache-Control": "no-store" } });
-    if (url.pathname === "/app/api/v1/events") return json(404, "the event stream is not relayed; poll /app/api/v1/requests");
+    if (url.pathname === "/app/api/v1/events" && req.method !== "GET") return json(405, "method not allowed");
     if (!["GET", "POST", "PUT", "DELETE"].includes(req.method)) return json(405, "method not allowed");
     const body = req.method === "GET" ? "" : await req.text();
     if (body.length > 8 * 1024) return json(413, "body too large");
@@ -413,6 +448,10 @@ export class SwitchServer {
       const v = req.headers.get(k);
       if (v !== null) headers[k] = v;
     }
+    if (url.pathname === "/app/api/v1/events") {
+      if (c.streams.size >= MAX_STREAMS_PER_APPLIANCE) return json(429, "too many event streams; poll /app/api/v1/requests");
+      return (await this.stream(c, { method: "GET", path: url.pathname + url.search, headers, address: env.remoteAddress })) ?? json(503, "the appliance did not answer");
+    }
     const answer = await this.forward(c, { method: req.method, path: url.pathname + url.search, headers, body, address: env.remoteAddress });
     if (!answer) return json(503, "the appliance did not answer");
     if (enrolment !== undefined && answer.status === 201) {
@@ -430,6 +469,51 @@ export class SwitchServer {
       }
     }
     return answer;
+  }
+
+  /**
+   * Opens the approver app's event stream on the appliance and relays it: the phone's response
+   * stays open while the appliance sends the stream's text (`stream-data`), and ends with its
+   * `stream-end`, when the appliance's connection goes, or (`stream-close` to the appliance) when
+   * the phone leaves. Undefined when the appliance does not answer in time.
+   */
+  private async stream(c: Conn, request: Record<string, unknown>): Promise<Response | undefined> {
+    let ctrl!: ReadableStreamDefaultController<Uint8Array>;
+    let id = 0;
+    const body = new ReadableStream<Uint8Array>({
+      start: (k) => {
+        ctrl = k;
+      },
+      cancel: () => {
+        if (c.streams.get(id) === ctrl) {
+          c.streams.delete(id);
+          if (this.conns.get(c.name!) === c) this.send(c, "stream-close", { re: id });
+        }
+      },
+    });
+    const answer = await new Promise<Frame | undefined>((resolve) => {
+      id = this.send(c, "stream", request);
+      // Registered before any stream-data can arrive (frames are handled in order).
+      c.streams.set(id, ctrl);
+      const timer = setTimeout(() => {
+        c.pending.delete(id);
+        resolve(undefined);
+      }, TUNNEL_TIMEOUT_MS);
+      c.pending.set(id, (f) => {
+        clearTimeout(timer);
+        resolve(f);
+      });
+    });
+    const headers = new Headers();
+    const got = (answer?.headers ?? {}) as Record<string, unknown>;
+    for (const k of FORWARDED_HEADERS) if (typeof got[k] === "string") headers.set(k, got[k] as string);
+    if (!answer || answer.status !== 200 || answer.streaming !== true) {
+      c.streams.delete(id);
+      if (!answer || typeof answer.status !== "number" || answer.status < 200 || answer.status > 599) return undefined;
+      return new Response(typeof answer.body === "string" ? answer.body : "", { status: answer.status, headers });
+    }
+    this.counters.pagesForwarded++;
+    return new Response(body, { status: 200, headers });
   }
 
   /** Sends one request to an appliance and turns its answer into a Response (undefined: no answer in time). */

@@ -159,6 +159,21 @@ async function enrolThrough(relay: Relay, link: string, device: DeviceClient, su
   device.id = ((await res.json()) as { device: string }).device;
 }
 
+/** Reads a relayed event stream until its text satisfies `until` (or it ends: undefined). */
+async function readEvents(reader: ReadableStreamDefaultReader<Uint8Array>, until: (text: string) => boolean, timeoutMs = 20_000): Promise<string | undefined> {
+  const dec = new TextDecoder();
+  let text = "";
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
+    const next = await Promise.race([reader.read(), Bun.sleep(Math.max(1, deadline - Date.now())).then(() => "timeout" as const)]);
+    if (next === "timeout") throw new Error(`no matching event within ${timeoutMs} ms; got ${JSON.stringify(text.slice(0, 500))}`);
+    if (next.done) return until(text) ? text : undefined;
+    text += dec.decode(next.value, { stream: true });
+    if (until(text)) return text;
+  }
+  throw new Error("the event stream did not match");
+}
+
 /** Opens a link in headless Chromium and presses Approve, as a user does; returns the result text. */
 async function approve(link: string): Promise<string> {
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -328,7 +343,7 @@ describe("through the relay", () => {
     const answer = await fetch(`${r1.url}${path}`, { ...ca, method: "POST", headers: { ...(await device.headers("POST", path, body)), "Content-Type": "application/json" }, body });
     expect(answer.status).toBe(200);
     expect(await pending).toBe(Code.AccessAccept);
-    // The event stream is not relayed.
+    // An event stream without a device is not routed.
     expect((await fetch(`${r1.url}/app/api/v1/events`, ca)).status).toBe(404);
   }, 60_000);
 
@@ -374,11 +389,25 @@ ca_file = "${bCa}"
       return (await fetch(`${r1.url}${path}`, { ...ca, method: "POST", headers: { ...(await d.headers("POST", path, body)), "Content-Type": "application/json" }, body })).status;
     };
 
+    const events = async (d: DeviceClient) => {
+      const path = "/app/api/v1/events";
+      const res = await fetch(`${r1.url}${path}`, { ...ca, headers: await d.headers("GET", path) });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toContain("text/event-stream");
+      return res.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+    };
+    // Each device's event stream, relayed: it carries its own appliance's requests only.
+    const streamA = await events(phoneA2);
+    const streamB = await events(phoneB);
     const pendingA = held("sw-p2");
     const pendingB = held("sw-b1", { server: bServer, secret: bSecret });
     const idA = (await eventually("A's request listed", async () => (await list(phoneA2)).ids[0], { tries: 100, timeoutMs: 20_000, everyMs: 200 }))!;
     const idB = (await eventually("B's request listed", async () => (await list(phoneB)).ids[0], { tries: 100, timeoutMs: 20_000, everyMs: 200 }))!;
     expect(idA).not.toBe(idB);
+    const seenA = (await readEvents(streamA, (t) => t.includes(idA)))!;
+    expect(seenA).toContain("event: request");
+    expect(seenA).not.toContain(idB);
+    expect((await readEvents(streamB, (t) => t.includes(idB)))!).not.toContain(idA);
     expect((await list(phoneA2)).ids).toEqual([idA]);
     expect((await list(phoneB)).ids).toEqual([idB]);
     // A's device cannot answer B's request: its call goes to A, which has no such request.
@@ -399,6 +428,9 @@ ca_file = "${bCa}"
     await waitLog(r1.proc!, (l) => l.event === "switch.appliance_removed" && l.appliance === "branch-2");
     expect((await list(phoneB)).status).toBe(404);
     expect((await list(phoneA2)).status).toBe(200);
+    // Its relayed event stream ended with its connection (the app then polls); A's stays open.
+    expect(await readEvents(streamB, () => false)).toBeUndefined();
+    await streamA.cancel();
   }, 120_000);
 
   test("a relay killed mid-flow and started again: the held request still completes, and the next login works", async () => {
