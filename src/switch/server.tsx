@@ -30,6 +30,8 @@ const TUNNEL_TIMEOUT_MS = 15_000;
 const ENROLMENT_ROUTE_MS = 15 * 60_000;
 /** Approver-app event streams the relay holds open for one appliance; one more is answered 429. */
 export const MAX_STREAMS_PER_APPLIANCE = 64;
+/** Chunks of event-stream text queued for a phone that does not read; one more ends its stream. */
+const MAX_QUEUED_STREAM_CHUNKS = 256;
 /** Enrolment codes one `enrolments` frame may announce. */
 const MAX_ENROLMENTS_PER_FRAME = 200;
 
@@ -239,7 +241,16 @@ export class SwitchServer {
           // Text for a stream the phone already left crosses the relay's stream-close: dropped quietly.
           if (!ctrl) return;
           try {
-            if (f.t === "stream-data" && typeof f.data === "string") ctrl.enqueue(new TextEncoder().encode(f.data));
+            if (f.t === "stream-data" && typeof f.data === "string") {
+              if ((ctrl.desiredSize ?? 0) < -MAX_QUEUED_STREAM_CHUNKS) {
+                // A phone that stopped reading does not hold the relay's memory: its stream ends.
+                c.streams.delete(f.re!);
+                this.send(c, "stream-close", { re: f.re });
+                ctrl.close();
+                return;
+              }
+              ctrl.enqueue(new TextEncoder().encode(f.data));
+            }
             if (f.t === "stream-end") {
               c.streams.delete(f.re!);
               ctrl.close();
