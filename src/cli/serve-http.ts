@@ -63,7 +63,14 @@ export async function startWeb(
   for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
   // The switch: one outbound connection to a relay, which answers the approval pages through the public app.
   let tunnel: ((req: TunnelRequest) => Promise<TunnelResponse>) | undefined;
-  const switchClient = await createSwitchClient(config, parts.store, parts.audit.emit, (req) => (tunnel ? tunnel(req) : Promise.resolve({ status: 503, headers: {}, body: "" })));
+  let tunnelRaw: ((req: TunnelRequest) => Promise<Response>) | undefined;
+  const switchClient = await createSwitchClient(
+    config,
+    parts.store,
+    parts.audit.emit,
+    (req) => (tunnel ? tunnel(req) : Promise.resolve({ status: 503, headers: {}, body: "" })),
+    (req) => (tunnelRaw ? tunnelRaw(req) : Promise.resolve(new Response(null, { status: 503 }))),
+  );
   const push = await createPush(config, parts.store, parts.audit.emit, switchClient);
   const { magicLink, delivery, phone, app, secret, approvals, smsCodes } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push, switchClient);
   parts.phoneReady?.(phone);
@@ -90,10 +97,13 @@ export async function startWeb(
   if (parts.listen === false) return { listeners: [], magicLink, push };
   try {
     const { listeners, publicFetch } = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, recentEvents, ...(parts.radiusListeners ? { radiusListeners: parts.radiusListeners } : {}), passwordReset, rateLimits: parts.deliveryRepos.rateLimits, radiusBound: parts.radiusBound, health: parts.health, switchClient });
-    tunnel = async (req) => {
+    tunnelRaw = async (req) => {
       const init: RequestInit = { method: req.method, headers: { ...req.headers, ...(req.contentType ? { "content-type": req.contentType } : {}) } };
       if (req.method !== "GET" && req.method !== "HEAD" && req.body !== "") init.body = req.body;
-      const res = await publicFetch(new Request(`http://switch.invalid${req.path}`, init), { remoteAddress: req.address || undefined });
+      return publicFetch(new Request(`http://switch.invalid${req.path}`, init), { remoteAddress: req.address || undefined });
+    };
+    tunnel = async (req) => {
+      const res = await tunnelRaw!(req);
       const headers: Record<string, string> = {};
       res.headers.forEach((v, k) => (headers[k] = v));
       return { status: res.status, headers, body: await res.text() };
@@ -119,7 +129,7 @@ export async function startWeb(
  * The connection to the switch relays of `[switch] urls`, not yet started; undefined without a
  * switch, or (logged) before `switch join`. Throws ConfigError when ca_file is missing or unreadable.
  */
-async function createSwitchClient(config: Config, store: Store, audit: AuditBus["emit"], handleHttp: (req: TunnelRequest) => Promise<TunnelResponse>): Promise<SwitchClient | undefined> {
+async function createSwitchClient(config: Config, store: Store, audit: AuditBus["emit"], handleHttp: (req: TunnelRequest) => Promise<TunnelResponse>, openStream: (req: TunnelRequest) => Promise<Response>): Promise<SwitchClient | undefined> {
   if (config.switch.urls.length === 0) return undefined;
   // Only Bun's WebSocket client can pin the relay's CA per connection; elsewhere the pin would be ignored.
   if (typeof Bun === "undefined") throw new ConfigError("config: switch.urls needs the Bun build of portcullis (the relay's certificate could not be pinned here)");
@@ -135,7 +145,7 @@ async function createSwitchClient(config: Config, store: Store, audit: AuditBus[
     log("error", "switch.not_joined", { detail: "switch.urls is set but this appliance has not joined a switch: run portcullis switch join URL TOKEN" });
     return undefined;
   }
-  return new SwitchClient({ urls: config.switch.urls, ca, name: id.name, privateKey: id.privateKey, handleHttp, audit, log, primaryRetryMs: config.switch.primary_retry_s * 1000 });
+  return new SwitchClient({ urls: config.switch.urls, ca, name: id.name, privateKey: id.privateKey, handleHttp, openStream, audit, log, primaryRetryMs: config.switch.primary_retry_s * 1000, enrolments: () => store.devices.liveEnrolments(Date.now(), 200) });
 }
 
 /**

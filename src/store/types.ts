@@ -594,6 +594,8 @@ export interface DeviceRepo {
    * device ID exists (the code is then not consumed).
    */
   enrol(codeHash: string, now: number, device: { id: string; name: string; publicKey: DevicePublicKey; push: PushSubscription | null }): Promise<Device | undefined>;
+  /** The hashes of the live enrolment codes (expiresAt > now) with their expiry, at most `limit` of them, newest first. */
+  liveEnrolments(now: number, limit: number): Promise<Array<{ codeHash: string; expiresAt: number }>>;
   /** A device by ID, removed or not. */
   get(id: string): Promise<Device | undefined>;
   /** Devices (of one user when `userId` is given), oldest first; removed ones only with `includeRemoved`. */

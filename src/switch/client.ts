@@ -38,6 +38,15 @@ export interface SwitchClientOptions {
   enrol?: { token: string; publicKey: string };
   /** Answers a page request forwarded by the relay (the public app's fetch). */
   handleHttp?(req: TunnelRequest): Promise<TunnelResponse>;
+  /** Answers the approver app's event stream forwarded by the relay (the public app's fetch, unread). */
+  openStream?(req: TunnelRequest): Promise<Response>;
+  /**
+   * The approver app's live enrolment codes (their hashes and expiry): each is announced to the
+   * relay in use, which then routes the enrolment call that carries the code to this appliance.
+   */
+  enrolments?(): Promise<Array<{ codeHash: string; expiresAt: number }>>;
+  /** How often the live enrolment codes are read and new ones announced (ms). */
+  enrolmentCheckMs?: number;
   audit(event: AuditEvent): void;
   log(level: Level, event: string, fields?: Record<string, unknown>): void;
   /** How often, while on a secondary, the primary is tried again (ms). */
@@ -67,7 +76,17 @@ interface Link {
   ready: boolean;
   publicUrl?: string;
   pending: Map<number, (f: Frame | undefined) => void>;
+  /** Enrolment code hashes announced on this connection. */
+  announced: Set<string>;
+  /** Event streams relayed on this connection, by the relay's frame id. */
+  streams: Map<number, { cancel(): Promise<void> }>;
 }
+
+/** Event-stream text sent in one frame at most (well under the frame limit once JSON-escaped). */
+const STREAM_CHUNK_CHARS = 16 * 1024;
+
+/** Enrolment codes announced in one frame at most (each is 64 hex characters and an expiry). */
+const ENROLMENTS_PER_FRAME = 200;
 
 function wsUrl(base: string): string {
   return base.replace(/^http/i, "ws").replace(/\/+$/, "") + SWITCH_PATH;
@@ -209,6 +228,13 @@ export class SwitchClient {
         if (!pong && link.ready && this.active === link) link.peer.close(4408, "heartbeat missed");
       });
     }, this.o.heartbeatMs ?? 20_000);
+    if (this.o.enrolments) {
+      void this.announce(link);
+      const check = setInterval(() => {
+        if (!link.ready) return clearInterval(check);
+        if (this.active === link) void this.announce(link);
+      }, this.o.enrolmentCheckMs ?? 2000);
+    }
     this.active = link;
     this.attempt = 0;
     this.connects++;
@@ -216,6 +242,21 @@ export class SwitchClient {
     if (this.lastUrl !== undefined && this.lastUrl !== link.url) this.o.audit({ type: "switch.failover", from: this.lastUrl, to: link.url });
     this.lastUrl = link.url;
     for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Tells the relay about enrolment codes it has not heard of on this connection. */
+  private async announce(link: Link): Promise<void> {
+    let live: Array<{ codeHash: string; expiresAt: number }>;
+    try {
+      live = await this.o.enrolments!();
+    } catch (err) {
+      this.o.log("warn", "switch.enrolments_failed", { error: (err as Error)?.name ?? "error" });
+      return;
+    }
+    const fresh = live.filter((e) => !link.announced.has(e.codeHash)).slice(0, ENROLMENTS_PER_FRAME);
+    if (fresh.length === 0 || !link.ready) return;
+    for (const e of fresh) link.announced.add(e.codeHash);
+    link.peer.send(link.out.frame("enrolments", { codes: fresh.map((e) => ({ hash: e.codeHash, expires: e.expiresAt })) }).text);
   }
 
   private lost(link: Link, code: number, reason: string): void {
@@ -246,6 +287,8 @@ export class SwitchClient {
       lastIn: 0,
       ready: false,
       pending: new Map(),
+      announced: new Set(),
+      streams: new Map(),
       peer: undefined as unknown as WsPeer,
     };
     // A connect that hangs (packets dropped on the way) counts as a failure after the deadline.
@@ -272,6 +315,8 @@ export class SwitchClient {
         closed = true;
         for (const r of link.pending.values()) r(undefined);
         link.pending.clear();
+        for (const reader of link.streams.values()) void reader.cancel().catch(() => {});
+        link.streams.clear();
         onClose(link, code, reason);
         link.ready = false;
       },
@@ -298,6 +343,18 @@ export class SwitchClient {
       void this.tunnel(link, f);
       return;
     }
+    if (f.t === "stream") {
+      void this.stream(link, f);
+      return;
+    }
+    if (f.t === "stream-close") {
+      const reader = typeof f.re === "number" ? link.streams.get(f.re) : undefined;
+      if (reader) {
+        link.streams.delete(f.re!);
+        void reader.cancel().catch(() => {});
+      }
+      return;
+    }
     if (typeof f.re === "number") {
       const r = link.pending.get(f.re);
       if (r) {
@@ -305,6 +362,50 @@ export class SwitchClient {
         r(f);
       }
     }
+  }
+
+  /**
+   * The approver app's event stream for the relay: the answer's status and headers, then its text
+   * in `stream-data` frames as the appliance writes it, then `stream-end`. The relay's
+   * `stream-close` (the phone went away) or a lost connection ends it.
+   */
+  private async stream(link: Link, f: Frame): Promise<void> {
+    const send = (t: string, fields: Record<string, unknown>) => {
+      if (link.ready) link.peer.send(link.out.frame(t, { re: f.id, ...fields }).text);
+    };
+    const path = typeof f.path === "string" ? f.path : "";
+    if (!this.o.openStream || !/^\/app\/api\/v1\/events(?:\?[^\s#]*)?$/.test(path) || f.method !== "GET") return send("stream-res", { status: 404, headers: {}, body: "" });
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries((f.headers as Record<string, unknown>) ?? {})) {
+      if (/^portcullis-(device|time|signature)$/.test(k) && typeof v === "string") headers[k] = v;
+    }
+    let res: Response;
+    try {
+      res = await this.o.openStream({ method: "GET", path, contentType: "", headers, body: "", address: typeof f.address === "string" ? f.address : "" });
+    } catch {
+      return send("stream-res", { status: 500, headers: {}, body: "" });
+    }
+    const out: Record<string, string> = {};
+    res.headers.forEach((v, k) => (out[k] = v));
+    if (res.status !== 200 || !res.body || !link.ready) {
+      const body = await res.text().catch(() => "");
+      return send("stream-res", { status: res.status, headers: out, body: body.slice(0, STREAM_CHUNK_CHARS) });
+    }
+    const reader = res.body.getReader();
+    link.streams.set(f.id, reader);
+    send("stream-res", { status: 200, headers: out, streaming: true });
+    const dec = new TextDecoder();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || !link.streams.has(f.id)) break;
+        const text = dec.decode(value, { stream: true });
+        for (let at = 0; at < text.length; at += STREAM_CHUNK_CHARS) send("stream-data", { data: text.slice(at, at + STREAM_CHUNK_CHARS) });
+      }
+    } catch {
+      // The stream was cancelled (the relay closed it, or the connection went).
+    }
+    if (link.streams.delete(f.id)) send("stream-end", {});
   }
 
   private async tunnel(link: Link, f: Frame): Promise<void> {

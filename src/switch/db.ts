@@ -1,6 +1,8 @@
 // The relay's own state (switch.db in its data directory): enrolled appliances, their enrolment
-// tokens (hashed, single use), and the requests in flight (a link token's hash → the appliance
-// that owns it, until it expires). Nothing else: no message, no number, no answer is kept.
+// tokens (hashed, single use), the requests in flight (a link token's hash → the appliance that
+// owns it, until it expires), and the approver app's routes (an enrolment code's hash → the
+// appliance that made it, until it expires; an enrolled device's ID → its appliance). Nothing
+// else: no message, no number, no answer, no device key is kept.
 
 import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -52,6 +54,16 @@ export class SwitchDb {
       appliance TEXT NOT NULL REFERENCES appliances(name) ON DELETE CASCADE,
       expires_at INTEGER NOT NULL
     )`);
+    this.db.exec(`CREATE TABLE IF NOT EXISTS enrolments (
+      hash TEXT PRIMARY KEY,
+      appliance TEXT NOT NULL REFERENCES appliances(name) ON DELETE CASCADE,
+      expires_at INTEGER NOT NULL
+    )`);
+    this.db.exec(`CREATE TABLE IF NOT EXISTS devices (
+      id TEXT PRIMARY KEY,
+      appliance TEXT NOT NULL REFERENCES appliances(name) ON DELETE CASCADE,
+      created_at INTEGER NOT NULL
+    )`);
     this.db.exec("PRAGMA foreign_keys = ON");
   }
 
@@ -79,6 +91,8 @@ export class SwitchDb {
   /** Removes an appliance and its requests in flight; false when there was none. */
   remove(name: string): boolean {
     this.db.prepare("DELETE FROM links WHERE appliance = ?").run(name);
+    this.db.prepare("DELETE FROM enrolments WHERE appliance = ?").run(name);
+    this.db.prepare("DELETE FROM devices WHERE appliance = ?").run(name);
     return this.db.prepare("DELETE FROM appliances WHERE name = ?").run(name).changes > 0;
   }
 
@@ -108,7 +122,33 @@ export class SwitchDb {
     return this.db.prepare<{ appliance: string }>("SELECT appliance FROM links WHERE hash = ? AND expires_at > ?").get(hash, now)?.appliance;
   }
 
+  /** Records that the enrolment code `hash` was made by `appliance`, until `expiresAt`; false when another appliance holds it. */
+  claimEnrolment(hash: string, appliance: string, expiresAt: number): boolean {
+    const r = this.db.prepare("INSERT INTO enrolments (hash, appliance, expires_at) VALUES (?, ?, ?) ON CONFLICT (hash) DO UPDATE SET expires_at = excluded.expires_at WHERE enrolments.appliance = excluded.appliance").run(hash, appliance, expiresAt);
+    return r.changes === 1;
+  }
+
+  /** The appliance that made a live enrolment code, if any. */
+  enrolmentOwner(hash: string, now: number): string | undefined {
+    return this.db.prepare<{ appliance: string }>("SELECT appliance FROM enrolments WHERE hash = ? AND expires_at > ?").get(hash, now)?.appliance;
+  }
+
+  /** Records that device `id` is enrolled on `appliance` (the code is spent); false when another appliance holds that ID. */
+  claimDevice(id: string, appliance: string, now: number): boolean {
+    const r = this.db.prepare("INSERT INTO devices (id, appliance, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET created_at = devices.created_at WHERE devices.appliance = excluded.appliance").run(id, appliance, now);
+    return r.changes === 1;
+  }
+
+  /** The appliance a device is enrolled on, if the relay saw its enrolment. */
+  deviceOwner(id: string): string | undefined {
+    return this.db.prepare<{ appliance: string }>("SELECT appliance FROM devices WHERE id = ?").get(id)?.appliance;
+  }
+
+  forgetEnrolment(hash: string): void {
+    this.db.prepare("DELETE FROM enrolments WHERE hash = ?").run(hash);
+  }
+
   purgeExpired(now: number): number {
-    return this.db.prepare("DELETE FROM links WHERE expires_at <= ?").run(now).changes;
+    return this.db.prepare("DELETE FROM links WHERE expires_at <= ?").run(now).changes + this.db.prepare("DELETE FROM enrolments WHERE expires_at <= ?").run(now).changes;
   }
 }

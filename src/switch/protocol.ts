@@ -12,6 +12,14 @@
 // `sig` is the appliance's Ed25519 signature over authPayload(nonce, public_url, name). With
 // `enrol`, the single-use token registers `public_key`, and the signature proves the appliance
 // holds its private half. Afterwards the appliance proves itself by the key alone.
+//
+// After the welcome, the appliance sends `deliver`, `push` and `ping` requests (answered by
+// `result`, `push-res`, `pong`), answers the relay's `http` page and app-API requests with
+// `http-res`, relays the app's event stream it is asked for with `stream` as `stream-res` (status,
+// headers), `stream-data` (text) and `stream-end` (the relay's `stream-close`: the phone left),
+// and announces the hashes of its live approver-app enrolment codes with
+// `{"t":"enrolments","codes":[{"hash":HEX64,"expires":UNIX_MS}…]}` (no answer), which the relay
+// uses to route each enrolment call to the appliance that made its code.
 
 import { createHash, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify, type KeyObject } from "node:crypto";
 

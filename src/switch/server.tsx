@@ -2,7 +2,9 @@
 // messages through its own channels and push, and serves the approval pages under its public_url,
 // forwarding each page request to the appliance that owns the link. It keeps no secret of a user:
 // the appliance renders the page and checks the answer (CSRF, number match) exactly as on its own
-// listener; the relay routes by the link token's hash only.
+// listener; the relay routes by the link token's hash only. The approver app's API is routed the
+// same way: an enrolment call by the hash of its single-use code (announced by the appliance that
+// made it), every later call by the device ID the appliance assigned at that enrolment.
 
 import { randomBytes } from "node:crypto";
 import { Hono } from "hono";
@@ -11,6 +13,7 @@ import type { AuditEvent } from "../audit/events.ts";
 import type { Level } from "../audit/log.ts";
 import type { Dispatcher } from "../delivery/dispatcher.ts";
 import { APPROVAL_CSS, APPROVAL_CSS_PATH, InvalidLinkPage } from "../http/pages/approval.tsx";
+import { DEVICE_ID, ENROLMENT_CODE, hashEnrolmentCode } from "../devices/keys.ts";
 import { hashLinkToken, LINK_TOKEN_PATTERN } from "../magiclink/tokens.ts";
 import type { PushHosts } from "../push/hosts.ts";
 import type { WsPeer, WsSession } from "../runtime/websocket.ts";
@@ -23,6 +26,14 @@ const AUTH_DEADLINE_MS = 10_000;
 export const MAX_UNAUTHENTICATED_PER_ADDRESS = 8;
 /** A page request forwarded to an appliance waits this long for its answer. */
 const TUNNEL_TIMEOUT_MS = 15_000;
+/** An announced enrolment code is routed at most this long (codes live 10 minutes). */
+const ENROLMENT_ROUTE_MS = 15 * 60_000;
+/** Approver-app event streams the relay holds open for one appliance; one more is answered 429. */
+export const MAX_STREAMS_PER_APPLIANCE = 64;
+/** Chunks of event-stream text queued for a phone that does not read; one more ends its stream. */
+const MAX_QUEUED_STREAM_CHUNKS = 256;
+/** Enrolment codes one `enrolments` frame may announce. */
+const MAX_ENROLMENTS_PER_FRAME = 200;
 
 export interface SwitchServerOptions {
   db: SwitchDb;
@@ -46,6 +57,8 @@ export interface SwitchCounters {
   authRefused: number;
   delivered: number;
   pagesForwarded: number;
+  /** Approver-app calls answered 404 because neither their enrolment code nor their device was known. */
+  appUnrouted: number;
 }
 
 interface Conn {
@@ -58,6 +71,8 @@ interface Conn {
   publicKey?: string;
   /** Page requests forwarded on this connection, by frame id. */
   pending: Map<number, (f: Frame | undefined) => void>;
+  /** Approver-app event streams relayed on this connection, by the frame id that opened them. */
+  streams: Map<number, ReadableStreamDefaultController<Uint8Array>>;
   timer?: ReturnType<typeof setTimeout>;
   /** Stops counting this connection as unauthenticated. */
   uncount?: () => void;
@@ -89,7 +104,7 @@ export class SwitchServer {
   private readonly unauthenticated = new Map<string, number>();
   private readonly now: () => number;
   private readonly fetchImpl: typeof fetch;
-  readonly counters: SwitchCounters = { framesRefused: 0, authRefused: 0, delivered: 0, pagesForwarded: 0 };
+  readonly counters: SwitchCounters = { framesRefused: 0, authRefused: 0, delivered: 0, pagesForwarded: 0, appUnrouted: 0 };
   private readonly sweep: ReturnType<typeof setInterval>;
 
   constructor(private readonly o: SwitchServerOptions) {
@@ -130,6 +145,7 @@ export class SwitchServer {
     if (c.name && this.conns.get(c.name) === c) this.conns.delete(c.name);
     for (const resolve of c.pending.values()) resolve(undefined);
     c.pending.clear();
+    this.endStreams(c);
     c.peer.close(code, reason);
   }
 
@@ -146,7 +162,7 @@ export class SwitchServer {
 
   /** A new WebSocket: challenge it, and close it unless it authenticates in time. */
   open(peer: WsPeer, address: string): WsSession {
-    const c: Conn = { peer, address, out: new FrameCounter(), lastIn: 0, nonce: randomBytes(32).toString("base64url"), pending: new Map() };
+    const c: Conn = { peer, address, out: new FrameCounter(), lastIn: 0, nonce: randomBytes(32).toString("base64url"), pending: new Map(), streams: new Map() };
     const waiting = (this.unauthenticated.get(address) ?? 0) + 1;
     let counted = true;
     const uncount = () => {
@@ -180,8 +196,21 @@ export class SwitchServer {
         }
         for (const resolve of c.pending.values()) resolve(undefined);
         c.pending.clear();
+        this.endStreams(c);
       },
     };
+  }
+
+  /** Ends the phones' event streams of a connection that went (the app then polls, and reconnects). */
+  private endStreams(c: Conn): void {
+    for (const ctrl of c.streams.values()) {
+      try {
+        ctrl.close();
+      } catch {
+        // already closed by the phone
+      }
+    }
+    c.streams.clear();
   }
 
   private authRefused(c: Conn, reason: string, appliance?: string): void {
@@ -206,6 +235,32 @@ export class SwitchServer {
           return await this.deliver(c, f);
         case "push":
           return await this.push(c, f);
+        case "stream-data":
+        case "stream-end": {
+          const ctrl = typeof f.re === "number" ? c.streams.get(f.re) : undefined;
+          // Text for a stream the phone already left crosses the relay's stream-close: dropped quietly.
+          if (!ctrl) return;
+          try {
+            if (f.t === "stream-data" && typeof f.data === "string") {
+              if ((ctrl.desiredSize ?? 0) < -MAX_QUEUED_STREAM_CHUNKS) {
+                // A phone that stopped reading does not hold the relay's memory: its stream ends.
+                c.streams.delete(f.re!);
+                this.send(c, "stream-close", { re: f.re });
+                ctrl.close();
+                return;
+              }
+              ctrl.enqueue(new TextEncoder().encode(f.data));
+            }
+            if (f.t === "stream-end") {
+              c.streams.delete(f.re!);
+              ctrl.close();
+            }
+          } catch {
+            c.streams.delete(f.re!);
+          }
+          return;
+        }
+        case "stream-res":
         case "http-res": {
           const resolve = typeof f.re === "number" ? c.pending.get(f.re) : undefined;
           if (!resolve) return this.refuse(c, "unknown_request");
@@ -215,6 +270,8 @@ export class SwitchServer {
         case "ping":
           this.send(c, "pong", { re: f.id });
           return;
+        case "enrolments":
+          return this.enrolments(c, f);
         default:
           return this.refuse(c, "unknown_type");
       }
@@ -251,6 +308,19 @@ export class SwitchServer {
     this.conns.set(name, c);
     this.o.audit({ type: "switch.appliance_connected", appliance: name, client: c.address });
     this.send(c, "welcome", { name, public_url: this.o.publicUrl });
+  }
+
+  /** The appliance announces enrolment codes it made (their hashes): their enrolment calls are routed to it. */
+  private enrolments(c: Conn, f: Frame): void {
+    const codes = Array.isArray(f.codes) ? (f.codes as unknown[]) : undefined;
+    if (!codes || codes.length > MAX_ENROLMENTS_PER_FRAME) return this.refuse(c, "bad_enrolments");
+    const now = this.now();
+    for (const e of codes) {
+      const { hash, expires } = (e ?? {}) as { hash?: unknown; expires?: unknown };
+      if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash) || typeof expires !== "number" || !Number.isFinite(expires)) return this.refuse(c, "bad_enrolments");
+      if (expires <= now) continue;
+      if (!this.o.db.claimEnrolment(hash, c.name!, Math.min(expires, now + ENROLMENT_ROUTE_MS))) this.refuse(c, "foreign_enrolment");
+    }
   }
 
   private async deliver(c: Conn, f: Frame): Promise<void> {
@@ -349,25 +419,112 @@ export class SwitchServer {
   }
 
   /**
-   * The approver app's API, forwarded to the appliance: only while exactly one appliance is
-   * connected (a device's requests carry nothing the relay could route by). The event stream is not
-   * relayed; the app then polls the request list.
+   * The approver app's API, forwarded to the appliance it belongs to: an enrolment call to the
+   * appliance that announced its code, every other call to the appliance that enrolled the device
+   * it names (Portcullis-Device). A call the relay cannot route is answered 404 and counted; it is
+   * never sent to another appliance. The event stream is not relayed; the app then polls.
    */
   private async appApi(req: Request, url: URL, env: { remoteAddress: string }): Promise<Response> {
     const json = (status: number, error: string) => new Response(JSON.stringify({ error }), { status, headers: { "Content-Type": "application/json", "Cache-Control": "no-store" } });
-    if (url.pathname === "/app/api/v1/events") return json(404, "the event stream is not relayed; poll /app/api/v1/requests");
+    if (url.pathname === "/app/api/v1/events" && req.method !== "GET") return json(405, "method not allowed");
     if (!["GET", "POST", "PUT", "DELETE"].includes(req.method)) return json(405, "method not allowed");
-    if (this.conns.size !== 1) return json(503, "no appliance to answer");
-    const c = [...this.conns.values()][0]!;
     const body = req.method === "GET" ? "" : await req.text();
     if (body.length > 8 * 1024) return json(413, "body too large");
+    const now = this.now();
+    let owner: string | undefined;
+    let enrolment: string | undefined;
+    if (url.pathname === "/app/api/v1/devices" && req.method === "POST") {
+      let code: unknown;
+      try {
+        code = (JSON.parse(body) as { enrolment?: unknown } | null)?.enrolment;
+      } catch {
+        code = undefined;
+      }
+      if (typeof code === "string" && ENROLMENT_CODE.test(code)) {
+        enrolment = hashEnrolmentCode(code);
+        owner = this.o.db.enrolmentOwner(enrolment, now);
+      }
+    } else {
+      const device = req.headers.get("portcullis-device") ?? "";
+      owner = DEVICE_ID.test(device) ? this.o.db.deviceOwner(device) : undefined;
+    }
+    if (!owner) {
+      this.counters.appUnrouted++;
+      return json(404, enrolment !== undefined || url.pathname === "/app/api/v1/devices" ? "unknown enrolment code" : "unknown device");
+    }
+    const c = this.conns.get(owner);
+    if (!c) return json(503, "the appliance is not connected");
     const headers: Record<string, string> = {};
     for (const k of APP_REQUEST_HEADERS) {
       const v = req.headers.get(k);
       if (v !== null) headers[k] = v;
     }
+    if (url.pathname === "/app/api/v1/events") {
+      if (c.streams.size >= MAX_STREAMS_PER_APPLIANCE) return json(429, "too many event streams; poll /app/api/v1/requests");
+      return (await this.stream(c, { method: "GET", path: url.pathname + url.search, headers, address: env.remoteAddress })) ?? json(503, "the appliance did not answer");
+    }
     const answer = await this.forward(c, { method: req.method, path: url.pathname + url.search, headers, body, address: env.remoteAddress });
-    return answer ?? json(503, "the appliance did not answer");
+    if (!answer) return json(503, "the appliance did not answer");
+    if (enrolment !== undefined && answer.status === 201) {
+      // The code is spent; the device it made is routed to this appliance from now on.
+      this.o.db.forgetEnrolment(enrolment);
+      let id: unknown;
+      try {
+        id = (JSON.parse(await answer.clone().text()) as { device?: unknown } | null)?.device;
+      } catch {
+        id = undefined;
+      }
+      if (typeof id !== "string" || !DEVICE_ID.test(id) || !this.o.db.claimDevice(id, owner, now)) {
+        this.refuse(c, "foreign_device");
+        return json(502, "the appliance's answer was refused");
+      }
+    }
+    return answer;
+  }
+
+  /**
+   * Opens the approver app's event stream on the appliance and relays it: the phone's response
+   * stays open while the appliance sends the stream's text (`stream-data`), and ends with its
+   * `stream-end`, when the appliance's connection goes, or (`stream-close` to the appliance) when
+   * the phone leaves. Undefined when the appliance does not answer in time.
+   */
+  private async stream(c: Conn, request: Record<string, unknown>): Promise<Response | undefined> {
+    let ctrl!: ReadableStreamDefaultController<Uint8Array>;
+    let id = 0;
+    const body = new ReadableStream<Uint8Array>({
+      start: (k) => {
+        ctrl = k;
+      },
+      cancel: () => {
+        if (c.streams.get(id) === ctrl) {
+          c.streams.delete(id);
+          if (this.conns.get(c.name!) === c) this.send(c, "stream-close", { re: id });
+        }
+      },
+    });
+    const answer = await new Promise<Frame | undefined>((resolve) => {
+      id = this.send(c, "stream", request);
+      // Registered before any stream-data can arrive (frames are handled in order).
+      c.streams.set(id, ctrl);
+      const timer = setTimeout(() => {
+        c.pending.delete(id);
+        resolve(undefined);
+      }, TUNNEL_TIMEOUT_MS);
+      c.pending.set(id, (f) => {
+        clearTimeout(timer);
+        resolve(f);
+      });
+    });
+    const headers = new Headers();
+    const got = (answer?.headers ?? {}) as Record<string, unknown>;
+    for (const k of FORWARDED_HEADERS) if (typeof got[k] === "string") headers.set(k, got[k] as string);
+    if (!answer || answer.status !== 200 || answer.streaming !== true) {
+      c.streams.delete(id);
+      if (!answer || typeof answer.status !== "number" || answer.status < 200 || answer.status > 599) return undefined;
+      return new Response(typeof answer.body === "string" ? answer.body : "", { status: answer.status, headers });
+    }
+    this.counters.pagesForwarded++;
+    return new Response(body, { status: 200, headers });
   }
 
   /** Sends one request to an appliance and turns its answer into a Response (undefined: no answer in time). */

@@ -111,6 +111,8 @@ let secret: string;
 let apiKey: string;
 let caFile: string;
 let nextPhone = 200;
+/** The scripted approver device enrolled on branch-1 through relay 1. */
+let phoneA: DeviceClient | undefined;
 const phones: Record<string, string> = {};
 
 async function user(name: string, type: string): Promise<void> {
@@ -122,12 +124,54 @@ const nextSms = (to: string, from: number) => eventually(`an SMS to ${to}`, () =
 const rad = (attrs: string[]) => radclient(server.port, secret, attrs);
 
 /** Starts a held login (type touch) over raw UDP; resolves with the reply's code when it comes. */
-async function held(name: string): Promise<number> {
+async function held(name: string, on: { server: ServerProcess; secret: string } = { server, secret }): Promise<number> {
   using udp = await UDPClient.open("127.0.0.1");
   const enc = new TextEncoder();
-  const packet = buildAccessRequest({ identifier: identifier(), secret, attributes: [[Attr.UserName, enc.encode(name)], [Attr.UserPassword, enc.encode(PASSWORD)]] });
-  const reply = await udp.exchange(packet, server.port, secret, { timeoutMs: 40_000 });
+  const packet = buildAccessRequest({ identifier: identifier(), secret: on.secret, attributes: [[Attr.UserName, enc.encode(name)], [Attr.UserPassword, enc.encode(PASSWORD)]] });
+  const reply = await udp.exchange(packet, on.server.port, on.secret, { timeoutMs: 40_000 });
   return reply.code;
+}
+
+/**
+ * Enrols a scripted device through a relay with the code of an enrolment link. The relay routes the
+ * call once the appliance has announced the code (within seconds of `device enrol`); until then it
+ * answers 404, which leaves the code unspent.
+ */
+async function enrolThrough(relay: Relay, link: string, device: DeviceClient, sub?: ReturnType<TestPushService["subscribe"]>): Promise<void> {
+  const code = /#enrol=([A-Za-z0-9_-]{22})/.exec(link)![1]!;
+  const post = () =>
+    fetch(`${relay.url}/app/api/v1/devices`, {
+      tls: { ca: relay.cert() },
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ enrolment: code, public_key: device.publicJwk, name: "phone", ...(sub ? { push: TestPushService.json(sub) } : {}) }),
+    } as RequestInit);
+  const res = await eventually(
+    "the enrolment to be routed",
+    async () => {
+      const r = await post();
+      if (r.status === 404) return undefined;
+      return r;
+    },
+    { tries: 100, timeoutMs: 20_000, everyMs: 200 },
+  );
+  expect(res.status).toBe(201);
+  device.id = ((await res.json()) as { device: string }).device;
+}
+
+/** Reads a relayed event stream until its text satisfies `until` (or it ends: undefined). */
+async function readEvents(reader: ReadableStreamDefaultReader<Uint8Array>, until: (text: string) => boolean, timeoutMs = 20_000): Promise<string | undefined> {
+  const dec = new TextDecoder();
+  let text = "";
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
+    const next = await Promise.race([reader.read(), Bun.sleep(Math.max(1, deadline - Date.now())).then(() => "timeout" as const)]);
+    if (next === "timeout") throw new Error(`no matching event within ${timeoutMs} ms; got ${JSON.stringify(text.slice(0, 500))}`);
+    if (next.done) return until(text) ? text : undefined;
+    text += dec.decode(next.value, { stream: true });
+    if (until(text)) return text;
+  }
+  throw new Error("the event stream did not match");
 }
 
 /** Opens a link in headless Chromium and presses Approve, as a user does; returns the result text. */
@@ -274,21 +318,14 @@ describe("through the relay", () => {
     const out = await app.cli(["device", "enrol", "sw-p1"]);
     const enrolLink = /(https:\/\/\S+\/app\/#enrol=[A-Za-z0-9_-]{22})/.exec(out)![1]!;
     expect(enrolLink.startsWith(`${r1.url}/app/#enrol=`)).toBe(true);
-    const code = /#enrol=([A-Za-z0-9_-]{22})/.exec(enrolLink)![1]!;
     // The app's page and files come from the relay itself.
     const page = await fetch(`${r1.url}/app/`, ca);
     expect(page.status).toBe(200);
     expect(page.headers.get("content-security-policy")).toContain("require-trusted-types-for");
     const device = await DeviceClient.create();
+    phoneA = device;
     const sub = push.subscribe();
-    const res = await fetch(`${r1.url}/app/api/v1/devices`, {
-      ...ca,
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ enrolment: code, public_key: device.publicJwk, name: "phone", push: TestPushService.json(sub) }),
-    });
-    expect(res.status).toBe(201);
-    device.id = ((await res.json()) as { device: string }).device;
+    await enrolThrough(r1, enrolLink, device, sub);
     const pushed = push.messages.length;
     const pending = held("sw-p1");
     const [m] = (await push.waitFor(pushed + 1, 20_000)).slice(pushed);
@@ -306,9 +343,95 @@ describe("through the relay", () => {
     const answer = await fetch(`${r1.url}${path}`, { ...ca, method: "POST", headers: { ...(await device.headers("POST", path, body)), "Content-Type": "application/json" }, body });
     expect(answer.status).toBe(200);
     expect(await pending).toBe(Code.AccessAccept);
-    // The event stream is not relayed.
+    // An event stream without a device is not routed.
     expect((await fetch(`${r1.url}/app/api/v1/events`, ca)).status).toBe(404);
   }, 60_000);
+
+  test("two appliances on one relay: each device's calls reach its own appliance, and never the other's", async () => {
+    // A second appliance, branch-2, on relay 1 only, with its own user and device.
+    await using b = new Appliance();
+    const bCa = join(b.dataDir, "switch-ca.pem");
+    writeFileSync(bCa, r1.cert());
+    b.writeConfig(`
+region = "SE"
+[http]
+tls = false
+public_url = "${r1.url}"
+[push]
+subject = "${SUBJECT}"
+allowed_hosts = ["127.0.0.1"]
+[switch]
+urls = ["${r1.url}"]
+ca_file = "${bCa}"
+`);
+    expect(await b.cli(["switch", "join", r1.url, await r1.token("branch-2")])).toContain("joined");
+    const bServer = await b.serve();
+    await eventually("branch-2 connected", () => bServer.logs.find((l) => l.event === "switch.connected"), { tries: 400, timeoutMs: 30_000 });
+    const bSecret = await addLiveClient(b, bServer, "vpn", "127.0.0.1", ["--approval-hold", "20"]);
+    await b.cli(["user", "add", "sw-b1", "--password-stdin", "--type", "touch", "--phone", "+46701238801"], { stdin: PASSWORD });
+    const phoneB = await DeviceClient.create();
+    await enrolThrough(r1, /(https:\/\/\S+\/app\/#enrol=[A-Za-z0-9_-]{22})/.exec(await b.cli(["device", "enrol", "sw-b1"]))![1]!, phoneB, push.subscribe());
+
+    // A second device on branch-1, enrolled while branch-2 is connected too.
+    await user("sw-p2", "touch");
+    const phoneA2 = await DeviceClient.create();
+    await enrolThrough(r1, /(https:\/\/\S+\/app\/#enrol=[A-Za-z0-9_-]{22})/.exec(await app.cli(["device", "enrol", "sw-p2"]))![1]!, phoneA2, push.subscribe());
+
+    const ca = { tls: { ca: r1.cert() } } as RequestInit;
+    const list = async (d: DeviceClient, as?: string) => {
+      const path = "/app/api/v1/requests";
+      const res = await fetch(`${r1.url}${path}`, { ...ca, headers: { ...(await d.headers("GET", path)), ...(as ? { "Portcullis-Device": as } : {}) } });
+      return { status: res.status, ids: res.status === 200 ? ((await res.json()) as { requests: Array<{ id: string }> }).requests.map((r) => r.id) : [] };
+    };
+    const answer = async (d: DeviceClient, id: string) => {
+      const path = `/app/api/v1/requests/${id}`;
+      const body = JSON.stringify({ decision: "approve" });
+      return (await fetch(`${r1.url}${path}`, { ...ca, method: "POST", headers: { ...(await d.headers("POST", path, body)), "Content-Type": "application/json" }, body })).status;
+    };
+
+    const events = async (d: DeviceClient) => {
+      const path = "/app/api/v1/events";
+      const res = await fetch(`${r1.url}${path}`, { ...ca, headers: await d.headers("GET", path) });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toContain("text/event-stream");
+      return res.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+    };
+    // Each device's event stream, relayed: it carries its own appliance's requests only.
+    const streamA = await events(phoneA2);
+    const streamB = await events(phoneB);
+    const pendingA = held("sw-p2");
+    const pendingB = held("sw-b1", { server: bServer, secret: bSecret });
+    const idA = (await eventually("A's request listed", async () => (await list(phoneA2)).ids[0], { tries: 100, timeoutMs: 20_000, everyMs: 200 }))!;
+    const idB = (await eventually("B's request listed", async () => (await list(phoneB)).ids[0], { tries: 100, timeoutMs: 20_000, everyMs: 200 }))!;
+    expect(idA).not.toBe(idB);
+    const seenA = (await readEvents(streamA, (t) => t.includes(idA)))!;
+    expect(seenA).toContain("event: request");
+    expect(seenA).not.toContain(idB);
+    expect((await readEvents(streamB, (t) => t.includes(idB)))!).not.toContain(idA);
+    expect((await list(phoneA2)).ids).toEqual([idA]);
+    expect((await list(phoneB)).ids).toEqual([idB]);
+    // A's device cannot answer B's request: its call goes to A, which has no such request.
+    expect(await answer(phoneA2, idB)).toBe(404);
+    // Naming B's device while signing with A's key goes to B, which refuses the signature.
+    expect((await list(phoneA2, phoneB.id)).status).toBe(401);
+    // A device the relay never saw enrolled is not routed anywhere.
+    const stranger = await DeviceClient.create();
+    stranger.id = "AAAAAAAAAAAAAAAAAAAAAA";
+    expect((await list(stranger)).status).toBe(404);
+    expect(await answer(phoneB, idB)).toBe(200);
+    expect(await pendingB).toBe(Code.AccessAccept);
+    expect(await answer(phoneA2, idA)).toBe(200);
+    expect(await pendingA).toBe(Code.AccessAccept);
+
+    // A removed appliance's routes go with it.
+    expect(await r1.home.cli(["switch", "appliance", "remove", "branch-2"])).toContain("removed");
+    await waitLog(r1.proc!, (l) => l.event === "switch.appliance_removed" && l.appliance === "branch-2");
+    expect((await list(phoneB)).status).toBe(404);
+    expect((await list(phoneA2)).status).toBe(200);
+    // Its relayed event stream ended with its connection (the app then polls); A's stays open.
+    expect(await readEvents(streamB, () => false)).toBeUndefined();
+    await streamA.cancel();
+  }, 120_000);
 
   test("a relay killed mid-flow and started again: the held request still completes, and the next login works", async () => {
     await user("sw-t2", "touch");
@@ -426,6 +549,9 @@ describe("refusals", () => {
     // It is refused from then on, and carries on through the secondary.
     await connectedTo(r2.url, mark);
     await waitLog(r1.proc!, (l) => l.event === "switch.auth_refused" && l.appliance === "branch-1" && l.reason === "not_enrolled");
+    // Its approver device is no longer routed by relay 1 (its route outlived relay 1's restarts until now).
+    const path = "/app/api/v1/requests";
+    expect((await fetch(`${r1.url}${path}`, { tls: { ca: r1.cert() }, headers: await phoneA!.headers("GET", path) } as RequestInit)).status).toBe(404);
   }, 60_000);
 });
 

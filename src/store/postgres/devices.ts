@@ -41,6 +41,7 @@ function keyText(k: DevicePublicKey): string {
 export class PgDeviceRepo implements DeviceRepo {
   private readonly sAddEnrolment;
   private readonly sConsume;
+  private readonly sLiveEnrolments;
   private readonly sInsert;
   private readonly sGet;
   private readonly sList;
@@ -59,6 +60,7 @@ export class PgDeviceRepo implements DeviceRepo {
     this.sAddEnrolment = pgPrep(db, "INSERT INTO device_enrolments (code_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)");
     // Single use: of any number of concurrent consumers of one code, one DELETE removes the row.
     this.sConsume = pgPrep<{ user_id: number }>(db, "DELETE FROM device_enrolments WHERE code_hash = ? AND expires_at > ? RETURNING user_id");
+    this.sLiveEnrolments = pgPrep<{ code_hash: string; expires_at: number }>(db, "SELECT code_hash, expires_at FROM device_enrolments WHERE expires_at > ? ORDER BY created_at DESC LIMIT ?");
     this.sInsert = pgPrep(db, `INSERT INTO devices (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`);
     this.sGet = pgPrep<Row>(db, `SELECT ${COLUMNS} FROM devices WHERE id = ?`);
     this.sList = pgPrep<Row>(db, `SELECT ${COLUMNS} FROM devices ORDER BY created_at, id`);
@@ -96,6 +98,15 @@ export class PgDeviceRepo implements DeviceRepo {
       return row ? toDevice(row) : undefined;
     } catch (err) {
       rethrow(err, { conflict: "device ID already exists" });
+    }
+  }
+
+  async liveEnrolments(now: number, limit: number): Promise<Array<{ codeHash: string; expiresAt: number }>> {
+    try {
+      const rows = await this.sLiveEnrolments.all(now, limit);
+      return rows.map((r) => ({ codeHash: r.code_hash, expiresAt: Number(r.expires_at) }));
+    } catch (err) {
+      rethrow(err);
     }
   }
 

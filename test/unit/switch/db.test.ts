@@ -1,5 +1,5 @@
 // The relay's state: enrolment tokens (hashed, single use, 1 hour), appliance removal, and the
-// routes of links in flight.
+// routes of links in flight and of the approver app (enrolment codes, devices).
 
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -59,5 +59,30 @@ test("a link belongs to the appliance that claimed it, until it expires; removal
   expect(db.remove("a1")).toBe(true);
   expect(db.remove("a1")).toBe(false);
   expect(db.linkOwner("h2", 0)).toBeUndefined();
+  db.close();
+});
+
+test("an enrolment code and a device belong to the appliance that claimed them first; removal forgets both", () => {
+  const db = open();
+  db.add("a1", SECRET, 1);
+  db.add("a2", SECRET, 1);
+  const code = "c".repeat(64);
+  expect(db.claimEnrolment(code, "a1", 10_000)).toBe(true);
+  expect(db.claimEnrolment(code, "a1", 12_000)).toBe(true);
+  expect(db.claimEnrolment(code, "a2", 12_000)).toBe(false);
+  expect(db.enrolmentOwner(code, 11_000)).toBe("a1");
+  expect(db.enrolmentOwner(code, 12_000)).toBeUndefined();
+  expect(db.purgeExpired(12_000)).toBe(1);
+  expect(db.claimDevice("d1", "a1", 5)).toBe(true);
+  expect(db.claimDevice("d1", "a1", 6)).toBe(true);
+  expect(db.claimDevice("d1", "a2", 6)).toBe(false);
+  expect(db.deviceOwner("d1")).toBe("a1");
+  expect(db.deviceOwner("d2")).toBeUndefined();
+  expect(db.claimDevice("d2", "a2", 5)).toBe(true);
+  expect(db.claimEnrolment(code, "a1", 30_000)).toBe(true);
+  expect(db.remove("a1")).toBe(true);
+  expect(db.deviceOwner("d1")).toBeUndefined();
+  expect(db.enrolmentOwner(code, 0)).toBeUndefined();
+  expect(db.deviceOwner("d2")).toBe("a2");
   db.close();
 });

@@ -1,5 +1,6 @@
 // The relay's handling of one appliance connection, without sockets: authentication, per-appliance
-// limits on top of the relay's delivery limits, link routing to the owning appliance, and refusals.
+// limits on top of the relay's delivery limits, link routing to the owning appliance, the approver
+// app's event stream, and refusals.
 
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,7 +15,7 @@ import { PushHosts } from "../../../src/push/hosts.ts";
 import { SwitchDb } from "../../../src/switch/db.ts";
 import { MemoryRateLimits, NO_DELIVERY_LOG } from "../../../src/switch/memory.ts";
 import { keyFromSeed, signAuth } from "../../../src/switch/protocol.ts";
-import { SwitchServer } from "../../../src/switch/server.tsx";
+import { MAX_STREAMS_PER_APPLIANCE, SwitchServer } from "../../../src/switch/server.tsx";
 
 const PUBLIC = "https://relay.example";
 const dirs: string[] = [];
@@ -162,3 +163,50 @@ test("at most 8 unauthenticated connections per address; authenticated ones do n
   expect(a.last("welcome")).toBeDefined();
 });
 
+
+test("the approver app's event stream: routed by device, relayed as the appliance writes it, bounded per appliance, ended with the connection", async () => {
+  const s = setup();
+  const a = await connect(s, "a1");
+  const b = await connect(s, "b1");
+  const device = "D".repeat(22);
+  expect(s.db.claimDevice(device, "a1", Date.now())).toBe(true);
+  const open = () => s.server.fetch(new Request(`${PUBLIC}/app/api/v1/events`, { headers: { "Portcullis-Device": device, "Portcullis-Time": "1", "Portcullis-Signature": "x" } }), { remoteAddress: "198.51.100.7" });
+  // A device the relay never saw enrolled reaches no appliance.
+  const stranger = await s.server.fetch(new Request(`${PUBLIC}/app/api/v1/events`, { headers: { "Portcullis-Device": "E".repeat(22) } }), { remoteAddress: "198.51.100.7" });
+  expect(stranger.status).toBe(404);
+
+  const pending = open();
+  await sleep(5);
+  const req = a.last("stream")!;
+  expect(req).toMatchObject({ method: "GET", path: "/app/api/v1/events", headers: { "portcullis-device": device } });
+  expect(b.last("stream")).toBeUndefined();
+  await a.send({ t: "stream-res", re: req.id, status: 200, headers: { "content-type": "text/event-stream" }, streaming: true });
+  await a.send({ t: "stream-data", re: req.id, data: "event: request\ndata: {}\n\n" });
+  const res = await pending;
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toBe("text/event-stream");
+  const reader = res.body!.getReader();
+  expect(new TextDecoder().decode((await reader.read()).value)).toBe("event: request\ndata: {}\n\n");
+
+  // One stream fewer than the bound is open; the next fills it, and one more is refused.
+  const more: Array<Promise<Response>> = [];
+  for (let i = 1; i < MAX_STREAMS_PER_APPLIANCE; i++) more.push(open());
+  await sleep(20);
+  const full = await open();
+  expect(full.status).toBe(429);
+
+  // The phone leaves: the appliance is told.
+  await reader.cancel();
+  await sleep(5);
+  expect(a.inbox.some((f) => f.t === "stream-close" && f.re === req.id)).toBe(true);
+
+  // The appliance's connection goes: its streams end (answered ones) or fail over to 503 (unanswered).
+  const second = a.inbox.filter((f) => f.t === "stream").at(-1)!;
+  await a.send({ t: "stream-res", re: second.id, status: 200, headers: {}, streaming: true });
+  s.db.remove("a1");
+  await sleep(1100);
+  const answered = await Promise.race([more.at(-1)!, sleep(1000).then(() => undefined)]);
+  expect(answered?.status).toBe(200);
+  expect((await answered!.body!.getReader().read()).done).toBe(true);
+  for (const p of more.slice(0, -1)) expect((await p).status).toBe(503);
+});

@@ -38,6 +38,19 @@ for (const backend of BACKENDS) {
     }
 
     describe("device enrolment", () => {
+      test("the live codes' hashes are listed with their expiry, newest first, without spent or expired ones", async () => {
+        await store.devices.addEnrolment({ codeHash: "old", userId: alice.id, createdAt: T - 10, expiresAt: T + 600_000 });
+        await code("new", T + 700_000);
+        await store.devices.addEnrolment({ codeHash: "gone", userId: alice.id, createdAt: T - 20, expiresAt: T + 5 });
+        await code("spent");
+        expect(await store.devices.enrol("spent", T + 1, dev("d9"))).toBeDefined();
+        expect(await store.devices.liveEnrolments(T + 5, 10)).toEqual([
+          { codeHash: "new", expiresAt: T + 700_000 },
+          { codeHash: "old", expiresAt: T + 600_000 },
+        ]);
+        expect((await store.devices.liveEnrolments(T + 5, 1)).map((e) => e.codeHash)).toEqual(["new"]);
+      });
+
       test("a code creates one device for its user, with the key and subscription as given", async () => {
         await code("h1");
         const d = await store.devices.enrol("h1", T + 1000, dev("d1", PUSH));
