@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { Attribute, Change, Client } from "ldapts";
-import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues as values, pap as papRequest, tomlString, vendorAttributes as vsas, type ServerProcess } from "./helpers/appliance.ts";
+import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues as values, eventually, pap as papRequest, tomlString, vendorAttributes as vsas, type ServerProcess } from "./helpers/appliance.ts";
 import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
 import { sambaMissing, startSambaAD, type SambaAD } from "./helpers/samba-ad.ts";
 import { decodeBase32, encodeBase32, totp, type CheckedReply, type RawAttribute } from "../../scripts/bench/radius-wire.ts";
@@ -53,7 +53,8 @@ describe.skipIf(missing !== undefined)("Samba AD profile through the compiled bi
   const pap = (udp: UDPClient, s: string, user: string, password: string, state?: Uint8Array) => papRequest(udp, server.port, s, user, password, { state, timeoutMs: 15_000 });
   const liveClient = (name: string, address: string, flags: string[] = []) => addLiveClient(app, server, name, address, flags);
 
-  const lastFailure = (user: string) => server.logs.findLast((l) => l.event === "auth.failure" && l.user === user);
+  /** The auth.failure line for `user` written after log index `from`: the line may follow the reply on the wire. */
+  const failureSince = (user: string, from: number) => eventually(`auth.failure for ${user}`, () => server.logs.slice(from).findLast((l) => l.event === "auth.failure" && l.user === user));
 
   beforeAll(async () => {
     ad = await startSambaAD();
@@ -126,10 +127,11 @@ describe.skipIf(missing !== undefined)("Samba AD profile through the compiled bi
   });
 
   test("alice: wrong AD password (52e) → Access-Reject with the generic text", async () => {
+    const from = server.logs.length;
     const r = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote("Wrong!" + ad.users.alice.password)}`]);
     expect(r.code).toBe("Access-Reject");
     expect(attr(r, "Reply-Message")).toBe(REJECT);
-    expect(lastFailure("alice")?.reason).toBe("bad_password");
+    expect((await failureSince("alice", from)).reason).toBe("bad_password");
   });
 
   test("frank: membership through his primary group (tokenGroups) satisfies required_groups; raw Accept carries only VPN Users' attributes", async () => {
@@ -145,15 +147,17 @@ describe.skipIf(missing !== undefined)("Samba AD profile through the compiled bi
 
   test("bob (disabled, 533): refused on a code-only client without any bind, and after his right password with a clear text", async () => {
     using udp2 = await UDPClient.open("127.0.0.2");
+    let from = server.logs.length;
     const codeOnly = await pap(udp2, codeOnlySecret, "bob", codeOf(seeds.bob!));
     expect(codeOnly.code).toBe(Code.AccessReject);
     expect(replyMessage(codeOnly)).toBe(REJECT); // nothing proven: generic
-    expect(lastFailure("bob")?.reason).toBe("account_disabled");
+    expect((await failureSince("bob", from)).reason).toBe("account_disabled");
     using udp = await UDPClient.open();
+    from = server.logs.length;
     const withPassword = await pap(udp, secret, "bob", ad.users.bob.password);
     expect(withPassword.code).toBe(Code.AccessReject);
     expect(replyMessage(withPassword)).toBe("Your account is disabled. Contact your administrator.");
-    expect(lastFailure("bob")?.reason).toBe("account_disabled");
+    expect((await failureSince("bob", from)).reason).toBe("account_disabled");
   });
 
   test("carol (773): new password twice, then abandoned before the code → nothing changed (old password still asks for a change, new one is refused)", async () => {
@@ -168,10 +172,11 @@ describe.skipIf(missing !== undefined)("Samba AD profile through the compiled bi
     expect(replyMessage(code)).toBe(PROMPT);
     expect(server.logs.some((l) => l.event === "auth.password_changed" && l.user === "carol")).toBe(false);
     // Abandoned here. The new password does not bind: AD still holds the old one.
+    const from = server.logs.length;
     const tryNew = await pap(udp, secret, "carol", carolNew);
     expect(tryNew.code).toBe(Code.AccessReject);
     expect(replyMessage(tryNew)).toBe(REJECT);
-    expect(lastFailure("carol")?.reason).toBe("bad_password");
+    expect((await failureSince("carol", from)).reason).toBe("bad_password");
     // The old one still proves the password and still asks for a change (773).
     const old = await pap(udp, secret, "carol", ad.users.carol.password);
     expect(old.code).toBe(Code.AccessChallenge);
