@@ -4,30 +4,8 @@
 
 import type { AdminAccount, AdminAccountRepo, AdminSession } from "../types.ts";
 import type { Sealer } from "../sealer.ts";
-import { adminTotpContext } from "../sqlite/admin-accounts.ts";
+import { ADMIN_ACCOUNT_COLUMNS, adminTotpContext, toAdminAccount, toAdminSession, type AdminAccountRow, type AdminSessionRow } from "../sqlite/admin-accounts.ts";
 import { pgPrep, rethrow, type PgStoreContext } from "./context.ts";
-
-interface Row {
-  id: number;
-  name: string;
-  role: AdminAccount["role"];
-  password_hash: string;
-  totp_secret: string;
-  totp_last_step: number;
-  created_at: number;
-  last_sign_in_at: number | null;
-}
-
-interface SessionRow {
-  token_hash: string;
-  account_id: number;
-  csrf: string;
-  created_at: number;
-  last_seen_at: number;
-  expires_at: number;
-}
-
-const COLUMNS = "id, name, role, password_hash, totp_secret, totp_last_step, created_at, last_sign_in_at";
 
 export class PgAdminAccountRepo implements AdminAccountRepo {
   private readonly sealer: Sealer;
@@ -51,39 +29,26 @@ export class PgAdminAccountRepo implements AdminAccountRepo {
     const { db } = ctx;
     this.sealer = ctx.sealer;
     this.now = ctx.now;
-    this.sAdd = pgPrep<Row>(db, `INSERT INTO admin_accounts (name, role, password_hash, totp_secret, totp_last_step, created_at) VALUES (?, ?, ?, ?, 0, ?) RETURNING ${COLUMNS}`);
-    this.sGet = pgPrep<Row>(db, `SELECT ${COLUMNS} FROM admin_accounts WHERE name = ?`);
-    this.sGetId = pgPrep<Row>(db, `SELECT ${COLUMNS} FROM admin_accounts WHERE id = ?`);
-    this.sList = pgPrep<Row>(db, `SELECT ${COLUMNS} FROM admin_accounts ORDER BY name`);
+    this.sAdd = pgPrep<AdminAccountRow>(db, `INSERT INTO admin_accounts (name, role, password_hash, totp_secret, totp_last_step, created_at) VALUES (?, ?, ?, ?, 0, ?) RETURNING ${ADMIN_ACCOUNT_COLUMNS}`);
+    this.sGet = pgPrep<AdminAccountRow>(db, `SELECT ${ADMIN_ACCOUNT_COLUMNS} FROM admin_accounts WHERE name = ?`);
+    this.sGetId = pgPrep<AdminAccountRow>(db, `SELECT ${ADMIN_ACCOUNT_COLUMNS} FROM admin_accounts WHERE id = ?`);
+    this.sList = pgPrep<AdminAccountRow>(db, `SELECT ${ADMIN_ACCOUNT_COLUMNS} FROM admin_accounts ORDER BY name`);
     this.sRemove = pgPrep(db, "DELETE FROM admin_accounts WHERE name = ?");
     this.sSetTotp = pgPrep(db, "UPDATE admin_accounts SET totp_secret = ?, totp_last_step = 0 WHERE name = ?");
     this.sSetPassword = pgPrep(db, "UPDATE admin_accounts SET password_hash = ? WHERE name = ?");
     this.sEndSessions = pgPrep(db, "DELETE FROM admin_sessions WHERE account_id = (SELECT id FROM admin_accounts WHERE name = ?)");
     this.sAdvance = pgPrep(db, "UPDATE admin_accounts SET totp_last_step = ?, last_sign_in_at = ? WHERE id = ? AND totp_last_step < ?");
     this.sAddSession = pgPrep(db, "INSERT INTO admin_sessions (token_hash, account_id, csrf, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)");
-    this.sGetSession = pgPrep<SessionRow>(db, "SELECT token_hash, account_id, csrf, created_at, last_seen_at, expires_at FROM admin_sessions WHERE token_hash = ?");
+    this.sGetSession = pgPrep<AdminSessionRow>(db, "SELECT token_hash, account_id, csrf, created_at, last_seen_at, expires_at FROM admin_sessions WHERE token_hash = ?");
     this.sTouch = pgPrep(db, "UPDATE admin_sessions SET last_seen_at = ? WHERE token_hash = ?");
     this.sDeleteSession = pgPrep(db, "DELETE FROM admin_sessions WHERE token_hash = ?");
     this.sPurge = pgPrep(db, "DELETE FROM admin_sessions WHERE expires_at <= ? OR last_seen_at < ?");
   }
 
-  private toAccount(r: Row): AdminAccount {
-    return {
-      id: r.id,
-      name: r.name,
-      role: r.role,
-      passwordHash: r.password_hash,
-      totpSecret: this.sealer.open(r.totp_secret, adminTotpContext(r.name)),
-      totpLastStep: r.totp_last_step,
-      createdAt: r.created_at,
-      lastSignInAt: r.last_sign_in_at,
-    };
-  }
-
   async add(a: { name: string; role: AdminAccount["role"]; passwordHash: string; totpSecret: Uint8Array }): Promise<AdminAccount> {
     try {
       const row = (await this.sAdd.get(a.name, a.role, a.passwordHash, this.sealer.seal(a.totpSecret, adminTotpContext(a.name)), this.now()))!;
-      return this.toAccount(row);
+      return toAdminAccount(row, this.sealer);
     } catch (err) {
       rethrow(err, { conflict: `admin account ${a.name} exists` });
     }
@@ -92,7 +57,7 @@ export class PgAdminAccountRepo implements AdminAccountRepo {
   async get(name: string): Promise<AdminAccount | undefined> {
     try {
       const row = await this.sGet.get(name);
-      return row ? this.toAccount(row) : undefined;
+      return row ? toAdminAccount(row, this.sealer) : undefined;
     } catch (err) {
       rethrow(err);
     }
@@ -101,7 +66,7 @@ export class PgAdminAccountRepo implements AdminAccountRepo {
   async getById(id: number): Promise<AdminAccount | undefined> {
     try {
       const row = await this.sGetId.get(id);
-      return row ? this.toAccount(row) : undefined;
+      return row ? toAdminAccount(row, this.sealer) : undefined;
     } catch (err) {
       rethrow(err);
     }
@@ -109,7 +74,7 @@ export class PgAdminAccountRepo implements AdminAccountRepo {
 
   async list(): Promise<AdminAccount[]> {
     try {
-      return (await this.sList.all()).map((r) => this.toAccount(r));
+      return (await this.sList.all()).map((r) => toAdminAccount(r, this.sealer));
     } catch (err) {
       rethrow(err);
     }
@@ -162,7 +127,7 @@ export class PgAdminAccountRepo implements AdminAccountRepo {
   async getSession(tokenHash: string): Promise<AdminSession | undefined> {
     try {
       const r = await this.sGetSession.get(tokenHash);
-      return r ? { tokenHash: r.token_hash, accountId: r.account_id, csrf: r.csrf, createdAt: r.created_at, lastSeenAt: r.last_seen_at, expiresAt: r.expires_at } : undefined;
+      return r ? toAdminSession(r) : undefined;
     } catch (err) {
       rethrow(err);
     }

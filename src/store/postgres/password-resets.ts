@@ -2,50 +2,8 @@
 // so that of two nodes handling the same session's pages exactly one moves it on.
 
 import type { PasswordResetRepo, PasswordResetSession, PasswordResetStage } from "../types.ts";
+import { PASSWORD_RESET_COLUMNS, toPasswordResetSession, type PasswordResetRow } from "../sqlite/password-resets.ts";
 import { pgPrep, rethrow, type PgStoreContext } from "./context.ts";
-
-interface Row {
-  id: string;
-  portal: string;
-  username: string;
-  known: number;
-  stage: PasswordResetStage;
-  code_approval: string | null;
-  code_failures: number;
-  approvals: string;
-  approved_by: string | null;
-  source: string | null;
-  created_at: number;
-  updated_at: number;
-  expires_at: number;
-}
-
-const COLUMNS = "id, portal, username, known, stage, code_approval, code_failures, approvals, approved_by, source, created_at, updated_at, expires_at";
-
-function toSession(r: Row): PasswordResetSession {
-  let approvals: string[] = [];
-  try {
-    const parsed: unknown = JSON.parse(r.approvals);
-    if (Array.isArray(parsed)) approvals = parsed.filter((x): x is string => typeof x === "string");
-  } catch {
-    approvals = [];
-  }
-  return {
-    id: r.id,
-    portal: r.portal,
-    username: r.username,
-    known: r.known === 1,
-    stage: r.stage,
-    codeApproval: r.code_approval,
-    codeFailures: r.code_failures,
-    approvals,
-    approvedBy: r.approved_by,
-    source: r.source,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    expiresAt: r.expires_at,
-  };
-}
 
 export class PgPasswordResetRepo implements PasswordResetRepo {
   private readonly sInsert;
@@ -56,8 +14,8 @@ export class PgPasswordResetRepo implements PasswordResetRepo {
 
   constructor(ctx: PgStoreContext) {
     const { db } = ctx;
-    this.sInsert = pgPrep(db, `INSERT INTO password_reset_sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-    this.sGet = pgPrep<Row>(db, `SELECT ${COLUMNS} FROM password_reset_sessions WHERE id = ? AND expires_at > ?`);
+    this.sInsert = pgPrep(db, `INSERT INTO password_reset_sessions (${PASSWORD_RESET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.sGet = pgPrep<PasswordResetRow>(db, `SELECT ${PASSWORD_RESET_COLUMNS} FROM password_reset_sessions WHERE id = ? AND expires_at > ?`);
     this.sAdvance = pgPrep(
       db,
       `UPDATE password_reset_sessions SET stage = ?, code_approval = COALESCE(?, code_approval), approvals = COALESCE(?, approvals),
@@ -78,7 +36,7 @@ export class PgPasswordResetRepo implements PasswordResetRepo {
   async get(id: string, now: number): Promise<PasswordResetSession | undefined> {
     try {
       const row = await this.sGet.get(id, now);
-      return row ? toSession(row) : undefined;
+      return row ? toPasswordResetSession(row) : undefined;
     } catch (err) {
       rethrow(err);
     }

@@ -10,7 +10,8 @@ export function adminTotpContext(name: string): SealContext {
   return { table: "admin_accounts", column: "totp_secret", rowKey: name };
 }
 
-interface Row {
+/** An admin_accounts row (both back-ends read the same columns). */
+export interface AdminAccountRow {
   id: number;
   name: string;
   role: AdminAccount["role"];
@@ -21,7 +22,7 @@ interface Row {
   last_sign_in_at: number | null;
 }
 
-interface SessionRow {
+export interface AdminSessionRow {
   token_hash: string;
   account_id: number;
   csrf: string;
@@ -30,7 +31,25 @@ interface SessionRow {
   expires_at: number;
 }
 
-const COLUMNS = "id, name, role, password_hash, totp_secret, totp_last_step, created_at, last_sign_in_at";
+export const ADMIN_ACCOUNT_COLUMNS = "id, name, role, password_hash, totp_secret, totp_last_step, created_at, last_sign_in_at";
+
+/** An account from its row, the TOTP secret opened. */
+export function toAdminAccount(r: AdminAccountRow, sealer: Sealer): AdminAccount {
+  return {
+    id: r.id,
+    name: r.name,
+    role: r.role,
+    passwordHash: r.password_hash,
+    totpSecret: sealer.open(r.totp_secret, adminTotpContext(r.name)),
+    totpLastStep: r.totp_last_step,
+    createdAt: r.created_at,
+    lastSignInAt: r.last_sign_in_at,
+  };
+}
+
+export function toAdminSession(r: AdminSessionRow): AdminSession {
+  return { tokenHash: r.token_hash, accountId: r.account_id, csrf: r.csrf, createdAt: r.created_at, lastSeenAt: r.last_seen_at, expiresAt: r.expires_at };
+}
 
 export class SqliteAdminAccountRepo implements AdminAccountRepo {
   private readonly sealer: Sealer;
@@ -54,39 +73,26 @@ export class SqliteAdminAccountRepo implements AdminAccountRepo {
     const { db } = ctx;
     this.sealer = ctx.sealer;
     this.now = ctx.now;
-    this.sAdd = prep<Row>(db, `INSERT INTO admin_accounts (name, role, password_hash, totp_secret, totp_last_step, created_at) VALUES (?, ?, ?, ?, 0, ?) RETURNING ${COLUMNS}`);
-    this.sGet = prep<Row>(db, `SELECT ${COLUMNS} FROM admin_accounts WHERE name = ?`);
-    this.sGetId = prep<Row>(db, `SELECT ${COLUMNS} FROM admin_accounts WHERE id = ?`);
-    this.sList = prep<Row>(db, `SELECT ${COLUMNS} FROM admin_accounts ORDER BY name`);
+    this.sAdd = prep<AdminAccountRow>(db, `INSERT INTO admin_accounts (name, role, password_hash, totp_secret, totp_last_step, created_at) VALUES (?, ?, ?, ?, 0, ?) RETURNING ${ADMIN_ACCOUNT_COLUMNS}`);
+    this.sGet = prep<AdminAccountRow>(db, `SELECT ${ADMIN_ACCOUNT_COLUMNS} FROM admin_accounts WHERE name = ?`);
+    this.sGetId = prep<AdminAccountRow>(db, `SELECT ${ADMIN_ACCOUNT_COLUMNS} FROM admin_accounts WHERE id = ?`);
+    this.sList = prep<AdminAccountRow>(db, `SELECT ${ADMIN_ACCOUNT_COLUMNS} FROM admin_accounts ORDER BY name`);
     this.sRemove = prep(db, "DELETE FROM admin_accounts WHERE name = ?");
     this.sSetTotp = prep(db, "UPDATE admin_accounts SET totp_secret = ?, totp_last_step = 0 WHERE name = ?");
     this.sSetPassword = prep(db, "UPDATE admin_accounts SET password_hash = ? WHERE name = ?");
     this.sEndSessions = prep(db, "DELETE FROM admin_sessions WHERE account_id = (SELECT id FROM admin_accounts WHERE name = ?)");
     this.sAdvance = prep(db, "UPDATE admin_accounts SET totp_last_step = ?, last_sign_in_at = ? WHERE id = ? AND totp_last_step < ?");
     this.sAddSession = prep(db, "INSERT INTO admin_sessions (token_hash, account_id, csrf, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)");
-    this.sGetSession = prep<SessionRow>(db, "SELECT token_hash, account_id, csrf, created_at, last_seen_at, expires_at FROM admin_sessions WHERE token_hash = ?");
+    this.sGetSession = prep<AdminSessionRow>(db, "SELECT token_hash, account_id, csrf, created_at, last_seen_at, expires_at FROM admin_sessions WHERE token_hash = ?");
     this.sTouch = prep(db, "UPDATE admin_sessions SET last_seen_at = ? WHERE token_hash = ?");
     this.sDeleteSession = prep(db, "DELETE FROM admin_sessions WHERE token_hash = ?");
     this.sPurge = prep(db, "DELETE FROM admin_sessions WHERE expires_at <= ? OR last_seen_at < ?");
   }
 
-  private toAccount(r: Row): AdminAccount {
-    return {
-      id: r.id,
-      name: r.name,
-      role: r.role,
-      passwordHash: r.password_hash,
-      totpSecret: this.sealer.open(r.totp_secret, adminTotpContext(r.name)),
-      totpLastStep: r.totp_last_step,
-      createdAt: r.created_at,
-      lastSignInAt: r.last_sign_in_at,
-    };
-  }
-
   async add(a: { name: string; role: AdminAccount["role"]; passwordHash: string; totpSecret: Uint8Array }): Promise<AdminAccount> {
     try {
       const row = this.sAdd.get(a.name, a.role, a.passwordHash, this.sealer.seal(a.totpSecret, adminTotpContext(a.name)), this.now())!;
-      return this.toAccount(row);
+      return toAdminAccount(row, this.sealer);
     } catch (err) {
       rethrow(err, { conflict: `admin account ${a.name} exists` });
     }
@@ -95,7 +101,7 @@ export class SqliteAdminAccountRepo implements AdminAccountRepo {
   async get(name: string): Promise<AdminAccount | undefined> {
     try {
       const row = this.sGet.get(name);
-      return row ? this.toAccount(row) : undefined;
+      return row ? toAdminAccount(row, this.sealer) : undefined;
     } catch (err) {
       rethrow(err);
     }
@@ -104,7 +110,7 @@ export class SqliteAdminAccountRepo implements AdminAccountRepo {
   async getById(id: number): Promise<AdminAccount | undefined> {
     try {
       const row = this.sGetId.get(id);
-      return row ? this.toAccount(row) : undefined;
+      return row ? toAdminAccount(row, this.sealer) : undefined;
     } catch (err) {
       rethrow(err);
     }
@@ -112,7 +118,7 @@ export class SqliteAdminAccountRepo implements AdminAccountRepo {
 
   async list(): Promise<AdminAccount[]> {
     try {
-      return this.sList.all().map((r) => this.toAccount(r));
+      return this.sList.all().map((r) => toAdminAccount(r, this.sealer));
     } catch (err) {
       rethrow(err);
     }
@@ -165,7 +171,7 @@ export class SqliteAdminAccountRepo implements AdminAccountRepo {
   async getSession(tokenHash: string): Promise<AdminSession | undefined> {
     try {
       const r = this.sGetSession.get(tokenHash);
-      return r ? { tokenHash: r.token_hash, accountId: r.account_id, csrf: r.csrf, createdAt: r.created_at, lastSeenAt: r.last_seen_at, expiresAt: r.expires_at } : undefined;
+      return r ? toAdminSession(r) : undefined;
     } catch (err) {
       rethrow(err);
     }

@@ -3,7 +3,8 @@
 import type { PasswordResetRepo, PasswordResetSession, PasswordResetStage } from "../types.ts";
 import { prep, rethrow, type StoreContext } from "./context.ts";
 
-interface Row {
+/** A password_reset_sessions row (both back-ends read the same columns). */
+export interface PasswordResetRow {
   id: string;
   portal: string;
   username: string;
@@ -19,9 +20,9 @@ interface Row {
   expires_at: number;
 }
 
-const COLUMNS = "id, portal, username, known, stage, code_approval, code_failures, approvals, approved_by, source, created_at, updated_at, expires_at";
+export const PASSWORD_RESET_COLUMNS = "id, portal, username, known, stage, code_approval, code_failures, approvals, approved_by, source, created_at, updated_at, expires_at";
 
-function toSession(r: Row): PasswordResetSession {
+export function toPasswordResetSession(r: PasswordResetRow): PasswordResetSession {
   let approvals: string[] = [];
   try {
     const parsed: unknown = JSON.parse(r.approvals);
@@ -55,8 +56,8 @@ export class SqlitePasswordResetRepo implements PasswordResetRepo {
 
   constructor(ctx: StoreContext) {
     const { db } = ctx;
-    this.sInsert = prep(db, `INSERT INTO password_reset_sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-    this.sGet = prep<Row>(db, `SELECT ${COLUMNS} FROM password_reset_sessions WHERE id = ? AND expires_at > ?`);
+    this.sInsert = prep(db, `INSERT INTO password_reset_sessions (${PASSWORD_RESET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.sGet = prep<PasswordResetRow>(db, `SELECT ${PASSWORD_RESET_COLUMNS} FROM password_reset_sessions WHERE id = ? AND expires_at > ?`);
     this.sAdvance = prep(
       db,
       `UPDATE password_reset_sessions SET stage = ?, code_approval = COALESCE(?, code_approval), approvals = COALESCE(?, approvals),
@@ -77,7 +78,7 @@ export class SqlitePasswordResetRepo implements PasswordResetRepo {
   async get(id: string, now: number): Promise<PasswordResetSession | undefined> {
     try {
       const row = this.sGet.get(id, now);
-      return row ? toSession(row) : undefined;
+      return row ? toPasswordResetSession(row) : undefined;
     } catch (err) {
       rethrow(err);
     }
