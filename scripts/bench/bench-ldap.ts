@@ -8,7 +8,10 @@
 //     rebinds a connection as the service account before its next search).
 //   - Portcullis: its profile defaults unless --ldap-pool, --ldap-pipeline or --ldap-bind-pool say otherwise:
 //     4 service connections for searches, each carrying up to 8 pipelined requests, and 32 connections
-//     used only for user binds (docs/ldap.md, "Performance").
+//     used only for user binds (docs/ldap.md, "Performance"). One server per `--workers` value, each measured in
+//     every round: 0 (the default) is the product's default `[radius] workers` (the number of CPUs, at most 8;
+//     2 on a 2-core host), each worker with its own pools; its CPU is the supervisor's plus its workers'.
+//     `--baseline-bin` adds the same servers from another build (e.g. main's) to the same run.
 // Users are password-only on both sides: `default_type = "password"` with `allow_type_password = true`, and
 // a client with `--allow-password-only true`.
 //
@@ -21,7 +24,7 @@ import { randomBytes } from "node:crypto";
 import { BASE_DN, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, ssha, startSlapd, type Slapd } from "../../test/integration/helpers/slapd.ts";
 import { writeFreeRADIUSLdapConfig } from "./freeradius.ts";
 import { runLoad, type LoadResult, type LoadUser } from "../loadgen.ts";
-import { cpuMs, freePort, portcullisCLI, summarize, waitStatusServer } from "./harness.ts";
+import { cpuMs, freePort, portcullisCLI, summarize, treeCpuMs, waitStatusServer } from "./harness.ts";
 
 /** Options for {@link runLdapBenchmark}. */
 export interface LdapBenchmarkOptions {
@@ -39,6 +42,13 @@ export interface LdapBenchmarkOptions {
   freeradiusPool?: number;
   /** Portcullis profile settings; each omitted one keeps the product's default. */
   portcullis?: { poolSize?: number; pipeline?: number; bindPoolSize?: number };
+  /**
+   * One Portcullis server per entry, each measured in every round: its `[radius] workers` (0: the
+   * product's default, the number of CPUs). Default [0].
+   */
+  workers?: number[];
+  /** Another build measured in the same run (each worker count once more), e.g. main's, labelled "baseline". */
+  baselineBin?: string;
   /** Spawned servers, killed by the caller's cleanup. */
   children: Bun.Subprocess[];
   /** Synchronous clean-ups the caller runs on SIGINT (here: kill slapd). */
@@ -114,33 +124,36 @@ export async function runLdapBenchmark(o: LdapBenchmarkOptions): Promise<void> {
       throw new Error(`${e.message}; see ${join(frDir, "log")} (run with --keep)`);
     });
 
-    // Portcullis with one [[ldap]] profile; its audit lines go to a file, as FreeRADIUS logs to one.
-    const pDir = join(work, "portcullis-ldap");
+    // Portcullis with one [[ldap]] profile, one server per worker count, each on its own data directory and
+    // with its own pools; its audit lines go to a file, as FreeRADIUS logs to one.
     const passwordFile = join(work, "ldap.pass");
     writeFileSync(passwordFile, SERVICE_PASSWORD + "\n", { mode: 0o600 });
     const configFile = join(work, "portcullis-ldap.toml");
     writeFileSync(configFile, portcullisLdapToml({ url: slapd.url, passwordFile, settings: o.portcullis ?? {} }), { mode: 0o600 });
-    // One RADIUS process (comparable with the figures measured before `[radius] workers`), unless the environment asks for more.
-    const env = { PORTCULLIS_RADIUS_WORKERS: process.env.PORTCULLIS_RADIUS_WORKERS ?? "1", PORTCULLIS_KEY: randomBytes(32).toString("base64") };
     const pre = ["--config", configFile];
-    await portcullisCLI(bin, pDir, ["client", "add", "bench", "--address", "127.0.0.1/32", "--secret-stdin", "--allow-password-only", "true"], env, { stdin: secret + "\n", pre });
-    const pPort = await freePort();
-    const pLog = join(work, "portcullis-ldap.log");
-    const srv = Bun.spawn([bin, ...pre, "--data-dir", pDir, "serve", "--radius-listen", `127.0.0.1:${pPort}`, "--http-listen", "127.0.0.1:0"], {
-      env: { ...process.env, ...env },
-      stdout: "ignore",
-      stderr: Bun.file(pLog),
-    });
-    o.children.push(srv);
-    info(`starting Portcullis on 127.0.0.1:${pPort}`);
-    await waitStatusServer(pPort, secret, { timeoutMs: 60_000, everyMs: 50 }).catch((e: Error) => {
-      throw new Error(`${e.message}; see ${pLog} (run with --keep)`);
-    });
+    const variants = [...(o.baselineBin ? (o.workers ?? [0]).map((w) => ({ w, bin: o.baselineBin!, tag: "baseline " })) : []), ...(o.workers ?? [0]).map((w) => ({ w, bin, tag: "" }))];
+    const pServers: Array<readonly [string, number, number]> = [];
+    for (const { w, bin, tag } of variants) {
+      const name = `${tag}${w === 0 ? "portcullis" : `portcullis-w${w}`}`;
+      const pDir = join(work, name);
+      const env = { PORTCULLIS_RADIUS_WORKERS: String(w), PORTCULLIS_KEY: randomBytes(32).toString("base64") };
+      await portcullisCLI(bin, pDir, ["client", "add", "bench", "--address", "127.0.0.1/32", "--secret-stdin", "--allow-password-only", "true"], env, { stdin: secret + "\n", pre });
+      const pPort = await freePort();
+      const pLog = join(work, `${name}.log`);
+      const srv = Bun.spawn([bin, ...pre, "--data-dir", pDir, "serve", "--radius-listen", `127.0.0.1:${pPort}`, "--http-listen", "127.0.0.1:0"], {
+        env: { ...process.env, ...env, PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0" },
+        stdout: "ignore",
+        stderr: Bun.file(pLog),
+      });
+      o.children.push(srv);
+      info(`starting ${tag}Portcullis (workers = ${w === 0 ? "default" : w}) on 127.0.0.1:${pPort}`);
+      await waitStatusServer(pPort, secret, { timeoutMs: 60_000, everyMs: 50 }).catch((e: Error) => {
+        throw new Error(`${e.message}; see ${pLog} (run with --keep)`);
+      });
+      pServers.push([name, pPort, srv.pid] as const);
+    }
 
-    const servers = [
-      ["freeradius", frPort, fr.pid],
-      ["portcullis", pPort, srv.pid],
-    ] as const;
+    const servers: Array<readonly [string, number, number]> = [["freeradius", frPort, fr.pid], ...pServers];
     const load = (list: LoadUser[], port: number, c = concurrency) =>
       runLoad(list, { host: "127.0.0.1", port, secret, concurrency: c, timeoutMs: 5000, maxSeconds: 120, waitForStep: false });
 
@@ -161,35 +174,35 @@ export async function runLdapBenchmark(o: LdapBenchmarkOptions): Promise<void> {
     }
 
     type Cpu = { server_ms_per_req: number; slapd_ms_per_req: number; loadgen_ms_per_req: number };
-    const results: Record<"freeradius" | "portcullis", LoadResult[]> = { freeradius: [], portcullis: [] };
-    const cpu: Record<"freeradius" | "portcullis", Cpu[]> = { freeradius: [], portcullis: [] };
+    const results: Record<string, LoadResult[]> = Object.fromEntries(servers.map(([name]) => [name, []]));
+    const cpu: Record<string, Cpu[]> = Object.fromEntries(servers.map(([name]) => [name, []]));
     for (let r = 1; r <= rounds; r++) {
       for (const [name, port, pid] of servers) {
         info(`round ${r}/${rounds}: ${name}`);
-        const s0 = cpuMs(pid), d0 = cpuMs(sPid), l0 = process.cpuUsage();
+        // A supervisor's CPU includes its RADIUS workers'; FreeRADIUS's threads are one process.
+        const s0 = treeCpuMs(pid), d0 = cpuMs(sPid), l0 = process.cpuUsage();
         const res = await load(list, port);
         const lu = process.cpuUsage(l0);
         const per = (x: number) => Math.round((x / Math.max(1, res.accepts + res.rejects)) * 1000) / 1000;
-        const c = { server_ms_per_req: per(cpuMs(pid) - s0), slapd_ms_per_req: per(cpuMs(sPid) - d0), loadgen_ms_per_req: per((lu.user + lu.system) / 1000) };
+        const c = { server_ms_per_req: per(treeCpuMs(pid) - s0), slapd_ms_per_req: per(cpuMs(sPid) - d0), loadgen_ms_per_req: per((lu.user + lu.system) / 1000) };
         info(`  ${JSON.stringify(res)} cpu ${JSON.stringify(c)}`);
-        results[name].push(res);
-        cpu[name].push(c);
+        results[name]!.push(res);
+        cpu[name]!.push(c);
       }
     }
-    srv.kill("SIGTERM");
-    fr.kill("SIGTERM");
-    await Promise.all([srv.exited, fr.exited]);
+    for (const c of o.children) if (c.exitCode === null && !c.killed) c.kill("SIGTERM");
+    await Promise.all(o.children.map((c) => c.exited));
 
-    const fs = summarize(results.freeradius);
-    const ps = summarize(results.portcullis);
     const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
     const cpuSummary = (xs: Cpu[]) => ({
       server_ms_per_req: med(xs.map((x) => x.server_ms_per_req)),
       slapd_ms_per_req: med(xs.map((x) => x.slapd_ms_per_req)),
       loadgen_ms_per_req: med(xs.map((x) => x.loadgen_ms_per_req)),
     });
-    const fc = cpuSummary(cpu.freeradius);
-    const pc = cpuSummary(cpu.portcullis);
+    const fs = summarize(results.freeradius!);
+    const fc = cpuSummary(cpu.freeradius!);
+    const ps = pServers.map(([name], i) => ({ name, workers: variants[i]!.w, tag: variants[i]!.tag, s: summarize(results[name]!), c: cpuSummary(cpu[name]!) }));
+    const label = (p: { workers: number; tag: string }) => `${p.tag ? "baseline " : ""}${p.workers === 0 ? "Portcullis (default)" : `Portcullis workers=${p.workers}`}`;
     const pad = (s: string, n: number) => s.padStart(n);
     const row = (name: string, s: ReturnType<typeof summarize>, c: ReturnType<typeof cpuSummary>) =>
       `${name.padEnd(22)}${pad(String(s.rps), 10)}${pad(s.p50_ms.toFixed(2), 10)}${pad(s.p99_ms.toFixed(2), 10)}${pad(c.server_ms_per_req.toFixed(3), 13)}${pad(c.slapd_ms_per_req.toFixed(3), 14)}   rounds ${s.rps_rounds.join("/")}; accepts ${s.accepts.join("/")}, rejects ${s.rejects.join("/")}, timeouts ${s.timeouts.join("/")}, invalid ${s.invalid.join("/")}, replies without MA ${s.reply_ma_missing.join("/")}`;
@@ -199,14 +212,24 @@ export async function runLdapBenchmark(o: LdapBenchmarkOptions): Promise<void> {
         `LDAP-password (PAP) logins against one slapd (ldap:// on 127.0.0.1), ${o.users} users, ${o.requests} logins per round, ${concurrency} in flight, ${rounds} rounds each (medians)`,
         `${"server".padEnd(22)}${pad("req/s", 10)}${pad("p50 ms", 10)}${pad("p99 ms", 10)}${pad("cpu ms/req", 13)}${pad("slapd ms/req", 14)}`,
         row("FreeRADIUS (rlm_ldap)", fs, fc),
-        row("Portcullis (binary)", ps, pc),
-        `ratio Portcullis/FreeRADIUS (req/s): ${(ps.rps / fs.rps).toFixed(2)}; p99 ${ps.p99_ms.toFixed(2)} ms vs ${fs.p99_ms.toFixed(2)} ms`,
-        `load generator CPU per request: ${fc.loadgen_ms_per_req.toFixed(3)} / ${pc.loadgen_ms_per_req.toFixed(3)} ms`,
+        ...ps.map((p) => row(label(p), p.s, p.c)),
+        ...ps.map((p) => `ratio ${label(p)}/FreeRADIUS (req/s): ${(p.s.rps / fs.rps).toFixed(2)}; p99 ${p.s.p99_ms.toFixed(2)} ms vs ${fs.p99_ms.toFixed(2)} ms`),
+        `load generator CPU per request: FreeRADIUS ${fc.loadgen_ms_per_req.toFixed(3)}; ${ps.map((p) => `${label(p)} ${p.c.loadgen_ms_per_req.toFixed(3)}`).join("; ")} ms`,
         "",
       ].join("\n"),
     );
     process.stdout.write(
-      JSON.stringify({ workload: "ldap", users: o.users, requests: o.requests, concurrency, rounds, freeradius_pool: frPool, portcullis_settings: o.portcullis ?? {}, freeradius: { ...fs, cpu: fc }, portcullis: { ...ps, cpu: pc }, ratio_rps: ps.rps / fs.rps }) + "\n",
+      JSON.stringify({
+        workload: "ldap",
+        users: o.users,
+        requests: o.requests,
+        concurrency,
+        rounds,
+        freeradius_pool: frPool,
+        portcullis_settings: o.portcullis ?? {},
+        freeradius: { ...fs, cpu: fc },
+        portcullis: ps.map((p) => ({ workers: p.workers, ...(p.tag ? { baseline: true } : {}), ...p.s, cpu: p.c, ratio_rps: p.s.rps / fs.rps })),
+      }) + "\n",
     );
   } finally {
     await slapd.stop();

@@ -11,6 +11,9 @@
 //          otp only: [--workers 1 | 1,2] one Portcullis server per `[radius] workers` value, each measured in every round
 //          (CPU per login summed over the supervisor and its workers; the load generator's one socket is
 //          spread over the workers by the RADIUS Identifier)
+//          ldap: [--workers 0 | 1,0] likewise, where 0 (the default) is the product's default `[radius] workers`
+//          (the number of CPUs, at most 8)
+//          ldap: [--baseline-bin PATH] another build (e.g. main's) measured in the same run, once per worker count
 //          ldap only, Portcullis's profile: [--ldap-pool 4] [--ldap-pipeline 8] [--ldap-bind-pool 32] (defaults: the product's)
 // Needs `freeradius` (Debian package) and a built binary (`bun run build`); the ldap workload also
 // `freeradius-ldap`, `slapd`, `ldap-utils` and `openssl`. Installs nothing.
@@ -42,9 +45,10 @@ const { values: a } = parseArgs({
     "ldap-pool": { type: "string" },
     "ldap-pipeline": { type: "string" },
     "ldap-bind-pool": { type: "string" },
+    "baseline-bin": { type: "string" },
     bin: { type: "string", default: join(root, "dist/portcullis") },
     "startup-runs": { type: "string", default: "5" },
-    workers: { type: "string", default: "1" },
+    workers: { type: "string" },
     keep: { type: "boolean", default: false },
     store: { type: "string" },
   },
@@ -63,9 +67,10 @@ const rounds = Number(a.rounds);
 const warmupRounds = Number(a.warmup);
 const concurrency = Number(a.concurrency ?? (ldap ? 32 : 128));
 const bin = resolve(a.bin!);
-const workerCounts = a.workers!.split(",").map((w) => Number(w.trim()));
-if (workerCounts.some((w) => !Number.isInteger(w) || w < 1 || w > 64)) {
-  process.stderr.write("bench: --workers must be a comma-separated list of 1..64\n");
+// otp: one process unless asked; ldap: the product's default (0: the number of CPUs, at most 8).
+const workerCounts = (a.workers ?? (ldap ? "0" : "1")).split(",").map((w) => Number(w.trim()));
+if (workerCounts.some((w) => !Number.isInteger(w) || w < (ldap ? 0 : 1) || w > 64)) {
+  process.stderr.write(`bench: --workers must be a comma-separated list of ${ldap ? "0" : "1"}..64\n`);
   process.exit(2);
 }
 const secret = encodeBase32(randomBytes(20)); // shared secret for both servers, never printed
@@ -275,7 +280,7 @@ try {
       ...(a["ldap-pipeline"] ? { pipeline: Number(a["ldap-pipeline"]) } : {}),
       ...(a["ldap-bind-pool"] ? { bindPoolSize: Number(a["ldap-bind-pool"]) } : {}),
     };
-    await runLdapBenchmark({ bin, work, secret, users: nUsers, rounds, concurrency, requests, children, exitHooks, info, portcullis, ...(a["fr-pool"] ? { freeradiusPool: Number(a["fr-pool"]) } : {}) });
+    await runLdapBenchmark({ bin, work, secret, users: nUsers, rounds, concurrency, requests, children, exitHooks, info, portcullis, workers: workerCounts, ...(a["baseline-bin"] ? { baselineBin: resolve(a["baseline-bin"]) } : {}), ...(a["fr-pool"] ? { freeradiusPool: Number(a["fr-pool"]) } : {}) });
   } else if (a.store === "postgres") {
     const { runStoreBenchmark } = await import("./bench-store.ts");
     await runStoreBenchmark({ bin, work, secret, users: nUsers, rounds, warmup: warmupRounds, concurrency, children, exitHooks, info });
