@@ -6,6 +6,7 @@
 // nested group → reply attributes on the FINAL Access-Accept (Fortinet VSA decoded byte-wise and
 // by radclient), required_groups, a code-only client (--first-factor none) with a ppolicy-locked
 // account, failover to a second slapd (a replica with the same entryUUIDs) when the first is killed,
+// two RADIUS workers (each with its own pools; a login's legs decided by different workers),
 // and `portcullis ldap test`. Every wait is bounded; servers listen on 127.0.0.x only.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -15,7 +16,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues as values, eventually, pap as papRequest, tomlString, vendorAttributes as vsas, type ServerProcess } from "./helpers/appliance.ts";
+import { Appliance, Attr, Code, UDPClient, addLiveClient, buildAccessRequest, attributeValues as values, eventually, pap as papRequest, tomlString, vendorAttributes as vsas, type ServerProcess } from "./helpers/appliance.ts";
 import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
 import { BASE_DN, GROUPS, PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, runSlapdTests, slapdPath, startSlapd, type Slapd } from "./helpers/slapd.ts";
 import { decodeBase32, encodeBase32, totp, type CheckedReply, type RawAttribute } from "../../scripts/bench/radius-wire.ts";
@@ -394,5 +395,88 @@ describe.skipIf(!run)("failover across a profile's urls through the compiled bin
     const show = JSON.parse(await app.cli(["user", "show", "alice", "--json"])) as { externalId: string | null; tokens: unknown[] };
     expect(show.externalId).not.toBeNull(); // the same entryUUID on both servers: still one record
     expect(show.tokens).toHaveLength(2);
+  });
+});
+
+// `[radius] workers = 2` (the default on a 2-core host): every worker opens its own pools to the
+// profile; a login's legs may be decided by different workers (the challenge lives in the store).
+// The RADIUS Identifier picks the worker (Identifier modulo the number of workers), and every log
+// line of a worker carries `"worker":N`.
+describe.skipIf(!run)("two RADIUS workers with a slapd profile", () => {
+  let slapd: Slapd;
+  let app: Appliance;
+  let server: ServerProcess;
+  let secret: string;
+  const seeds: Record<string, string> = {};
+
+  beforeAll(async () => {
+    if (!slapdPath) throw new Error("slapd not installed: apt-get install slapd ldap-utils (required in CI)");
+    slapd = await startSlapd();
+    await slapd.modify(extraUsersLdif());
+    app = new Appliance({ PORTCULLIS_RADIUS_WORKERS: "2" });
+    app.writeConfig(profileToml("corp", [slapd.ldapsUrl], slapd.caFile));
+    for (const name of ["uma", "vera"]) {
+      await app.cli(["user", "add", name, "--directory", "corp"]);
+      seeds[name] = newSeed();
+      await app.cli(["token", "add", name, "--totp", "--secret", seeds[name]!]);
+    }
+    secret = `it-${randomBytes(12).toString("hex")}`;
+    await app.cli(["client", "add", "vpn", "--address", "127.0.0.1/32", "--secret", secret]);
+    server = await app.serve();
+    await eventually("both workers listening", () => (server.logs.filter((l) => l.event === "radius.listening").length >= 2 ? true : undefined), { tries: 200, timeoutMs: 30_000 });
+  }, 120_000);
+
+  afterAll(async () => {
+    await app?.[Symbol.asyncDispose]();
+    await slapd?.stop();
+  });
+
+  /** A PAP Access-Request with a chosen Identifier (its parity picks the worker). */
+  async function papWith(udp: UDPClient, id: number, user: string, password: string, state?: Uint8Array) {
+    const attributes: RawAttribute[] = [[Attr.UserName, new TextEncoder().encode(user)], [Attr.UserPassword, new TextEncoder().encode(password)]];
+    if (state) attributes.push([Attr.State, state]);
+    return await udp.exchange(buildAccessRequest({ identifier: id, secret, attributes }), server.port, secret);
+  }
+
+  itest("each worker checks LDAP passwords; the code leg is accepted by the other worker", async () => {
+    const listening = server.logs.filter((l) => l.event === "radius.listening");
+    expect(new Set(listening.map((l) => l.worker))).toEqual(new Set([1, 2]));
+    using udp = await UDPClient.open();
+    // uma: password on one worker, code on the other; vera: the other way round.
+    for (const [user, passwordId, codeId] of [["uma", 10, 11], ["vera", 21, 20]] as const) {
+      const first = await papWith(udp, passwordId, user, EXTRA[user]);
+      expect(first.code).toBe(Code.AccessChallenge);
+      const state = first.attributes.find(([t]) => t === Attr.State)![1];
+      const second = await papWith(udp, codeId, user, codeOf(seeds[user]!), state);
+      expect(second.code).toBe(Code.AccessAccept);
+      expect(values(second.attributes, FILTER_ID)).toEqual(["users-acl"]);
+    }
+    const challenged = await eventually("both auth.challenge lines", () => {
+      const lines = server.logs.filter((l) => l.event === "auth.challenge" && (l.user === "uma" || l.user === "vera"));
+      return lines.length >= 2 ? lines : undefined;
+    });
+    const accepted = await eventually("both auth.success lines", () => {
+      const lines = server.logs.filter((l) => l.event === "auth.success" && (l.user === "uma" || l.user === "vera"));
+      return lines.length >= 2 ? lines : undefined;
+    });
+    // The two password legs were decided by different workers, and each code leg by the worker that did not ask for it.
+    expect(new Set(challenged.map((l) => l.worker))).toEqual(new Set([1, 2]));
+    for (const user of ["uma", "vera"]) {
+      expect(accepted.find((l) => l.user === user)!.worker).not.toBe(challenged.find((l) => l.user === user)!.worker);
+    }
+  });
+
+  itest("a wrong LDAP password is rejected by either worker", async () => {
+    using udp = await UDPClient.open();
+    for (const id of [30, 31]) {
+      const r = await papWith(udp, id, "alice", "not-" + PASSWORDS.alice);
+      expect(r.code).toBe(Code.AccessReject);
+    }
+    const failures = await eventually("two auth.failure lines", () => {
+      const lines = server.logs.filter((l) => l.event === "auth.failure" && l.user === "alice");
+      return lines.length >= 2 ? lines : undefined;
+    });
+    expect(failures.every((l) => l.reason === "bad_password")).toBe(true);
+    expect(new Set(failures.map((l) => l.worker))).toEqual(new Set([1, 2]));
   });
 });
