@@ -448,7 +448,7 @@ describe("requests in the app (Chromium)", () => {
     await touchUser("ivan");
     const context = await browser.newContext({ serviceWorkers: "block" });
     // A proxy that cannot pass server-sent events, as seen from the page: the stream fails at once.
-    await context.route("**/app/api/v1/events", (route) => route.abort("connectionreset"));
+    await context.route("**/app/api/v2/events", (route) => route.abort("connectionreset"));
     const page = await context.newPage();
     await page.goto(await enrolmentLink("ivan"));
     await page.fill("#device-name", "ivan's phone");
