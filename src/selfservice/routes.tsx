@@ -31,6 +31,7 @@
 
 import { createHash } from "node:crypto";
 import type { Context } from "hono";
+import { getCookie } from "hono/cookie";
 import type { AdminAudit } from "../admin/audit.ts";
 import type { AdminContext } from "../admin/context.ts";
 import { deleteDevice, enrolDevice, listDevices } from "../admin/devices.ts";
@@ -42,7 +43,6 @@ import type { Attempt, Channel, Decision } from "../auth/attempt.ts";
 import { APPROVAL_CSS } from "../http/pages/approval.tsx";
 import type { HttpEnv, RouteModule } from "../http/types.ts";
 import { encodeBase32, generateSecret, otpauthURI, svgQR, verifyTOTP } from "../otp/index.ts";
-import { getCookie } from "hono/cookie";
 import type { SelfServiceMethod, SelfServiceSession, User } from "../store/types.ts";
 import { AppEnrolPage, HomePage, LinkPage, ProblemPage, SELF_SERVICE_CSS, SELF_SERVICE_CSS_PATH, SELF_SERVICE_WAIT_JS, SELF_SERVICE_WAIT_JS_PATH, SignInPage, TotpPage, WaitPage } from "./pages.tsx";
 import { clearCookie, cookieNames, csrfToken, csrfValid, newCookieValue, openWaiting, readCookie, sealWaiting, sessionIdHash, writeCookie, writeWaitCookie, type WaitingSignIn } from "./session.ts";
