@@ -81,12 +81,31 @@ export const APP_CODE_DIGITS = 6;
 /** Event streams one device may hold; a further one closes its oldest. */
 export const MAX_STREAMS_PER_DEVICE = 2;
 
-/** One request as the device protocol shows it (`GET /app/api/v1/requests`, event `request`). */
+/** A version of the device protocol: its paths start with `/app/api/v{n}`. */
+export type AppProtocolVersion = 1 | 2;
+export const APP_PROTOCOL_VERSIONS: readonly AppProtocolVersion[] = [1, 2];
+
+/**
+ * The request kinds each protocol version shows. A version's list is part of its contract: v1
+ * clients were written for three kinds, so they never see (list, stream or answer) another; v2 adds
+ * self-service portal sign-ins. A new kind needs a new version.
+ */
+export const APP_PROTOCOL_KINDS: Readonly<Record<AppProtocolVersion, ReadonlySet<ApprovalKind>>> = {
+  1: new Set<ApprovalKind>(["radius", "magic-link", "password-reset"]),
+  2: new Set<ApprovalKind>(["radius", "magic-link", "password-reset", "self-service"]),
+};
+
+/** Whether a client of protocol `version` may see a request of `kind`. */
+export function visibleIn(version: AppProtocolVersion, kind: ApprovalKind): boolean {
+  return APP_PROTOCOL_KINDS[version].has(kind);
+}
+
+/** One request as the device protocol shows it (`GET /app/api/v{n}/requests`, event `request`). */
 export interface AppRequestView {
   id: string;
   kind: ApprovalKind;
   user: string;
-  /** The RADIUS client's name, the Magic Link endpoint profile, or the password-reset portal. */
+  /** The RADIUS client's name, the Magic Link endpoint profile, the password-reset portal, or "self-service". */
   service: string;
   /** Calling-Station-Id, or the caller's address; null when unknown. */
   source: string | null;
@@ -113,6 +132,8 @@ export type Admission = { ok: true } | { ok: false; reason: LimitReason; until?:
 /** What a stream needs: the device it belongs to, what it was sent, and how to write to it. */
 export interface EventSink {
   readonly device: string;
+  /** The protocol version the stream was opened with: it is sent only the kinds that version shows. */
+  readonly version: AppProtocolVersion;
   /** IDs this stream was sent as `request` and not yet as `gone`. */
   readonly sent: Set<string>;
   send(event: "request" | "gone", data: unknown): void;
@@ -173,9 +194,9 @@ export class AppEvents {
     if (s.size === 0) this.sentTo.delete(id);
   }
 
-  /** Sends `view` as `request` to `sink` unless it was sent already. */
+  /** Sends `view` as `request` to `sink` unless it was sent already or its version does not show that kind. */
   offer(sink: EventSink, view: AppRequestView): void {
-    if (sink.sent.has(view.id)) return;
+    if (sink.sent.has(view.id) || !visibleIn(sink.version, view.kind)) return;
     sink.sent.add(view.id);
     let s = this.sentTo.get(view.id);
     if (!s) this.sentTo.set(view.id, (s = new Set()));
@@ -302,6 +323,16 @@ export class AppRequests {
     }
   }
 
+  /** An approval as it stands (a pending one past its expiry is closed as expired first); undefined when unknown. */
+  current(id: string): Promise<Approval | undefined> {
+    return this.o.approvals.current(id);
+  }
+
+  /** Withdraws a pending approval (the asker gave up): `gone` on the streams; true when this call did it. */
+  cancel(id: string): Promise<boolean> {
+    return this.o.approvals.cancel(id);
+  }
+
   /** Resolves when every push started so far has ended. */
   async settled(): Promise<void> {
     await Promise.all([...this.inFlight]);
@@ -332,21 +363,22 @@ export class AppRequests {
     return v;
   }
 
-  /** The pending, unexpired requests of `user`, oldest first. */
-  async list(user: string): Promise<AppRequestView[]> {
+  /** The pending, unexpired requests of `user` that protocol `version` shows, oldest first. */
+  async list(user: string, version: AppProtocolVersion): Promise<AppRequestView[]> {
     const pending = await this.o.store.approvals.pendingForUser(user, this.o.now());
-    return Promise.all(pending.map((a) => this.view(a)));
+    return Promise.all(pending.filter((a) => visibleIn(version, a.kind)).map((a) => this.view(a)));
   }
 
   /**
    * A device's signed answer. 404 for no such request, 403 for another user's, 409 once it ended.
    * A number-matching request approved with a wrong pick (or none) is rejected. A rejection (also a
    * wrong pick) starts the user's back-off; a report rejects, is audited as `approval.reported`, and
-   * locks the user's app requests for `report_lock_s`; an approval ends the streak.
+   * locks the user's app requests for `report_lock_s`; an approval ends the streak. A request of a
+   * kind that protocol `version` does not show is answered as unknown (404), whoever's it is.
    */
-  async answer(device: Device, user: { username: string }, id: string, decision: AppDecision, pick: number | undefined): Promise<AppAnswer> {
+  async answer(device: Device, user: { username: string }, id: string, decision: AppDecision, pick: number | undefined, version: AppProtocolVersion): Promise<AppAnswer> {
     const a = await this.o.store.approvals.get(id);
-    if (!a) return { ok: false, status: 404, reason: "unknown_request" };
+    if (!a || !visibleIn(version, a.kind)) return { ok: false, status: 404, reason: "unknown_request" };
     if (a.user !== user.username) return { ok: false, status: 403, reason: "not_your_request" };
     if (a.state !== "pending" || a.expiresAt <= this.o.now()) return { ok: false, status: 409, reason: "ended" };
     let state: "approved" | "rejected" | "reported";

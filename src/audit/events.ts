@@ -37,6 +37,7 @@ export type AuthFailureReason =
   | "approval_rejected" // the user tapped Reject (or picked a wrong number)
   | "approval_busy" // an approval for this user and client is pending from another source: not joined
   | "approval_limited" // the approver app's limits against fatigue refused a new request (reported lock, back-off, rate), and no later step was left
+  | "no_device" // a self-service sign-in with the approver app, for a user without a live device
   | "timeout" // the approval hold ended (or the approval expired) without an answer
   | "code_expired"; // no live SMS code for this State: expired, used, or replaced
 
@@ -155,8 +156,11 @@ export type UiEvent =
  * "self-service"). Never a password, code, seed, link code or cookie.
  */
 export type SelfServiceEvent =
-  /** A browser signed in: `method` `password_totp` (password and a token code) or `link` (an administrator's link). */
-  | { type: "selfservice.signed_in"; user: string; method: "password_totp" | "link"; client: string }
+  /**
+   * A browser signed in: `method` `password_totp` (password and a token code), `app` (password and
+   * an approver-app approval) or `link` (an administrator's link).
+   */
+  | { type: "selfservice.signed_in"; user: string; method: "password_totp" | "link" | "app"; client: string }
   /** A sign-in attempt (password or link) was refused by the per-address limit before any check. */
   | { type: "selfservice.rate_limited"; client: string }
   /** A link was refused: unknown, used or expired (which one is not told). */

@@ -433,7 +433,7 @@ export interface PortcullisMetrics {
   httpConnectionsClosed: Counter;
   /** `portcullis_uncaught_errors_total{origin}`: errors nothing caught (cli/uncaught.ts), by uncaughtException / unhandledRejection. */
   uncaughtErrors: Counter;
-  /** `portcullis_approvals_total{kind,outcome}`: approvals ended, by kind (radius, magic-link, password-reset) and final state; counted once, by the process that committed it. */
+  /** `portcullis_approvals_total{kind,outcome}`: approvals ended, by kind (radius, magic-link, password-reset, self-service) and final state; counted once, by the process that committed it. */
   approvals: Counter;
   /** `portcullis_sms_codes_total{result}`: SMS one-time codes issued, not delivered, and checked (accepted, wrong, invalidated, expired, unknown, mismatch). */
   smsCodes: Counter;

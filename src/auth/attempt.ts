@@ -59,4 +59,8 @@ export type Decision =
    * generic text otherwise.
    */
   | { kind: "reject"; reason: AuthFailureReason; message?: string }
-  | { kind: "challenge"; state: Uint8Array; prompt: string; timeoutS: number };
+  /**
+   * `approval`: the approval a challenge-mode phone step waits on (its ID, the number to match, its
+   * end), for adapters that show it themselves (the self-service page); RADIUS sends only the prompt.
+   */
+  | { kind: "challenge"; state: Uint8Array; prompt: string; timeoutS: number; approval?: { id: string; number: number | null; expiresAt: number } };

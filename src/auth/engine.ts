@@ -139,6 +139,28 @@ export class Engine {
     }
   }
 
+  /**
+   * Checks a password and then asks the user's approver app (the self-service sign-in with the app),
+   * whatever the user's type: the checks of a RADIUS login's first leg, then an app request in
+   * challenge mode. Answers a challenge whose State the caller keeps; the next leg
+   * (`authenticate` with that State and an empty secret, on a channel of the same name) is accepted
+   * once the approval is in. Never throws for bad credentials.
+   */
+  async passwordAndApproval(attempt: Attempt, password: string): Promise<Decision> {
+    let key = "";
+    try {
+      key = normalizeUsername(attempt.username, { realms: this.options.realms });
+      if (key === "") return this.out.reject(attempt, "no_username");
+      if (password === "") return await this.out.rejectByName(attempt, key, "empty_password");
+      return await this.passwordFirst.withApproval(attempt, key, password);
+    } catch (err) {
+      if (err instanceof DirectoryUnavailableError && key !== "") {
+        return this.out.rejectByName(attempt, key, "directory_unavailable", `${err.profile}: ${err.message}`).catch(() => this.out.failed(attempt, err));
+      }
+      return this.out.failed(attempt, err);
+    }
+  }
+
   private async authenticateAsync(attempt: Attempt): Promise<Decision> {
     let key = "";
     try {

@@ -131,6 +131,42 @@ export class PasswordFirst {
     return this.passwordAndCode(attempt, key, source, subject, tokens, password, code, passwordLock, codeLock);
   }
 
+  /**
+   * A password and then an approver-app approval (the self-service sign-in with the app), whatever
+   * the user's type: the same lockout counter, user sources, password check, account and group
+   * checks as a RADIUS login, then an app request in challenge mode (phone.ts appSignIn). A password
+   * that must be changed cannot be changed here: refused.
+   */
+  async withApproval(attempt: Attempt, key: string, password: string): Promise<Decision> {
+    const { channel, now } = attempt;
+    const source = sourceOf(attempt);
+    const passwordLock = await this.lockout.check(key, source, "password", now);
+    if (passwordLock.locked) return this.out.lockedOut(attempt, key, "password", passwordLock);
+    const resolved = await this.resolver.resolve(attempt, key);
+    if (resolved.kind === "rejected") return resolved.decision;
+    if (resolved.kind === "unknown") {
+      await this.password.dummy(channel, password);
+      await this.lockout.fail(key, source, "password", now);
+      return this.out.reject(attempt, "unknown_user", undefined);
+    }
+    const subject = resolved.subject;
+    const user = subject.record;
+    const outcome = await this.password.check(subject, password);
+    if (!outcome.ok) {
+      if (outcome.counts) await this.lockout.fail(key, source, "password", now);
+      return this.out.reject(attempt, outcome.reason, user, outcome.detail, outcome.proven);
+    }
+    const status = accountStatus(user, now);
+    if (status) return this.out.reject(attempt, status, user, undefined, true);
+    await this.lockout.succeed(key, source, "password", passwordLock);
+    if (outcome.change) return this.out.reject(attempt, outcome.change, user, "the self-service sign-in cannot run the password change flow", true);
+    const member = await groups(subject);
+    if (!member.ok) return this.out.reject(attempt, "not_in_group", user, member.detail, true);
+    const unimplemented = notImplemented(subject.type);
+    if (unimplemented) return this.out.refuse(attempt, unimplemented, user);
+    return this.phone.appSignIn(attempt, key, subject, member.attributes);
+  }
+
   /** One password check and one code, matched before and consumed only after the password is proven. */
   private async passwordAndCode(
     attempt: Attempt,

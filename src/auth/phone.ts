@@ -70,17 +70,25 @@ interface Skip {
 
 const UNREACHABLE: ReadonlySet<PhoneSkipReason> = new Set(["no_delivery", "no_phone", "not_delivered"]);
 
-/** The challenge-mode code to phone applies to an approval sent to the app when `[app] code_to_phone` is on. */
-const offersCode = (s: PhoneServices, approval: Approval) => approval.channel === "app" && s.app?.settings.codeToPhone === true;
+/**
+ * The challenge-mode code to phone applies to a RADIUS approval sent to the app when `[app]
+ * code_to_phone` is on (a self-service sign-in waits on its own page: nothing is typed).
+ */
+const offersCode = (s: PhoneServices, approval: Approval) => approval.kind === "radius" && approval.channel === "app" && s.app?.settings.codeToPhone === true;
+
+/** The approval kind of a channel: a RADIUS client's, or the self-service portal's sign-in. */
+const kindOf = (channel: Channel): "radius" | "self-service" => (channel.kind === "self-service" ? "self-service" : "radius");
 
 /** A client can send Access-Challenge unless its users append their code to the password. */
 function canChallenge(channel: Channel): boolean {
   return channel.otpMode !== "concat";
 }
 
-/** The approval's source: the Calling-Station-Id as the lockout read it, else unknown. */
+/** The approval's source: the Calling-Station-Id as the lockout read it, a browser's address (the self-service portal), else unknown. */
 function approvalSource(attempt: Attempt): string | null {
-  return attempt.source?.startsWith("csid:") ? attempt.source.slice(5) : null;
+  if (attempt.source?.startsWith("csid:")) return attempt.source.slice(5);
+  if (attempt.source?.startsWith("web:")) return attempt.source.slice(4) || null;
+  return null;
 }
 
 /** Where the user can be reached: the record's own number and address (a hybrid record's override), else the directory's. */
@@ -120,6 +128,22 @@ export class PhoneFlow {
   /** The first leg of a phone type, after the password, the account and the groups were checked. */
   start(attempt: Attempt, key: string, subject: Subject, chain: readonly FactorName[], attributes: readonly ReplyAttribute[]): Promise<Decision> {
     return this.run({ attempt, key, subject, attributes }, chain, []);
+  }
+
+  /**
+   * The self-service portal's sign-in with the approver app, after the password, the account and the
+   * groups were checked, whatever the user's type: an app request (challenge mode: the page waits on
+   * the State), never an SMS link. Refused (`no_device`) for a user without a live device, and when
+   * the app's limits refuse a new request (`approval_limited`).
+   */
+  async appSignIn(attempt: Attempt, key: string, subject: Subject, attributes: readonly ReplyAttribute[]): Promise<Decision> {
+    const leg: Leg = { attempt, key, subject, attributes };
+    const s = await this.phone();
+    if (!s?.app || (await s.app.devicesOf(subject.record.id)).length === 0) return this.out.reject(attempt, "no_device", subject.record, "no live approver-app device");
+    const r = await this.approval(leg, []);
+    if ("decision" in r) return r.decision;
+    this.step(leg, "approval", "skipped", r.skip, r.detail);
+    return this.exhausted(leg, [r]);
   }
 
   /** Tries the steps in order from the first; the first that decides ends the attempt. */
@@ -186,18 +210,20 @@ export class PhoneFlow {
     // A user with a live approver device gets an app request; the others an SMS (or e-mail) link.
     const devices: Device[] = s.app ? await s.app.devicesOf(subject.record.id) : [];
     const app = devices.length > 0 ? s.app : undefined;
+    // The self-service sign-in asks the app only (its device may have been removed meanwhile).
+    if (!app && attempt.channel.kind === "self-service") return { skip: "no_phone", factor: "approval", detail: "no live approver-app device" };
     const to = reach(subject);
     if (!app && !to.msisdn && !to.email) return { skip: "no_phone", factor: "approval" };
     if (app) {
       const admitted = await app.admit(key);
       if (!admitted.ok) {
-        app.limited("radius", attempt.channel.name, key, admitted.reason);
+        app.limited(kindOf(attempt.channel), attempt.channel.name, key, admitted.reason);
         return { skip: "app_limited", factor: "approval", detail: admitted.reason };
       }
     }
 
     const opened = await s.approvals.open({
-      kind: "radius",
+      kind: kindOf(attempt.channel),
       user: key,
       client: attempt.channel.name,
       source: approvalSource(attempt),
@@ -207,6 +233,11 @@ export class PhoneFlow {
     });
     if (opened.kind === "busy") {
       return { decision: this.out.reject(attempt, "approval_busy", subject.record, "an approval for this user and client is pending from another source") };
+    }
+    // A self-service sign-in never rides on another browser's pending approval (the same address may
+    // be a shared NAT): one approval signs in one browser.
+    if (opened.kind === "joined" && attempt.channel.kind === "self-service") {
+      return { decision: this.out.reject(attempt, "approval_busy", subject.record, "a self-service sign-in of this user is already waiting for an approval") };
     }
     const approval = opened.approval;
 
@@ -271,10 +302,11 @@ export class PhoneFlow {
     let prompt = first ? (n === null ? PHONE_PROMPTS.approve : PHONE_PROMPTS.approveMatching(n)) : n === null ? PHONE_PROMPTS.notYet : PHONE_PROMPTS.notYetMatching(n);
     if (code) prompt += PHONE_PROMPTS.orAppCode;
     const data: ChallengeData = { next: "code", factor: "approval", approval: approval.id, then: [...rest], attributes: [...leg.attributes] };
-    return this.challenges.issue(attempt, subject.record, 0, prompt, data, undefined, "code", first, {
+    const decision = await this.challenges.issue(attempt, subject.record, 0, prompt, data, undefined, "code", first, {
       ttlMs: Math.max(this.options.challengeTtlMs, remainingMs),
       timeoutS: remainingS,
     });
+    return decision.kind === "challenge" ? { ...decision, approval: { id: approval.id, number: n, expiresAt: approval.expiresAt } } : decision;
   }
 
   /**

@@ -690,7 +690,7 @@ export const configSchema = v.strictObject({
       true,
       "In challenge mode (a RADIUS client with `--approval-mode challenge`), the app also shows a one-time code that the user may type at the VPN instead of approving; a wrong code rejects the request.",
     ),
-    max_streams_per_user: integer(4, 1, 64, "Open event streams (`GET /app/api/v1/events`) per user; each device keeps at most 2 (a third closes its oldest). Beyond it a new stream is refused with 429."),
+    max_streams_per_user: integer(4, 1, 64, "Open event streams (`GET /app/api/v{1,2}/events`) per user; each device keeps at most 2 (a third closes its oldest). Beyond it a new stream is refused with 429."),
   }),
 
   admin_ui: section("The admin web UI at `/ui/` on the admin listener: local accounts (`portcullis admin add`) signing in with a password and a TOTP code. See docs/admin-ui.md.", {
@@ -709,6 +709,12 @@ export const configSchema = v.strictObject({
       true,
       "Users may sign in with their password and a code of an active token, checked as a RADIUS login checks them (the same user sources, lockout counters and replay protection). Off: only an administrator's enrolment link signs in.",
     ),
+    allow_app_sign_in: bool(
+      true,
+      "Users with a live approver-app device may sign in with their password and an approval in the app (the code field left empty): an app request of kind `self-service` under the `[app]` limits against fatigue, never an SMS. Off: a code or a link only.",
+    ),
+    app_sign_in_timeout_s: integer(90, 15, 300, "How long an approver-app sign-in waits for the answer in the app; the page then shows the generic failure."),
+    app_sign_in_number_match: bool(true, "The sign-in page shows a number that the user picks among three in the app (number matching)."),
     allow_totp_enrolment: bool(true, "Signed-in users may enrol a TOTP app (the token becomes active only once a code from it is confirmed)."),
     allow_app_enrolment: bool(true, "Signed-in users may start an approver-app enrolment (the link and QR code `device enrol` prints)."),
     allow_removal: bool(true, "Signed-in users may remove their own tokens and devices (never the last one: that takes an administrator)."),

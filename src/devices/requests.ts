@@ -1,16 +1,19 @@
-// The approver app's requests (device protocol version 1; docs/app.md "Requests"), all signed:
+// The approver app's requests (device protocol versions 1 and 2; docs/app.md "Requests"), all signed:
 //
-//   GET  /app/api/v1/requests        → 200 {"requests":[{id,kind,user,service,source,created,expires,choices?,code?}]}
-//   GET  /app/api/v1/events          → text/event-stream: `request` (the same objects), `gone` {"id"}
-//   POST /app/api/v1/requests/{id}   {"decision":"approve"|"reject"|"report","pick"?:n} → 200 {"status"}
-//                                    404 unknown, 403 another user's, 409 already ended
+//   GET  /app/api/v{n}/requests        → 200 {"requests":[{id,kind,user,service,source,created,expires,choices?,code?}]}
+//   GET  /app/api/v{n}/events          → text/event-stream: `request` (the same objects), `gone` {"id"}
+//   POST /app/api/v{n}/requests/{id}   {"decision":"approve"|"reject"|"report","pick"?:n} → 200 {"status"}
+//                                      404 unknown, 403 another user's, 409 already ended
+//
+// The versions differ only in the kinds they show (APP_PROTOCOL_KINDS): a v1 client is never listed,
+// streamed or allowed to answer a request of a kind v1 does not name (it is unknown to it: 404).
 //
 // Only the signing device's own user's requests are listed, streamed and answerable. The signature
 // (each accepted once, over method, path, time and body) is what makes an answer unreplayable and
 // unalterable: the request ID is in the path and the decision in the body.
 
 import type { Context, Hono, MiddlewareHandler } from "hono";
-import type { AppDecision, AppRequests, EventSink } from "../approvals/app.ts";
+import type { AppDecision, AppProtocolVersion, AppRequests, EventSink } from "../approvals/app.ts";
 import { errorBody, type ValidationIssue } from "../http/middleware.ts";
 import type { HttpDeps, HttpEnv } from "../http/types.ts";
 
@@ -33,12 +36,12 @@ function unavailable(c: Ctx): Response {
   return c.json(errorBody(c, 503), 503);
 }
 
-/** Registers the request routes behind `signed` (the device-signature middleware). */
-export function appRequestRoutes(app: Hono<HttpEnv>, deps: HttpDeps, signed: MiddlewareHandler<HttpEnv>, prefix: string): void {
+/** Registers the request routes of protocol `version` under `prefix`, behind `signed` (the device-signature middleware). */
+export function appRequestRoutes(app: Hono<HttpEnv>, deps: HttpDeps, signed: MiddlewareHandler<HttpEnv>, prefix: string, version: AppProtocolVersion): void {
   app.get(`${prefix}/requests`, signed, async (c) => {
     const svc = deps.app;
     if (!svc) return unavailable(c);
-    const requests = await svc.list(c.get("deviceUser").username);
+    const requests = await svc.list(c.get("deviceUser").username, version);
     c.header("Cache-Control", "no-store");
     return c.json({ requests });
   });
@@ -67,7 +70,7 @@ export function appRequestRoutes(app: Hono<HttpEnv>, deps: HttpDeps, signed: Mid
     }
     if (issues.length > 0) return c.json({ ...errorBody(c, 400), issues }, 400);
     const b = body as { decision: AppDecision; pick?: number };
-    const r = await svc.answer(c.get("device"), c.get("deviceUser"), id, b.decision, b.pick);
+    const r = await svc.answer(c.get("device"), c.get("deviceUser"), id, b.decision, b.pick, version);
     if (!r.ok) return c.json({ ...errorBody(c, r.status), reason: r.reason }, r.status);
     return c.json({ status: r.status });
   });
@@ -75,7 +78,7 @@ export function appRequestRoutes(app: Hono<HttpEnv>, deps: HttpDeps, signed: Mid
   app.get(`${prefix}/events`, signed, (c) => {
     const svc = deps.app;
     if (!svc) return unavailable(c);
-    return eventStream(c, svc, deps);
+    return eventStream(c, svc, deps, version);
   });
 }
 
@@ -85,7 +88,7 @@ export function appRequestRoutes(app: Hono<HttpEnv>, deps: HttpDeps, signed: Mid
  * keep-alive comment. Ends when the client goes away, the device is removed, or the device opens
  * more streams than it may hold.
  */
-function eventStream(c: Ctx, svc: AppRequests, deps: HttpDeps): Response {
+function eventStream(c: Ctx, svc: AppRequests, deps: HttpDeps, version: AppProtocolVersion): Response {
   const user = c.get("deviceUser").username;
   const deviceId = c.get("device").id;
   const enc = new TextEncoder();
@@ -113,6 +116,7 @@ function eventStream(c: Ctx, svc: AppRequests, deps: HttpDeps): Response {
   };
   const sink: EventSink = {
     device: deviceId,
+    version,
     sent: new Set(),
     send: (event, data) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
     close: () => {
@@ -135,7 +139,7 @@ function eventStream(c: Ctx, svc: AppRequests, deps: HttpDeps): Response {
     try {
       const device = await deps.store.devices.get(deviceId);
       if (!device || device.removedAt !== null) return sink.close();
-      const list = await svc.list(user);
+      const list = await svc.list(user, version);
       if (closed) return;
       const pending = new Set(list.map((v) => v.id));
       for (const v of list) svc.events.offer(sink, v);

@@ -1,16 +1,18 @@
-// The approver app's public device protocol, version 1 (DESIGN "Approver app"; docs/app.md):
-// enrolment and the push subscription. Later routes (requests, events, answers) sit behind the same
-// signedRequest middleware.
+// The approver app's public device protocol (DESIGN "Approver app"; docs/app.md): enrolment and the
+// push subscription. Later routes (requests, events, answers) sit behind the same signedRequest
+// middleware. Versions 1 and 2 have the same paths under their prefixes and the same semantics; v2
+// also shows requests of kind "self-service" (requests.ts, APP_PROTOCOL_KINDS).
 //
-//   POST   /app/api/v1/devices   {"enrolment","public_key","name","push"?} → 201 {"device","vapid_public_key"}
-//   PUT    /app/api/v1/push      (signed) {"endpoint","keys":{"p256dh","auth"}} → 204
-//   DELETE /app/api/v1/push      (signed) → 204
-//   GET /app/api/v1/requests, GET /app/api/v1/events, POST /app/api/v1/requests/{id}: requests.ts
+//   POST   /app/api/v{n}/devices   {"enrolment","public_key","name","push"?} → 201 {"device","vapid_public_key"}
+//   PUT    /app/api/v{n}/push      (signed) {"endpoint","keys":{"p256dh","auth"}} → 204
+//   DELETE /app/api/v{n}/push      (signed) → 204
+//   GET /app/api/v{n}/requests, GET /app/api/v{n}/events, POST /app/api/v{n}/requests/{id}: requests.ts
 
 import type { Context } from "hono";
 import { BODY_LIMITS, bodyCap, errorBody, type ValidationIssue } from "../http/middleware.ts";
 import { signedRequest } from "../http/device-auth.ts";
 import type { HttpEnv, RouteModule } from "../http/types.ts";
+import { APP_PROTOCOL_VERSIONS, type AppProtocolVersion } from "../approvals/app.ts";
 import { parsePushSubscription, type SubscriptionRefusal } from "../push/subscription.ts";
 import { endpointHost } from "../push/hosts.ts";
 import { StoreError, type PushSubscription } from "../store/types.ts";
@@ -20,6 +22,13 @@ import { appRequestRoutes } from "./requests.ts";
 
 /** Every path of protocol version 1 starts with this. */
 export const APP_API = "/app/api/v1";
+/** Every path of protocol version 2 starts with this (what the embedded app speaks). */
+export const APP_API_V2 = "/app/api/v2";
+
+/** The path prefix of a protocol version. */
+export function appApiPrefix(version: AppProtocolVersion): string {
+  return `/app/api/v${version}`;
+}
 
 /** Longest device name, in characters. */
 export const MAX_DEVICE_NAME = 64;
@@ -49,8 +58,13 @@ async function jsonBody(c: Ctx): Promise<unknown> {
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 
-/** Registers the device protocol on the public app. Without `deps.push` every route answers 503. */
+/** Registers the device protocol, every version, on the public app. Without `deps.push` every route answers 503. */
 export const appApiRoutes: RouteModule = (app, deps) => {
+  const signed = signedRequest({ store: deps.store, now: deps.now, maxBodyBytes: BODY_LIMITS.device, audit: deps.audit });
+  for (const version of APP_PROTOCOL_VERSIONS) versionRoutes(app, deps, signed, appApiPrefix(version), version);
+};
+
+function versionRoutes(app: Parameters<RouteModule>[0], deps: Parameters<RouteModule>[1], signed: ReturnType<typeof signedRequest>, APP_API: string, version: AppProtocolVersion): void {
   const { store } = deps;
   const clientOf = (c: Ctx) => c.get("clientIp");
 
@@ -102,8 +116,6 @@ export const appApiRoutes: RouteModule = (app, deps) => {
     return c.json({ device: device.id, vapid_public_key: push.vapidPublicKey }, 201);
   });
 
-  const signed = signedRequest({ store, now: deps.now, maxBodyBytes: BODY_LIMITS.device, audit: deps.audit });
-
   app.put(`${APP_API}/push`, signed, async (c) => {
     const push = deps.push;
     if (!push) return c.json(errorBody(c, 503), 503);
@@ -131,5 +143,5 @@ export const appApiRoutes: RouteModule = (app, deps) => {
     return c.body(null, 204);
   });
 
-  appRequestRoutes(app, deps, signed, APP_API);
-};
+  appRequestRoutes(app, deps, signed, APP_API, version);
+}

@@ -1,7 +1,8 @@
 // The self-service portal's pages (hono/jsx, server-rendered, no script): sign-in, the link
 // landing page, the signed-in overview of one's tokens and devices, TOTP enrolment with its QR code,
-// and the approver-app enrolment link. Every POST form carries the CSRF token. The stylesheet is
-// the approval pages' (APPROVAL_CSS) plus SELF_SERVICE_CSS, served as one file.
+// and the approver-app enrolment link, and the page that waits for an approval in the app. Every
+// POST form carries the CSRF token. The stylesheet is the approval pages' (APPROVAL_CSS) plus
+// SELF_SERVICE_CSS, served as one file; the waiting page's one script is SELF_SERVICE_WAIT_JS.
 
 import type { Child } from "hono/jsx";
 import { raw } from "hono/html";
@@ -10,6 +11,33 @@ import type { TokenView } from "../admin/tokens.ts";
 
 /** Path of the stylesheet (the CSP forbids inline styles). */
 export const SELF_SERVICE_CSS_PATH = "/self-service/style.css";
+
+/** Path of the waiting page's script (no inline script under the CSP). */
+export const SELF_SERVICE_WAIT_JS_PATH = "/self-service/wait.js";
+
+/**
+ * The waiting page's progressive enhancement: polls the status path every 2 s (at most 300 times,
+ * then stops; the Continue button still works) and, once the approval is no longer pending, submits
+ * the page's Continue form, once. No reload loop: the page itself is never reloaded.
+ */
+export const SELF_SERVICE_WAIT_JS = `(() => {
+  const el = document.getElementById("waiting");
+  const form = document.getElementById("continue-form");
+  const url = el && el.getAttribute("data-status");
+  if (!url || !form) return;
+  let left = 300;
+  const tick = async () => {
+    if (--left < 0) return;
+    try {
+      const r = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+      const body = await r.json();
+      if (body.state !== "waiting") { form.submit(); return; }
+    } catch (e) { /* try again */ }
+    setTimeout(tick, 2000);
+  };
+  setTimeout(tick, 2000);
+})();
+`;
 
 /** The portal's rules on top of APPROVAL_CSS: form fields, lists of factors, the QR code, notices. */
 export const SELF_SERVICE_CSS = `
@@ -30,9 +58,14 @@ h2 { font-size: 1.1rem; margin: 1.25rem 0 0.5rem; }
 .qr svg { display: block; width: 100%; height: auto; }
 code.secret { display: block; font-size: 1.05rem; letter-spacing: 0.05em; overflow-wrap: anywhere; padding: 0.5rem; background: var(--bg); border-radius: 0.5rem; margin: 0 0 1rem; }
 .link-text { overflow-wrap: anywhere; font-size: 0.9rem; }
+.hint { font-size: 0.9rem; margin: 0.25rem 0 0; }
+.match { font-size: 2.5rem; font-weight: 700; letter-spacing: 0.1em; text-align: center; margin: 0.5rem 0 1rem; }
+.spinner { width: 2rem; height: 2rem; border: 4px solid var(--muted); border-top-color: var(--focus); border-radius: 50%; margin: 0 auto 1rem; animation: spin 1s linear infinite; }
+@media (prefers-reduced-motion: reduce) { .spinner { animation: none; } }
+@keyframes spin { to { transform: rotate(360deg); } }
 `;
 
-function Layout({ title, children }: { title: string; children: Child }) {
+function Layout({ title, script = false, children }: { title: string; script?: boolean; children: Child }) {
   return (
     <html lang="en">
       <head>
@@ -42,6 +75,7 @@ function Layout({ title, children }: { title: string; children: Child }) {
         <meta name="referrer" content="no-referrer" />
         <title>{title}</title>
         <link rel="stylesheet" href={SELF_SERVICE_CSS_PATH} />
+        {script ? <script src={SELF_SERVICE_WAIT_JS_PATH} defer /> : null}
       </head>
       <body>
         <main>
@@ -73,21 +107,39 @@ function Message({ notice, error }: { notice?: string | undefined; error?: strin
   );
 }
 
-/** The sign-in form (password and code), or only the hint about links when password sign-in is off. */
-export function SignInPage({ csrf, error, passwordSignIn }: { csrf: string; error?: string; passwordSignIn: boolean }) {
+/**
+ * The sign-in form (password and code), or only the hint about links when password sign-in is off.
+ * With `appSignIn`, the code may be left empty to approve the sign-in in the approver app instead
+ * (and without `passwordSignIn` there is no code field: the app is the only way).
+ */
+export function SignInPage({ csrf, error, passwordSignIn, appSignIn = false }: { csrf: string; error?: string; passwordSignIn: boolean; appSignIn?: boolean }) {
   return (
     <Layout title="Sign in – self-service">
       <h1>Manage your sign-in methods</h1>
       <Message error={error} />
-      {passwordSignIn ? (
+      {passwordSignIn || appSignIn ? (
         <form method="post" action="/self-service/sign-in">
           <Csrf token={csrf} />
           <label for="username">User name</label>
           <input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck={false} required />
           <label for="password">Password</label>
           <input type="password" id="password" name="password" autocomplete="current-password" required />
-          <label for="code">Code from your authenticator app</label>
-          <input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6,8}" required />
+          {!passwordSignIn ? (
+            <p class="muted hint" id="code-hint">
+              You approve the sign-in in the approver app on your phone.
+            </p>
+          ) : null}
+          {passwordSignIn ? <label for="code">Code from your authenticator app</label> : null}
+          {!passwordSignIn ? null : appSignIn ? (
+            <>
+              <input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6,8}" aria-describedby="code-hint" />
+              <p class="muted hint" id="code-hint">
+                Using the approver app? Leave the code empty and approve the sign-in on your phone.
+              </p>
+            </>
+          ) : (
+            <input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6,8}" required />
+          )}
           <button type="submit" class="primary" id="sign-in">
             Sign in
           </button>
@@ -291,6 +343,43 @@ export function AppEnrolPage({ csrf, link, svg, expires }: { csrf: string; link:
         <Csrf token={csrf} />
         <button type="submit" class="secondary">
           Sign out
+        </button>
+      </form>
+    </Layout>
+  );
+}
+
+/**
+ * Waiting for the answer in the approver app: the number to pick (number matching), a Continue form
+ * that works without script, and a Cancel form. With script, SELF_SERVICE_WAIT_JS submits Continue
+ * once the approval is answered or ended.
+ */
+export function WaitPage({ csrf, number, statusPath }: { csrf: string; number: number | null; statusPath: string }) {
+  return (
+    <Layout title="Approve in your app – self-service" script>
+      <h1>Approve the sign-in in your app</h1>
+      <div class="spinner" aria-hidden="true" />
+      <p id="waiting" role="status" data-status={statusPath}>
+        A request is waiting in the approver app on your phone. Open the app and approve it. Keep this page open: it moves on when you answer.
+      </p>
+      {number !== null ? (
+        <>
+          <p id="match-label">In the app, pick this number:</p>
+          <p class="match" id="match" aria-labelledby="match-label">
+            {String(number)}
+          </p>
+        </>
+      ) : null}
+      <form method="post" action="/self-service/sign-in/continue" id="continue-form">
+        <Csrf token={csrf} />
+        <button type="submit" class="primary" id="continue">
+          Continue
+        </button>
+      </form>
+      <form method="post" action="/self-service/sign-in/cancel">
+        <Csrf token={csrf} />
+        <button type="submit" class="secondary" id="cancel">
+          Cancel
         </button>
       </form>
     </Layout>

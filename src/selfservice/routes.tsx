@@ -3,7 +3,12 @@
 //
 //   GET  /self-service                     sign-in form, or the signed-in overview
 //   GET  /self-service/style.css           APPROVAL_CSS + SELF_SERVICE_CSS
-//   POST /self-service/sign-in             username, password, code (checked by the engine as a RADIUS login)
+//   POST /self-service/sign-in             username, password, code (checked by the engine as a RADIUS login);
+//                                          an empty code: the password, then an approver-app approval
+//   GET  /self-service/sign-in/status      the waiting sign-in's approval: {"state":"waiting"|"answered"|"none"}
+//   POST /self-service/sign-in/continue    the waiting sign-in's next leg: the session starts once approved
+//   POST /self-service/sign-in/cancel      withdraws the waiting sign-in's approval
+//   GET  /self-service/wait.js             the waiting page's poll (progressive enhancement)
 //   GET  /self-service/link/{code}         an administrator's link: a page with a Continue button
 //   POST /self-service/link                uses the link (single use) and signs in
 //   POST /self-service/sign-out
@@ -17,9 +22,16 @@
 // Every change goes through the admin operations (src/admin/*) with the actor "self:<user>", so it
 // is audited like an administrator's, and a user acts only on their own tokens and devices. Every
 // failed sign-in shows the same text, whatever the reason.
+//
+// A sign-in with the approver app is a RADIUS challenge-mode login in all but transport: the engine
+// checks the password and opens an app request of kind "self-service" (the [app] limits against
+// fatigue and number matching apply), answering a challenge; the browser keeps its State in the
+// sealed wait cookie, the page polls the approval (read only), and the next leg (the engine again,
+// the State consumed once) starts the session when the approval is in.
 
 import { createHash } from "node:crypto";
 import type { Context } from "hono";
+import { getCookie } from "hono/cookie";
 import type { AdminAudit } from "../admin/audit.ts";
 import type { AdminContext } from "../admin/context.ts";
 import { deleteDevice, enrolDevice, listDevices } from "../admin/devices.ts";
@@ -27,13 +39,13 @@ import { ENROL_LINK_CODE, hashEnrolLinkCode } from "../admin/enrol-links.ts";
 import { AdminError } from "../admin/errors.ts";
 import { enrolToken, listTokens, removeToken } from "../admin/tokens.ts";
 import type { AuditEvent } from "../audit/events.ts";
-import type { Attempt, Channel } from "../auth/attempt.ts";
+import type { Attempt, Channel, Decision } from "../auth/attempt.ts";
 import { APPROVAL_CSS } from "../http/pages/approval.tsx";
 import type { HttpEnv, RouteModule } from "../http/types.ts";
 import { encodeBase32, generateSecret, otpauthURI, svgQR, verifyTOTP } from "../otp/index.ts";
 import type { SelfServiceMethod, SelfServiceSession, User } from "../store/types.ts";
-import { AppEnrolPage, HomePage, LinkPage, ProblemPage, SELF_SERVICE_CSS, SELF_SERVICE_CSS_PATH, SignInPage, TotpPage } from "./pages.tsx";
-import { clearCookie, cookieNames, csrfToken, csrfValid, newCookieValue, readCookie, sessionIdHash, writeCookie } from "./session.ts";
+import { AppEnrolPage, HomePage, LinkPage, ProblemPage, SELF_SERVICE_CSS, SELF_SERVICE_CSS_PATH, SELF_SERVICE_WAIT_JS, SELF_SERVICE_WAIT_JS_PATH, SignInPage, TotpPage, WaitPage } from "./pages.tsx";
+import { clearCookie, cookieNames, csrfToken, csrfValid, newCookieValue, openWaiting, readCookie, sealWaiting, sessionIdHash, writeCookie, writeWaitCookie, type WaitingSignIn } from "./session.ts";
 
 /** The one text of every failed sign-in: it never tells whether the user exists or which part was wrong. */
 export const SIGN_IN_FAILED = "Sign-in failed. Check your user name, password and code, and try again.";
@@ -49,6 +61,9 @@ const NOTICES: Record<string, string> = {
   "token-removed": "The token was removed.",
   "device-removed": "The device was removed.",
 };
+
+/** How long after its approval ended a waiting page is still shown (its Continue then says what happened). */
+const STALE_WAIT_MS = 300_000;
 
 /** The longest field accepted: RADIUS User-Password carries at most 128 octets (RFC 2865 §5.2); names are shorter. */
 const MAX_FIELD = 256;
@@ -100,6 +115,18 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
     allowPasswordOnly: false,
     directories: settings.directories.length > 0 ? settings.directories : null,
   };
+  // The approver-app sign-in: the same channel name (challenge State is bound to it), in challenge
+  // mode, with the portal's own approval time and number matching.
+  const appChannel: Channel = {
+    ...channel,
+    otpMode: "challenge",
+    phone: { approvalHoldS: settings.app_sign_in_timeout_s, approvalMode: "challenge", approvalNumberMatch: settings.app_sign_in_number_match, smsCodeLength: null, smsCodeAlphabet: null },
+  };
+  /** Whether the app sign-in is offered now (the approver app's service loads with the delivery stack). */
+  const appSignIn = () => settings.allow_app_sign_in && deps.app !== undefined;
+  const signInPage = async (c: Context<HttpEnv>, error?: string) => (
+    <SignInPage csrf={await preToken(c)} passwordSignIn={settings.allow_totp_sign_in} appSignIn={appSignIn()} {...(error ? { error } : {})} />
+  );
   const css = APPROVAL_CSS + SELF_SERVICE_CSS;
   let secret: Promise<Uint8Array> | undefined;
   const serverSecret = () => (secret ??= deps.store.serverSecrets.get("self_service_csrf", () => deps.random(32)).catch((err) => ((secret = undefined), Promise.reject(err))));
@@ -225,6 +252,34 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
   }
 
   app.get(SELF_SERVICE_CSS_PATH, (c) => c.body(css, 200, { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "no-cache" }));
+  app.get(SELF_SERVICE_WAIT_JS_PATH, (c) => c.body(SELF_SERVICE_WAIT_JS, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache" }));
+
+  /** The sign-in this browser waits on (the sealed wait cookie), or undefined. */
+  async function waiting(c: Context<HttpEnv>): Promise<WaitingSignIn | undefined> {
+    return openWaiting(await serverSecret(), getCookie(c, names.wait));
+  }
+
+  async function waitPage(c: Context<HttpEnv>, w: WaitingSignIn): Promise<Response> {
+    c.header("Cache-Control", "no-store");
+    return html(c, <WaitPage csrf={await preToken(c)} number={w.number} statusPath="/self-service/sign-in/status" />);
+  }
+
+  /**
+   * A challenge from the engine for an approver-app sign-in: the wait cookie keeps its State, the
+   * approval and who; the browser goes to the waiting page.
+   */
+  async function wait(c: Context<HttpEnv>, username: string, decision: Extract<Decision, { kind: "challenge" }>): Promise<Response> {
+    if (!decision.approval) return c.redirect("/self-service", 303);
+    const w: WaitingSignIn = { state: decision.state, approval: decision.approval.id, username, number: decision.approval.number, expiresAt: decision.approval.expiresAt };
+    writeWaitCookie(c, names.wait, sealWaiting(await serverSecret(), w), deps.tls);
+    return c.redirect("/self-service", 303);
+  }
+
+  /** Withdraws the approval of a sign-in this browser gives up (a new sign-in, Cancel). */
+  async function giveUp(c: Context<HttpEnv>, w: WaitingSignIn | undefined): Promise<void> {
+    clearCookie(c, names.wait, deps.tls);
+    if (w && deps.app) await deps.app.cancel(w.approval);
+  }
 
   app.get("/self-service", async (c) => {
     const s = await signedIn(c);
@@ -232,25 +287,73 @@ export const selfServiceRoutes: RouteModule = (app, deps) => {
       const notice = NOTICES[c.req.query("notice") ?? ""];
       return home(c, s, notice ? { notice } : {});
     }
-    return html(c, <SignInPage csrf={await preToken(c)} passwordSignIn={settings.allow_totp_sign_in} />);
+    const w = await waiting(c);
+    // A wait long over (the browser kept its cookie) starts again at the sign-in form.
+    if (w && deps.now() <= w.expiresAt + STALE_WAIT_MS) return waitPage(c, w);
+    if (w) clearCookie(c, names.wait, deps.tls);
+    return html(c, await signInPage(c));
   });
   app.get("/self-service/", (c) => c.redirect("/self-service", 301));
 
   app.post("/self-service/sign-in", async (c) => {
     const body = await form(c);
     if (!body || !csrfValid(await serverSecret(), "pre", readCookie(c, names.pre), body.csrf)) return html(c, <ProblemPage title="Form expired" text={STALE_FORM} />, 403);
-    if (!(await admitted(c))) return html(c, <SignInPage csrf={await preToken(c)} passwordSignIn={settings.allow_totp_sign_in} error={TOO_MANY} />, 429);
+    if (!(await admitted(c))) return html(c, await signInPage(c, TOO_MANY), 429);
     const username = (body.username ?? "").trim();
+    const code = (body.code ?? "").trim();
     // The typed name is not shown again: users type passwords into that field too.
-    const failed = async () => html(c, <SignInPage csrf={await preToken(c)} passwordSignIn={settings.allow_totp_sign_in} error={SIGN_IN_FAILED} />, 401);
-    if (!settings.allow_totp_sign_in) return failed();
-    const attempt: Attempt = { channel, username, method: "pap", now: deps.now(), source: `web:${c.get("clientIp")}` };
-    const decision = await deps.engine.passwordAndCode(attempt, body.password ?? "", (body.code ?? "").trim());
-    if (decision.kind === "drop") return html(c, <SignInPage csrf={await preToken(c)} passwordSignIn error={BUSY} />, 503);
+    const failed = async () => html(c, await signInPage(c, SIGN_IN_FAILED), 401);
+    // A sign-in started again in this browser withdraws the one it was waiting on.
+    const before = await waiting(c);
+    if (before) await giveUp(c, before);
+    const viaApp = code === "" && appSignIn();
+    if (!viaApp && !settings.allow_totp_sign_in) return failed();
+    const attempt: Attempt = { channel: viaApp ? appChannel : channel, username, method: "pap", now: deps.now(), source: `web:${c.get("clientIp")}` };
+    const decision = viaApp ? await deps.engine.passwordAndApproval(attempt, body.password ?? "") : await deps.engine.passwordAndCode(attempt, body.password ?? "", code);
+    if (decision.kind === "drop") return html(c, await signInPage(c, BUSY), 503);
+    if (decision.kind === "challenge") return wait(c, username, decision);
     if (decision.kind !== "accept") return failed();
     const user = await deps.store.users.findByName(decision.user);
     if (!user) return failed();
     return startSession(c, user, "password_totp");
+  });
+
+  // The waiting page's poll: reads the approval only (nothing is consumed), so it may run any number
+  // of times; "answered" covers every end (approved, rejected, expired, cancelled).
+  app.get("/self-service/sign-in/status", async (c) => {
+    c.header("Cache-Control", "no-store");
+    const w = await waiting(c);
+    const a = w && deps.app ? await deps.app.current(w.approval) : undefined;
+    if (!a) return c.json({ state: "none" });
+    return c.json({ state: a.state === "pending" ? "waiting" : "answered" });
+  });
+
+  app.post("/self-service/sign-in/continue", async (c) => {
+    const body = await form(c);
+    if (!body || !csrfValid(await serverSecret(), "pre", readCookie(c, names.pre), body.csrf)) return html(c, <ProblemPage title="Form expired" text={STALE_FORM} />, 403);
+    const w = await waiting(c);
+    if (!w) return c.redirect("/self-service", 303);
+    // The next leg, as a RADIUS challenge-mode leg: the State is consumed, the user read again, and
+    // the approval's answer decides (still pending: a new State, the page waits on).
+    const attempt: Attempt = { channel: appChannel, username: w.username, method: "pap", secret: "", state: w.state, now: deps.now(), source: `web:${c.get("clientIp")}` };
+    const decision = await deps.engine.authenticate(attempt);
+    if (decision.kind === "challenge") {
+      const next: WaitingSignIn = { ...w, state: decision.state };
+      writeWaitCookie(c, names.wait, sealWaiting(await serverSecret(), next), deps.tls);
+      return waitPage(c, next);
+    }
+    clearCookie(c, names.wait, deps.tls);
+    if (decision.kind === "drop") return html(c, await signInPage(c, BUSY), 503);
+    const user = decision.kind === "accept" ? await deps.store.users.findByName(decision.user) : undefined;
+    if (!user) return html(c, await signInPage(c, SIGN_IN_FAILED), 401);
+    return startSession(c, user, "app");
+  });
+
+  app.post("/self-service/sign-in/cancel", async (c) => {
+    const body = await form(c);
+    if (!body || !csrfValid(await serverSecret(), "pre", readCookie(c, names.pre), body.csrf)) return html(c, <ProblemPage title="Form expired" text={STALE_FORM} />, 403);
+    await giveUp(c, await waiting(c));
+    return c.redirect("/self-service", 303);
   });
 
   app.get("/self-service/link/:code", async (c) => {

@@ -655,6 +655,64 @@ CREATE TABLE admin_sessions (
 CREATE INDEX admin_sessions_account ON admin_sessions (account_id);
 `,
   },
+  {
+    // Signing in to the self-service portal with an approver-app approval: approvals may be of kind
+    // 'self-service' (shown only to app protocol v2 clients), and a portal session may have begun
+    // with method 'app'. SQLite cannot change a CHECK without rebuilding the table; PostgreSQL
+    // replaces the named constraints (a column's inline CHECK is named <table>_<column>_check).
+    version: 21,
+    name: "self_service_app_sign_in",
+    sql: `
+ALTER TABLE approvals DROP CONSTRAINT approvals_kind_check;
+ALTER TABLE approvals ADD CONSTRAINT approvals_kind_check CHECK (kind IN ('radius', 'magic-link', 'password-reset', 'self-service'));
+ALTER TABLE self_service_sessions DROP CONSTRAINT self_service_sessions_method_check;
+ALTER TABLE self_service_sessions ADD CONSTRAINT self_service_sessions_method_check CHECK (method IN ('password_totp', 'link', 'app'));
+`,
+    dialects: {
+      sqlite: `
+CREATE TABLE approvals_v21 (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('radius', 'magic-link', 'password-reset', 'self-service')),
+  username TEXT,
+  client TEXT NOT NULL,
+  source TEXT,
+  msisdn TEXT,
+  api_key_id BIGINT,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected', 'reported', 'expired', 'cancelled', 'failed')),
+  channel TEXT CHECK (channel IN ('sms-link', 'email-link', 'app', 'switch')),
+  link_hash TEXT UNIQUE,
+  texts TEXT NOT NULL,
+  number_match INTEGER,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  answered_at BIGINT
+);
+INSERT INTO approvals_v21 (id, kind, username, client, source, msisdn, api_key_id, state, channel, link_hash, texts, number_match, created_at, expires_at, answered_at)
+  SELECT id, kind, username, client, source, msisdn, api_key_id, state, channel, link_hash, texts, number_match, created_at, expires_at, answered_at FROM approvals;
+DROP TABLE approvals;
+ALTER TABLE approvals_v21 RENAME TO approvals;
+CREATE INDEX approvals_expires ON approvals (expires_at);
+CREATE INDEX approvals_answered ON approvals (answered_at);
+CREATE UNIQUE INDEX approvals_one_pending ON approvals (kind, username, client) WHERE state = 'pending';
+
+CREATE TABLE self_service_sessions_v21 (
+  id_hash TEXT PRIMARY KEY,
+  user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  method TEXT NOT NULL CHECK (method IN ('password_totp', 'link', 'app')),
+  created_at BIGINT NOT NULL,
+  last_seen_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  pending_secret TEXT,
+  pending_expires_at BIGINT
+);
+INSERT INTO self_service_sessions_v21 (id_hash, user_id, method, created_at, last_seen_at, expires_at, pending_secret, pending_expires_at)
+  SELECT id_hash, user_id, method, created_at, last_seen_at, expires_at, pending_secret, pending_expires_at FROM self_service_sessions;
+DROP TABLE self_service_sessions;
+ALTER TABLE self_service_sessions_v21 RENAME TO self_service_sessions;
+CREATE INDEX self_service_sessions_expiry ON self_service_sessions (expires_at);
+`,
+    },
+  },
 ];
 
 /** The migration's SQL for a back-end. */

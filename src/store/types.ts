@@ -308,9 +308,11 @@ export interface ApiKeyRepo {
   touch(id: number, now: number): Promise<void>;
 }
 
-/** What asked for an approval: a RADIUS request (held or challenge mode), a Magic Link API call, a password-reset portal. */
-/** What an approval is for; the approvals table's CHECK names the same three. */
-export const APPROVAL_KINDS = ["radius", "magic-link", "password-reset"] as const;
+/**
+ * What asked for an approval: a RADIUS request (held or challenge mode), a Magic Link API call, a
+ * password-reset portal, a self-service portal sign-in. The approvals table's CHECK names the same.
+ */
+export const APPROVAL_KINDS = ["radius", "magic-link", "password-reset", "self-service"] as const;
 export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 
 /**
@@ -672,7 +674,7 @@ export interface SelfServiceLink {
 }
 
 /** How a self-service session was signed in. */
-export type SelfServiceMethod = "password_totp" | "link";
+export type SelfServiceMethod = "password_totp" | "link" | "app";
 
 /** A signed-in self-service browser. The cookie value never reaches the store. */
 export interface SelfServiceSession {

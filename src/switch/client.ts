@@ -374,7 +374,7 @@ export class SwitchClient {
       if (link.ready) link.peer.send(link.out.frame(t, { re: f.id, ...fields }).text);
     };
     const path = typeof f.path === "string" ? f.path : "";
-    if (!this.o.openStream || !/^\/app\/api\/v1\/events(?:\?[^\s#]*)?$/.test(path) || f.method !== "GET") return send("stream-res", { status: 404, headers: {}, body: "" });
+    if (!this.o.openStream || !/^\/app\/api\/v[12]\/events(?:\?[^\s#]*)?$/.test(path) || f.method !== "GET") return send("stream-res", { status: 404, headers: {}, body: "" });
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries((f.headers as Record<string, unknown>) ?? {})) {
       if (/^portcullis-(device|time|signature)$/.test(k) && typeof v === "string") headers[k] = v;
@@ -415,7 +415,7 @@ export class SwitchClient {
     // Only the approval pages and the approver app's API (not its event stream) are answered for the
     // relay; everything else on the appliance stays unreachable through it.
     const page = /^\/ml\/[A-Za-z0-9_-]{1,64}$/.test(path) && (method === "GET" || method === "POST");
-    const api = /^\/app\/api\/v1\/(?!events(?:$|\?))[A-Za-z0-9_/-]*(?:\?[^\s#]*)?$/.test(path) && ["GET", "POST", "PUT", "DELETE"].includes(method);
+    const api = /^\/app\/api\/v[12]\/(?!events(?:$|\?))[A-Za-z0-9_/-]*(?:\?[^\s#]*)?$/.test(path) && ["GET", "POST", "PUT", "DELETE"].includes(method);
     if (this.o.handleHttp && (page || api)) {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries((f.headers as Record<string, unknown>) ?? {})) {

@@ -79,6 +79,8 @@ interface Conn {
 }
 
 /** Request headers a relayed call of the approver app's API carries to the appliance (the signature covers method, path, time and body). */
+/** The approver app's device protocol, any version the appliances speak (v1, v2): group 1 is the prefix. */
+const APP_API_PATH = /^(\/app\/api\/v[12])\//;
 const APP_REQUEST_HEADERS = ["content-type", "portcullis-device", "portcullis-time", "portcullis-signature"];
 
 const FORWARDED_HEADERS = ["content-type", "content-security-policy", "cache-control", "x-content-type-options", "x-frame-options", "referrer-policy", "permissions-policy", "cross-origin-opener-policy", "strict-transport-security"];
@@ -396,7 +398,7 @@ export class SwitchServer {
     const url = new URL(req.url);
     if (url.pathname === "/healthz" || url.pathname === "/readyz") return new Response("ok\n", { headers: { "Content-Type": "text/plain" } });
     if (url.pathname === APPROVAL_CSS_PATH) return new Response(APPROVAL_CSS, { headers: { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=86400" } });
-    if (url.pathname.startsWith("/app/api/v1/")) return this.appApi(req, url, env);
+    if (APP_API_PATH.test(url.pathname)) return this.appApi(req, url, env);
     if (url.pathname === "/app" || url.pathname.startsWith("/app/")) {
       if (!this.appFiles) {
         this.appFiles = new Hono();
@@ -426,14 +428,18 @@ export class SwitchServer {
    */
   private async appApi(req: Request, url: URL, env: { remoteAddress: string }): Promise<Response> {
     const json = (status: number, error: string) => new Response(JSON.stringify({ error }), { status, headers: { "Content-Type": "application/json", "Cache-Control": "no-store" } });
-    if (url.pathname === "/app/api/v1/events" && req.method !== "GET") return json(405, "method not allowed");
+    // Every version of the device protocol has the same paths under its prefix and is routed alike.
+    const prefix = APP_API_PATH.exec(url.pathname)![1]!;
+    const events = url.pathname === `${prefix}/events`;
+    const enrol = url.pathname === `${prefix}/devices`;
+    if (events && req.method !== "GET") return json(405, "method not allowed");
     if (!["GET", "POST", "PUT", "DELETE"].includes(req.method)) return json(405, "method not allowed");
     const body = req.method === "GET" ? "" : await req.text();
     if (body.length > 8 * 1024) return json(413, "body too large");
     const now = this.now();
     let owner: string | undefined;
     let enrolment: string | undefined;
-    if (url.pathname === "/app/api/v1/devices" && req.method === "POST") {
+    if (enrol && req.method === "POST") {
       let code: unknown;
       try {
         code = (JSON.parse(body) as { enrolment?: unknown } | null)?.enrolment;
@@ -450,7 +456,7 @@ export class SwitchServer {
     }
     if (!owner) {
       this.counters.appUnrouted++;
-      return json(404, enrolment !== undefined || url.pathname === "/app/api/v1/devices" ? "unknown enrolment code" : "unknown device");
+      return json(404, enrolment !== undefined || enrol ? "unknown enrolment code" : "unknown device");
     }
     const c = this.conns.get(owner);
     if (!c) return json(503, "the appliance is not connected");
@@ -459,8 +465,8 @@ export class SwitchServer {
       const v = req.headers.get(k);
       if (v !== null) headers[k] = v;
     }
-    if (url.pathname === "/app/api/v1/events") {
-      if (c.streams.size >= MAX_STREAMS_PER_APPLIANCE) return json(429, "too many event streams; poll /app/api/v1/requests");
+    if (events) {
+      if (c.streams.size >= MAX_STREAMS_PER_APPLIANCE) return json(429, `too many event streams; poll ${prefix}/requests`);
       return (await this.stream(c, { method: "GET", path: url.pathname + url.search, headers, address: env.remoteAddress })) ?? json(503, "the appliance did not answer");
     }
     const answer = await this.forward(c, { method: req.method, path: url.pathname + url.search, headers, body, address: env.remoteAddress });

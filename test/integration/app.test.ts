@@ -3,17 +3,19 @@
 // IndexedDB, the fragment gone from the address, the device in `device list`), the service worker's
 // notification on a push, requests arriving over the event stream and answered by tapping (a held
 // RADIUS request, challenge mode with number matching and the code typed at the VPN, a waiting
-// Magic Link call), and a device removed by the administrator.
+// Magic Link call), a device removed by the administrator, and signing in to the self-service portal
+// with an approval from the app (approved, rejected; a v1 client never sees it; axe-core on the page).
 //
 // PORTCULLIS_SCREENSHOTS=1 also writes the README's screenshots to docs/img/. http://127.0.0.1 is a secure
 // context for Chromium, so WebCrypto and the service worker work without a certificate.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues, buildAccessRequest, eventually, identifier, type RawAttribute, type ServerProcess } from "./helpers/appliance.ts";
+import { DeviceClient } from "./helpers/device-client.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -59,6 +61,8 @@ timeout_ms = 3000
 requests_per_minute = 0
 requests_per_hour = 0
 reject_backoff_s = 0
+[self_service]
+enabled = true
 `);
   await appliance.cli(["user", "add", "alice"]);
   await appliance.cli(["user", "add", "bob"]);
@@ -448,7 +452,7 @@ describe("requests in the app (Chromium)", () => {
     await touchUser("ivan");
     const context = await browser.newContext({ serviceWorkers: "block" });
     // A proxy that cannot pass server-sent events, as seen from the page: the stream fails at once.
-    await context.route("**/app/api/v1/events", (route) => route.abort("connectionreset"));
+    await context.route("**/app/api/v2/events", (route) => route.abort("connectionreset"));
     const page = await context.newPage();
     await page.goto(await enrolmentLink("ivan"));
     await page.fill("#device-name", "ivan's phone");
@@ -510,3 +514,151 @@ async function publicJwk(): Promise<Record<string, string>> {
   const { kty, crv, x, y } = (await crypto.subtle.exportKey("jwk", keys.publicKey)) as Record<string, string>;
   return { kty: kty!, crv: crv!, x: x!, y: y! };
 }
+
+const AXE = readFileSync(resolve(import.meta.dir, "../../node_modules/axe-core/axe.min.js"), "utf8");
+/** The one text of a failed self-service sign-in (src/selfservice/routes.tsx SIGN_IN_FAILED). */
+const SIGN_IN_FAILED = "Sign-in failed. Check your user name, password and code, and try again.";
+
+/** axe-core on the page: no violation of impact serious or critical. */
+async function expectAccessible(page: Page, what: string): Promise<void> {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const r = await (globalThis as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; impact: string | null; nodes: unknown[] }> }> } }).axe.run();
+    return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id} (${v.impact}, ${v.nodes.length} nodes)`);
+  });
+  expect({ what, violations }).toEqual({ what, violations: [] });
+}
+
+/**
+ * The self-service portal in a second browser (the user's computer; CSP bypassed only so that axe-core
+ * can be injected), signed in with the password and an empty code: resolves on the waiting page, with
+ * the document URLs the tab loaded so far (a reload loop would add more).
+ */
+async function portalSignIn(name: string): Promise<{ context: BrowserContext; page: Page; documents: string[]; polls: () => number; missing: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, bypassCSP: true });
+  const page = await context.newPage();
+  watchConsole(page);
+  const documents: string[] = [];
+  let polls = 0;
+  const missing: string[] = [];
+  page.on("response", (r) => {
+    if (r.status() === 404) missing.push(new URL(r.url()).pathname);
+  });
+  page.on("request", (r) => {
+    if (r.resourceType() === "document") documents.push(`${r.method()} ${new URL(r.url()).pathname}`);
+    else if (new URL(r.url()).pathname === "/self-service/sign-in/status") polls++;
+  });
+  await page.goto(`${base}/self-service`);
+  await page.fill("#username", name);
+  await page.fill("#password", PASSWORD);
+  await page.click("#sign-in");
+  await page.waitForSelector("#waiting");
+  return { context, page, documents, polls: () => polls, missing };
+}
+
+describe("self-service sign-in with the app (Chromium)", () => {
+  test("the portal waits without reloading; the app shows a self-service sign-in; picking the number signs in", async () => {
+    const app = await appFor("sven");
+    const portal = await portalSignIn("sven");
+    await expectAccessible(portal.page, "self-service waiting page");
+    const number = Number(await portal.page.textContent("#match"));
+    if (SCREENSHOTS) await portal.page.screenshot({ path: join(SCREENSHOTS, "self-service-app-wait.png"), fullPage: true });
+    const card = await pendingCard(app.page);
+    expect(await card.getAttribute("data-kind")).toBe("self-service");
+    expect(await card.$eval("h3", (e) => e.textContent)).toBe("Self-service sign-in");
+    expect(await field(card, "service")).toBe("self-service");
+    expect(await field(card, "from")).toBe("127.0.0.1");
+    expect(await field(card, "for")).toBe("sven");
+    const picks = await card.$$eval("button[data-decision=approve]", (bs) => bs.map((b) => Number(b.getAttribute("data-pick"))));
+    expect(picks).toHaveLength(3);
+    expect(picks).toContain(number);
+    if (SCREENSHOTS) await app.page.screenshot({ path: join(SCREENSHOTS, "app-self-service.png"), fullPage: true });
+    // The page has polled (read only) and not reloaded.
+    await eventually("the waiting page to poll", () => (portal.polls() > 0 ? true : undefined), { tries: 100, timeoutMs: 30_000, everyMs: 200 });
+    await (await card.$(`button[data-pick="${number}"]`))!.click();
+    // The page moves on by itself: its script submits Continue once the app answered.
+    await portal.page.waitForSelector("#who", { timeout: 60_000 });
+    expect(await portal.page.textContent("#who")).toBe("sven");
+    expect(portal.documents).toEqual(["GET /self-service", "POST /self-service/sign-in", "GET /self-service", "POST /self-service/sign-in/continue", "GET /self-service"]);
+    expect((await portal.context.cookies()).some((c) => c.name === "portcullis-ss-wait")).toBe(false);
+    await server.waitForLog((l) => l.event === "selfservice.signed_in" && l.user === "sven" && l.method === "app");
+    await server.waitForLog((l) => l.event === "auth.success" && l.channel === "self-service" && l.user === "sven");
+    // Nothing the page asked for was missing, blocked or threw. (Chromium's own request for
+    // /favicon.ico, which the portal does not serve, is logged as a 404 but is not a page request.)
+    expect(portal.missing).toEqual([]);
+    expect(consoleProblems.get(portal.page)!.filter((m) => !/^Failed to load resource: the server responded with a status of 404/.test(m))).toEqual([]);
+    expect(consoleProblems.get(app.page)).toEqual([]);
+    await portal.context.close();
+    await app.context.close();
+  });
+
+  test("Reject in the app: the portal shows the one generic text, and no session starts", async () => {
+    const app = await appFor("sara");
+    const portal = await portalSignIn("sara");
+    const card = await pendingCard(app.page);
+    expect(await card.getAttribute("data-kind")).toBe("self-service");
+    await (await card.$("button[data-decision=reject]"))!.click();
+    await portal.page.waitForSelector("#error", { timeout: 60_000 });
+    expect(await portal.page.textContent("#error")).toBe(SIGN_IN_FAILED);
+    expect((await portal.context.cookies()).map((c) => c.name)).not.toContain("portcullis-ss");
+    await expectAccessible(portal.page, "sign-in page after a rejection");
+    await server.waitForLog((l) => l.event === "auth.failure" && l.channel === "self-service" && l.user === "sara" && l.reason === "approval_rejected");
+    await portal.context.close();
+    await app.context.close();
+  });
+
+  test("a v1 client never sees it (list, stream, answer); the same device over v2 does and approves it", async () => {
+    await touchUser("vera");
+    const code = /#enrol=([A-Za-z0-9_-]{22})/.exec(await enrolmentLink("vera"))![1]!;
+    const device = await DeviceClient.create();
+    const enrolled = await fetch(`${base}/app/api/v1/devices`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ enrolment: code, public_key: device.publicJwk, name: "scripted" }) });
+    expect(enrolled.status).toBe(201);
+    device.id = ((await enrolled.json()) as { device: string }).device;
+    const list = async (v: 1 | 2) => ((await (await fetch(await device.request(base, "GET", `/app/api/v${v}/requests`))).json()) as { requests: Array<{ id: string; kind: string }> }).requests;
+    const stream = async (v: 1 | 2) => (await fetch(await device.request(base, "GET", `/app/api/v${v}/events`))).body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+    const v1 = await stream(1);
+    const v2 = await stream(2);
+    const dec = new TextDecoder();
+    /** Reads a stream until `until` holds for what arrived (bounded in reads). */
+    const read = async (r: ReadableStreamDefaultReader<Uint8Array>, until: (text: string) => boolean) => {
+      let text = "";
+      for (let i = 0; i < 200 && !until(text); i++) {
+        const { value, done } = await r.read();
+        if (done) break;
+        text += dec.decode(value);
+      }
+      return text;
+    };
+
+    const portal = await portalSignIn("vera");
+    const ss = await eventually("the self-service request over v2", async () => (await list(2)).find((r) => r.kind === "self-service"));
+    expect(await list(1)).toEqual([]);
+    const seen2 = await read(v2, (t) => t.includes(ss.id));
+    expect(seen2).toContain('"kind":"self-service"');
+    // A RADIUS request after it reaches both streams; v1's shows it and never the self-service one.
+    const login = radius("hold", "127.0.0.1", "vera", PASSWORD);
+    const held = await eventually("the RADIUS request over v1", async () => (await list(1))[0]);
+    const seen1 = await read(v1, (t) => t.includes(held.id));
+    expect(seen1).not.toContain(ss.id);
+    expect(seen1).not.toContain("self-service");
+    // v1 cannot answer it: unknown, as a request that does not exist.
+    const v1Answer = await fetch(await device.request(base, "POST", `/app/api/v1/requests/${ss.id}`, { decision: "approve" }));
+    expect(v1Answer.status).toBe(404);
+    expect(await v1Answer.json()).toMatchObject({ reason: "unknown_request" });
+    expect(await portal.page.isVisible("#waiting")).toBe(true);
+    // v2 answers it; the portal signs in.
+    const choices = ((await list(2)).find((r) => r.id === ss.id) as unknown as { choices: number[] }).choices;
+    const number = Number(await portal.page.textContent("#match"));
+    expect(choices).toContain(number);
+    expect((await fetch(await device.request(base, "POST", `/app/api/v2/requests/${ss.id}`, { decision: "approve", pick: number }))).status).toBe(200);
+    await portal.page.waitForSelector("#who", { timeout: 60_000 });
+    // Its end is `gone` on v2 only.
+    expect(await read(v2, (t) => t.includes(`"id":"${ss.id}"}`) && t.includes("event: gone"))).toContain("event: gone");
+    expect((await fetch(await device.request(base, "POST", `/app/api/v1/requests/${held.id}`, { decision: "approve" }))).status).toBe(200);
+    expect((await login).code).toBe(Code.AccessAccept);
+    expect(await read(v1, (t) => t.includes(`{"id":"${held.id}"}`))).not.toContain(ss.id);
+    await v1.cancel();
+    await v2.cancel();
+    await portal.context.close();
+  });
+});

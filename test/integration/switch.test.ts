@@ -137,10 +137,10 @@ async function held(name: string, on: { server: ServerProcess; secret: string } 
  * call once the appliance has announced the code (within seconds of `device enrol`); until then it
  * answers 404, which leaves the code unspent.
  */
-async function enrolThrough(relay: Relay, link: string, device: DeviceClient, sub?: ReturnType<TestPushService["subscribe"]>): Promise<void> {
+async function enrolThrough(relay: Relay, link: string, device: DeviceClient, sub?: ReturnType<TestPushService["subscribe"]>, version: 1 | 2 = 1): Promise<void> {
   const code = /#enrol=([A-Za-z0-9_-]{22})/.exec(link)![1]!;
   const post = () =>
-    fetch(`${relay.url}/app/api/v1/devices`, {
+    fetch(`${relay.url}/app/api/v${version}/devices`, {
       tls: { ca: relay.cert() },
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -325,7 +325,8 @@ describe("through the relay", () => {
     const device = await DeviceClient.create();
     phoneA = device;
     const sub = push.subscribe();
-    await enrolThrough(r1, enrolLink, device, sub);
+    // Enrolled over protocol v2, as the embedded app does.
+    await enrolThrough(r1, enrolLink, device, sub, 2);
     const pushed = push.messages.length;
     const pending = held("sw-p1");
     const [m] = (await push.waitFor(pushed + 1, 20_000)).slice(pushed);
@@ -335,8 +336,13 @@ describe("through the relay", () => {
     const listed = await fetch(`${r1.url}${listPath}`, { ...ca, headers: await device.headers("GET", listPath) });
     expect(listed.status).toBe(200);
     expect(((await listed.json()) as { requests: Array<{ id: string }> }).requests.map((r) => r.id)).toEqual([id]);
+    // Protocol v2 (what the embedded app speaks) is routed per device the same way.
+    const listV2 = "/app/api/v2/requests";
+    const listedV2 = await fetch(`${r1.url}${listV2}`, { ...ca, headers: await device.headers("GET", listV2) });
+    expect(listedV2.status).toBe(200);
+    expect(((await listedV2.json()) as { requests: Array<{ id: string; kind: string }> }).requests.map((r) => [r.id, r.kind])).toEqual([[id, "radius"]]);
     // A request signed for another path is refused by the appliance, as on its own listener.
-    const path = `/app/api/v1/requests/${id}`;
+    const path = `/app/api/v2/requests/${id}`;
     const body = JSON.stringify({ decision: "approve" });
     const forged = await fetch(`${r1.url}${path}`, { ...ca, method: "POST", headers: { ...(await device.headers("POST", listPath, body)), "Content-Type": "application/json" }, body });
     expect(forged.status).toBe(401);
@@ -345,6 +351,7 @@ describe("through the relay", () => {
     expect(await pending).toBe(Code.AccessAccept);
     // An event stream without a device is not routed.
     expect((await fetch(`${r1.url}/app/api/v1/events`, ca)).status).toBe(404);
+    expect((await fetch(`${r1.url}/app/api/v2/events`, ca)).status).toBe(404);
   }, 60_000);
 
   test("two appliances on one relay: each device's calls reach its own appliance, and never the other's", async () => {

@@ -3,9 +3,9 @@
 //
 // Views (sections of the server-rendered page, src/app/page.tsx): enrolment (from a link
 // /app/#enrol=CODE, or a pasted link), the request list, and a removed device.
-// Requests arrive over GET /app/api/v1/events, read with fetch (EventSource cannot send the
+// Requests arrive over GET /app/api/v2/events, read with fetch (EventSource cannot send the
 // signature headers) and parsed here; when the stream is down, the app reconnects with back-off and
-// polls GET /app/api/v1/requests meanwhile. The page is built with DOM calls only (Trusted Types
+// polls GET /app/api/v2/requests meanwhile. The page is built with DOM calls only (Trusted Types
 // forbid HTML from strings).
 "use strict";
 
@@ -362,7 +362,7 @@
     return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
   }
 
-  const KIND = { radius: "Sign-in request", "magic-link": "Web sign-in request", "password-reset": "Password reset request" };
+  const KIND = { radius: "Sign-in request", "magic-link": "Web sign-in request", "password-reset": "Password reset request", "self-service": "Self-service sign-in" };
 
   function text(v, max) {
     const s = typeof v === "string" ? v : v === undefined || v === null ? "" : String(v);

@@ -11,7 +11,8 @@
 "use strict";
 
 (function (scope) {
-  const API = "/app/api/v1";
+  // Protocol v2: v1 plus requests of kind "self-service" (docs/app.md).
+  const API = "/app/api/v2";
   const DB = "portcullis";
   const STORE = "device";
 
@@ -95,7 +96,7 @@
   }
 
   /**
-   * A signed call of the device protocol: `path` below /app/api/v1, `json` the body (or undefined).
+   * A signed call of the device protocol: `path` below /app/api/v2, `json` the body (or undefined).
    * Each attempt is signed afresh (a signature is accepted once) with the appliance's time as last
    * learnt; when the appliance says the time is off, the call is made once more with the time its
    * answer carried. Network errors are thrown as fetch throws them.

@@ -5,7 +5,7 @@
 //   and nothing more, so it needs nothing else. An open page is told to refresh its list.
 // - notificationclick: focuses the open app, or opens /app/.
 // - pushsubscriptionchange: subscribes again with the appliance's key and sends the new
-//   subscription with a signed PUT /app/api/v1/push.
+//   subscription with a signed PUT /app/api/v2/push.
 // - fetch: the page and its files come from the network when it answers, else from the copy kept
 //   here, so that the app opens (and says it is offline) without a connection. API calls are never
 //   kept.

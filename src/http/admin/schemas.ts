@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import { AUTH_TYPES } from "../../domain/auth-types.ts";
 import { PROFILE_NAME } from "../../config/index.ts";
+import { APPROVAL_KINDS } from "../../store/types.ts";
 
 /** A client, API key or endpoint profile name (the CLI's rule): 1-64 letters, digits, '.', '_' or '-'. */
 export const nameSchema = v.pipe(v.string(), v.regex(PROFILE_NAME), v.description("1-64 letters, digits, '.', '_' or '-'"));
@@ -84,7 +85,7 @@ export const userView = v.object({
   pendingApprovals: v.pipe(
     v.array(
       v.object({
-        kind: v.picklist(["radius", "magic-link", "password-reset"]),
+        kind: v.picklist(APPROVAL_KINDS),
         client: v.string(),
         source: v.nullable(v.string()),
         channel: v.nullable(v.string()),

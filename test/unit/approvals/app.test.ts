@@ -3,10 +3,10 @@
 // lock after a report, the per-minute count, the challenge-mode code, and the event hub's bounds.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { AppEvents, AppRequests, DEFAULT_APP_SETTINGS, STREAK_DECAY_MS, type AppRequestView, type AppSettings, type EventSink } from "../../../src/approvals/app.ts";
+import { APP_PROTOCOL_KINDS, AppEvents, AppRequests, DEFAULT_APP_SETTINGS, STREAK_DECAY_MS, visibleIn, type AppProtocolVersion, type AppRequestView, type AppSettings, type EventSink } from "../../../src/approvals/app.ts";
 import { defaultApprovalTexts } from "../../../src/approvals/texts.ts";
 import type { AuditEvent } from "../../../src/audit/events.ts";
-import type { Approval, Device } from "../../../src/store/types.ts";
+import { APPROVAL_KINDS, type Approval, type ApprovalKind, type Device } from "../../../src/store/types.ts";
 import { approvalHarness, cleanup, tempDir, type ApprovalHarness } from "./helpers.ts";
 
 let dir: string;
@@ -29,8 +29,8 @@ function service(settings: Partial<AppSettings> = {}): AppRequests {
   });
 }
 
-async function open(user: string, client = "vpn", numberMatch: number | null = null): Promise<Approval> {
-  const r = await h.service.open({ kind: "radius", user, client, source: null, texts: defaultApprovalTexts(), lifetimeMs: 60_000, numberMatch });
+async function open(user: string, client = "vpn", numberMatch: number | null = null, kind: ApprovalKind = "radius"): Promise<Approval> {
+  const r = await h.service.open({ kind, user, client, source: null, texts: defaultApprovalTexts(), lifetimeMs: 60_000, numberMatch });
   if (r.kind !== "created") throw new Error(`expected a new approval, got ${r.kind}`);
   return r.approval;
 }
@@ -50,12 +50,12 @@ describe("answers", () => {
   test("only the request's own user answers it, once; a wrong pick rejects", async () => {
     const app = service();
     const a = await open("alice", "vpn", 42);
-    expect(await app.answer(D1, { username: "bob" }, a.id, "approve", 42)).toEqual({ ok: false, status: 403, reason: "not_your_request" });
-    expect(await app.answer(D1, { username: "alice" }, "nope", "approve", undefined)).toMatchObject({ status: 404 });
+    expect(await app.answer(D1, { username: "bob" }, a.id, "approve", 42, 2)).toEqual({ ok: false, status: 403, reason: "not_your_request" });
+    expect(await app.answer(D1, { username: "alice" }, "nope", "approve", undefined, 2)).toMatchObject({ status: 404 });
     const waiting = h.service.wait(a);
-    expect(await app.answer(D1, { username: "alice" }, a.id, "approve", 41)).toEqual({ ok: true, status: "rejected" });
+    expect(await app.answer(D1, { username: "alice" }, a.id, "approve", 41, 2)).toEqual({ ok: true, status: "rejected" });
     expect(await waiting).toBe("rejected");
-    expect(await app.answer(D1, { username: "alice" }, a.id, "approve", 42)).toEqual({ ok: false, status: 409, reason: "ended" });
+    expect(await app.answer(D1, { username: "alice" }, a.id, "approve", 42, 2)).toEqual({ ok: false, status: 409, reason: "ended" });
     expect(audit).toContainEqual(expect.objectContaining({ type: "approval.app_answered", wrong_number: true, state: "rejected", device: "dev-1" }));
   });
 
@@ -63,7 +63,7 @@ describe("answers", () => {
     const app = service();
     const a = await open("alice", "vpn", 42);
     await open("bob");
-    const [v] = await app.list("alice");
+    const [v] = await app.list("alice", 2);
     expect(v).toMatchObject({ id: a.id, kind: "radius", user: "alice", service: "vpn", source: null });
     expect(v!.choices).toHaveLength(3);
     expect(v!.choices).toContain(42);
@@ -92,7 +92,7 @@ describe("limits against fatigue", () => {
     const expected = [30_000, 60_000, 100_000];
     for (const ms of expected) {
       const a = await open("alice");
-      await app.answer(D1, { username: "alice" }, a.id, "reject", undefined);
+      await app.answer(D1, { username: "alice" }, a.id, "reject", undefined, 2);
       expect(await app.admit("alice")).toMatchObject({ ok: false, reason: "backoff", until: h.clock.t + ms });
       h.clock.t += ms - 1;
       expect((await app.admit("alice")).ok).toBe(false);
@@ -101,24 +101,24 @@ describe("limits against fatigue", () => {
     }
     expect(audit.filter((e) => e.type === "approval.backoff").map((e) => (e as { strikes: number }).strikes)).toEqual([1, 2, 3]);
     const ok = await open("alice");
-    await app.answer(D1, { username: "alice" }, ok.id, "approve", undefined);
+    await app.answer(D1, { username: "alice" }, ok.id, "approve", undefined, 2);
     expect(await h.store.approvalBlocks.get("alice")).toBeUndefined();
   });
 
   test("the streak decays after an hour without rejections", async () => {
     const app = service({ perMinute: 0, perHour: 0 });
     const a = await open("alice");
-    await app.answer(D1, { username: "alice" }, a.id, "reject", undefined);
+    await app.answer(D1, { username: "alice" }, a.id, "reject", undefined, 2);
     h.clock.t += STREAK_DECAY_MS;
     const b = await open("alice");
-    await app.answer(D1, { username: "alice" }, b.id, "reject", undefined);
+    await app.answer(D1, { username: "alice" }, b.id, "reject", undefined, 2);
     expect((await h.store.approvalBlocks.get("alice"))!.strikes).toBe(1);
   });
 
   test("a report locks for report_lock_s and is audited with the source; other users are not affected", async () => {
     const app = service({ reportLockMs: 600_000 });
     const a = await open("alice");
-    expect(await app.answer(D1, { username: "alice" }, a.id, "report", undefined)).toEqual({ ok: true, status: "reported" });
+    expect(await app.answer(D1, { username: "alice" }, a.id, "report", undefined, 2)).toEqual({ ok: true, status: "reported" });
     expect(await app.admit("alice")).toMatchObject({ ok: false, reason: "locked", until: h.clock.t + 600_000 });
     expect((await app.admit("bob")).ok).toBe(true);
     expect(audit).toContainEqual(expect.objectContaining({ type: "approval.reported", user: "alice", device: "dev-1", until: new Date(h.clock.t + 600_000).toISOString() }));
@@ -126,7 +126,7 @@ describe("limits against fatigue", () => {
     const until = h.clock.t + 600_000;
     h.clock.t += 1000;
     const b = await open("alice", "other");
-    await app.answer(D1, { username: "alice" }, b.id, "reject", undefined);
+    await app.answer(D1, { username: "alice" }, b.id, "reject", undefined, 2);
     expect(await h.store.approvalBlocks.get("alice")).toMatchObject({ reason: "reported", blockedUntil: until, strikes: 2 });
     h.clock.t = until;
     expect((await app.admit("alice")).ok).toBe(true);
@@ -135,7 +135,7 @@ describe("limits against fatigue", () => {
   test("report_lock_s = 0 and reject_backoff_s = 0 leave no block (the report is still audited)", async () => {
     const app = service({ reportLockMs: 0, rejectBackoffMs: 0 });
     const a = await open("alice");
-    await app.answer(D1, { username: "alice" }, a.id, "report", undefined);
+    await app.answer(D1, { username: "alice" }, a.id, "report", undefined, 2);
     expect(await h.store.approvalBlocks.get("alice")).toBeUndefined();
     expect(audit).toContainEqual(expect.objectContaining({ type: "approval.reported", until: null }));
   });
@@ -155,11 +155,12 @@ describe("limits against fatigue", () => {
 
 describe("event hub", () => {
   const view = (id: string): AppRequestView => ({ id, kind: "radius", user: "alice", service: "vpn", source: null, created: "", expires: "" });
-  function sink(device: string) {
+  function sink(device: string, version: AppProtocolVersion = 2) {
     const got: Array<[string, unknown]> = [];
     let closed = false;
     const s: EventSink & { got: typeof got; closed: () => boolean } = {
       device,
+      version,
       sent: new Set(),
       send: (e, d) => void got.push([e, d]),
       close: () => void (closed = true),
@@ -205,5 +206,59 @@ describe("event hub", () => {
     expect(hub.attach("alice", sink("d2"))).toBe(true);
     expect(hub.attach("alice", sink("d3"))).toBe(false);
     expect(hub.size).toBe(3);
+  });
+});
+
+describe("protocol versions", () => {
+  test("v1 shows exactly the three kinds its contract names; v2 every kind", () => {
+    expect([...APP_PROTOCOL_KINDS[1]].sort()).toEqual(["magic-link", "password-reset", "radius"]);
+    expect([...APP_PROTOCOL_KINDS[2]].sort()).toEqual([...APPROVAL_KINDS].sort());
+    expect(visibleIn(1, "self-service")).toBe(false);
+    expect(visibleIn(2, "self-service")).toBe(true);
+  });
+
+  test("a self-service request is listed for v2 only; the other kinds for both", async () => {
+    const app = service();
+    const r = await open("alice", "vpn");
+    h.clock.t += 1000;
+    const ss = await open("alice", "self-service", null, "self-service");
+    expect((await app.list("alice", 1)).map((v) => v.id)).toEqual([r.id]);
+    expect((await app.list("alice", 2)).map((v) => [v.id, v.kind])).toEqual([
+      [r.id, "radius"],
+      [ss.id, "self-service"],
+    ]);
+  });
+
+  test("a v1 answer to a self-service request is refused as unknown, even for its own user; v2 answers it", async () => {
+    const app = service();
+    const ss = await open("alice", "self-service", null, "self-service");
+    expect(await app.answer(D1, { username: "alice" }, ss.id, "approve", undefined, 1)).toEqual({ ok: false, status: 404, reason: "unknown_request" });
+    expect(await app.answer(D1, { username: "bob" }, ss.id, "approve", undefined, 1)).toEqual({ ok: false, status: 404, reason: "unknown_request" });
+    expect((await h.store.approvals.get(ss.id))!.state).toBe("pending");
+    expect(audit.some((e) => e.type === "approval.app_answered")).toBe(false);
+    expect(await app.answer(D1, { username: "alice" }, ss.id, "approve", undefined, 2)).toEqual({ ok: true, status: "approved" });
+  });
+
+  test("the event hub never sends a v1 stream a self-service request, nor its gone", () => {
+    const hub = new AppEvents(4);
+    const got: Record<number, Array<[string, unknown]>> = { 1: [], 2: [] };
+    const mk = (version: AppProtocolVersion): EventSink => ({ device: `d${version}`, version, sent: new Set(), send: (e, d) => void got[version]!.push([e, d]), close: () => {} });
+    hub.attach("alice", mk(1));
+    hub.attach("alice", mk(2));
+    const v = (id: string, kind: ApprovalKind): AppRequestView => ({ id, kind, user: "alice", service: "x", source: null, created: "", expires: "" });
+    hub.publish("alice", v("ss", "self-service"));
+    hub.publish("alice", v("r", "radius"));
+    hub.ended("ss");
+    hub.ended("r");
+    expect(got[1]).toEqual([
+      ["request", v("r", "radius")],
+      ["gone", { id: "r" }],
+    ]);
+    expect(got[2]).toEqual([
+      ["request", v("ss", "self-service")],
+      ["request", v("r", "radius")],
+      ["gone", { id: "ss" }],
+      ["gone", { id: "r" }],
+    ]);
   });
 });

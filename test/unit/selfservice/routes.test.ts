@@ -1,8 +1,14 @@
 // The self-service portal through app.request() with a real store and engine: off by default, sign-in
 // with password and code (one text for every failure), CSRF, sessions (idle, sign-out), single-use
-// links, TOTP enrolment confirmed by a code, removal and the last-factor rule, and the audit actor.
+// links, TOTP enrolment confirmed by a code, removal and the last-factor rule, the audit actor, and
+// the sign-in with an approver-app approval (kind self-service, v2 only, the wait cookie, Continue,
+// Cancel, one text for every failure).
 
 import { afterEach, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { AppRequests, DEFAULT_APP_SETTINGS, type AppSettings } from "../../../src/approvals/app.ts";
+import { ApprovalService } from "../../../src/approvals/service.ts";
+import { WaiterHub } from "../../../src/approvals/waiters.ts";
 import type { AuditEvent } from "../../../src/audit/events.ts";
 import { createEnrolLink } from "../../../src/admin/enrol-links.ts";
 import { Engine, type PasswordVerifier } from "../../../src/auth/engine.ts";
@@ -382,5 +388,195 @@ describe("removal", () => {
     const t = (await s.store.tokens.list(user.id))[0]!;
     expect((await b.post(`/self-service/tokens/${t.id}/remove`, { csrf: "x" })).status).toBe(403);
     expect(await s.store.tokens.findById(t.id)).toBeDefined();
+  });
+});
+
+/** The portal with the approver app wired in: a real ApprovalService and AppRequests on the same store, no SMS. */
+async function setUpApp({ patch, appSettings = {} }: { patch?: (c: Config) => void; appSettings?: Partial<AppSettings> } = {}) {
+  let t = T0;
+  const events: AuditEvent[] = [];
+  const made = await testDeps({
+    tls: false,
+    now: () => t,
+    audit: (e) => void events.push(e),
+    configPatch: (c) => {
+      c.self_service.enabled = true;
+      c.http.public_url = "https://mfa.example.test";
+      patch?.(c);
+    },
+  });
+  store = made.store;
+  dir = made.dir;
+  const secret = await made.store.approvals.serverSecret(() => new Uint8Array(randomBytes(32)));
+  const random = (n: number) => new Uint8Array(randomBytes(n));
+  const approvals = new ApprovalService({
+    approvals: made.store.approvals,
+    dispatcherFor: () => {
+      throw new Error("no SMS in these tests");
+    },
+    publicUrl: "https://mfa.example.test",
+    smsMaxLength: 300,
+    emailSubject: "x",
+    secret,
+    now: () => t,
+    random,
+    log: () => {},
+    audit: (e) => void events.push(e),
+    hub: new WaiterHub(made.store.approvals, { now: () => t, schedule: () => () => {} }),
+  });
+  const app = new AppRequests({ store: made.store, rateLimits: made.store.rateLimits, approvals, secret, settings: { ...DEFAULT_APP_SETTINGS, ...appSettings }, now: () => t, audit: (e) => void events.push(e), log: () => {} });
+  const noSms = {
+    send: async () => {
+      throw new Error("no SMS in these tests");
+    },
+    verify: async () => {
+      throw new Error("no SMS in these tests");
+    },
+  };
+  const engine = new Engine(
+    made.store,
+    { realms: "strip", window: 1, hotpLookAhead: 10, challengeTtlMs: 60_000, challengeMaxFailures: 3, otpPrompt: "Code", retryPrompt: "Again", lockout: DEFAULT_LOCKOUT, passwords: plain, phone: { approvals, smsCodes: noSms, app } },
+    (e) => void events.push(e),
+  );
+  made.deps.engine = engine;
+  made.deps.app = app;
+  made.deps.rateLimits = made.store.rateLimits;
+  const web = buildPublicApp(made.deps, PUBLIC_ROUTES);
+  let n = 0;
+  const addUser = async (name: string, { device = true, type = "touch" as const }: { device?: boolean; type?: "touch" } = {}) => {
+    const user = await made.store.users.add({ username: name, passwordHash: "plain:correct horse", type, phone: null, email: null, disabled: false, expiresAt: null, directory: null, externalId: null, directoryPhone: null });
+    if (device) {
+      const id = `dev${String(++n).padStart(19, "0")}`;
+      await made.store.devices.addEnrolment({ codeHash: `h-${id}`, userId: user.id, createdAt: t, expiresAt: t + 60_000 });
+      await made.store.devices.enrol(`h-${id}`, t, { id, name: "phone", publicKey: { kty: "EC", crv: "P-256", x: "x", y: "y" }, push: null });
+    }
+    return user;
+  };
+  const device = async (name: string) => (await made.store.devices.list({ userId: (await made.store.users.findByName(name))!.id }))[0]!;
+  return { app, web, store: made.store, events, addUser, device, advance: (ms: number) => void (t += ms), browser: () => new Browser(web) };
+}
+
+describe("sign-in with the approver app", () => {
+  test("an empty code asks the app: the request is of kind self-service, v2 only; the page waits; approving starts the session", async () => {
+    const s = await setUpApp();
+    await s.addUser("alice");
+    const b = s.browser();
+    const r = await signIn(b, "alice", "correct horse", "");
+    expect(r.status).toBe(303);
+    expect([...b.cookies.keys()]).toContain("portcullis-ss-wait");
+    expect(b.lastSetCookie.find((l) => l.startsWith("portcullis-ss-wait="))).toMatch(/HttpOnly; SameSite=Strict$/);
+    const page = await (await b.get("/self-service")).text();
+    expect(page).toContain("Approve the sign-in in your app");
+    const number = Number(/id="match"[^>]*>(\d+)</.exec(page)![1]);
+    expect((await (await b.get("/self-service/sign-in/status")).json()) as unknown).toEqual({ state: "waiting" });
+    // Seen by a v2 client, never by a v1 client.
+    expect(await s.app.list("alice", 1)).toEqual([]);
+    const [v] = await s.app.list("alice", 2);
+    expect(v).toMatchObject({ kind: "self-service", service: "self-service", user: "alice" });
+    expect(v!.choices).toContain(number);
+    expect(v!.code).toBeUndefined();
+    // Continue before the answer: still waiting (a new State), no session.
+    const early = await b.post("/self-service/sign-in/continue", { csrf: csrfOf(page) });
+    expect(early.status).toBe(200);
+    expect(await early.text()).toContain("Approve the sign-in in your app");
+    expect(await s.app.answer(await s.device("alice"), { username: "alice" }, v!.id, "approve", number, 2)).toEqual({ ok: true, status: "approved" });
+    expect((await (await b.get("/self-service/sign-in/status")).json()) as unknown).toEqual({ state: "answered" });
+    const done = await b.post("/self-service/sign-in/continue", { csrf: csrfOf(page) });
+    expect(done.status).toBe(303);
+    expect(b.cookies.has("portcullis-ss-wait")).toBe(false);
+    expect(await (await b.get("/self-service")).text()).toContain('id="who">alice<');
+    expect(s.events).toContainEqual(expect.objectContaining({ type: "selfservice.signed_in", user: "alice", method: "app" }));
+    expect(s.events).toContainEqual(expect.objectContaining({ type: "auth.success", channel: "self-service", factors: ["password", "approval"] }));
+    expect(s.events).toContainEqual(expect.objectContaining({ type: "approval.created", kind: "self-service", client: "self-service" }));
+  });
+
+  test("a rejection, a wrong number and an expiry each end with the one generic text; a rejection starts the back-off", async () => {
+    const s = await setUpApp();
+    await s.addUser("bob");
+    const b = s.browser();
+    await signIn(b, "bob", "correct horse", "");
+    const [v] = await s.app.list("bob", 2);
+    const page = await (await b.get("/self-service")).text();
+    await s.app.answer(await s.device("bob"), { username: "bob" }, v!.id, "reject", undefined, 2);
+    const r = await b.post("/self-service/sign-in/continue", { csrf: csrfOf(page) });
+    expect(r.status).toBe(401);
+    expect(await r.text()).toContain(SIGN_IN_FAILED);
+    expect(b.cookies.has("portcullis-ss-wait")).toBe(false);
+    expect(s.events).toContainEqual(expect.objectContaining({ type: "auth.failure", channel: "self-service", reason: "approval_rejected" }));
+    // The back-off refuses the next request before anything is sent; the page is the same.
+    const again = await signIn(b, "bob", "correct horse", "");
+    expect(again.status).toBe(401);
+    expect(await again.text()).toContain(SIGN_IN_FAILED);
+    expect(s.events).toContainEqual(expect.objectContaining({ type: "approval.limited", kind: "self-service", reason: "backoff" }));
+
+    const s2 = await setUpApp({ appSettings: { rejectBackoffMs: 0 } });
+    await s2.addUser("carol");
+    const b2 = s2.browser();
+    await signIn(b2, "carol", "correct horse", "");
+    const page2 = await (await b2.get("/self-service")).text();
+    s2.advance(91_000);
+    expect((await (await b2.get("/self-service/sign-in/status")).json()) as unknown).toEqual({ state: "answered" });
+    const expired = await b2.post("/self-service/sign-in/continue", { csrf: csrfOf(page2) });
+    expect(expired.status).toBe(401);
+    expect(await expired.text()).toContain(SIGN_IN_FAILED);
+  });
+
+  test("no device, a wrong password and an unknown user look alike, and nothing is asked", async () => {
+    const s = await setUpApp();
+    await s.addUser("dave", { device: false });
+    await s.addUser("erin");
+    for (const [name, password] of [
+      ["dave", "correct horse"],
+      ["erin", "wrong"],
+      ["nobody", "correct horse"],
+    ] as const) {
+      const r = await signIn(s.browser(), name, password, "");
+      expect(r.status).toBe(401);
+      expect(await r.text()).toContain(SIGN_IN_FAILED);
+    }
+    expect(s.events).toContainEqual(expect.objectContaining({ type: "auth.failure", reason: "no_device", user: "dave" }));
+    expect(s.events.some((e) => e.type === "approval.created")).toBe(false);
+  });
+
+  test("Cancel withdraws the approval; a second browser cannot ride on a waiting sign-in", async () => {
+    const s = await setUpApp();
+    await s.addUser("frank");
+    const a = s.browser();
+    await signIn(a, "frank", "correct horse", "");
+    const [v] = await s.app.list("frank", 2);
+    const other = await signIn(s.browser(), "frank", "correct horse", "");
+    expect(other.status).toBe(401);
+    expect(s.events).toContainEqual(expect.objectContaining({ type: "auth.failure", reason: "approval_busy" }));
+    const page = await (await a.get("/self-service")).text();
+    expect((await a.post("/self-service/sign-in/cancel", { csrf: csrfOf(page) })).status).toBe(303);
+    expect((await s.store.approvals.get(v!.id))!.state).toBe("cancelled");
+    expect(a.cookies.has("portcullis-ss-wait")).toBe(false);
+    expect(await (await a.get("/self-service")).text()).toContain('action="/self-service/sign-in"');
+  });
+
+  test("a forged or altered wait cookie is ignored; Continue needs the form's CSRF token", async () => {
+    const s = await setUpApp();
+    await s.addUser("gina");
+    const b = s.browser();
+    await signIn(b, "gina", "correct horse", "");
+    const page = await (await b.get("/self-service")).text();
+    expect((await b.post("/self-service/sign-in/continue", { csrf: "x" })).status).toBe(403);
+    const real = b.cookies.get("portcullis-ss-wait")!;
+    b.cookies.set("portcullis-ss-wait", real.slice(0, -2) + (real.endsWith("A") ? "BB" : "AA"));
+    expect((await (await b.get("/self-service/sign-in/status")).json()) as unknown).toEqual({ state: "none" });
+    expect(await (await b.get("/self-service")).text()).toContain('action="/self-service/sign-in"');
+    const r = await b.post("/self-service/sign-in/continue", { csrf: csrfOf(page) });
+    expect(r.status).toBe(303);
+    expect(b.cookies.has("portcullis-ss")).toBe(false);
+  });
+
+  test("allow_app_sign_in = false: an empty code is a failed code sign-in, and the field is required again", async () => {
+    const s = await setUpApp({ patch: (c) => void (c.self_service.allow_app_sign_in = false) });
+    await s.addUser("hank");
+    const b = s.browser();
+    expect(await (await b.get("/self-service")).text()).toMatch(/id="code"[^>]*required/);
+    const r = await signIn(b, "hank", "correct horse", "");
+    expect(r.status).toBe(401);
+    expect(s.events.some((e) => e.type === "approval.created")).toBe(false);
   });
 });

@@ -215,3 +215,32 @@ test("migration 12 gives existing clients the default phone settings", async () 
   ]);
   db.close();
 });
+
+test("migration 21 keeps approvals and self-service sessions, and then takes kind 'self-service' and method 'app'", async () => {
+  dir = tempDir();
+  const db = openDatabase(path.join(dir, "portcullis.db"));
+  db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+  for (const m of MIGRATIONS.filter((m) => m.version < 21)) {
+    db.exec(migrationSQL(m, "sqlite"));
+    db.prepare("INSERT INTO schema_migrations VALUES (?, ?, 0)").run(m.version, m.name);
+  }
+  const kindBefore = () => db.prepare("INSERT INTO approvals (id, kind, username, client, state, texts, created_at, expires_at) VALUES ('x', 'self-service', 'alice', 'self-service', 'pending', '{}', 0, 1)").run();
+  expect(kindBefore).toThrow();
+  db.prepare("INSERT INTO users (id, username, type, created_at) VALUES (1, 'alice', 'touch', 0)").run();
+  db.prepare("INSERT INTO approvals (id, kind, username, client, source, state, channel, link_hash, texts, number_match, created_at, expires_at) VALUES ('a1', 'radius', 'alice', 'vpn', '203.0.113.7', 'pending', 'app', 'h1', '{}', 42, 1000, 99000)").run();
+  db.prepare("INSERT INTO self_service_sessions (id_hash, user_id, method, created_at, last_seen_at, expires_at) VALUES ('s1', 1, 'link', 1, 2, 3)").run();
+  db.close();
+  const store = await openIn(dir);
+  try {
+    expect(await store.approvals.get("a1")).toMatchObject({ id: "a1", kind: "radius", user: "alice", client: "vpn", source: "203.0.113.7", state: "pending", channel: "app", numberMatch: 42, createdAt: 1000, expiresAt: 99000 });
+    // The one-pending index came back: a second pending radius approval of alice at vpn joins.
+    const again = await store.approvals.createOrJoin({ id: "a2", kind: "radius", user: "alice", client: "vpn", source: "203.0.113.7", msisdn: null, apiKeyId: null, state: "pending", channel: null, linkHash: "h2", texts: "{}", numberMatch: null, createdAt: 2000, expiresAt: 90000, answeredAt: null }, 2000);
+    expect(again).toMatchObject({ created: false, approval: { id: "a1" } });
+    await store.approvals.create({ id: "a3", kind: "self-service", user: "alice", client: "self-service", source: null, msisdn: null, apiKeyId: null, state: "pending", channel: null, linkHash: "h3", texts: "{}", numberMatch: null, createdAt: 2000, expiresAt: 90000, answeredAt: null });
+    expect((await store.approvals.pendingForUser("alice", 3000)).map((a) => a.kind)).toEqual(["radius", "self-service"]);
+    await store.selfService.addSession({ idHash: "s2", userId: 1, method: "app", createdAt: 5, lastSeenAt: 5, expiresAt: 10_000 });
+    expect((await store.selfService.touchSession("s2", 6, 600_000))?.method).toBe("app");
+  } finally {
+    await store.close();
+  }
+});

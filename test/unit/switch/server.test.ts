@@ -210,3 +210,29 @@ test("the approver app's event stream: routed by device, relayed as the applianc
   expect((await answered!.body!.getReader().read()).done).toBe(true);
   for (const p of more.slice(0, -1)) expect((await p).status).toBe(503);
 });
+
+test("protocol v2 is routed like v1, by device: its event stream as a stream, its other calls through the tunnel; another prefix is not the app's API", async () => {
+  const s = setup();
+  const a = await connect(s, "a1");
+  const device = "F".repeat(22);
+  expect(s.db.claimDevice(device, "a1", Date.now())).toBe(true);
+  const headers = { "Portcullis-Device": device, "Portcullis-Time": "1", "Portcullis-Signature": "x" };
+  const stream = s.server.fetch(new Request(`${PUBLIC}/app/api/v2/events`, { headers }), { remoteAddress: "198.51.100.7" });
+  await sleep(5);
+  const sreq = a.last("stream")!;
+  expect(sreq).toMatchObject({ method: "GET", path: "/app/api/v2/events", headers: { "portcullis-device": device } });
+  await a.send({ t: "stream-res", re: sreq.id, status: 200, headers: { "content-type": "text/event-stream" }, streaming: true });
+  expect((await stream).status).toBe(200);
+  const list = s.server.fetch(new Request(`${PUBLIC}/app/api/v2/requests`, { headers }), { remoteAddress: "198.51.100.7" });
+  await sleep(5);
+  const hreq = a.last("http")!;
+  expect(hreq).toMatchObject({ method: "GET", path: "/app/api/v2/requests" });
+  await a.send({ t: "http-res", re: hreq.id, status: 200, headers: { "content-type": "application/json" }, body: '{"requests":[]}' });
+  expect(await (await list).text()).toBe('{"requests":[]}');
+  expect((await s.server.fetch(new Request(`${PUBLIC}/app/api/v2/events`, { method: "POST", headers }), { remoteAddress: "198.51.100.7" })).status).toBe(405);
+  expect((await s.server.fetch(new Request(`${PUBLIC}/app/api/v2/requests`, { headers: { ...headers, "Portcullis-Device": "G".repeat(22) } }), { remoteAddress: "198.51.100.7" })).status).toBe(404);
+  // Not a version the appliances speak: the app's file routes answer it (not found), nothing is forwarded.
+  const before = a.inbox.length;
+  expect((await s.server.fetch(new Request(`${PUBLIC}/app/api/v3/requests`, { headers }), { remoteAddress: "198.51.100.7" })).status).toBe(404);
+  expect(a.inbox.length).toBe(before);
+});
