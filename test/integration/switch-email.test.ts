@@ -121,7 +121,8 @@ beforeAll(async () => {
   writeFileSync(join(relay.home.dataDir, "smtp-ca.pem"), tls.cert);
   writeFileSync(join(relay.home.dataDir, "smtp.pass"), `${SMTP_PASSWORD}\n`, { mode: 0o600 });
   // The relay's only channel is e-mail.
-  relay.writeConfig(`
+  relay.writeConfig(
+    `
 [delivery]
 per_number_per_minute = 0
 per_number_per_hour = 0
@@ -135,7 +136,10 @@ password_file = "${join(relay.home.dataDir, "smtp.pass")}"
 from = "Portcullis relay <${SMTP_USER}>"
 ca_file = "${join(relay.home.dataDir, "smtp-ca.pem")}"
 timeout_ms = 3000
-`);
+`,
+    // Metrics on a listener of their own, on loopback.
+    `metrics_listen = "127.0.0.1:0"`,
+  );
   await relay.start();
   app = new Appliance();
   const caFile = join(app.dataDir, "switch-ca.pem");
@@ -253,4 +257,41 @@ describe("the relay's SMTP server down", () => {
     await approve(link);
     expect(await pending).toBe(Code.AccessAccept);
   }, 90_000);
+});
+
+describe("the relay's /metrics", () => {
+  test("served on metrics_listen only, never on the public listener; counts appliances, frames, deliveries by channel and result, refusals by reason", async () => {
+    // An appliance that is not enrolled is refused: counted by reason.
+    const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/switch/v1`, { tls: { ca: relay.cert() } } as unknown as string[]);
+    const closed = new Promise<number>((resolve) => (ws.onclose = (e) => resolve(e.code)));
+    ws.onmessage = () => ws.send(JSON.stringify({ id: 1, t: "hello", name: "stranger", sig: "A".repeat(86) }));
+    expect(await closed).toBe(4401);
+
+    const at = await relay.proc!.waitForLog((l) => l.event === "switch.metrics_listening", { timeoutMs: 5000 });
+    expect(at.address).toBe("127.0.0.1");
+    const res = await fetch(`http://127.0.0.1:${at.port}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    const text = await res.text();
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1]);
+    expect(value("portcullis_switch_appliances_connected")).toBe(1);
+    expect(value("portcullis_switch_appliances_enrolled")).toBe(1);
+    expect(value('portcullis_switch_frames_total{direction="in"}')).toBeGreaterThan(5);
+    expect(value('portcullis_switch_frames_total{direction="out"}')).toBeGreaterThan(5);
+    // Two approval links, a code and a Magic Link by e-mail; two failed while the SMTP server was down.
+    expect(value('portcullis_switch_deliveries_total{channel="email",result="ok"}')).toBe(4);
+    expect(value('portcullis_switch_deliveries_total{channel="email",result="network"}')).toBe(2);
+    // The relay has no SMS gateway: the two Magic Link messages for a number were refused before any channel.
+    expect(value('portcullis_switch_deliveries_refused_total{reason="all_channels_failed"}')).toBe(2);
+    expect(value('portcullis_switch_connections_refused_total{reason="not_enrolled"}')).toBe(1);
+    expect(value("portcullis_switch_requests_in_flight")).toBe(0);
+    expect(value("portcullis_switch_requests_forwarded_total")).toBeGreaterThanOrEqual(6);
+    expect(text).toContain("portcullis_switch_event_streams_open 0");
+    expect(text).not.toContain("example.test");
+
+    // The public listener does not serve them.
+    const pub = await fetch(`${relay.url}/metrics`, { tls: { ca: relay.cert() } } as RequestInit);
+    expect(pub.status).toBe(404);
+    expect(await pub.text()).not.toContain("portcullis_switch");
+  }, 30_000);
 });
