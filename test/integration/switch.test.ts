@@ -234,7 +234,7 @@ describe("enrolment", () => {
 
     // The second relay knows the appliance under the same name and key.
     expect(await app.cli(["switch", "join", r2.url, await r2.token("branch-1")])).toContain("joined");
-  }, 60_000);
+  }, 120_000);
 
   test("the appliance connects to the primary; /readyz and /metrics show it", async () => {
     server = await app.serve();
