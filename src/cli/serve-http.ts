@@ -30,7 +30,7 @@ import { hashPassword } from "../runtime/password.ts";
 import { splitListen, type ServeContext } from "./serve-context.ts";
 import { readFileSync } from "node:fs";
 import type { Channel } from "../delivery/types.ts";
-import { createSwitchChannels, SWITCH_LINK_PLACEHOLDER, switchIdentity, switchPushFetch } from "../switch/appliance.ts";
+import { createSwitchChannels, remoteSwitchChannels, remoteSwitchPushFetch, SWITCH_LINK_PLACEHOLDER, switchCallHandler, switchIdentity, switchPushFetch, type SwitchCall } from "../switch/appliance.ts";
 import { SwitchClient, type TunnelRequest, type TunnelResponse } from "../switch/client.ts";
 
 /**
@@ -52,27 +52,37 @@ export async function startWeb(
     phoneReady?: (services: PhoneServices) => void;
     /** False in a RADIUS worker: delivery and approvals only, no HTTP listener (its supervisor runs them). Default true. */
     listen?: boolean;
+    /** A RADIUS worker's calls to its supervisor, which holds the one switch connection (with `[switch]`). */
+    switchCall?: SwitchCall;
     /** The LDAP/AD profiles (password-reset portals change passwords there). */
     directories?: Directories;
     /** Password-reset sessions; absent → no portal is served. */
     passwordResets?: PasswordResetRepo;
   },
-): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService; push: PushSender; switchClient?: SwitchClient }> {
+): Promise<{ listeners: HttpListener[]; magicLink: MagicLinkService; push: PushSender; switchClient?: SwitchClient; switchCalls?: SwitchCall }> {
   const { config } = ctx;
   // Delivery (SMS gateways, SMTP) behind the SMS-pumping defences, and the Magic Link sessions.
   for (const warning of deliveryWarnings(config.delivery)) log("warn", "delivery.warning", { detail: warning });
   // The switch: one outbound connection to a relay, which answers the approval pages through the public app.
   let tunnel: ((req: TunnelRequest) => Promise<TunnelResponse>) | undefined;
   let tunnelRaw: ((req: TunnelRequest) => Promise<Response>) | undefined;
-  const switchClient = await createSwitchClient(
+  // A RADIUS worker opens no connection of its own (the relay keeps one per appliance): its
+  // messages and pushes for the relay go through its supervisor's.
+  const remote = parts.listen === false && config.switch.urls.length > 0 ? parts.switchCall : undefined;
+  const switchClient = parts.listen === false ? undefined : await createSwitchClient(
     config,
     parts.store,
     parts.audit.emit,
     (req) => (tunnel ? tunnel(req) : Promise.resolve({ status: 503, headers: {}, body: "" })),
     (req) => (tunnelRaw ? tunnelRaw(req) : Promise.resolve(new Response(null, { status: 503 }))),
   );
-  const push = await createPush(config, parts.store, parts.audit.emit, switchClient);
-  const { magicLink, delivery, phone, app, secret, approvals, smsCodes } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push, switchClient);
+  const viaSwitch = switchClient
+    ? { channels: (linkBase: string) => createSwitchChannels(switchClient, linkBase), pushFetch: switchPushFetch(switchClient) }
+    : remote
+      ? { channels: () => remoteSwitchChannels(remote), pushFetch: remoteSwitchPushFetch(remote) }
+      : undefined;
+  const push = await createPush(config, parts.store, parts.audit.emit, viaSwitch?.pushFetch);
+  const { magicLink, delivery, phone, app, secret, approvals, smsCodes } = await createMagicLink(config, parts.store, parts.deliveryRepos, parts.metrics, parts.audit.emit, push, viaSwitch?.channels);
   parts.phoneReady?.(phone);
   const passwordReset = parts.passwordResets && config.password_reset.length > 0 ? createPasswordReset(config, parts, { approvals, smsCodes }, app, parts.passwordResets, secret) : undefined;
   // On a store that several nodes share, an answer given on another node wakes this node's waiters
@@ -117,7 +127,7 @@ export async function startWeb(
       });
       switchClient.start();
     }
-    return { listeners, magicLink, push, ...(switchClient ? { switchClient } : {}) };
+    return { listeners, magicLink, push, ...(switchClient ? { switchClient, switchCalls: switchCallHandler(switchClient, config.http.public_url || SWITCH_LINK_PLACEHOLDER) } : {}) };
   } catch (err) {
     magicLink.hub.closeAll();
     switchClient?.stop();
@@ -162,14 +172,15 @@ async function createMagicLink(
   metrics: ReturnType<typeof createMetrics>,
   audit: AuditBus["emit"],
   push: PushSender,
-  switchClient?: SwitchClient,
+  /** The `switch` channels for links built on `linkBase` (absent: no switch). */
+  switchChannels?: (linkBase: string) => Channel[],
 ): Promise<{ magicLink: MagicLinkService; delivery: NonNullable<HttpDeps["delivery"]>; phone: PhoneServices; app: AppRequests; secret: Uint8Array; approvals: ApprovalService; smsCodes: SmsCodes }> {
   const known = new KnownNumbers(store, config.region);
   // Links are built from [http] public_url; an appliance reachable only through its switch builds
   // them on a placeholder that the switch channel rewrites to the relay's public_url.
-  const publicUrl = config.http.public_url || (switchClient ? SWITCH_LINK_PLACEHOLDER : "");
+  const publicUrl = config.http.public_url || (switchChannels ? SWITCH_LINK_PLACEHOLDER : "");
   const built = channelsFromConfig(config.delivery);
-  const channels: Channel[] = config.delivery.channels.flatMap((n) => (n === "switch" ? (switchClient ? createSwitchChannels(switchClient, publicUrl) : []) : built.filter((c) => c.name === n)));
+  const channels: Channel[] = config.delivery.channels.flatMap((n) => (n === "switch" ? (switchChannels ? switchChannels(publicUrl) : []) : built.filter((c) => c.name === n)));
   const dispatcherFor = dispatcherPool(channels, {
     region: config.region,
     allowList: allowListFromConfig(config.delivery),
@@ -287,11 +298,11 @@ function createPasswordReset(
  * shared by every process on the store), `[push] allowed_hosts` and the VAPID subject. Throws
  * StoreError when the key cannot be read or stored.
  */
-async function createPush(config: Config, store: Store, audit: AuditBus["emit"], switchClient?: SwitchClient): Promise<PushSender> {
+async function createPush(config: Config, store: Store, audit: AuditBus["emit"], viaSwitch?: typeof fetch): Promise<PushSender> {
   const vapid = await loadVapidKeys(store.serverSecrets);
   const subject = effectivePushSubject(config.push.subject, config.http.public_url);
   if (!subject) log("warn", "push.subject_missing", { detail: "neither push.subject nor an https: http.public_url is set: no push notification can be sent" });
-  return new PushSender({ devices: store.devices, vapid, subject, hosts: new PushHosts(config.push.allowed_hosts), timeoutMs: config.push.timeout_ms, audit, ...(switchClient ? { fetch: switchPushFetch(switchClient) } : {}) });
+  return new PushSender({ devices: store.devices, vapid, subject, hosts: new PushHosts(config.push.allowed_hosts), timeoutMs: config.push.timeout_ms, audit, ...(viaSwitch ? { fetch: viaSwitch } : {}) });
 }
 
 const isLoopback = (address: string) => address === "::1" || address.startsWith("127.");

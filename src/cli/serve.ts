@@ -23,6 +23,8 @@ import { sumSnapshots, workerChannel, workerCount, WorkerPool, type RADIUSSnapsh
 
 /** How often `serve` looks whether another process committed (PRAGMA data_version) to emit CLI admin events. */
 const ADMIN_EVENT_POLL_MS = 1000;
+/** A worker's message or push through its supervisor's switch connection waits this long (the relay's own answer waits 15 s). */
+const SWITCH_CALL_TIMEOUT_MS = 20_000;
 /** Emitted CLI admin-event records are kept this long in the store (the log line is the audit trail). */
 export const ADMIN_EVENT_RETENTION_DAYS = 90;
 
@@ -76,14 +78,10 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
   // Signal handlers first: a SIGTERM that arrives while starting must still stop cleanly.
   const stopped = worker?.stopped ?? stopSignals();
   setLogLevel(config.log_level);
-  // One connection to a switch relay serves the whole appliance: with [switch] configured, one
-  // process serves RADIUS (workers would each need the relay's delivery channel).
-  const viaSwitch = config.switch.urls.length > 0;
-  const workers = worker ? worker.workers : typeof Bun !== "undefined" && !viaSwitch ? workerCount(config.radius.workers, cpus().length) : 1;
+  const workers = worker ? worker.workers : typeof Bun !== "undefined" ? workerCount(config.radius.workers, cpus().length) : 1;
   const supervising = !worker && workers > 1;
   if (!worker && workers === 1 && config.radius.workers > 1) {
-    const detail = viaSwitch ? "RADIUS workers are not combined with a switch relay yet; one process serves" : "RADIUS workers need Bun; one process serves";
-    log("warn", "radius.workers_unsupported", { requested: config.radius.workers, runtime: runtimeName(), detail });
+    log("warn", "radius.workers_unsupported", { requested: config.radius.workers, runtime: runtimeName(), detail: "RADIUS workers need Bun; one process serves" });
   }
   // From here on, an error nothing catches is one JSON line, counted once the metrics exist.
   let metricsSoFar: PortcullisMetrics | undefined;
@@ -245,6 +243,8 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
       directories,
       passwordResets: (opened as Store & { passwordResets?: PasswordResetRepo }).passwordResets,
       listen: !worker,
+      // One connection to a switch relay serves the whole appliance: the supervisor's.
+      ...(worker ? { switchCall: (op: string, args: unknown) => worker.channel.call(op, args, SWITCH_CALL_TIMEOUT_MS) } : {}),
     });
   } catch (err) {
     phoneFailed(err);
@@ -413,6 +413,8 @@ async function supervise(parts: {
     await closeAll();
     throw err;
   }
+  // The workers' messages and pushes for the switch relay go over this process's connection.
+  if (web.switchCalls) pool.onCall = web.switchCalls;
   const stopJobs = periodicJobs(config, parts.opened, store, deliveryRepos, parts.adminEvents);
   // The workers' counters added up (also those of workers that exited), plus the host's kernel drops.
   const statsLine = async () => {

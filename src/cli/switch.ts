@@ -5,10 +5,12 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { AuditBus, logSink } from "../audit/events.ts";
 import { log, setLogLevel } from "../audit/log.ts";
+import { METRICS_CONTENT_TYPE, MetricsRegistry } from "../audit/metrics.ts";
 import { ConfigError, type Config } from "../config/index.ts";
 import { allowListFromConfig, channelsFromConfig, createDispatcher, deliveryWarnings, limitsFromConfig } from "../delivery/index.ts";
 import { certificateNames, loadOrCreateTLS } from "../http/tls.ts";
 import { PushHosts } from "../push/hosts.ts";
+import { DEFAULT_HTTP_LIMITS, serveHttp, type HttpListener } from "../runtime/http.ts";
 import { serveWebSocketHttp } from "../runtime/websocket.ts";
 import { switchIdentity } from "../switch/appliance.ts";
 import { SwitchClient } from "../switch/client.ts";
@@ -112,9 +114,9 @@ async function join(ctx: CLIContext, args: string[]): Promise<void> {
 }
 
 /** "192.0.2.1:9443" / "[::1]:9443" (already validated by the config schema). */
-function listenAddress(text: string): { address: string; port: number } {
+function listenAddress(text: string, key = "listen"): { address: string; port: number } {
   const m = /^\[(.+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (!m) throw new ConfigError(`config: switch_server.listen must be ADDR:PORT`);
+  if (!m) throw new ConfigError(`config: switch_server.${key} must be ADDR:PORT`);
   return { address: m[1]!, port: Number(m[2]) };
 }
 
@@ -135,6 +137,9 @@ export async function switchServe(config: Config, flags: { listen?: string }): P
   const audit = new AuditBus();
   audit.subscribe(logSink);
   const db = new SwitchDb(config.data_dir);
+  const metrics = new MetricsRegistry();
+  const deliveries = metrics.counter("portcullis_switch_deliveries_total", "Delivery attempts of the appliances' messages, by the relay's channel and result (ok, gateway_error, rejected, timeout, network).", ["channel", "result"]);
+  const refusals = metrics.counter("portcullis_switch_deliveries_refused_total", "Appliances' messages refused before any channel (rate limits, destination rules, no channel for the destination), by reason.", ["reason"]);
   const dispatcher = createDispatcher({
     channels: channelsFromConfig(config.delivery),
     region: config.region,
@@ -143,6 +148,8 @@ export async function switchServe(config: Config, flags: { listen?: string }): P
     rateLimits: new MemoryRateLimits(),
     deliveryLog: NO_DELIVERY_LOG,
     audit: audit.emit,
+    onDelivered: (channel, result) => deliveries.inc({ channel, result }),
+    onRefused: (reason) => refusals.inc({ reason }),
   });
   // The relay's pages are JSX: loaded only by the command that serves them.
   const { SwitchServer } = await import("../switch/server.tsx");
@@ -155,6 +162,7 @@ export async function switchServe(config: Config, flags: { listen?: string }): P
     pushTimeoutMs: config.push.timeout_ms,
     audit: audit.emit,
     log,
+    metrics,
   });
   const listen = listenAddress(flags.listen ?? s.listen);
   let tls: { cert: string; key: string } | undefined;
@@ -173,7 +181,23 @@ export async function switchServe(config: Config, flags: { listen?: string }): P
     log("warn", "switch.tls_disabled", { detail: "the relay speaks plain HTTP and WS; only run it behind a TLS-terminating reverse proxy" });
   }
   let listener;
+  let metricsListener: HttpListener | undefined;
   try {
+    if (s.metrics_listen) {
+      // Metrics are never served on the public listener: only on this one, meant for loopback or a management network.
+      metricsListener = await serveHttp({
+        ...listenAddress(s.metrics_listen, "metrics_listen"),
+        fetch: (req) => {
+          const path = new URL(req.url).pathname;
+          if (req.method !== "GET" && req.method !== "HEAD") return new Response("Method not allowed\n", { status: 405, headers: { "Content-Type": "text/plain" } });
+          if (path === "/metrics") return new Response(metrics.render(), { headers: { "Content-Type": METRICS_CONTENT_TYPE, "Cache-Control": "no-store" } });
+          if (path === "/healthz") return new Response("ok\n", { headers: { "Content-Type": "text/plain" } });
+          return new Response("Not found\n", { status: 404, headers: { "Content-Type": "text/plain" } });
+        },
+        limits: { ...DEFAULT_HTTP_LIMITS, maxConnections: 32, maxConnectionsPerAddress: 16, maxRequestBodySize: 1024 },
+      });
+      log("info", "switch.metrics_listening", { address: metricsListener.address, port: metricsListener.port });
+    }
     listener = await serveWebSocketHttp({
       ...listen,
       tls,
@@ -183,6 +207,7 @@ export async function switchServe(config: Config, flags: { listen?: string }): P
       open: (peer, address) => server.open(peer, address),
     });
   } catch (err) {
+    await metricsListener?.stop();
     server.close();
     db.close();
     throw err;
@@ -191,6 +216,7 @@ export async function switchServe(config: Config, flags: { listen?: string }): P
   await stopped;
   server.close();
   await listener.stop();
+  await metricsListener?.stop();
   db.close();
   log("info", "server.stopped");
 }

@@ -11,7 +11,10 @@
 // - it restarts a worker that exits, after 0.5 s doubling up to 30 s while the worker keeps failing
 //   within a minute of its start; a worker that fails before it ever listened stops the start;
 // - it forwards SIGTERM/SIGINT and waits for the workers (SIGKILL after 10 s);
-// - /metrics and the `radius.stats` line add up the workers' counters, fetched over IPC.
+// - /metrics and the `radius.stats` line add up the workers' counters, fetched over IPC;
+// - it makes the calls a worker cannot make itself (`call`): with a switch relay, the one
+//   connection to it is the supervisor's, so a worker's messages and pushes for the relay go
+//   through the supervisor.
 //
 // A worker exits when its supervisor goes: the IPC channel closes (also when the supervisor was
 // killed), or its parent process changes.
@@ -47,8 +50,11 @@ export interface WorkerStart {
   workers: number;
 }
 
-type ToWorker = WorkerStart | { t: "dump"; id: number };
-type FromWorker = { t: "hello" } | { t: "ready" } | { t: "dump"; id: number; metrics: RegistryDump; radius: RADIUSSnapshot };
+type ToWorker = WorkerStart | { t: "dump"; id: number } | { t: "call-res"; id: number; result: unknown };
+type FromWorker = { t: "hello" } | { t: "ready" } | { t: "dump"; id: number; metrics: RegistryDump; radius: RADIUSSnapshot } | { t: "call"; id: number; op: string; args: unknown };
+
+/** The supervisor's answer to a worker's call (undefined: it cannot make that call now). */
+export type WorkerCallHandler = (op: string, args: unknown) => Promise<unknown>;
 
 /** The number of workers for `[radius] workers` (0: the CPUs, at most 8). */
 export function workerCount(configured: number, cpus: number): number {
@@ -106,6 +112,8 @@ export class WorkerPool {
   /** Counters and histograms of workers that exited, so that the host's totals never go down. */
   private retired: { metrics: RegistryDump[]; radius: RADIUSSnapshot[] } = { metrics: [], radius: [] };
   private readonly command: string[];
+  /** Answers the workers' calls; set once the supervisor's web surface (and switch) runs. Until then a call gets undefined. */
+  onCall?: WorkerCallHandler;
 
   constructor(private readonly options: WorkerPoolOptions) {
     this.command = options.command ?? selfCommand();
@@ -189,6 +197,13 @@ export class WorkerPool {
       const waiter = slot.pending.get(message.id);
       slot.pending.delete(message.id);
       waiter?.(dump);
+    } else if (message.t === "call" && typeof message.id === "number" && typeof message.op === "string") {
+      const handler = this.onCall;
+      void (handler ? handler(message.op, message.args) : Promise.resolve(undefined))
+        .catch(() => undefined)
+        .then((result) => {
+          if (slot.proc === proc) this.send(proc, { t: "call-res", id: message.id, result });
+        });
     }
   }
 
@@ -345,6 +360,8 @@ export interface WorkerChannel {
   answerDumps(dump: () => { metrics: RegistryDump; radius: RADIUSSnapshot }): void;
   /** Calls `fn` once when the supervisor is gone (IPC closed, or this process was re-parented). */
   onOrphaned(fn: () => void): void;
+  /** Asks the supervisor to make a call (WorkerPool.onCall); undefined when it has no answer within `timeoutMs` or is gone. */
+  call(op: string, args: unknown, timeoutMs: number): Promise<unknown>;
   close(): void;
 }
 
@@ -360,9 +377,15 @@ export function workerChannel(): WorkerChannel {
     rejectStart = reject;
   });
   const startTimer = setTimeout(() => rejectStart(new Error("radius worker: no start message from the supervisor")), START_TIMEOUT_MS);
+  const calls = new Map<number, (result: unknown) => void>();
+  let nextCall = 1;
   const onMessage = (message: ToWorker) => {
     if (typeof message !== "object" || message === null) return;
-    if (message.t === "start") {
+    if (message.t === "call-res") {
+      const done = calls.get(message.id);
+      calls.delete(message.id);
+      done?.(message.result);
+    } else if (message.t === "start") {
       clearTimeout(startTimer);
       resolveStart(message);
     } else if (message.t === "dump" && dumper) {
@@ -381,6 +404,8 @@ export function workerChannel(): WorkerChannel {
     orphaned = true;
     clearTimeout(startTimer);
     rejectStart(new Error("radius worker: the supervisor is gone"));
+    for (const done of calls.values()) done(undefined);
+    calls.clear();
     for (const fn of orphanedFns) fn();
   };
   process.on("disconnect", orphan);
@@ -406,6 +431,26 @@ export function workerChannel(): WorkerChannel {
       if (orphaned) fn();
       else orphanedFns.push(fn);
     },
+    call: (op, args, timeoutMs) =>
+      new Promise<unknown>((resolve) => {
+        if (orphaned) return resolve(undefined);
+        const id = nextCall++;
+        const timer = setTimeout(() => {
+          calls.delete(id);
+          resolve(undefined);
+        }, timeoutMs);
+        calls.set(id, (result) => {
+          clearTimeout(timer);
+          resolve(result);
+        });
+        try {
+          send({ t: "call", id, op, args } satisfies FromWorker);
+        } catch {
+          clearTimeout(timer);
+          calls.delete(id);
+          resolve(undefined);
+        }
+      }),
     close: () => {
       clearInterval(parentWatch);
       process.off("message", onMessage);

@@ -673,6 +673,12 @@ export const configSchema = v.strictObject({
     tls: bool(true, "false serves plain HTTP and WS, only behind a TLS-terminating reverse proxy on the same host."),
     per_appliance_per_minute: integer(60, 0, 1_000_000, "Messages one appliance may send through the relay per minute, on top of the `[delivery]` limits per number and overall. 0 turns it off."),
     per_appliance_per_hour: integer(600, 0, 10_000_000, "Messages one appliance may send through the relay per hour. 0 turns it off."),
+    metrics_listen: text(
+      "",
+      "Address and port of a separate plain-HTTP listener serving only the relay's Prometheus `/metrics` (and `/healthz`), never on the public listener. Empty (the default) serves no metrics. Keep it on loopback or a management network, like the appliance's admin listener.",
+      `empty or ${LISTEN_MUST}`,
+      (s) => s === "" || isListenAddress(s),
+    ),
   }),
 
   app: section("Requests to the approver app: limits against MFA fatigue, the event streams, and the code shown for challenge mode. See docs/app.md.", {

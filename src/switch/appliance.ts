@@ -95,3 +95,62 @@ export function switchPushFetch(client: SwitchClient): typeof fetch {
   };
   return f as typeof fetch;
 }
+
+/**
+ * A call to the process that holds the switch connection (a RADIUS worker's supervisor: the relay
+ * knows one connection per appliance); undefined when that process does not answer.
+ */
+export type SwitchCall = (op: string, args: unknown) => Promise<unknown>;
+
+function isDeliveryResult(r: unknown): r is DeliveryResult {
+  const o = r as { ok?: unknown; reason?: unknown; detail?: unknown } | null;
+  return typeof o === "object" && o !== null && (o.ok === true || (o.ok === false && typeof o.reason === "string" && typeof o.detail === "string"));
+}
+
+/** A RADIUS worker's `switch` channels: each message goes to its supervisor's switch channel of the same kind. */
+export function remoteSwitchChannels(call: SwitchCall): Channel[] {
+  return (["sms", "email"] as const).map((kind) => ({
+    name: "switch",
+    kind,
+    async send(msg: OutboundMessage): Promise<DeliveryResult> {
+      const r = await call("switch.deliver", { kind, to: msg.to, text: msg.text, ...(msg.subject ? { subject: msg.subject } : {}) });
+      return isDeliveryResult(r) ? r : { ok: false, reason: "timeout", detail: "the supervisor did not answer" };
+    },
+  }));
+}
+
+/** A RADIUS worker's push fetch: its supervisor posts the (already encrypted and signed) message through the relay. */
+export function remoteSwitchPushFetch(call: SwitchCall): typeof fetch {
+  const f = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    const headers: Record<string, string> = {};
+    new Headers(init?.headers).forEach((v, k) => (headers[k] = v));
+    const body = init?.body instanceof Uint8Array ? Buffer.from(init.body).toString("base64") : typeof init?.body === "string" ? Buffer.from(init.body).toString("base64") : "";
+    const r = (await call("switch.push", { url, headers, body })) as { status?: unknown; error?: unknown } | undefined;
+    if (r && typeof r.status === "number" && r.status >= 200 && r.status <= 599) return new Response(null, { status: r.status });
+    throw Object.assign(new Error("switch: no answer"), { name: r?.error === "TimeoutError" ? "TimeoutError" : "NetworkError" });
+  };
+  return f as typeof fetch;
+}
+
+/** The supervisor's side of its workers' `switch.deliver` and `switch.push` calls, over its own connection. */
+export function switchCallHandler(client: SwitchClient, linkBase: string): SwitchCall {
+  const [sms, email] = createSwitchChannels(client, linkBase) as [Channel, Channel];
+  const push = switchPushFetch(client);
+  return async (op, args) => {
+    const a = (args ?? {}) as Record<string, unknown>;
+    if (op === "switch.deliver") {
+      if (typeof a.to !== "string" || typeof a.text !== "string") return undefined;
+      return (a.kind === "email" ? email : sms).send({ to: a.to, text: a.text, ...(typeof a.subject === "string" ? { subject: a.subject } : {}) }, {});
+    }
+    if (op === "switch.push") {
+      try {
+        const res = await push(String(a.url), { method: "POST", headers: (a.headers ?? {}) as Record<string, string>, body: Buffer.from(typeof a.body === "string" ? a.body : "", "base64") });
+        return { status: res.status };
+      } catch (err) {
+        return { error: (err as Error | null)?.name ?? "NetworkError" };
+      }
+    }
+    return undefined;
+  };
+}

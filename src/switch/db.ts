@@ -148,6 +148,11 @@ export class SwitchDb {
     this.db.prepare("DELETE FROM enrolments WHERE hash = ?").run(hash);
   }
 
+  /** Links whose route has not expired (approval links in flight). */
+  liveLinks(now: number): number {
+    return this.db.prepare<{ n: number }>("SELECT count(*) AS n FROM links WHERE expires_at > ?").get(now)?.n ?? 0;
+  }
+
   purgeExpired(now: number): number {
     return this.db.prepare("DELETE FROM links WHERE expires_at <= ?").run(now).changes + this.db.prepare("DELETE FROM enrolments WHERE expires_at <= ?").run(now).changes;
   }

@@ -11,6 +11,7 @@ import { Hono } from "hono";
 import { appPageRoutes } from "../app/routes.tsx";
 import type { AuditEvent } from "../audit/events.ts";
 import type { Level } from "../audit/log.ts";
+import { MetricsRegistry, type Counter } from "../audit/metrics.ts";
 import type { Dispatcher } from "../delivery/dispatcher.ts";
 import { APPROVAL_CSS, APPROVAL_CSS_PATH, InvalidLinkPage } from "../http/pages/approval.tsx";
 import { DEVICE_ID, ENROLMENT_CODE, hashEnrolmentCode } from "../devices/keys.ts";
@@ -49,6 +50,8 @@ export interface SwitchServerOptions {
   log(level: Level, event: string, fields?: Record<string, unknown>): void;
   now?: () => number;
   fetch?: typeof fetch;
+  /** Where the relay's metrics are registered (served on `[switch_server] metrics_listen`); default a registry of its own. */
+  metrics?: MetricsRegistry;
 }
 
 /** Counters the relay exposes on /metrics. */
@@ -108,10 +111,44 @@ export class SwitchServer {
   private readonly fetchImpl: typeof fetch;
   readonly counters: SwitchCounters = { framesRefused: 0, authRefused: 0, delivered: 0, pagesForwarded: 0, appUnrouted: 0 };
   private readonly sweep: ReturnType<typeof setInterval>;
+  /** The relay's Prometheus metrics (label values come from the code, never from a frame or a request). */
+  readonly metrics: MetricsRegistry;
+  private readonly m: { frames: Counter; framesRefused: Counter; connectionsRefused: Counter; pushes: Counter; streams: Counter; forwarded: Counter };
+  /** Approver-app event streams relayed since start. */
+  private streamsOpened = 0;
 
   constructor(private readonly o: SwitchServerOptions) {
     this.now = o.now ?? Date.now;
     this.fetchImpl = o.fetch ?? globalThis.fetch;
+    const r = (this.metrics = o.metrics ?? new MetricsRegistry());
+    this.m = {
+      frames: r.counter("portcullis_switch_frames_total", "Frames on the appliances' connections, by direction (in: received from an appliance, out: sent to one).", ["direction"]),
+      framesRefused: r.counter("portcullis_switch_frames_refused_total", "Frames from authenticated appliances that were refused (and audited as switch.frame_refused), by reason.", ["reason"]),
+      connectionsRefused: r.counter("portcullis_switch_connections_refused_total", "Appliance connections closed before or at authentication, by reason (as in switch.auth_refused; too_many_connections: over the unauthenticated connections per address).", ["reason"]),
+      pushes: r.counter("portcullis_switch_pushes_total", "Web Push messages posted for appliances, by result: the push service's status class (2xx..5xx), host_not_allowed, timeout or network.", ["result"]),
+      streams: r.counter("portcullis_switch_event_streams_total", "Approver-app event streams relayed since start."),
+      forwarded: r.counter("portcullis_switch_requests_forwarded_total", "Approval-page and approver-app requests answered by an appliance through the relay."),
+    };
+    const connected = r.gauge("portcullis_switch_appliances_connected", "Appliances connected and authenticated now.");
+    const enrolled = r.gauge("portcullis_switch_appliances_enrolled", "Appliances enrolled in switch.db (a key registered).");
+    const unauthenticated = r.gauge("portcullis_switch_connections_unauthenticated", "Connections open now that have not authenticated yet.");
+    const inFlight = r.gauge("portcullis_switch_requests_in_flight", "Page and approver-app requests forwarded to an appliance and waiting for its answer now.");
+    const links = r.gauge("portcullis_switch_link_routes", "Approval links in flight: routes to their appliance in switch.db that have not expired.");
+    const streamsOpen = r.gauge("portcullis_switch_event_streams_open", "Approver-app event streams relayed now.");
+    const unrouted = r.counter("portcullis_switch_app_unrouted_total", "Approver-app calls answered 404 because neither their enrolment code nor their device was known to the relay.");
+    r.onCollect(() => {
+      const conns = [...this.conns.values()];
+      connected.set({}, conns.length);
+      unauthenticated.set({}, [...this.unauthenticated.values()].reduce((a, n) => a + n, 0));
+      inFlight.set({}, conns.reduce((a, c) => a + c.pending.size, 0));
+      streamsOpen.set({}, conns.reduce((a, c) => a + c.streams.size, 0));
+      this.m.streams.setTotal({}, this.streamsOpened);
+      this.m.forwarded.setTotal({}, this.counters.pagesForwarded);
+      unrouted.setTotal({}, this.counters.appUnrouted);
+      const t = this.now();
+      enrolled.set({}, this.o.db.list().filter((a) => a.publicKey !== null).length);
+      links.set({}, this.o.db.liveLinks(t));
+    });
     // Removed appliances are cut off within a second (the CLI writes switch.db from another process),
     // and routes of ended requests are forgotten.
     this.sweep = setInterval(() => this.check(), 1000);
@@ -152,6 +189,7 @@ export class SwitchServer {
   }
 
   private send(c: Conn, t: string, fields: Record<string, unknown> = {}): number {
+    this.m.frames.inc({ direction: "out" });
     const { id, text } = c.out.frame(t, fields);
     c.peer.send(text);
     return id;
@@ -159,6 +197,7 @@ export class SwitchServer {
 
   private refuse(c: Conn, reason: string): void {
     this.counters.framesRefused++;
+    this.m.framesRefused.inc({ reason });
     this.o.audit({ type: "switch.frame_refused", appliance: c.name ?? "-", reason });
   }
 
@@ -178,6 +217,7 @@ export class SwitchServer {
     c.uncount = uncount;
     if (waiting > MAX_UNAUTHENTICATED_PER_ADDRESS) {
       this.counters.authRefused++;
+      this.m.connectionsRefused.inc({ reason: "too_many_connections" });
       peer.close(CLOSE_UNAUTHORIZED, "too many connections");
       return { message: () => {}, close: uncount };
     }
@@ -217,11 +257,13 @@ export class SwitchServer {
 
   private authRefused(c: Conn, reason: string, appliance?: string): void {
     this.counters.authRefused++;
+    this.m.connectionsRefused.inc({ reason });
     this.o.audit({ type: "switch.auth_refused", reason, appliance: appliance ?? "-", client: c.address });
     c.peer.close(CLOSE_UNAUTHORIZED, "unauthorized");
   }
 
   private async message(c: Conn, data: string | Uint8Array): Promise<void> {
+    this.m.frames.inc({ direction: "in" });
     const f = parseFrame(data, c.lastIn);
     if (!f) {
       // A replayed, reordered or malformed frame ends the connection: the stream can no longer be trusted.
@@ -362,6 +404,7 @@ export class SwitchServer {
     const checked = this.o.pushHosts.check(url);
     if (!checked.ok) {
       this.refuse(c, "push_host_not_allowed");
+      this.m.pushes.inc({ result: "host_not_allowed" });
       this.send(c, "push-res", { re: f.id, ok: false, reason: "host_not_allowed" });
       return;
     }
@@ -379,9 +422,11 @@ export class SwitchServer {
       });
       void res.body?.cancel().catch(() => {});
       this.o.audit({ type: "switch.push", appliance: c.name!, host: checked.url.host, status: res.status });
+      this.m.pushes.inc({ result: res.status >= 200 && res.status <= 599 ? `${Math.floor(res.status / 100)}xx` : "other" });
       this.send(c, "push-res", { re: f.id, ok: true, status: res.status });
     } catch (err) {
       const name = (err as { name?: string } | null)?.name;
+      this.m.pushes.inc({ result: name === "TimeoutError" ? "timeout" : "network" });
       this.send(c, "push-res", { re: f.id, ok: false, reason: name === "TimeoutError" ? "timeout" : "network" });
     }
   }
@@ -530,6 +575,7 @@ export class SwitchServer {
       return new Response(typeof answer.body === "string" ? answer.body : "", { status: answer.status, headers });
     }
     this.counters.pagesForwarded++;
+    this.streamsOpened++;
     return new Response(body, { status: 200, headers });
   }
 

@@ -6,10 +6,11 @@
 // token, removed appliance, oversized frame, replayed frame, another appliance's link or request).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
-import { Appliance, Attr, Code, ServerProcess, UDPClient, addLiveClient, buildAccessRequest, eventually, identifier, portcullisCommand, type LogLine } from "./helpers/appliance.ts";
+import { Appliance, Attr, Code, ServerProcess, UDPClient, addLiveClient, buildAccessRequest, eventually, identifier, type LogLine } from "./helpers/appliance.ts";
+import { Relay } from "./helpers/switch-relay.ts";
 import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
 import { keyFromSeed, signAuth } from "../../src/switch/protocol.ts";
 import { DeviceClient } from "./helpers/device-client.ts";
@@ -42,29 +43,9 @@ class Gateway {
   }
 }
 
-function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
-
-/** One relay: its data directory (an Appliance harness for the CLI), port and running process. */
-class Relay {
-  readonly home = new Appliance();
-  readonly port = freePort();
-  proc?: ServerProcess;
-  get url() {
-    return `https://127.0.0.1:${this.port}`;
-  }
-  configure(gatewayPort: number) {
-    this.home.writeConfig(`
-region = "SE"
-[switch_server]
-listen = "127.0.0.1:${this.port}"
-public_url = "${this.url}"
-per_appliance_per_minute = 0
-per_appliance_per_hour = 0
+/** The relays' config: the test SMS gateway, no limits. */
+function relayConfig(relay: Relay, gatewayPort: number) {
+  relay.writeConfig(`
 [push]
 allowed_hosts = ["127.0.0.1"]
 [delivery]
@@ -77,23 +58,6 @@ url = "http://127.0.0.1:${gatewayPort}/sms"
 success_match = '"status":\\s*"0"'
 timeout_ms = 3000
 `);
-  }
-  async start(): Promise<ServerProcess> {
-    const proc = Bun.spawn([...portcullisCommand(), "--data-dir", this.home.dataDir, "switch", "serve"], { env: { ...process.env, PORTCULLIS_CONFIG: join(this.home.dataDir, "portcullis.toml") }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    this.proc = new ServerProcess(proc);
-    this.home.servers.push(this.proc);
-    await this.proc.waitForLog((l) => l.event === "switch.listening", { timeoutMs: 30_000 });
-    return this.proc;
-  }
-  kill() {
-    this.proc?.proc.kill("SIGKILL");
-  }
-  cert() {
-    return readFileSync(join(this.home.dataDir, "http-cert.pem"), "utf8");
-  }
-  async token(name: string): Promise<string> {
-    return (await this.home.cli(["switch", "appliance", "add", name])).trim();
-  }
 }
 
 const linkIn = (text: string) => /(https:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(text)?.[1];
@@ -209,8 +173,8 @@ beforeAll(async () => {
   push = new TestPushService(SUBJECT);
   r1 = new Relay();
   r2 = new Relay();
-  r1.configure(gateway.port);
-  r2.configure(gateway.port);
+  relayConfig(r1, gateway.port);
+  relayConfig(r2, gateway.port);
   await Promise.all([r1.start(), r2.start()]);
   app = new Appliance();
   caFile = join(app.dataDir, "switch-ca.pem");
@@ -270,7 +234,7 @@ describe("enrolment", () => {
 
     // The second relay knows the appliance under the same name and key.
     expect(await app.cli(["switch", "join", r2.url, await r2.token("branch-1")])).toContain("joined");
-  }, 60_000);
+  }, 120_000);
 
   test("the appliance connects to the primary; /readyz and /metrics show it", async () => {
     server = await app.serve();

@@ -22,19 +22,20 @@ export function quote(value: string): string {
 }
 
 /**
- * Sends one request with `radclient -x` (one try, 3 s timeout). `attrs` is radclient's
+ * Sends one request with `radclient -x` (one try, `timeoutS` seconds, default 3: more for a request
+ * the server holds until an approval). `attrs` is radclient's
  * `Name = value` list; Message-Authenticator=0x00 is added so radclient computes it.
  * Throws when radclient is missing.
  */
-export async function radclient(port: number, secret: string, attrs: string[], { command = "auth" } = {}): Promise<RadclientReply> {
+export async function radclient(port: number, secret: string, attrs: string[], { command = "auth", timeoutS = 3 } = {}): Promise<RadclientReply> {
   if (!radclientPath) throw new Error("radclient not found (apt-get install freeradius-utils)");
   const input = ["Message-Authenticator = 0x00", ...attrs].join(", ") + "\n";
-  const p = Bun.spawn([radclientPath, "-x", "-r", "1", "-t", "3", `127.0.0.1:${port}`, command, secret], {
+  const p = Bun.spawn([radclientPath, "-x", "-r", "1", "-t", String(timeoutS), `127.0.0.1:${port}`, command, secret], {
     stdin: new TextEncoder().encode(input),
     stdout: "pipe",
     stderr: "pipe",
   });
-  const t = setTimeout(() => p.kill("SIGKILL"), 20_000);
+  const t = setTimeout(() => p.kill("SIGKILL"), Math.max(20_000, (timeoutS + 10) * 1000));
   const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   clearTimeout(t);
   const output = out + err;

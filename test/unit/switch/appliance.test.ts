@@ -2,7 +2,7 @@
 // fetch over the relay, and the rate limits the relay keeps in memory.
 
 import { expect, test } from "bun:test";
-import { createSwitchChannel, createSwitchChannels, switchPushFetch, SWITCH_LINK_PLACEHOLDER } from "../../../src/switch/appliance.ts";
+import { createSwitchChannel, createSwitchChannels, remoteSwitchChannels, remoteSwitchPushFetch, switchCallHandler, switchPushFetch, SWITCH_LINK_PLACEHOLDER } from "../../../src/switch/appliance.ts";
 import type { SwitchClient } from "../../../src/switch/client.ts";
 import { MemoryRateLimits } from "../../../src/switch/memory.ts";
 
@@ -64,4 +64,30 @@ test("in-memory limits: fixed windows, a refused call counts nothing", async () 
   expect(await rl.consume([{ key: "all", windowMs: 60_000, limit: 2 }], 3000)).toEqual({ allowed: false, bucket: "all", retryAt: 60_000 });
   expect(await rl.consume(b, 60_000)).toEqual({ allowed: true });
   expect(await rl.purgeExpired(60_000)).toBeGreaterThan(0);
+});
+
+test("a RADIUS worker's switch channels and push go through its supervisor's connection, which rewrites the links", async () => {
+  const { client, sent } = fakeClient({ ok: true, channel: "sms" });
+  const handler = switchCallHandler(client, SWITCH_LINK_PLACEHOLDER);
+  // The IPC channel carries plain data only: what the worker sends is cloned on the way.
+  const viaIpc = (op: string, args: unknown) => handler(op, structuredClone(args)).then((r) => structuredClone(r));
+  const [sms, email] = remoteSwitchChannels(viaIpc);
+  expect([sms!.name, sms!.kind, email!.name, email!.kind]).toEqual(["switch", "sms", "switch", "email"]);
+  expect(await sms!.send({ to: "+46701234567", text: `Approve: ${SWITCH_LINK_PLACEHOLDER}/ml/${TOKEN}` }, {})).toEqual({ ok: true, providerId: "switch:sms" });
+  expect(sent[0]).toMatchObject({ t: "deliver", fields: { to: "+46701234567", text: `Approve: https://relay.example/ml/${TOKEN}` } });
+  expect(await email!.send({ to: "ann@example.com", text: "x", subject: "Sign-in request" }, {})).toMatchObject({ ok: true });
+  expect(sent[1]!.fields).toMatchObject({ email: "ann@example.com", subject: "Sign-in request" });
+
+  // A supervisor that does not answer (or is gone): a failed delivery, never a throw.
+  const [silent] = remoteSwitchChannels(async () => undefined);
+  expect(await silent!.send({ to: "+46701234567", text: "x" }, {})).toEqual({ ok: false, reason: "timeout", detail: "the supervisor did not answer" });
+
+  const pushed = fakeClient({ ok: true, status: 201 });
+  const pushHandler = switchCallHandler(pushed.client, SWITCH_LINK_PLACEHOLDER);
+  const f = remoteSwitchPushFetch((op, args) => pushHandler(op, structuredClone(args)));
+  const res = await f("https://push.example/abc", { method: "POST", headers: { TTL: "60", "Content-Encoding": "aes128gcm" }, body: new Uint8Array([1, 2, 3]) });
+  expect(res.status).toBe(201);
+  expect(pushed.sent[0]).toMatchObject({ t: "push", fields: { url: "https://push.example/abc", body: Buffer.from([1, 2, 3]).toString("base64"), headers: { ttl: "60", "content-encoding": "aes128gcm" } } });
+  const down = remoteSwitchPushFetch(switchCallHandler(fakeClient(undefined).client, SWITCH_LINK_PLACEHOLDER));
+  await expect(down("https://push.example/abc", { method: "POST", body: "x" })).rejects.toMatchObject({ name: "NetworkError" });
 });

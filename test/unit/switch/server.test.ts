@@ -236,3 +236,43 @@ test("protocol v2 is routed like v1, by device: its event stream as a stream, it
   expect((await s.server.fetch(new Request(`${PUBLIC}/app/api/v3/requests`, { headers }), { remoteAddress: "198.51.100.7" })).status).toBe(404);
   expect(a.inbox.length).toBe(before);
 });
+
+test("metrics: connected and enrolled appliances, frames in and out, refusals by reason, link routes and requests in flight", async () => {
+  const s = setup();
+  const value = (name: string) => {
+    const text = s.server.metrics.render();
+    const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+    return line === undefined ? undefined : Number(line.slice(name.length + 1));
+  };
+  expect(value("portcullis_switch_appliances_connected")).toBe(0);
+  const a = await connect(s, "a1");
+  // challenge and welcome out; hello in.
+  expect(value('portcullis_switch_frames_total{direction="out"}')).toBe(2);
+  expect(value('portcullis_switch_frames_total{direction="in"}')).toBe(1);
+  expect(value("portcullis_switch_appliances_connected")).toBe(1);
+  expect(value("portcullis_switch_appliances_enrolled")).toBe(1);
+
+  const token = "M".repeat(43);
+  await a.send({ t: "deliver", to: "+46701234567", text: `Approve: ${PUBLIC}/ml/${token}` });
+  expect(value("portcullis_switch_link_routes")).toBe(1);
+  const page = s.server.fetch(new Request(`${PUBLIC}/ml/${token}`), { remoteAddress: "198.51.100.7" });
+  await sleep(5);
+  expect(value("portcullis_switch_requests_in_flight")).toBe(1);
+  await a.send({ t: "http-res", re: a.last("http")!.id, status: 200, headers: {}, body: "<p>page</p>" });
+  expect((await page).status).toBe(200);
+  expect(value("portcullis_switch_requests_in_flight")).toBe(0);
+  expect(value("portcullis_switch_requests_forwarded_total")).toBe(1);
+  await a.send({ t: "http-res", re: 999, status: 200, headers: {}, body: "forged" });
+  expect(value('portcullis_switch_frames_refused_total{reason="unknown_request"}')).toBe(1);
+
+  const session = s.server.open({ send: () => {}, close: () => {} }, "192.0.2.9");
+  expect(value("portcullis_switch_connections_unauthenticated")).toBe(1);
+  session.message(JSON.stringify({ id: 1, t: "hello", name: "nobody", sig: "A".repeat(86) }));
+  session.close(4401, "");
+  expect(value('portcullis_switch_connections_refused_total{reason="not_enrolled"}')).toBe(1);
+  expect(value("portcullis_switch_connections_unauthenticated")).toBe(0);
+  // Nothing from a frame or a request becomes a label: the phone number and the token appear nowhere.
+  const text = s.server.metrics.render();
+  expect(text).not.toContain("46701234567");
+  expect(text).not.toContain(token);
+});
