@@ -76,6 +76,7 @@ export function dashboardRoutes(app: UiApp, deps: HttpDeps): void {
             {pendingTotal > 0 ? (
               <p class="muted" id="pending-kinds">
                 {Object.entries(pending)
+                  .sort(([a], [b]) => a.localeCompare(b))
                   .map(([k, n]) => `${k} ${n}`)
                   .join(", ")}
               </p>
