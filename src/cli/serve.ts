@@ -465,12 +465,16 @@ function storedAudit(config: Config, opened: Store, metrics: PortcullisMetrics, 
   return sink;
 }
 
-/** Prunes the stored audit log, at most 10 batches of 10,000 rows a minute. */
+/**
+ * Prunes the stored audit log: at most 50 batches of 2,000 rows a minute, each after the event loop
+ * had a turn (a SQLite delete holds the thread: RADIUS packets are read in between).
+ */
 async function pruneAudit(config: Config, opened: Store, now: number): Promise<void> {
   const repo = auditLogOf(opened);
   if (!repo) return;
-  for (let i = 0; i < 10; i++) {
-    if ((await repo.prune(now - config.audit.retention_days * 86_400_000, config.audit.max_rows, 10_000)) < 10_000) return;
+  for (let i = 0; i < 50; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if ((await repo.prune(now - config.audit.retention_days * 86_400_000, config.audit.max_rows, 2000)) < 2000) return;
   }
 }
 

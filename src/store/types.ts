@@ -1112,7 +1112,8 @@ export interface AuditLogRepo {
   /** The per-minute counters of minutes at or after `fromMinute`. */
   minutes(fromMinute: number): Promise<AuthMinute[]>;
   /**
-   * Deletes records older than `before` and, beyond them, the oldest records above `maxRows`; and
+   * Deletes records older than `before` and, beyond them, the first-written records above `maxRows`
+   * (by ID, which only grows: at most `maxRows` are left); and
    * per-minute counters older than `before`. At most `batch` records per call (call again while it
    * returns `batch`). Returns how many records went.
    */

@@ -31,8 +31,8 @@ export class PgAuditLogRepo implements AuditLogRepo {
     );
     this.sMinutes = pgPrep<{ minute: string | number; outcome: AuthMinute["outcome"]; n: string | number }>(db, "SELECT minute, outcome, n FROM auth_minutes WHERE minute >= ? ORDER BY minute");
     this.sOld = pgPrep(db, "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)");
-    this.sCut = pgPrep<{ at: string | number; id: string | number }>(db, "SELECT at, id FROM audit_log ORDER BY at DESC, id DESC LIMIT 1 OFFSET ?");
-    this.sDeleteUpTo = pgPrep(db, "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? OR (at = ? AND id <= ?) ORDER BY at LIMIT ?)");
+    this.sCut = pgPrep<{ hi: string | number | null }>(db, "SELECT max(id) AS hi FROM audit_log");
+    this.sDeleteUpTo = pgPrep(db, "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE id <= ? ORDER BY id LIMIT ?)");
     this.sPruneMinutes = pgPrep(db, "DELETE FROM auth_minutes WHERE minute < ?");
   }
 
@@ -77,8 +77,9 @@ export class PgAuditLogRepo implements AuditLogRepo {
       await this.sPruneMinutes.run(before);
       let gone = await this.sOld.run(before, batch);
       if (gone < batch) {
-        const cut = await this.sCut.get(Math.max(0, Math.trunc(maxRows)));
-        if (cut) gone += await this.sDeleteUpTo.run(Number(cut.at), Number(cut.at), Number(cut.id), batch - gone);
+        // IDs only grow (gaps only make fewer rows): keeping those above max(id) - maxRows keeps at most maxRows.
+        const hi = Number((await this.sCut.get())?.hi ?? 0);
+        if (hi > maxRows) gone += await this.sDeleteUpTo.run(hi - Math.max(0, Math.trunc(maxRows)), batch - gone);
       }
       return gone;
     } catch (err) {

@@ -25,8 +25,8 @@ export class SqliteAuditLogRepo implements AuditLogRepo {
     this.sCount = prep(db, "INSERT INTO auth_minutes (minute, outcome, n) VALUES (?, ?, ?) ON CONFLICT (minute, outcome) DO UPDATE SET n = n + excluded.n");
     this.sMinutes = prep<AuthMinute>(db, "SELECT minute, outcome, n FROM auth_minutes WHERE minute >= ? ORDER BY minute");
     this.sOld = prep(db, "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)");
-    this.sCut = prep<{ at: number; id: number }>(db, "SELECT at, id FROM audit_log ORDER BY at DESC, id DESC LIMIT 1 OFFSET ?");
-    this.sDeleteUpTo = prep(db, "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? OR (at = ? AND id <= ?) ORDER BY at LIMIT ?)");
+    this.sCut = prep<{ hi: number | null }>(db, "SELECT max(id) AS hi FROM audit_log");
+    this.sDeleteUpTo = prep(db, "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE id <= ? ORDER BY id LIMIT ?)");
     this.sPruneMinutes = prep(db, "DELETE FROM auth_minutes WHERE minute < ?");
     this.txAppend = db.transaction((records: readonly NewAuditRecord[]) => {
       for (const r of records) this.sInsert.run(r.at, r.event, r.actor, r.user, r.client, r.outcome, r.node, JSON.stringify(r.fields));
@@ -78,8 +78,10 @@ export class SqliteAuditLogRepo implements AuditLogRepo {
       this.sPruneMinutes.run(before);
       let gone = this.sOld.run(before, batch).changes;
       if (gone < batch) {
-        const cut = this.sCut.get(Math.max(0, Math.trunc(maxRows)));
-        if (cut) gone += this.sDeleteUpTo.run(cut.at, cut.at, cut.id, batch - gone).changes;
+        // IDs only grow: keeping those above max(id) - maxRows keeps at most maxRows rows, found
+        // through the primary key (no scan of the rows kept).
+        const hi = this.sCut.get()?.hi;
+        if (hi !== null && hi !== undefined && hi > maxRows) gone += this.sDeleteUpTo.run(hi - Math.max(0, Math.trunc(maxRows)), batch - gone).changes;
       }
       return gone;
     } catch (err) {
