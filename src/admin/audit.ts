@@ -7,6 +7,7 @@
 // (http/admin/audit.ts). The event's `by` is the actor's name.
 
 import type { AdminEvent } from "../audit/events.ts";
+import { AdminError } from "./errors.ts";
 
 /** The roles of the admin operations, least privileged first (the admin API keys' roles). */
 export type AdminRole = "operator" | "admin" | "root";
@@ -39,4 +40,20 @@ const ORDER: Record<AdminRole, number> = { operator: 0, admin: 1, root: 2 };
 /** Whether `role` is `least` or above it. */
 export function roleAtLeast(role: AdminRole, least: AdminRole): boolean {
   return ORDER[role] >= ORDER[least];
+}
+
+/**
+ * The least role of each kind of operation, for every adapter (admin API routes, web UI pages and
+ * forms): operators read everything (but the delivery log) and unlock users; every other change
+ * takes admin (API keys of the admin and root roles take root, api-keys.ts mayManage).
+ */
+export const LEAST_ROLE = {
+  read: "operator",
+  unlock: "operator",
+  change: "admin",
+} as const satisfies Record<string, AdminRole>;
+
+/** Throws AdminError("forbidden") when the actor's role is below `least`. */
+export function requireRole(actor: Actor, least: AdminRole): void {
+  if (!roleAtLeast(actor.role, least)) throw new AdminError("forbidden", `the ${actor.role} role may not do this`);
 }

@@ -4,6 +4,7 @@
 import { AUTH_TYPES, authTypeNumber, parseAuthType, type AuthType } from "../domain/auth-types.ts";
 import { hashPassword } from "../runtime/password.ts";
 import { StoreError, type LockoutState, type NewUser, type Store, type User } from "../store/types.ts";
+import { LEAST_ROLE, requireRole } from "./audit.ts";
 import type { AdminContext } from "./context.ts";
 import { AdminError, invalid } from "./errors.ts";
 import { cleanUsername, isEmail, normalizePhone, parseExpiry, PHONE_RULE } from "./validate.ts";
@@ -239,6 +240,7 @@ export async function unlockUser(ctx: AdminContext, raw: string, field = "userna
   // Lockout is keyed on the normalised identity, local or directory user alike, so no lookup. Every
   // counter of the name goes, whatever its kind and source; so do the approver app's lock after a
   // report and its back-off after rejections.
+  requireRole(ctx.audit.actor, LEAST_ROLE.unlock);
   const name = username(ctx, raw, field);
   const cleared = await ctx.audit.change(
     async () => {

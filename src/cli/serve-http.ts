@@ -16,7 +16,6 @@ import { SmsCodes, smsCodeSettings } from "../approvals/sms-codes.ts";
 import type { PhoneServices } from "../auth/engine.ts";
 import { dispatcherPool, KnownNumbers, MagicLinkService } from "../magiclink/index.ts";
 import { RateLimitedLog } from "../audit/log.ts";
-import { RecentEvents } from "../audit/recent.ts";
 import { BODY_LIMITS } from "../http/middleware.ts";
 import { PushHosts } from "../push/hosts.ts";
 import { PushSender } from "../push/sender.ts";
@@ -101,12 +100,9 @@ export async function startWeb(
       log("warn", "endpoint.custom_sms_text_allowed", { endpoint: p.name, detail: "allow_custom_sms_text is true: this endpoint's API keys may send their own SMS text under the sender ID" });
     }
   }
-  // The admin web UI's audit log and dashboard read this process's newest events.
-  const recentEvents = new RecentEvents(config.admin_ui.recent_events);
-  parts.audit.subscribe(recentEvents.push);
   if (parts.listen === false) return { listeners: [], magicLink, push };
   try {
-    const { listeners, publicFetch } = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, recentEvents, ...(parts.radiusListeners ? { radiusListeners: parts.radiusListeners } : {}), passwordReset, rateLimits: parts.deliveryRepos.rateLimits, radiusBound: parts.radiusBound, health: parts.health, switchClient });
+    const { listeners, publicFetch } = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, ...(parts.radiusListeners ? { radiusListeners: parts.radiusListeners } : {}), passwordReset, rateLimits: parts.deliveryRepos.rateLimits, radiusBound: parts.radiusBound, health: parts.health, switchClient });
     tunnelRaw = async (req) => {
       const init: RequestInit = { method: req.method, headers: { ...req.headers, ...(req.contentType ? { "content-type": req.contentType } : {}) } };
       if (req.method !== "GET" && req.method !== "HEAD" && req.body !== "") init.body = req.body;
@@ -354,7 +350,7 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "passwordReset" | "rateLimits" | "recentEvents" | "radiusListeners"> & { radiusBound: () => boolean; health: { readonly ok: boolean }; switchClient?: SwitchClient },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "passwordReset" | "rateLimits" | "radiusListeners"> & { radiusBound: () => boolean; health: { readonly ok: boolean }; switchClient?: SwitchClient },
 ): Promise<{ listeners: HttpListener[]; publicFetch: (req: Request, env: { remoteAddress?: string }) => Response | Promise<Response> }> {
   const { config } = ctx;
   let stopping = false;

@@ -1,8 +1,9 @@
 // `portcullis serve`: the composition root of the running appliance (store → engine → RADIUS server).
 
-import { cpus } from "node:os";
+import { cpus, hostname } from "node:os";
 import { AuditBus, logSink } from "../audit/events.ts";
 import { log, setLogLevel, setLogWorker } from "../audit/log.ts";
+import { AuditStoreSink } from "../audit/store-sink.ts";
 import { auditCounters, collectRADIUS, createMetrics, requestSeconds, type PortcullisMetrics } from "../audit/metrics.ts";
 import { Engine, type PhoneServices } from "../auth/engine.ts";
 import { configWarnings, endpointProfiles, ldapProfiles, type Config } from "../config/index.ts";
@@ -15,7 +16,7 @@ import { setPasswordConcurrency, warmDummyHash } from "../runtime/password.ts";
 import { CachedStore, type EpochStore } from "../store/cache.ts";
 import { StoreHealth } from "../store/health.ts";
 import { openStore, storeOptions } from "../store/open.ts";
-import { adminEventsOf, type DeliveryRepos, type PasswordResetRepo, type Store } from "../store/types.ts";
+import { adminEventsOf, auditLogOf, type DeliveryRepos, type PasswordResetRepo, type Store } from "../store/types.ts";
 import { AdminEventTail } from "./admin-event-tail.ts";
 import { splitListen, type ServeContext } from "./serve-context.ts";
 import { reportUncaught } from "./uncaught.ts";
@@ -120,6 +121,9 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
   const metrics = createMetrics();
   metricsSoFar = metrics;
   audit.subscribe(auditCounters(metrics));
+  // Every process stores the events it emits itself (a worker its logins, the supervisor the web's).
+  const auditStore = storedAudit(config, opened, metrics, worker?.id);
+  if (auditStore) audit.subscribe(auditStore.push);
 
   let deliveryRepos: DeliveryRepos;
   let adminEvents: AdminEventTail | undefined;
@@ -187,7 +191,7 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
       await store.close();
       throw err;
     });
-    return supervise({ ctx, store, opened, engine, audit, metrics, deliveryRepos, adminEvents: adminEvents!, directories, health, phoneReady, phoneFailed, pool, stopped, removeUncaughtHandlers });
+    return supervise({ ctx, store, opened, engine, audit, metrics, deliveryRepos, adminEvents: adminEvents!, auditStore, directories, health, phoneReady, phoneFailed, pool, stopped, removeUncaughtHandlers });
   }
   const listen = worker ? worker.listen : configured;
   const radius = new RADIUSServer(store, engine, {
@@ -275,6 +279,7 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
   await radius.stop();
   health.stop();
   await directories.close();
+  await auditStore?.stop();
   await store.close();
   log("info", "server.stopped");
   worker?.channel.close();
@@ -337,6 +342,8 @@ function periodicJobs(config: Config, opened: Store, store: Store, deliveryRepos
     // Ended rate-limit windows, and delivery-log rows past [delivery] log_retention_days.
     void deliveryRepos.rateLimits.purgeExpired(now).catch(() => {});
     void deliveryRepos.deliveryLog.purgeBefore(now - config.delivery.log_retention_days * 86_400_000).catch(() => {});
+    // The stored audit log: past [audit] retention_days, and the oldest beyond max_rows.
+    void pruneAudit(config, opened, now).catch(() => {});
   }, 60_000);
   return () => {
     clearInterval(adminEventPoll);
@@ -375,6 +382,7 @@ async function supervise(parts: {
   metrics: PortcullisMetrics;
   deliveryRepos: DeliveryRepos;
   adminEvents: AdminEventTail;
+  auditStore: AuditStoreSink | undefined;
   directories: Directories;
   health: StoreHealth;
   phoneReady: (services: PhoneServices) => void;
@@ -390,6 +398,7 @@ async function supervise(parts: {
     await pool.stop();
     parts.health.stop();
     await parts.directories.close();
+    await parts.auditStore?.stop();
     await store.close();
   };
   let web: Awaited<ReturnType<typeof import("./serve-http.ts").startWeb>>;
@@ -436,6 +445,39 @@ async function supervise(parts: {
   await closeAll();
   log("info", "server.stopped");
   parts.removeUncaughtHandlers();
+}
+
+/**
+ * The store subscriber of this process's audit bus ([audit] store), started; undefined when off or
+ * when the back-end keeps no audit log. `portcullis_audit_unstored_total` counts what it could not store.
+ */
+function storedAudit(config: Config, opened: Store, metrics: PortcullisMetrics, worker: number | undefined): AuditStoreSink | undefined {
+  const repo = config.audit.store ? auditLogOf(opened) : undefined;
+  if (!repo) return undefined;
+  const unstored = metrics.registry.counter("portcullis_audit_unstored_total", "Audit events written to standard output but not to the store's audit log, by reason: rate ([audit] max_per_second), queue (the store too slow), store (the write failed).", ["reason"]);
+  const sink = new AuditStoreSink({
+    repo,
+    node: `${hostname()}:${process.pid}${worker !== undefined ? `/w${worker}` : ""}`,
+    exclude: config.audit.exclude,
+    maxPerSecond: config.audit.max_per_second,
+    onUnstored: (reason, n) => unstored.inc({ reason }, n),
+    onError: (err) => log("warn", "audit.store_failed", { error: err instanceof Error ? err.name : "error", ...(typeof (err as { code?: unknown })?.code === "string" ? { code: (err as { code: string }).code } : {}) }),
+  });
+  sink.start();
+  return sink;
+}
+
+/**
+ * Prunes the stored audit log: at most 50 batches of 2,000 rows a minute, each after the event loop
+ * had a turn (a SQLite delete holds the thread: RADIUS packets are read in between).
+ */
+async function pruneAudit(config: Config, opened: Store, now: number): Promise<void> {
+  const repo = auditLogOf(opened);
+  if (!repo) return;
+  for (let i = 0; i < 50; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if ((await repo.prune(now - config.audit.retention_days * 86_400_000, config.audit.max_rows, 2000)) < 2000) return;
+  }
 }
 
 /** The delivery repositories of an opened store (SqliteStore has them). Throws TypeError when it lacks them. */

@@ -707,7 +707,6 @@ export const configSchema = v.strictObject({
       false,
       "Mark the session cookie `Secure` and name it with the `__Host-` prefix. The admin listener speaks plain HTTP, so turn this on only when a TLS-terminating reverse proxy sits in front of it (the browser would otherwise never send the cookie back).",
     ),
-    recent_events: integer(5000, 100, 200_000, "Audit events this process keeps in memory for the UI's audit log and dashboard (the newest; lost at restart). The full log is the process's standard output."),
   }),
   self_service: section("The self-service portal at `/self-service` on the public listener, where users enrol and remove their own authenticators. Off by default. See docs/self-service.md.", {
     enabled: bool(false, "Serve the portal. Off: every `/self-service` path answers 404."),
@@ -741,6 +740,18 @@ export const configSchema = v.strictObject({
     session_lifetime_s: integer(3600, 300, 86_400, "A session ends this long after sign-in, however active."),
     enrol_link_ttl_h: integer(24, 1, 720, "How long a link made by `portcullis user enrol-link` stays valid (it is single use)."),
     pending_totp_ttl_s: integer(600, 60, 3600, "How long an enrolled TOTP app may wait for its confirming code; after it the seed is dropped and enrolment starts again."),
+  }),
+  audit: section("The audit log kept in the store, shared by every process and node on it: the admin web UI's audit page and dashboard, and `GET /api/v1/audit`, read it. Every event still goes to standard output first. See docs/events.md.", {
+    store: bool(true, "Keep audit events in the store (batched per event-loop turn, never in the way of a login: when the store is slow or down, events go to standard output only and `portcullis_audit_unstored_total` counts them)."),
+    exclude: list(
+      ["auth.success", "auth.challenge"],
+      "Events not stored one by one: names (`auth.success`) or prefixes ending in a dot (`push.`). Authentications are always counted per minute and outcome for the dashboard, whatever is excluded; the default leaves out the two events every accepted login writes, which at thousands of logins a second would be most of the table.",
+      "a list of event names or prefixes ending in '.'",
+      (s) => /^[a-z][a-z_]*(\.[a-z_]*)?$/.test(s),
+    ),
+    max_per_second: integer(2000, 1, 1_000_000, "Events one process stores per second at most; beyond it they go to standard output only and are counted (a flood of failed logins cannot fill the table or the disk)."),
+    retention_days: integer(90, 1, 3650, "Stored events and per-minute counts older than this are deleted (checked every minute)."),
+    max_rows: integer(1_000_000, 1000, 1_000_000_000, "The most events kept; the oldest beyond it are deleted (checked every minute)."),
   }),
 });
 

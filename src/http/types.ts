@@ -44,8 +44,6 @@ export interface HttpDeps {
   push?: import("../push/sender.ts").PushSender;
   /** App requests (list, events, answers); absent → those device routes answer 503. */
   app?: import("../approvals/app.ts").AppRequests;
-  /** The newest audit events of this process (the admin web UI's audit log and dashboard); absent → those pages say so. */
-  recentEvents?: import("../audit/recent.ts").RecentEvents;
   /** The RADIUS listeners of this process, for the admin web UI's test authentication; absent → not offered. */
   radiusListeners?: ReadonlyArray<{ address: string; port: number }>;
   /** The store's shared rate-limit counters (serve sets them); absent → the self-service portal has no per-address limit. */

@@ -15,6 +15,8 @@
 import type {
   AdminAccountRepo,
   AdminAccountRepos,
+  AuditLogRepo,
+  AuditLogRepos,
   ApiKeyRepo,
   ChallengeRepo,
   EndpointRepo,
@@ -71,6 +73,8 @@ export class CachedStore implements Store {
   readonly approvalBlocks: ApprovalBlockRepo;
   /** Not cached: admin web UI accounts and sessions (absent when the inner store has none). */
   readonly adminAccounts: AdminAccountRepo | undefined;
+  /** Not cached: the stored audit log (absent when the inner store has none). */
+  readonly auditLog: AuditLogRepo | undefined;
   readonly selfService: SelfServiceRepo;
 
   /** username → user, or null for "no such user" (unknown names are cached too, bounded). */
@@ -112,6 +116,7 @@ export class CachedStore implements Store {
     this.serverSecrets = inner.serverSecrets;
     this.approvalBlocks = inner.approvalBlocks;
     this.adminAccounts = (inner as Partial<AdminAccountRepos>).adminAccounts;
+    this.auditLog = (inner as Partial<AuditLogRepos>).auditLog;
     this.selfService = inner.selfService;
     this.users = this.userRepo(inner.users);
     this.tokens = this.tokenRepo(inner.tokens);

@@ -713,6 +713,39 @@ CREATE INDEX self_service_sessions_expiry ON self_service_sessions (expires_at);
 `,
     },
   },
+  {
+    // The stored audit log, shared by every process and node on the store (the admin web UI's audit
+    // page and GET /api/v1/audit read it). One row per stored event: `fields` is the event's JSON
+    // without its type, the same fields as its log line (never a password, code, seed or key);
+    // `node` names the process that emitted it. auth_minutes counts authentications per minute and
+    // outcome, added to by every process, for the dashboard (successes are counted there rather
+    // than stored one by one). Both are pruned by [audit] retention_days and max_rows.
+    version: 22,
+    name: "audit_log",
+    sql: `
+CREATE TABLE audit_log (
+  id {{id}},
+  at BIGINT NOT NULL,
+  event TEXT NOT NULL,
+  actor TEXT,
+  username TEXT,
+  client TEXT,
+  outcome TEXT,
+  node TEXT NOT NULL,
+  fields TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log (at, id);
+CREATE INDEX audit_log_user ON audit_log (username, at);
+CREATE INDEX audit_log_event ON audit_log (event, at);
+
+CREATE TABLE auth_minutes (
+  minute BIGINT NOT NULL,
+  outcome TEXT NOT NULL CHECK (outcome IN ('accept', 'reject', 'challenge')),
+  n BIGINT NOT NULL,
+  PRIMARY KEY (minute, outcome)
+);
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

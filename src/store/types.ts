@@ -392,6 +392,8 @@ export interface ApprovalRepo {
   findPending(kind: ApprovalKind, user: string, client: string, now: number): Promise<Approval | undefined>;
   /** Every pending, unexpired (at `now`) approval of `user`, whatever its kind and client, oldest first (`user show`). */
   pendingForUser(user: string, now: number): Promise<Approval[]>;
+  /** How many approvals are pending and unexpired at `now`, by kind (every process and node on the store). */
+  pendingCounts(now: number): Promise<Partial<Record<ApprovalKind, number>>>;
   /**
    * Atomic single use: sets the state (and answeredAt = now) only while the approval is pending
    * and not expired at `now` (UPDATE … WHERE state = 'pending' AND expires_at > now). Returns true
@@ -1052,4 +1054,80 @@ export function adminAccountsOf(store: Store): AdminAccountRepo {
   const repo = (store as Store & Partial<AdminAccountRepos>).adminAccounts;
   if (!repo) throw new TypeError("store: this back-end has no admin-account table");
   return repo;
+}
+
+// --- the stored audit log (every process and node on the store writes it; the admin UI and API read it)
+
+/** One stored audit event. `fields` is the event's JSON without its type: never a secret. */
+export interface AuditRecord {
+  id: number;
+  at: number; // unix ms
+  event: string;
+  /** Who acted: `by` of admin.* events, the account of ui.* events, the API key of Magic Link calls; else null. */
+  actor: string | null;
+  /** The user concerned (normalised name), when the event names one. */
+  user: string | null;
+  /** The RADIUS client's name or the HTTP client's address, when the event names one. */
+  client: string | null;
+  /** accept, reject, challenge, approved, failed, … (audit/store-sink.ts outcomeOf); null when the event has none. */
+  outcome: string | null;
+  /** The process that emitted it ("host", "host/w2" for RADIUS worker 2). */
+  node: string;
+  fields: Record<string, unknown>;
+}
+
+export type NewAuditRecord = Omit<AuditRecord, "id">;
+
+/** Filters of a read; every one optional. `event` ending in "." is a prefix ("auth."). */
+export interface AuditQuery {
+  /** unix ms, inclusive. */
+  from?: number;
+  /** unix ms, exclusive. */
+  to?: number;
+  event?: string;
+  actor?: string;
+  user?: string;
+  outcome?: string;
+  client?: string;
+  /** Paging: only records older than this one (its `at` and `id`), newest first. */
+  before?: { at: number; id: number };
+  limit: number;
+}
+
+export type AuthOutcome = "accept" | "reject" | "challenge";
+
+/** Authentications of one minute and outcome, added up over every process. */
+export interface AuthMinute {
+  /** unix ms of the minute's start. */
+  minute: number;
+  outcome: AuthOutcome;
+  n: number;
+}
+
+export interface AuditLogRepo {
+  /** Appends records in one statement/transaction. Throws StoreError("unavailable"). */
+  append(records: readonly NewAuditRecord[]): Promise<void>;
+  /** Adds to the per-minute counters (upsert; every process adds its own counts). */
+  addCounts(counts: readonly AuthMinute[]): Promise<void>;
+  /** Newest first (at, then id), at most `limit` (capped at 1,000). */
+  list(query: AuditQuery): Promise<AuditRecord[]>;
+  /** The per-minute counters of minutes at or after `fromMinute`. */
+  minutes(fromMinute: number): Promise<AuthMinute[]>;
+  /**
+   * Deletes records older than `before` and, beyond them, the first-written records above `maxRows`
+   * (by ID, which only grows: at most `maxRows` are left); and
+   * per-minute counters older than `before`. At most `batch` records per call (call again while it
+   * returns `batch`). Returns how many records went.
+   */
+  prune(before: number, maxRows: number, batch: number): Promise<number>;
+}
+
+/** The audit-log repository a store offers beside `Store`. */
+export interface AuditLogRepos {
+  readonly auditLog: AuditLogRepo;
+}
+
+/** The audit-log repository of an opened store, or undefined when the back-end has none. */
+export function auditLogOf(store: Store): AuditLogRepo | undefined {
+  return (store as Store & Partial<AuditLogRepos>).auditLog;
 }

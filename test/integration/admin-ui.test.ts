@@ -3,7 +3,8 @@
 // creating a user and enrolling a token from the browser, a test authentication through the RADIUS
 // listener, a CSV token import, a test SMS to a loopback gateway, unlocking a user locked out over RADIUS,
 // an operator refused a create, a form without the CSRF token refused, the idle timeout, axe-core
-// on every page and a phone-width page.
+// on every page and a phone-width page; and two server processes on one store sharing the stored
+// audit log (the audit page, the dashboard's counts and GET /api/admin/v1/audit).
 //
 // PORTCULLIS_SCREENSHOTS=1 also writes the README's screenshots to docs/img/.
 
@@ -268,13 +269,23 @@ describe("admin web UI", () => {
       expect(await page.title()).toContain("Portcullis admin");
       await expectAccessible(page);
     }
-    // The audit log shows the UI's changes with the actor.
-    await page.goto(`${ui}/ui/audit?type=admin.&q=carol`);
-    const audit = (await page.textContent("#audit"))!;
+    // The audit log (read from the store) shows the UI's changes with the actor.
+    const audit = await eventually("carol's admin events in the stored audit log", async () => {
+      await page.goto(`${ui}/ui/audit?event=admin.&user=carol`);
+      const text = (await page.textContent("#audit"))!;
+      return text.includes("admin.token_enrolled") ? text : undefined;
+    });
     expect(audit).toContain("admin.user_added");
-    expect(audit).toContain("by=ui:root1");
-    expect(audit).toContain("admin.token_enrolled");
+    expect(audit).toContain("ui:root1");
+    expect(audit).not.toContain("admin.user_unlocked");
+    await expectAccessible(page);
     await screenshot(page, "admin-ui-audit.png");
+    // The dashboard counts the logins above (carol accepted, dave rejected) from the store's per-minute counters.
+    await eventually("the dashboard's counts", async () => {
+      await page.goto(`${ui}/ui/`);
+      return /[1-9]\d* accepted, [1-9]\d* rejected/.test((await page.textContent("#auth-total"))!) ? true : undefined;
+    });
+    expect(await page.textContent("#switch")).toContain("not configured");
     expect(server.logs.some((l) => l.event === "admin.user_unlocked" && l.user === "dave" && l.by === "ui:root1")).toBe(true);
 
     // A form without the CSRF token is refused before anything is done.
@@ -328,6 +339,55 @@ describe("admin web UI", () => {
     await expectAccessible(page);
     expect(server.logs.some((l) => l.event === "ui.refused" && l.reason === "role" && l.account === "op1")).toBe(true);
     await page.context().close();
+  });
+
+  test("two processes on one store: logins rejected by the second appear in the first's audit page and GET /audit; an operator key unlocks through the API", async () => {
+    const other = await appliance.serve();
+    try {
+      await appliance.cli(["user", "add", "frank", "--password-stdin"], { stdin: "frank password\n" });
+      const key = /pcl_[A-Za-z0-9_-]{43}/.exec(await appliance.cli(["apikey", "add", "ops-reader", "--role", "operator"]))![0];
+      {
+        using udp = await UDPClient.open("127.0.0.1");
+        for (let i = 0; i < 2; i++) expect((await pap(udp, other.port, radiusSecret, "frank", "wrong")).code).toBe(Code.AccessReject);
+      }
+      const page = await newPage();
+      await signIn(page, ui, "op1", code("op1", 1));
+      const rows = await eventually("frank's failures in the first server's audit page", async () => {
+        await page.goto(`${ui}/ui/audit?event=auth.failure&user=frank`);
+        const n = await page.$$eval("#audit tbody tr", (trs) => trs.length);
+        return n === 2 ? n : undefined;
+      });
+      expect(rows).toBe(2);
+      const table = (await page.textContent("#audit"))!;
+      expect(table).toContain("bad_password");
+      // The Process column names the second server, which emitted them.
+      expect(table).toContain(`:${other.proc.pid}`);
+      expect(table).not.toContain(`:${server.proc.pid}`);
+      await expectAccessible(page);
+      // A bad filter is shown next to its field.
+      await page.goto(`${ui}/ui/audit?from=yesterday`);
+      expect(await page.textContent("#f-from-error")).toContain("From");
+
+      // The admin API of the first server: the same events, paged; an operator key unlocks frank.
+      const api = (path: string, init: RequestInit = {}) => fetch(`${ui}/api/admin/v1${path}`, { ...init, headers: { "api-key": key } });
+      const first = (await (await api("/audit?event=auth.failure&user=frank&limit=1")).json()) as { events: Array<{ node: string; outcome: string }>; next: string };
+      expect(first.events[0]).toMatchObject({ outcome: "reject", node: expect.stringContaining(`:${other.proc.pid}`) });
+      const second = (await (await api(`/audit?event=auth.failure&user=frank&limit=1&before=${first.next}`)).json()) as { events: unknown[]; next: string | null };
+      expect(second.events).toHaveLength(1);
+      expect(second.next).toBeNull();
+      const unlock = await api("/users/frank/unlock", { method: "POST" });
+      expect(unlock.status).toBe(200);
+      expect(await unlock.json()).toEqual({ cleared: true });
+      // …and the unlock, made through the first server, is in the second server's log.
+      const unlocked = await eventually("the unlock in the second server's GET /audit", async () => {
+        const r = (await (await fetch(`http://127.0.0.1:${other.adminPort}/api/admin/v1/audit?event=admin.user_unlocked&user=frank`, { headers: { "api-key": key } })).json()) as { events: Array<{ actor: string; node: string }> };
+        return r.events[0];
+      });
+      expect(unlocked).toMatchObject({ actor: "ops-reader", node: expect.stringContaining(`:${server.proc.pid}`) });
+      await page.context().close();
+    } finally {
+      await other.stop();
+    }
   });
 
   test("a session idle longer than [admin_ui] idle_timeout_s ends", async () => {

@@ -1,6 +1,6 @@
 // `[radius] workers = 2`: two RADIUS processes on one port (SO_REUSEPORT) over one store (SQLite,
 // and PostgreSQL on a throwaway server on loopback), supervised by `serve`. Every log line of a worker carries `"worker":N`, which is how these tests
-// know which process decided a request.
+// know which process decided a request; the stored audit log (GET /api/admin/v1/audit) names the worker too.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
@@ -144,6 +144,20 @@ for (const backend of BACKENDS) describe(`two RADIUS workers on ${backend}`, () 
     // The identity's counter in the store holds all four, whichever worker counted them.
     const shown = await app.cli(["user", "show", "lock"]);
     expect(shown).toMatch(/across sources: password 0 failures; code 4 failures/);
+  }, 60_000);
+
+  test("the stored audit log holds both workers' decisions: the supervisor's GET /audit lists them by worker", async () => {
+    const key = /pcl_[A-Za-z0-9_-]{43}/.exec(await app.cli(["apikey", "add", "reader", "--role", "operator"]))![0];
+    const audit = async (query: string) => ((await (await fetch(`http://127.0.0.1:${server.adminPort}/api/admin/v1/audit?${query}`, { headers: { "api-key": key } })).json()) as { events: Array<{ node: string; outcome: string }> }).events;
+    // The four wrong codes above, each stored by the worker that decided it.
+    const failures = await eventually("lock's failures in the stored audit log", async () => {
+      const events = await audit("event=auth.failure&user=lock");
+      return events.length >= 4 ? events : undefined;
+    });
+    expect(failures.every((e) => e.outcome === "reject")).toBe(true);
+    expect(new Set(failures.map((e) => /\/w(\d+)$/.exec(e.node)?.[1]))).toEqual(new Set(["1", "2"]));
+    // Accepted logins are counted per minute, not stored one by one ([audit] exclude).
+    expect(await audit("event=auth.success")).toEqual([]);
   }, 60_000);
 
   test("Status-Server is answered by both workers", async () => {

@@ -2,7 +2,7 @@
 // this file): a challenge from one node completed on another, a code used on one refused on
 // another, the same Access-Request answered the same by two nodes (idempotency records), an admin
 // change seen by every node, a Magic Link call and a held RADIUS request waiting on one node
-// answered through another's page, a node killed with SIGKILL mid-flow, and PostgreSQL stopped and started under load
+// answered through another's page, one audit log for every node, a node killed with SIGKILL mid-flow, and PostgreSQL stopped and started under load
 // (Status-Server and /readyz stop, then resume; nothing that should be refused is accepted).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -166,6 +166,28 @@ timeout_ms = 3000
         return (await udp.next(probe[1]!, { from, timeoutMs: 300 })) ?? undefined;
       }, { tries: 40, timeoutMs: 15_000, everyMs: 0 });
     }
+  }, 30_000);
+
+  test("the audit log is shared: logins rejected on node 2 and an unlock made through node 3 are in node 1's GET /audit", async () => {
+    const u = await totpUser();
+    const key = /pcl_[A-Za-z0-9_-]{43}/.exec(await app.cli(["apikey", "add", "auditor", "--role", "operator"]))![0];
+    const api = (n: number, path: string, init: RequestInit = {}) => fetch(`http://127.0.0.1:${nodes[n]!.adminPort}/api/admin/v1${path}`, { ...init, headers: { "api-key": key } });
+    {
+      using udp = await UDPClient.open();
+      for (let i = 0; i < 2; i++) expect((await pap(udp, nodes[1]!.port, secret, u.name, "wrong password")).code).toBe(Code.AccessReject);
+    }
+    expect((await api(2, `/users/${u.name}/unlock`, { method: "POST" })).status).toBe(200);
+    const events = await eventually("node 2's failures and node 3's unlock in node 1's audit log", async () => {
+      const r = (await (await api(0, `/audit?user=${u.name}`)).json()) as { events: Array<{ event: string; node: string; actor: string | null }> };
+      // The CLI's user add (emitted by whichever node claimed it) is there too, by cli:<OS user>.
+      const done = r.events.some((e) => e.event === "admin.user_unlocked") && r.events.filter((e) => e.event === "auth.failure").length >= 2 && r.events.some((e) => e.event === "admin.user_added");
+      return done ? r.events : undefined;
+    });
+    expect(events.find((e) => e.event === "admin.user_added")?.actor).toStartWith("cli:");
+    const ours = events.filter((e) => e.event === "auth.failure" || e.event === "admin.user_unlocked");
+    expect(ours.map((e) => e.event)).toEqual(["admin.user_unlocked", "auth.failure", "auth.failure"]);
+    expect(ours[0]).toMatchObject({ actor: "auditor", node: expect.stringContaining(`:${nodes[2]!.proc.pid}`) });
+    expect(ours.slice(1).every((e) => e.node.endsWith(`:${nodes[1]!.proc.pid}`))).toBe(true);
   }, 30_000);
 
   test("a Magic Link call waiting on node 1 is answered through node 2's approval page", async () => {

@@ -4,6 +4,7 @@
 import { buildOpenAPI, OPENAPI_PATH } from "../openapi.ts";
 import type { RouteModule } from "../types.ts";
 import { apiKeyRoutes } from "./api-keys.ts";
+import { auditLogRoutes } from "./audit-log.ts";
 import { clientRoutes } from "./clients.ts";
 import { deliveryRoutes } from "./delivery.ts";
 import { deviceRoutes } from "./devices.ts";
@@ -28,6 +29,7 @@ export function registerAdminResources(r: AdminRouter): readonly AdminRouteSpec[
   deliveryRoutes(r);
   keyRoutes(r);
   ldapRoutes(r);
+  auditLogRoutes(r);
   return r.specs;
 }
 

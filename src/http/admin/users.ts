@@ -7,6 +7,7 @@ import { svgQR } from "../../otp/index.ts";
 import { addUser, findUser, listUsers, removeUser, unlockUser, updateUser, userView as adminUserView } from "../../admin/users.ts";
 import type { Store, User } from "../../store/types.ts";
 import { BODY_LIMITS } from "../middleware.ts";
+import { LEAST_ROLE } from "../../admin/audit.ts";
 import { adminContextOf } from "./audit.ts";
 import type { AdminRouter } from "./route.ts";
 import { authTypeSchema, daySchema, userListItem, usernameParams, userView, warningsSchema } from "./schemas.ts";
@@ -97,9 +98,9 @@ export function userRoutes(r: AdminRouter): void {
     {
       method: "post",
       path: "/users/:name/unlock",
-      summary: "Clear the user's password and code lockout counters",
+      summary: "Clear the user's password and code lockout counters (operators may)",
       tag: TAG,
-      minRole: "admin",
+      minRole: LEAST_ROLE.unlock,
       params: usernameParams,
       responses: { 200: { description: "Whether anything was cleared", schema: v.object({ cleared: v.boolean() }) } },
     },

@@ -1,9 +1,11 @@
-// The dashboard: authentications per minute by outcome, pending approvals, delivery health,
-// directories and the switch, from this process's recent events and the store.
+// The dashboard: authentications per minute by outcome (the store's per-minute counters, added to
+// by every process and node), pending approvals (the approvals table), delivery health (the
+// delivery log), the switch connection and the directories.
 
+import { hostname } from "node:os";
 import { listClients } from "../../admin/clients.ts";
 import { ldapProfiles } from "../../config/index.ts";
-import type { RecentEvents } from "../../audit/recent.ts";
+import { auditLogOf, type AuthMinute, type Store } from "../../store/types.ts";
 import type { HttpDeps } from "../types.ts";
 import type { UiApp } from "./common.tsx";
 import { Page, utc } from "./layout.tsx";
@@ -11,66 +13,74 @@ import { UI_BASE } from "./session.ts";
 
 const MINUTES = 10;
 
-/** Accepted and rejected authentications in each of the last `minutes` whole minutes (newest first). */
-export function authPerMinute(events: RecentEvents | undefined, now: number, minutes = MINUTES): Array<{ minute: number; success: number; failure: number }> {
-  const first = Math.floor(now / 60_000) - minutes + 1;
-  const buckets = Array.from({ length: minutes }, (_, i) => ({ minute: (first + i) * 60_000, success: 0, failure: 0 }));
-  events?.scan((e) => {
-    if (e.event.type !== "auth.success" && e.event.type !== "auth.failure") return;
-    const b = buckets[Math.floor(e.at / 60_000) - first];
-    if (b) b[e.event.type === "auth.success" ? "success" : "failure"]++;
-  });
-  return buckets.reverse();
+export interface MinuteRow {
+  minute: number;
+  accept: number;
+  reject: number;
+  challenge: number;
 }
 
-/** Approvals created by this process and not ended yet (as its events tell). */
-export function pendingApprovals(events: RecentEvents | undefined): number {
-  const ended = new Set<string>();
-  let pending = 0;
-  // Newest first: an approval's end is seen before its creation.
-  events?.scan((e) => {
-    const ev = e.event;
-    switch (ev.type) {
-      case "approval.answered":
-      case "approval.expired":
-      case "approval.cancelled":
-      case "approval.not_delivered":
-      case "approval.app_answered":
-        ended.add(ev.id);
-        break;
-      case "approval.created":
-        if (!ended.has(ev.id)) pending++;
-        break;
-    }
-  });
-  return pending;
+/** Authentications in each of the last `minutes` whole minutes (newest first), from the store's counters; undefined when the store keeps none. */
+export async function authPerMinute(store: Store, now: number, minutes = MINUTES): Promise<MinuteRow[] | undefined> {
+  const repo = auditLogOf(store);
+  if (!repo) return undefined;
+  const first = Math.floor(now / 60_000) - minutes + 1;
+  const rows: MinuteRow[] = Array.from({ length: minutes }, (_, i) => ({ minute: (first + i) * 60_000, accept: 0, reject: 0, challenge: 0 }));
+  const counts: AuthMinute[] = await repo.minutes(first * 60_000);
+  for (const c of counts) {
+    const row = rows[Math.floor(c.minute / 60_000) - first];
+    if (row) row[c.outcome] += c.n;
+  }
+  return rows.reverse();
+}
+
+/** The switch card's text: the connection of the process serving this page, which holds it. */
+function switchText(sw: { state: string; url: string | null } | undefined): { stat: string; detail?: string } {
+  if (!sw) return { stat: "not configured" };
+  const holder = `held by this process (${hostname()}, pid ${process.pid}); every other node on the store has its own connection`;
+  if (sw.state === "connected") return { stat: "connected", detail: `to ${sw.url ?? "?"}, ${holder}` };
+  return { stat: sw.state, detail: sw.url ? `last relay ${sw.url}, ${holder}` : holder };
 }
 
 export function dashboardRoutes(app: UiApp, deps: HttpDeps): void {
   app.get("/", async (c) => {
     const { account, session } = c.get("ui");
     const now = deps.now();
-    const perMinute = authPerMinute(deps.recentEvents, now);
-    const pending = pendingApprovals(deps.recentEvents);
-    const deliveries = deps.delivery ? await deps.delivery.log.recent(50) : [];
+    const [perMinute, pending, deliveries, clients, ready] = await Promise.all([
+      deps.config.audit.store ? authPerMinute(deps.store, now) : Promise.resolve(undefined),
+      deps.store.approvals.pendingCounts(now),
+      deps.delivery ? deps.delivery.log.recent(50) : Promise.resolve([]),
+      listClients(deps),
+      deps.ready(),
+    ]);
     const failed = deliveries.filter((d) => d.result !== "sent");
     const profiles = ldapProfiles(deps.config);
-    const clients = await listClients(deps);
-    const total = perMinute.reduce((n, m) => ({ success: n.success + m.success, failure: n.failure + m.failure }), { success: 0, failure: 0 });
+    const total = (perMinute ?? []).reduce((n, m) => ({ accept: n.accept + m.accept, reject: n.reject + m.reject, challenge: n.challenge + m.challenge }), { accept: 0, reject: 0, challenge: 0 });
+    const pendingTotal = Object.values(pending).reduce((a, b) => a + (b ?? 0), 0);
+    const sw = switchText(ready.switch);
     return c.html(
       <Page title="Dashboard" account={account} csrf={session.csrf} current="/">
         <div class="grid" id="summary">
           <div class="card">
             <h2>Authentications, last {MINUTES} minutes</h2>
             <p class="stat" id="auth-total">
-              {total.success} accepted, {total.failure} rejected
+              {perMinute ? `${total.accept} accepted, ${total.reject} rejected` : "not counted"}
             </p>
+            {perMinute && total.challenge > 0 ? <p class="muted">{total.challenge} challenged for a second leg</p> : null}
           </div>
           <div class="card">
             <h2>Pending approvals</h2>
             <p class="stat" id="pending">
-              {pending}
+              {pendingTotal}
             </p>
+            {pendingTotal > 0 ? (
+              <p class="muted" id="pending-kinds">
+                {Object.entries(pending)
+                  .sort(([a], [b]) => a.localeCompare(b))
+                  .map(([k, n]) => `${k} ${n}`)
+                  .join(", ")}
+              </p>
+            ) : null}
           </div>
           <div class="card">
             <h2>Delivery</h2>
@@ -90,15 +100,20 @@ export function dashboardRoutes(app: UiApp, deps: HttpDeps): void {
             </p>
             {profiles.length > 0 ? (
               <p>
-                <a href={`${UI_BASE}/ldap`}>Diagnose</a>
+                {profiles.map((p) => p.name).join(", ")} · <a href={`${UI_BASE}/ldap`}>Diagnose</a>
               </p>
             ) : null}
           </div>
           <div class="card">
             <h2>Switch</h2>
             <p class="stat" id="switch">
-              not configured
+              {sw.stat}
             </p>
+            {sw.detail ? (
+              <p class="muted" id="switch-detail">
+                {sw.detail}
+              </p>
+            ) : null}
           </div>
           <div class="card">
             <h2>RADIUS clients</h2>
@@ -109,27 +124,35 @@ export function dashboardRoutes(app: UiApp, deps: HttpDeps): void {
         </div>
         <div class="card">
           <h2 id="per-minute">Authentications per minute</h2>
-          <div class="table-wrap" tabindex={0}>
-            <table aria-labelledby="per-minute" id="auth-per-minute">
-              <thead>
-                <tr>
-                  <th scope="col">Minute (UTC)</th>
-                  <th scope="col">Accepted</th>
-                  <th scope="col">Rejected</th>
-                </tr>
-              </thead>
-              <tbody>
-                {perMinute.map((m) => (
+          {perMinute ? (
+            <div class="table-wrap" tabindex={0} role="region" aria-labelledby="per-minute">
+              <table aria-labelledby="per-minute" id="auth-per-minute">
+                <thead>
                   <tr>
-                    <td>{utc(m.minute).slice(11, 16)}</td>
-                    <td>{m.success}</td>
-                    <td>{m.failure}</td>
+                    <th scope="col">Minute (UTC)</th>
+                    <th scope="col">Accepted</th>
+                    <th scope="col">Rejected</th>
+                    <th scope="col">Challenged</th>
                   </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <p class="muted">Counted by this process since it started; Prometheus has the same counters at /metrics.</p>
+                </thead>
+                <tbody>
+                  {perMinute.map((m) => (
+                    <tr>
+                      <td>{utc(m.minute).slice(11, 16)}</td>
+                      <td>{m.accept}</td>
+                      <td>{m.reject}</td>
+                      <td>{m.challenge}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          ) : null}
+          <p class="muted">
+            {perMinute
+              ? "Counted by every process and node on this store, added every few seconds (the current minute may lag); Prometheus has each process's counters at /metrics."
+              : "This store keeps no per-minute counts ([audit] store = false)."}
+          </p>
         </div>
       </Page>,
     );

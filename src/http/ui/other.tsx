@@ -1,40 +1,16 @@
-// Magic Link endpoints and API keys, delivery (log and test message), the audit log with filters,
-// and LDAP profile diagnosis.
+// Magic Link endpoints and API keys, delivery (log and test message), and LDAP profile diagnosis
+// (the audit log is audit.tsx).
 
 import { addApiKey, API_KEY_ROLES, listApiKeys, mayManage, removeApiKey, setApiKeyDisabled } from "../../admin/api-keys.ts";
 import { deliveryLog, deliveryTest } from "../../admin/delivery.ts";
 import { listEndpoints } from "../../admin/endpoints.ts";
 import { diagnoseProfile } from "../../admin/ldap.ts";
-import type { AuditEvent } from "../../audit/events.ts";
 import { ldapProfiles } from "../../config/index.ts";
 import type { ApiKeyRole } from "../../store/types.ts";
 import type { HttpDeps } from "../types.ts";
 import { get, optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
 import { ActionButton, Csrf, Field, FormAlert, formError, Page, Select, utc, type FormError } from "./layout.tsx";
 import { may, uiActorName, uiAdminContext, UI_BASE, type UiContext } from "./session.ts";
-
-/** The audit log's categories: the prefix of the event type. */
-const CATEGORIES: Array<[string, string]> = [
-  ["", "all"],
-  ["auth.", "authentications (auth.*)"],
-  ["admin.", "admin changes (admin.*)"],
-  ["ui.", "admin web UI sign-ins (ui.*)"],
-  ["approval.", "approvals (approval.*)"],
-  ["sms_code.", "SMS codes (sms_code.*)"],
-  ["magiclink.", "Magic Link (magiclink.*)"],
-  ["delivery.", "delivery (delivery.*)"],
-  ["device.", "approver app devices (device.*)"],
-  ["push.", "push (push.*)"],
-  ["directory.", "directories (directory.*)"],
-];
-
-/** An event's fields as "key=value" text (events never hold a password, code, seed or key). */
-export function eventSummary(event: AuditEvent): string {
-  const { type: _type, ...fields } = event as unknown as Record<string, unknown>;
-  return Object.entries(fields)
-    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
-    .join(" ");
-}
 
 export function otherRoutes(app: UiApp, deps: HttpDeps): void {
   // --- Magic Link endpoints and API keys
@@ -272,61 +248,6 @@ export function otherRoutes(app: UiApp, deps: HttpDeps): void {
       if (!error) throw err;
       return deliveryPage(c, { error, values: form });
     }
-  });
-
-  // --- the audit log (this process's newest events)
-  app.get("/audit", (c) => {
-    const { account, session } = c.get("ui");
-    const type = c.req.query("type") ?? "";
-    const q = (c.req.query("q") ?? "").trim().slice(0, 100).toLowerCase();
-    const category = CATEGORIES.some(([v]) => v === type) ? type : "";
-    const rows =
-      deps.recentEvents?.list((e) => {
-        if (category && !e.event.type.startsWith(category)) return false;
-        if (q && !`${e.event.type} ${eventSummary(e.event)}`.toLowerCase().includes(q)) return false;
-        return true;
-      }, 300) ?? [];
-    return c.html(
-      <Page title="Audit log" account={account} csrf={session.csrf} current="/audit">
-        <div class="card">
-          <form method="get" action={`${UI_BASE}/audit`} role="search">
-            <div class="row">
-              <Select name="type" label="Kind" options={CATEGORIES} value={category} />
-              <Field name="q" label="Containing (user, client, account…)" type="search" value={q} />
-            </div>
-            <button type="submit" class="secondary" id="filter">
-              Filter
-            </button>
-          </form>
-          <p class="muted">
-            {deps.recentEvents
-              ? `The newest ${deps.recentEvents.capacity} events of this process are kept in memory ([admin_ui] recent_events); the full log is the process's standard output (journald).`
-              : "This process keeps no events in memory."}
-          </p>
-          <div class="table-wrap" tabindex={0}>
-            <table id="audit">
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Event</th>
-                  <th scope="col">Details</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map((e) => (
-                  <tr>
-                    <td>{utc(e.at)}</td>
-                    <td>{e.event.type}</td>
-                    <td>{eventSummary(e.event)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          {rows.length === 0 ? <p id="audit-empty">No events match.</p> : null}
-        </div>
-      </Page>,
-    );
   });
 
   // --- LDAP profiles and their diagnosis

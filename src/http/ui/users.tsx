@@ -4,6 +4,7 @@
 import { ldapProfiles } from "../../config/index.ts";
 import { addUser, listUsers, removeUser, showUser, unlockUser, updateUser, type UserListItem } from "../../admin/users.ts";
 import { deleteDevice, enrolDevice, listDevices } from "../../admin/devices.ts";
+import { LEAST_ROLE } from "../../admin/audit.ts";
 import { AUTH_TYPES } from "../../domain/auth-types.ts";
 import type { HttpDeps } from "../types.ts";
 import { optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
@@ -262,7 +263,7 @@ export function userRoutes(app: UiApp, deps: HttpDeps): void {
   app.get("/users/:name", (c) => showPage(c));
 
   // Operators may unlock: read-only plus unlock.
-  post(app, deps, "/users/:name/unlock", "operator", async (c) => {
+  post(app, deps, "/users/:name/unlock", LEAST_ROLE.unlock, async (c) => {
     const { username, cleared } = await unlockUser(uiAdminContext(deps, c), c.req.param("name") ?? "");
     return seeOther(c, `${UI_BASE}/users/${encodeURIComponent(username)}?done=${cleared ? "unlocked" : "clean"}`);
   });

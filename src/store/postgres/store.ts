@@ -25,6 +25,7 @@ import { PgLockoutRepo } from "./lockouts.ts";
 import { PgPasswordResetRepo } from "./password-resets.ts";
 import { PgSelfServiceRepo } from "./self-service.ts";
 import { PgAdminAccountRepo } from "./admin-accounts.ts";
+import { PgAuditLogRepo } from "./audit-log.ts";
 import { PgRadiusReplyRepo } from "./radius-replies.ts";
 import { PgServerSecretRepo } from "./server-secrets.ts";
 import { PgSmsCodeRepo } from "./sms-codes.ts";
@@ -206,6 +207,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly rateLimits: PgRateLimitRepo;
   readonly deliveryLog: PgDeliveryLogRepo;
   readonly adminEvents: PgAdminEventRepo;
+  readonly auditLog: PgAuditLogRepo;
   readonly driver = "postgres";
 
   private readonly sealer: Sealer;
@@ -247,6 +249,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
     this.rateLimits = new PgRateLimitRepo(ctx);
     this.deliveryLog = new PgDeliveryLogRepo(ctx);
     this.adminEvents = new PgAdminEventRepo(ctx);
+    this.auditLog = new PgAuditLogRepo(ctx);
   }
 
   get keyring(): Keyring {

@@ -64,6 +64,7 @@ export class SqliteApprovalRepo implements ApprovalRepo {
   private readonly sByLink;
   private readonly sPending;
   private readonly sPendingForUser;
+  private readonly sPendingCounts;
   private readonly sAnswer;
   private readonly sExpire;
   private readonly sChannel;
@@ -85,6 +86,7 @@ export class SqliteApprovalRepo implements ApprovalRepo {
     this.sPending = prep<ApprovalRow>(db, `SELECT ${COLUMNS} FROM approvals WHERE kind = ? AND username = ? AND client = ? AND state = 'pending'`);
     // Every kind listed, so that the one-pending index (kind, username, client) WHERE state = 'pending'
     // serves it: no index of its own to write on every approval.
+    this.sPendingCounts = prep<{ kind: ApprovalKind; n: number }>(db, "SELECT kind, count(*) AS n FROM approvals WHERE state = 'pending' AND expires_at > ? GROUP BY kind");
     this.sPendingForUser = prep<ApprovalRow>(
       db,
       `SELECT ${COLUMNS} FROM approvals WHERE kind IN (${APPROVAL_KINDS.map((k) => `'${k}'`).join(", ")}) AND username = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at, id`,
@@ -154,6 +156,16 @@ export class SqliteApprovalRepo implements ApprovalRepo {
   async pendingForUser(user: string, now: number): Promise<Approval[]> {
     try {
       return this.sPendingForUser.all(user, now).map(toApproval);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  async pendingCounts(now: number): Promise<Partial<Record<ApprovalKind, number>>> {
+    try {
+      const out: Partial<Record<ApprovalKind, number>> = {};
+      for (const r of this.sPendingCounts.all(now)) out[r.kind] = Number(r.n);
+      return out;
     } catch (err) {
       rethrow(err);
     }

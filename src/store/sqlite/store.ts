@@ -14,9 +14,10 @@ import { appendNewKey, createKeyFile, describeSource, Keyring, loadKeyring } fro
 import { LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE_SQL, migrationSQL } from "../migrations.ts";
 import { openSealed, seal, type SealContext } from "../seal.ts";
 import { adminTotpContext, SqliteAdminAccountRepo } from "./admin-accounts.ts";
+import { SqliteAuditLogRepo } from "./audit-log.ts";
 import { SqliteAdminEventRepo } from "./admin-events.ts";
 import { SqliteApiKeyRepo } from "./api-keys.ts";
-import { type AdminAccountRepos, type AdminEventRepos, type DeliveryRepos, type Store, StoreError } from "../types.ts";
+import { type AdminAccountRepos, type AdminEventRepos, type AuditLogRepos, type DeliveryRepos, type Store, StoreError } from "../types.ts";
 import { SqliteChallengeRepo } from "./challenges.ts";
 import { clientSecretContext, SqliteClientRepo } from "./clients.ts";
 import { SqliteDeliveryLogRepo, SqliteRateLimitRepo } from "./delivery.ts";
@@ -212,7 +213,7 @@ function insertCheckRow(db: SQLDatabase, keyring: Keyring, keyId: string, now: (
 }
 
 /** The SQLite implementation of Store; create it with openSqliteStore. */
-export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, AdminAccountRepos {
+export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, AdminAccountRepos, AuditLogRepos {
   readonly clients: SqliteClientRepo;
   readonly users: SqliteUserRepo;
   readonly tokens: SqliteTokenRepo;
@@ -231,6 +232,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, Admin
   readonly deliveryLog: SqliteDeliveryLogRepo;
   readonly adminEvents: SqliteAdminEventRepo;
   readonly adminAccounts: SqliteAdminAccountRepo;
+  readonly auditLog: SqliteAuditLogRepo;
   readonly selfService: SqliteSelfServiceRepo;
 
   private readonly sealer: Sealer;
@@ -267,6 +269,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, Admin
     this.deliveryLog = new SqliteDeliveryLogRepo(ctx);
     this.adminEvents = new SqliteAdminEventRepo(ctx);
     this.adminAccounts = new SqliteAdminAccountRepo(ctx);
+    this.auditLog = new SqliteAuditLogRepo(ctx);
     this.selfService = new SqliteSelfServiceRepo(ctx);
     this.sDataVersion = db.prepare("PRAGMA data_version");
     this.sCacheEpoch = db.prepare("SELECT v FROM cache_epoch WHERE id = 1");

@@ -30,7 +30,7 @@ describe("roles matrix", () => {
     ["operator", "GET", "/clients", undefined, 200],
     ["operator", "GET", "/apikeys", undefined, 200],
     ["operator", "GET", "/endpoints", undefined, 200],
-    ["operator", "POST", "/users/alice/unlock", undefined, 403],
+    ["operator", "POST", "/users/alice/unlock", undefined, 200],
     ["operator", "POST", "/users", { username: "x1" }, 403],
     ["operator", "DELETE", "/users/alice", undefined, 403],
     ["operator", "PUT", "/endpoints/e1", {}, 403],
