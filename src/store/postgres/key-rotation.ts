@@ -73,29 +73,36 @@ export async function rotatePgKey({ db, sealer, insertCheckRow }: PgKeyRotationD
     );
   }
   const reseal = (sealed: string, ctx: SealContext) => sealer.seal(sealer.open(sealed, ctx), ctx);
-  return db.transaction(async () => {
-    await db.query("SELECT pg_advisory_xact_lock($1)", [KEY_ROTATION_LOCK]);
-    const key = appendNewKey(keyring);
-    chownToDirectoryOwner(path.dirname(keyring.source.path!), [keyring.source.path!]);
-    await insertCheckRow(keyring, key.id);
-    // The check row is written above, in this transaction: the sealer must not write it again on
-    // its own (unawaited) when it first seals under the new key.
-    sealer.markChecked(key.id);
-    let resealed = 0;
-    for (const c of SEALED_COLUMNS) {
-      const { rows } = await db.query<{ k: string; v: string }>(
-        `SELECT ${c.rowKey} AS k, ${c.column} AS v FROM ${c.table} WHERE ${c.column} IS NOT NULL ORDER BY ${c.rowKey} FOR UPDATE`,
-      );
-      for (let i = 0; i < rows.length; i += RESEAL_BATCH) {
-        const batch = rows.slice(i, i + RESEAL_BATCH);
-        const params = batch.flatMap((r) => [r.k, reseal(r.v, c.context(r.k))]);
-        const { count } = await db.query(
-          `UPDATE ${c.table} AS t SET ${c.column} = v.sealed FROM (VALUES ${valuesList(batch.length, ["text", "text"])}) AS v (k, sealed) WHERE t.${c.rowKey} = v.k`,
-          params,
+  try {
+    return await db.transaction(async () => {
+      await db.query("SELECT pg_advisory_xact_lock($1)", [KEY_ROTATION_LOCK]);
+      const key = appendNewKey(keyring);
+      chownToDirectoryOwner(path.dirname(keyring.source.path!), [keyring.source.path!]);
+      await insertCheckRow(keyring, key.id);
+      // The check row is written above, in this transaction: the sealer must not write it again on
+      // its own (unawaited) when it first seals under the new key.
+      sealer.markChecked(key.id);
+      let resealed = 0;
+      for (const c of SEALED_COLUMNS) {
+        const { rows } = await db.query<{ k: string; v: string }>(
+          `SELECT ${c.rowKey} AS k, ${c.column} AS v FROM ${c.table} WHERE ${c.column} IS NOT NULL ORDER BY ${c.rowKey} FOR UPDATE`,
         );
-        resealed += count;
+        for (let i = 0; i < rows.length; i += RESEAL_BATCH) {
+          const batch = rows.slice(i, i + RESEAL_BATCH);
+          const params = batch.flatMap((r) => [r.k, reseal(r.v, c.context(r.k))]);
+          const { count } = await db.query(
+            `UPDATE ${c.table} AS t SET ${c.column} = v.sealed FROM (VALUES ${valuesList(batch.length, ["text", "text"])}) AS v (k, sealed) WHERE t.${c.rowKey} = v.k`,
+            params,
+          );
+          resealed += count;
+        }
       }
-    }
-    return { keyId: key.id, resealed };
-  });
+      return { keyId: key.id, resealed };
+    });
+  } catch (err) {
+    // The new key's check row rolled back with the transaction, but the key file keeps the key
+    // (current here from now on): the sealer writes its row when it next seals under it.
+    sealer.forgetChecked();
+    throw err;
+  }
 }

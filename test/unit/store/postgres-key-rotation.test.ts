@@ -171,6 +171,32 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("key rotation on PostgreSQL"
     }
   }, 60_000);
 
+  test("a rotation that meets a value it cannot open changes nothing in the database; the key file keeps the new key, whose check row is written when it first seals", async () => {
+    const { url, dir, a } = await seeded();
+    const raw = openPostgres(url, { max: 1 });
+    try {
+      const oldId = a.keyring.current.id;
+      // T1's ciphertext copied onto T2's row: it does not open there (bound to its row).
+      await raw.query("UPDATE tokens SET secret = (SELECT secret FROM tokens WHERE serial = 'T1') WHERE serial = 'T2'");
+      expect((await storeError(rotateKey(a))).code).toBe("corrupt");
+      expect(new Set(allOf(await sealedKeyIds(raw)))).toEqual(new Set([oldId]));
+      expect((await raw.query<{ key_id: string }>("SELECT key_id FROM seal_keys")).rows.map((r) => r.key_id)).toEqual([oldId]);
+      const newId = a.keyring.current.id;
+      expect(newId).not.toBe(oldId);
+      expect(fs.readFileSync(path.join(dir, "portcullis.key"), "utf8")).toContain(`${newId} `);
+      await a.tokens.add(newToken("T3"));
+      let ids: string[] = [];
+      for (let i = 0; i < 50 && !ids.includes(newId); i++) {
+        ids = (await raw.query<{ key_id: string }>("SELECT key_id FROM seal_keys")).rows.map((r) => r.key_id);
+        if (!ids.includes(newId)) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(ids.sort()).toEqual([oldId, newId].sort());
+    } finally {
+      await raw.close();
+      await a.close();
+    }
+  }, 60_000);
+
   test("a key from $PORTCULLIS_KEY cannot be rotated: unavailable, nothing changed", async () => {
     const url = await (await postgresServer()).createDatabase();
     const dir = tempDir();
