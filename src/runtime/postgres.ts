@@ -1,8 +1,10 @@
-// The PostgreSQL seam: the only module that loads Bun's SQL client (on first use, so that Deno can
-// load this module and run on SQLite). The store codes against PgDatabase.
+// The PostgreSQL seam: the only module that loads Bun's SQL client (on first use, so that Deno never
+// resolves the "bun" module). Off Bun (Deno) the client is the `postgres` npm package, adapted in
+// postgres-deno.ts. The store codes against PgDatabase.
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { SQL } from "bun";
+import { openPorsagerPostgres } from "./postgres-deno.ts";
 
 /** Values a statement accepts as positional parameters ($1, $2, …). */
 export type PgValue = string | number | boolean | null;
@@ -91,7 +93,7 @@ async function run<Row>(on: BunSQL, text: string, params: readonly PgValue[] | u
  */
 export function openPostgres(url: string, { max = 10, connectTimeoutS = 5 }: PgOptions = {}): PgDatabase {
   if (!isPostgresUrl(url)) throw new TypeError(`not a postgres:// URL: ${redactUrl(url)}`);
-  if (typeof Bun === "undefined") throw new Error("the PostgreSQL store needs Bun (its SQL client); under Deno only SQLite is available");
+  if (typeof Bun === "undefined") return openPorsagerPostgres(url, { max, connectTimeoutS });
   // Loaded on first use with a synchronous builtin load, so that Deno never resolves the "bun" module.
   const { SQL: BunSQLClient } = require("bun") as typeof import("bun");
   const sql = new BunSQLClient({ url, max, bigint: true, connectionTimeout: connectTimeoutS, idleTimeout: 60 });

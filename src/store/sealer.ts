@@ -64,4 +64,9 @@ export class Sealer {
   markChecked(keyId: string): void {
     this.checkedId = keyId;
   }
+
+  /** Forgets which key has its check row: the next seal writes the current key's row again. */
+  forgetChecked(): void {
+    this.checkedId = undefined;
+  }
 }

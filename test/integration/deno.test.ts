@@ -1,7 +1,8 @@
 // The product under Deno: the admin CLI and `serve` run from source by the `deno` npm package
 // (node_modules/.bin/deno), driven by FreeRADIUS's radclient, with the same harness as every other
 // integration test. Deno answers a password → challenge → TOTP login, with users, tokens and
-// clients made by the CLI under Deno and a password hash made by Bun.
+// clients made by the CLI under Deno and a password hash made by Bun; then the same on a throwaway
+// PostgreSQL (the postgres package as client), with a key rotation by the CLI under Deno.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
@@ -9,6 +10,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Appliance, UDPClient, eventually, statusServer, type ServerProcess } from "./helpers/appliance.ts";
 import { denoExecutable, denoPortcullisCommand } from "./helpers/deno.ts";
+import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "./helpers/postgres.ts";
 import { attr, quote, radclient, runRadclientTests } from "./helpers/radclient.ts";
 import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
 
@@ -96,6 +98,73 @@ describe("serve under Deno", () => {
   });
 
   dtest("SIGTERM stops the server cleanly", async () => {
+    expect(await server.stop()).toBe(0);
+  });
+});
+
+describe("serve under Deno on PostgreSQL", () => {
+  const pgSkip = POSTGRES_SKIP_REASON !== undefined;
+  const ptest = runDenoTests && !pgSkip ? test : test.skip;
+  let pg: PostgresServer;
+  let app: Appliance;
+  let server: ServerProcess;
+  const secret = `it-${randomBytes(12).toString("hex")}`;
+  const seed = newSeed();
+
+  beforeAll(async () => {
+    if (!runDenoTests || pgSkip) return;
+    if (deno === null) throw new Error("the deno npm package is not installed (npm install)");
+    pg = await startPostgres();
+    const url = await pg.createDatabase();
+    // A key file (not $PORTCULLIS_KEY), so that `key rotate` can append to it.
+    app = new Appliance({ PORTCULLIS_KEY: "" }, { command: denoPortcullisCommand(deno) });
+    app.writeConfig(`[store]\nurl = "${url}"\n`);
+    // The CLI under Deno writes the users, token and client to PostgreSQL through the postgres package.
+    await app.cli(["user", "add", "carol", "--password-stdin"], { stdin: "carol-pass-1\n" });
+    await app.cli(["token", "add", "carol", "--totp", "--secret", seed]);
+    await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret]);
+    server = await app.serve();
+    using udp = await UDPClient.open();
+    await eventually("Status-Server to be answered", async () => {
+      const from = udp.received.length;
+      const probe = statusServer(secret);
+      udp.send(probe, server.port);
+      return (await udp.next(probe[1]!, { from, timeoutMs: 500 })) ?? undefined;
+    }, { tries: 40, timeoutMs: 20_000, everyMs: 0 });
+  }, 180_000);
+  afterAll(async () => {
+    await app?.[Symbol.asyncDispose]();
+    pg?.destroy();
+  });
+
+  ptest("the server runs on Deno with the PostgreSQL store", () => {
+    expect(String(server.logs.find((l) => l.event === "radius.listening")?.runtime)).toStartWith("deno ");
+    expect(server.logs.find((l) => l.event === "store.opened")?.driver).toBe("postgres");
+  });
+
+  ptest("password → Access-Challenge, TOTP code + State → Access-Accept; the same code again → Access-Reject", async () => {
+    const first = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote("carol-pass-1")}`]);
+    expect(first.code).toBe("Access-Challenge");
+    const code = codeOf(seed);
+    const second = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote(code)}`, `State = ${attr(first, "State")}`]);
+    expect(second.code).toBe("Access-Accept");
+    const again = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote("carol-pass-1")}`]);
+    expect(again.code).toBe("Access-Challenge");
+    const replay = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote(code)}`, `State = ${attr(again, "State")}`]);
+    expect(replay.code).toBe("Access-Reject");
+  });
+
+  ptest("key rotate through the CLI under Deno while the server runs: the next login (next TOTP step) is accepted", async () => {
+    const out = await app.cli(["key", "rotate"]);
+    // The client secret, the token seed and the server secrets serve created.
+    expect(Number(/^new key [0-9a-f]+; (\d+) secrets re-encrypted\n$/.exec(out)?.[1])).toBeGreaterThanOrEqual(2);
+    const first = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote("carol-pass-1")}`]);
+    expect(first.code).toBe("Access-Challenge");
+    const next = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote(codeOf(seed, 1))}`, `State = ${attr(first, "State")}`]);
+    expect(next.code).toBe("Access-Accept");
+  });
+
+  ptest("SIGTERM stops the server cleanly", async () => {
     expect(await server.stop()).toBe(0);
   });
 });

@@ -2,7 +2,7 @@
 // this file): a challenge from one node completed on another, a code used on one refused on
 // another, the same Access-Request answered the same by two nodes (idempotency records), an admin
 // change seen by every node, a Magic Link call and a held RADIUS request waiting on one node
-// answered through another's page, one audit log for every node, a node killed with SIGKILL mid-flow, and PostgreSQL stopped and started under load
+// answered through another's page, one audit log for every node, `key rotate` while every node serves, a node killed with SIGKILL mid-flow, and PostgreSQL stopped and started under load
 // (Status-Server and /readyz stop, then resume; nothing that should be refused is accepted).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { buildAccessRequest, decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
 import { Appliance, Attr, Code, UDPClient, eventually, identifier, pap, statusServer, type ServerProcess } from "./helpers/appliance.ts";
 import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "./helpers/postgres.ts";
+import { openPostgres } from "../../src/runtime/postgres.ts";
 
 const secret = `it-${randomBytes(12).toString("hex")}`;
 const PHONE = "+46701239001";
@@ -67,6 +68,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("three nodes on one PostgreS
   const nodes: ServerProcess[] = [];
   const httpPorts: number[] = [];
   let userCount = 0;
+  let url: string;
 
   async function totpUser(): Promise<TotpUser> {
     const u = { name: `u${++userCount}`, password: `pw-${randomBytes(6).toString("hex")}`, seed: encodeBase32(randomBytes(20)) };
@@ -77,10 +79,11 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("three nodes on one PostgreS
 
   beforeAll(async () => {
     pg = await startPostgres();
-    const url = await pg.createDatabase();
+    url = await pg.createDatabase();
     gateway = new Gateway();
     for (let i = 0; i < 3; i++) httpPorts.push(freePort());
-    app = new Appliance();
+    // A key file in the shared data directory (not $PORTCULLIS_KEY), so that `key rotate` can append to it.
+    app = new Appliance({ PORTCULLIS_KEY: "" });
     app.writeConfig(`
 region = "SE"
 [store]
@@ -189,6 +192,33 @@ timeout_ms = 3000
     expect(ours[0]).toMatchObject({ actor: "auditor", node: expect.stringContaining(`:${nodes[2]!.proc.pid}`) });
     expect(ours.slice(1).every((e) => e.node.endsWith(`:${nodes[1]!.proc.pid}`))).toBe(true);
   }, 30_000);
+
+  test("key rotate through the CLI while the nodes serve: every node keeps accepting logins, every sealed value is under the new key", async () => {
+    const users = [await totpUser(), await totpUser(), await totpUser()];
+    using udp = await UDPClient.open();
+    const login = async (u: TotpUser, port: number, stepOffset: number) => {
+      const a = await pap(udp, port, secret, u.name, u.password);
+      expect(a.code).toBe(Code.AccessChallenge);
+      return (await pap(udp, port, secret, u.name, code(u, stepOffset), { state: stateOf(a) })).code;
+    };
+    // Logins on every node while the rotation runs.
+    const during = Promise.all(users.map((u, i) => login(u, nodes[i]!.port, 0)));
+    const out = await app.cli(["key", "rotate"]);
+    const keyId = /^new key ([0-9a-f]+);/.exec(out)![1]!;
+    expect(await during).toEqual([Code.AccessAccept, Code.AccessAccept, Code.AccessAccept]);
+    // And after it, the next step of each user's code, on another node than before.
+    expect(await Promise.all(users.map((u, i) => login(u, nodes[(i + 1) % 3]!.port, 1)))).toEqual([Code.AccessAccept, Code.AccessAccept, Code.AccessAccept]);
+    const db = openPostgres(url, { max: 1 });
+    try {
+      const { rows } = await db.query<{ v: string }>(
+        "SELECT secret AS v FROM tokens UNION ALL SELECT secret FROM radius_clients UNION ALL SELECT value FROM server_secrets",
+      );
+      expect(rows.length).toBeGreaterThan(users.length);
+      expect(new Set(rows.map((r) => r.v.split(".")[1]))).toEqual(new Set([keyId]));
+    } finally {
+      await db.close();
+    }
+  }, 60_000);
 
   test("a Magic Link call waiting on node 1 is answered through node 2's approval page", async () => {
     const from = gateway.messages.length;

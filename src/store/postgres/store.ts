@@ -21,6 +21,7 @@ import { rethrow, type PgStoreContext } from "./context.ts";
 import { PgDeliveryLogRepo, PgRateLimitRepo } from "./delivery.ts";
 import { PgDeviceRepo } from "./devices.ts";
 import { PgEndpointRepo } from "./endpoints.ts";
+import { COUNT_SEALED_LIKE_SQL, rotatePgKey } from "./key-rotation.ts";
 import { PgLockoutRepo } from "./lockouts.ts";
 import { PgPasswordResetRepo } from "./password-resets.ts";
 import { PgSelfServiceRepo } from "./self-service.ts";
@@ -97,7 +98,7 @@ export async function migratePg(db: PgDatabase, now: () => number): Promise<void
 }
 
 async function countSealed(db: PgDatabase): Promise<number> {
-  const { rows } = await db.query<{ n: number }>("SELECT (SELECT count(*) FROM radius_clients) + (SELECT count(*) FROM tokens) + (SELECT count(*) FROM server_secrets) AS n");
+  const { rows } = await db.query<{ n: number }>(COUNT_SEALED_LIKE_SQL, ["%"]);
   return rows[0]!.n;
 }
 
@@ -136,10 +137,7 @@ async function verifyKeyring(db: PgDatabase, keyring: Keyring, now: () => number
       }
     } else {
       const like = `v1.${row.key_id}.%`;
-      const { rows: n } = await db.query<{ n: number }>(
-        "SELECT (SELECT count(*) FROM radius_clients WHERE secret LIKE $1) + (SELECT count(*) FROM tokens WHERE secret LIKE $1) + (SELECT count(*) FROM server_secrets WHERE value LIKE $1) AS n",
-        [like],
-      );
+      const { rows: n } = await db.query<{ n: number }>(COUNT_SEALED_LIKE_SQL, [like]);
       if (n[0]!.n > 0) {
         throw new StoreError("key_mismatch", `${n[0]!.n} sealed secrets use key ID ${row.key_id}, which ${describeSource(keyring.source)} does not hold`);
       }
@@ -281,6 +279,26 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
         this.unlisteners.delete(unlisten);
         await unlisten();
       };
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /**
+   * Appends a new key to the key file (made current) and re-seals every sealed value under it in one
+   * transaction (key-rotation.ts). Other nodes keep opening values under either key once they hold
+   * the new one (docs/store.md, "Key rotation on PostgreSQL"). Throws StoreError("unavailable") when
+   * the key does not come from a key file.
+   */
+  async rotateKey(): Promise<{ keyId: string; resealed: number }> {
+    try {
+      const rotation = await rotatePgKey({
+        db: this.db,
+        sealer: this.sealer,
+        insertCheckRow: (keyring, keyId) => insertCheckRow(this.db, keyring, keyId, this.now),
+      });
+      log("info", "store.key.rotated", { keyId: rotation.keyId, resealed: rotation.resealed });
+      return rotation;
     } catch (err) {
       rethrow(err);
     }

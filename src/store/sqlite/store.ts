@@ -28,7 +28,7 @@ import { namedSecretContext, SqliteServerSecretRepo } from "./server-secrets.ts"
 import { rethrow, Sealer, type StoreContext } from "./context.ts";
 import { SqliteEndpointRepo } from "./endpoints.ts";
 import { SqliteLockoutRepo } from "./lockouts.ts";
-import { SqliteSelfServiceRepo } from "./self-service.ts";
+import { pendingSecretContext, SqliteSelfServiceRepo } from "./self-service.ts";
 import { SqliteSmsCodeRepo } from "./sms-codes.ts";
 import { SqliteApprovalRepo } from "./approvals.ts";
 import { SqliteTokenRepo, tokenSecretContext } from "./tokens.ts";
@@ -329,7 +329,7 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, Admin
 
   /**
    * Appends a new key to the key file (made current) and re-seals every client secret, token seed and server
-   * secret (the Magic Link secret, the VAPID private key) under it in one transaction. Older keys stay in the file so other processes keep working.
+   * secret (the Magic Link secret, the VAPID private key), admin TOTP seed and pending self-service seed under it in one transaction. Older keys stay in the file so other processes keep working.
    * Throws StoreError("unavailable") when the key does not come from a key file, and like the
    * repositories when a value cannot be opened (nothing is changed then).
    */
@@ -349,6 +349,10 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, Admin
     const setServerSecret = this.db.prepare("UPDATE server_secrets SET value = ? WHERE name = ?");
     const admins = this.db.prepare<{ id: number; name: string; totp_secret: string }>("SELECT id, name, totp_secret FROM admin_accounts");
     const setAdmin = this.db.prepare("UPDATE admin_accounts SET totp_secret = ? WHERE id = ?");
+    const pendings = this.db.prepare<{ id_hash: string; pending_secret: string }>(
+      "SELECT id_hash, pending_secret FROM self_service_sessions WHERE pending_secret IS NOT NULL",
+    );
+    const setPending = this.db.prepare("UPDATE self_service_sessions SET pending_secret = ? WHERE id_hash = ?");
     const reseal = (sealed: string, ctx: SealContext) => this.sealer.seal(this.sealer.open(sealed, ctx), ctx);
     try {
       // The key file is extended while holding the database write lock, so two concurrent rotations
@@ -374,6 +378,10 @@ export class SqliteStore implements Store, DeliveryRepos, AdminEventRepos, Admin
           }
           for (const a of admins.all()) {
             setAdmin.run(reseal(a.totp_secret, adminTotpContext(a.name)), a.id);
+            resealed++;
+          }
+          for (const p of pendings.all()) {
+            setPending.run(reseal(p.pending_secret, pendingSecretContext(p.id_hash)), p.id_hash);
             resealed++;
           }
           return { keyId: key.id, resealed };

@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { openPostgres } from "../../../src/runtime/postgres.ts";
 
 const CANDIDATE_BIN_DIRS = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin"];
 
@@ -99,10 +100,10 @@ export async function startPostgres({ durable = false }: { durable?: boolean } =
     url: `${base}/postgres`,
     async createDatabase(name?: string) {
       const db = name ?? `t${process.pid}_${++dbCounter}_${Math.floor(Math.random() * 1e6)}`;
-      const { SQL } = await import("bun");
-      const admin = new SQL({ url: `${base}/postgres`, max: 1 });
+      // The runtime's own client (Bun's SQL, or the postgres package under Deno).
+      const admin = openPostgres(`${base}/postgres`, { max: 1 });
       try {
-        await admin.unsafe(`CREATE DATABASE "${db}"`);
+        await admin.exec(`CREATE DATABASE "${db}"`);
       } finally {
         await admin.close();
       }

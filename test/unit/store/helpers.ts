@@ -24,10 +24,10 @@ export type Backend = "sqlite" | "postgres";
 
 /**
  * The back-ends a shared repository test runs against: SQLite always, PostgreSQL when its binaries
- * are installed (a warning names what is missing otherwise) and the runtime is Bun (the PostgreSQL
- * store uses Bun's SQL client; under Deno these tests run on SQLite only).
+ * are installed (a warning names what is missing otherwise). Under Deno the PostgreSQL client is the
+ * `postgres` package (src/runtime/postgres-deno.ts).
  */
-export const BACKENDS: readonly Backend[] = POSTGRES_SKIP_REASON || typeof Bun === "undefined" ? ["sqlite"] : ["sqlite", "postgres"];
+export const BACKENDS: readonly Backend[] = POSTGRES_SKIP_REASON ? ["sqlite"] : ["sqlite", "postgres"];
 
 let backend: Backend = "sqlite";
 let server: Promise<PostgresServer> | undefined;

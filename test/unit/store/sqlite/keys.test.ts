@@ -252,6 +252,27 @@ describe("rotateKey", () => {
     expect(again.keyring.ids().length).toBe(3);
     await again.close();
   });
+
+  test("re-seals admin TOTP seeds and pending self-service seeds too", async () => {
+    dir = tempDir();
+    const s = await openIn(dir);
+    try {
+      const u = await s.users.add(newUser("bob"));
+      await s.adminAccounts.add({ name: "root", role: "root", passwordHash: "$argon2id$x", totpSecret: new Uint8Array(20).fill(3) });
+      const now = Date.now();
+      await s.selfService.addSession({ idHash: "s1", userId: u.id, method: "link", createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000 });
+      await s.selfService.setPending("s1", { secret: new Uint8Array(20).fill(9), expiresAt: now + 600_000 });
+      const { keyId, resealed } = await rotateKey(s);
+      expect(resealed).toBe(2);
+      const db = openDatabase(dbOf(dir));
+      const stored = db.prepare<{ v: string }>("SELECT totp_secret AS v FROM admin_accounts UNION ALL SELECT pending_secret AS v FROM self_service_sessions").all();
+      db.close();
+      expect(stored.map((r) => r.v.split(".")[1])).toEqual([keyId, keyId]);
+      expect((await s.selfService.touchSession("s1", now, 3_600_000))!.pending!.secret).toEqual(new Uint8Array(20).fill(9));
+    } finally {
+      await s.close();
+    }
+  });
 });
 
 describe("writable()", () => {
