@@ -131,6 +131,8 @@ export type AdminEvent =
   | ({ type: "admin.account_removed"; account: string } & By)
   /** The account got a new TOTP secret (its sessions ended). */
   | ({ type: "admin.account_totp_reset"; account: string } & By)
+  /** The account changed its own password in the admin web UI (its other sessions ended); never a password. */
+  | ({ type: "admin.account_password_changed"; account: string } & By)
   /** A test authentication through the appliance's own RADIUS listener: `outcome` accept, reject, challenge or no_answer (never the password or code). */
   | ({ type: "admin.client_tested"; client: string; user: string; outcome: string } & By)
   /** A single-use sign-in link to the self-service portal was made for `user` (the code is never logged). */
@@ -147,7 +149,9 @@ export type UiEvent =
   /** `reason`: signed_out (the button), idle (the idle timeout), expired (the absolute lifetime). */
   | { type: "ui.session_ended"; account: string; reason: "signed_out" | "idle" | "expired" }
   /** A form without the session's CSRF token, or a page the role may not use. */
-  | { type: "ui.refused"; account: string; reason: "csrf" | "role"; path: string };
+  | { type: "ui.refused"; account: string; reason: "csrf" | "role"; path: string }
+  /** A password change whose current password or code was refused; `reason` as in ui.sign_in_failed. */
+  | { type: "ui.password_change_failed"; account: string; reason: string; client: string };
 
 /**
  * The self-service portal. Its changes are admin.* events with `by` = "self:<user>"; these are its
@@ -348,6 +352,7 @@ export function levelOf(event: AuditEvent): Level {
     case "sms_code.invalidated":
     case "ui.sign_in_failed":
     case "ui.refused":
+    case "ui.password_change_failed":
     case "password_reset.limited":
     case "password_reset.rejected":
     case "password_reset.failed":

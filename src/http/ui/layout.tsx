@@ -78,9 +78,9 @@ export function Page({ title, account, csrf, current, children }: { title: strin
           <span class="brand">Portcullis admin</span>
           <form method="post" action={`${UI_BASE}/sign-out`} class="inline">
             <input type="hidden" name="csrf" value={csrf} />
-            <span class="muted" id="whoami">
-              {account.name} ({account.role}){" "}
-            </span>
+            <a href={`${UI_BASE}/account`} class="muted" id="whoami" aria-current={current === "/account" ? "page" : undefined}>
+              {account.name} ({account.role})
+            </a>{" "}
             <button type="submit" class="secondary" id="sign-out">
               Sign out
             </button>
