@@ -135,6 +135,8 @@ export type AdminEvent =
   | ({ type: "admin.account_password_changed"; account: string } & By)
   /** A test authentication through the appliance's own RADIUS listener: `outcome` accept, reject, challenge or no_answer (never the password or code). */
   | ({ type: "admin.client_tested"; client: string; user: string; outcome: string } & By)
+  /** A user's test login from their page in the admin web UI, through `client` as admin.client_tested (never the password or code). */
+  | ({ type: "admin.user_tested"; user: string; client: string; outcome: string } & By)
   /** A single-use sign-in link to the self-service portal was made for `user` (the code is never logged). */
   | ({ type: "admin.enrol_link_created"; user: string; expires_at: string } & By);
 

@@ -38,6 +38,7 @@ const ADMIN_TYPES: Record<AdminEvent["type"], true> = {
   "admin.account_totp_reset": true,
   "admin.account_password_changed": true,
   "admin.client_tested": true,
+  "admin.user_tested": true,
   "admin.device_enrolment_created": true,
   "admin.device_removed": true,
   "admin.push_tested": true,
