@@ -170,3 +170,82 @@ describe("admin web UI: test a login from a user's page", () => {
     await page.context().close();
   });
 });
+
+describe("admin web UI: token import with progress", () => {
+  test("a large CSV runs as a job: the page shows N of M, then the result and warnings; one import per account at a time; the page works without script", async () => {
+    const COUNT = 40_000;
+    const rows = Array.from({ length: COUNT }, (_, i) => `BULK${String(i).padStart(6, "0")},${ERIN_SEED},${i === 0 ? "erin" : i === 1 ? "ghost" : ""}`);
+    const big = Buffer.from(`serial,secret_base32,user\n${rows.join("\n")}\n`);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await signIn(page, ui, "root2", PASSWORD, accounts.code("root2", 1));
+    const csrf = (await page.getAttribute("header form input[name=csrf]", "value"))!;
+
+    // The upload answers at once with the job's page.
+    const started = await context.request.post(`${ui}/ui/tokens/import`, { multipart: { csrf, format: "csv", file: { name: "bulk.csv", mimeType: "text/csv", buffer: big } }, maxRedirects: 0 });
+    expect(started.status()).toBe(303);
+    const job = started.headers().location!;
+    expect(job).toMatch(/^\/ui\/tokens\/import\/[A-Za-z0-9_-]{43}$/);
+    // While it runs: the page reloads itself without script (meta refresh inside noscript) and loads the polling script; the status says N of M.
+    const running = await (await context.request.get(`${ui}${job}`)).text();
+    expect(running).toContain('<noscript><meta http-equiv="refresh" content="2"/></noscript>');
+    expect(running).toContain('<script src="/ui/assets/import-progress.js" defer="">');
+    expect(running).toMatch(/id="import-count">(Reading and checking the file…|\d+ of 40000 imported)</);
+    // A second import of the same account is refused while the first runs.
+    const second = await context.request.post(`${ui}/ui/tokens/import`, { multipart: { csrf, format: "csv", file: { name: "more.csv", mimeType: "text/csv", buffer: Buffer.from("serial,secret_base32,user\nONEMORE,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,\n") } }, maxRedirects: 0 });
+    expect(second.status()).toBe(400);
+    expect(await second.text()).toContain("An import of yours is still running");
+
+    // The status, polled as the script does: N of M moving forward, then done.
+    const samples: Array<{ state: string; phase: string; done: number; total: number }> = [];
+    for (let i = 0; i < 1200; i++) {
+      const s = (await (await context.request.get(`${ui}${job}/status`)).json()) as { state: string; phase: string; done: number; total: number };
+      samples.push(s);
+      if (s.state !== "running") break;
+      await Bun.sleep(50);
+    }
+    expect(samples.at(-1)!.state).toBe("done");
+    const writing = samples.filter((s) => s.state === "running" && s.phase === "writing");
+    expect(writing.some((s) => s.done > 0 && s.done < COUNT)).toBe(true);
+    for (const [a, b] of writing.slice(1).map((s, i) => [writing[i]!, s])) expect(b!.done).toBeGreaterThanOrEqual(a!.done);
+    for (const s of writing) expect(s.total).toBe(COUNT);
+    expect(await (await context.request.get(`${ui}/ui/tokens/import/${"x".repeat(43)}/status`)).json()).toEqual({ state: "gone" });
+
+    // The progress page in the browser, with its script: it ends on the result and its warnings.
+    await page.goto(`${ui}${job}`);
+    expect(await page.textContent("#imported")).toContain(`Imported ${COUNT} tokens; 1 assigned`);
+    expect(await page.textContent("#import-warnings")).toContain("1 tokens name a user that does not exist");
+    await expectAccessible(page);
+    await screenshot(page, "admin-ui-import.png");
+    expect(server.logs.some((l) => l.event === "admin.tokens_imported" && l.count === COUNT && l.by === "ui:root2")).toBe(true);
+    // Without a session: the sign-in page, not the job.
+    expect((await (await browser.newContext()).request.get(`${ui}${job}/status`, { maxRedirects: 0 })).status()).toBe(303);
+    await context.close();
+  });
+
+  test("the progress page while running passes axe, and the script updates it and reloads to the result", async () => {
+    const rows = Array.from({ length: 40_000 }, (_, i) => `MORE${String(i).padStart(6, "0")},${ERIN_SEED},`);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await signIn(page, ui, "root2", PASSWORD, accounts.code("root2", 2));
+    await page.goto(`${ui}/ui/tokens`);
+    await page.selectOption("#f-format", "csv");
+    await page.setInputFiles("#f-file", { name: "more.csv", mimeType: "text/csv", buffer: Buffer.from(`serial,secret_base32,user\n${rows.join("\n")}\n`) });
+    // Hold the script back until axe has looked at the page as the server rendered it.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await page.route("**/ui/assets/import-progress.js", async (route) => {
+      await held;
+      await route.continue();
+    });
+    await page.click("#import-submit");
+    await page.waitForSelector("#import-progress, #imported");
+    if (await page.$("#import-progress")) {
+      await expectAccessible(page);
+      await screenshot(page, "admin-ui-import-progress.png");
+    }
+    release();
+    expect(await page.textContent("#imported", { timeout: 60_000 })).toContain("Imported 40000 tokens");
+    await context.close();
+  });
+});

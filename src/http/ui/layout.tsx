@@ -60,7 +60,7 @@ const NAV: Array<{ path: string; label: string; role: AdminRole }> = [
 ];
 
 /** A page of the signed-in UI: header with the account and sign-out, navigation, the content. */
-export function Page({ title, account, csrf, current, children }: { title: string; account: Pick<AdminAccount, "name" | "role">; csrf: string; current: string; children: Child }) {
+export function Page({ title, account, csrf, current, head, children }: { title: string; account: Pick<AdminAccount, "name" | "role">; csrf: string; current: string; /** More elements of the head (a script of the page's own). */ head?: Child; children: Child }) {
   return (
     <>
       {raw("<!DOCTYPE html>")}
@@ -72,6 +72,7 @@ export function Page({ title, account, csrf, current, children }: { title: strin
         <meta name="referrer" content="no-referrer" />
         <title>{`${title} · Portcullis admin`}</title>
         <link rel="stylesheet" href={UI_CSS_PATH} />
+        {head}
       </head>
       <body>
         <header class="top">
