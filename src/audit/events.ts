@@ -117,6 +117,8 @@ export type AdminEvent =
   | ({ type: "admin.apikey_state"; apikey: string; disabled: boolean } & By)
   | ({ type: "admin.endpoint_put"; endpoint: string } & By)
   | ({ type: "admin.endpoint_removed"; endpoint: string } & By)
+  /** Some keys of a stored endpoint profile changed (`endpoint set`, PATCH /endpoints/{name}, the admin web UI); `fields` names them. */
+  | ({ type: "admin.endpoint_updated"; endpoint: string; fields: string[] } & By)
   | ({ type: "admin.delivery_test"; ok: boolean; channel?: string; reason?: string } & By)
   | ({ type: "admin.key_rotated"; /** The new key's ID, never the key. */ keyId: string; resealed: number } & By)
   | ({ type: "admin.ldap_tested"; profile: string; ok: boolean } & By)

@@ -30,6 +30,7 @@ const ADMIN_TYPES: Record<AdminEvent["type"], true> = {
   "admin.apikey_state": true,
   "admin.endpoint_put": true,
   "admin.endpoint_removed": true,
+  "admin.endpoint_updated": true,
   "admin.delivery_test": true,
   "admin.key_rotated": true,
   "admin.ldap_tested": true,

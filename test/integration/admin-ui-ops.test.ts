@@ -249,3 +249,55 @@ describe("admin web UI: token import with progress", () => {
     await context.close();
   });
 });
+
+describe("admin web UI: Magic Link endpoints", () => {
+  test("add a profile, edit it (a bad value named next to its field), the CLI's endpoint set on the same operation, remove; an operator may not edit", async () => {
+    const page = await (await browser.newContext()).newPage();
+    await signIn(page, ui, "root2", PASSWORD, accounts.code("root2", 3));
+    await page.goto(`${ui}/ui/endpoints`);
+    await page.fill("#f-endpointName", "shop");
+    await page.click("#add-endpoint-submit");
+    expect(new URL(page.url()).pathname).toBe("/ui/endpoints/shop");
+    expect(await page.textContent("#notice")).toContain("added");
+    expect(await page.inputValue("#f-touch_timeout_s")).toBe("90");
+    await expectAccessible(page);
+
+    await page.fill("#f-title_text", "Shop sign-in");
+    await page.fill("#f-touch_timeout_s", "5");
+    await page.click("#save-endpoint");
+    expect(await page.textContent("#f-touch_timeout_s-error")).toContain("between 15 and 300");
+    expect(await page.getAttribute("#f-touch_timeout_s", "aria-invalid")).toBe("true");
+    // What was typed is kept in the form.
+    expect(await page.inputValue("#f-title_text")).toBe("Shop sign-in");
+    await expectAccessible(page);
+    await page.fill("#f-touch_timeout_s", "60");
+    await page.selectOption("#f-require_known_user", "true");
+    await page.click("#save-endpoint");
+    expect(await page.textContent("#notice")).toContain("saved");
+    await screenshot(page, "admin-ui-endpoint.png");
+    const listed = (JSON.parse(await appliance.cli(["endpoint", "list", "--json"])) as Array<Record<string, unknown>>).find((e) => e.name === "shop")!;
+    expect(listed).toMatchObject({ title_text: "Shop sign-in", touch_timeout_s: 60, require_known_user: true, per_number_per_hour: 30 });
+    expect(server.logs.filter((l) => l.event === "admin.endpoint_updated").map((l) => [l.endpoint, l.fields, l.by])).toEqual([["shop", ["title_text", "touch_timeout_s", "require_known_user"], "ui:root2"]]);
+
+    // The CLI changes one key through the same operation; the page shows it.
+    expect(await appliance.cli(["endpoint", "set", "shop", "--per-number-per-hour", "20"])).toContain("changed per_number_per_hour");
+    const bad = await appliance.run(["endpoint", "set", "shop", "--touch-timeout-s", "5"]);
+    expect([bad.code, bad.stderr.trim()]).toEqual([2, "portcullis: --touch-timeout-s must be a number between 15 and 300"]);
+    await page.goto(`${ui}/ui/endpoints/shop`);
+    expect(await page.inputValue("#f-per_number_per_hour")).toBe("20");
+    expect(await page.inputValue("#f-title_text")).toBe("Shop sign-in");
+
+    // An operator reads the list but may not open the editor.
+    const op = await (await browser.newContext()).newPage();
+    await signIn(op, ui, "op2", PASSWORD, accounts.code("op2", 1));
+    await op.goto(`${ui}/ui/endpoints`);
+    expect(await op.$("a[href='/ui/endpoints/shop']")).toBeNull();
+    expect((await op.request.get(`${ui}/ui/endpoints/shop`, { maxRedirects: 0 })).status()).toBe(403);
+    await op.context().close();
+
+    await page.click("#remove-endpoint");
+    expect(await page.textContent("#notice")).toContain("Endpoint removed");
+    expect((JSON.parse(await appliance.cli(["endpoint", "list", "--json"])) as Array<{ name: string }>).map((e) => e.name)).toEqual(["default"]);
+    await page.context().close();
+  });
+});
