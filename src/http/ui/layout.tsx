@@ -41,6 +41,7 @@ th { white-space: nowrap; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr)); gap: 1rem; }
 .stat { font-size: 1.6rem; font-weight: 700; }
 .qr svg { width: 14rem; height: 14rem; background: #fff; }
+progress { width: 100%; height: 1.25rem; }
 code { overflow-wrap: anywhere; }
 .row { display: flex; flex-wrap: wrap; gap: 0.75rem; }
 .row > * { flex: 1 1 12rem; }
