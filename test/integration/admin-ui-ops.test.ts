@@ -117,7 +117,7 @@ describe("admin web UI: own account", () => {
     expect(new URL(b.url()).pathname).toBe("/ui/");
     await a.context().close();
     await b.context().close();
-  });
+  }, 180_000);
 });
 
 describe("admin web UI: test a login from a user's page", () => {
@@ -156,7 +156,7 @@ describe("admin web UI: test a login from a user's page", () => {
     expect(all).not.toContain("wrong password 9");
     expect(all).not.toContain(`"${code}"`);
     await page.context().close();
-  });
+  }, 180_000);
 
   test("an operator sees no test form and a test posted anyway is refused", async () => {
     const page = await (await browser.newContext()).newPage();
@@ -168,7 +168,7 @@ describe("admin web UI: test a login from a user's page", () => {
     expect(r.status()).toBe(403);
     expect(server.logs.filter((l) => l.event === "admin.user_tested")).toHaveLength(3);
     await page.context().close();
-  });
+  }, 180_000);
 });
 
 describe("admin web UI: token import with progress", () => {
@@ -221,7 +221,7 @@ describe("admin web UI: token import with progress", () => {
     // Without a session: the sign-in page, not the job.
     expect((await (await browser.newContext()).request.get(`${ui}${job}/status`, { maxRedirects: 0 })).status()).toBe(303);
     await context.close();
-  });
+  }, 180_000);
 
   test("the progress page while running passes axe, and the script updates it and reloads to the result", async () => {
     const rows = Array.from({ length: 40_000 }, (_, i) => `MORE${String(i).padStart(6, "0")},${ERIN_SEED},`);
@@ -247,7 +247,7 @@ describe("admin web UI: token import with progress", () => {
     release();
     expect(await page.textContent("#imported", { timeout: 60_000 })).toContain("Imported 40000 tokens");
     await context.close();
-  });
+  }, 180_000);
 });
 
 describe("admin web UI: Magic Link endpoints", () => {
@@ -299,5 +299,5 @@ describe("admin web UI: Magic Link endpoints", () => {
     expect(await page.textContent("#notice")).toContain("Endpoint removed");
     expect((JSON.parse(await appliance.cli(["endpoint", "list", "--json"])) as Array<{ name: string }>).map((e) => e.name)).toEqual(["default"]);
     await page.context().close();
-  });
+  }, 180_000);
 });
