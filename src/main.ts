@@ -10,6 +10,7 @@ import pkg from "../package.json" with { type: "json" };
 import { setLogLevel, setLogSink } from "./audit/log.ts";
 import { adminCommand } from "./cli/admin.ts";
 import { apikeyCommand } from "./cli/apikey.ts";
+import { endpointCommand } from "./cli/endpoint.ts";
 import { clientCommand } from "./cli/client.ts";
 import { AdminError } from "./admin/errors.ts";
 import { CLIError, cliError, usageError, type CLIContext } from "./cli/context.ts";
@@ -228,6 +229,9 @@ export async function main(argv: string[]): Promise<number> {
         break;
       case "apikey":
         await apikeyCommand(ctx, args);
+        break;
+      case "endpoint":
+        await endpointCommand(ctx, args);
         break;
       case "key":
         await keyCommand(ctx, args);

@@ -140,3 +140,35 @@ export async function checkAdminSignIn(
   await lockout.succeed(key, input.source, "code", cd);
   return { ok: true, account: { ...known, totpLastStep: result.step, lastSignInAt: now } };
 }
+
+export type PasswordChangeResult = { ok: true; sessionsKept: boolean } | { ok: false; reason: "bad_password" | "bad_code" | "replayed_code" | "locked_out" | "unknown_account" };
+
+/**
+ * An account changes its own password: the current password and a TOTP code are checked as at
+ * sign-in (the same lockout counters, the same high-water mark: a code used to sign in cannot be
+ * used again here), the new one must follow addAdminAccount's rules and be typed twice alike. The
+ * rules are checked first, so that a typing mistake does not consume a code. On success the hash is
+ * replaced (argon2id) and every session of the account except `keepSession` (a token hash) ends;
+ * records admin.account_password_changed. A failed check returns its reason (the caller shows one
+ * text for all). Throws AdminError("invalid"), field `password` or `again`.
+ */
+export async function changeAdminPassword(
+  ctx: AdminContext,
+  check: { lockout: LockoutPolicy; window: number },
+  input: { name: string; current: string; code: string; password: string; again: string; source: string; keepSession?: string },
+): Promise<PasswordChangeResult> {
+  checkPassword(input.password);
+  if (input.again !== input.password) throw invalid("again", "must be the same new password typed again");
+  const verdict = await checkAdminSignIn({ store: ctx.store, now: ctx.now, lockout: check.lockout, window: check.window }, { name: input.name, password: input.current, code: input.code, source: input.source });
+  if (!verdict.ok) return { ok: false, reason: verdict.reason };
+  if (input.password === input.current) throw invalid("password", "must differ from the current password");
+  const passwordHash = await hashPassword(input.password);
+  const repo = adminAccountsOf(ctx.store);
+  const name = verdict.account.name;
+  const done = await ctx.audit.change(
+    () => repo.setPassword(name, passwordHash, input.keepSession !== undefined ? { keepSession: input.keepSession } : {}),
+    (ok) => (ok ? { type: "admin.account_password_changed", account: name } : null),
+  );
+  if (!done) throw new AdminError("not_found", `no admin account named ${name}`, { field: "name", expose: "no such admin account" });
+  return { ok: true, sessionsKept: input.keepSession !== undefined };
+}

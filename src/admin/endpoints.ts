@@ -1,11 +1,15 @@
-// Admin operations on Magic Link endpoint profiles: list, show, put, remove (/api/admin/v1/endpoints;
-// the CLI has no endpoint command: profiles usually come from `[[endpoint]]` in the file).
+// Admin operations on Magic Link endpoint profiles: list, show, put (create or replace), update
+// (change some keys of an existing profile), remove. Shared by /api/admin/v1/endpoints,
+// `portcullis endpoint …` and the admin web UI; profiles usually come from `[[endpoint]]` in the file.
 //
 // Profiles declared in the file are rewritten to the store at every `serve` start (the file wins),
 // so they cannot be changed or removed here: an edit would silently vanish at the next restart.
 // "default" always exists; it can be edited (unless the file declares it), never removed.
 
+import * as v from "valibot";
 import { endpointProfiles, type Config } from "../config/index.ts";
+import { CONFIG_TABLE_ARRAYS } from "../config/fields.ts";
+import { endpointProfileSchema } from "../config/schema.ts";
 import { DEFAULT_ENDPOINT, StoreError, type EndpointProfile } from "../store/types.ts";
 import type { AdminContext } from "./context.ts";
 import { AdminError, invalid } from "./errors.ts";
@@ -106,4 +110,47 @@ export async function removeEndpoint(ctx: AdminContext, name: string): Promise<v
     throw e;
   }
   if (!removed) throw noProfile(name);
+}
+
+/** The keys of a profile that update may change: every `[[endpoint]]` key but its name. */
+const TABLE = v.omit(endpointProfileSchema, ["name"]);
+export const ENDPOINT_KEYS = Object.keys(TABLE.entries) as Array<keyof EndpointTable>;
+
+/**
+ * Changes the keys of `patch` in the existing profile `name`, keeping the others; the result is
+ * checked by the `[[endpoint]]` rules as a whole. Records admin.endpoint_updated with the names of
+ * the keys whose value changed (nothing is written or recorded when none did). Throws AdminError:
+ * "conflict" for a profile the file declares, "not_found", "invalid" (field: the key, never
+ * echoing its value; `channels[i]` for a channel the appliance does not deliver through).
+ */
+export async function updateEndpoint(ctx: AdminContext, name: string, patch: Record<string, unknown>): Promise<{ endpoint: EndpointView; fields: string[] }> {
+  if (declared(ctx.config, name)) throw new AdminError("conflict", `endpoint ${name} is ${DECLARED}`, { field: "name", expose: DECLARED });
+  const current = await ctx.store.endpoints.get(name);
+  if (!current) throw noProfile(name);
+  const { name: _name, declaredInConfig: _declared, ...table } = describeEndpoint(current, false);
+  const parsed = v.safeParse(TABLE, { ...table, ...patch });
+  if (!parsed.success) {
+    const key = String(parsed.issues[0].path?.[0]?.key ?? "");
+    const field = CONFIG_TABLE_ARRAYS.find((t) => t.name === "endpoint")?.fields.find((f) => f.key === key);
+    if (!field || key === "name") throw invalid(key || "endpoint", "must be a key of [[endpoint]] other than name");
+    throw invalid(key, `must be ${field.must}`);
+  }
+  const next = parsed.output;
+  const known = new Set(ctx.config.delivery.channels);
+  const unknown = next.channels.findIndex((channel: string) => !known.has(channel));
+  if (unknown >= 0) throw invalid(`channels[${unknown}]`, "must be a channel listed in [delivery] channels");
+  const before = table as Record<string, unknown>;
+  const fields = ENDPOINT_KEYS.filter((k) => JSON.stringify(before[k]) !== JSON.stringify((next as Record<string, unknown>)[k]));
+  if (fields.length === 0) return { endpoint: describeEndpoint(current, false), fields };
+  const [profile] = endpointProfiles({ endpoint: [{ ...next, name } as Config["endpoint"][number]] });
+  await ctx.audit.change(
+    () => ctx.store.endpoints.put(profile!),
+    () => ({ type: "admin.endpoint_updated", endpoint: name, fields }),
+  );
+  return { endpoint: describeEndpoint((await ctx.store.endpoints.get(name)) ?? profile!, false), fields };
+}
+
+/** An `[[endpoint]]` table with every key at its default (a new profile before it is edited). */
+export function defaultEndpointTable(): EndpointTable {
+  return v.parse(TABLE, {});
 }

@@ -3,7 +3,8 @@
 // (Message-Authenticator first, User-Password hidden), and for a challenge a second leg with the
 // code and the State. The server picks the client by the packet's source address, so the test is
 // offered only for a client whose network is the most specific one holding the loopback address.
-// The password and code are never recorded; admin.client_tested records the outcome.
+// The password and code are never recorded; admin.client_tested (a client's test) or
+// admin.user_tested (a user's) records the outcome.
 
 import { createSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
@@ -11,6 +12,7 @@ import { Attr, Code, decodePacket, encodeRequest, getAttribute, verifyResponse }
 import { contains, parseAddress, parseCIDR } from "../util/cidr.ts";
 import type { AdminContext } from "./context.ts";
 import { AdminError, invalid } from "./errors.ts";
+import { findUser } from "./users.ts";
 
 export type RadiusTestOutcome = "accept" | "reject" | "challenge" | "no_answer";
 
@@ -52,15 +54,59 @@ export async function radiusTestRoute(
 }
 
 /**
+ * The clients a test can be made through: for each listener, the client whose network is the most
+ * specific one holding the loopback address of its family (at most one per family).
+ */
+export async function testableClients(ctx: Pick<AdminContext, "store">, listeners: ReadonlyArray<{ address: string; port: number }>): Promise<string[]> {
+  const clients = await ctx.store.clients.list();
+  const names = new Set<string>();
+  for (const l of listeners) {
+    const addr = parseAddress(isIPv6(l.address) ? "::1" : "127.0.0.1")!;
+    let best: { name: string; prefix: number } | undefined;
+    for (const c of clients) {
+      const net = parseCIDR(c.address);
+      if (net && contains(net, addr) && (!best || net.prefix > best.prefix)) best = { name: c.name, prefix: net.prefix };
+    }
+    if (best) names.add(best.name);
+  }
+  return [...names];
+}
+
+interface TestInput {
+  client: string;
+  user: string;
+  password: string;
+  state?: string;
+  listeners: ReadonlyArray<{ address: string; port: number }>;
+  timeoutMs?: number;
+}
+
+/**
  * Sends one Access-Request for `user` (with `password`, and `state` for a challenge's second leg)
  * through the route found by radiusTestRoute, waits up to `timeoutMs` for the reply, and records
  * admin.client_tested. Throws AdminError: "not_found" for an unknown client, "invalid" when the
  * client cannot be tested from here (field `name`) or the user is empty (field `user`).
  */
-export async function testRadiusAuthentication(
-  ctx: AdminContext,
-  input: { client: string; user: string; password: string; state?: string; listeners: ReadonlyArray<{ address: string; port: number }>; timeoutMs?: number },
-): Promise<RadiusTestResult> {
+export async function testRadiusAuthentication(ctx: AdminContext, input: TestInput): Promise<RadiusTestResult> {
+  const { client, user, result } = await sendTest(ctx, input);
+  await ctx.audit.note({ type: "admin.client_tested", client, user, outcome: result.outcome });
+  return result;
+}
+
+/**
+ * A user's test login: the Access-Request of testRadiusAuthentication for a user that exists,
+ * through `client` (one of testableClients), recorded as admin.user_tested. A real login: it
+ * counts in the user's lockout counters and is logged like any other. Throws AdminError:
+ * "not_found" for an unknown user (field `user`) or client, "invalid" as testRadiusAuthentication.
+ */
+export async function testUserLogin(ctx: AdminContext, input: TestInput): Promise<RadiusTestResult> {
+  const found = await findUser(ctx, input.user, "user");
+  const { client, user, result } = await sendTest(ctx, { ...input, user: found.username });
+  await ctx.audit.note({ type: "admin.user_tested", user, client, outcome: result.outcome });
+  return result;
+}
+
+async function sendTest(ctx: AdminContext, input: TestInput): Promise<{ client: string; user: string; result: RadiusTestResult }> {
   const user = input.user.trim();
   if (user === "" || user.length > 253) throw invalid("user", "must be 1-253 characters");
   if (encoder.encode(input.password).length > 128) throw invalid("password", "must be at most 128 octets");
@@ -88,8 +134,7 @@ export async function testRadiusAuthentication(
       state: state ? Buffer.from(state).toString("base64url") : null,
     };
   }
-  await ctx.audit.note({ type: "admin.client_tested", client: client.name, user, outcome: result.outcome });
-  return result;
+  return { client: client.name, user, result };
 }
 
 /** One request and its verified reply (undefined after `timeoutMs`); the socket is closed after. */

@@ -234,12 +234,32 @@ export interface ImportTokensInput {
   privateKeyPem?: string;
 }
 
+/** What a token import did. */
+export interface TokensImported {
+  imported: number;
+  /** Assigned to the user their file named. */
+  assigned: number;
+  /** Naming a user that does not exist (left unassigned). */
+  unknownOwners: number;
+  /** Weak but accepted input, one line each. */
+  warnings: string[];
+}
+
+/** Where a long import reports progress: reading (parsing, decrypting) the file, then writing its tokens. */
+export type TokenImportProgress = (phase: "reading" | "writing", done: number, total: number) => void;
+
 /**
  * Imports tokens, all or nothing, assigning each to the user its file names when that user exists;
  * records admin.tokens_imported. Throws AdminError: "invalid" (key options that do not fit, a file
  * that does not parse or decrypt, no tokens: field `content`), "conflict" when a serial exists.
+ *
+ * Without `onProgress` the tokens are written in one transaction. With it they are written in
+ * transactions of `chunkSize`, yielding to the event loop between them so that the process goes on
+ * serving (and can answer "N of M" for a progress page); a failure part-way removes the tokens
+ * already written, so the import is still all or nothing, but a login may see an imported token in
+ * the meantime.
  */
-export async function importTokens(ctx: AdminContext, input: ImportTokensInput): Promise<{ imported: number; assigned: number; unknownOwners: number }> {
+export async function importTokens(ctx: AdminContext, input: ImportTokensInput, { onProgress, chunkSize = 500 }: { onProgress?: TokenImportProgress; chunkSize?: number } = {}): Promise<TokensImported> {
   const keyOptions = [input.preSharedKey, input.password, input.privateKeyPem].filter((x) => x !== undefined).length;
   if (keyOptions > 1) throw invalid("pskHex", "must be the only one of pskHex, password and privateKeyPem");
   if (input.format === "csv" && keyOptions > 0) throw invalid("format", "must be pskc when pskHex, password or privateKeyPem is given");
@@ -247,6 +267,7 @@ export async function importTokens(ctx: AdminContext, input: ImportTokensInput):
   if (input.preSharedKey !== undefined) options.preSharedKey = input.preSharedKey;
   if (input.password !== undefined) options.password = input.password;
   if (input.privateKeyPem !== undefined) options.privateKeyPem = input.privateKeyPem;
+  onProgress?.("reading", 0, 0);
   let imported: ImportedToken[];
   try {
     imported = input.format === "pskc" ? parsePSKC(input.content, options) : parseTokenCSV(input.content);
@@ -257,14 +278,34 @@ export async function importTokens(ctx: AdminContext, input: ImportTokensInput):
   }
   if (imported.length === 0) throw new AdminError("invalid", "holds no tokens", { field: "content", expose: "at least one token" });
   const { tokens, assigned, unknownOwners } = await importedTokens(ctx.store, imported, ctx.config.radius.realms);
+  const write = onProgress ? () => writeInChunks(ctx.store, tokens, Math.max(1, chunkSize), (done) => onProgress("writing", done, tokens.length)) : () => ctx.store.tokens.addMany(tokens);
+  onProgress?.("writing", 0, tokens.length);
   try {
-    await ctx.audit.change(
-      () => ctx.store.tokens.addMany(tokens),
-      (added) => ({ type: "admin.tokens_imported", count: added.length }),
-    );
+    await ctx.audit.change(write, (added) => ({ type: "admin.tokens_imported", count: added.length }));
   } catch (e) {
     if (e instanceof StoreError && e.code === "conflict") throw new AdminError("conflict", "a token serial already exists; nothing was imported", { expose: "a token serial exists; nothing was imported" });
     throw e;
   }
-  return { imported: tokens.length, assigned, unknownOwners };
+  const weak = tokens.filter((t) => t.secret.length < RECOMMENDED_MIN_SECRET_BYTES).length;
+  const warnings = [
+    ...(unknownOwners > 0 ? [`${unknownOwners} tokens name a user that does not exist; they were left unassigned`] : []),
+    ...(weak > 0 ? [`${weak} secrets are shorter than ${RECOMMENDED_MIN_SECRET_BYTES * 8} bits (RFC 4226 §4 R6); replace those tokens when you can`] : []),
+  ];
+  return { imported: tokens.length, assigned, unknownOwners, warnings };
+}
+
+/** Writes `tokens` in transactions of `size`, yielding between them; on a failure removes what it wrote and rethrows. */
+async function writeInChunks(store: Store, tokens: NewToken[], size: number, progress: (done: number) => void): Promise<Token[]> {
+  const added: Token[] = [];
+  try {
+    for (let i = 0; i < tokens.length; i += size) {
+      added.push(...(await store.tokens.addMany(tokens.slice(i, i + size))));
+      progress(added.length);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  } catch (e) {
+    for (const t of added) await store.tokens.remove(t.id);
+    throw e;
+  }
+  return added;
 }

@@ -118,6 +118,8 @@ export type AdminEvent =
   | ({ type: "admin.apikey_state"; apikey: string; disabled: boolean } & By)
   | ({ type: "admin.endpoint_put"; endpoint: string } & By)
   | ({ type: "admin.endpoint_removed"; endpoint: string } & By)
+  /** Some keys of a stored endpoint profile changed (`endpoint set`, PATCH /endpoints/{name}, the admin web UI); `fields` names them. */
+  | ({ type: "admin.endpoint_updated"; endpoint: string; fields: string[] } & By)
   | ({ type: "admin.delivery_test"; ok: boolean; channel?: string; reason?: string } & By)
   | ({ type: "admin.key_rotated"; /** The new key's ID, never the key. */ keyId: string; resealed: number } & By)
   | ({ type: "admin.ldap_tested"; profile: string; ok: boolean } & By)
@@ -132,8 +134,12 @@ export type AdminEvent =
   | ({ type: "admin.account_removed"; account: string } & By)
   /** The account got a new TOTP secret (its sessions ended). */
   | ({ type: "admin.account_totp_reset"; account: string } & By)
+  /** The account changed its own password in the admin web UI (its other sessions ended); never a password. */
+  | ({ type: "admin.account_password_changed"; account: string } & By)
   /** A test authentication through the appliance's own RADIUS listener: `outcome` accept, reject, challenge or no_answer (never the password or code). */
   | ({ type: "admin.client_tested"; client: string; user: string; outcome: string } & By)
+  /** A user's test login from their page in the admin web UI, through `client` as admin.client_tested (never the password or code). */
+  | ({ type: "admin.user_tested"; user: string; client: string; outcome: string } & By)
   /** A single-use sign-in link to the self-service portal was made for `user` (the code is never logged). */
   | ({ type: "admin.enrol_link_created"; user: string; expires_at: string } & By);
 
@@ -148,7 +154,9 @@ export type UiEvent =
   /** `reason`: signed_out (the button), idle (the idle timeout), expired (the absolute lifetime). */
   | { type: "ui.session_ended"; account: string; reason: "signed_out" | "idle" | "expired" }
   /** A form without the session's CSRF token, or a page the role may not use. */
-  | { type: "ui.refused"; account: string; reason: "csrf" | "role"; path: string };
+  | { type: "ui.refused"; account: string; reason: "csrf" | "role"; path: string }
+  /** A password change whose current password or code was refused; `reason` as in ui.sign_in_failed. */
+  | { type: "ui.password_change_failed"; account: string; reason: string; client: string };
 
 /**
  * The self-service portal. Its changes are admin.* events with `by` = "self:<user>"; these are its
@@ -352,6 +360,7 @@ export function levelOf(event: AuditEvent): Level {
     case "sms_code.invalidated":
     case "ui.sign_in_failed":
     case "ui.refused":
+    case "ui.password_change_failed":
     case "password_reset.limited":
     case "password_reset.rejected":
     case "password_reset.failed":

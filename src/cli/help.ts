@@ -4,6 +4,7 @@ import { ADMIN_USAGE } from "./admin.ts";
 import { APIKEY_USAGE } from "./apikey.ts";
 import { CLIENT_USAGE } from "./client.ts";
 import { DEVICE_USAGE } from "./device.ts";
+import { ENDPOINT_USAGE } from "./endpoint.ts";
 import { KEY_USAGE } from "./key.ts";
 import { LDAP_USAGE } from "./ldap.ts";
 import { STORE_USAGE } from "./store.ts";
@@ -20,6 +21,7 @@ const GROUPS: Record<string, string[]> = {
   token: TOKEN_USAGE,
   device: DEVICE_USAGE,
   apikey: APIKEY_USAGE,
+  endpoint: ENDPOINT_USAGE,
   key: KEY_USAGE,
   admin: ADMIN_USAGE,
   store: STORE_USAGE,

@@ -1031,8 +1031,8 @@ export interface AdminAccountRepo {
   remove(name: string): Promise<boolean>;
   /** Replaces the TOTP secret (high-water mark back to 0) and ends the account's sessions. */
   setTotp(name: string, secret: Uint8Array): Promise<boolean>;
-  /** Replaces the password hash and ends the account's sessions. */
-  setPassword(name: string, passwordHash: string): Promise<boolean>;
+  /** Replaces the password hash and ends the account's sessions, except the one `keepSession` names (its token hash). */
+  setPassword(name: string, passwordHash: string, options?: { keepSession?: string }): Promise<boolean>;
   /** Moves the high-water mark to `step` only if it is above the current one (`UPDATE … WHERE totp_last_step < ?`); false: a replay. */
   advanceStep(id: number, step: number, now: number): Promise<boolean>;
   createSession(s: AdminSession): Promise<void>;

@@ -1,4 +1,4 @@
-// Admin API: Magic Link endpoint profiles (list, show, put, remove). The body is an `[[endpoint]]`
+// Admin API: Magic Link endpoint profiles (list, show, put, patch, remove). The body is an `[[endpoint]]`
 // table of the configuration file (same keys, same rules, same defaults), without its name.
 //
 // Profiles declared in the file are rewritten to the store at every `serve` start (the file wins),
@@ -6,7 +6,7 @@
 // restart. "default" always exists; it can be edited (unless the file declares it), never removed.
 
 import * as v from "valibot";
-import { describeEndpoint as adminDescribeEndpoint, listEndpoints, putEndpoint, removeEndpoint, showEndpoint } from "../../admin/endpoints.ts";
+import { describeEndpoint as adminDescribeEndpoint, listEndpoints, putEndpoint, removeEndpoint, showEndpoint, updateEndpoint } from "../../admin/endpoints.ts";
 import { endpointProfileSchema } from "../../config/schema.ts";
 import type { EndpointProfile } from "../../store/types.ts";
 import { adminContextOf } from "./audit.ts";
@@ -17,6 +17,9 @@ const TAG = "endpoints";
 
 /** PUT body: an `[[endpoint]]` table without `name` (unset keys take the defaults). */
 const putBody = v.omit(endpointProfileSchema, ["name"]);
+
+/** PATCH body: some keys of an `[[endpoint]]` table (the others are kept). */
+const patchBody = v.partial(putBody);
 
 /** A profile as answered: the `[[endpoint]]` keys, plus whether the configuration file declares it. */
 export const endpointView = v.object({
@@ -70,6 +73,21 @@ export function endpointRoutes(r: AdminRouter): void {
       errors: [409],
     },
     async (c, { params, body }) => c.json(await putEndpoint(adminContextOf(deps, c), params.name, body)),
+  );
+
+  r.route(
+    {
+      method: "patch",
+      path: "/endpoints/:name",
+      summary: "Change some keys of a stored endpoint profile, keeping the others (not one declared in the configuration file)",
+      tag: TAG,
+      minRole: "admin",
+      params: nameParams,
+      body: patchBody,
+      responses: { 200: { description: "The profile as stored", schema: endpointView } },
+      errors: [404, 409],
+    },
+    async (c, { params, body }) => c.json((await updateEndpoint(adminContextOf(deps, c), params.name, body)).endpoint),
   );
 
   r.route(

@@ -163,14 +163,14 @@ export function tokenRoutes(r: AdminRouter): void {
       errors: [409],
     },
     async (c, { body }) => {
-      const done = await importTokens(adminContextOf(deps, c), {
+      const { imported, assigned, unknownOwners } = await importTokens(adminContextOf(deps, c), {
         format: body.format,
         content: body.content,
         ...(body.pskHex !== undefined ? { preSharedKey: new Uint8Array(Buffer.from(body.pskHex, "hex")) } : {}),
         ...(body.password !== undefined ? { password: body.password } : {}),
         ...(body.privateKeyPem !== undefined ? { privateKeyPem: body.privateKeyPem } : {}),
       });
-      return c.json(done, 201);
+      return c.json({ imported, assigned, unknownOwners }, 201);
     },
   );
 }

@@ -7,6 +7,14 @@ import { forbidden, optional, post, seeOther, text, type Form, type UiApp } from
 import { ActionButton, Csrf, Field, FormAlert, formError, Page, Select, type FormError } from "./layout.tsx";
 import { may, uiAdminContext, UI_BASE, type UiContext } from "./session.ts";
 
+/** What a test authentication's answer means (the clients' and the users' test). */
+export const RADIUS_TEST_OUTCOME: Record<RadiusTestResult["outcome"], string> = {
+  accept: "Access-Accept: the user would be let in.",
+  reject: "Access-Reject: the user would be refused.",
+  challenge: "Access-Challenge: the server asks for a code.",
+  no_answer: "No answer in time (an approval may still be waiting, or the server dropped the packet).",
+};
+
 const NOTICES: Record<string, string> = { removed: "Client removed.", updated: "Phone-factor settings saved." };
 
 export function clientRoutes(app: UiApp, deps: HttpDeps): void {
@@ -124,13 +132,6 @@ export function clientRoutes(app: UiApp, deps: HttpDeps): void {
     }
   });
 
-  const OUTCOME: Record<RadiusTestResult["outcome"], string> = {
-    accept: "Access-Accept: the user would be let in.",
-    reject: "Access-Reject: the user would be refused.",
-    challenge: "Access-Challenge: the server asks for a code.",
-    no_answer: "No answer in time (an approval may still be waiting, or the server dropped the packet).",
-  };
-
   async function testPage(c: UiContext, { error, values = {}, result }: { error?: FormError; values?: Form; result?: RadiusTestResult } = {}) {
     const { account, session } = c.get("ui");
     const name = c.req.param("name") ?? "";
@@ -145,7 +146,7 @@ export function clientRoutes(app: UiApp, deps: HttpDeps): void {
           </p>
           {result ? (
             <p class={result.outcome === "accept" ? "notice" : "alert"} role="status" id="test-result">
-              {OUTCOME[result.outcome]}
+              {RADIUS_TEST_OUTCOME[result.outcome]}
               {result.message ? ` Reply-Message: "${result.message}"` : ""}
             </p>
           ) : null}

@@ -41,6 +41,7 @@ th { white-space: nowrap; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr)); gap: 1rem; }
 .stat { font-size: 1.6rem; font-weight: 700; }
 .qr svg { width: 14rem; height: 14rem; background: #fff; }
+progress { width: 100%; height: 1.25rem; }
 code { overflow-wrap: anywhere; }
 .row { display: flex; flex-wrap: wrap; gap: 0.75rem; }
 .row > * { flex: 1 1 12rem; }
@@ -60,7 +61,7 @@ const NAV: Array<{ path: string; label: string; role: AdminRole }> = [
 ];
 
 /** A page of the signed-in UI: header with the account and sign-out, navigation, the content. */
-export function Page({ title, account, csrf, current, children }: { title: string; account: Pick<AdminAccount, "name" | "role">; csrf: string; current: string; children: Child }) {
+export function Page({ title, account, csrf, current, head, children }: { title: string; account: Pick<AdminAccount, "name" | "role">; csrf: string; current: string; /** More elements of the head (a script of the page's own). */ head?: Child; children: Child }) {
   return (
     <>
       {raw("<!DOCTYPE html>")}
@@ -72,15 +73,16 @@ export function Page({ title, account, csrf, current, children }: { title: strin
         <meta name="referrer" content="no-referrer" />
         <title>{`${title} · Portcullis admin`}</title>
         <link rel="stylesheet" href={UI_CSS_PATH} />
+        {head}
       </head>
       <body>
         <header class="top">
           <span class="brand">Portcullis admin</span>
           <form method="post" action={`${UI_BASE}/sign-out`} class="inline">
             <input type="hidden" name="csrf" value={csrf} />
-            <span class="muted" id="whoami">
-              {account.name} ({account.role}){" "}
-            </span>
+            <a href={`${UI_BASE}/account`} class="muted" id="whoami" aria-current={current === "/account" ? "page" : undefined}>
+              {account.name} ({account.role})
+            </a>{" "}
             <button type="submit" class="secondary" id="sign-out">
               Sign out
             </button>

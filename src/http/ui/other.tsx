@@ -4,6 +4,7 @@
 import { addApiKey, API_KEY_ROLES, listApiKeys, mayManage, removeApiKey, setApiKeyDisabled } from "../../admin/api-keys.ts";
 import { deliveryLog, deliveryTest } from "../../admin/delivery.ts";
 import { listEndpoints } from "../../admin/endpoints.ts";
+import { ENDPOINT_ERRORS, ENDPOINT_NOTICES } from "./endpoints.tsx";
 import { diagnoseProfile } from "../../admin/ldap.ts";
 import { ldapProfiles } from "../../config/index.ts";
 import type { ApiKeyRole } from "../../store/types.ts";
@@ -20,12 +21,17 @@ export function otherRoutes(app: UiApp, deps: HttpDeps): void {
     const { views: keys } = await listApiKeys(deps);
     const roles = API_KEY_ROLES.filter((r) => mayManage(account.role, r));
     const notice = c.req.query("done");
+    const endpointError = c.req.query("error");
     if (error) c.status(400);
     return c.html(
       <Page title="Magic Link endpoints and API keys" account={account} csrf={session.csrf} current="/endpoints">
         {notice === "key" ? (
           <p class="notice" role="status">
             API key changed.
+          </p>
+        ) : notice && ENDPOINT_NOTICES[notice] ? (
+          <p class="notice" role="status" id="notice">
+            {ENDPOINT_NOTICES[notice]}
           </p>
         ) : null}
         {minted ? (
@@ -47,6 +53,7 @@ export function otherRoutes(app: UiApp, deps: HttpDeps): void {
                   <th scope="col">Known users only</th>
                   <th scope="col">Per number</th>
                   <th scope="col">Channels</th>
+                  {may(c, "admin") ? <th scope="col">Actions</th> : null}
                 </tr>
               </thead>
               <tbody>
@@ -60,13 +67,31 @@ export function otherRoutes(app: UiApp, deps: HttpDeps): void {
                       {String(e.per_number_per_minute)}/min, {String(e.per_number_per_hour)}/h
                     </td>
                     <td>{e.channels.length > 0 ? e.channels.join(", ") : "default"}</td>
+                    {may(c, "admin") ? <td>{e.declaredInConfig ? "edit the file" : <a href={`${UI_BASE}/endpoints/${encodeURIComponent(e.name)}`}>Edit {e.name}</a>}</td> : null}
                   </tr>
                 ))}
               </tbody>
             </table>
           </div>
-          <p class="muted">Endpoint texts and limits are edited in the configuration file or through the admin API (PUT /api/admin/v1/endpoints/NAME).</p>
+          <p class="muted">Profiles declared in the configuration file are edited there (the file is written to the store at every start); the others here, with the admin API or with <code>portcullis endpoint set</code>.</p>
         </div>
+        {may(c, "admin") ? (
+          <div class="card">
+            <h2 id="add-endpoint">Add an endpoint</h2>
+            <form method="post" action={`${UI_BASE}/endpoints`} aria-labelledby="add-endpoint">
+              <Csrf token={session.csrf} />
+              {endpointError && ENDPOINT_ERRORS[endpointError] ? (
+                <p class="alert" role="alert" id="endpoint-error">
+                  {ENDPOINT_ERRORS[endpointError]}
+                </p>
+              ) : null}
+              <Field name="endpointName" label="Endpoint name" required hint="As in /api/sfwa/auth/NAME; it starts with the default texts and limits." />
+              <button type="submit" class="primary" id="add-endpoint-submit">
+                Add and edit
+              </button>
+            </form>
+          </div>
+        ) : null}
         <div class="card">
           <h2>API keys</h2>
           <div class="table-wrap" tabindex={0}>

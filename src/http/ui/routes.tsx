@@ -14,6 +14,8 @@ import { tokenRoutes } from "./tokens.tsx";
 import { clientRoutes } from "./clients.tsx";
 import { otherRoutes } from "./other.tsx";
 import { auditRoutes } from "./audit.tsx";
+import { accountRoutes } from "./account.tsx";
+import { endpointRoutes } from "./endpoints.tsx";
 import { csrfValid, endSession, requireSession, signInToken, signInTokenValid, startSession, UI_BASE } from "./session.ts";
 import { AdminError } from "../../admin/errors.ts";
 import { adminAccountsOf, StoreError } from "../../store/types.ts";
@@ -122,6 +124,8 @@ export const adminUiRoutes: RouteModule = (app, deps) => {
   clientRoutes(ui, deps);
   otherRoutes(ui, deps);
   auditRoutes(ui, deps);
+  accountRoutes(ui, deps);
+  endpointRoutes(ui, deps);
 
   app.get(UI_BASE, (c) => c.redirect(`${UI_BASE}/`, 301));
   // Mounted at "/ui/" so that the dashboard is "/ui/" (Hono's paths are strict about the slash).

@@ -5,9 +5,10 @@ import { raw } from "hono/html";
 import { assignToken, enrolToken, findToken, importTokens, listTokens, removeToken, resyncToken, setTokenState } from "../../admin/tokens.ts";
 import { svgQR } from "../../otp/index.ts";
 import type { HttpDeps } from "../types.ts";
-import { optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
+import { get, optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
+import { ImportJobs } from "./import-jobs.ts";
 import { ActionButton, Csrf, Field, FormAlert, formError, Page, Select, type FormError } from "./layout.tsx";
-import { may, uiAdminContext, UI_BASE, type UiContext } from "./session.ts";
+import { may, randomToken, uiAdminContext, UI_BASE, type UiContext } from "./session.ts";
 
 const NOTICES: Record<string, string> = {
   state: "Token state changed.",
@@ -17,7 +18,7 @@ const NOTICES: Record<string, string> = {
 };
 
 export function tokenRoutes(app: UiApp, deps: HttpDeps): void {
-  async function listPage(c: UiContext, { error, values = {}, enrolled, imported, form: which }: { error?: FormError; values?: Form; enrolled?: { serial: string; user: string; uri: string; svg: string; warnings: string[] }; imported?: string; form?: string } = {}) {
+  async function listPage(c: UiContext, { error, values = {}, enrolled, form: which }: { error?: FormError; values?: Form; enrolled?: { serial: string; user: string; uri: string; svg: string; warnings: string[] }; form?: string } = {}) {
     const { account, session } = c.get("ui");
     const user = (c.req.query("user") ?? "").trim();
     let tokens: Awaited<ReturnType<typeof listTokens>> = [];
@@ -52,11 +53,6 @@ export function tokenRoutes(app: UiApp, deps: HttpDeps): void {
               <p class="alert">{w}</p>
             ))}
           </div>
-        ) : null}
-        {imported ? (
-          <p class="notice" role="status" id="imported">
-            {imported}
-          </p>
         ) : null}
         <div class="card">
           <form method="get" action={`${UI_BASE}/tokens`} role="search">
@@ -147,6 +143,7 @@ export function tokenRoutes(app: UiApp, deps: HttpDeps): void {
             </div>
             <div class="card">
               <h2 id="import">Import tokens</h2>
+              <p class="muted">A PSKC or CSV file of up to {String(TOKEN_IMPORT_MAX_BYTES / 1024 / 1024)} MiB, imported all or nothing; a page shows how far the import is. One import at a time per account.</p>
               <form method="post" action={`${UI_BASE}/tokens/import`} enctype="multipart/form-data" aria-labelledby="import">
                 <Csrf token={session.csrf} />
                 <FormAlert error={errorFor("import")} />
@@ -227,23 +224,145 @@ export function tokenRoutes(app: UiApp, deps: HttpDeps): void {
     }
   });
 
+  const jobs = new ImportJobs(deps.now);
+  const jobPath = (id: string) => `${UI_BASE}/tokens/import/${id}`;
+
   post(app, deps, "/tokens/import", "admin", async (c, form) => {
-    try {
-      const file = form.file;
-      const content = file instanceof File ? await file.text() : "";
-      const psk = optional(form, "pskHex");
-      if (psk !== undefined && !/^([0-9a-fA-F]{2})+$/.test(psk)) return listPage(c, { error: { field: "pskHex", message: "Pre-shared key: must be hexadecimal" }, values: form, form: "import" });
-      const r = await importTokens(uiAdminContext(deps, c), {
-        format: text(form, "format") === "csv" ? "csv" : "pskc",
-        content,
-        ...(psk ? { preSharedKey: new Uint8Array(Buffer.from(psk, "hex")) } : {}),
-        ...(text(form, "password") !== "" ? { password: text(form, "password") } : {}),
-      });
-      return listPage(c, { imported: `Imported ${r.imported} tokens; ${r.assigned} assigned to existing users${r.unknownOwners > 0 ? `, ${r.unknownOwners} named users that do not exist (left unassigned)` : ""}.` });
-    } catch (err) {
-      const error = formError(err);
-      if (!error) throw err;
-      return listPage(c, { error, values: { format: text(form, "format") }, form: "import" });
-    }
+    const { account } = c.get("ui");
+    const file = form.file;
+    const psk = optional(form, "pskHex");
+    const refuse = (field: string, message: string) => listPage(c, { error: { field, message }, values: { format: text(form, "format") }, form: "import" });
+    if (!(file instanceof File) || file.size === 0) return refuse("", "Choose a file to import.");
+    if (file.size > TOKEN_IMPORT_MAX_BYTES) return refuse("", `The file is larger than ${TOKEN_IMPORT_MAX_BYTES / 1024 / 1024} MiB; split it.`);
+    if (psk !== undefined && !/^([0-9a-fA-F]{2})+$/.test(psk)) return refuse("pskHex", "Pre-shared key: must be hexadecimal");
+    const running = jobs.running(account.name);
+    if (running) return refuse("", "An import of yours is still running; wait for it to end (its page shows how far it is).");
+    const content = await file.text();
+    const ctx = uiAdminContext(deps, c);
+    const password = text(form, "password");
+    const input = {
+      format: text(form, "format") === "csv" ? ("csv" as const) : ("pskc" as const),
+      content,
+      ...(psk ? { preSharedKey: new Uint8Array(Buffer.from(psk, "hex")) } : {}),
+      ...(password !== "" ? { password } : {}),
+    };
+    const requestId = c.get("requestId");
+    const job = jobs.start(
+      randomToken(deps),
+      account.name,
+      (onProgress) => importTokens(ctx, input, { onProgress }),
+      (err) => formError(err)?.message,
+      (err) => deps.log("error", "http.error", { requestId, path: "/ui/tokens/import", error: err instanceof Error ? err.name : "unknown" }),
+    );
+    if (!job) return refuse("", "Too many imports are being kept on this appliance; try again in a few minutes.");
+    return seeOther(c, jobPath(job.id));
   });
+
+  // The progress page: without script it reloads itself (meta refresh inside noscript); with
+  // script, import-progress.js polls the status and reloads the page once the job has ended.
+  get(app, deps, "/tokens/import/:id", "admin", (c) => {
+    const { account, session } = c.get("ui");
+    const job = jobs.get(c.req.param("id") ?? "", account.name);
+    if (!job) {
+      c.status(404);
+      return c.html(
+        <Page title="Token import" account={account} csrf={session.csrf} current="/tokens">
+          <div class="card">
+            <p id="import-gone">This import is not known here: it ended more than 15 minutes ago, was started by another account, or on another appliance.</p>
+            <a href={`${UI_BASE}/tokens#import`}>Import tokens</a>
+          </div>
+        </Page>,
+      );
+    }
+    const running = job.state === "running";
+    const head = running ? (
+      <>
+        <noscript>
+          <meta http-equiv="refresh" content="2" />
+        </noscript>
+        <script src={`${UI_BASE}/assets/import-progress.js`} defer></script>
+      </>
+    ) : undefined;
+    const r = job.result;
+    return c.html(
+      <Page title="Token import" account={account} csrf={session.csrf} current="/tokens" head={head}>
+        <div class="card">
+          {running ? (
+            <div id="import-progress" data-status={`${jobPath(job.id)}/status`}>
+              <h2 id="import-progress-label">{job.phase === "reading" ? "Reading the file" : "Importing tokens"}</h2>
+              <progress id="import-bar" aria-labelledby="import-progress-label" max={job.total > 0 ? job.total : undefined} value={job.total > 0 ? job.done : undefined}></progress>
+              <p role="status" id="import-count">
+                {job.phase === "reading" ? "Reading and checking the file…" : `${job.done} of ${job.total} imported`}
+              </p>
+              <p class="muted">This page follows the import; it can be left and opened again from its address for 15 minutes after it ends.</p>
+            </div>
+          ) : job.state === "done" && r ? (
+            <>
+              <p class="notice" role="status" id="imported">
+                Imported {String(r.imported)} tokens; {String(r.assigned)} assigned to existing users{r.unknownOwners > 0 ? `, ${r.unknownOwners} named users that do not exist (left unassigned)` : ""}.
+              </p>
+              {r.warnings.length > 0 ? (
+                <ul id="import-warnings">
+                  {r.warnings.map((w) => (
+                    <li class="alert">{w}</li>
+                  ))}
+                </ul>
+              ) : null}
+              <a href={`${UI_BASE}/tokens`}>Back to the tokens</a>
+            </>
+          ) : (
+            <>
+              <p class="alert" role="alert" id="import-failed">
+                {job.error}
+              </p>
+              <a href={`${UI_BASE}/tokens#import`}>Back to the import form</a>
+            </>
+          )}
+        </div>
+      </Page>,
+    );
+  });
+
+  get(app, deps, "/tokens/import/:id/status", "admin", (c) => {
+    const job = jobs.get(c.req.param("id") ?? "", c.get("ui").account.name);
+    if (!job) return c.json({ state: "gone" }, 404);
+    return c.json({ state: job.state, phase: job.phase, done: job.done, total: job.total });
+  });
+
+  app.get("/assets/import-progress.js", (c) => c.body(IMPORT_PROGRESS_JS, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "private, max-age=3600" }));
 }
+
+/** The largest file the import form takes: below the admin listener's body cap (BODY_LIMITS.adminImport), which also holds the form's other fields. */
+export const TOKEN_IMPORT_MAX_BYTES = 7 * 1024 * 1024;
+
+/**
+ * The progress page's script (served from 'self', as the CSP asks): polls the job's status every
+ * second, shows "N of M imported", and reloads the page when the job has ended. Bounded: it stops
+ * after an hour.
+ */
+const IMPORT_PROGRESS_JS = `"use strict";
+(function () {
+  var box = document.getElementById("import-progress");
+  if (!box) return;
+  var url = box.getAttribute("data-status");
+  var bar = document.getElementById("import-bar");
+  var count = document.getElementById("import-count");
+  var polls = 0;
+  function poll() {
+    if (++polls > 3600) return;
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        if (s.state !== "running") { window.location.reload(); return; }
+        if (s.phase === "writing" && s.total > 0) {
+          bar.max = s.total;
+          bar.value = s.done;
+          count.textContent = s.done + " of " + s.total + " imported";
+        }
+        setTimeout(poll, 1000);
+      })
+      .catch(function () { setTimeout(poll, 3000); });
+  }
+  setTimeout(poll, 500);
+})();
+`;

@@ -5,6 +5,8 @@ import { ldapProfiles } from "../../config/index.ts";
 import { addUser, listUsers, removeUser, showUser, unlockUser, updateUser, type UserListItem } from "../../admin/users.ts";
 import { deleteDevice, enrolDevice, listDevices } from "../../admin/devices.ts";
 import { LEAST_ROLE } from "../../admin/audit.ts";
+import { testableClients, testUserLogin, type RadiusTestResult } from "../../admin/radius-test.ts";
+import { RADIUS_TEST_OUTCOME } from "./clients.tsx";
 import { AUTH_TYPES } from "../../domain/auth-types.ts";
 import type { HttpDeps } from "../types.ts";
 import { optional, post, seeOther, text, type Form, type UiApp } from "./common.tsx";
@@ -131,15 +133,24 @@ export function userRoutes(app: UiApp, deps: HttpDeps): void {
     }
   });
 
-  async function showPage(c: UiContext, { error, link }: { error?: FormError; link?: { url: string; expires: number } } = {}) {
+  /** The result of a test login, and what its second leg needs. */
+  interface LoginTest {
+    client: string;
+    result?: RadiusTestResult;
+    error?: FormError;
+  }
+
+  async function showPage(c: UiContext, { error, link, test }: { error?: FormError; link?: { url: string; expires: number }; test?: LoginTest } = {}) {
     const { account, session } = c.get("ui");
     const { user, view } = await showUser(deps, c.req.param("name") ?? "");
     const devices = await listDevices(deps.store, { user });
+    const testable = may(c, "admin") ? await testableClients(deps, deps.radiusListeners ?? []) : [];
     const base = `${UI_BASE}/users/${encodeURIComponent(view.username)}`;
     const notice = c.req.query("done");
     const linked = view.directory !== null;
     const lock = (l: { failures: number; lockedUntil: string | null }) => `${l.failures} failure${l.failures === 1 ? "" : "s"}${l.lockedUntil ? `, unknown sources refused until ${utc(l.lockedUntil)}` : ""}`;
-    if (error) c.status(400);
+    if (error || test?.error) c.status(400);
+    const second = test?.result?.outcome === "challenge" && test.result.state ? test.result.state : undefined;
     return c.html(
       <Page title={`User ${view.username}`} account={account} csrf={session.csrf} current="/users">
         {notice && NOTICES[notice] ? (
@@ -221,6 +232,46 @@ export function userRoutes(app: UiApp, deps: HttpDeps): void {
           ) : null}
           {may(c, "admin") ? <ActionButton action={`${base}/device`} csrf={session.csrf} text="Make an enrolment link" id="device-enrol" /> : null}
         </div>
+        {may(c, "admin") ? (
+          <div class="card">
+            <h2 id="test-login">Test a login</h2>
+            <p class="muted">
+              A real login through this appliance's RADIUS listener, sent from the loopback address with the chosen client's shared secret, as its NAS would. It counts like any login (lockout, log, audit); the password and code are not kept.
+            </p>
+            {test?.result ? (
+              <p class={test.result.outcome === "accept" ? "notice" : "alert"} role="status" id="login-test-result">
+                {RADIUS_TEST_OUTCOME[test.result.outcome]}
+                {test.result.message ? ` Reply-Message: "${test.result.message}"` : ""}
+              </p>
+            ) : null}
+            {testable.length === 0 ? (
+              <p class="alert" id="login-test-unavailable">
+                No RADIUS client can be tested from this appliance: the server picks a client by the packet's source address, and no client's network holds the loopback address. Add one (for example 127.0.0.1) or test from a NAS.
+              </p>
+            ) : (
+              <form method="post" action={`${base}/test`} aria-labelledby="test-login">
+                <Csrf token={session.csrf} />
+                <FormAlert error={test?.error} />
+                {second ? (
+                  <>
+                    <input type="hidden" name="state" value={second} />
+                    <input type="hidden" name="client" value={test!.client} />
+                    <p>Through client {test!.client}.</p>
+                    <Field name="secret" label="Code (second leg)" autocomplete="one-time-code" error={test?.error} required />
+                  </>
+                ) : (
+                  <>
+                    <Select name="client" label="Through RADIUS client" options={testable.map((n): [string, string] => [n, n])} value={test?.client} error={test?.error} />
+                    <Field name="secret" label="Password (or password and code, for a concat client)" type="password" autocomplete="off" error={test?.error} />
+                  </>
+                )}
+                <button type="submit" class="secondary" id="login-test-submit">
+                  {second ? "Send the code" : "Test the login"}
+                </button>
+              </form>
+            )}
+          </div>
+        ) : null}
         {view.pendingApprovals.length > 0 ? (
           <div class="card">
             <h2>Pending approvals</h2>
@@ -288,6 +339,26 @@ export function userRoutes(app: UiApp, deps: HttpDeps): void {
       const error = formError(err);
       if (!error) throw err;
       return showPage(c, { error });
+    }
+  });
+
+  post(app, deps, "/users/:name/test", "admin", async (c, form) => {
+    const client = text(form, "client");
+    try {
+      const result = await testUserLogin(uiAdminContext(deps, c), {
+        client,
+        user: c.req.param("name") ?? "",
+        password: text(form, "secret"),
+        ...(optional(form, "state") ? { state: optional(form, "state")! } : {}),
+        listeners: deps.radiusListeners ?? [],
+      });
+      return showPage(c, { test: { client, result } });
+    } catch (err) {
+      const error = formError(err);
+      if (!error) throw err;
+      // The operation's fields as this form names them: the password is `secret`, the client's `name` is `client`.
+      const field = error.field === "password" ? "secret" : error.field === "name" ? "client" : "";
+      return showPage(c, { test: { client, error: { field, message: field === "" && error.field !== "" ? "This login cannot be tested." : error.message } } });
     }
   });
 

@@ -18,6 +18,7 @@ export class PgAdminAccountRepo implements AdminAccountRepo {
   private readonly sSetTotp;
   private readonly sSetPassword;
   private readonly sEndSessions;
+  private readonly sEndOtherSessions;
   private readonly sAdvance;
   private readonly sAddSession;
   private readonly sGetSession;
@@ -37,6 +38,7 @@ export class PgAdminAccountRepo implements AdminAccountRepo {
     this.sSetTotp = pgPrep(db, "UPDATE admin_accounts SET totp_secret = ?, totp_last_step = 0 WHERE name = ?");
     this.sSetPassword = pgPrep(db, "UPDATE admin_accounts SET password_hash = ? WHERE name = ?");
     this.sEndSessions = pgPrep(db, "DELETE FROM admin_sessions WHERE account_id = (SELECT id FROM admin_accounts WHERE name = ?)");
+    this.sEndOtherSessions = pgPrep(db, "DELETE FROM admin_sessions WHERE account_id = (SELECT id FROM admin_accounts WHERE name = ?) AND token_hash <> ?");
     this.sAdvance = pgPrep(db, "UPDATE admin_accounts SET totp_last_step = ?, last_sign_in_at = ? WHERE id = ? AND totp_last_step < ?");
     this.sAddSession = pgPrep(db, "INSERT INTO admin_sessions (token_hash, account_id, csrf, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)");
     this.sGetSession = pgPrep<AdminSessionRow>(db, "SELECT token_hash, account_id, csrf, created_at, last_seen_at, expires_at FROM admin_sessions WHERE token_hash = ?");
@@ -98,10 +100,13 @@ export class PgAdminAccountRepo implements AdminAccountRepo {
     }
   }
 
-  async setPassword(name: string, passwordHash: string): Promise<boolean> {
+  async setPassword(name: string, passwordHash: string, { keepSession }: { keepSession?: string } = {}): Promise<boolean> {
     try {
       const changed = (await this.sSetPassword.run(passwordHash, name)) === 1;
-      if (changed) await this.sEndSessions.run(name);
+      if (changed) {
+        if (keepSession === undefined) await this.sEndSessions.run(name);
+        else await this.sEndOtherSessions.run(name, keepSession);
+      }
       return changed;
     } catch (err) {
       rethrow(err);

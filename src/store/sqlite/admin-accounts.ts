@@ -62,6 +62,7 @@ export class SqliteAdminAccountRepo implements AdminAccountRepo {
   private readonly sSetTotp;
   private readonly sSetPassword;
   private readonly sEndSessions;
+  private readonly sEndOtherSessions;
   private readonly sAdvance;
   private readonly sAddSession;
   private readonly sGetSession;
@@ -81,6 +82,7 @@ export class SqliteAdminAccountRepo implements AdminAccountRepo {
     this.sSetTotp = prep(db, "UPDATE admin_accounts SET totp_secret = ?, totp_last_step = 0 WHERE name = ?");
     this.sSetPassword = prep(db, "UPDATE admin_accounts SET password_hash = ? WHERE name = ?");
     this.sEndSessions = prep(db, "DELETE FROM admin_sessions WHERE account_id = (SELECT id FROM admin_accounts WHERE name = ?)");
+    this.sEndOtherSessions = prep(db, "DELETE FROM admin_sessions WHERE account_id = (SELECT id FROM admin_accounts WHERE name = ?) AND token_hash <> ?");
     this.sAdvance = prep(db, "UPDATE admin_accounts SET totp_last_step = ?, last_sign_in_at = ? WHERE id = ? AND totp_last_step < ?");
     this.sAddSession = prep(db, "INSERT INTO admin_sessions (token_hash, account_id, csrf, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)");
     this.sGetSession = prep<AdminSessionRow>(db, "SELECT token_hash, account_id, csrf, created_at, last_seen_at, expires_at FROM admin_sessions WHERE token_hash = ?");
@@ -142,10 +144,13 @@ export class SqliteAdminAccountRepo implements AdminAccountRepo {
     }
   }
 
-  async setPassword(name: string, passwordHash: string): Promise<boolean> {
+  async setPassword(name: string, passwordHash: string, { keepSession }: { keepSession?: string } = {}): Promise<boolean> {
     try {
       const changed = this.sSetPassword.run(passwordHash, name).changes === 1;
-      if (changed) this.sEndSessions.run(name);
+      if (changed) {
+        if (keepSession === undefined) this.sEndSessions.run(name);
+        else this.sEndOtherSessions.run(name, keepSession);
+      }
       return changed;
     } catch (err) {
       rethrow(err);

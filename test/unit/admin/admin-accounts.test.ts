@@ -2,7 +2,7 @@
 // (password, TOTP above the high-water mark, lockout back-off, unknown names), sessions in the
 // store, and removal ending the sessions.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { addAdminAccount, checkAdminSignIn, listAdminAccounts, removeAdminAccount, resetAdminTotp } from "../../../src/admin/admin-accounts.ts";
+import { addAdminAccount, changeAdminPassword, checkAdminSignIn, listAdminAccounts, removeAdminAccount, resetAdminTotp } from "../../../src/admin/admin-accounts.ts";
 import type { AdminEventBody } from "../../../src/admin/audit.ts";
 import type { AdminContext } from "../../../src/admin/context.ts";
 import { AdminError } from "../../../src/admin/errors.ts";
@@ -102,6 +102,42 @@ describe("admin accounts", () => {
     expect((await checkAdminSignIn(deps(), { name: "ops", password: PASSWORD, code: codeAt(now), source })).ok).toBe(true);
   });
 
+  test("own password change: the rules first (no code used), then the current password and a fresh code; other sessions end, the named one stays", async () => {
+    now += 3_600_000;
+    const repo = store.adminAccounts;
+    const account = (await repo.get("ops"))!;
+    const check = { lockout: DEFAULT_LOCKOUT, window: 1 };
+    const change = (over: Partial<Parameters<typeof changeAdminPassword>[2]>) =>
+      changeAdminPassword(ctx, check, { name: "ops", current: PASSWORD, code: codeAt(now), password: "the next long password", again: "the next long password", source: "ui:127.0.0.1", keepSession: "mine", ...over });
+    const refusal = async (p: Promise<unknown>) => {
+      try {
+        await p;
+      } catch (e) {
+        return e as AdminError;
+      }
+      throw new Error("accepted");
+    };
+    expect((await refusal(change({ again: "something else entirely" }))).field).toBe("again");
+    expect((await refusal(change({ password: "short", again: "short" }))).field).toBe("password");
+    expect(await change({ current: "wrong" })).toEqual({ ok: false, reason: "bad_password" });
+    recorded.length = 0;
+    await repo.createSession({ tokenHash: "mine", accountId: account.id, csrf: "c", createdAt: now, lastSeenAt: now, expiresAt: now + 60_000 });
+    await repo.createSession({ tokenHash: "theirs", accountId: account.id, csrf: "c", createdAt: now, lastSeenAt: now, expiresAt: now + 60_000 });
+    // The rule checks above used no code: this one is still fresh.
+    expect(await change({})).toEqual({ ok: true, sessionsKept: true });
+    expect(await repo.getSession("mine")).toBeDefined();
+    expect(await repo.getSession("theirs")).toBeUndefined();
+    expect(recorded).toEqual([{ type: "admin.account_password_changed", account: "ops", by: "cli:test" }]);
+    // The same code again is a replay; the new password signs in with the next one.
+    expect(await change({ current: "the next long password", password: PASSWORD, again: PASSWORD })).toEqual({ ok: false, reason: "replayed_code" });
+    now += 30_000;
+    expect((await checkAdminSignIn(deps(), { name: "ops", password: "the next long password", code: codeAt(now), source: "ui:x" })).ok).toBe(true);
+    now += 30_000;
+    expect(await change({ current: "the next long password", password: PASSWORD, again: PASSWORD })).toEqual({ ok: true, sessionsKept: true });
+    await repo.deleteSession("mine");
+    recorded.length = 0;
+  });
+
   test("reset-totp replaces the secret and ends sessions; remove ends them too", async () => {
     const repo = store.adminAccounts;
     const account = (await repo.get("ops"))!;
@@ -117,7 +153,7 @@ describe("admin accounts", () => {
     await repo.createSession({ tokenHash: "h3", accountId: account.id, csrf: "c", createdAt: now, lastSeenAt: now, expiresAt: now + 1000 });
     expect(await removeAdminAccount(ctx, "ops")).toBe("ops");
     expect(await repo.getSession("h3")).toBeUndefined();
-    expect(recorded.map((e) => e.type)).toEqual(["admin.account_added", "admin.account_totp_reset", "admin.account_removed"]);
+    expect(recorded.map((e) => e.type)).toEqual(["admin.account_totp_reset", "admin.account_removed"]);
     let err: unknown;
     try {
       await removeAdminAccount(ctx, "ops");

@@ -5,7 +5,7 @@ import type { AdminAudit, AdminEventBody } from "../../../src/admin/audit.ts";
 import type { AdminContext } from "../../../src/admin/context.ts";
 import { AdminError } from "../../../src/admin/errors.ts";
 import { addApiKey, removeApiKey } from "../../../src/admin/api-keys.ts";
-import { enrolToken, resyncToken } from "../../../src/admin/tokens.ts";
+import { enrolToken, importTokens, resyncToken } from "../../../src/admin/tokens.ts";
 import { importUsers } from "../../../src/admin/user-import.ts";
 import { addUser, findUser, removeUser, unlockUser, updateUser } from "../../../src/admin/users.ts";
 import { setLogSink } from "../../../src/audit/log.ts";
@@ -140,6 +140,31 @@ describe("tokens", () => {
     expect([short.code, short.field, short.expose]).toEqual(["invalid", "code2", "a 8-digit code"]);
     const wrong = await refusal(resyncToken(ctx, token.id, "12345678", "23456789"));
     expect([wrong.code, wrong.expose]).toEqual(["conflict", "the two codes are not consecutive codes of this token; nothing changed"]);
+  });
+
+  test("import with progress: written in chunks, reporting N of M; a serial that exists part-way leaves nothing imported", async () => {
+    if (!(await store.users.findByName("bob"))) await addUser(ctx, { username: "bob" });
+    const csv = (serials: string[]) => `serial,secret_base32,user\n${serials.map((s, i) => `${s},${i % 2 ? SHORT_SECRET : LONG_SECRET},${i === 0 ? "bob" : i === 1 ? "ghost" : ""}`).join("\n")}\n`;
+    const serials = Array.from({ length: 7 }, (_, i) => `CHUNK${i}`);
+    const seen: string[] = [];
+    recorded.length = 0;
+    const done = await importTokens(ctx, { format: "csv", content: csv(serials) }, { chunkSize: 3, onProgress: (phase, d, t) => seen.push(`${phase} ${d}/${t}`) });
+    expect(seen).toEqual(["reading 0/0", "writing 0/7", "writing 3/7", "writing 6/7", "writing 7/7"]);
+    expect(done).toEqual({
+      imported: 7,
+      assigned: 1,
+      unknownOwners: 1,
+      warnings: ["1 tokens name a user that does not exist; they were left unassigned", "3 secrets are shorter than 128 bits (RFC 4226 §4 R6); replace those tokens when you can"],
+    });
+    expect(recorded).toEqual([{ type: "admin.tokens_imported", count: 7, by: "ops-test" }]);
+
+    // CHUNK6 exists: the first two chunks are written, the third fails, and they are removed again.
+    recorded.length = 0;
+    const again = ["NEW0", "NEW1", "NEW2", "NEW3", "NEW4", "NEW5", "CHUNK6"];
+    const e = await refusal(importTokens(ctx, { format: "csv", content: csv(again) }, { chunkSize: 3, onProgress: () => {} }));
+    expect(e.code).toBe("conflict");
+    for (const s of again.slice(0, 6)) expect(await store.tokens.findBySerial(s)).toBeUndefined();
+    expect(recorded).toEqual([]);
   });
 
   test("an unknown owner is not_found on the field `user`", async () => {

@@ -313,6 +313,19 @@ describe("endpoint profiles", () => {
     expect(await status("GET", "/endpoints/shop")).toBe(404);
   });
 
+  test("patch changes the keys it names and keeps the others", async () => {
+    await ok("PUT", "/endpoints/edit", "/endpoints/:name", 200, { title_text: "Before", touch_timeout_s: 60, per_number_per_minute: 3 });
+    const patched = await ok("PATCH", "/endpoints/edit", "/endpoints/:name", 200, { title_text: "After", per_number_per_hour: 20 });
+    expect(patched).toMatchObject({ name: "edit", title_text: "After", touch_timeout_s: 60, per_number_per_minute: 3, per_number_per_hour: 20 });
+    expect(await status("PATCH", "/endpoints/edit", { touch_timeout_s: 5 })).toBe(400);
+    expect(await status("PATCH", "/endpoints/edit", { colour: "red" })).toBe(400);
+    expect(await status("PATCH", "/endpoints/edit", { title_text: "x" }, f.keys.operator)).toBe(403);
+    expect(await status("PATCH", "/endpoints/nothere", { title_text: "x" })).toBe(404);
+    expect(await status("PATCH", "/endpoints/from-file", { title_text: "x" })).toBe(409);
+    expect((await f.store.endpoints.get("edit"))!.touchTimeoutS).toBe(60);
+    await ok("DELETE", "/endpoints/edit", "/endpoints/:name", 204);
+  });
+
   test.each<[string, string, string, unknown, number]>([
     ["timeout below 15 s", "PUT", "/endpoints/e1", { touch_timeout_s: 10 }, 400],
     ["empty text", "PUT", "/endpoints/e1", { title_text: "" }, 400],

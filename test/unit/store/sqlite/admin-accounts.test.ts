@@ -67,6 +67,13 @@ for (const backend of BACKENDS) {
       await repo.createSession(session("s2", a.id));
       expect(await repo.setPassword("ops", "$argon2id$other")).toBe(true);
       expect(await repo.getSession("s2")).toBeUndefined();
+      // A password changed from a session keeps that session and ends the others.
+      await repo.createSession(session("mine", a.id));
+      await repo.createSession(session("other", a.id));
+      expect(await repo.setPassword("ops", "$argon2id$third", { keepSession: "mine" })).toBe(true);
+      expect(await repo.getSession("mine")).toBeDefined();
+      expect(await repo.getSession("other")).toBeUndefined();
+      await repo.deleteSession("mine");
       await repo.createSession({ ...session("idle", a.id), lastSeenAt: 100 });
       await repo.createSession({ ...session("ended", a.id), lastSeenAt: 900, expiresAt: 1_000 });
       await repo.createSession({ ...session("live", a.id), lastSeenAt: 900 });
