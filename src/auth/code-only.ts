@@ -17,7 +17,7 @@ import type { AuthFailureReason } from "../audit/events.ts";
 import { Directories, LOCAL_SOURCE } from "../directory/registry.ts";
 import type { AuthType } from "../domain/auth-types.ts";
 import { normalizeUsername } from "../domain/identity.ts";
-import type { Store, User } from "../store/types.ts";
+import type { Store, User, WarmReads } from "../store/types.ts";
 import { accountStatus, directoryStatus, groups } from "./account.ts";
 import type { Attempt, Decision } from "./attempt.ts";
 import { refusedMatch, type OTPCodes } from "./codes.ts";
@@ -93,11 +93,35 @@ export class CodeOnly {
    */
   warm(attempt: Attempt): Promise<Decision> | undefined {
     const warm = this.store.warm;
-    const sources = warm ? this.localSources(attempt.channel.directories) : "none";
-    if (!warm || sources === "none") return undefined;
+    const start = warm ? this.start(attempt) : undefined;
+    if (!warm || !start) return undefined;
+    return this.decide(attempt, warm, start.key, start.source, start.sources);
+  }
+
+  /**
+   * The warm path on a store without a memory copy that fetches a login's reads together
+   * (Store.loginReads, one statement on PostgreSQL): the same decision from those reads, or
+   * undefined (at once, or as the promise's value) where run() must decide. Undefined at once when
+   * the store has no loginReads or the attempt is not one the warm path can answer. The promise
+   * rejects only when the reads fail.
+   */
+  fetched(attempt: Attempt): Promise<Decision | undefined> | undefined {
+    const store = this.store;
+    const start = store.loginReads ? this.start(attempt) : undefined;
+    if (!store.loginReads || !start) return undefined;
+    return store.loginReads(start.key, start.source).then((reads) => this.decide(attempt, reads, start.key, start.source, start.sources));
+  }
+
+  /** The name and source of an attempt the warm path may answer; undefined when local users are not asked first. */
+  private start(attempt: Attempt): { key: string; source: string; sources: "only" | "first" } | undefined {
+    const sources = this.localSources(attempt.channel.directories);
+    if (sources === "none") return undefined;
     const key = normalizeUsername(attempt.username, { realms: this.realms });
     if (key === "") return undefined;
-    const source = sourceOf(attempt);
+    return { key, source: sourceOf(attempt), sources };
+  }
+
+  private decide(attempt: Attempt, warm: WarmReads, key: string, source: string, sources: "only" | "first"): Promise<Decision> | undefined {
     if (warm.counted(key, "code", source) !== false) return undefined;
     const user = warm.userByName(key);
     if (user === undefined) return undefined;

@@ -821,6 +821,14 @@ export interface Store {
    * A store without a memory copy omits it and every read takes the asynchronous path.
    */
   readonly warm?: WarmReads;
+  /**
+   * Optional, for a store without a memory copy: the reads of one code-only login fetched together
+   * from the store (the code failure counters of `key` from `source` and across every source, the
+   * user named `key`, that user's active tokens, `source`'s known-source record), answered as
+   * WarmReads for that name and source only (undefined for anything else). PostgreSQL: one
+   * statement for all the logins of an event-loop turn instead of about six round trips each.
+   */
+  loginReads?(key: string, source: string): Promise<WarmReads>;
   close(): Promise<void>;
 }
 

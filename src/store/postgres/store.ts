@@ -10,7 +10,7 @@ import { createKeyFile, describeSource, type Keyring, loadKeyring } from "../key
 import { LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE_SQL, migrationSQL } from "../migrations.ts";
 import { openSealed, seal, type SealContext } from "../seal.ts";
 import { Sealer } from "../sealer.ts";
-import { type AdminEventRepos, type ApprovalOutcome, type DeliveryRepos, type Store, StoreError } from "../types.ts";
+import { type AdminEventRepos, type ApprovalOutcome, type DeliveryRepos, type Store, StoreError, type WarmReads } from "../types.ts";
 import { PgAdminEventRepo } from "./admin-events.ts";
 import { PgApiKeyRepo } from "./api-keys.ts";
 import { PgApprovalBlockRepo } from "./approval-blocks.ts";
@@ -22,6 +22,7 @@ import { PgDeliveryLogRepo, PgRateLimitRepo } from "./delivery.ts";
 import { PgDeviceRepo } from "./devices.ts";
 import { PgEndpointRepo } from "./endpoints.ts";
 import { PgLockoutRepo } from "./lockouts.ts";
+import { PgLoginReads } from "./login-reads.ts";
 import { PgPasswordResetRepo } from "./password-resets.ts";
 import { PgSelfServiceRepo } from "./self-service.ts";
 import { PgAdminAccountRepo } from "./admin-accounts.ts";
@@ -209,6 +210,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly driver = "postgres";
 
   private readonly sealer: Sealer;
+  private readonly logins: PgLoginReads;
   private closed = false;
   private readonly unlisteners = new Set<() => Promise<void>>();
 
@@ -247,6 +249,12 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
     this.rateLimits = new PgRateLimitRepo(ctx);
     this.deliveryLog = new PgDeliveryLogRepo(ctx);
     this.adminEvents = new PgAdminEventRepo(ctx);
+    this.logins = new PgLoginReads(ctx, this.tokens);
+  }
+
+  /** A code-only login's reads in one statement (shared by the logins of one event-loop turn). */
+  loginReads(key: string, source: string): Promise<WarmReads> {
+    return this.logins.read(key, source);
   }
 
   get keyring(): Keyring {
