@@ -5,8 +5,17 @@
 // about six. Everything is read from the database in the request, as by the repositories one at a
 // time (one snapshot instead of several): the high-water-mark UPDATE, the counter upserts and the
 // known-source upsert still decide.
+//
+// The login cache (on in `serve` with `[store] cache`): the user record and active tokens of each
+// local user read here are remembered, and a later login of that name may decide from them, but
+// only through a high-water-mark UPDATE that revalidates, in the same statement, every input taken
+// from memory (the token still active and the user's, the user's name, enabled flag, directory
+// link, type and expiry unchanged, the token's drift unchanged, no code failure counter) and reads
+// the known-source record. When that statement does not write (a replay, a change made by any node,
+// a counter), the entry is forgotten and the login is decided from fresh reads. So a stale entry
+// costs a second statement, never a wrong decision, and no notification is needed for correctness.
 
-import type { FailureKind, Token, User, WarmReads } from "../types.ts";
+import type { CachedLogin, FailureKind, Token, User, WarmReads } from "../types.ts";
 import { BatchedRead } from "./batch.ts";
 import { numbered, rethrow, type PgStoreContext } from "./context.ts";
 import type { PgTokenRepo, TokenRow } from "./tokens.ts";
@@ -122,11 +131,51 @@ class LoginSnapshot implements WarmReads {
   }
 }
 
+/** A guarded write from memory: its statement parameters and the caller's promise. */
+interface PendingAdvance {
+  json: Record<string, unknown>;
+  tokenId: number;
+  resolve(r: { won: boolean; known: number | null }): void;
+  reject(err: unknown): void;
+}
+
+/** Guarded writes per statement. */
+const ADVANCE_MAX = 256;
+
+// Each row is written only if its own mark is lower and every remembered input still holds (see the
+// header); `known` is the source's known-source record. The `= ANY (ARRAY(…))` condition keeps the
+// primary-key lookup (see tokens.ts).
+const ADVANCE_SQL = `
+UPDATE token_marks m SET last_step = v.step, drift = v.drift
+FROM jsonb_to_recordset(?1::text::jsonb) AS v(token_id bigint, step bigint, drift integer, was_drift integer, user_id bigint,
+  name text, source text, type text, expires_at bigint)
+WHERE m.token_id = ANY (ARRAY(SELECT (jsonb_array_elements(?1::text::jsonb) ->> 'token_id')::bigint))
+  AND m.token_id = v.token_id AND m.last_step < v.step AND m.drift = v.was_drift
+  AND EXISTS (SELECT 1 FROM tokens t JOIN users u ON u.id = t.user_id
+              WHERE t.id = v.token_id AND t.state = 'active' AND t.user_id = v.user_id AND u.username = v.name
+                AND u.disabled = 0 AND u.directory IS NULL AND u.type IS NOT DISTINCT FROM v.type
+                AND u.expires_at IS NOT DISTINCT FROM v.expires_at)
+  AND NOT EXISTS (SELECT 1 FROM lockouts l WHERE l.subject = v.name AND l.kind = 'code' AND l.source IN (v.source, ''))
+RETURNING m.token_id AS token_id, (SELECT s.last_success_at FROM known_sources s WHERE s.subject = v.name AND s.source = v.source) AS known`;
+
+/** Remembered users before the cache is emptied (bounds memory). */
+const CACHE_MAX = 262_144;
+
+interface Remembered {
+  user: User;
+  tokens: Token[];
+}
+
 export class PgLoginReads {
   private readonly batch: BatchedRead<LoginRow>;
+  private readonly advanceText = numbered(ADVANCE_SQL);
+  /** name → the record and active tokens last read; undefined while the cache is off. */
+  private cache: Map<string, Remembered> | undefined;
+  private pending: PendingAdvance[] = [];
+  private scheduled = false;
 
   constructor(
-    ctx: PgStoreContext,
+    private readonly ctx: PgStoreContext,
     private readonly tokens: PgTokenRepo,
   ) {
     const text = numbered(SQL);
@@ -151,6 +200,102 @@ export class PgLoginReads {
     const user = first.u_id === null ? null : toUser(userOf(first));
     const tokens: Token[] = [];
     for (const r of rows) if (r.t_id !== null) tokens.push(this.tokens.toToken(tokenOf(r)));
+    if (this.cache) {
+      if (user !== null && user.directory === null && tokens.length > 0) {
+        if (this.cache.size >= CACHE_MAX && !this.cache.has(key)) this.cache.clear();
+        // copies: the decision may hold these objects; the cache moves its own marks
+        this.cache.set(key, { user, tokens: tokens.map((t) => ({ ...t })) });
+      } else this.cache.delete(key);
+    }
     return new LoginSnapshot(key, source, user, tokens, first.counted, first.known);
+  }
+
+  /** Turns the login cache on (serve with `[store] cache`). */
+  enableCache(): void {
+    this.cache ??= new Map();
+  }
+
+  cached(key: string, source: string): CachedLogin | undefined {
+    const hit = this.cache?.get(key);
+    if (!hit) return undefined;
+    return {
+      user: hit.user,
+      tokens: hit.tokens,
+      advance: (token, step, drift) =>
+        this.advance(
+          {
+            token_id: token.id,
+            step,
+            drift,
+            was_drift: token.drift,
+            user_id: hit.user.id,
+            name: key,
+            source,
+            type: hit.user.type,
+            expires_at: hit.user.expiresAt,
+          },
+          token.id,
+        ).then((r) => {
+          if (!r.won) {
+            if (this.cache?.get(key) === hit) this.cache.delete(key);
+          } else if (token.lastStep < step) {
+            token.lastStep = step;
+            token.drift = drift;
+          }
+          return r;
+        }),
+    };
+  }
+
+  /** Queues a guarded write for the end of this event-loop turn. */
+  private advance(json: Record<string, unknown>, tokenId: number): Promise<{ won: boolean; known: number | null }> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ json, tokenId, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  /**
+   * One statement for the writes of a turn, each token at most once: a second write for the same
+   * token waits until this statement has committed, and then meets the new mark.
+   */
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const all = this.pending;
+    this.pending = [];
+    const seen = new Set<number>();
+    const batch: PendingAdvance[] = [];
+    for (const w of all) {
+      if (seen.has(w.tokenId) || batch.length >= ADVANCE_MAX) this.pending.push(w);
+      else {
+        seen.add(w.tokenId);
+        batch.push(w);
+      }
+    }
+    const run = this.run(batch);
+    if (this.pending.length > 0 && !this.scheduled) {
+      this.scheduled = true;
+      void run.finally(() => setImmediate(this.flush));
+    }
+  };
+
+  private async run(batch: PendingAdvance[]): Promise<void> {
+    if (batch.length === 0) return;
+    try {
+      const { rows } = await this.ctx.db.query<{ token_id: number; known: number | null }>(this.advanceText, [JSON.stringify(batch.map((w) => w.json))]);
+      const won = new Map(rows.map((r) => [r.token_id, r.known]));
+      for (const w of batch) w.resolve(won.has(w.tokenId) ? { won: true, known: won.get(w.tokenId) ?? null } : { won: false, known: null });
+    } catch (err) {
+      for (const w of batch) {
+        try {
+          rethrow(err);
+        } catch (mapped) {
+          w.reject(mapped);
+        }
+      }
+    }
   }
 }

@@ -10,7 +10,7 @@ import { createKeyFile, describeSource, type Keyring, loadKeyring } from "../key
 import { LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE_SQL, migrationSQL } from "../migrations.ts";
 import { openSealed, seal, type SealContext } from "../seal.ts";
 import { Sealer } from "../sealer.ts";
-import { type AdminEventRepos, type ApprovalOutcome, type DeliveryRepos, type Store, StoreError, type WarmReads } from "../types.ts";
+import { type AdminEventRepos, type ApprovalOutcome, type DeliveryRepos, type CachedLogin, type Store, StoreError, type WarmReads } from "../types.ts";
 import { PgAdminEventRepo } from "./admin-events.ts";
 import { PgApiKeyRepo } from "./api-keys.ts";
 import { PgApprovalBlockRepo } from "./approval-blocks.ts";
@@ -255,6 +255,19 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
   /** A code-only login's reads in one statement (shared by the logins of one event-loop turn). */
   loginReads(key: string, source: string): Promise<WarmReads> {
     return this.logins.read(key, source);
+  }
+
+  /** What this node remembers of a local user for a code-only login (only after enableLoginCache). */
+  cachedLogin(key: string, source: string): CachedLogin | undefined {
+    return this.logins.cached(key, source);
+  }
+
+  /**
+   * Remembers the record and active tokens of each local user that loginReads finds, for
+   * cachedLogin (serve with `[store] cache`); every use is revalidated by its write.
+   */
+  enableLoginCache(): void {
+    this.logins.enableCache();
   }
 
   get keyring(): Keyring {
