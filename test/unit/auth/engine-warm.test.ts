@@ -20,8 +20,7 @@ import { CachedStore, type EpochStore } from "../../../src/store/cache.ts";
 import { openStore } from "../../../src/store/open.ts";
 import type { KnownSource, LockoutState, Store } from "../../../src/store/types.ts";
 import { openPgStore, type PgStore } from "../../../src/store/postgres/store.ts";
-import { POSTGRES_SKIP_REASON } from "../../integration/helpers/postgres.ts";
-import { postgresServer } from "../store/helpers.ts";
+import { BACKENDS, postgresServer } from "../store/helpers.ts";
 import { FakeDirectory } from "./fake-directory.ts";
 
 setLogSink(() => {}); // migration lines
@@ -135,7 +134,7 @@ async function twin(users: UserSpec[], attempts: Attempt[], directories?: () => 
     run.known = await store.lockouts.knownSources();
   }
   // PostgreSQL: a login's reads in one statement, then also with the login cache (each use revalidated by its write)
-  for (const withCache of POSTGRES_SKIP_REASON === undefined ? [false, true] : []) {
+  for (const withCache of BACKENDS.includes("postgres") ? [false, true] : []) {
     const pgStore = (await storeWith(users, "postgres")) as PgStore;
     if (withCache) pgStore.enableLoginCache();
     const pgCounter = countingReads(pgStore);
