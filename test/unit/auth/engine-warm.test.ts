@@ -5,7 +5,7 @@
 // have answered the cases it claims. Where PostgreSQL is installed, each scenario also runs against
 // a PostgreSQL store, whose warm path takes a login's reads in one statement (Store.loginReads):
 // the same decisions, events and store contents, with the full path taken as often as on the cache.
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,6 +57,10 @@ interface UserSpec {
 
 const dirs: string[] = [];
 const open: Store[] = [];
+// The throwaway PostgreSQL server starts once, before the first scenario (not inside its timeout).
+beforeAll(async () => {
+  if (BACKENDS.includes("postgres")) await postgresServer();
+}, 120_000);
 afterEach(async () => {
   for (const s of open.splice(0)) await s.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
