@@ -17,7 +17,7 @@ import type { AuthFailureReason } from "../audit/events.ts";
 import { Directories, LOCAL_SOURCE } from "../directory/registry.ts";
 import type { AuthType } from "../domain/auth-types.ts";
 import { normalizeUsername } from "../domain/identity.ts";
-import type { Store, User } from "../store/types.ts";
+import type { CachedLogin, Store, Token, User, WarmReads } from "../store/types.ts";
 import { accountStatus, directoryStatus, groups } from "./account.ts";
 import type { Attempt, Decision } from "./attempt.ts";
 import { refusedMatch, type OTPCodes } from "./codes.ts";
@@ -93,11 +93,60 @@ export class CodeOnly {
    */
   warm(attempt: Attempt): Promise<Decision> | undefined {
     const warm = this.store.warm;
-    const sources = warm ? this.localSources(attempt.channel.directories) : "none";
-    if (!warm || sources === "none") return undefined;
+    const start = warm ? this.start(attempt) : undefined;
+    if (!warm || !start) return undefined;
+    return this.decide(attempt, warm, start.key, start.source, start.sources);
+  }
+
+  /**
+   * The warm path on a store without a memory copy that fetches a login's reads together
+   * (Store.loginReads, one statement on PostgreSQL): the same decision from those reads, or
+   * undefined (at once, or as the promise's value) where run() must decide. Undefined at once when
+   * the store has no loginReads or the attempt is not one the warm path can answer. The promise
+   * rejects only when the reads fail.
+   */
+  fetched(attempt: Attempt): Promise<Decision | undefined> | undefined {
+    const store = this.store;
+    const loginReads = store.loginReads?.bind(store);
+    const start = loginReads ? this.start(attempt) : undefined;
+    if (!loginReads || !start) return undefined;
+    const fresh = () => loginReads(start.key, start.source).then((reads) => this.decide(attempt, reads, start.key, start.source, start.sources));
+    const memory = store.cachedLogin?.(start.key, start.source);
+    const remembered = memory ? this.revalidated(attempt, memory, start.key) : undefined;
+    return remembered ? remembered.then((decision) => decision ?? fresh()) : fresh();
+  }
+
+  /**
+   * An accept decided from what the store remembers (Store.cachedLogin), or undefined (at once, or
+   * as the promise's value) where fresh reads must decide: memory only ever accepts, and only when
+   * the write that consumes the code revalidated every input taken from memory (the user record's
+   * status and type, the token, no code failure counter); a refusal, a wrong or replayed code, a
+   * HOTP token or a write that did not happen is decided again from the store.
+   */
+  private revalidated(attempt: Attempt, memory: CachedLogin, key: string): Promise<Decision | undefined> | undefined {
+    const { user } = memory;
+    const { now } = attempt;
+    if ((user.directory ?? null) !== null || codeOnlyRefusal(user, user.type, undefined, now)) return undefined;
+    const match = this.codes.match(memory.tokens as Token[], attempt.secret!, now);
+    if (!match || refusedMatch(match) || match.token.kind !== "totp") return undefined;
+    return memory.advance(match.token, match.step!, match.drift!).then(({ won, known }) => {
+      if (!won) return undefined;
+      // No counter existed (the write checked); a source recorded as known within a day costs no write.
+      if (!this.lockout.needsRecord(known, now)) return this.out.accept(attempt, user, OTP_ONLY, NO_ATTRIBUTES);
+      return this.out.completed(attempt, key, user, OTP_ONLY, NO_ATTRIBUTES);
+    });
+  }
+
+  /** The name and source of an attempt the warm path may answer; undefined when local users are not asked first. */
+  private start(attempt: Attempt): { key: string; source: string; sources: "only" | "first" } | undefined {
+    const sources = this.localSources(attempt.channel.directories);
+    if (sources === "none") return undefined;
     const key = normalizeUsername(attempt.username, { realms: this.realms });
     if (key === "") return undefined;
-    const source = sourceOf(attempt);
+    return { key, source: sourceOf(attempt), sources };
+  }
+
+  private decide(attempt: Attempt, warm: WarmReads, key: string, source: string, sources: "only" | "first"): Promise<Decision> | undefined {
     if (warm.counted(key, "code", source) !== false) return undefined;
     const user = warm.userByName(key);
     if (user === undefined) return undefined;

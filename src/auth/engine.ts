@@ -115,6 +115,19 @@ export class Engine {
       }
       // The warm path maps its own asynchronous failures (Decisions.failed), so its promise never rejects
       if (warm) return warm;
+      let fetched: Promise<Decision | undefined> | undefined;
+      try {
+        fetched = this.codeOnly.fetched(attempt);
+      } catch (err) {
+        return Promise.resolve(this.out.failed(attempt, err));
+      }
+      // A store that reads a login in one statement: the same decision from those reads, else the full path
+      if (fetched) {
+        return fetched.then(
+          (decision) => decision ?? this.authenticateAsync(attempt),
+          (err: unknown) => this.out.failed(attempt, err),
+        );
+      }
     }
     return this.authenticateAsync(attempt);
   }

@@ -101,6 +101,9 @@ export async function serve(ctx: ServeContext, worker?: WorkerRole): Promise<voi
   if (store instanceof CachedStore) {
     const loaded = await store.preload();
     log("info", "store.cache_loaded", { users: loaded });
+  } else if (config.store.cache && "enableLoginCache" in opened) {
+    // PostgreSQL: users and tokens remembered per login, each use revalidated by its write (store/postgres/login-reads.ts)
+    (opened as { enableLoginCache(): void }).enableLoginCache();
   }
   // Once per host: the supervisor (or the single process) does it before any worker starts.
   if (!worker) {

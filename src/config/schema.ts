@@ -477,7 +477,7 @@ export const configSchema = v.strictObject({
     ),
     cache: bool(
       true,
-      "Serve users, active tokens and lockout counters from memory in `serve`, loaded at start-up (up to 262,144 users) and dropped whenever another process (the admin CLI, another RADIUS worker) commits a change to them (another worker's high-water-mark commits do not count). Writes, the TOTP replay guard and challenge state always go to the database.",
+      "Serve users, active tokens and lockout counters from memory in `serve`, loaded at start-up (up to 262,144 users) and dropped whenever another process (the admin CLI, another RADIUS worker) commits a change to them (another worker's high-water-mark commits do not count). Writes, the TOTP replay guard and challenge state always go to the database. PostgreSQL: each local user's record and active tokens are remembered after a code-only login reads them, and a later login accepts from memory only when its high-water-mark write revalidates all of it in the same statement (docs/store.md).",
     ),
     busy_timeout_ms: integer(5000, 0, 600_000, "How long a write waits for another process (the admin CLI) holding the database lock."),
   }),

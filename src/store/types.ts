@@ -825,7 +825,43 @@ export interface Store {
    * A store without a memory copy omits it and every read takes the asynchronous path.
    */
   readonly warm?: WarmReads;
+  /**
+   * Optional, for a store without a memory copy: the reads of one code-only login fetched together
+   * from the store (the code failure counters of `key` from `source` and across every source, the
+   * user named `key`, that user's active tokens, `source`'s known-source record), answered as
+   * WarmReads for that name and source only (undefined for anything else). PostgreSQL: one
+   * statement for all the logins of an event-loop turn instead of about six round trips each.
+   */
+  loginReads?(key: string, source: string): Promise<WarmReads>;
+  /**
+   * Optional, with loginReads: what this node remembers of the local user named `key` from an
+   * earlier loginReads (the record and its active tokens), with a high-water-mark write that
+   * revalidates all of it in the same statement; undefined when nothing is remembered.
+   */
+  cachedLogin?(key: string, source: string): CachedLogin | undefined;
   close(): Promise<void>;
+}
+
+/**
+ * A code-only login's inputs from a node's memory (Store.cachedLogin). Nothing here is trusted:
+ * advance() writes the high-water mark only if, in the same statement, every input the decision
+ * took from memory still holds in the store.
+ */
+export interface CachedLogin {
+  /** A local user (no directory link) as last read. */
+  readonly user: User;
+  /** Its active tokens as last read. */
+  readonly tokens: readonly Token[];
+  /**
+   * Moves a TOTP token's high-water mark to `step` (drift `drift`) only if, in one statement: the
+   * mark is below `step` and its drift still `wasDrift`; the token is still active and still this
+   * user's; the user record still has this name, is enabled, has no directory link, and has the
+   * type and expiry remembered; and no code failure counter exists for the name from `source` or
+   * across every source. won false: nothing was written (a replay, or memory is stale; the entry
+   * is then forgotten) and the caller decides from fresh reads. `known`: the source's known-source
+   * record, read by the same statement.
+   */
+  advance(token: Token, step: number, drift: number): Promise<{ won: boolean; known: number | null }>;
 }
 
 /**

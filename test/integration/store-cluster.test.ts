@@ -1,6 +1,6 @@
 // Three `serve` nodes on loopback ports sharing one throwaway PostgreSQL (started and removed by
 // this file): a challenge from one node completed on another, a code used on one refused on
-// another, the same Access-Request answered the same by two nodes (idempotency records), an admin
+// another, a token disabled or a lockout made elsewhere honoured by a node that remembers the user, the same Access-Request answered the same by two nodes (idempotency records), an admin
 // change seen by every node, a Magic Link call and a held RADIUS request waiting on one node
 // answered through another's page, one audit log for every node, `key rotate` while every node serves, a node killed with SIGKILL mid-flow, and PostgreSQL stopped and started under load
 // (Status-Server and /readyz stop, then resume; nothing that should be refused is accepted).
@@ -100,6 +100,7 @@ success_match = '"status":\\s*"0"'
 timeout_ms = 3000
 `);
     await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret]);
+    await app.cli(["client", "add", "otp", "--address", "127.0.0.3/32", "--secret", secret, "--first-factor", "none"]);
     await app.cli(["user", "add", "mallory", "--phone", PHONE]);
     const out = await app.cli(["apikey", "add", "web"]);
     apiKey = /pcl_[A-Za-z0-9_-]{43}/.exec(out)![0];
@@ -131,6 +132,29 @@ timeout_ms = 3000
     expect(b.code).toBe(Code.AccessChallenge);
     expect((await pap(udp, nodes[2]!.port, secret, u.name, c, { state: stateOf(b) })).code).toBe(Code.AccessReject);
   }, 30_000);
+
+  test("code-only logins: a token disabled and enabled through the CLI and a lockout made on node 3 are honoured by node 2's next login (its login cache)", async () => {
+    const u = await totpUser();
+    const { id } = (JSON.parse(await app.cli(["token", "list", u.name, "--json"])) as Array<{ id: number }>)[0]!;
+    // Three codes of consecutive steps, all inside the window: keep clear of a step's end.
+    const left = 30_000 - (Date.now() % 30_000);
+    if (left < 6_000) await Bun.sleep(left + 100);
+    const now = Date.now();
+    const [c1, c2, c3] = [-1, 0, 1].map((stepOffset) => totp(decodeBase32(u.seed), { now, stepOffset }));
+    using udp = await UDPClient.open("127.0.0.3");
+    const node2 = nodes[1]!.port;
+    // Node 2 reads the user and the token, and remembers them.
+    expect((await pap(udp, node2, secret, u.name, c1!)).code).toBe(Code.AccessAccept);
+    await app.cli(["token", "disable", String(id)]);
+    expect((await pap(udp, node2, secret, u.name, c2!)).code).toBe(Code.AccessReject);
+    await app.cli(["token", "enable", String(id)]);
+    expect((await pap(udp, node2, secret, u.name, c2!)).code).toBe(Code.AccessAccept);
+    // Wrong codes on node 3 lock this NAS out (back-off after five): node 2 refuses the right code.
+    for (let i = 0; i < 5; i++) expect((await pap(udp, nodes[2]!.port, secret, u.name, "000000")).code).toBe(Code.AccessReject);
+    expect((await pap(udp, node2, secret, u.name, c3!)).code).toBe(Code.AccessReject);
+    await app.cli(["user", "unlock", u.name]);
+    expect((await pap(udp, node2, secret, u.name, c3!)).code).toBe(Code.AccessAccept);
+  }, 90_000);
 
   test("the same Access-Request (same authenticator) sent to node 1 and then node 2 gets the same answer", async () => {
     const u = await totpUser();

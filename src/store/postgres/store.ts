@@ -10,7 +10,7 @@ import { createKeyFile, describeSource, type Keyring, loadKeyring } from "../key
 import { LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE_SQL, migrationSQL } from "../migrations.ts";
 import { openSealed, seal, type SealContext } from "../seal.ts";
 import { Sealer } from "../sealer.ts";
-import { type AdminEventRepos, type ApprovalOutcome, type DeliveryRepos, type Store, StoreError } from "../types.ts";
+import { type AdminEventRepos, type ApprovalOutcome, type DeliveryRepos, type CachedLogin, type Store, StoreError, type WarmReads } from "../types.ts";
 import { PgAdminEventRepo } from "./admin-events.ts";
 import { PgApiKeyRepo } from "./api-keys.ts";
 import { PgApprovalBlockRepo } from "./approval-blocks.ts";
@@ -23,6 +23,7 @@ import { PgDeviceRepo } from "./devices.ts";
 import { PgEndpointRepo } from "./endpoints.ts";
 import { COUNT_SEALED_LIKE_SQL, rotatePgKey } from "./key-rotation.ts";
 import { PgLockoutRepo } from "./lockouts.ts";
+import { PgLoginReads } from "./login-reads.ts";
 import { PgPasswordResetRepo } from "./password-resets.ts";
 import { PgSelfServiceRepo } from "./self-service.ts";
 import { PgAdminAccountRepo } from "./admin-accounts.ts";
@@ -209,6 +210,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
   readonly driver = "postgres";
 
   private readonly sealer: Sealer;
+  private readonly logins: PgLoginReads;
   private closed = false;
   private readonly unlisteners = new Set<() => Promise<void>>();
 
@@ -248,6 +250,25 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
     this.deliveryLog = new PgDeliveryLogRepo(ctx);
     this.adminEvents = new PgAdminEventRepo(ctx);
     this.auditLog = new PgAuditLogRepo(ctx);
+    this.logins = new PgLoginReads(ctx, this.tokens);
+  }
+
+  /** A code-only login's reads in one statement (shared by the logins of one event-loop turn). */
+  loginReads(key: string, source: string): Promise<WarmReads> {
+    return this.logins.read(key, source);
+  }
+
+  /** What this node remembers of a local user for a code-only login (only after enableLoginCache). */
+  cachedLogin(key: string, source: string): CachedLogin | undefined {
+    return this.logins.cached(key, source);
+  }
+
+  /**
+   * Remembers the record and active tokens of each local user that loginReads finds, for
+   * cachedLogin (serve with `[store] cache`); every use is revalidated by its write.
+   */
+  enableLoginCache(): void {
+    this.logins.enableCache();
   }
 
   get keyring(): Keyring {

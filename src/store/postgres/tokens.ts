@@ -13,7 +13,7 @@ import { conflictingValue, pgPrep, rethrow, valuesList, type PgStoreContext } fr
 const INSERT_CHUNK = 1000;
 const INSERT_CASTS = ["text", "bigint", "text", "text", "text", "integer", "integer", "text", "bigint", "bigint", "bigint", "integer"] as const;
 
-interface TokenRow {
+export interface TokenRow {
   id: number;
   serial: string;
   user_id: number | null;
@@ -105,7 +105,8 @@ export class PgTokenRepo implements TokenRepo {
     );
   }
 
-  private toToken(row: TokenRow): Token {
+  /** @internal Also used by the login reads (login-reads.ts). */
+  toToken(row: TokenRow): Token {
     return {
       id: row.id,
       serial: row.serial,

@@ -8,7 +8,7 @@ import { BatchedRead } from "./batch.ts";
 import { conflictingValue, isCheckViolation, pgPrep, rethrow, valuesList, type PgStoreContext } from "./context.ts";
 import type { PgTokenRepo } from "./tokens.ts";
 
-interface UserRow {
+export interface UserRow {
   id: number;
   username: string;
   password_hash: string | null;
@@ -27,7 +27,8 @@ const COLUMNS = "id, username, password_hash, type, phone, email, disabled, expi
 const PROGRESS_EVERY = 1000;
 const INSERT_CASTS = ["text", "text", "text", "text", "text", "integer", "bigint", "text", "text", "text", "bigint"] as const;
 
-function toUser(row: UserRow): User {
+/** @internal Also used by the login reads (login-reads.ts). */
+export function toUser(row: UserRow): User {
   return {
     id: row.id,
     username: row.username,

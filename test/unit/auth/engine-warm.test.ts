@@ -2,8 +2,10 @@
 // is run twice with the same users and the same attempts, once against the plain SQLite store (the
 // full asynchronous path) and once against the preloaded read cache (the warm path where it
 // applies); the decisions and the audit events must be the same, and the warm path must really
-// have answered the cases it claims.
-import { afterEach, describe, expect, test } from "bun:test";
+// have answered the cases it claims. Where PostgreSQL is installed, each scenario also runs against
+// a PostgreSQL store, whose warm path takes a login's reads in one statement (Store.loginReads):
+// the same decisions, events and store contents, with the full path taken as often as on the cache.
+import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +19,8 @@ import { generateTOTP } from "../../../src/otp/index.ts";
 import { CachedStore, type EpochStore } from "../../../src/store/cache.ts";
 import { openStore } from "../../../src/store/open.ts";
 import type { KnownSource, LockoutState, Store } from "../../../src/store/types.ts";
+import { openPgStore, type PgStore } from "../../../src/store/postgres/store.ts";
+import { BACKENDS, postgresServer } from "../store/helpers.ts";
 import { FakeDirectory } from "./fake-directory.ts";
 
 setLogSink(() => {}); // migration lines
@@ -53,15 +57,22 @@ interface UserSpec {
 
 const dirs: string[] = [];
 const open: Store[] = [];
+// The throwaway PostgreSQL server starts once, before the first scenario (not inside its timeout).
+beforeAll(async () => {
+  if (BACKENDS.includes("postgres")) await postgresServer();
+}, 120_000);
 afterEach(async () => {
   for (const s of open.splice(0)) await s.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function storeWith(users: UserSpec[]): Promise<Store> {
+async function storeWith(users: UserSpec[], driver: "sqlite" | "postgres" = "sqlite"): Promise<Store> {
   const dir = mkdtempSync(join(tmpdir(), "portcullis-warm-"));
   dirs.push(dir);
-  const store = await openStore({ driver: "sqlite", path: join(dir, "p.db"), dataDir: dir, env: { PORTCULLIS_KEY: KEY } });
+  const store =
+    driver === "postgres"
+      ? await openPgStore({ url: await (await postgresServer()).createDatabase(), dataDir: dir, env: { PORTCULLIS_KEY: KEY }, poolSize: 2 })
+      : await openStore({ driver: "sqlite", path: join(dir, "p.db"), dataDir: dir, env: { PORTCULLIS_KEY: KEY } });
   open.push(store);
   for (const u of users) {
     const user = await store.users.add({
@@ -85,7 +96,7 @@ async function storeWith(users: UserSpec[]): Promise<Store> {
 }
 
 /** Counts the repository reads the full path makes (the warm path makes none of these). */
-function countingReads(store: CachedStore): { reads: number } {
+function countingReads(store: Store): { reads: number } {
   const counter = { reads: 0 };
   const users = store.users as { findByName: (n: string) => Promise<unknown> };
   const findByName = users.findByName.bind(users);
@@ -125,6 +136,19 @@ async function twin(users: UserSpec[], attempts: Attempt[], directories?: () => 
   for (const [run, store] of [[plain, plainStore], [warm, inner]] as const) {
     run.counters = await store.lockouts.list();
     run.known = await store.lockouts.knownSources();
+  }
+  // PostgreSQL: a login's reads in one statement, then also with the login cache (each use revalidated by its write)
+  for (const withCache of BACKENDS.includes("postgres") ? [false, true] : []) {
+    const pgStore = (await storeWith(users, "postgres")) as PgStore;
+    if (withCache) pgStore.enableLoginCache();
+    const pgCounter = countingReads(pgStore);
+    const fetched: Run = { decisions: [], events: [] };
+    const pgEngine = new Engine(pgStore, options(directories ? { directories: directories() } : {}), (e) => fetched.events.push(e));
+    for (const a of attempts) fetched.decisions.push(await pgEngine.authenticate({ ...a }));
+    fetched.counters = await pgStore.lockouts.list();
+    fetched.known = await pgStore.lockouts.knownSources();
+    expect(fetched).toEqual(plain);
+    expect(pgCounter.reads).toBe(counter.reads);
   }
   return { plain, warm, fullPathReads: counter.reads };
 }
