@@ -80,8 +80,9 @@ describe("unauthenticated floods of the public listener", () => {
     const outcome = probed.result;
     expect(outcome.closedByServer).toBe(2000);
     // Admitted connections end at the 2 s header deadline, never at the client's 10 s hold: the server
-    // closed all 2,000 (above) before the hold ended, and the header-deadline counter below saw them.
-    expect(outcome.closeMsMax!).toBeLessThan(10_000);
+    // closed all 2,000 (above: a connection counts only if the server closed it before the flood let go
+    // of it), and the header-deadline counter below saw them. No wall-clock bound: on a loaded machine
+    // the closes are late, not missing.
     expect(probed.failures).toBe(0);
     expect(await fromOther).toMatch(/^HTTP\/1\.1 200/);
     const m = await connectionMetrics();
