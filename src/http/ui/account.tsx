@@ -4,6 +4,7 @@
 
 import { getCookie } from "hono/cookie";
 import { ADMIN_PASSWORD_MIN, changeAdminPassword } from "../../admin/admin-accounts.ts";
+import { isDirectoryAccount } from "../../admin/admin-directory.ts";
 import type { HttpDeps } from "../types.ts";
 import { post, seeOther, text, uiLockout, type UiApp } from "./common.tsx";
 import { Csrf, Field, FormAlert, formError, Page, utc, type FormError } from "./layout.tsx";
@@ -30,6 +31,15 @@ export function accountRoutes(app: UiApp, deps: HttpDeps): void {
             <dd>{utc(session.createdAt)}</dd>
           </dl>
         </div>
+        {isDirectoryAccount(account) ? (
+          <div class="card">
+            <h2 id="change-password">Your password</h2>
+            <p id="directory-password">
+              You signed in with your directory account: your password is the directory's, and is changed there (or at the password-reset portal), not here. Your role comes from your directory groups
+              and is checked again at every sign-in.
+            </p>
+          </div>
+        ) : (
         <div class="card">
           <h2 id="change-password">Change your password</h2>
           <form method="post" action={`${UI_BASE}/account/password`} aria-labelledby="change-password">
@@ -51,6 +61,7 @@ export function accountRoutes(app: UiApp, deps: HttpDeps): void {
             </button>
           </form>
         </div>
+        )}
       </Page>,
     );
   }
@@ -60,6 +71,8 @@ export function accountRoutes(app: UiApp, deps: HttpDeps): void {
   post(app, deps, "/account/password", "operator", async (c, form) => {
     const { account } = c.get("ui");
     const client = c.get("clientIp");
+    // A directory account has no local password to change (its name cannot pass the check anyway).
+    if (isDirectoryAccount(account)) return accountPage(c, { refused: true });
     const cookie = getCookie(c, sessionCookieName(deps));
     try {
       const result = await changeAdminPassword(
