@@ -4,7 +4,7 @@
 // the directory user following its role. The directory here is an in-memory stand-in of the
 // Directory port; the real slapd runs in test/integration/admin-ui-ldap.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { addAdminAccount } from "../../../src/admin/admin-accounts.ts";
+import { addAdminAccount, removeAdminAccount } from "../../../src/admin/admin-accounts.ts";
 import { checkUiSignIn, directoryAccountName, isDirectoryAccount, roleFromGroups, roleGroups, type SignInDeps } from "../../../src/admin/admin-directory.ts";
 import type { AdminContext } from "../../../src/admin/context.ts";
 import { DEFAULT_LOCKOUT } from "../../../src/auth/lockout.ts";
@@ -59,6 +59,7 @@ class FakeDirectory implements Directory {
 
 let now = 1_700_000_000_000;
 let dir: string;
+let ctx: AdminContext;
 let store: SqliteStore;
 const directory = new FakeDirectory();
 const deps = (ui = UI): SignInDeps => ({ store, now: () => now, lockout: DEFAULT_LOCKOUT, window: 1, random: (n) => crypto.getRandomValues(new Uint8Array(n)), ui, directories: new Directories([directory]) });
@@ -80,7 +81,7 @@ beforeAll(async () => {
   await directoryUser("nina", []);
   await directoryUser("tom", [ADMINS], false);
   await directoryUser("ops", [ROOT]);
-  const ctx: AdminContext = {
+  ctx = {
     config: testConfig(dir),
     store,
     audit: { actor: { name: "cli:test", role: "root" }, change: async (f) => f(), note: async () => {} },
@@ -175,5 +176,15 @@ describe("sign-in by directory group", () => {
     expect(await repo.getSession("h-rita")).toBeUndefined();
     // The row's password can never be used to sign in.
     expect((await repo.get(name))!.passwordHash.startsWith("$argon2")).toBe(false);
+  });
+
+  test("admin remove takes a directory user's row: its sessions end", async () => {
+    const repo = adminAccountsOf(store);
+    const name = directoryAccountName("corp", "rita");
+    const row = (await repo.get(name))!;
+    await repo.createSession({ tokenHash: "h-rita-2", accountId: row.id, csrf: "c", createdAt: now, lastSeenAt: now, expiresAt: now + 60_000 });
+    expect(await removeAdminAccount(ctx, name)).toBe(name);
+    expect(await repo.getSession("h-rita-2")).toBeUndefined();
+    await expect(removeAdminAccount(ctx, "ldap:corp")).rejects.toThrow("letters, digits");
   });
 });
