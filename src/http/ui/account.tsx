@@ -40,27 +40,27 @@ export function accountRoutes(app: UiApp, deps: HttpDeps): void {
             </p>
           </div>
         ) : (
-        <div class="card">
-          <h2 id="change-password">Change your password</h2>
-          <form method="post" action={`${UI_BASE}/account/password`} aria-labelledby="change-password">
-            <Csrf token={session.csrf} />
-            {refused ? (
-              <p class="alert" role="alert" id="password-refused">
-                The current password or code is not right, or too many attempts were made. Nothing was changed.
-              </p>
-            ) : null}
-            <FormAlert error={error} />
-            {/* The account name lets password managers file the new password under the right entry. */}
-            <input type="text" name="username" value={account.name} autocomplete="username" hidden readonly />
-            <Field name="current" label="Current password" type="password" autocomplete="current-password" error={error} required />
-            <Field name="code" label="Code from your authenticator app" autocomplete="one-time-code" inputmode="numeric" error={error} required hint="A code not used to sign in: wait for the next one if you just signed in." />
-            <Field name="password" label="New password" type="password" autocomplete="new-password" error={error} required hint={`At least ${ADMIN_PASSWORD_MIN} characters.`} />
-            <Field name="again" label="New password again" type="password" autocomplete="new-password" error={error} required />
-            <button type="submit" class="primary" id="change-password-submit">
-              Change password
-            </button>
-          </form>
-        </div>
+          <div class="card">
+            <h2 id="change-password">Change your password</h2>
+            <form method="post" action={`${UI_BASE}/account/password`} aria-labelledby="change-password">
+              <Csrf token={session.csrf} />
+              {refused ? (
+                <p class="alert" role="alert" id="password-refused">
+                  The current password or code is not right, or too many attempts were made. Nothing was changed.
+                </p>
+              ) : null}
+              <FormAlert error={error} />
+              {/* The account name lets password managers file the new password under the right entry. */}
+              <input type="text" name="username" value={account.name} autocomplete="username" hidden readonly />
+              <Field name="current" label="Current password" type="password" autocomplete="current-password" error={error} required />
+              <Field name="code" label="Code from your authenticator app" autocomplete="one-time-code" inputmode="numeric" error={error} required hint="A code not used to sign in: wait for the next one if you just signed in." />
+              <Field name="password" label="New password" type="password" autocomplete="new-password" error={error} required hint={`At least ${ADMIN_PASSWORD_MIN} characters.`} />
+              <Field name="again" label="New password again" type="password" autocomplete="new-password" error={error} required />
+              <button type="submit" class="primary" id="change-password-submit">
+                Change password
+              </button>
+            </form>
+          </div>
         )}
       </Page>,
     );
