@@ -92,7 +92,9 @@ async function checkDirectorySignIn(
   input: { name: string; password: string; code: string; source: string },
 ): Promise<UiSignInResult> {
   const lockout = new Lockout(deps.store.lockouts, deps.lockout);
-  const key = adminLockoutKey(input.name);
+  // The directory matches names without case: so do the counters, or "Ada" and "ADA" would each get their own.
+  const username = normalizeUsername(input.name);
+  const key = adminLockoutKey(username);
   const now = deps.now();
   const userHash = usernameHash(input.name);
   const pw = await lockout.check(key, input.source, "password", now);
@@ -102,7 +104,6 @@ async function checkDirectorySignIn(
     await lockout.fail(key, input.source, "password", now);
     return { ok: false, reason, userHash };
   };
-  const username = normalizeUsername(input.name);
   try {
     const entry = await directory.findUser(username);
     if (!entry) {

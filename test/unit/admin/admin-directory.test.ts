@@ -161,6 +161,8 @@ describe("sign-in by directory group", () => {
     expect(locked).toBe(true);
     const binds = directory.binds;
     expect(await checkUiSignIn(deps(), { name: "otto", password: "otto password", code: code(), source: source2 })).toMatchObject({ ok: false, reason: "locked_out" });
+    // Another spelling of the same directory name shares the counters.
+    expect(await checkUiSignIn(deps(), { name: "OTTO", password: "otto password", code: code(), source: source2 })).toMatchObject({ ok: false, reason: "locked_out" });
     expect(directory.binds).toBe(binds);
   });
 
