@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import type { Browser, Page } from "playwright-core";
 import { decodeBase32, encodeBase32, generateTOTP } from "../../src/otp/index.ts";
 import { Appliance, tomlString, type ServerProcess } from "./helpers/appliance.ts";
-import { AdminAccounts, expectAccessible, launchChromium, signIn } from "./helpers/admin-ui.ts";
+import { AdminAccounts, expectAccessible, launchChromium, screenshot, signIn } from "./helpers/admin-ui.ts";
 import { BASE_DN, GROUPS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, runSlapdTests, startSlapd, type Slapd } from "./helpers/slapd.ts";
 
 setDefaultTimeout(120_000);
@@ -102,6 +102,7 @@ operator_group = ${tomlString(OPERATORS)}
     expect(await p.textContent("#directory-password")).toContain("directory");
     expect(await p.$("#change-password-submit")).toBeNull();
     await expectAccessible(p);
+    await screenshot(p, "admin-ui-directory-account.png");
 
     const again = await page();
     await signIn(again, ui, "ada", PW.ada, used);
