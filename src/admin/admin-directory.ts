@@ -78,7 +78,9 @@ export type UiSignInResult =
 export async function checkUiSignIn(deps: SignInDeps, input: { name: string; password: string; code: string; source: string }): Promise<UiSignInResult> {
   const name = input.name.trim();
   const directory = deps.ui.ldap_profile !== "" ? deps.directories?.get(deps.ui.ldap_profile) : undefined;
-  const local = NAME.test(name) ? await adminAccountsOf(deps.store).get(name) : undefined;
+  const repo = adminAccountsOf(deps.store);
+  // A local account wins over any spelling of its name that the directory would match too.
+  const local = NAME.test(name) ? ((await repo.get(name)) ?? (await repo.get(normalizeUsername(name)))) : undefined;
   if (local || !directory || !NAME.test(name)) {
     const r = await checkAdminSignIn(deps, input);
     return r.ok ? { ok: true, account: r.account, source: "local" } : r;

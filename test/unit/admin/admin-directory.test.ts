@@ -148,6 +148,8 @@ describe("sign-in by directory group", () => {
     now += 60_000;
     const binds = directory.binds;
     expect(await checkUiSignIn(deps(), { name: "ops", password: "ops password", code: code(), source: "ui:10.1.0.1" })).toMatchObject({ ok: false, reason: "bad_password", account: "ops" });
+    // Another spelling of the local name, which the directory would match, is not the directory's either.
+    expect(await checkUiSignIn(deps(), { name: "OPS", password: "ops password", code: code(), source: "ui:10.1.0.2" })).toMatchObject({ ok: false, reason: "unknown_account" });
     expect(directory.binds).toBe(binds);
   });
 
