@@ -73,9 +73,16 @@ export async function listAdminAccounts(ctx: Pick<AdminContext, "store">): Promi
   return (await adminAccountsOf(ctx.store).list()).map(describeAdminAccount);
 }
 
-/** Removes an account (its sessions end) and records admin.account_removed. Throws AdminError("not_found"). */
+/** The name of the row that stands for a directory user signed in by group: `ldap:<profile>:<user>`. */
+const DIRECTORY_ACCOUNT = /^ldap:[A-Za-z0-9][A-Za-z0-9._-]{0,63}:[^\x00-\x1f\x7f]{1,256}$/;
+
+/**
+ * Removes an account (its sessions end) and records admin.account_removed; also the row of a
+ * directory user (`ldap:<profile>:<user>`), which ends that user's sessions until their next
+ * sign-in. Throws AdminError("not_found").
+ */
 export async function removeAdminAccount(ctx: AdminContext, raw: string): Promise<string> {
-  const name = accountName(raw);
+  const name = DIRECTORY_ACCOUNT.test(raw.trim()) ? raw.trim() : accountName(raw);
   const repo = adminAccountsOf(ctx.store);
   const removed = await ctx.audit.change(() => repo.remove(name), (gone) => (gone ? { type: "admin.account_removed", account: name } : null));
   if (!removed) throw new AdminError("not_found", `no admin account named ${name}`, { field: "name", expose: "no such admin account" });

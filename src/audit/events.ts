@@ -148,8 +148,9 @@ export type AdminEvent =
  * is logged as `userHash` (people type passwords into name fields). `client` is the address.
  */
 export type UiEvent =
-  | { type: "ui.signed_in"; account: string; role: string; client: string }
-  /** `reason`: unknown_account, bad_password, bad_code, replayed_code, locked_out. */
+  /** `source`: local (an account of `portcullis admin add`) or ldap (a member of an `[admin_ui]` role group; `role` is the one found at this sign-in). */
+  | { type: "ui.signed_in"; account: string; role: string; client: string; source?: "local" | "ldap" }
+  /** `reason`: unknown_account, bad_password, bad_code, replayed_code, locked_out; for a directory user also no_role, no_token, directory_unavailable. */
   | { type: "ui.sign_in_failed"; account?: string; userHash?: string; reason: string; client: string }
   /** `reason`: signed_out (the button), idle (the idle timeout), expired (the absolute lifetime). */
   | { type: "ui.session_ended"; account: string; reason: "signed_out" | "idle" | "expired" }

@@ -102,7 +102,7 @@ export async function startWeb(
   }
   if (parts.listen === false) return { listeners: [], magicLink, push };
   try {
-    const { listeners, publicFetch } = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, ...(parts.radiusListeners ? { radiusListeners: parts.radiusListeners } : {}), passwordReset, rateLimits: parts.deliveryRepos.rateLimits, radiusBound: parts.radiusBound, health: parts.health, switchClient });
+    const { listeners, publicFetch } = await startHttp(ctx, { store: parts.store, engine: parts.engine, audit: parts.audit.emit, metrics: parts.metrics, magicLink, delivery, push, app, ...(parts.radiusListeners ? { radiusListeners: parts.radiusListeners } : {}), passwordReset, ...(parts.directories ? { directories: parts.directories } : {}), rateLimits: parts.deliveryRepos.rateLimits, radiusBound: parts.radiusBound, health: parts.health, switchClient });
     tunnelRaw = async (req) => {
       const init: RequestInit = { method: req.method, headers: { ...req.headers, ...(req.contentType ? { "content-type": req.contentType } : {}) } };
       if (req.method !== "GET" && req.method !== "HEAD" && req.body !== "") init.body = req.body;
@@ -350,7 +350,7 @@ export function listenerLimits(config: Config, fileLimit: number | undefined): {
  */
 async function startHttp(
   ctx: ServeContext,
-  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "passwordReset" | "rateLimits" | "radiusListeners"> & { radiusBound: () => boolean; health: { readonly ok: boolean }; switchClient?: SwitchClient },
+  parts: Pick<HttpDeps, "store" | "engine" | "audit" | "metrics" | "magicLink" | "delivery" | "push" | "app" | "passwordReset" | "rateLimits" | "radiusListeners" | "directories"> & { radiusBound: () => boolean; health: { readonly ok: boolean }; switchClient?: SwitchClient },
 ): Promise<{ listeners: HttpListener[]; publicFetch: (req: Request, env: { remoteAddress?: string }) => Response | Promise<Response> }> {
   const { config } = ctx;
   let stopping = false;

@@ -248,6 +248,14 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     }
   }
 
+  const ui = parsed.admin_ui;
+  if (ui.ldap_profile !== "") {
+    if (!parsed.ldap.some((l) => l.name === ui.ldap_profile)) throw new ConfigError(`config: admin_ui.ldap_profile names no [[ldap]] profile${from("admin_ui")}`);
+    if (ui.root_group.trim() === "" && ui.admin_group.trim() === "" && ui.operator_group.trim() === "") {
+      throw new ConfigError(`config: admin_ui.ldap_profile needs root_group, admin_group or operator_group${from("admin_ui")}`);
+    }
+  }
+
   const delivery = resolveDelivery(parsed, { env, sources });
 
   // 6. Derived values.

@@ -699,14 +699,23 @@ export const configSchema = v.strictObject({
     max_streams_per_user: integer(4, 1, 64, "Open event streams (`GET /app/api/v{1,2}/events`) per user; each device keeps at most 2 (a third closes its oldest). Beyond it a new stream is refused with 429."),
   }),
 
-  admin_ui: section("The admin web UI at `/ui/` on the admin listener: local accounts (`portcullis admin add`) signing in with a password and a TOTP code. See docs/admin-ui.md.", {
-    enabled: bool(true, "Serve the admin web UI at `/ui/` on the admin listener. It is reachable only where the admin listener is, and only accounts made with `portcullis admin add` can sign in."),
+  admin_ui: section("The admin web UI at `/ui/` on the admin listener: local accounts (`portcullis admin add`), and optionally the members of directory groups, signing in with a password and a TOTP code. See docs/admin-ui.md.", {
+    enabled: bool(true, "Serve the admin web UI at `/ui/` on the admin listener. It is reachable only where the admin listener is, and only accounts made with `portcullis admin add` (and, with `ldap_profile`, members of its role groups) can sign in."),
     idle_timeout_s: integer(900, 1, 86_400, "A session with no request for this long ends; the next page asks to sign in again."),
     session_lifetime_s: integer(28_800, 60, 604_800, "A session ends this long after its sign-in, however active."),
     secure_cookie: bool(
       false,
       "Mark the session cookie `Secure` and name it with the `__Host-` prefix. The admin listener speaks plain HTTP, so turn this on only when a TLS-terminating reverse proxy sits in front of it (the browser would otherwise never send the cookie back).",
     ),
+    ldap_profile: text(
+      "",
+      "An `[[ldap]]` profile whose users may sign in too, by group (`root_group`, `admin_group`, `operator_group`): a name that is not a local admin account is looked up there, its password checked by a bind, then its groups, then a code of a TOTP token the user has in Portcullis. Empty: local accounts only.",
+      "an [[ldap]] profile name or empty",
+      (s) => s === "" || PROFILE_NAME.test(s),
+    ),
+    root_group: text("", "Members of this group DN (of `ldap_profile`) sign in with the `root` role. Empty: none.", "a group DN or empty"),
+    admin_group: text("", "Members of this group DN sign in with the `admin` role (unless a higher role's group also holds them). Empty: none.", "a group DN or empty"),
+    operator_group: text("", "Members of this group DN sign in with the `operator` role (unless a higher role's group also holds them). Empty: none.", "a group DN or empty"),
   }),
   self_service: section("The self-service portal at `/self-service` on the public listener, where users enrol and remove their own authenticators. Off by default. See docs/self-service.md.", {
     enabled: bool(false, "Serve the portal. Off: every `/self-service` path answers 404."),

@@ -50,6 +50,8 @@ export interface HttpDeps {
   rateLimits?: import("../store/types.ts").RateLimitRepo;
   /** The password-reset portals (`[[password_reset]]`); absent → /password-reset/* answers 404. */
   passwordReset?: import("../reset/service.ts").PasswordResetService;
+  /** The LDAP/AD profiles; the admin web UI's sign-in by group (`[admin_ui] ldap_profile`) needs them. */
+  directories?: import("../directory/registry.ts").Directories;
 }
 
 /** What runtime/http.ts passes per request as Hono's `c.env`. */

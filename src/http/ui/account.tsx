@@ -4,6 +4,7 @@
 
 import { getCookie } from "hono/cookie";
 import { ADMIN_PASSWORD_MIN, changeAdminPassword } from "../../admin/admin-accounts.ts";
+import { isDirectoryAccount } from "../../admin/admin-directory.ts";
 import type { HttpDeps } from "../types.ts";
 import { post, seeOther, text, uiLockout, type UiApp } from "./common.tsx";
 import { Csrf, Field, FormAlert, formError, Page, utc, type FormError } from "./layout.tsx";
@@ -30,27 +31,37 @@ export function accountRoutes(app: UiApp, deps: HttpDeps): void {
             <dd>{utc(session.createdAt)}</dd>
           </dl>
         </div>
-        <div class="card">
-          <h2 id="change-password">Change your password</h2>
-          <form method="post" action={`${UI_BASE}/account/password`} aria-labelledby="change-password">
-            <Csrf token={session.csrf} />
-            {refused ? (
-              <p class="alert" role="alert" id="password-refused">
-                The current password or code is not right, or too many attempts were made. Nothing was changed.
-              </p>
-            ) : null}
-            <FormAlert error={error} />
-            {/* The account name lets password managers file the new password under the right entry. */}
-            <input type="text" name="username" value={account.name} autocomplete="username" hidden readonly />
-            <Field name="current" label="Current password" type="password" autocomplete="current-password" error={error} required />
-            <Field name="code" label="Code from your authenticator app" autocomplete="one-time-code" inputmode="numeric" error={error} required hint="A code not used to sign in: wait for the next one if you just signed in." />
-            <Field name="password" label="New password" type="password" autocomplete="new-password" error={error} required hint={`At least ${ADMIN_PASSWORD_MIN} characters.`} />
-            <Field name="again" label="New password again" type="password" autocomplete="new-password" error={error} required />
-            <button type="submit" class="primary" id="change-password-submit">
-              Change password
-            </button>
-          </form>
-        </div>
+        {isDirectoryAccount(account) ? (
+          <div class="card">
+            <h2 id="change-password">Your password</h2>
+            <p id="directory-password">
+              You signed in with your directory account: your password is the directory's, and is changed there (or at the password-reset portal), not here. Your role comes from your directory groups
+              and is checked again at every sign-in.
+            </p>
+          </div>
+        ) : (
+          <div class="card">
+            <h2 id="change-password">Change your password</h2>
+            <form method="post" action={`${UI_BASE}/account/password`} aria-labelledby="change-password">
+              <Csrf token={session.csrf} />
+              {refused ? (
+                <p class="alert" role="alert" id="password-refused">
+                  The current password or code is not right, or too many attempts were made. Nothing was changed.
+                </p>
+              ) : null}
+              <FormAlert error={error} />
+              {/* The account name lets password managers file the new password under the right entry. */}
+              <input type="text" name="username" value={account.name} autocomplete="username" hidden readonly />
+              <Field name="current" label="Current password" type="password" autocomplete="current-password" error={error} required />
+              <Field name="code" label="Code from your authenticator app" autocomplete="one-time-code" inputmode="numeric" error={error} required hint="A code not used to sign in: wait for the next one if you just signed in." />
+              <Field name="password" label="New password" type="password" autocomplete="new-password" error={error} required hint={`At least ${ADMIN_PASSWORD_MIN} characters.`} />
+              <Field name="again" label="New password again" type="password" autocomplete="new-password" error={error} required />
+              <button type="submit" class="primary" id="change-password-submit">
+                Change password
+              </button>
+            </form>
+          </div>
+        )}
       </Page>,
     );
   }
@@ -60,6 +71,8 @@ export function accountRoutes(app: UiApp, deps: HttpDeps): void {
   post(app, deps, "/account/password", "operator", async (c, form) => {
     const { account } = c.get("ui");
     const client = c.get("clientIp");
+    // A directory account has no local password to change (its name cannot pass the check anyway).
+    if (isDirectoryAccount(account)) return accountPage(c, { refused: true });
     const cookie = getCookie(c, sessionCookieName(deps));
     try {
       const result = await changeAdminPassword(

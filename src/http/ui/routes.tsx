@@ -3,7 +3,7 @@
 // sessions, CSRF and roles are in session.ts; each page module registers its own routes.
 
 import { Hono } from "hono";
-import { checkAdminSignIn } from "../../admin/admin-accounts.ts";
+import { checkUiSignIn } from "../../admin/admin-directory.ts";
 import { APPROVAL_CSS } from "../pages/approval.tsx";
 import type { RouteModule } from "../types.ts";
 import { seeOther, uiLockout, type UiApp, type UiEnv } from "./common.tsx";
@@ -90,8 +90,8 @@ export const adminUiRoutes: RouteModule = (app, deps) => {
       return c.html(<SignInPage token={signInToken(c, deps)} error name={name} />);
     }
     const client = c.get("clientIp");
-    const result = await checkAdminSignIn(
-      { store: deps.store, now: deps.now, lockout: uiLockout(deps.config), window: deps.config.otp.window },
+    const result = await checkUiSignIn(
+      { store: deps.store, now: deps.now, lockout: uiLockout(deps.config), window: deps.config.otp.window, hotpLookAhead: deps.config.otp.hotp_look_ahead, random: deps.random, ui: deps.config.admin_ui, ...(deps.directories ? { directories: deps.directories } : {}) },
       { name, password: typeof form.password === "string" ? form.password : "", code: typeof form.code === "string" ? form.code : "", source: `ui:${client}` },
     );
     if (!result.ok) {
@@ -102,7 +102,7 @@ export const adminUiRoutes: RouteModule = (app, deps) => {
     // Sessions nobody came back to are deleted here (a live one is checked at each request).
     await adminAccountsOf(deps.store).purgeSessions(deps.now(), deps.config.admin_ui.idle_timeout_s * 1000);
     await startSession(c, deps, result.account);
-    deps.audit({ type: "ui.signed_in", account: result.account.name, role: result.account.role, client });
+    deps.audit({ type: "ui.signed_in", account: result.account.name, role: result.account.role, client, source: result.source });
     return seeOther(c, `${UI_BASE}/`);
   });
 

@@ -16,6 +16,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import { roleAtLeast, type AdminAudit, type AdminRole } from "../../admin/audit.ts";
 import type { AdminContext } from "../../admin/context.ts";
+import { directoryAccountName, isDirectoryAccount } from "../../admin/admin-directory.ts";
 import { adminAccountsOf, type AdminAccount, type AdminSession } from "../../store/types.ts";
 import type { HttpDeps, HttpEnv } from "../types.ts";
 
@@ -108,7 +109,10 @@ export function requireSession(deps: HttpDeps): MiddlewareHandler<HttpEnv & { Va
     const now = deps.now();
     const idle = now - session.lastSeenAt >= deps.config.admin_ui.idle_timeout_s * 1000;
     const expired = now >= session.expiresAt;
-    const account = await repo.getById(session.accountId);
+    const found = await repo.getById(session.accountId);
+    // A directory user's session ends once `[admin_ui] ldap_profile` no longer names its profile.
+    const profile = deps.config.admin_ui.ldap_profile;
+    const account = found && isDirectoryAccount(found) && (profile === "" || !found.name.startsWith(directoryAccountName(profile, ""))) ? undefined : found;
     if (idle || expired || !account) {
       await repo.deleteSession(hash);
       if (account) deps.audit({ type: "ui.session_ended", account: account.name, reason: expired ? "expired" : "idle" });

@@ -130,3 +130,23 @@ describe("admin web UI sessions", () => {
     expect((await post("/ui/users/bob/unlock", {})).status).toBe(303);
   });
 });
+
+describe("directory accounts' sessions", () => {
+  test("a directory user's session lives while [admin_ui] ldap_profile names its profile, and ends when it no longer does", async () => {
+    let now = T0;
+    const t = await testDeps({ tls: false, now: () => now, random: (n) => crypto.getRandomValues(new Uint8Array(n)), configPatch: (c) => void (c.admin_ui.ldap_profile = "corp") });
+    opened.push({ store: t.store, dir: t.dir });
+    const row = await t.store.adminAccounts.add({ name: "ldap:corp:ada", role: "admin", passwordHash: "!directory", totpSecret: new Uint8Array(20) });
+    const token = "t".repeat(43);
+    const tokenHash = createHash("sha256").update(token).digest("hex");
+    await t.store.adminAccounts.createSession({ tokenHash, accountId: row.id, csrf: "c", createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000 });
+    const home = (deps: typeof t.deps) => buildAdminApp(deps).request("http://127.0.0.1/ui/", { headers: { cookie: `portcullis-ui=${token}` } });
+    const on = await home(t.deps);
+    expect(on.status).toBe(200);
+    expect(await on.text()).toContain("ldap:corp:ada (admin)");
+    now += 1000;
+    const other = await home({ ...t.deps, config: { ...t.deps.config, admin_ui: { ...t.deps.config.admin_ui, ldap_profile: "other" } } });
+    expect(other.status).toBe(303);
+    expect(await t.store.adminAccounts.getSession(tokenHash)).toBeUndefined();
+  });
+});
