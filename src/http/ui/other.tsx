@@ -224,6 +224,7 @@ export function otherRoutes(app: UiApp, deps: HttpDeps): void {
             <p>Delivery is not configured on this node.</p>
           )}
         </div>
+        <DeliverySettings config={deps.config} />
         <div class="card">
           <h2>Recent deliveries</h2>
           <div class="table-wrap" tabindex={0}>
@@ -357,4 +358,80 @@ export function otherRoutes(app: UiApp, deps: HttpDeps): void {
       return ldapPage(c, { error, values: form });
     }
   });
+}
+
+/** A gateway URL shown by its origin only: a path or query may carry an account ID or a key. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return "(invalid URL)";
+  }
+}
+
+/**
+ * The delivery settings in force, read-only (they are set in the configuration file): channels in
+ * the order they are tried and whether each is configured, the limits, the allowed destinations and
+ * the SMS code rules. Never a password, token, URL path or query.
+ */
+function DeliverySettings({ config }: { config: HttpDeps["config"] }) {
+  const d = config.delivery;
+  const gateways = new Map(d.gateway.map((g) => [g.name, g]));
+  const channel = (name: string): string => {
+    if (name === "sms") return d.sms.url ? `HTTP gateway ${originOf(d.sms.url)}` : "not configured ([delivery.sms] url is empty)";
+    if (name === "email") return d.smtp.host ? `SMTP ${d.smtp.host}:${d.smtp.port}${d.smtp.secure ? ", implicit TLS" : d.smtp.starttls ? ", STARTTLS required" : ", no TLS"}` : "not configured ([delivery.smtp] host is empty)";
+    const g = gateways.get(name);
+    if (g) return `HTTP gateway ${originOf(g.url)}`;
+    return name === "switch" ? "the switch relay's own channels" : "not configured";
+  };
+  const limit = (n: number) => (n === 0 ? "off" : String(n));
+  return (
+    <div class="card">
+      <h2 id="delivery-settings">Settings</h2>
+      <p class="muted">Read-only: the delivery settings are set in the configuration file ([delivery]).</p>
+      <div class="table-wrap" tabindex={0}>
+        <table id="delivery-channels" aria-labelledby="delivery-settings">
+          <thead>
+            <tr>
+              <th scope="col">Order</th>
+              <th scope="col">Channel</th>
+              <th scope="col">Goes to</th>
+            </tr>
+          </thead>
+          <tbody>
+            {d.channels.map((name, i) => (
+              <tr>
+                <td>{i + 1}</td>
+                <td>{name}</td>
+                <td>{channel(name)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <dl id="delivery-limits">
+        <dt>Per number or address</dt>
+        <dd>
+          {limit(d.per_number_per_minute)} a minute, {limit(d.per_number_per_hour)} an hour
+        </dd>
+        <dt>Per API key</dt>
+        <dd>
+          {limit(d.per_key_per_minute)} a minute, {limit(d.per_key_per_hour)} an hour
+        </dd>
+        <dt>Whole appliance</dt>
+        <dd>
+          {limit(d.overall_per_minute)} a minute, {limit(d.overall_per_hour)} an hour
+        </dd>
+        <dt>SMS allowed to</dt>
+        <dd>
+          {d.allowed_countries.length > 0 ? d.allowed_countries.join(", ") : "no country"}
+          {d.allowed_prefixes.length > 0 ? `; prefixes ${d.allowed_prefixes.join(", ")}` : ""}
+        </dd>
+        <dt>SMS codes</dt>
+        <dd>
+          {d.sms_code_length} characters, {d.sms_code_alphabet}, valid {d.sms_code_lifetime_s} s, {d.sms_code_max_failures} wrong tries
+        </dd>
+      </dl>
+    </div>
+  );
 }
