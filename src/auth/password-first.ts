@@ -37,21 +37,31 @@ export class PasswordFirst {
     private readonly phone: PhoneFlow,
   ) {}
 
-  /** A first leg with a non-empty `typed` password (or password and code, concatenated). */
-  async run(attempt: Attempt, key: string, typed: string): Promise<Decision> {
+  /**
+   * The opening every password-first leg shares: the password lockout, then the user sources; an
+   * unknown user costs a dummy password check and counts as a password failure, like a wrong one.
+   */
+  private async open(attempt: Attempt, key: string, typed: string): Promise<{ decision: Decision } | { source: string; passwordLock: LockCheck; subject: Subject }> {
     const { channel, now } = attempt;
     const source = sourceOf(attempt);
     const passwordLock = await this.lockout.check(key, source, "password", now);
-    if (passwordLock.locked) return this.out.lockedOut(attempt, key, "password", passwordLock);
-
+    if (passwordLock.locked) return { decision: await this.out.lockedOut(attempt, key, "password", passwordLock) };
     const resolved = await this.resolver.resolve(attempt, key);
-    if (resolved.kind === "rejected") return resolved.decision;
+    if (resolved.kind === "rejected") return { decision: resolved.decision };
     if (resolved.kind === "unknown") {
       await this.password.dummy(channel, typed);
       await this.lockout.fail(key, source, "password", now);
-      return this.out.reject(attempt, "unknown_user", undefined);
+      return { decision: await this.out.reject(attempt, "unknown_user", undefined) };
     }
-    const subject = resolved.subject;
+    return { source, passwordLock, subject: resolved.subject };
+  }
+
+  /** A first leg with a non-empty `typed` password (or password and code, concatenated). */
+  async run(attempt: Attempt, key: string, typed: string): Promise<Decision> {
+    const { channel, now } = attempt;
+    const opened = await this.open(attempt, key, typed);
+    if ("decision" in opened) return opened.decision;
+    const { source, passwordLock, subject } = opened;
     const user = subject.record;
     // A phone type types only its password, also on a concatenated client (phone.ts skips the steps that need a challenge there).
     const chain = phoneChain(subject.type);
@@ -113,18 +123,10 @@ export class PasswordFirst {
    * an active token is refused (no_token) after the password check.
    */
   async withCode(attempt: Attempt, key: string, password: string, code: string): Promise<Decision> {
-    const { channel, now } = attempt;
-    const source = sourceOf(attempt);
-    const passwordLock = await this.lockout.check(key, source, "password", now);
-    if (passwordLock.locked) return this.out.lockedOut(attempt, key, "password", passwordLock);
-    const resolved = await this.resolver.resolve(attempt, key);
-    if (resolved.kind === "rejected") return resolved.decision;
-    if (resolved.kind === "unknown") {
-      await this.password.dummy(channel, password);
-      await this.lockout.fail(key, source, "password", now);
-      return this.out.reject(attempt, "unknown_user", undefined);
-    }
-    const subject = resolved.subject;
+    const { now } = attempt;
+    const opened = await this.open(attempt, key, password);
+    if ("decision" in opened) return opened.decision;
+    const { source, passwordLock, subject } = opened;
     const codeLock = await this.lockout.check(key, source, "code", now);
     if (codeLock.locked) return this.out.lockedOut(attempt, key, "code", codeLock, subject.record);
     const tokens = await this.store.tokens.activeForUser(subject.record.id);
@@ -138,18 +140,10 @@ export class PasswordFirst {
    * that must be changed cannot be changed here: refused.
    */
   async withApproval(attempt: Attempt, key: string, password: string): Promise<Decision> {
-    const { channel, now } = attempt;
-    const source = sourceOf(attempt);
-    const passwordLock = await this.lockout.check(key, source, "password", now);
-    if (passwordLock.locked) return this.out.lockedOut(attempt, key, "password", passwordLock);
-    const resolved = await this.resolver.resolve(attempt, key);
-    if (resolved.kind === "rejected") return resolved.decision;
-    if (resolved.kind === "unknown") {
-      await this.password.dummy(channel, password);
-      await this.lockout.fail(key, source, "password", now);
-      return this.out.reject(attempt, "unknown_user", undefined);
-    }
-    const subject = resolved.subject;
+    const { now } = attempt;
+    const opened = await this.open(attempt, key, password);
+    if ("decision" in opened) return opened.decision;
+    const { source, passwordLock, subject } = opened;
     const user = subject.record;
     const outcome = await this.password.check(subject, password);
     if (!outcome.ok) {
