@@ -6,8 +6,9 @@
 //   2. the destination allow-list: a listed prefix, or a listed country and a mobile number (a
 //      premium-rate, shared-cost or fixed-line number needs its prefix listed);
 //   3. optionally, "the number belongs to a known user" (per endpoint);
-//   4. fixed-window limits per number, per e-mail address, per API key and overall, counted in
-//      the store so that a cluster shares them (a refused request counts nothing);
+//   4. sliding-window limits per number, per e-mail address, per API key and overall (never more
+//      than the limit in any 60 s or any hour), counted in the store so that a cluster shares them
+//      (a refused request counts nothing);
 // and only then reaches the channels, tried in order until one accepts. Each attempt and each
 // refusal leaves a delivery-log row with a masked destination, never the text or the link.
 

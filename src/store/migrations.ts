@@ -746,6 +746,27 @@ CREATE TABLE auth_minutes (
 );
 `,
   },
+  {
+    // Sliding-window rate limits (see rate-window.ts): one counter per bucket and sixtieth-of-a-window
+    // slot instead of one per bucket and calendar window. A counter of the old table is kept, moved to
+    // the last slot of its window (the latest its hits can have been), so that the upgrade neither
+    // forgets a burst nor lets it age out early.
+    version: 23,
+    name: "rate_limit_slots",
+    sql: `
+CREATE TABLE rate_limit_slots (
+  bucket TEXT NOT NULL,
+  slot_start BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  hits INTEGER NOT NULL,
+  PRIMARY KEY (bucket, slot_start)
+) {{without_rowid}};
+INSERT INTO rate_limit_slots (bucket, slot_start, expires_at, hits)
+  SELECT bucket, slot, slot + (window_ms + 59) / 60 + window_ms, hits
+  FROM (SELECT bucket, window_ms, hits, ((window_start + window_ms - 1) / ((window_ms + 59) / 60)) * ((window_ms + 59) / 60) AS slot FROM rate_limits) counters;
+DROP TABLE rate_limits;
+`,
+  },
 ];
 
 /** The migration's SQL for a back-end. */

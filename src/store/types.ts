@@ -915,7 +915,7 @@ export class NetworkTakenError extends StoreError {
 
 // --- delivery: shared rate-limit counters and the delivery log (issue 4) ---------------------
 
-/** One fixed-window counter to check and bump: at most `limit` hits per `windowMs`. */
+/** One sliding-window counter to check and bump: at most `limit` hits in any `windowMs`. */
 export interface RateBucket {
   /** Counter name, e.g. "number:<hash>:60000". Never a secret; hash personal data first. */
   key: string;
@@ -925,17 +925,18 @@ export interface RateBucket {
 
 export type RateDecision =
   | { allowed: true }
-  /** `bucket` is the first full bucket (its key); `retryAt` is when its window ends (unix ms). */
+  /** `bucket` is the first full bucket (its key); `retryAt` is when it next has room (unix ms). */
   | { allowed: false; bucket: string; retryAt: number };
 
 export interface RateLimitRepo {
   /**
-   * Atomically checks every bucket and, only when none is full, counts one hit in each (fixed
-   * windows aligned to multiples of windowMs). A refused call counts nothing. Shared by every
-   * process on the store, so a cluster enforces one limit.
+   * Atomically checks every bucket and, only when none is full, counts one hit in each. Sliding
+   * windows (rate-window.ts): no closed span of windowMs ever holds more than `limit` admitted hits,
+   * and a refusal lasts at most windowMs / 60 longer than an exact per-hit count would make it. A
+   * refused call counts nothing. Shared by every process on the store, so a cluster enforces one limit.
    */
   consume(buckets: readonly RateBucket[], now: number): Promise<RateDecision>;
-  /** Deletes counters whose window ended before `now`; returns how many. */
+  /** Deletes counters no call at `now` or later counts any more; returns how many. */
   purgeExpired(now: number): Promise<number>;
 }
 

@@ -1,55 +1,47 @@
-// Delivery state in PostgreSQL: fixed-window rate-limit counters shared by every node, and the
+// Delivery state in PostgreSQL: sliding-window rate-limit counters shared by every node, and the
 // delivery log.
 
+import { checkBuckets, countedFrom, refusal, slotExpiry, slotStart, type SlotCount } from "../rate-window.ts";
 import type { DeliveryLogEntry, DeliveryLogRepo, DeliveryOutcome, NewDeliveryLogEntry, RateBucket, RateDecision, RateLimitRepo } from "../types.ts";
 import { pgPrep, rethrow, type PgStoreContext } from "./context.ts";
 
-interface CounterRow {
-  window_start: number;
-  hits: number;
-}
-
+/** Sliding windows counted in sixtieth-of-a-window slots (see rate-window.ts): never more than the limit in any window-long span. */
 export class PgRateLimitRepo implements RateLimitRepo {
   private readonly sLock;
-  private readonly sGet;
-  private readonly sSet;
+  private readonly sSlots;
+  private readonly sHit;
   private readonly sPurge;
 
   constructor(private readonly ctx: PgStoreContext) {
     const { db } = ctx;
-    // A transaction-scoped advisory lock per bucket stands in for SQLite's single writer: a bucket
+    // A transaction-scoped advisory lock per bucket stands in for SQLite's single writer: a slot
     // without a row yet has nothing for FOR UPDATE to lock.
     this.sLock = pgPrep(db, "SELECT pg_advisory_xact_lock(hashtextextended(?, 7106))");
-    this.sGet = pgPrep<CounterRow>(db, "SELECT window_start, hits FROM rate_limits WHERE bucket = ?");
-    this.sSet = pgPrep(
+    this.sSlots = pgPrep<SlotCount>(db, "SELECT slot_start, hits FROM rate_limit_slots WHERE bucket = ? AND slot_start >= ? ORDER BY slot_start");
+    this.sHit = pgPrep(
       db,
-      `INSERT INTO rate_limits (bucket, window_start, window_ms, hits) VALUES (?, ?, ?, ?)
-       ON CONFLICT (bucket) DO UPDATE SET window_start = excluded.window_start, window_ms = excluded.window_ms, hits = excluded.hits`,
+      `INSERT INTO rate_limit_slots (bucket, slot_start, expires_at, hits) VALUES (?, ?, ?, 1)
+       ON CONFLICT (bucket, slot_start) DO UPDATE SET hits = rate_limit_slots.hits + 1, expires_at = greatest(rate_limit_slots.expires_at, excluded.expires_at)`,
     );
-    this.sPurge = pgPrep(db, "DELETE FROM rate_limits WHERE window_start + window_ms <= ?");
+    this.sPurge = pgPrep(db, "DELETE FROM rate_limit_slots WHERE expires_at <= ?");
   }
 
   /** Check all, then count all, in one transaction holding every bucket's lock: two nodes never both take the last slot. */
   async consume(buckets: readonly RateBucket[], now: number): Promise<RateDecision> {
-    for (const b of buckets) {
-      if (!(Number.isInteger(b.windowMs) && b.windowMs > 0 && Number.isInteger(b.limit) && b.limit >= 0)) {
-        throw new TypeError(`rate bucket ${b.key}: windowMs must be a positive integer and limit a non-negative integer`);
-      }
-    }
+    checkBuckets(buckets);
     if (buckets.length === 0) return { allowed: true };
     try {
       return await this.ctx.db.transaction(async (): Promise<RateDecision> => {
         // Locks in one global order, so two nodes with overlapping buckets cannot deadlock.
         for (const key of [...new Set(buckets.map((b) => b.key))].sort()) await this.sLock.run(key);
-        const current: number[] = [];
         for (const b of buckets) {
-          const start = windowStart(now, b.windowMs);
-          const row = await this.sGet.get(b.key);
-          const hits = row && row.window_start === start ? row.hits : 0;
-          if (hits >= b.limit) return { allowed: false, bucket: b.key, retryAt: start + b.windowMs };
-          current.push(hits);
+          const full = refusal(b, await this.sSlots.all(b.key, countedFrom(now, b.windowMs)), now);
+          if (full) return full;
         }
-        for (const [i, b] of buckets.entries()) await this.sSet.run(b.key, windowStart(now, b.windowMs), b.windowMs, current[i]! + 1);
+        for (const b of buckets) {
+          const start = slotStart(now, b.windowMs);
+          await this.sHit.run(b.key, start, slotExpiry(start, b.windowMs));
+        }
         return { allowed: true };
       });
     } catch (err) {
@@ -64,10 +56,6 @@ export class PgRateLimitRepo implements RateLimitRepo {
       rethrow(err);
     }
   }
-}
-
-function windowStart(now: number, windowMs: number): number {
-  return Math.floor(now / windowMs) * windowMs;
 }
 
 interface LogRow {

@@ -1,53 +1,41 @@
-// Delivery state in SQLite: fixed-window rate-limit counters (shared by every process on the file) and the delivery log.
+// Delivery state in SQLite: sliding-window rate-limit counters (shared by every process on the file) and the delivery log.
 
+import { checkBuckets, countedFrom, refusal, slotExpiry, slotStart, type SlotCount } from "../rate-window.ts";
 import type { DeliveryLogEntry, DeliveryLogRepo, DeliveryOutcome, NewDeliveryLogEntry, RateBucket, RateDecision, RateLimitRepo } from "../types.ts";
 import { prep, rethrow, type StoreContext } from "./context.ts";
 
-interface CounterRow {
-  window_start: number;
-  hits: number;
-}
-
-/**
- * Fixed windows aligned to multiples of windowMs. A burst may straddle a boundary and see up to
- * twice the limit across two adjacent windows; the hour limit bounds that.
- */
+/** Sliding windows counted in sixtieth-of-a-window slots (see rate-window.ts): never more than the limit in any window-long span. */
 export class SqliteRateLimitRepo implements RateLimitRepo {
-  private readonly sGet;
-  private readonly sSet;
+  private readonly sSlots;
+  private readonly sHit;
   private readonly sPurge;
   private readonly txConsume;
 
   constructor(ctx: StoreContext) {
     const { db } = ctx;
-    this.sGet = prep<CounterRow>(db, "SELECT window_start, hits FROM rate_limits WHERE bucket = ?");
-    this.sSet = prep(
+    this.sSlots = prep<SlotCount>(db, "SELECT slot_start, hits FROM rate_limit_slots WHERE bucket = ? AND slot_start >= ? ORDER BY slot_start");
+    this.sHit = prep(
       db,
-      `INSERT INTO rate_limits (bucket, window_start, window_ms, hits) VALUES (?, ?, ?, ?)
-       ON CONFLICT (bucket) DO UPDATE SET window_start = excluded.window_start, window_ms = excluded.window_ms, hits = excluded.hits`,
+      `INSERT INTO rate_limit_slots (bucket, slot_start, expires_at, hits) VALUES (?, ?, ?, 1)
+       ON CONFLICT (bucket, slot_start) DO UPDATE SET hits = rate_limit_slots.hits + 1, expires_at = max(rate_limit_slots.expires_at, excluded.expires_at)`,
     );
-    this.sPurge = prep(db, "DELETE FROM rate_limits WHERE window_start + window_ms <= ?");
+    this.sPurge = prep(db, "DELETE FROM rate_limit_slots WHERE expires_at <= ?");
     // Check all, then count all, in one write transaction: two processes never both take the last slot.
     this.txConsume = db.transaction((buckets: readonly RateBucket[], now: number): RateDecision => {
-      const current: number[] = [];
       for (const b of buckets) {
-        const start = windowStart(now, b.windowMs);
-        const row = this.sGet.get(b.key);
-        const hits = row && row.window_start === start ? row.hits : 0;
-        if (hits >= b.limit) return { allowed: false, bucket: b.key, retryAt: start + b.windowMs };
-        current.push(hits);
+        const full = refusal(b, this.sSlots.all(b.key, countedFrom(now, b.windowMs)), now);
+        if (full) return full;
       }
-      buckets.forEach((b, i) => this.sSet.run(b.key, windowStart(now, b.windowMs), b.windowMs, current[i]! + 1));
+      for (const b of buckets) {
+        const start = slotStart(now, b.windowMs);
+        this.sHit.run(b.key, start, slotExpiry(start, b.windowMs));
+      }
       return { allowed: true };
     });
   }
 
   async consume(buckets: readonly RateBucket[], now: number): Promise<RateDecision> {
-    for (const b of buckets) {
-      if (!(Number.isInteger(b.windowMs) && b.windowMs > 0 && Number.isInteger(b.limit) && b.limit >= 0)) {
-        throw new TypeError(`rate bucket ${b.key}: windowMs must be a positive integer and limit a non-negative integer`);
-      }
-    }
+    checkBuckets(buckets);
     if (buckets.length === 0) return { allowed: true };
     try {
       return this.txConsume.immediate(buckets, now);
@@ -63,10 +51,6 @@ export class SqliteRateLimitRepo implements RateLimitRepo {
       rethrow(err);
     }
   }
-}
-
-function windowStart(now: number, windowMs: number): number {
-  return Math.floor(now / windowMs) * windowMs;
 }
 
 interface LogRow {

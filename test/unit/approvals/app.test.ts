@@ -146,9 +146,9 @@ describe("limits against fatigue", () => {
     expect((await app.admit("alice")).ok).toBe(true);
     expect(await app.admit("alice")).toEqual({ ok: false, reason: "rate_limited" });
     expect((await app.admit("bob")).ok).toBe(true);
-    h.clock.t += 60_000;
+    h.clock.t += 61_000; // a minute and its one-second slot
     expect((await app.admit("alice")).ok).toBe(true);
-    h.clock.t += 60_000;
+    h.clock.t += 61_000;
     expect(await app.admit("alice")).toEqual({ ok: false, reason: "rate_limited" });
   });
 });

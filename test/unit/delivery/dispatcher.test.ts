@@ -144,23 +144,27 @@ describe("known-user rule", () => {
 describe("rate limits (frozen clock, shared store)", () => {
   type Case = [string, Partial<RateLimitSettings>, (i: number) => Partial<DeliveryRequest>, number, number, string];
   test.each<Case>([
-    // name, limits, request for the i-th call, allowed calls, advance ms to recover, detail
-    ["per number per minute (5)", { perNumberPerMinute: 5 }, () => ({}), 5, 60_000, "per-number limit per minute reached"],
-    ["per number per hour (30)", { perNumberPerHour: 30 }, () => ({}), 30, 3_600_000, "per-number limit per hour reached"],
-    ["per API key per minute", { perKeyPerMinute: 3 }, (i) => ({ msisdn: `+4670123450${i}` }), 3, 60_000, "per-API-key limit per minute reached"],
-    ["per API key per hour", { perKeyPerHour: 4 }, (i) => ({ msisdn: `+4670123450${i}` }), 4, 3_600_000, "per-API-key limit per hour reached"],
-    ["overall per minute, across keys and numbers", { overallPerMinute: 4 }, (i) => ({ msisdn: `+4670123450${i}`, apiKeyId: `k${i}` }), 4, 60_000, "overall limit per minute reached"],
-    ["overall per hour", { overallPerHour: 6 }, (i) => ({ msisdn: `+4670123450${i}`, apiKeyId: `k${i}` }), 6, 3_600_000, "overall limit per hour reached"],
+    // name, limits, request for the i-th call, allowed calls, window plus one slot (1/60) to recover, detail
+    ["per number per minute (5)", { perNumberPerMinute: 5 }, () => ({}), 5, 61_000, "per-number limit per minute reached"],
+    ["per number per hour (30)", { perNumberPerHour: 30 }, () => ({}), 30, 3_660_000, "per-number limit per hour reached"],
+    ["per API key per minute", { perKeyPerMinute: 3 }, (i) => ({ msisdn: `+4670123450${i}` }), 3, 61_000, "per-API-key limit per minute reached"],
+    ["per API key per hour", { perKeyPerHour: 4 }, (i) => ({ msisdn: `+4670123450${i}` }), 4, 3_660_000, "per-API-key limit per hour reached"],
+    ["overall per minute, across keys and numbers", { overallPerMinute: 4 }, (i) => ({ msisdn: `+4670123450${i}`, apiKeyId: `k${i}` }), 4, 61_000, "overall limit per minute reached"],
+    ["overall per hour", { overallPerHour: 6 }, (i) => ({ msisdn: `+4670123450${i}`, apiKeyId: `k${i}` }), 6, 3_660_000, "overall limit per hour reached"],
   ])("%s", async (_, limits, make, allowed, recover, detail) => {
     const sms = channel("sms", "sms");
     const d = dispatcher({ channels: [sms], limits: { ...NO_LIMITS, ...limits } });
+    const start = clock;
     for (let i = 0; i < allowed; i++) {
       expect(await d.deliver(req(make(i)))).toEqual({ ok: true, channel: "sms" });
-      clock += 1; // frozen apart from a tick, well inside the window
+      clock += 1; // frozen apart from a tick, well inside the first slot
     }
     expect(await d.deliver(req(make(allowed)))).toEqual({ ok: false, reason: "rate_limited", detail });
     expect(sms.sent.length).toBe(allowed);
-    clock += recover;
+    // A sliding window: still refused in the next calendar window, until the first slot has left it.
+    clock = start + recover - 1;
+    expect(await d.deliver(req(make(allowed)))).toEqual({ ok: false, reason: "rate_limited", detail });
+    clock = start + recover;
     expect((await d.deliver(req(make(allowed)))).ok).toBe(true);
   });
 
@@ -169,9 +173,22 @@ describe("rate limits (frozen clock, shared store)", () => {
     let sent = 0;
     for (let minute = 0; minute < 10; minute++) {
       for (let i = 0; i < 6; i++) if ((await d.deliver(req())).ok) sent++;
-      clock += 60_000;
+      clock += 61_000; // a minute and the one-second slot
     }
     expect(sent).toBe(30);
+  });
+
+  test("a burst straddling a calendar minute gets no more than the per-minute limit", async () => {
+    const sms = channel("sms", "sms");
+    const d = dispatcher({ channels: [sms], limits: { ...NO_LIMITS, perNumberPerMinute: 3 } });
+    clock += 59_000;
+    const ok: boolean[] = [];
+    for (let i = 0; i < 8; i++) {
+      ok.push((await d.deliver(req())).ok);
+      clock += 500; // four before the minute ends, four after
+    }
+    expect(ok).toEqual([true, true, true, false, false, false, false, false]);
+    expect(sms.sent.length).toBe(3);
   });
 
   test("endpoint key limits replace the configured ones", async () => {

@@ -197,7 +197,7 @@ describe("sign-in with password and code", () => {
 });
 
 describe("per-address limit", () => {
-  test("beyond sign_ins_per_minute an address is refused before any check, links included; the next window admits it", async () => {
+  test("beyond sign_ins_per_minute an address is refused before any check, links included; a minute (and a one-second slot) later it is admitted", async () => {
     const s = await setUp({ patch: (c) => void (c.self_service.sign_ins_per_minute = 3) });
     s.deps.rateLimits = s.store.rateLimits;
     await s.addUser("alice");
@@ -211,8 +211,11 @@ describe("per-address limit", () => {
     expect((await b.post("/self-service/link", { csrf: csrfOf(landing), code: "AAAAAAAAAAAAAAAAAAAAAA" })).status).toBe(429);
     expect(s.events.filter((e) => e.type === "auth.failure").length).toBe(before);
     expect(s.events.filter((e) => e.type === "selfservice.rate_limited").length).toBe(2);
+    // A sliding window: the next calendar minute does not reopen it, the end of the first hits' slot does.
     s.setNow(T0 + 60_000);
-    expect((await signIn(s.browser(), "alice", "correct horse", code(T0 + 60_000))).status).toBe(303);
+    expect((await signIn(s.browser(), "alice", "correct horse", code(T0 + 60_000))).status).toBe(429);
+    s.setNow(T0 + 61_000);
+    expect((await signIn(s.browser(), "alice", "correct horse", code(T0 + 61_000))).status).toBe(303);
   });
 });
 

@@ -115,6 +115,22 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("PostgreSQL store", () => {
     expect(got[50]).toBeUndefined();
   });
 
+  test("rate limits: eight nodes calling at once across a calendar-minute boundary never admit more than the limit in any 60 s", async () => {
+    const minute = (key: string, limit: number) => ({ key, windowMs: 60_000, limit });
+    const boundary = 1_700_000_100_000 - (1_700_000_100_000 % 60_000) + 60_000;
+    const admitted: number[] = [];
+    // Rounds 10 s apart from 30 s before a calendar minute to 60 s after it; every node calls four
+    // times at once per round, with overlapping buckets taken in different orders.
+    for (let t = boundary - 30_000; t <= boundary + 60_000; t += 10_000) {
+      const calls = stores.flatMap((s, n) =>
+        Array.from({ length: 4 }, (_, i) => s.rateLimits.consume((n + i) % 2 ? [minute("nodes", 5), minute(`own${n}`, 100)] : [minute(`own${n}`, 100), minute("nodes", 5)], t)),
+      );
+      for (const d of await Promise.all(calls)) if (d.allowed) admitted.push(t);
+    }
+    // Five at the first round; then nothing until those are a minute (and a one-second slot) old.
+    expect(admitted).toEqual([...Array(5).fill(boundary - 30_000), ...Array(5).fill(boundary + 40_000)]);
+  });
+
   test("an approval answered or expired on one node is announced to the others (LISTEN/NOTIFY); creating one is not", async () => {
     const heard: Array<[string, string]> = [];
     const unwatch = await stores[0]!.watchApprovals((id, state) => heard.push([id, state]));

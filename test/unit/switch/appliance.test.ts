@@ -55,15 +55,19 @@ test("push through the relay: the encrypted body and headers travel as they are;
   await expect(switchPushFetch(fakeClient(undefined).client)("https://push.example/x", { method: "POST" })).rejects.toThrow();
 });
 
-test("in-memory limits: fixed windows, a refused call counts nothing", async () => {
+test("in-memory limits: sliding windows in one-second slots, a refused call counts nothing", async () => {
   const rl = new MemoryRateLimits();
   const b = [{ key: "k:m", windowMs: 60_000, limit: 2 }, { key: "all", windowMs: 60_000, limit: 10 }];
   expect(await rl.consume(b, 1000)).toEqual({ allowed: true });
   expect(await rl.consume(b, 2000)).toEqual({ allowed: true });
-  expect(await rl.consume(b, 3000)).toEqual({ allowed: false, bucket: "k:m", retryAt: 60_000 });
-  expect(await rl.consume([{ key: "all", windowMs: 60_000, limit: 2 }], 3000)).toEqual({ allowed: false, bucket: "all", retryAt: 60_000 });
-  expect(await rl.consume(b, 60_000)).toEqual({ allowed: true });
-  expect(await rl.purgeExpired(60_000)).toBeGreaterThan(0);
+  expect(await rl.consume(b, 3000)).toEqual({ allowed: false, bucket: "k:m", retryAt: 62_000 });
+  expect(await rl.consume([{ key: "all", windowMs: 60_000, limit: 2 }], 3000)).toEqual({ allowed: false, bucket: "all", retryAt: 62_000 });
+  // A new calendar minute does not reopen it: the hit at 1 s is less than a minute (and its slot) old.
+  expect((await rl.consume(b, 60_000)).allowed).toBe(false);
+  expect(await rl.consume(b, 62_000)).toEqual({ allowed: true });
+  expect((await rl.consume(b, 62_500)).allowed).toBe(false);
+  expect(await rl.purgeExpired(62_000)).toBe(2);
+  expect(await rl.purgeExpired(62_000)).toBe(0);
 });
 
 test("a RADIUS worker's switch channels and push go through its supervisor's connection, which rewrites the links", async () => {
