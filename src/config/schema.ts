@@ -236,10 +236,10 @@ export const endpointProfileSchema = v.strictObject({
     "May a caller replace the SMS text with `sms-text`? The link is always included. Off (the default), a call's `sms-text` is ignored and this profile's `sms_text` sent (the call proceeds; the first such call of each API key is logged, `magiclink.custom_text_ignored`), so that a key holder cannot send arbitrary text under the organisation's sender ID.",
   ),
   require_known_user: bool(false, "Refuse numbers that belong to no known user (an SMS pumping defence)."),
-  per_number_per_minute: integer(5, 1, 1000, "Messages to one number per minute."),
-  per_number_per_hour: integer(30, 1, 10_000, "Messages to one number per hour."),
-  per_key_per_minute: integer(60, 0, 100_000, "Calls per API key per minute; 0 means no limit."),
-  overall_per_minute: integer(600, 0, 1_000_000, "Calls on this endpoint per minute, over all keys; 0 means no limit."),
+  per_number_per_minute: integer(5, 1, 1000, "Messages to one number in any 60 s."),
+  per_number_per_hour: integer(30, 1, 10_000, "Messages to one number in any hour."),
+  per_key_per_minute: integer(60, 0, 100_000, "Calls per API key in any 60 s; 0 means no limit."),
+  overall_per_minute: integer(600, 0, 1_000_000, "Calls on this endpoint in any 60 s, over all keys; 0 means no limit."),
   channels: list([], 'Delivery channels in failover order, e.g. ["sms", "email"]; empty means the configured default order.', "a list of channel names", (s) => /^[a-z][a-z0-9_-]{0,31}$/.test(s)),
 });
 /** `[[password_reset]]`: one password-reset portal at `/password-reset/{name}` (docs/password-reset.md). */
@@ -252,9 +252,9 @@ export const passwordResetSchema = v.strictObject({
   approval_timeout_s: integer(600, 60, 3600, "How long the approvers have to answer."),
   session_ttl_s: integer(1800, 300, 7200, "How long one reset (from the username to the new password) may take."),
   min_password_length: integer(12, 8, 256, 'Shortest new password for local users (`directory = "local"`); a directory applies its own policy.'),
-  per_user_per_hour: integer(5, 1, 1000, "Resets started for one username per hour (known or not)."),
-  per_address_per_hour: integer(20, 1, 100_000, "Resets started from one client address per hour."),
-  overall_per_hour: integer(200, 1, 1_000_000, "Resets started on this portal per hour, over all users and addresses."),
+  per_user_per_hour: integer(5, 1, 1000, "Resets started for one username in any hour (known or not)."),
+  per_address_per_hour: integer(20, 1, 100_000, "Resets started from one client address in any hour."),
+  overall_per_hour: integer(200, 1, 1_000_000, "Resets started on this portal in any hour, over all users and addresses."),
 });
 
 /** An E.164 prefix: "+" and 1-14 digits. */
@@ -585,12 +585,12 @@ export const configSchema = v.strictObject({
         meta<string[]>("string[]", 'a list without repeats of channel names ("sms", "email" or a [[delivery.gateway]] name)'),
       ),
     ),
-    per_number_per_minute: integer(5, 0, 1_000_000, "Messages to one phone number (or e-mail address) per minute. 0 turns this limit off."),
-    per_number_per_hour: integer(30, 0, 1_000_000, "Messages to one phone number (or e-mail address) per hour. 0 turns this limit off."),
-    per_key_per_minute: integer(30, 0, 1_000_000, "Messages requested with one API key per minute. 0 turns this limit off."),
-    per_key_per_hour: integer(300, 0, 1_000_000, "Messages requested with one API key per hour. 0 turns this limit off."),
-    overall_per_minute: integer(120, 0, 1_000_000, "Messages from the whole appliance (the cluster, sharing one store) per minute: the ceiling that stops SMS pumping spread over many numbers. 0 turns this limit off."),
-    overall_per_hour: integer(1000, 0, 10_000_000, "Messages from the whole appliance (the cluster) per hour. 0 turns this limit off."),
+    per_number_per_minute: integer(5, 0, 1_000_000, "Messages to one phone number (or e-mail address) in any 60 s (a sliding window, not the calendar minute; see docs/delivery.md). 0 turns this limit off."),
+    per_number_per_hour: integer(30, 0, 1_000_000, "Messages to one phone number (or e-mail address) in any hour. 0 turns this limit off."),
+    per_key_per_minute: integer(30, 0, 1_000_000, "Messages requested with one API key in any 60 s. 0 turns this limit off."),
+    per_key_per_hour: integer(300, 0, 1_000_000, "Messages requested with one API key in any hour. 0 turns this limit off."),
+    overall_per_minute: integer(120, 0, 1_000_000, "Messages from the whole appliance (the cluster, sharing one store) in any 60 s: the ceiling that stops SMS pumping spread over many numbers. 0 turns this limit off."),
+    overall_per_hour: integer(1000, 0, 10_000_000, "Messages from the whole appliance (the cluster) in any hour. 0 turns this limit off."),
     sms_max_length: integer(300, 60, 1600, "Longest SMS text in characters (UCS-2 code units), link included; custom text is cut to fit, the link never is."),
     sms_template: text(
       "Approve or reject the sign-in request: {link}",
@@ -671,8 +671,8 @@ export const configSchema = v.strictObject({
     cert_file: text("", "TLS certificate (PEM). When both files are empty a self-signed certificate is generated into the data directory (give it to the appliances as `[switch] ca_file`; phones need a certificate they trust, so put a reverse proxy with a public certificate in front)."),
     key_file: text("", "TLS private key (PEM) for `cert_file`."),
     tls: bool(true, "false serves plain HTTP and WS, only behind a TLS-terminating reverse proxy on the same host."),
-    per_appliance_per_minute: integer(60, 0, 1_000_000, "Messages one appliance may send through the relay per minute, on top of the `[delivery]` limits per number and overall. 0 turns it off."),
-    per_appliance_per_hour: integer(600, 0, 10_000_000, "Messages one appliance may send through the relay per hour. 0 turns it off."),
+    per_appliance_per_minute: integer(60, 0, 1_000_000, "Messages one appliance may send through the relay in any 60 s, on top of the `[delivery]` limits per number and overall. 0 turns it off."),
+    per_appliance_per_hour: integer(600, 0, 10_000_000, "Messages one appliance may send through the relay in any hour. 0 turns it off."),
     metrics_listen: text(
       "",
       "Address and port of a separate plain-HTTP listener serving only the relay's Prometheus `/metrics` (and `/healthz`), never on the public listener. Empty (the default) serves no metrics. Keep it on loopback or a management network, like the appliance's admin listener.",
@@ -682,8 +682,8 @@ export const configSchema = v.strictObject({
   }),
 
   app: section("Requests to the approver app: limits against MFA fatigue, the event streams, and the code shown for challenge mode. See docs/app.md.", {
-    requests_per_minute: integer(5, 0, 1000, "App requests one user may get per minute (RADIUS and Magic Link together; a request that joins a pending one counts too); beyond it the request is refused. 0 = no limit."),
-    requests_per_hour: integer(30, 0, 10_000, "App requests one user may get per hour. 0 = no limit."),
+    requests_per_minute: integer(5, 0, 1000, "App requests one user may get in any 60 s (RADIUS and Magic Link together; a request that joins a pending one counts too); beyond it the request is refused. 0 = no limit."),
+    requests_per_hour: integer(30, 0, 10_000, "App requests one user may get in any hour. 0 = no limit."),
     reject_backoff_s: integer(
       30,
       0,
@@ -742,9 +742,9 @@ export const configSchema = v.strictObject({
       20,
       0,
       10_000,
-      "Sign-in attempts (password and code, or a link) one client address may make per minute (the address after `[http] trusted_proxies`; raise it when many users share one NAT address), counted before any check and shared by every process on the store; beyond it the page asks to wait. The lockout counters apply on top of it. 0 = no limit.",
+      "Sign-in attempts (password and code, or a link) one client address may make in any 60 s (the address after `[http] trusted_proxies`; raise it when many users share one NAT address), counted before any check and shared by every process on the store; beyond it the page asks to wait. The lockout counters apply on top of it. 0 = no limit.",
     ),
-    sign_ins_per_hour: integer(200, 0, 100_000, "Sign-in attempts one client address may make per hour. 0 = no limit."),
+    sign_ins_per_hour: integer(200, 0, 100_000, "Sign-in attempts one client address may make in any hour. 0 = no limit."),
     idle_timeout_s: integer(600, 60, 86_400, "A session unused for this long ends; the next request shows the sign-in page."),
     session_lifetime_s: integer(3600, 300, 86_400, "A session ends this long after sign-in, however active."),
     enrol_link_ttl_h: integer(24, 1, 720, "How long a link made by `portcullis user enrol-link` stays valid (it is single use)."),
