@@ -58,6 +58,11 @@ export function refusal(b: RateBucket, slots: readonly SlotCount[], now: number)
   return { allowed: false, bucket: b.key, retryAt };
 }
 
+/** A refusal of `b` without its slots at hand: retry a window later. */
+export function fullUntil(b: RateBucket, now: number): RateDecision {
+  return { allowed: false, bucket: b.key, retryAt: now + b.windowMs };
+}
+
 /** A TypeError for a bucket the repositories cannot count. */
 export function checkBuckets(buckets: readonly RateBucket[]): void {
   for (const b of buckets) {

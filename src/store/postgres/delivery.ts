@@ -1,15 +1,14 @@
 // Delivery state in PostgreSQL: sliding-window rate-limit counters shared by every node, and the
 // delivery log.
 
-import { checkBuckets, countedFrom, refusal, slotExpiry, slotStart, type SlotCount } from "../rate-window.ts";
+import { checkBuckets, countedFrom, fullUntil, refusal, slotExpiry, slotStart, type SlotCount } from "../rate-window.ts";
 import type { DeliveryLogEntry, DeliveryLogRepo, DeliveryOutcome, NewDeliveryLogEntry, RateBucket, RateDecision, RateLimitRepo } from "../types.ts";
-import { pgPrep, rethrow, type PgStoreContext } from "./context.ts";
+import { pgPrep, rethrow, valuesList, type PgStoreContext } from "./context.ts";
 
 /** Sliding windows counted in sixtieth-of-a-window slots (see rate-window.ts): never more than the limit in any window-long span. */
 export class PgRateLimitRepo implements RateLimitRepo {
   private readonly sLock;
   private readonly sSlots;
-  private readonly sHit;
   private readonly sPurge;
 
   constructor(private readonly ctx: PgStoreContext) {
@@ -18,11 +17,6 @@ export class PgRateLimitRepo implements RateLimitRepo {
     // without a row yet has nothing for FOR UPDATE to lock.
     this.sLock = pgPrep(db, "SELECT pg_advisory_xact_lock(hashtextextended(?, 7106))");
     this.sSlots = pgPrep<SlotCount>(db, "SELECT slot_start, hits FROM rate_limit_slots WHERE bucket = ? AND slot_start >= ? ORDER BY slot_start");
-    this.sHit = pgPrep(
-      db,
-      `INSERT INTO rate_limit_slots (bucket, slot_start, expires_at, hits) VALUES (?, ?, ?, 1)
-       ON CONFLICT (bucket, slot_start) DO UPDATE SET hits = rate_limit_slots.hits + 1, expires_at = greatest(rate_limit_slots.expires_at, excluded.expires_at)`,
-    );
     this.sPurge = pgPrep(db, "DELETE FROM rate_limit_slots WHERE expires_at <= ?");
   }
 
@@ -34,14 +28,33 @@ export class PgRateLimitRepo implements RateLimitRepo {
       return await this.ctx.db.transaction(async (): Promise<RateDecision> => {
         // Locks in one global order, so two nodes with overlapping buckets cannot deadlock.
         for (const key of [...new Set(buckets.map((b) => b.key))].sort()) await this.sLock.run(key);
-        for (const b of buckets) {
-          const full = refusal(b, await this.sSlots.all(b.key, countedFrom(now, b.windowMs)), now);
-          if (full) return full;
+        // Every bucket's count in one statement (its snapshot is taken after the locks are held) ...
+        const { rows } = await this.ctx.db.query<{ i: number; total: number }>(
+          `SELECT v.i, coalesce(sum(s.hits), 0)::bigint AS total
+           FROM (VALUES ${valuesList(buckets.length, ["int", "text", "bigint"])}) AS v (i, bucket, counted_from)
+           LEFT JOIN rate_limit_slots s ON s.bucket = v.bucket AND s.slot_start >= v.counted_from
+           GROUP BY v.i ORDER BY v.i`,
+          buckets.flatMap((b, i) => [i, b.key, countedFrom(now, b.windowMs)]),
+        );
+        for (const r of rows) {
+          const b = buckets[r.i]!;
+          // The slots themselves only for a refusal's retryAt.
+          if (r.total >= b.limit) return refusal(b, await this.sSlots.all(b.key, countedFrom(now, b.windowMs)), now) ?? fullUntil(b, now);
         }
+        // ... and every hit in one upsert (a bucket named twice counts twice, in one row).
+        const hits = new Map<string, [string, number, number, number]>();
         for (const b of buckets) {
           const start = slotStart(now, b.windowMs);
-          await this.sHit.run(b.key, start, slotExpiry(start, b.windowMs));
+          const id = `${start} ${b.key}`;
+          const h = hits.get(id);
+          if (h) h[3]++;
+          else hits.set(id, [b.key, start, slotExpiry(start, b.windowMs), 1]);
         }
+        await this.ctx.db.query(
+          `INSERT INTO rate_limit_slots (bucket, slot_start, expires_at, hits) VALUES ${valuesList(hits.size, ["text", "bigint", "bigint", "int"])}
+           ON CONFLICT (bucket, slot_start) DO UPDATE SET hits = rate_limit_slots.hits + excluded.hits, expires_at = greatest(rate_limit_slots.expires_at, excluded.expires_at)`,
+          [...hits.values()].flat(),
+        );
         return { allowed: true };
       });
     } catch (err) {
