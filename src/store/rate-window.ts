@@ -8,6 +8,13 @@
 // hit of the span lies in [t − W, t] and was counted. The price is lateness, never excess: after a
 // full burst a new hit is admitted at most s ms (one sixtieth of the window) later than an exact
 // per-hit log would admit it. Storage is at most 61 small rows per bucket, whatever the limit.
+//
+// Not the two-window weighted estimate (previous window's count × its share still inside the
+// window + the current window's count): it assumes the previous window's hits were spread evenly,
+// so N hits at the very end of one window followed by the k-th hit at (k − 1) / N of the next let
+// 2N through within (N − 1) / N of a window, no better than calendar windows in the worst case.
+// An exact per-hit log would cost storage and reads in proportion to the limit (up to 10 million an
+// hour in the configuration).
 
 import type { RateBucket, RateDecision } from "./types.ts";
 

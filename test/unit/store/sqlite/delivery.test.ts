@@ -48,6 +48,19 @@ for (const backend of BACKENDS) {
         expect((await store.rateLimits.consume([minute("edge", 3)], minuteEnd + 60_000)).allowed).toBe(true);
       });
 
+      test("the pattern a two-window weighted estimate lets through (twice the limit within 60 s) is refused after the limit", async () => {
+        // A weighted estimate (previous minute's count × the part of it still in the window + this
+        // minute's count) admits N at the very end of one minute and then, in the next, the k-th hit
+        // once (k − 1) / N of that minute has passed: 2N hits within (N − 1) / N of a minute.
+        const n = 4;
+        const minuteEnd = Math.floor(T0 / 60_000) * 60_000 + 60_000;
+        const times = [...Array.from({ length: n }, () => minuteEnd - 1), ...Array.from({ length: n }, (_, k) => minuteEnd + (k * 60_000) / n + 1)];
+        const got: boolean[] = [];
+        for (const t of times) got.push((await store.rateLimits.consume([minute("wx", n)], t)).allowed);
+        expect(times.at(-1)! - times[0]!).toBeLessThan(60_000);
+        expect(got).toEqual([true, true, true, true, false, false, false, false]);
+      });
+
       test("retryAt is when enough old slots have left the window for one more hit", async () => {
         const b = minute("r", 4);
         for (const t of [T0, T0 + 2_000, T0 + 2_500, T0 + 7_000]) expect((await store.rateLimits.consume([b], t)).allowed).toBe(true);
