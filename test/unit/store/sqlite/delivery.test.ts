@@ -2,10 +2,11 @@
 import { afterAll, beforeAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import * as path from "node:path";
 import { openDatabase } from "../../../../src/runtime/sqlite.ts";
-import { MIGRATIONS, migrationSQL } from "../../../../src/store/migrations.ts";
+import { openPostgres } from "../../../../src/runtime/postgres.ts";
+import { MIGRATIONS, MIGRATIONS_TABLE_SQL, migrationSQL } from "../../../../src/store/migrations.ts";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { NewDeliveryLogEntry, RateBucket } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, cleanup, openIn, tempDir } from "../helpers.ts";
+import { BACKENDS, useBackend, cleanup, databaseFor, openIn, tempDir } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
@@ -175,22 +176,39 @@ for (const backend of BACKENDS) {
         await expect(store.rateLimits.consume([b], T0)).rejects.toBeInstanceOf(TypeError);
       });
 
-      onlySqlite("migration 23 keeps each calendar-window counter, in its window's last slot", async () => {
+      test("migration 23 keeps each calendar-window counter, in its window's last slot", async () => {
         await store.close();
         cleanup(dir);
         dir = tempDir();
-        const db = openDatabase(path.join(dir, "portcullis.db"));
-        db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
-        for (const m of MIGRATIONS.filter((m) => m.version <= 22)) {
-          db.exec(migrationSQL(m, "sqlite"));
-          db.prepare("INSERT INTO schema_migrations VALUES (?, ?, 0)").run(m.version, m.name);
-        }
         const minuteStart = Math.floor(T0 / 60_000) * 60_000;
         const hourStart = Math.floor(T0 / 3_600_000) * 3_600_000;
-        const insert = db.prepare("INSERT INTO rate_limits (bucket, window_start, window_ms, hits) VALUES (?, ?, ?, ?)");
-        insert.run("old:m", minuteStart, 60_000, 3);
-        insert.run("old:h", hourStart, 3_600_000, 2);
-        db.close();
+        const rows: [string, number, number, number][] = [
+          ["old:m", minuteStart, 60_000, 3],
+          ["old:h", hourStart, 3_600_000, 2],
+        ];
+        const before = MIGRATIONS.filter((m) => m.version <= 22);
+        if (backend === "sqlite") {
+          const db = openDatabase(path.join(dir, "portcullis.db"));
+          db.exec(MIGRATIONS_TABLE_SQL);
+          for (const m of before) {
+            db.exec(migrationSQL(m, "sqlite"));
+            db.prepare("INSERT INTO schema_migrations VALUES (?, ?, 0)").run(m.version, m.name);
+          }
+          for (const r of rows) db.prepare("INSERT INTO rate_limits (bucket, window_start, window_ms, hits) VALUES (?, ?, ?, ?)").run(...r);
+          db.close();
+        } else {
+          const db = openPostgres(await databaseFor(dir), { max: 1 });
+          try {
+            await db.exec(MIGRATIONS_TABLE_SQL);
+            for (const m of before) {
+              await db.exec(migrationSQL(m, "postgres"));
+              await db.query("INSERT INTO schema_migrations VALUES ($1, $2, 0)", [m.version, m.name]);
+            }
+            for (const r of rows) await db.query("INSERT INTO rate_limits (bucket, window_start, window_ms, hits) VALUES ($1, $2, $3, $4)", r);
+          } finally {
+            await db.close();
+          }
+        }
         store = await openIn(dir);
         // The minute's three hits count as if made in its last second, until that second is a minute old.
         expect(await store.rateLimits.consume([minute("old:m", 3)], minuteStart + 10_000)).toEqual({ allowed: false, bucket: "old:m", retryAt: minuteStart + 120_000 });
