@@ -1,5 +1,6 @@
 // Test helpers for the store: temporary data directories and sample records.
 
+import { afterEach } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -71,6 +72,45 @@ export async function openIn(dir: string, options: Partial<SqliteStoreOptions> =
     return store as unknown as SqliteStore;
   }
   return openSqliteStore({ path: path.join(dir, "portcullis.db"), dataDir: dir, env: {}, ...options });
+}
+
+/** The stores of one test on one data directory; see storesPerTest. */
+export interface TestStores {
+  /** The running test's data directory, made on first use. */
+  readonly dir: string;
+  /** Opens a store on `dir` (a second one is a second connection, as a second node); closed after the test. */
+  open(options?: Partial<SqliteStoreOptions>): Promise<SqliteStore>;
+  /** Closes `store` after the test too. */
+  keep(store: SqliteStore): SqliteStore;
+}
+
+/**
+ * Stores opened per test: called in a describe (or at the top of a file), it registers an afterEach
+ * that closes every store the test opened and removes its data directory. `defaults` are the
+ * options of every open() (openIn's, so the back-end chosen by useBackend).
+ */
+export function storesPerTest(defaults: Partial<SqliteStoreOptions> = {}): TestStores {
+  let dir: string | undefined;
+  const opened: SqliteStore[] = [];
+  afterEach(async () => {
+    for (const s of opened.splice(0)) await s.close();
+    cleanup(dir);
+    dir = undefined;
+  });
+  const stores: TestStores = {
+    get dir() {
+      dir ??= tempDir();
+      return dir;
+    },
+    async open(options = {}) {
+      return stores.keep(await openIn(stores.dir, { ...defaults, ...options }));
+    },
+    keep(store) {
+      opened.push(store);
+      return store;
+    },
+  };
+  return stores;
 }
 
 export function newUser(username: string, patch: Partial<NewUser> = {}): NewUser {
