@@ -1,8 +1,8 @@
 // The SQLite delivery repositories: atomic fixed-window rate counters shared across connections, and the delivery log.
-import { afterAll, beforeAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { NewDeliveryLogEntry, RateBucket } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, cleanup, openIn, tempDir } from "../helpers.ts";
+import { BACKENDS, useBackend, openIn, storesPerTest } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
@@ -11,17 +11,12 @@ for (const backend of BACKENDS) {
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
     const onlySqlite = backend === "sqlite" ? test : test.skip;
 
-    let dir: string;
     let store: SqliteStore;
     const T0 = 1_700_000_040_000; // some instant inside a minute window
 
+    const stores = storesPerTest();
     beforeEach(async () => {
-      dir = tempDir();
-      store = await openIn(dir);
-    });
-    afterEach(async () => {
-      await store.close();
-      cleanup(dir);
+      store = await stores.open();
     });
 
     const minute = (key: string, limit: number): RateBucket => ({ key, windowMs: 60_000, limit });
@@ -48,7 +43,7 @@ for (const backend of BACKENDS) {
       });
 
       test("a second connection to the same file shares the counters", async () => {
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         try {
           expect((await store.rateLimits.consume([minute("shared", 2)], T0)).allowed).toBe(true);
           expect((await other.rateLimits.consume([minute("shared", 2)], T0)).allowed).toBe(true);

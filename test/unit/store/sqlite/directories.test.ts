@@ -1,23 +1,18 @@
 // Directory-linked ("hybrid") users and per-client directory lists in the SQLite store (migration 3).
 
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import { openDatabase } from "../../../../src/runtime/sqlite.ts";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { StoreError } from "../../../../src/store/types.ts";
-import { cleanup, newClient, newToken, newUser, openIn, tempDir } from "../helpers.ts";
+import { newClient, newToken, newUser, storesPerTest } from "../helpers.ts";
 
-let dir: string;
 let store: SqliteStore;
 const NOW = 1_700_000_000_000;
 const GUID = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
+const stores = storesPerTest({ now: () => NOW });
 beforeEach(async () => {
-  dir = tempDir();
-  store = await openIn(dir, { now: () => NOW });
-});
-afterEach(async () => {
-  await store.close();
-  cleanup(dir);
+  store = await stores.open();
 });
 
 async function rejection(p: Promise<unknown>): Promise<StoreError> {
@@ -45,7 +40,7 @@ describe("clients.directories", () => {
 
   test("a stored value that is not a JSON array of names is corrupt, not guessed", async () => {
     await store.clients.add(newClient("vpn", { directories: ["corp"] }));
-    const db = openDatabase(`${dir}/portcullis.db`);
+    const db = openDatabase(`${stores.dir}/portcullis.db`);
     db.prepare("UPDATE radius_clients SET directories = ? WHERE name = 'vpn'").run('{"corp":1}');
     db.close();
     expect((await rejection(store.clients.findByName("vpn"))).code).toBe("corrupt");

@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { GROUP_COMMIT_MAX } from "../../../../src/store/sqlite/tokens.ts";
 import { type Challenge, DEFAULT_CLIENT_PHONE, type FailurePolicy, NetworkTakenError, StoreError, type UserImportRow } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, cleanup, newClient, newToken, newUser, openIn, tempDir } from "../helpers.ts";
+import { BACKENDS, useBackend, newClient, newToken, newUser, openIn, storesPerTest } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
@@ -11,17 +11,12 @@ for (const backend of BACKENDS) {
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
     const onlySqlite = backend === "sqlite" ? test : test.skip;
 
-    let dir: string;
     let store: SqliteStore;
     const NOW = 1_700_000_000_000;
 
+    const stores = storesPerTest({ now: () => NOW });
     beforeEach(async () => {
-      dir = tempDir();
-      store = await openIn(dir, { now: () => NOW });
-    });
-    afterEach(async () => {
-      await store.close();
-      cleanup(dir);
+      store = await stores.open();
     });
 
     async function rejection(p: Promise<unknown>): Promise<StoreError> {
@@ -99,8 +94,8 @@ for (const backend of BACKENDS) {
 
       onlySqlite("the shared secret is not stored in plaintext", async () => {
         await store.clients.add(newClient("vpn"));
-        const bytes = await Bun.file(`${dir}/portcullis.db`).bytes();
-        const wal = await Bun.file(`${dir}/portcullis.db-wal`).bytes();
+        const bytes = await Bun.file(`${stores.dir}/portcullis.db`).bytes();
+        const wal = await Bun.file(`${stores.dir}/portcullis.db-wal`).bytes();
         const needle = Buffer.from("shared-secret-of-vpn");
         expect(Buffer.from(bytes).includes(needle) || Buffer.from(wal).includes(needle)).toBe(false);
       });
@@ -280,7 +275,7 @@ for (const backend of BACKENDS) {
 
       test("two Store instances on one file racing for one step: exactly one wins", async () => {
         const t = await store.tokens.add(newToken("T1"));
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         try {
           for (let step = 0; step < 50; step++) {
             const results = await Promise.all([store.tokens.advanceTOTP(t.id, step, 0), other.tokens.advanceTOTP(t.id, step, 0)]);
@@ -361,7 +356,7 @@ for (const backend of BACKENDS) {
       });
 
       test("two stores consuming the same challenge: exactly one gets it", async () => {
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         try {
           for (let i = 0; i < 20; i++) {
             await store.challenges.put(challenge(`c${i}`, userId));
@@ -492,7 +487,7 @@ for (const backend of BACKENDS) {
       });
 
       test("failures recorded through two stores add up", async () => {
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         try {
           await Promise.all([
             store.lockouts.recordFailure("alice", "code", SRC, NOW, backoff),
@@ -511,7 +506,7 @@ for (const backend of BACKENDS) {
       test("changes after a commit by another Store instance (the CLI beside the server)", async () => {
         const g0 = await store.generation();
         expect(await store.generation()).toBe(g0);
-        const cli = await openIn(dir);
+        const cli = await openIn(stores.dir);
         try {
           await cli.users.add(newUser("alice"));
           const g1 = await store.generation();
@@ -539,7 +534,7 @@ for (const backend of BACKENDS) {
 
       test("writable() is true on an open store and false once closed", async () => {
         expect(await store.writable()).toBe(true);
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         await other.close();
         expect(await other.writable()).toBe(false);
       });
