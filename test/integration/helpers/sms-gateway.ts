@@ -34,6 +34,11 @@ export type GatewayMode = "ok" | "error-body" | "down";
 
 export type GatewayReply = (req: GatewayRequest) => Response | Promise<Response>;
 
+/** The approval link in a message's text. */
+export const linkIn = (text: string) => /(https?:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(text)?.[1];
+/** The one-time code in a message's text. */
+export const codeIn = (text: string) => /code is ([0-9A-Z]+)\./.exec(text)?.[1];
+
 /** Vonage's answer to an accepted message. */
 export const VONAGE_ACCEPTED = { messages: [{ status: "0", "message-id": "m1" }] };
 /** Vonage's answer to a refused message: HTTP 200 all the same. */
