@@ -8,7 +8,7 @@ import { setLogSink } from "../../../src/audit/log.ts";
 import { openPgStore, type PgStore } from "../../../src/store/postgres/store.ts";
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from "../../../src/store/sqlite/store.ts";
 import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "../../integration/helpers/postgres.ts";
-import type { NewRadiusClient, NewToken, NewUser } from "../../../src/store/types.ts";
+import { StoreError, type NewRadiusClient, type NewToken, type NewUser } from "../../../src/store/types.ts";
 
 setLogSink(() => {});
 
@@ -72,6 +72,17 @@ export async function openIn(dir: string, options: Partial<SqliteStoreOptions> =
     return store as unknown as SqliteStore;
   }
   return openSqliteStore({ path: path.join(dir, "portcullis.db"), dataDir: dir, env: {}, ...options });
+}
+
+/** The StoreError `p` rejects with (anything else is rethrown; fulfilling is an error). */
+export async function storeError(p: Promise<unknown>): Promise<StoreError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof StoreError) return err;
+    throw err;
+  }
+  throw new Error("expected a StoreError");
 }
 
 /** The stores of one test on one data directory; see storesPerTest. */

@@ -3,8 +3,7 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { openDatabase } from "../../../../src/runtime/sqlite.ts";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
-import { StoreError } from "../../../../src/store/types.ts";
-import { newClient, newToken, newUser, storesPerTest } from "../helpers.ts";
+import { newClient, newToken, newUser, storesPerTest, storeError } from "../helpers.ts";
 
 let store: SqliteStore;
 const NOW = 1_700_000_000_000;
@@ -14,16 +13,6 @@ const stores = storesPerTest({ now: () => NOW });
 beforeEach(async () => {
   store = await stores.open();
 });
-
-async function rejection(p: Promise<unknown>): Promise<StoreError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof StoreError) return err;
-    throw err;
-  }
-  throw new Error("expected a StoreError");
-}
 
 describe("clients.directories", () => {
   test.each([
@@ -43,7 +32,7 @@ describe("clients.directories", () => {
     const db = openDatabase(`${stores.dir}/portcullis.db`);
     db.prepare("UPDATE radius_clients SET directories = ? WHERE name = 'vpn'").run('{"corp":1}');
     db.close();
-    expect((await rejection(store.clients.findByName("vpn"))).code).toBe("corrupt");
+    expect((await storeError(store.clients.findByName("vpn"))).code).toBe("corrupt");
   });
 });
 
@@ -88,11 +77,11 @@ describe("directory-linked users", () => {
 
   test("a second record for the same directory user is a conflict naming the link", async () => {
     await store.users.add(newUser("alice", { directory: "corp", externalId: GUID }));
-    const err = await rejection(store.users.add(newUser("alicia", { directory: "corp", externalId: GUID })));
+    const err = await storeError(store.users.add(newUser("alicia", { directory: "corp", externalId: GUID })));
     expect(err.code).toBe("conflict");
     expect(err.message).toContain("already linked");
     const other = await store.users.add(newUser("eve", { directory: "corp" }));
-    const err2 = await rejection(store.users.update(other.id, { externalId: GUID }));
+    const err2 = await storeError(store.users.update(other.id, { externalId: GUID }));
     expect(err2.code).toBe("conflict");
   });
 

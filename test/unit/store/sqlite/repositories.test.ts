@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { GROUP_COMMIT_MAX } from "../../../../src/store/sqlite/tokens.ts";
-import { type Challenge, DEFAULT_CLIENT_PHONE, type FailurePolicy, NetworkTakenError, StoreError, type UserImportRow } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, newClient, newToken, newUser, openIn, storesPerTest } from "../helpers.ts";
+import { type Challenge, DEFAULT_CLIENT_PHONE, type FailurePolicy, NetworkTakenError, type UserImportRow } from "../../../../src/store/types.ts";
+import { BACKENDS, useBackend, newClient, newToken, newUser, openIn, storesPerTest, storeError } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
@@ -18,16 +18,6 @@ for (const backend of BACKENDS) {
     beforeEach(async () => {
       store = await stores.open();
     });
-
-    async function rejection(p: Promise<unknown>): Promise<StoreError> {
-      try {
-        await p;
-      } catch (err) {
-        if (err instanceof StoreError) return err;
-        throw err;
-      }
-      throw new Error("expected a StoreError");
-    }
 
     describe("clients", () => {
       test("add, findByName, list, remove", async () => {
@@ -63,7 +53,7 @@ for (const backend of BACKENDS) {
 
       test("duplicate name is a conflict that names the client but not the secret", async () => {
         await store.clients.add(newClient("vpn"));
-        const err = await rejection(store.clients.add(newClient("vpn", { secret: "another-secret-value" })));
+        const err = await storeError(store.clients.add(newClient("vpn", { secret: "another-secret-value" })));
         expect(err.code).toBe("conflict");
         expect(err.message).toBe("client 'vpn' exists");
       });
@@ -76,7 +66,7 @@ for (const backend of BACKENDS) {
         ["IPv6 written two ways", "2001:db8:0:0:0:0:0:1", "2001:DB8::1/128", "2001:db8::1/128"],
       ])("exactly the same network (%s) is refused, naming the client that has it, never a secret", async (_what, first, second, network) => {
         await store.clients.add(newClient("lan", { address: first }));
-        const err = await rejection(store.clients.add(newClient("dup", { address: second, secret: "another-secret-value" })));
+        const err = await storeError(store.clients.add(newClient("dup", { address: second, secret: "another-secret-value" })));
         expect(err).toBeInstanceOf(NetworkTakenError);
         expect({ code: err.code, network: (err as NetworkTakenError).network, client: (err as NetworkTakenError).client }).toEqual({ code: "network_taken", network, client: "lan" });
         expect(err.message).not.toContain("secret-value");
@@ -89,7 +79,7 @@ for (const backend of BACKENDS) {
         await store.clients.add(newClient("site", { address: "10.1.0.0/16" }));
         await store.clients.add(newClient("fw", { address: "10.1.2.3" }));
         expect((await store.clients.list()).map((c) => c.name)).toEqual(["fw", "lan", "site"]);
-        expect((await rejection(store.clients.add(newClient("lan", { address: "10.0.0.0/8" })))).code).toBe("conflict");
+        expect((await storeError(store.clients.add(newClient("lan", { address: "10.0.0.0/8" })))).code).toBe("conflict");
       });
 
       onlySqlite("the shared secret is not stored in plaintext", async () => {
@@ -116,7 +106,7 @@ for (const backend of BACKENDS) {
 
       test("duplicate username is a conflict", async () => {
         await store.users.add(newUser("alice"));
-        const err = await rejection(store.users.add(newUser("alice")));
+        const err = await storeError(store.users.add(newUser("alice")));
         expect([err.code, err.message]).toEqual(["conflict", "user 'alice' exists"]);
       });
 
@@ -140,8 +130,8 @@ for (const backend of BACKENDS) {
       test("update: unknown id is not_found, taken username is a conflict", async () => {
         await store.users.add(newUser("alice"));
         const bob = await store.users.add(newUser("bob"));
-        expect((await rejection(store.users.update(9999, { disabled: true }))).code).toBe("not_found");
-        expect((await rejection(store.users.update(bob.id, { username: "alice" }))).code).toBe("conflict");
+        expect((await storeError(store.users.update(9999, { disabled: true }))).code).toBe("not_found");
+        expect((await storeError(store.users.update(bob.id, { username: "alice" }))).code).toBe("conflict");
       });
 
       test("remove unassigns tokens and drops challenges", async () => {
@@ -177,7 +167,7 @@ for (const backend of BACKENDS) {
 
       test("a username that already exists: conflict, and nothing imported", async () => {
         await store.users.add(newUser("user500"));
-        const err = await rejection(store.users.importMany(rows(1000)));
+        const err = await storeError(store.users.importMany(rows(1000)));
         expect([err.code, err.message]).toEqual(["conflict", "user 'user500' exists"]);
         expect(await store.users.count()).toBe(1);
         expect(await store.tokens.list()).toEqual([]);
@@ -186,13 +176,13 @@ for (const backend of BACKENDS) {
       test("a duplicate within the file: conflict, and nothing imported", async () => {
         const r = rows(100);
         r.push({ user: newUser("user7"), tokens: [] });
-        expect((await rejection(store.users.importMany(r))).message).toBe("user 'user7' exists");
+        expect((await storeError(store.users.importMany(r))).message).toBe("user 'user7' exists");
         expect(await store.users.count()).toBe(0);
       });
 
       test("a duplicate token serial: conflict, and nothing imported", async () => {
         await store.tokens.add(newToken("USER-8"));
-        const err = await rejection(store.users.importMany(rows(100)));
+        const err = await storeError(store.users.importMany(rows(100)));
         expect([err.code, err.message]).toEqual(["conflict", "token 'USER-8' exists"]);
         expect(await store.users.count()).toBe(0);
         expect((await store.tokens.list()).length).toBe(1);
@@ -214,8 +204,8 @@ for (const backend of BACKENDS) {
 
       test("duplicate serial is a conflict; unknown user is not_found", async () => {
         await store.tokens.add(newToken("T1"));
-        expect((await rejection(store.tokens.add(newToken("T1")))).code).toBe("conflict");
-        expect((await rejection(store.tokens.add(newToken("T2", { userId: 777 })))).code).toBe("not_found");
+        expect((await storeError(store.tokens.add(newToken("T1")))).code).toBe("conflict");
+        expect((await storeError(store.tokens.add(newToken("T2", { userId: 777 })))).code).toBe("not_found");
       });
 
       test("activeForUser returns only active tokens of that user", async () => {
@@ -237,10 +227,10 @@ for (const backend of BACKENDS) {
 
       test("assign/setState/resync on a missing token are not_found; assign to a missing user too", async () => {
         const t = await store.tokens.add(newToken("T1"));
-        expect((await rejection(store.tokens.assign(999, null))).code).toBe("not_found");
-        expect((await rejection(store.tokens.assign(t.id, 999))).code).toBe("not_found");
-        expect((await rejection(store.tokens.setState(999, "lost"))).code).toBe("not_found");
-        expect((await rejection(store.tokens.resync(999, { counter: 1 }))).code).toBe("not_found");
+        expect((await storeError(store.tokens.assign(999, null))).code).toBe("not_found");
+        expect((await storeError(store.tokens.assign(t.id, 999))).code).toBe("not_found");
+        expect((await storeError(store.tokens.setState(999, "lost"))).code).toBe("not_found");
+        expect((await storeError(store.tokens.resync(999, { counter: 1 }))).code).toBe("not_found");
       });
 
       test("remove", async () => {
@@ -251,7 +241,7 @@ for (const backend of BACKENDS) {
 
       test("addMany is all or nothing", async () => {
         await store.tokens.add(newToken("X3"));
-        const err = await rejection(store.tokens.addMany([newToken("X1"), newToken("X2"), newToken("X3")]));
+        const err = await storeError(store.tokens.addMany([newToken("X1"), newToken("X2"), newToken("X3")]));
         expect([err.code, err.message]).toEqual(["conflict", "token 'X3' exists"]);
         expect((await store.tokens.list()).map((t) => t.serial)).toEqual(["X3"]);
         const added = await store.tokens.addMany([newToken("X1"), newToken("X2")]);
