@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Appliance, Attr, Code, UDPClient, addLiveClient, buildAccessRequest, eventually, identifier, type RawAttribute, type ServerProcess } from "./helpers/appliance.ts";
-import { Relay } from "./helpers/switch-relay.ts";
+import { Relay, smsRelayConfig } from "./helpers/switch-relay.ts";
 import { DeviceClient } from "./helpers/device-client.ts";
 import { TestPushService } from "./helpers/push-service.ts";
 import { DELIVERY_LIMITS_OFF, SmsGateway } from "./helpers/sms-gateway.ts";
@@ -42,13 +42,7 @@ beforeAll(async () => {
   gateway = new SmsGateway();
   push = new TestPushService(SUBJECT);
   relay = new Relay();
-  relay.writeConfig(`
-[push]
-allowed_hosts = ["127.0.0.1"]
-[delivery]
-${DELIVERY_LIMITS_OFF}
-${gateway.smsConfig()}
-`);
+  relay.writeConfig(smsRelayConfig(gateway));
   await relay.start();
   app = new Appliance({ PORTCULLIS_RADIUS_WORKERS: "2" });
   const caFile = join(app.dataDir, "switch-ca.pem");

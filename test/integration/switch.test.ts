@@ -10,7 +10,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { Appliance, Attr, Code, ServerProcess, UDPClient, addLiveClient, buildAccessRequest, eventually, identifier, type LogLine } from "./helpers/appliance.ts";
-import { Relay } from "./helpers/switch-relay.ts";
+import { Relay, smsRelayConfig } from "./helpers/switch-relay.ts";
 import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
 import { keyFromSeed, signAuth } from "../../src/switch/protocol.ts";
 import { DeviceClient } from "./helpers/device-client.ts";
@@ -20,17 +20,6 @@ import { DELIVERY_LIMITS_OFF, SmsGateway, codeIn } from "./helpers/sms-gateway.t
 
 const CHROMIUM = "/usr/bin/chromium";
 const PASSWORD = "correct horse battery";
-
-/** The relays' config: the test SMS gateway, no limits. */
-function relayConfig(relay: Relay, gateway: SmsGateway) {
-  relay.writeConfig(`
-[push]
-allowed_hosts = ["127.0.0.1"]
-[delivery]
-${DELIVERY_LIMITS_OFF}
-${gateway.smsConfig()}
-`);
-}
 
 const linkIn = (text: string) => /(https:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(text)?.[1];
 
@@ -144,8 +133,9 @@ beforeAll(async () => {
   push = new TestPushService(SUBJECT);
   r1 = new Relay();
   r2 = new Relay();
-  relayConfig(r1, gateway);
-  relayConfig(r2, gateway);
+  // The relays send SMS through the test gateway, without limits.
+  r1.writeConfig(smsRelayConfig(gateway));
+  r2.writeConfig(smsRelayConfig(gateway));
   await Promise.all([r1.start(), r2.start()]);
   app = new Appliance();
   caFile = join(app.dataDir, "switch-ca.pem");
