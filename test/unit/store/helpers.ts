@@ -1,6 +1,6 @@
 // Test helpers for the store: temporary data directories and sample records.
 
-import { afterEach } from "bun:test";
+import { afterAll, afterEach, beforeAll, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -39,6 +39,17 @@ const databases = new Map<string, Promise<string>>();
 export async function useBackend(b: Backend): Promise<void> {
   backend = b;
   if (b === "postgres") await postgresServer();
+}
+
+/**
+ * Called in the describe of one back-end: its tests run on `backend` (PostgreSQL started on first
+ * use) and SQLite is the default again after them. Returns `test` on SQLite and `test.skip` on the
+ * others, for the tests of SQLite internals (its file, its group commit, its raw handle).
+ */
+export function runOn(backend: Backend): typeof test | typeof test.skip {
+  beforeAll(() => useBackend(backend), 120_000);
+  afterAll(() => useBackend("sqlite"));
+  return backend === "sqlite" ? test : test.skip;
 }
 
 /** The shared throwaway PostgreSQL server of this test file, started on first use and stopped at exit. */

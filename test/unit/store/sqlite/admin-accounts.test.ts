@@ -3,15 +3,14 @@
 // connections race), a taken name refused, sessions ended by a new TOTP secret, a new password or
 // the account's removal, and purged when idle or past their end.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { adminAccountsOf } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, storesPerTest } from "../helpers.ts";
+import { BACKENDS, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
+    runOn(backend);
 
     const stores = storesPerTest();
     const fresh = () => stores.open();

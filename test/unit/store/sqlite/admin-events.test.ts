@@ -1,15 +1,13 @@
 // The SQLite admin-event repository: recorded in the change's transaction, claimed once, in order, purged.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { StoreError, type NewAdminEventRecord } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, newToken, newUser, openIn, storesPerTest } from "../helpers.ts";
+import { BACKENDS, newToken, newUser, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
     let store: SqliteStore;
     const T0 = 1_700_000_000_000;

@@ -1,15 +1,14 @@
 // The approver app's back-off rows, on SQLite and PostgreSQL: read-modify-write strikes that
 // concurrent callers on several connections (nodes) apply one after the other, clear and purge.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { ApprovalBlock } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, storesPerTest } from "../helpers.ts";
+import { BACKENDS, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
+    runOn(backend);
 
     const stores = storesPerTest();
     const fresh = () => stores.open();

@@ -2,21 +2,19 @@
 // and client (also when two connections or four processes race to create it), the waiter poll's
 // read, and Magic Link sessions of a version-8 database carried over as approvals.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { openDatabase } from "../../../../src/runtime/sqlite.ts";
 import { MIGRATIONS, migrationSQL } from "../../../../src/store/migrations.ts";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { Approval, ApprovalOutcome, ApprovalState } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, openIn, storesPerTest } from "../helpers.ts";
+import { BACKENDS, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
     const stores = storesPerTest({ now: () => 1_000 });
     const fresh = () => stores.open();

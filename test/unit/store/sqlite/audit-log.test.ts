@@ -2,10 +2,10 @@
 // filter and with paging, two connections (nodes) writing one log, per-minute counts added up across
 // them, pruning by age and by row count; and the pending-approval counts.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { auditLogOf, type Approval, type NewAuditRecord } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, storesPerTest } from "../helpers.ts";
+import { BACKENDS, storesPerTest, runOn } from "../helpers.ts";
 
 const T0 = 1_700_000_000_000;
 
@@ -15,8 +15,7 @@ function rec(i: number, patch: Partial<NewAuditRecord> = {}): NewAuditRecord {
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
+    runOn(backend);
 
     const stores = storesPerTest();
     const open = () => stores.open();

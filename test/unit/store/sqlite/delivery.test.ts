@@ -1,15 +1,13 @@
 // The SQLite delivery repositories: atomic fixed-window rate counters shared across connections, and the delivery log.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { NewDeliveryLogEntry, RateBucket } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, openIn, storesPerTest } from "../helpers.ts";
+import { BACKENDS, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
     let store: SqliteStore;
     const T0 = 1_700_000_040_000; // some instant inside a minute window

@@ -1,17 +1,15 @@
 // Approver devices in SQLite: single-use enrolment codes consumed with the insert, removal, push
 // subscriptions, and signature records that refuse a replay from any connection (process).
 
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { StoreError, type DevicePublicKey, type User } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, newUser, openIn, storesPerTest } from "../helpers.ts";
+import { BACKENDS, newUser, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
     let store: SqliteStore;
     let alice: User;

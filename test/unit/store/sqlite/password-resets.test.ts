@@ -2,15 +2,14 @@
 // on only from the stage a caller saw (one of two racing calls wins), wrong codes counted, purged;
 // on SQLite and on PostgreSQL.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { PasswordResetSession } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, storesPerTest } from "../helpers.ts";
+import { BACKENDS, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
+    runOn(backend);
 
     const stores = storesPerTest();
     const fresh = () => stores.open();

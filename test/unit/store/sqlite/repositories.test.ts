@@ -1,15 +1,13 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { GROUP_COMMIT_MAX } from "../../../../src/store/sqlite/tokens.ts";
 import { type Challenge, DEFAULT_CLIENT_PHONE, type FailurePolicy, NetworkTakenError, type UserImportRow } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, newClient, newToken, newUser, openIn, storesPerTest, storeError } from "../helpers.ts";
+import { BACKENDS, newClient, newToken, newUser, openIn, storesPerTest, storeError, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
     let store: SqliteStore;
     const NOW = 1_700_000_000_000;

@@ -1,14 +1,13 @@
 // The self-service repository, on SQLite and on PostgreSQL: single-use links, sessions with idle and absolute ends,
 // and the pending TOTP seed sealed to its session's row.
 
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
-import { BACKENDS, newUser, useBackend, storesPerTest } from "../helpers.ts";
+import { BACKENDS, newUser, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
+    runOn(backend);
 
     let store: SqliteStore;
     let userId: number;

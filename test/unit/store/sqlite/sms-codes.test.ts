@@ -1,19 +1,17 @@
 // The SMS code repository (migration 10): every transition of a code (stored, replaced, consumed once,
 // failed until invalidated, expired, removed, purged), also with two connections and four processes.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { SmsCode } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, openIn, storesPerTest } from "../helpers.ts";
+import { BACKENDS, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
     const stores = storesPerTest();
     const fresh = () => stores.open();

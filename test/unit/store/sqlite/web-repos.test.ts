@@ -1,20 +1,18 @@
 // The web surface's repositories (migration 4): API keys, Magic Link approvals (single-use answer,
 // also across two connections), endpoint profiles, and migration of a populated version-3 database.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as path from "node:path";
 import { openDatabase } from "../../../../src/runtime/sqlite.ts";
 import { MIGRATIONS, migrationSQL } from "../../../../src/store/migrations.ts";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { defaultEndpointProfile, StoreError, type Approval } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, openIn, storesPerTest } from "../helpers.ts";
+import { BACKENDS, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
     const stores = storesPerTest({ now: () => 1_000 });
     const fresh = () => stores.open();
