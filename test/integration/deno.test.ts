@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { Appliance, UDPClient, eventually, statusServer, type ServerProcess } from "./helpers/appliance.ts";
+import { Appliance, untilServed, type ServerProcess } from "./helpers/appliance.ts";
 import { denoExecutable, denoPortcullisCommand } from "./helpers/deno.ts";
 import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "./helpers/postgres.ts";
 import { attr, quote, radclient, runRadclientTests } from "./helpers/radclient.ts";
@@ -26,13 +26,7 @@ const codeOf = (seed: string, stepOffset = 0) => totp(decodeBase32(seed), { now:
 /** `serve` on `app`, returned once its RADIUS listener answers a Status-Server with `secret` (bounded wait). */
 async function serveAnswering(app: Appliance, secret: string): Promise<ServerProcess> {
   const server = await app.serve();
-  using udp = await UDPClient.open();
-  await eventually("Status-Server to be answered", async () => {
-    const from = udp.received.length;
-    const probe = statusServer(secret);
-    udp.send(probe, server.port);
-    return (await udp.next(probe[1]!, { from, timeoutMs: 500 })) ?? undefined;
-  }, { tries: 40, timeoutMs: 20_000, everyMs: 0 });
+  await untilServed(server, secret, "Status-Server to be answered", { tries: 40, timeoutMs: 20_000, probeMs: 500 });
   return server;
 }
 
