@@ -40,6 +40,7 @@ import { randomBytes } from "node:crypto";
 import { Attr, Code, buildAccessRequest, checkReply } from "./bench/radius-wire.ts";
 import { DeviceClient } from "../test/integration/helpers/device-client.ts";
 import { TestPushService, type TestSubscription } from "../test/integration/helpers/push-service.ts";
+import { DELIVERY_LIMITS_OFF } from "../test/integration/helpers/sms-gateway.ts";
 
 const { values } = parseArgs({
   options: {
@@ -110,12 +111,7 @@ const gateway = Bun.serve({
 const port = freePort();
 const adminPort = freePort();
 const NO_LIMITS = `[delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-per_key_per_minute = 0
-per_key_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0`;
+${DELIVERY_LIMITS_OFF}`;
 const GATEWAY = `[delivery.sms]
 url = "http://127.0.0.1:${gateway.port}/sms"
 body = "to={to}&message={message}"`;

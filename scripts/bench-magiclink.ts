@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
+import { DELIVERY_LIMITS_OFF } from "../test/integration/helpers/sms-gateway.ts";
 
 const { values } = parseArgs({
   options: {
@@ -70,12 +71,7 @@ tls = false
 max_connections = 60000
 max_connections_per_address = 60000
 [delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-per_key_per_minute = 0
-per_key_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
+${DELIVERY_LIMITS_OFF}
 [delivery.sms]
 url = "http://127.0.0.1:${gateway.port}/sms"
 body = "to={to}&message={message}"

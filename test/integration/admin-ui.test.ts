@@ -14,6 +14,7 @@ import { join, resolve } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { decodeBase32, generateTOTP } from "../../src/otp/index.ts";
 import { Appliance, Code, UDPClient, addLiveClient, eventually, pap, type ServerProcess } from "./helpers/appliance.ts";
+import { SmsGateway } from "./helpers/sms-gateway.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const AXE = readFileSync(resolve(import.meta.dir, "../../node_modules/axe-core/axe.min.js"), "utf8");
@@ -27,17 +28,7 @@ let server: ServerProcess;
 let browser: Browser;
 let ui: string;
 let radiusSecret: string;
-/** A loopback SMS gateway: records each message and accepts it. */
-const sms: Array<{ to: string; message: string }> = [];
-const gateway = Bun.serve({
-  hostname: "127.0.0.1",
-  port: 0,
-  fetch: async (req) => {
-    const form = new URLSearchParams(await req.text());
-    sms.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
-    return Response.json({ status: "0" });
-  },
-});
+const gateway = new SmsGateway();
 const secrets: Record<string, Uint8Array> = {};
 
 /** `admin add NAME --role ROLE --password-stdin` → the TOTP secret from the printed otpauth URI. */
@@ -99,11 +90,7 @@ beforeAll(async () => {
   appliance.writeConfig(`region = "SE"
 [http]
 tls = false
-[delivery.sms]
-url = "http://127.0.0.1:${gateway.port}/sms"
-body = "to={to}&message={message}"
-success_match = '"status":\\s*"0"'
-timeout_ms = 3000
+${gateway.smsConfig()}
 `);
   await Promise.all([addAdmin("root1", "root"), addAdmin("op1", "operator"), addAdmin("idle1", "admin")]);
   await appliance.cli(["user", "add", "dave", "--password-stdin"], { stdin: "dave password\n" });
@@ -114,7 +101,7 @@ timeout_ms = 3000
 }, 90_000);
 
 afterAll(async () => {
-  gateway.stop(true);
+  await gateway.stop();
   await browser?.close();
   await appliance?.[Symbol.asyncDispose]();
 });
@@ -249,8 +236,8 @@ describe("admin web UI", () => {
     await page.fill("#f-msisdn", "+46701234567");
     await page.click("#send-test");
     expect(await page.textContent("#delivery-result")).toContain("Sent through sms");
-    expect(sms.map((m) => m.to)).toEqual(["+46701234567"]);
-    expect(sms[0]!.message).toContain("Portcullis test message");
+    expect(gateway.messages.map((m) => m.to)).toEqual(["+46701234567"]);
+    expect(gateway.messages[0]!.message).toContain("Portcullis test message");
 
     // Lock dave out with wrong passwords over RADIUS, then unlock from the user page.
     {

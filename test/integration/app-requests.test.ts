@@ -13,6 +13,7 @@ import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues, build
 import { DeviceClient } from "./helpers/device-client.ts";
 import { TestPushService } from "./helpers/push-service.ts";
 import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
+import { DELIVERY_LIMITS_OFF, SmsGateway } from "./helpers/sms-gateway.ts";
 
 // Each test drives several CLI runs and logins through a server process on a shared, loaded machine.
 setDefaultTimeout(60_000);
@@ -21,26 +22,6 @@ const SUBJECT = "mailto:ops@example.com";
 const PASSWORD = "correct horse battery";
 const CALLING_STATION_ID = 31;
 const enc = new TextEncoder();
-
-/** The SMS gateway (users without a device get their link here). */
-class Gateway {
-  messages: Array<{ to: string; message: string }> = [];
-  private server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (req) => {
-      const form = new URLSearchParams(await req.text());
-      this.messages.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
-      return Response.json({ messages: [{ status: "0" }] });
-    },
-  });
-  get port() {
-    return this.server.port;
-  }
-  stop() {
-    this.server.stop(true);
-  }
-}
 
 function freePort(): number {
   const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -64,7 +45,7 @@ interface View {
 let app: Appliance;
 let server: ServerProcess;
 let push: TestPushService;
-let gateway: Gateway;
+let gateway: SmsGateway;
 let base: string;
 let mlKey: string;
 const secrets: Record<string, string> = {};
@@ -174,7 +155,7 @@ async function openEvents(client: DeviceClient) {
 
 beforeAll(async () => {
   push = new TestPushService(SUBJECT);
-  gateway = new Gateway();
+  gateway = new SmsGateway();
   app = new Appliance();
   const port = freePort();
   base = `http://127.0.0.1:${port}`;
@@ -192,17 +173,8 @@ requests_per_minute = 3
 reject_backoff_s = 60
 report_lock_s = 600
 [delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-per_key_per_minute = 0
-per_key_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
-[delivery.sms]
-url = "http://127.0.0.1:${gateway.port}/sms"
-body = "to={to}&message={message}"
-success_match = '"status":\\s*"0"'
-timeout_ms = 3000
+${DELIVERY_LIMITS_OFF}
+${gateway.smsConfig()}
 `);
   server = await app.serve({ httpListen: `127.0.0.1:${port}` });
   secrets.hold = await addLiveClient(app, server, "hold", "127.0.0.1", ["--approval-hold", "20"]);
@@ -214,7 +186,7 @@ timeout_ms = 3000
 afterAll(async () => {
   await app?.[Symbol.asyncDispose]();
   push?.stop();
-  gateway?.stop();
+  await gateway?.stop();
 });
 
 describe("RADIUS touch through the app (held request)", () => {

@@ -1,14 +1,13 @@
 // Two [[delivery.gateway]] channels from a config file against two real HTTP gateways on 127.0.0.1: the first fails (500, a 200 error body under success_match, a timeout), the second delivers; order and the delivery log.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/index.ts";
 import { createDispatcher } from "../../src/delivery/dispatcher.ts";
 import { allowListFromConfig, channelsFromConfig, limitsFromConfig } from "../../src/delivery/from-config.ts";
 import type { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { cleanup, openIn, tempDir } from "../unit/store/helpers.ts";
+import { SmsGateway, answer, type GatewayRequest, type GatewayReply } from "./helpers/sms-gateway.ts";
 
 const LINK = "https://mfa.example.com/ml/GwTokenAbCdEfGhIjKlMnOp";
 const TEXT = `Approve the sign-in: ${LINK}`;
@@ -19,52 +18,22 @@ const BACKUP_KEY = "backup-header-s3cret";
 /** Every request to either gateway, in arrival order. */
 const arrivals: Array<{ gateway: string; authorization: string | undefined; apiKey: string | undefined; body: string }> = [];
 
-type Reply = (res: ServerResponse) => void;
-
-/** An SMS gateway on 127.0.0.1:0 answering with `reply`; `hold` leaves requests unanswered until stop. */
-class Gateway {
-  reply: Reply = (res) => res.writeHead(200).end("{}");
-  private server!: Server;
-  private readonly held: ServerResponse[] = [];
-  constructor(readonly name: string) {}
-
-  async start(): Promise<string> {
-    this.server = createServer((req: IncomingMessage, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        const apiKey = req.headers["x-api-key"];
-        arrivals.push({ gateway: this.name, authorization: req.headers.authorization, apiKey: typeof apiKey === "string" ? apiKey : undefined, body: Buffer.concat(chunks).toString("utf8") });
-        this.reply(res);
-      });
-    });
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  hold(): void {
-    this.reply = (res) => void this.held.push(res);
-  }
-
-  async stop(): Promise<void> {
-    for (const r of this.held) r.destroy();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
-
 let dir: string;
 let store: SqliteStore;
-const primary = new Gateway("primary");
-const backup = new Gateway("backup");
+/** An SMS gateway on 127.0.0.1 that adds each request to `arrivals` under `name`. */
+function gateway(name: string): SmsGateway {
+  return new SmsGateway((req: GatewayRequest) => arrivals.push({ gateway: name, authorization: req.headers.authorization, apiKey: req.headers["x-api-key"], body: req.body }));
+}
+const primary = gateway("primary");
+const backup = gateway("backup");
 let primaryURL: string;
 let backupURL: string;
 
 beforeAll(async () => {
   dir = tempDir();
   store = await openIn(dir);
-  primaryURL = await primary.start();
-  backupURL = await backup.start();
+  primaryURL = primary.url;
+  backupURL = backup.url;
 });
 afterAll(async () => {
   await primary.stop();
@@ -123,12 +92,12 @@ test("the first gateway fails three ways and each message goes out through the s
     deliveryLog: store.deliveryLog,
     onDelivered: (channel, result) => metrics.push([channel, result]),
   });
-  backup.reply = (res) => res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ id: "bk-1" }));
+  backup.reply = answer(202, { id: "bk-1" });
 
-  const answer = (reply: Reply) => () => void (primary.reply = reply);
+  const primaryAnswers = (reply: GatewayReply) => () => void (primary.reply = reply);
   const cases: Array<[string, () => void]> = [
-    ["HTTP 500", answer((res) => res.writeHead(500).end("internal error"))],
-    ["200 with an error body", answer((res) => res.writeHead(200, { "content-type": "application/json" }).end('{"messages":[{"status":"4","error-text":"Bad Credentials"}]}'))],
+    ["HTTP 500", primaryAnswers(answer(500, "internal error"))],
+    ["200 with an error body", primaryAnswers(answer(200, '{"messages":[{"status":"4","error-text":"Bad Credentials"}]}', { "content-type": "application/json" }))],
     ["timeout", () => primary.hold()],
   ];
   for (const [name, arrange] of cases) {
@@ -146,7 +115,7 @@ test("the first gateway fails three ways and each message goes out through the s
   }
 
   // A working primary: the backup is not asked.
-  primary.reply = (res) => res.writeHead(200).end(JSON.stringify({ messages: [{ "message-id": "pr-1", status: "0" }] }));
+  primary.reply = answer(200, JSON.stringify({ messages: [{ "message-id": "pr-1", status: "0" }] }));
   arrivals.length = 0;
   expect(await d.deliver({ msisdn: "+46701234567", text: TEXT, endpoint: "default", apiKeyId: "k-ok" })).toEqual({ ok: true, channel: "primary" });
   expect(arrivals.map((a) => a.gateway)).toEqual(["primary"]);
@@ -177,8 +146,8 @@ test("the first gateway fails three ways and each message goes out through the s
 test("both gateways failing is all_channels_failed naming each channel", async () => {
   const config = configure();
   const d = createDispatcher({ channels: channelsFromConfig(config.delivery), region: config.region, allowList: allowListFromConfig(config.delivery), rateLimits: store.rateLimits, deliveryLog: store.deliveryLog });
-  primary.reply = (res) => res.writeHead(503).end();
-  backup.reply = (res) => res.writeHead(401).end();
+  primary.reply = answer(503);
+  backup.reply = answer(401);
   arrivals.length = 0;
   expect(await d.deliver({ msisdn: "+46701234567", text: TEXT, endpoint: "default", apiKeyId: "k-both" })).toEqual({
     ok: false,

@@ -1,54 +1,11 @@
 // The HTTP SMS gateway channel against a real HTTP server on 127.0.0.1 playing Twilio, 46elks and Vonage: exact wire requests, failure modes, failover.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createDispatcher } from "../../src/delivery/dispatcher.ts";
 import { createSmsHttpChannel, type SmsHttpOptions } from "../../src/delivery/sms-http.ts";
 import type { DeliveryResult } from "../../src/delivery/types.ts";
 import type { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { cleanup, openIn, tempDir } from "../unit/store/helpers.ts";
-
-interface Received {
-  method: string;
-  url: string;
-  headers: IncomingMessage["headers"];
-  body: string;
-}
-
-type Reply = (req: Received, res: ServerResponse) => void;
-
-/** A gateway on 127.0.0.1:0 that records every request and answers with `reply` (switchable per test). */
-class Gateway {
-  readonly received: Received[] = [];
-  reply: Reply = (_, res) => res.writeHead(200).end("OK");
-  private server!: Server;
-  private readonly held: ServerResponse[] = [];
-
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        const r = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") };
-        this.received.push(r);
-        this.reply(r, res);
-      });
-    });
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  /** Never answers (until stop). */
-  hold(): void {
-    this.reply = (_, res) => void this.held.push(res);
-  }
-
-  async stop(): Promise<void> {
-    for (const r of this.held) r.destroy();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
+import { SmsGateway, answer, type GatewayReply } from "./helpers/sms-gateway.ts";
 
 const LINK = "https://mfa.example.com/ml/AbCdEfGhIjKlMnOpQrStUv";
 const TEXT = `Approve "Acme VPN" & sign in: ${LINK}`;
@@ -56,25 +13,25 @@ const TO = "+46701234567";
 const PASSWORD = "twilio-auth-token-s3cret";
 const HEADER_SECRET = "x-api-key-v4lue-s3cret";
 
-let gw: Gateway;
+let gw: SmsGateway;
 let base: string;
-beforeAll(async () => {
-  gw = new Gateway();
-  base = await gw.start();
+beforeAll(() => {
+  gw = new SmsGateway();
+  base = gw.url;
 });
 afterAll(async () => {
   await gw.stop();
 });
 
 function send(opts: Partial<SmsHttpOptions>, text = TEXT): Promise<DeliveryResult> {
-  gw.received.length = 0;
+  gw.clear();
   const ch = createSmsHttpChannel({ url: `${base}/sms`, method: "POST", contentType: "form", body: "to={to}&message={message}", timeoutMs: 2000, ...opts });
   return ch.send({ to: TO, text }, {});
 }
 
 describe("wire format", () => {
   test("Twilio Messages API: form POST with basic auth, To/From/Body, 201 with the SID", async () => {
-    gw.reply = (_, res) => res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ sid: "SM0123456789abcdef", status: "queued" }));
+    gw.reply = answer(201, { sid: "SM0123456789abcdef", status: "queued" });
     const r = await send({
       url: `${base}/2010-04-01/Accounts/AC0123/Messages.json`,
       body: "To={to}&From=Acme&Body={message}",
@@ -95,14 +52,14 @@ describe("wire format", () => {
   });
 
   test("46elks: form POST of from/to/message", async () => {
-    gw.reply = (_, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id: "s70df59406a1b4643b96f3f91e0bfb7b0", status: "created" }));
+    gw.reply = answer(200, { id: "s70df59406a1b4643b96f3f91e0bfb7b0", status: "created" });
     const r = await send({ url: `${base}/a1/sms`, body: "from=Acme&to={to}&message={message}", basicAuth: { user: "u1", password: PASSWORD } });
     expect(r).toEqual({ ok: true, providerId: "s70df59406a1b4643b96f3f91e0bfb7b0" });
     expect(Object.fromEntries(new URLSearchParams(gw.received[0]!.body))).toEqual({ from: "Acme", to: TO, message: TEXT });
   });
 
   test("JSON body: values JSON-escaped (quotes, newline, non-ASCII), custom header, no basic auth", async () => {
-    gw.reply = (_, res) => res.writeHead(202).end("{}");
+    gw.reply = answer(202, "{}");
     const text = `Hej "Åsa"\nÖppna: ${LINK} \\ {to}`;
     const r = await send({ contentType: "json", body: '{"to":"{to}","text":"{message}","sender":"Acme"}', headers: { "X-Api-Key": HEADER_SECRET } }, text);
     expect(r).toEqual({ ok: true });
@@ -114,7 +71,7 @@ describe("wire format", () => {
   });
 
   test("GET: the rendered template becomes the query string", async () => {
-    gw.reply = (_, res) => res.writeHead(200).end("OK: queued");
+    gw.reply = answer(200, "OK: queued");
     const r = await send({ method: "GET", url: `${base}/send?user=acme`, body: "dest={to}&msg={message}", successMatch: /^OK/ });
     expect(r).toEqual({ ok: true });
     const [got] = gw.received;
@@ -126,8 +83,7 @@ describe("wire format", () => {
   });
 
   test("Vonage SMS API: 200 with status 0 and a message-id is success under success_match", async () => {
-    gw.reply = (_, res) =>
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ "message-count": "1", messages: [{ to: "46701234567", "message-id": "0C000000217B7F02", status: "0" }] }));
+    gw.reply = answer(200, { "message-count": "1", messages: [{ to: "46701234567", "message-id": "0C000000217B7F02", status: "0" }] });
     const r = await send({ url: `${base}/sms/json`, body: "api_key=k&api_secret=s&from=Acme&to={to_digits}&text={message}", successMatch: /"status":\s*"0"/ });
     expect(r).toEqual({ ok: true, providerId: "0C000000217B7F02" });
     expect(gw.received[0]!.body).toBe(`api_key=k&api_secret=s&from=Acme&to=46701234567&text=${new URLSearchParams({ t: TEXT }).toString().slice(2)}`);
@@ -135,18 +91,18 @@ describe("wire format", () => {
 });
 
 describe("failure modes", () => {
-  test.each<[string, Reply, Partial<SmsHttpOptions>, DeliveryResult]>([
-    ["HTTP 500", (_, res) => res.writeHead(500).end("boom"), {}, { ok: false, reason: "gateway_error", detail: "HTTP 500" }],
-    ["HTTP 401 (bad credentials)", (_, res) => res.writeHead(401).end(`{"message":"Authenticate","text":${JSON.stringify(TEXT)}}`), {}, { ok: false, reason: "rejected", detail: "HTTP 401" }],
+  test.each<[string, GatewayReply, Partial<SmsHttpOptions>, DeliveryResult]>([
+    ["HTTP 500", answer(500, "boom"), {}, { ok: false, reason: "gateway_error", detail: "HTTP 500" }],
+    ["HTTP 401 (bad credentials)", answer(401, `{"message":"Authenticate","text":${JSON.stringify(TEXT)}}`), {}, { ok: false, reason: "rejected", detail: "HTTP 401" }],
     [
       "200 with an error body (Vonage status 4) and success_match",
-      (_, res) => res.writeHead(200).end(JSON.stringify({ messages: [{ status: "4", "error-text": "Bad Credentials" }] })),
+      answer(200, JSON.stringify({ messages: [{ status: "4", "error-text": "Bad Credentials" }] })),
       { successMatch: /"status":\s*"0"/ },
       { ok: false, reason: "rejected", detail: "HTTP 200 without a success_match match" },
     ],
     [
       "a redirect is not followed (credentials stay with the gateway)",
-      (_, res) => res.writeHead(302, { location: "http://127.0.0.1:9/steal" }).end(),
+      answer(302, "", { location: "http://127.0.0.1:9/steal" }),
       { basicAuth: { user: "u", password: PASSWORD } },
       { ok: false, reason: "gateway_error", detail: "HTTP 302" },
     ],
@@ -158,7 +114,7 @@ describe("failure modes", () => {
   });
 
   test("200 without success_match configured is success even with a body", async () => {
-    gw.reply = (_, res) => res.writeHead(200).end("anything");
+    gw.reply = answer(200, "anything");
     expect(await send({})).toEqual({ ok: true });
   });
 
@@ -178,8 +134,8 @@ describe("failure modes", () => {
   });
 
   test("connection refused is a network failure", async () => {
-    const closed = new Gateway();
-    const url = await closed.start();
+    const closed = new SmsGateway();
+    const url = closed.url;
     await closed.stop();
     const r = await createSmsHttpChannel({ url: `${url}/sms`, method: "POST", contentType: "form", body: "to={to}&message={message}", timeoutMs: 2000 }).send({ to: TO, text: TEXT }, {});
     expect(r.ok).toBe(false);
@@ -188,7 +144,7 @@ describe("failure modes", () => {
 
   test("no failure detail ever holds the text, the link, the number or a credential", async () => {
     const details: string[] = [];
-    for (const reply of [(_: Received, res: ServerResponse) => res.writeHead(400).end(TEXT), (_: Received, res: ServerResponse) => res.writeHead(200).end(TEXT)]) {
+    for (const reply of [answer(400, TEXT), answer(200, TEXT)]) {
       gw.reply = reply;
       const r = await send({ successMatch: /never/, basicAuth: { user: "u", password: PASSWORD }, headers: { "X-Api-Key": HEADER_SECRET } });
       if (!r.ok) details.push(r.detail);
@@ -214,23 +170,23 @@ describe("failover through the dispatcher", () => {
   });
 
   test("a failing primary gateway (each failure mode) fails over to a second gateway", async () => {
-    const backup = new Gateway();
-    const backupURL = await backup.start();
-    const refused = new Gateway();
-    const refusedURL = await refused.start();
+    const backup = new SmsGateway();
+    const backupURL = backup.url;
+    const refused = new SmsGateway();
+    const refusedURL = refused.url;
     await refused.stop();
     try {
-      backup.reply = (_, res) => res.writeHead(200).end(JSON.stringify({ id: "backup-1" }));
-      const cases: Array<[string, Reply | undefined, Partial<SmsHttpOptions>]> = [
-        ["HTTP 503", (_, res) => res.writeHead(503).end(), {}],
-        ["200 with an error body", (_, res) => res.writeHead(200).end('{"status":"error"}'), { successMatch: /"status":"ok"/ }],
+      backup.reply = answer(200, JSON.stringify({ id: "backup-1" }));
+      const cases: Array<[string, GatewayReply | undefined, Partial<SmsHttpOptions>]> = [
+        ["HTTP 503", answer(503), {}],
+        ["200 with an error body", answer(200, '{"status":"error"}'), { successMatch: /"status":"ok"/ }],
         ["timeout", undefined, { timeoutMs: 150 }],
-        ["connection refused", (_, res) => res.writeHead(200).end(), { url: `${refusedURL}/sms` }],
+        ["connection refused", answer(200), { url: `${refusedURL}/sms` }],
       ];
       for (const [name, reply, opts] of cases) {
         if (reply) gw.reply = reply;
         else gw.hold();
-        backup.received.length = 0;
+        backup.clear();
         const primary = createSmsHttpChannel({ name: "sms", url: `${base}/sms`, method: "POST", contentType: "form", body: "to={to}&message={message}", timeoutMs: 2000, ...opts });
         const second = createSmsHttpChannel({ name: "sms-backup", url: `${backupURL}/sms`, method: "POST", contentType: "form", body: "to={to}&message={message}", timeoutMs: 2000 });
         const d = createDispatcher({ channels: [primary, second], region: "SE", allowList: { countries: ["SE"], prefixes: [] }, rateLimits: store.rateLimits, deliveryLog: store.deliveryLog });

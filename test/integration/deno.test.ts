@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { Appliance, UDPClient, eventually, statusServer, type ServerProcess } from "./helpers/appliance.ts";
+import { Appliance, untilServed, type ServerProcess } from "./helpers/appliance.ts";
 import { denoExecutable, denoPortcullisCommand } from "./helpers/deno.ts";
 import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "./helpers/postgres.ts";
 import { attr, quote, radclient, runRadclientTests } from "./helpers/radclient.ts";
@@ -22,6 +22,32 @@ const dtest = runDenoTests ? test : test.skip;
 
 const newSeed = () => encodeBase32(randomBytes(20));
 const codeOf = (seed: string, stepOffset = 0) => totp(decodeBase32(seed), { now: Date.now(), stepOffset });
+
+/** `serve` on `app`, returned once its RADIUS listener answers a Status-Server with `secret` (bounded wait). */
+async function serveAnswering(app: Appliance, secret: string): Promise<ServerProcess> {
+  const server = await app.serve();
+  await untilServed(server, secret, "Status-Server to be answered", { tries: 40, timeoutMs: 20_000, probeMs: 500 });
+  return server;
+}
+
+/**
+ * Over radclient: `password` → Access-Challenge with a State; the current TOTP code of `seed` with
+ * that State → Access-Accept; the same code again, in a new challenge → Access-Reject (the
+ * high-water mark is in the store).
+ */
+async function loginThenReplay(server: ServerProcess, secret: string, user: string, password: string, seed: string): Promise<void> {
+  const first = await radclient(server.port, secret, [`User-Name = ${user}`, `User-Password = ${quote(password)}`]);
+  expect(first.code).toBe("Access-Challenge");
+  const state = attr(first, "State");
+  expect(state).toMatch(/^0x[0-9a-f]{32,}$/);
+  const code = codeOf(seed);
+  const second = await radclient(server.port, secret, [`User-Name = ${user}`, `User-Password = ${quote(code)}`, `State = ${state}`]);
+  expect(second.code).toBe("Access-Accept");
+  const again = await radclient(server.port, secret, [`User-Name = ${user}`, `User-Password = ${quote(password)}`]);
+  expect(again.code).toBe("Access-Challenge");
+  const replay = await radclient(server.port, secret, [`User-Name = ${user}`, `User-Password = ${quote(code)}`, `State = ${attr(again, "State")}`]);
+  expect(replay.code).toBe("Access-Reject");
+}
 
 describe("serve under Deno", () => {
   let app: Appliance;
@@ -44,14 +70,7 @@ describe("serve under Deno", () => {
     writeFileSync(csv, `username,password,type,phone,email,totp_secret,totp_algorithm,totp_digits,totp_period\nbob,"${bunHash}",,,,${seeds.bob},,,\n`);
     await app.cli(["user", "import", csv]);
     await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret]);
-    server = await app.serve();
-    using udp = await UDPClient.open();
-    await eventually("Status-Server to be answered", async () => {
-      const from = udp.received.length;
-      const probe = statusServer(secret);
-      udp.send(probe, server.port);
-      return (await udp.next(probe[1]!, { from, timeoutMs: 500 })) ?? undefined;
-    }, { tries: 40, timeoutMs: 20_000, everyMs: 0 });
+    server = await serveAnswering(app, secret);
   }, 180_000);
   afterAll(async () => {
     await app?.[Symbol.asyncDispose]();
@@ -63,19 +82,8 @@ describe("serve under Deno", () => {
   });
 
   dtest("password → Access-Challenge, TOTP code + State → Access-Accept; the same code again → Access-Reject", async () => {
-    const first = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote("alice-pass-1")}`]);
-    expect(first.code).toBe("Access-Challenge");
-    const state = attr(first, "State");
-    expect(state).toMatch(/^0x[0-9a-f]{32,}$/);
-    const code = codeOf(seeds.alice!);
-    const second = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(code)}`, `State = ${state}`]);
-    expect(second.code).toBe("Access-Accept");
-
-    // a replayed code is refused (the high-water mark is in the store, written through node:sqlite)
-    const again = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote("alice-pass-1")}`]);
-    expect(again.code).toBe("Access-Challenge");
-    const replay = await radclient(server.port, secret, ["User-Name = alice", `User-Password = ${quote(code)}`, `State = ${attr(again, "State")}`]);
-    expect(replay.code).toBe("Access-Reject");
+    // the replay is refused by the high-water mark written through node:sqlite
+    await loginThenReplay(server, secret, "alice", "alice-pass-1", seeds.alice!);
   });
 
   dtest("a wrong password → Access-Reject, no challenge", async () => {
@@ -123,14 +131,7 @@ describe("serve under Deno on PostgreSQL", () => {
     await app.cli(["user", "add", "carol", "--password-stdin"], { stdin: "carol-pass-1\n" });
     await app.cli(["token", "add", "carol", "--totp", "--secret", seed]);
     await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret]);
-    server = await app.serve();
-    using udp = await UDPClient.open();
-    await eventually("Status-Server to be answered", async () => {
-      const from = udp.received.length;
-      const probe = statusServer(secret);
-      udp.send(probe, server.port);
-      return (await udp.next(probe[1]!, { from, timeoutMs: 500 })) ?? undefined;
-    }, { tries: 40, timeoutMs: 20_000, everyMs: 0 });
+    server = await serveAnswering(app, secret);
   }, 180_000);
   afterAll(async () => {
     await app?.[Symbol.asyncDispose]();
@@ -143,15 +144,7 @@ describe("serve under Deno on PostgreSQL", () => {
   });
 
   ptest("password → Access-Challenge, TOTP code + State → Access-Accept; the same code again → Access-Reject", async () => {
-    const first = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote("carol-pass-1")}`]);
-    expect(first.code).toBe("Access-Challenge");
-    const code = codeOf(seed);
-    const second = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote(code)}`, `State = ${attr(first, "State")}`]);
-    expect(second.code).toBe("Access-Accept");
-    const again = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote("carol-pass-1")}`]);
-    expect(again.code).toBe("Access-Challenge");
-    const replay = await radclient(server.port, secret, ["User-Name = carol", `User-Password = ${quote(code)}`, `State = ${attr(again, "State")}`]);
-    expect(replay.code).toBe("Access-Reject");
+    await loginThenReplay(server, secret, "carol", "carol-pass-1", seed);
   });
 
   ptest("key rotate through the CLI under Deno while the server runs: the next login (next TOTP step) is accepted", async () => {

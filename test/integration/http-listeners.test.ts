@@ -7,7 +7,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../../src/runtime/sqlite.ts";
 import { Attr, buildAccessRequest } from "../../scripts/bench/radius-wire.ts";
-import { Appliance, eventually, identifier, statusServer, UDPClient, type ServerProcess } from "./helpers/appliance.ts";
+import { Appliance, eventually, identifier, UDPClient, type ServerProcess, untilServed } from "./helpers/appliance.ts";
 
 let app: Appliance;
 let server: ServerProcess;
@@ -89,13 +89,8 @@ describe("admin listener", () => {
   test("a RADIUS reject and a drop show up in the packet counters and the latency histogram", async () => {
     const secret = "metrics-test-shared-secret";
     await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret]);
+    await untilServed(server, secret, "the new client to be served");
     using udp = await UDPClient.open();
-    await eventually("the new client to be served", async () => {
-      const from = udp.received.length;
-      const probe = statusServer(secret);
-      udp.send(probe, server.port);
-      return (await udp.next(probe[1]!, { from, timeoutMs: 200 })) ?? undefined;
-    }, { tries: 50, timeoutMs: 10_000, everyMs: 0 });
     const enc = new TextEncoder();
     const req = buildAccessRequest({ identifier: identifier(), secret, attributes: [[Attr.UserName, enc.encode("nobody")], [Attr.UserPassword, enc.encode("wrong-password")]] });
     const reply = await udp.exchange(req, server.port, secret, { timeoutMs: 10_000 });

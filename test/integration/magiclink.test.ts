@@ -9,33 +9,11 @@ import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { SMTPServer } from "smtp-server";
 import { Appliance, eventually, type ServerProcess } from "./helpers/appliance.ts";
+import { DELIVERY_LIMITS_OFF, SmsGateway, linkIn } from "./helpers/sms-gateway.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ALICE = "+46701230001"; // no e-mail
 const BOB = "+46701230002"; // has an e-mail address (failover)
-
-/** The SMS gateway: records each message; answers per `mode`. */
-class Gateway {
-  messages: Array<{ to: string; message: string }> = [];
-  mode: "ok" | "error-body" | "down" = "ok";
-  private server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (req) => {
-      const form = new URLSearchParams(await req.text());
-      this.messages.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
-      if (this.mode === "down") return new Response("unavailable", { status: 503 });
-      // Vonage style: 200 even on failure, "status":"0" means accepted.
-      return Response.json(this.mode === "ok" ? { messages: [{ status: "0", "message-id": "m1" }] } : { messages: [{ status: "4", "error-text": "Bad Credentials" }] });
-    },
-  });
-  get port() {
-    return this.server.port;
-  }
-  stop() {
-    this.server.stop(true);
-  }
-}
 
 /** A plain SMTP server (no STARTTLS: TLS is the delivery tests' subject) recording messages. */
 function smtpServer(): Promise<{ port: number; messages: string[]; close(): void }> {
@@ -69,11 +47,9 @@ function freePort(): number {
   return port;
 }
 
-const linkIn = (text: string) => /(https?:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(text)?.[1];
-
 let appliance: Appliance;
 let server: ServerProcess;
-let gateway: Gateway;
+let gateway: SmsGateway;
 let smtp: Awaited<ReturnType<typeof smtpServer>>;
 let browser: Browser;
 let base: string;
@@ -96,10 +72,9 @@ async function call(query: string, apiKey: string, { signal, path = "/api/sfwa/a
 
 /** Waits for the next SMS to `to` (after `from` messages) and returns its link. */
 async function nextSms(from: number, to: string): Promise<string> {
-  return eventually("an SMS at the gateway", () => {
-    const m = gateway.messages.slice(from).find((x) => x.to === to);
-    return m ? linkIn(m.message) : undefined;
-  });
+  const link = linkIn(await gateway.waitFor(to, from));
+  if (!link) throw new Error(`the SMS to ${to} holds no link`);
+  return link;
 }
 
 /** Answers a link with a plain form POST (CSRF token read from the page). */
@@ -111,7 +86,7 @@ async function answerByForm(link: string, action: "approve" | "reject"): Promise
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: these tests need headless Chromium (apt-get install -y chromium)`);
-  gateway = new Gateway();
+  gateway = new SmsGateway();
   smtp = await smtpServer();
   appliance = new Appliance();
   const port = freePort();
@@ -123,17 +98,8 @@ public_url = "${base}"
 tls = false
 [delivery]
 allowed_prefixes = ["+468"]
-per_number_per_minute = 0
-per_number_per_hour = 0
-per_key_per_minute = 0
-per_key_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
-[delivery.sms]
-url = "http://127.0.0.1:${gateway.port}/sms"
-body = "to={to}&message={message}"
-success_match = '"status":\\s*"0"'
-timeout_ms = 3000
+${DELIVERY_LIMITS_OFF}
+${gateway.smsConfig()}
 [delivery.smtp]
 host = "127.0.0.1"
 port = ${smtp.port}
@@ -174,7 +140,7 @@ overall_per_minute = 0
 afterAll(async () => {
   await browser?.close();
   await appliance?.[Symbol.asyncDispose]();
-  gateway?.stop();
+  await gateway?.stop();
   smtp?.close();
 });
 

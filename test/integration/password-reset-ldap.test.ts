@@ -12,19 +12,12 @@ import { Client } from "ldapts";
 import type { Browser } from "playwright-core";
 import { Appliance, eventually, tomlString, type ServerProcess } from "./helpers/appliance.ts";
 import { DeviceClient } from "./helpers/device-client.ts";
-import { CHROMIUM, SmsGateway, axeViolations, codeIn, freePort, launchChromium, linkIn, PHONE_VIEWPORT, resetFlow } from "./helpers/password-reset.ts";
+import { CHROMIUM, axeViolations, freePort, launchChromium, PHONE_VIEWPORT, resetFlow } from "./helpers/password-reset.ts";
+import { SmsGateway, codeIn, linkIn } from "./helpers/sms-gateway.ts";
 import { sambaMissing, startSambaAD, type SambaAD } from "./helpers/samba-ad.ts";
 import { BASE_DN, GROUPS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, runSlapdTests, startSlapd, type Slapd } from "./helpers/slapd.ts";
 
 setDefaultTimeout(180_000);
-
-const SMS_CONFIG = (port: number) => `
-[delivery.sms]
-url = "http://127.0.0.1:${port}/sms"
-body = "to={to}&message={message}"
-success_match = '"status":\\s*"0"'
-timeout_ms = 3000
-`;
 
 /** Binds as `dn` with `password` on a fresh LDAPS connection: true when the directory accepts it. */
 async function binds(url: string, caFile: string, dn: string, password: string): Promise<boolean> {
@@ -51,7 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  gateway?.stop();
+  await gateway?.stop();
 });
 
 describe.skipIf(!runSlapdTests)("password reset against slapd", () => {
@@ -90,7 +83,9 @@ describe.skipIf(!runSlapdTests)("password reset against slapd", () => {
 [http]
 public_url = "${base}"
 tls = false
-${SMS_CONFIG(gateway.port!)}
+
+${gateway.smsConfig()}
+
 ${profile("corp", slapd.ldapsUrl)}
 ${profile("cleartext", slapd.url)}
 [[password_reset]]
@@ -119,10 +114,10 @@ approver_groups = [${tomlString(`cn=helpdesk,${GROUPS}`)}]
     await flow.open();
     const from = gateway.messages.length;
     await flow.username(user);
-    await flow.code(codeIn(await gateway.next(phone, from))!);
+    await flow.code(codeIn(await gateway.waitFor(phone, from))!);
     expect(await page.textContent("h1")).toBe("Waiting for approval");
     const approver = await context.newPage();
-    await approver.goto(linkIn(await gateway.next("+46703100002", from))!);
+    await approver.goto(linkIn(await gateway.waitFor("+46703100002", from))!);
     await approver.click("#approve");
     await approver.waitForSelector("#result");
     await page.waitForSelector("#set-password", { timeout: 20_000 });
@@ -174,7 +169,9 @@ tls = false
 [app]
 requests_per_minute = 0
 requests_per_hour = 0
-${SMS_CONFIG(gateway.port!)}
+
+${gateway.smsConfig()}
+
 [[ldap]]
 name = "ad"
 urls = [${tomlString(ad.url)}]
@@ -218,7 +215,7 @@ approvers = ["helpdesk-app"]
     await flow.open();
     const from = gateway.messages.length;
     await flow.username("alice");
-    await flow.code(codeIn(await gateway.next("+46701234567", from))!);
+    await flow.code(codeIn(await gateway.waitFor("+46701234567", from))!);
     expect(await page.textContent("h1")).toBe("Waiting for approval");
 
     const request = await eventually("the app request", async () => {

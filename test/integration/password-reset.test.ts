@@ -13,7 +13,8 @@ import { join, resolve } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { Appliance, Code, UDPClient, addLiveClient, eventually, pap, type ServerProcess } from "./helpers/appliance.ts";
 import { DeviceClient } from "./helpers/device-client.ts";
-import { CHROMIUM, SmsGateway, axeViolations, codeIn, freePort, launchChromium, linkIn, PHONE_VIEWPORT, resetFlow } from "./helpers/password-reset.ts";
+import { CHROMIUM, axeViolations, freePort, launchChromium, PHONE_VIEWPORT, resetFlow } from "./helpers/password-reset.ts";
+import { SmsGateway, codeIn, linkIn } from "./helpers/sms-gateway.ts";
 
 setDefaultTimeout(120_000);
 
@@ -50,11 +51,7 @@ tls = false
 [delivery]
 per_number_per_minute = 3
 per_number_per_hour = 30
-[delivery.sms]
-url = "http://127.0.0.1:${gateway.port}/sms"
-body = "to={to}&message={message}"
-success_match = '"status":\\s*"0"'
-timeout_ms = 3000
+${gateway.smsConfig()}
 
 [[password_reset]]
 name = "default"
@@ -76,7 +73,7 @@ per_user_per_hour = 2
 
 afterAll(async () => {
   await browser?.close();
-  gateway?.stop();
+  await gateway?.stop();
   await app?.[Symbol.asyncDispose]();
 });
 
@@ -108,7 +105,7 @@ describe("password reset, local users", () => {
     await flow.username("alice");
     expect(await page.textContent("h1")).toBe("Enter the code");
     violations.push(...(await axeViolations(page)));
-    const sms = await gateway.next(phone, from);
+    const sms = await gateway.waitFor(phone, from);
     const code = codeIn(sms)!;
     expect(code).toMatch(/^\d{6}$/);
 
@@ -124,8 +121,8 @@ describe("password reset, local users", () => {
     await shot("password-reset-waiting.png");
 
     // Both approvers got a link; one approves on the approval page.
-    const link1 = linkIn(await gateway.next(phones.helpdesk1!, from))!;
-    const link2 = linkIn(await gateway.next(phones.helpdesk2!, from))!;
+    const link1 = linkIn(await gateway.waitFor(phones.helpdesk1!, from))!;
+    const link2 = linkIn(await gateway.waitFor(phones.helpdesk2!, from))!;
     expect(link1).not.toBe(link2);
     const approver = await context.newPage();
     await approver.goto(link1);
@@ -169,8 +166,8 @@ describe("password reset, local users", () => {
     await flow.open();
     const from = gateway.messages.length;
     await flow.username("bob");
-    await flow.code(codeIn(await gateway.next(phone, from))!);
-    const link = linkIn(await gateway.next(phones.helpdesk2!, from))!;
+    await flow.code(codeIn(await gateway.waitFor(phone, from))!);
+    const link = linkIn(await gateway.waitFor(phones.helpdesk2!, from))!;
     const approver = await context.newPage();
     await approver.goto(link);
     await approver.click("#reject");
@@ -203,7 +200,7 @@ describe("password reset, local users", () => {
       await page.waitForSelector("#failed");
       seen.push(await page.innerText("main"));
       texts[name] = seen;
-      if (name === "carol") expect((await gateway.next(phone, from)).length).toBeGreaterThan(0);
+      if (name === "carol") expect((await gateway.waitFor(phone, from)).length).toBeGreaterThan(0);
       await context.close();
     }
     expect(texts["nobody-here"]).toEqual(texts.carol!);
@@ -269,7 +266,7 @@ describe("password reset, local users", () => {
     await flow.code(request.code!);
     expect(await page.textContent("h1")).toBe("Waiting for approval");
     expect(gateway.to(phone, from).length).toBe(0);
-    await linkIn(await gateway.next(phones.helpdesk1!, from));
+    await linkIn(await gateway.waitFor(phones.helpdesk1!, from));
     await context.close();
 
     // Another reset: three wrong codes end it; the app's request is withdrawn.

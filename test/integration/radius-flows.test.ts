@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { Appliance, Code, UDPClient, eventually, statusServer, type ServerProcess } from "./helpers/appliance.ts";
+import { Appliance, Code, UDPClient, eventually, statusServer, type ServerProcess, untilServed } from "./helpers/appliance.ts";
 import { attr, quote, radclient, runRadclientTests } from "./helpers/radclient.ts";
 import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
 
@@ -33,14 +33,8 @@ async function liveAppliance(clientFlags: string[], env: Record<string, string> 
   const server = await app.serve();
   const secret = newSecret();
   await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret, ...clientFlags]);
-  using udp = await UDPClient.open();
   // The running server must see the CLI's change without a restart: poll Status-Server (bounded).
-  await eventually("the new client to be served", async () => {
-    const from = udp.received.length;
-    const probe = statusServer(secret);
-    udp.send(probe, server.port);
-    return (await udp.next(probe[1]!, { from, timeoutMs: 200 })) ?? undefined;
-  }, { tries: 50, timeoutMs: 10_000, everyMs: 0 });
+  await untilServed(server, secret, "the new client to be served");
   return { app, server, secret };
 }
 

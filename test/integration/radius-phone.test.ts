@@ -12,6 +12,7 @@ import { Appliance, Attr, Code, UDPClient, addLiveClient, attributeValues, build
 import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
 import { BASE_DN, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, runSlapdTests, slapdPath, startSlapd, type Slapd } from "./helpers/slapd.ts";
 import { decodeBase32, encodeBase32, totp, type CheckedReply } from "../../scripts/bench/radius-wire.ts";
+import { DELIVERY_LIMITS_OFF, SmsGateway, codeIn, linkIn } from "./helpers/sms-gateway.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CALLING_STATION_ID = 31;
@@ -22,35 +23,6 @@ const NO_ANSWER = "No answer on the phone; enter the code from your authenticato
 const APPROVE = "Approve the request on your phone, then press OK";
 const PASSWORD = "correct horse battery";
 
-/** The SMS gateway: records each message; answers per a queue of modes (then `mode`). */
-class Gateway {
-  messages: Array<{ to: string; message: string }> = [];
-  mode: "ok" | "down" = "ok";
-  /** Modes for the next messages, in order, before `mode` applies again. */
-  next: Array<"ok" | "down"> = [];
-  private server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (req) => {
-      const form = new URLSearchParams(await req.text());
-      this.messages.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
-      const mode = this.next.shift() ?? this.mode;
-      if (mode === "down") return new Response("unavailable", { status: 503 });
-      return Response.json({ messages: [{ status: "0", "message-id": "m1" }] });
-    },
-  });
-  get port() {
-    return this.server.port;
-  }
-  /** Messages to `to` from index `from` on. */
-  to(to: string, from = 0) {
-    return this.messages.slice(from).filter((m) => m.to === to);
-  }
-  stop() {
-    this.server.stop(true);
-  }
-}
-
 function freePort(): number {
   const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const port = l.port;
@@ -58,8 +30,6 @@ function freePort(): number {
   return port;
 }
 
-const linkIn = (text: string) => /(https?:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(text)?.[1];
-const codeIn = (text: string) => /code is ([0-9A-Z]+)\./.exec(text)?.[1];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const newSeed = () => encodeBase32(randomBytes(20));
@@ -67,7 +37,7 @@ const codeOf = (seed: string) => totp(decodeBase32(seed), { now: Date.now() });
 
 let app: Appliance;
 let server: ServerProcess;
-let gateway: Gateway;
+let gateway: SmsGateway;
 let browser: Browser;
 let base: string;
 /** A code sent at start-up and left to expire (sms_code_lifetime_s = 30). */
@@ -118,7 +88,7 @@ const sessionTimeout = (r: CheckedReply) => new DataView(r.attributes.find(([t])
 const codeName = (c: number) => ({ [Code.AccessAccept]: "Access-Accept", [Code.AccessReject]: "Access-Reject", [Code.AccessChallenge]: "Access-Challenge" })[c] ?? String(c);
 
 /** Waits for the next SMS to `to` after `from` messages; returns its text. */
-const nextSms = (to: string, from: number) => eventually(`an SMS to ${to}`, () => gateway.to(to, from)[0]?.message, { tries: 400, timeoutMs: 20_000 });
+const nextSms = (to: string, from: number) => gateway.waitFor(to, from);
 
 /** The auth.failure line of a user (waited for: a log line may reach the test after the reply). */
 const failureOf = (name: string, reason: string) => server.waitForLog((l) => l.event === "auth.failure" && l.user === name && l.reason === reason);
@@ -155,7 +125,7 @@ const radState = (hex: string) => `State = 0x${hex}`;
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: these tests need headless Chromium (apt-get install -y chromium)`);
   if (!radclientPath) throw new Error("radclient not installed: apt-get install freeradius-utils");
-  gateway = new Gateway();
+  gateway = new SmsGateway();
   app = new Appliance();
   const port = freePort();
   base = `http://127.0.0.1:${port}`;
@@ -169,18 +139,9 @@ challenge_ttl_s = 600
 public_url = "${base}"
 tls = false
 [delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-per_key_per_minute = 0
-per_key_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
+${DELIVERY_LIMITS_OFF}
 sms_code_lifetime_s = 30
-[delivery.sms]
-url = "http://127.0.0.1:${gateway.port}/sms"
-body = "to={to}&message={message}"
-success_match = '"status":\\s*"0"'
-timeout_ms = 3000
+${gateway.smsConfig()}
 `);
   server = await app.serve({ httpListen: `127.0.0.1:${port}` });
   secrets.hold = await addLiveClient(app, server, "hold", "127.0.0.1", ["--approval-hold", "20"]);
@@ -202,7 +163,7 @@ timeout_ms = 3000
 afterAll(async () => {
   await browser?.close();
   await app?.[Symbol.asyncDispose]();
-  gateway?.stop();
+  await gateway?.stop();
 });
 
 
@@ -251,7 +212,7 @@ describe("type mobile (2): SMS one-time code, radclient", () => {
 
   test("the gateway fails → the TOTP token is asked for; the code from the app is accepted", async () => {
     await user("m4", "mobile");
-    gateway.next = ["down"];
+    gateway.queued = ["down"];
     const first = await rad("hold", [`User-Name = m4`, `User-Password = ${quote(PASSWORD)}`]);
     expect(first.code).toBe("Access-Challenge");
     expect(attr(first, "Reply-Message")).toBe(UNREACHABLE);
@@ -266,7 +227,7 @@ describe("type mobile (2): SMS one-time code, radclient", () => {
 
   test("the gateway fails and no token → Access-Reject, generic text, the audit line names the delivery failure", async () => {
     await user("m5", "mobile", { token: false });
-    gateway.next = ["down"];
+    gateway.queued = ["down"];
     const r = await rad("hold", [`User-Name = m5`, `User-Password = ${quote(PASSWORD)}`]);
     expect(r.code).toBe("Access-Reject");
     expect(attr(r, "Reply-Message")).toBe(REJECT);
@@ -411,7 +372,7 @@ describe("type touch-plus (7): approval, then the token", () => {
   test("the gateway fails → Access-Challenge for the token → accepted", async () => {
     await user("p2", "touch-plus");
     using udp = await UDPClient.open("127.0.0.1");
-    gateway.next = ["down"];
+    gateway.queued = ["down"];
     const first = await send(udp, "hold", request("hold", "p2", PASSWORD));
     expect(codeName(first.code)).toBe("Access-Challenge");
     expect(message(first)).toBe(UNREACHABLE);
@@ -442,7 +403,7 @@ describe("type touch-mobile (8): approval, then an SMS code, then the token", ()
     await user("x2", "touch-mobile");
     using udp = await UDPClient.open("127.0.0.1");
     const from = gateway.messages.length;
-    gateway.next = ["down", "ok"];
+    gateway.queued = ["down", "ok"];
     const first = await send(udp, "hold", request("hold", "x2", PASSWORD));
     expect(message(first)).toBe(`Enter the code sent to +46…${phones.x2!.slice(-2)}`);
     const sent = gateway.to(phones.x2!, from);
@@ -456,7 +417,7 @@ describe("type touch-mobile (8): approval, then an SMS code, then the token", ()
   test("the gateway fails for both → the token", async () => {
     await user("x3", "touch-mobile");
     using udp = await UDPClient.open("127.0.0.1");
-    gateway.next = ["down", "down"];
+    gateway.queued = ["down", "down"];
     const first = await send(udp, "hold", request("hold", "x3", PASSWORD));
     expect(message(first)).toBe(UNREACHABLE);
     expect(codeName((await send(udp, "hold", request("hold", "x3", codeOf(seeds.x3!), { state: stateOf(first) }))).code)).toBe("Access-Accept");
@@ -559,16 +520,8 @@ describe.skipIf(!ldapRun)("directory users (slapd): type_attribute 2, 6, 7, 8 an
         `public_url = "http://127.0.0.1:${port}"`,
         "tls = false",
         "[delivery]",
-        "per_number_per_minute = 0",
-        "per_number_per_hour = 0",
-        "per_key_per_minute = 0",
-        "per_key_per_hour = 0",
-        "overall_per_minute = 0",
-        "overall_per_hour = 0",
-        "[delivery.sms]",
-        `url = "http://127.0.0.1:${gateway.port}/sms"`,
-        'body = "to={to}&message={message}"',
-        "success_match = '\"status\":\\s*\"0\"'",
+        DELIVERY_LIMITS_OFF,
+        gateway.smsConfig(),
         "[[ldap]]",
         'name = "corp"',
         `urls = [${tomlString(slapd.ldapsUrl)}]`,
@@ -626,7 +579,7 @@ describe.skipIf(!ldapRun)("directory users (slapd): type_attribute 2, 6, 7, 8 an
 
   test("type touch-plus (by name): the gateway fails → the token of the hybrid record", async () => {
     using udp = await UDPClient.open("127.0.0.1");
-    gateway.next = ["down"];
+    gateway.queued = ["down"];
     const first = await dirSend(udp, "lplus", dirPassword("lplus"));
     expect(message(first)).toBe(UNREACHABLE);
     expect(codeName((await dirSend(udp, "lplus", codeOf(dirSeeds.lplus!), stateOf(first))).code)).toBe("Access-Accept");

@@ -11,6 +11,7 @@ import { buildAccessRequest, decodeBase32, encodeBase32, totp } from "../../scri
 import { Appliance, Attr, Code, UDPClient, eventually, identifier, pap, statusServer, type ServerProcess } from "./helpers/appliance.ts";
 import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "./helpers/postgres.ts";
 import { openPostgres } from "../../src/runtime/postgres.ts";
+import { SmsGateway, linkIn } from "./helpers/sms-gateway.ts";
 
 const secret = `it-${randomBytes(12).toString("hex")}`;
 const PHONE = "+46701239001";
@@ -24,26 +25,6 @@ interface TotpUser {
 }
 const code = (u: TotpUser, stepOffset = 0) => totp(decodeBase32(u.seed), { now: Date.now(), stepOffset });
 const stateOf = (r: { attributes: readonly (readonly [number, Uint8Array])[] }) => r.attributes.find(([t]) => t === Attr.State)![1];
-
-/** The SMS gateway: records each message's text. */
-class Gateway {
-  messages: Array<{ to: string; message: string }> = [];
-  private server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (req) => {
-      const form = new URLSearchParams(await req.text());
-      this.messages.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
-      return Response.json({ messages: [{ status: "0", "message-id": "m1" }] });
-    },
-  });
-  get port() {
-    return this.server.port;
-  }
-  stop() {
-    this.server.stop(true);
-  }
-}
 
 function freePort(): number {
   const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -63,7 +44,7 @@ async function statusAnswered(udp: UDPClient, port: number, timeoutMs = 400): Pr
 describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("three nodes on one PostgreSQL", () => {
   let pg: PostgresServer;
   let app: Appliance;
-  let gateway: Gateway;
+  let gateway: SmsGateway;
   let apiKey: string;
   const nodes: ServerProcess[] = [];
   const httpPorts: number[] = [];
@@ -80,7 +61,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("three nodes on one PostgreS
   beforeAll(async () => {
     pg = await startPostgres();
     url = await pg.createDatabase();
-    gateway = new Gateway();
+    gateway = new SmsGateway();
     for (let i = 0; i < 3; i++) httpPorts.push(freePort());
     // A key file in the shared data directory (not $PORTCULLIS_KEY), so that `key rotate` can append to it.
     app = new Appliance({ PORTCULLIS_KEY: "" });
@@ -93,11 +74,7 @@ public_url = "http://127.0.0.1:${httpPorts[0]}"
 tls = false
 [delivery]
 allowed_prefixes = ["+467"]
-[delivery.sms]
-url = "http://127.0.0.1:${gateway.port}/sms"
-body = "to={to}&message={message}"
-success_match = '"status":\\s*"0"'
-timeout_ms = 3000
+${gateway.smsConfig()}
 `);
     await app.cli(["client", "add", "nas", "--address", "127.0.0.1/32", "--secret", secret]);
     await app.cli(["client", "add", "otp", "--address", "127.0.0.3/32", "--secret", secret, "--first-factor", "none"]);
@@ -109,7 +86,7 @@ timeout_ms = 3000
 
   afterAll(async () => {
     await app?.[Symbol.asyncDispose]();
-    gateway?.stop();
+    await gateway?.stop();
     pg?.destroy();
   });
 
@@ -250,10 +227,7 @@ timeout_ms = 3000
       headers: { "api-key": apiKey, Accept: "application/json" },
       signal: AbortSignal.timeout(60_000),
     }).then(async (r) => ({ status: r.status, body: await r.text() }));
-    const link = await eventually("the SMS with the link", () => {
-      const m = gateway.messages.slice(from).find((x) => x.to === PHONE);
-      return m ? /(https?:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(m.message)?.[1] : undefined;
-    });
+    const link = linkIn(await gateway.waitFor(PHONE, from))!;
     // The same link on node 2.
     const onNode2 = link.replace(`127.0.0.1:${httpPorts[0]}`, `127.0.0.1:${httpPorts[1]}`);
     expect(onNode2).not.toBe(link);
@@ -270,10 +244,7 @@ timeout_ms = 3000
     const from = gateway.messages.length;
     using udp = await UDPClient.open();
     const held = pap(udp, nodes[0]!.port, secret, "touchy", "touchy-pass-1", { timeoutMs: 60_000 });
-    const link = await eventually("the SMS with the link", () => {
-      const m = gateway.messages.slice(from).find((x) => x.to === phone);
-      return m ? /(https?:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(m.message)?.[1] : undefined;
-    });
+    const link = linkIn(await gateway.waitFor(phone, from))!;
     const onNode2 = link.replace(`127.0.0.1:${httpPorts[0]}`, `127.0.0.1:${httpPorts[1]}`);
     const html = await (await fetch(onNode2)).text();
     const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";

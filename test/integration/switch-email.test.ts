@@ -17,6 +17,7 @@ import { Relay } from "./helpers/switch-relay.ts";
 import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
 import { generateSelfSigned } from "../../src/http/tls.ts";
 import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
+import { DELIVERY_LIMITS_OFF } from "./helpers/sms-gateway.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const PASSWORD = "correct horse battery";
@@ -124,10 +125,7 @@ beforeAll(async () => {
   relay.writeConfig(
     `
 [delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
+${DELIVERY_LIMITS_OFF}
 [delivery.smtp]
 host = "127.0.0.1"
 port = ${mail.port}
@@ -150,12 +148,7 @@ region = "SE"
 [http]
 tls = false
 [delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-per_key_per_minute = 0
-per_key_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
+${DELIVERY_LIMITS_OFF}
 [switch]
 urls = ["${relay.url}"]
 ca_file = "${caFile}"

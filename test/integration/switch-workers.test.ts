@@ -8,35 +8,16 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Appliance, Attr, Code, UDPClient, addLiveClient, buildAccessRequest, eventually, identifier, type RawAttribute, type ServerProcess } from "./helpers/appliance.ts";
-import { Relay } from "./helpers/switch-relay.ts";
+import { Relay, smsRelayConfig } from "./helpers/switch-relay.ts";
 import { DeviceClient } from "./helpers/device-client.ts";
 import { TestPushService } from "./helpers/push-service.ts";
+import { DELIVERY_LIMITS_OFF, SmsGateway } from "./helpers/sms-gateway.ts";
 
 const PASSWORD = "correct horse battery";
 const SUBJECT = "mailto:ops@example.test";
 const LOGINS = 8;
 
-/** The SMS gateway behind the relay: records each message. */
-class Gateway {
-  messages: Array<{ to: string; message: string }> = [];
-  private server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (req) => {
-      const form = new URLSearchParams(await req.text());
-      this.messages.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
-      return Response.json({ status: "0" });
-    },
-  });
-  get port(): number {
-    return this.server.port!;
-  }
-  stop() {
-    this.server.stop(true);
-  }
-}
-
-let gateway: Gateway;
+let gateway: SmsGateway;
 let push: TestPushService;
 let relay: Relay;
 let app: Appliance;
@@ -55,25 +36,13 @@ async function leg(id: number, name: string, password: string, state?: Uint8Arra
   return await udp.exchange(buildAccessRequest({ identifier: id, secret, attributes }), server.port, secret, { timeoutMs: 20_000 });
 }
 
-const nextSms = (to: string, from: number) => eventually(`an SMS to ${to}`, () => gateway.messages.slice(from).find((m) => m.to === to)?.message, { tries: 400, timeoutMs: 20_000 });
+const nextSms = (to: string, from: number) => gateway.waitFor(to, from);
 
 beforeAll(async () => {
-  gateway = new Gateway();
+  gateway = new SmsGateway();
   push = new TestPushService(SUBJECT);
   relay = new Relay();
-  relay.writeConfig(`
-[push]
-allowed_hosts = ["127.0.0.1"]
-[delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
-[delivery.sms]
-url = "http://127.0.0.1:${gateway.port}/sms"
-success_match = '"status":\\s*"0"'
-timeout_ms = 3000
-`);
+  relay.writeConfig(smsRelayConfig(gateway));
   await relay.start();
   app = new Appliance({ PORTCULLIS_RADIUS_WORKERS: "2" });
   const caFile = join(app.dataDir, "switch-ca.pem");
@@ -87,12 +56,7 @@ public_url = "${relay.url}"
 subject = "${SUBJECT}"
 allowed_hosts = ["127.0.0.1"]
 [delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-per_key_per_minute = 0
-per_key_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
+${DELIVERY_LIMITS_OFF}
 [switch]
 urls = ["${relay.url}"]
 ca_file = "${caFile}"
@@ -109,7 +73,7 @@ ca_file = "${caFile}"
 afterAll(async () => {
   await app?.[Symbol.asyncDispose]();
   await relay?.home[Symbol.asyncDispose]();
-  gateway?.stop();
+  await gateway?.stop();
   push?.stop();
 });
 

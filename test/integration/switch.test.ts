@@ -10,61 +10,21 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { Appliance, Attr, Code, ServerProcess, UDPClient, addLiveClient, buildAccessRequest, eventually, identifier, type LogLine } from "./helpers/appliance.ts";
-import { Relay } from "./helpers/switch-relay.ts";
+import { Relay, smsRelayConfig } from "./helpers/switch-relay.ts";
 import { attr, quote, radclient, radclientPath } from "./helpers/radclient.ts";
 import { keyFromSeed, signAuth } from "../../src/switch/protocol.ts";
 import { DeviceClient } from "./helpers/device-client.ts";
 import { TestPushService } from "./helpers/push-service.ts";
 import { decodeBase32, encodeBase32, totp } from "../../scripts/bench/radius-wire.ts";
+import { DELIVERY_LIMITS_OFF, SmsGateway, codeIn } from "./helpers/sms-gateway.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const PASSWORD = "correct horse battery";
 
-/** The SMS gateway behind the relays: records each message. */
-class Gateway {
-  messages: Array<{ to: string; message: string }> = [];
-  private server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (req) => {
-      const form = new URLSearchParams(await req.text());
-      this.messages.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
-      return Response.json({ status: "0" });
-    },
-  });
-  get port(): number {
-    return this.server.port!;
-  }
-  to(to: string, from = 0) {
-    return this.messages.slice(from).filter((m) => m.to === to);
-  }
-  stop() {
-    this.server.stop(true);
-  }
-}
-
-/** The relays' config: the test SMS gateway, no limits. */
-function relayConfig(relay: Relay, gatewayPort: number) {
-  relay.writeConfig(`
-[push]
-allowed_hosts = ["127.0.0.1"]
-[delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
-[delivery.sms]
-url = "http://127.0.0.1:${gatewayPort}/sms"
-success_match = '"status":\\s*"0"'
-timeout_ms = 3000
-`);
-}
-
 const linkIn = (text: string) => /(https:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(text)?.[1];
-const codeIn = (text: string) => /code is ([0-9A-Z]+)\./.exec(text)?.[1];
 
 const SUBJECT = "mailto:ops@example.test";
-let gateway: Gateway;
+let gateway: SmsGateway;
 let push: TestPushService;
 let r1: Relay;
 let r2: Relay;
@@ -84,7 +44,7 @@ async function user(name: string, type: string): Promise<void> {
   await app.cli(["user", "add", name, "--password-stdin", "--type", type, "--phone", phones[name]!], { stdin: PASSWORD });
 }
 
-const nextSms = (to: string, from: number) => eventually(`an SMS to ${to}`, () => gateway.to(to, from)[0]?.message, { tries: 400, timeoutMs: 20_000 });
+const nextSms = (to: string, from: number) => gateway.waitFor(to, from);
 const rad = (attrs: string[]) => radclient(server.port, secret, attrs);
 
 /** Starts a held login (type touch) over raw UDP; resolves with the reply's code when it comes. */
@@ -169,12 +129,13 @@ async function mobileLogin(name: string): Promise<void> {
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: these tests need headless Chromium`);
   if (!radclientPath) throw new Error("radclient not installed: apt-get install freeradius-utils");
-  gateway = new Gateway();
+  gateway = new SmsGateway();
   push = new TestPushService(SUBJECT);
   r1 = new Relay();
   r2 = new Relay();
-  relayConfig(r1, gateway.port);
-  relayConfig(r2, gateway.port);
+  // The relays send SMS through the test gateway, without limits.
+  r1.writeConfig(smsRelayConfig(gateway));
+  r2.writeConfig(smsRelayConfig(gateway));
   await Promise.all([r1.start(), r2.start()]);
   app = new Appliance();
   caFile = join(app.dataDir, "switch-ca.pem");
@@ -186,12 +147,7 @@ tls = false
 # the approver app's enrolment links point at the primary relay
 public_url = "${r1.url}"
 [delivery]
-per_number_per_minute = 0
-per_number_per_hour = 0
-per_key_per_minute = 0
-per_key_per_hour = 0
-overall_per_minute = 0
-overall_per_hour = 0
+${DELIVERY_LIMITS_OFF}
 [push]
 subject = "${SUBJECT}"
 allowed_hosts = ["127.0.0.1"]
@@ -209,7 +165,7 @@ afterAll(async () => {
   await app?.[Symbol.asyncDispose]();
   await r1?.home[Symbol.asyncDispose]();
   await r2?.home[Symbol.asyncDispose]();
-  gateway?.stop();
+  await gateway?.stop();
   push?.stop();
 });
 

@@ -401,16 +401,24 @@ export async function pap(
   return reply;
 }
 
+/**
+ * Waits until `server` answers a Status-Server with `secret` from `address` (bounded: `tries`
+ * probes, each waiting `probeMs` for its answer, within `timeoutMs`).
+ */
+export async function untilServed(server: ServerProcess, secret: string, what: string, { address = "127.0.0.1", tries = 50, timeoutMs = 10_000, probeMs = 200 } = {}): Promise<void> {
+  using udp = await UDPClient.open(address);
+  await eventually(what, async () => {
+    const from = udp.received.length;
+    const probe = statusServer(secret);
+    udp.send(probe, server.port);
+    return (await udp.next(probe[1]!, { from, timeoutMs: probeMs })) ?? undefined;
+  }, { tries, timeoutMs, everyMs: 0 });
+}
+
 /** Adds a client from `address` with a fresh secret and waits until the running server answers it (clients reload without a restart). */
 export async function addLiveClient(app: Appliance, server: ServerProcess, name: string, address: string, flags: string[] = []): Promise<string> {
   const secret = `it-${randomBytes(12).toString("hex")}`;
   await app.cli(["client", "add", name, "--address", `${address}/32`, "--secret", secret, ...flags]);
-  using udp = await UDPClient.open(address);
-  await eventually(`client ${name} to be served`, async () => {
-    const from = udp.received.length;
-    const probe = statusServer(secret);
-    udp.send(probe, server.port);
-    return (await udp.next(probe[1]!, { from, timeoutMs: 200 })) ?? undefined;
-  }, { tries: 50, timeoutMs: 10_000, everyMs: 0 });
+  await untilServed(server, secret, `client ${name} to be served`, { address });
   return secret;
 }

@@ -1,51 +1,19 @@
-// Shared by the password-reset portal tests: a loopback SMS gateway (form POST, JSON answer), the
-// Chromium launcher, axe-core run inside a page, and the portal's forms as one small driver.
+// Shared by the password-reset portal tests (their SMS gateway is ./sms-gateway.ts): the Chromium
+// launcher, axe-core run inside a page, and the portal's forms as one small driver.
 
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { eventually } from "./appliance.ts";
 
 export const CHROMIUM = "/usr/bin/chromium";
 /** A phone-sized viewport (iPhone 12-15 CSS pixels). */
 export const PHONE_VIEWPORT = { width: 390, height: 844 };
-
-export const linkIn = (text: string) => /(https?:\/\/[^\s]+\/ml\/[A-Za-z0-9_-]{43})/.exec(text)?.[1];
-export const codeIn = (text: string) => /code is ([0-9A-Z]+)\./.exec(text)?.[1];
 
 export function freePort(): number {
   const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const port = l.port;
   l.stop(true);
   return port;
-}
-
-/** The SMS gateway: records each message and accepts it (Vonage-style JSON answer). */
-export class SmsGateway {
-  messages: Array<{ to: string; message: string }> = [];
-  private server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (req) => {
-      const form = new URLSearchParams(await req.text());
-      this.messages.push({ to: form.get("to") ?? "", message: form.get("message") ?? "" });
-      return Response.json({ messages: [{ status: "0", "message-id": "m1" }] });
-    },
-  });
-  get port(): number {
-    return this.server.port!;
-  }
-  /** Messages to `to` from index `from` on. */
-  to(to: string, from = 0) {
-    return this.messages.slice(from).filter((m) => m.to === to);
-  }
-  /** The first message to `to` from index `from` on (bounded wait). */
-  next(to: string, from: number): Promise<string> {
-    return eventually(`an SMS to ${to}`, () => this.to(to, from)[0]?.message, { tries: 400, timeoutMs: 20_000 });
-  }
-  stop() {
-    this.server.stop(true);
-  }
 }
 
 export function launchChromium(): Promise<Browser> {

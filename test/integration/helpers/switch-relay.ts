@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Appliance, ServerProcess, portcullisCommand } from "./appliance.ts";
+import { DELIVERY_LIMITS_OFF, type SmsGateway } from "./sms-gateway.ts";
 
 /** A free TCP port on 127.0.0.1 (bound and released). */
 export function freePort(): number {
@@ -11,6 +12,17 @@ export function freePort(): number {
   const port = l.port;
   l.stop(true);
   return port;
+}
+
+/** The `rest` of a relay's config that sends SMS through `gateway`: push to 127.0.0.1 only, every delivery limit off. */
+export function smsRelayConfig(gateway: SmsGateway): string {
+  return `
+[push]
+allowed_hosts = ["127.0.0.1"]
+[delivery]
+${DELIVERY_LIMITS_OFF}
+${gateway.smsConfig()}
+`;
 }
 
 export class Relay {

@@ -1,5 +1,6 @@
 // Test helpers for the store: temporary data directories and sample records.
 
+import { afterAll, afterEach, beforeAll, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -7,7 +8,7 @@ import { setLogSink } from "../../../src/audit/log.ts";
 import { openPgStore, type PgStore } from "../../../src/store/postgres/store.ts";
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from "../../../src/store/sqlite/store.ts";
 import { POSTGRES_SKIP_REASON, startPostgres, type PostgresServer } from "../../integration/helpers/postgres.ts";
-import type { NewRadiusClient, NewToken, NewUser } from "../../../src/store/types.ts";
+import { StoreError, type NewRadiusClient, type NewToken, type NewUser } from "../../../src/store/types.ts";
 
 setLogSink(() => {});
 
@@ -38,6 +39,17 @@ const databases = new Map<string, Promise<string>>();
 export async function useBackend(b: Backend): Promise<void> {
   backend = b;
   if (b === "postgres") await postgresServer();
+}
+
+/**
+ * Called in the describe of one back-end: its tests run on `backend` (PostgreSQL started on first
+ * use) and SQLite is the default again after them. Returns `test` on SQLite and `test.skip` on the
+ * others, for the tests of SQLite internals (its file, its group commit, its raw handle).
+ */
+export function runOn(backend: Backend): typeof test | typeof test.skip {
+  beforeAll(() => useBackend(backend), 120_000);
+  afterAll(() => useBackend("sqlite"));
+  return backend === "sqlite" ? test : test.skip;
 }
 
 /** The shared throwaway PostgreSQL server of this test file, started on first use and stopped at exit. */
@@ -71,6 +83,56 @@ export async function openIn(dir: string, options: Partial<SqliteStoreOptions> =
     return store as unknown as SqliteStore;
   }
   return openSqliteStore({ path: path.join(dir, "portcullis.db"), dataDir: dir, env: {}, ...options });
+}
+
+/** The StoreError `p` rejects with (anything else is rethrown; fulfilling is an error). */
+export async function storeError(p: Promise<unknown>): Promise<StoreError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof StoreError) return err;
+    throw err;
+  }
+  throw new Error("expected a StoreError");
+}
+
+/** The stores of one test on one data directory; see storesPerTest. */
+export interface TestStores {
+  /** The running test's data directory, made on first use. */
+  readonly dir: string;
+  /** Opens a store on `dir` (a second one is a second connection, as a second node); closed after the test. */
+  open(options?: Partial<SqliteStoreOptions>): Promise<SqliteStore>;
+  /** Closes `store` after the test too. */
+  keep(store: SqliteStore): SqliteStore;
+}
+
+/**
+ * Stores opened per test: called in a describe (or at the top of a file), it registers an afterEach
+ * that closes every store the test opened and removes its data directory. `defaults` are the
+ * options of every open() (openIn's, so the back-end chosen by useBackend).
+ */
+export function storesPerTest(defaults: Partial<SqliteStoreOptions> = {}): TestStores {
+  let dir: string | undefined;
+  const opened: SqliteStore[] = [];
+  afterEach(async () => {
+    for (const s of opened.splice(0)) await s.close();
+    cleanup(dir);
+    dir = undefined;
+  });
+  const stores: TestStores = {
+    get dir() {
+      dir ??= tempDir();
+      return dir;
+    },
+    async open(options = {}) {
+      return stores.keep(await openIn(stores.dir, { ...defaults, ...options }));
+    },
+    keep(store) {
+      opened.push(store);
+      return store;
+    },
+  };
+  return stores;
 }
 
 export function newUser(username: string, patch: Partial<NewUser> = {}): NewUser {

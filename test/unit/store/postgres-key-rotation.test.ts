@@ -11,19 +11,8 @@ import { sealedKeyId } from "../../../src/store/seal.ts";
 import { rotateKey } from "../../../src/store/open.ts";
 import { SEALED_COLUMNS } from "../../../src/store/postgres/key-rotation.ts";
 import { openPgStore, type PgStore } from "../../../src/store/postgres/store.ts";
-import { StoreError } from "../../../src/store/types.ts";
 import { POSTGRES_SKIP_REASON } from "../../integration/helpers/postgres.ts";
-import { cleanup, newClient, newToken, newUser, postgresServer, tempDir } from "./helpers.ts";
-
-async function storeError(p: Promise<unknown>): Promise<StoreError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof StoreError) return err;
-    throw err;
-  }
-  throw new Error("expected a StoreError");
-}
+import { cleanup, newClient, newToken, newUser, postgresServer, tempDir, storeError } from "./helpers.ts";
 
 /** The key ID of every sealed value in the database, by table. */
 async function sealedKeyIds(db: PgDatabase): Promise<Record<string, string[]>> {

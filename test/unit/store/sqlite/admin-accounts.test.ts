@@ -3,30 +3,17 @@
 // connections race), a taken name refused, sessions ended by a new TOTP secret, a new password or
 // the account's removal, and purged when idle or past their end.
 
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { adminAccountsOf } from "../../../../src/store/types.ts";
-import { BACKENDS, cleanup, openIn, tempDir, useBackend } from "../helpers.ts";
+import { BACKENDS, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
+    runOn(backend);
 
-    let dir: string | undefined;
-    const stores: SqliteStore[] = [];
-    afterEach(async () => {
-      for (const s of stores.splice(0)) await s.close();
-      cleanup(dir);
-      dir = undefined;
-    });
-
-    async function fresh(): Promise<SqliteStore> {
-      dir ??= tempDir();
-      const s = await openIn(dir);
-      stores.push(s);
-      return s;
-    }
+    const stores = storesPerTest();
+    const fresh = () => stores.open();
 
     const secret = new Uint8Array(20).fill(9);
     const account = (name: string) => ({ name, role: "admin" as const, passwordHash: "$argon2id$test", totpSecret: secret });

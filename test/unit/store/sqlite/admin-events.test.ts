@@ -1,27 +1,20 @@
 // The SQLite admin-event repository: recorded in the change's transaction, claimed once, in order, purged.
-import { afterAll, beforeAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { StoreError, type NewAdminEventRecord } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, cleanup, newToken, newUser, openIn, tempDir } from "../helpers.ts";
+import { BACKENDS, newToken, newUser, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
-    let dir: string;
     let store: SqliteStore;
     const T0 = 1_700_000_000_000;
 
+    const stores = storesPerTest();
     beforeEach(async () => {
-      dir = tempDir();
-      store = await openIn(dir);
-    });
-    afterEach(async () => {
-      await store.close();
-      cleanup(dir);
+      store = await stores.open();
     });
 
     const rec = (type: string, fields: Record<string, unknown>, at = T0): NewAdminEventRecord => ({ at, actor: "cli:alice", type, fields });
@@ -94,7 +87,7 @@ for (const backend of BACKENDS) {
       });
 
       test("another connection sees the record only with the change (one commit)", async () => {
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         try {
           await store.adminEvents.recordWith(() => store.clients.add({ name: "fw", address: "192.0.2.1/32", secret: "s3cret-s3cret-s3cret", firstFactor: "password", otpMode: "challenge", requireMessageAuthenticator: true, allowPasswordOnly: false, directories: null }), () => rec("admin.client_added", { client: "fw" }));
           expect((await other.clients.list()).map((c) => c.name)).toEqual(["fw"]);
@@ -116,7 +109,7 @@ for (const backend of BACKENDS) {
       });
 
       test("two connections never claim the same record", async () => {
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         try {
           for (let i = 1; i <= 6; i++) await store.adminEvents.append(rec("admin.token_removed", { token: i }));
           const a = await store.adminEvents.claimPending(4, T0);

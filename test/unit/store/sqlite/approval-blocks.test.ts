@@ -1,30 +1,17 @@
 // The approver app's back-off rows, on SQLite and PostgreSQL: read-modify-write strikes that
 // concurrent callers on several connections (nodes) apply one after the other, clear and purge.
 
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { ApprovalBlock } from "../../../../src/store/types.ts";
-import { BACKENDS, cleanup, openIn, tempDir, useBackend } from "../helpers.ts";
+import { BACKENDS, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
+    runOn(backend);
 
-    let dir: string | undefined;
-    const stores: SqliteStore[] = [];
-    afterEach(async () => {
-      for (const s of stores.splice(0)) await s.close();
-      cleanup(dir);
-      dir = undefined;
-    });
-
-    async function fresh(): Promise<SqliteStore> {
-      dir ??= tempDir();
-      const s = await openIn(dir);
-      stores.push(s);
-      return s;
-    }
+    const stores = storesPerTest();
+    const fresh = () => stores.open();
 
     /** One more strike: the streak grows by one, blocked for streak × 1000 ms after `now`. */
     const bump =

@@ -2,36 +2,22 @@
 // and client (also when two connections or four processes race to create it), the waiter poll's
 // read, and Magic Link sessions of a version-8 database carried over as approvals.
 
-import { afterAll, beforeAll, afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { openDatabase } from "../../../../src/runtime/sqlite.ts";
 import { MIGRATIONS, migrationSQL } from "../../../../src/store/migrations.ts";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { Approval, ApprovalOutcome, ApprovalState } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, cleanup, openIn, tempDir } from "../helpers.ts";
+import { BACKENDS, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
-    let dir: string | undefined;
-    const stores: SqliteStore[] = [];
-    afterEach(async () => {
-      for (const s of stores.splice(0)) await s.close();
-      cleanup(dir);
-      dir = undefined;
-    });
-
-    async function fresh(): Promise<SqliteStore> {
-      dir ??= tempDir();
-      const s = await openIn(dir, { now: () => 1_000 });
-      stores.push(s);
-      return s;
-    }
+    const stores = storesPerTest({ now: () => 1_000 });
+    const fresh = () => stores.open();
 
     function approval(id: string, patch: Partial<Approval> = {}): Approval {
       return {
@@ -212,15 +198,14 @@ for (const backend of BACKENDS) {
       });
 
       onlySqlite("four processes racing for the same users and client: exactly one pending approval each, every loser joins it", async () => {
-        dir = tempDir();
-        await (await openIn(dir)).close();
+        await (await openIn(stores.dir)).close();
         const rounds = 200;
         const worker = path.join(import.meta.dirname, "join-worker.ts");
-        const children = Array.from({ length: 4 }, (_, n) => Bun.spawn([process.execPath, worker, dir!, String(n), String(rounds)], { stdout: "pipe", stderr: "inherit" }));
+        const children = Array.from({ length: 4 }, (_, n) => Bun.spawn([process.execPath, worker, stores.dir, String(n), String(rounds)], { stdout: "pipe", stderr: "inherit" }));
         // Start them together once every child has opened the store (a condition, not a sleep).
         const until = Date.now() + 30_000;
-        while (fs.readdirSync(dir).filter((f) => f.startsWith("ready-")).length < children.length && Date.now() < until) await Bun.sleep(5);
-        fs.writeFileSync(path.join(dir, "go"), "");
+        while (fs.readdirSync(stores.dir).filter((f) => f.startsWith("ready-")).length < children.length && Date.now() < until) await Bun.sleep(5);
+        fs.writeFileSync(path.join(stores.dir, "go"), "");
         const outputs = await Promise.all(
           children.map(async (child) => {
             const out = await new Response(child.stdout).text();
@@ -233,17 +218,15 @@ for (const backend of BACKENDS) {
           expect(got.filter((g) => g.created)).toHaveLength(1);
           expect(new Set(got.map((g) => g.id)).size).toBe(1);
         }
-        const s = await openIn(dir);
-        stores.push(s);
-        const db = openDatabase(path.join(dir, "portcullis.db"));
+        const s = stores.keep(await openIn(stores.dir));
+        const db = openDatabase(path.join(stores.dir, "portcullis.db"));
         expect(db.prepare("SELECT count(*) AS n FROM approvals").get()).toEqual({ n: rounds });
         db.close();
       });
     });
 
     onlySqlite("migration 9 turns version-8 Magic Link sessions into approvals (accepted → approved)", async () => {
-      dir = tempDir();
-      const db = openDatabase(path.join(dir, "portcullis.db"));
+      const db = openDatabase(path.join(stores.dir, "portcullis.db"));
       db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
       for (const m of MIGRATIONS.filter((m) => m.version <= 8)) {
         db.exec(migrationSQL(m, "sqlite"));
@@ -255,8 +238,7 @@ for (const backend of BACKENDS) {
       const statuses = ["pending", "accepted", "rejected", "expired", "cancelled", "failed"];
       statuses.forEach((status, i) => insert.run(`s${i}`, `h${i}`.padEnd(64, "0"), status, i === 1 ? 42 : null, status === "pending" ? null : 500));
       db.close();
-      const s = await openIn(dir);
-      stores.push(s);
+      const s = stores.keep(await openIn(stores.dir));
       const got = await Promise.all(statuses.map((_, i) => s.approvals.get(`s${i}`)));
       expect(got.map((a) => a!.state)).toEqual(["pending", "approved", "rejected", "expired", "cancelled", "failed"]);
       expect(got[1]).toEqual({
@@ -277,7 +259,7 @@ for (const backend of BACKENDS) {
         answeredAt: 500,
       });
       expect(await s.approvals.findByLink("h0".padEnd(64, "0"))).toMatchObject({ id: "s0", state: "pending" });
-      const check = openDatabase(path.join(dir, "portcullis.db"));
+      const check = openDatabase(path.join(stores.dir, "portcullis.db"));
       expect(check.prepare("SELECT name FROM sqlite_master WHERE name = 'magiclink_sessions'").all()).toEqual([]);
       check.close();
     });

@@ -2,10 +2,10 @@
 // filter and with paging, two connections (nodes) writing one log, per-minute counts added up across
 // them, pruning by age and by row count; and the pending-approval counts.
 
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { auditLogOf, type Approval, type NewAuditRecord } from "../../../../src/store/types.ts";
-import { BACKENDS, cleanup, openIn, tempDir, useBackend } from "../helpers.ts";
+import { BACKENDS, storesPerTest, runOn } from "../helpers.ts";
 
 const T0 = 1_700_000_000_000;
 
@@ -15,22 +15,10 @@ function rec(i: number, patch: Partial<NewAuditRecord> = {}): NewAuditRecord {
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
+    runOn(backend);
 
-    let dir: string | undefined;
-    const stores: SqliteStore[] = [];
-    afterEach(async () => {
-      for (const s of stores.splice(0)) await s.close();
-      cleanup(dir);
-      dir = undefined;
-    });
-    async function open(): Promise<SqliteStore> {
-      dir ??= tempDir();
-      const s = await openIn(dir);
-      stores.push(s);
-      return s;
-    }
+    const stores = storesPerTest();
+    const open = () => stores.open();
 
     test("append in batches; read newest first with every filter; page with (at, id)", async () => {
       const repo = auditLogOf(await open())!;

@@ -1,31 +1,22 @@
 // Approver devices in SQLite: single-use enrolment codes consumed with the insert, removal, push
 // subscriptions, and signature records that refuse a replay from any connection (process).
 
-import { afterAll, beforeAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { StoreError, type DevicePublicKey, type User } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, cleanup, newUser, openIn, tempDir } from "../helpers.ts";
+import { BACKENDS, newUser, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
-    let dir: string;
     let store: SqliteStore;
     let alice: User;
-    const opened: SqliteStore[] = [];
+    const stores = storesPerTest();
     beforeEach(async () => {
-      dir = tempDir();
-      store = await openIn(dir);
-      opened.push(store);
+      store = await stores.open();
       alice = await store.users.add(newUser("alice"));
-    });
-    afterEach(async () => {
-      for (const s of opened.splice(0)) await s.close();
-      cleanup(dir);
     });
 
     const KEY: DevicePublicKey = { kty: "EC", crv: "P-256", x: "OYqbuu6aT3GrxQchpUqZ4OmeXSeU52ItEKr6GUvyB3Y", y: "Qyx30V2wPP-H_OPJpk6fyZrTUvkOTPBUo6LhO8a5-0I" };
@@ -60,8 +51,7 @@ for (const backend of BACKENDS) {
 
       test("single use, also between two connections racing: one device, the other gets nothing", async () => {
         await code("h1");
-        const other = await openIn(dir);
-        opened.push(other);
+        const other = stores.keep(await openIn(stores.dir));
         const results = await Promise.all([store.devices.enrol("h1", T, dev("a")), other.devices.enrol("h1", T, dev("b"))]);
         expect(results.filter(Boolean).length).toBe(1);
         expect(await store.devices.enrol("h1", T, dev("c"))).toBeUndefined();
@@ -127,8 +117,7 @@ for (const backend of BACKENDS) {
 
     describe("signature replay records", () => {
       test("each signature is accepted once, from any connection; records go when their time has left the window", async () => {
-        const other = await openIn(dir);
-        opened.push(other);
+        const other = stores.keep(await openIn(stores.dir));
         expect(await store.devices.useSignature("d1", "r1", T + 61_000)).toBe(true);
         expect(await other.devices.useSignature("d1", "r1", T + 61_000)).toBe(false);
         expect(await store.devices.useSignature("d2", "r1", T + 61_000)).toBe(true);

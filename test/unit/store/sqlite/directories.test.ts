@@ -1,34 +1,18 @@
 // Directory-linked ("hybrid") users and per-client directory lists in the SQLite store (migration 3).
 
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import { openDatabase } from "../../../../src/runtime/sqlite.ts";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
-import { StoreError } from "../../../../src/store/types.ts";
-import { cleanup, newClient, newToken, newUser, openIn, tempDir } from "../helpers.ts";
+import { newClient, newToken, newUser, storesPerTest, storeError } from "../helpers.ts";
 
-let dir: string;
 let store: SqliteStore;
 const NOW = 1_700_000_000_000;
 const GUID = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
+const stores = storesPerTest({ now: () => NOW });
 beforeEach(async () => {
-  dir = tempDir();
-  store = await openIn(dir, { now: () => NOW });
+  store = await stores.open();
 });
-afterEach(async () => {
-  await store.close();
-  cleanup(dir);
-});
-
-async function rejection(p: Promise<unknown>): Promise<StoreError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof StoreError) return err;
-    throw err;
-  }
-  throw new Error("expected a StoreError");
-}
 
 describe("clients.directories", () => {
   test.each([
@@ -45,10 +29,10 @@ describe("clients.directories", () => {
 
   test("a stored value that is not a JSON array of names is corrupt, not guessed", async () => {
     await store.clients.add(newClient("vpn", { directories: ["corp"] }));
-    const db = openDatabase(`${dir}/portcullis.db`);
+    const db = openDatabase(`${stores.dir}/portcullis.db`);
     db.prepare("UPDATE radius_clients SET directories = ? WHERE name = 'vpn'").run('{"corp":1}');
     db.close();
-    expect((await rejection(store.clients.findByName("vpn"))).code).toBe("corrupt");
+    expect((await storeError(store.clients.findByName("vpn"))).code).toBe("corrupt");
   });
 });
 
@@ -93,11 +77,11 @@ describe("directory-linked users", () => {
 
   test("a second record for the same directory user is a conflict naming the link", async () => {
     await store.users.add(newUser("alice", { directory: "corp", externalId: GUID }));
-    const err = await rejection(store.users.add(newUser("alicia", { directory: "corp", externalId: GUID })));
+    const err = await storeError(store.users.add(newUser("alicia", { directory: "corp", externalId: GUID })));
     expect(err.code).toBe("conflict");
     expect(err.message).toContain("already linked");
     const other = await store.users.add(newUser("eve", { directory: "corp" }));
-    const err2 = await rejection(store.users.update(other.id, { externalId: GUID }));
+    const err2 = await storeError(store.users.update(other.id, { externalId: GUID }));
     expect(err2.code).toBe("conflict");
   });
 

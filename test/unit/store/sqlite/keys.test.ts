@@ -4,24 +4,13 @@ import * as path from "node:path";
 import { openDatabase } from "../../../../src/runtime/sqlite.ts";
 import { deriveKeyId } from "../../../../src/store/keyring.ts";
 import { openStore, rotateKey } from "../../../../src/store/open.ts";
-import { StoreError } from "../../../../src/store/types.ts";
-import { cleanup, newClient, newToken, newUser, openIn, tempDir } from "../helpers.ts";
+import { cleanup, newClient, newToken, newUser, openIn, tempDir, storeError } from "../helpers.ts";
 
 let dir: string;
 afterEach(() => cleanup(dir));
 
 const keyFileOf = (d: string) => path.join(d, "portcullis.key");
 const dbOf = (d: string) => path.join(d, "portcullis.db");
-
-async function storeError(p: Promise<unknown>): Promise<StoreError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof StoreError) return err;
-    throw err;
-  }
-  throw new Error("expected a StoreError");
-}
 
 /** A store holding one client and two tokens, closed again. */
 async function seeded(env: Record<string, string> = {}): Promise<void> {

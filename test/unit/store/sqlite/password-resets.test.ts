@@ -2,30 +2,17 @@
 // on only from the stage a caller saw (one of two racing calls wins), wrong codes counted, purged;
 // on SQLite and on PostgreSQL.
 
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { PasswordResetSession } from "../../../../src/store/types.ts";
-import { BACKENDS, cleanup, openIn, tempDir, useBackend } from "../helpers.ts";
+import { BACKENDS, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
+    runOn(backend);
 
-    let dir: string | undefined;
-    const stores: SqliteStore[] = [];
-    afterEach(async () => {
-      for (const s of stores.splice(0)) await s.close();
-      cleanup(dir);
-      dir = undefined;
-    });
-
-    async function fresh(): Promise<SqliteStore> {
-      dir ??= tempDir();
-      const s = await openIn(dir);
-      stores.push(s);
-      return s;
-    }
+    const stores = storesPerTest();
+    const fresh = () => stores.open();
 
     function session(id: string, patch: Partial<PasswordResetSession> = {}): PasswordResetSession {
       return { id, portal: "default", username: "alice", known: true, stage: "code", codeApproval: null, codeFailures: 0, approvals: [], approvedBy: null, source: "127.0.0.1", createdAt: 100, updatedAt: 100, expiresAt: 10_000, ...patch };

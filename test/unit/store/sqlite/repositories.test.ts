@@ -1,38 +1,21 @@
-import { afterAll, beforeAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { GROUP_COMMIT_MAX } from "../../../../src/store/sqlite/tokens.ts";
-import { type Challenge, DEFAULT_CLIENT_PHONE, type FailurePolicy, NetworkTakenError, StoreError, type UserImportRow } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, cleanup, newClient, newToken, newUser, openIn, tempDir } from "../helpers.ts";
+import { type Challenge, DEFAULT_CLIENT_PHONE, type FailurePolicy, NetworkTakenError, type UserImportRow } from "../../../../src/store/types.ts";
+import { BACKENDS, newClient, newToken, newUser, openIn, storesPerTest, storeError, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
-    let dir: string;
     let store: SqliteStore;
     const NOW = 1_700_000_000_000;
 
+    const stores = storesPerTest({ now: () => NOW });
     beforeEach(async () => {
-      dir = tempDir();
-      store = await openIn(dir, { now: () => NOW });
+      store = await stores.open();
     });
-    afterEach(async () => {
-      await store.close();
-      cleanup(dir);
-    });
-
-    async function rejection(p: Promise<unknown>): Promise<StoreError> {
-      try {
-        await p;
-      } catch (err) {
-        if (err instanceof StoreError) return err;
-        throw err;
-      }
-      throw new Error("expected a StoreError");
-    }
 
     describe("clients", () => {
       test("add, findByName, list, remove", async () => {
@@ -68,7 +51,7 @@ for (const backend of BACKENDS) {
 
       test("duplicate name is a conflict that names the client but not the secret", async () => {
         await store.clients.add(newClient("vpn"));
-        const err = await rejection(store.clients.add(newClient("vpn", { secret: "another-secret-value" })));
+        const err = await storeError(store.clients.add(newClient("vpn", { secret: "another-secret-value" })));
         expect(err.code).toBe("conflict");
         expect(err.message).toBe("client 'vpn' exists");
       });
@@ -81,7 +64,7 @@ for (const backend of BACKENDS) {
         ["IPv6 written two ways", "2001:db8:0:0:0:0:0:1", "2001:DB8::1/128", "2001:db8::1/128"],
       ])("exactly the same network (%s) is refused, naming the client that has it, never a secret", async (_what, first, second, network) => {
         await store.clients.add(newClient("lan", { address: first }));
-        const err = await rejection(store.clients.add(newClient("dup", { address: second, secret: "another-secret-value" })));
+        const err = await storeError(store.clients.add(newClient("dup", { address: second, secret: "another-secret-value" })));
         expect(err).toBeInstanceOf(NetworkTakenError);
         expect({ code: err.code, network: (err as NetworkTakenError).network, client: (err as NetworkTakenError).client }).toEqual({ code: "network_taken", network, client: "lan" });
         expect(err.message).not.toContain("secret-value");
@@ -94,13 +77,13 @@ for (const backend of BACKENDS) {
         await store.clients.add(newClient("site", { address: "10.1.0.0/16" }));
         await store.clients.add(newClient("fw", { address: "10.1.2.3" }));
         expect((await store.clients.list()).map((c) => c.name)).toEqual(["fw", "lan", "site"]);
-        expect((await rejection(store.clients.add(newClient("lan", { address: "10.0.0.0/8" })))).code).toBe("conflict");
+        expect((await storeError(store.clients.add(newClient("lan", { address: "10.0.0.0/8" })))).code).toBe("conflict");
       });
 
       onlySqlite("the shared secret is not stored in plaintext", async () => {
         await store.clients.add(newClient("vpn"));
-        const bytes = await Bun.file(`${dir}/portcullis.db`).bytes();
-        const wal = await Bun.file(`${dir}/portcullis.db-wal`).bytes();
+        const bytes = await Bun.file(`${stores.dir}/portcullis.db`).bytes();
+        const wal = await Bun.file(`${stores.dir}/portcullis.db-wal`).bytes();
         const needle = Buffer.from("shared-secret-of-vpn");
         expect(Buffer.from(bytes).includes(needle) || Buffer.from(wal).includes(needle)).toBe(false);
       });
@@ -121,7 +104,7 @@ for (const backend of BACKENDS) {
 
       test("duplicate username is a conflict", async () => {
         await store.users.add(newUser("alice"));
-        const err = await rejection(store.users.add(newUser("alice")));
+        const err = await storeError(store.users.add(newUser("alice")));
         expect([err.code, err.message]).toEqual(["conflict", "user 'alice' exists"]);
       });
 
@@ -145,8 +128,8 @@ for (const backend of BACKENDS) {
       test("update: unknown id is not_found, taken username is a conflict", async () => {
         await store.users.add(newUser("alice"));
         const bob = await store.users.add(newUser("bob"));
-        expect((await rejection(store.users.update(9999, { disabled: true }))).code).toBe("not_found");
-        expect((await rejection(store.users.update(bob.id, { username: "alice" }))).code).toBe("conflict");
+        expect((await storeError(store.users.update(9999, { disabled: true }))).code).toBe("not_found");
+        expect((await storeError(store.users.update(bob.id, { username: "alice" }))).code).toBe("conflict");
       });
 
       test("remove unassigns tokens and drops challenges", async () => {
@@ -182,7 +165,7 @@ for (const backend of BACKENDS) {
 
       test("a username that already exists: conflict, and nothing imported", async () => {
         await store.users.add(newUser("user500"));
-        const err = await rejection(store.users.importMany(rows(1000)));
+        const err = await storeError(store.users.importMany(rows(1000)));
         expect([err.code, err.message]).toEqual(["conflict", "user 'user500' exists"]);
         expect(await store.users.count()).toBe(1);
         expect(await store.tokens.list()).toEqual([]);
@@ -191,13 +174,13 @@ for (const backend of BACKENDS) {
       test("a duplicate within the file: conflict, and nothing imported", async () => {
         const r = rows(100);
         r.push({ user: newUser("user7"), tokens: [] });
-        expect((await rejection(store.users.importMany(r))).message).toBe("user 'user7' exists");
+        expect((await storeError(store.users.importMany(r))).message).toBe("user 'user7' exists");
         expect(await store.users.count()).toBe(0);
       });
 
       test("a duplicate token serial: conflict, and nothing imported", async () => {
         await store.tokens.add(newToken("USER-8"));
-        const err = await rejection(store.users.importMany(rows(100)));
+        const err = await storeError(store.users.importMany(rows(100)));
         expect([err.code, err.message]).toEqual(["conflict", "token 'USER-8' exists"]);
         expect(await store.users.count()).toBe(0);
         expect((await store.tokens.list()).length).toBe(1);
@@ -219,8 +202,8 @@ for (const backend of BACKENDS) {
 
       test("duplicate serial is a conflict; unknown user is not_found", async () => {
         await store.tokens.add(newToken("T1"));
-        expect((await rejection(store.tokens.add(newToken("T1")))).code).toBe("conflict");
-        expect((await rejection(store.tokens.add(newToken("T2", { userId: 777 })))).code).toBe("not_found");
+        expect((await storeError(store.tokens.add(newToken("T1")))).code).toBe("conflict");
+        expect((await storeError(store.tokens.add(newToken("T2", { userId: 777 })))).code).toBe("not_found");
       });
 
       test("activeForUser returns only active tokens of that user", async () => {
@@ -242,10 +225,10 @@ for (const backend of BACKENDS) {
 
       test("assign/setState/resync on a missing token are not_found; assign to a missing user too", async () => {
         const t = await store.tokens.add(newToken("T1"));
-        expect((await rejection(store.tokens.assign(999, null))).code).toBe("not_found");
-        expect((await rejection(store.tokens.assign(t.id, 999))).code).toBe("not_found");
-        expect((await rejection(store.tokens.setState(999, "lost"))).code).toBe("not_found");
-        expect((await rejection(store.tokens.resync(999, { counter: 1 }))).code).toBe("not_found");
+        expect((await storeError(store.tokens.assign(999, null))).code).toBe("not_found");
+        expect((await storeError(store.tokens.assign(t.id, 999))).code).toBe("not_found");
+        expect((await storeError(store.tokens.setState(999, "lost"))).code).toBe("not_found");
+        expect((await storeError(store.tokens.resync(999, { counter: 1 }))).code).toBe("not_found");
       });
 
       test("remove", async () => {
@@ -256,7 +239,7 @@ for (const backend of BACKENDS) {
 
       test("addMany is all or nothing", async () => {
         await store.tokens.add(newToken("X3"));
-        const err = await rejection(store.tokens.addMany([newToken("X1"), newToken("X2"), newToken("X3")]));
+        const err = await storeError(store.tokens.addMany([newToken("X1"), newToken("X2"), newToken("X3")]));
         expect([err.code, err.message]).toEqual(["conflict", "token 'X3' exists"]);
         expect((await store.tokens.list()).map((t) => t.serial)).toEqual(["X3"]);
         const added = await store.tokens.addMany([newToken("X1"), newToken("X2")]);
@@ -280,7 +263,7 @@ for (const backend of BACKENDS) {
 
       test("two Store instances on one file racing for one step: exactly one wins", async () => {
         const t = await store.tokens.add(newToken("T1"));
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         try {
           for (let step = 0; step < 50; step++) {
             const results = await Promise.all([store.tokens.advanceTOTP(t.id, step, 0), other.tokens.advanceTOTP(t.id, step, 0)]);
@@ -361,7 +344,7 @@ for (const backend of BACKENDS) {
       });
 
       test("two stores consuming the same challenge: exactly one gets it", async () => {
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         try {
           for (let i = 0; i < 20; i++) {
             await store.challenges.put(challenge(`c${i}`, userId));
@@ -492,7 +475,7 @@ for (const backend of BACKENDS) {
       });
 
       test("failures recorded through two stores add up", async () => {
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         try {
           await Promise.all([
             store.lockouts.recordFailure("alice", "code", SRC, NOW, backoff),
@@ -511,7 +494,7 @@ for (const backend of BACKENDS) {
       test("changes after a commit by another Store instance (the CLI beside the server)", async () => {
         const g0 = await store.generation();
         expect(await store.generation()).toBe(g0);
-        const cli = await openIn(dir);
+        const cli = await openIn(stores.dir);
         try {
           await cli.users.add(newUser("alice"));
           const g1 = await store.generation();
@@ -539,7 +522,7 @@ for (const backend of BACKENDS) {
 
       test("writable() is true on an open store and false once closed", async () => {
         expect(await store.writable()).toBe(true);
-        const other = await openIn(dir);
+        const other = await openIn(stores.dir);
         await other.close();
         expect(await other.writable()).toBe(false);
       });

@@ -1,28 +1,21 @@
 // The self-service repository, on SQLite and on PostgreSQL: single-use links, sessions with idle and absolute ends,
 // and the pending TOTP seed sealed to its session's row.
 
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
-import { BACKENDS, cleanup, newUser, openIn, tempDir, useBackend } from "../helpers.ts";
+import { BACKENDS, newUser, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
+    runOn(backend);
 
-    let dir: string;
     let store: SqliteStore;
     let userId: number;
 
+    const stores = storesPerTest();
     beforeEach(async () => {
-      dir = tempDir();
-      store = await openIn(dir);
+      store = await stores.open();
       userId = (await store.users.add(newUser("alice"))).id;
-    });
-
-    afterEach(async () => {
-      await store.close();
-      cleanup(dir);
     });
 
     test("a link is consumed once, and not after its expiry", async () => {

@@ -1,34 +1,20 @@
 // The SMS code repository (migration 10): every transition of a code (stored, replaced, consumed once,
 // failed until invalidated, expired, removed, purged), also with two connections and four processes.
 
-import { afterAll, beforeAll, afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import type { SmsCode } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, cleanup, openIn, tempDir } from "../helpers.ts";
+import { BACKENDS, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
-    let dir: string | undefined;
-    const stores: SqliteStore[] = [];
-    afterEach(async () => {
-      for (const s of stores.splice(0)) await s.close();
-      cleanup(dir);
-      dir = undefined;
-    });
-
-    async function fresh(): Promise<SqliteStore> {
-      dir ??= tempDir();
-      const s = await openIn(dir);
-      stores.push(s);
-      return s;
-    }
+    const stores = storesPerTest();
+    const fresh = () => stores.open();
 
     const H1 = "1".repeat(64);
     const H2 = "2".repeat(64);
@@ -99,7 +85,7 @@ for (const backend of BACKENDS) {
       onlySqlite("only the hash is stored, never a code", async () => {
         const s = await fresh();
         await s.smsCodes.put(code("st"));
-        const db = new (await import("bun:sqlite")).Database(path.join(dir!, "portcullis.db"));
+        const db = new (await import("bun:sqlite")).Database(path.join(stores.dir, "portcullis.db"));
         expect(db.prepare("SELECT * FROM sms_codes").all()).toEqual([{ state: "st", client: "vpn", username: "alice", hash: H1, created_at: 100, expires_at: 10_000, failures: 0 }]);
         db.close();
       });
@@ -113,16 +99,15 @@ for (const backend of BACKENDS) {
       });
 
       onlySqlite("four processes racing to consume the same codes: each code is accepted exactly once", async () => {
-        dir = tempDir();
         const codes = 300;
-        const s = await openIn(dir);
+        const s = await openIn(stores.dir);
         for (let i = 0; i < codes; i++) await s.smsCodes.put(code(`st${i}`, { expiresAt: Number.MAX_SAFE_INTEGER }));
         await s.close();
         const worker = path.join(import.meta.dirname, "sms-code-worker.ts");
-        const children = Array.from({ length: 4 }, () => Bun.spawn([process.execPath, worker, dir!, String(codes), H1], { stdout: "pipe", stderr: "inherit" }));
+        const children = Array.from({ length: 4 }, () => Bun.spawn([process.execPath, worker, stores.dir, String(codes), H1], { stdout: "pipe", stderr: "inherit" }));
         const until = Date.now() + 30_000;
-        while (fs.readdirSync(dir).filter((f) => f.startsWith("ready-")).length < children.length && Date.now() < until) await Bun.sleep(5);
-        fs.writeFileSync(path.join(dir, "go"), "");
+        while (fs.readdirSync(stores.dir).filter((f) => f.startsWith("ready-")).length < children.length && Date.now() < until) await Bun.sleep(5);
+        fs.writeFileSync(path.join(stores.dir, "go"), "");
         const won = await Promise.all(
           children.map(async (child) => {
             const out = await new Response(child.stdout).text();

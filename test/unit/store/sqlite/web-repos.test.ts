@@ -1,35 +1,21 @@
 // The web surface's repositories (migration 4): API keys, Magic Link approvals (single-use answer,
 // also across two connections), endpoint profiles, and migration of a populated version-3 database.
 
-import { afterAll, beforeAll, afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as path from "node:path";
 import { openDatabase } from "../../../../src/runtime/sqlite.ts";
 import { MIGRATIONS, migrationSQL } from "../../../../src/store/migrations.ts";
 import type { SqliteStore } from "../../../../src/store/sqlite/store.ts";
 import { defaultEndpointProfile, StoreError, type Approval } from "../../../../src/store/types.ts";
-import { BACKENDS, useBackend, cleanup, openIn, tempDir } from "../helpers.ts";
+import { BACKENDS, openIn, storesPerTest, runOn } from "../helpers.ts";
 
 for (const backend of BACKENDS) {
   describe(backend, () => {
-    beforeAll(() => useBackend(backend), 120_000);
-    afterAll(() => useBackend("sqlite"));
     /** A test of SQLite internals (its file, its group commit, its raw handle). */
-    const onlySqlite = backend === "sqlite" ? test : test.skip;
+    const onlySqlite = runOn(backend);
 
-    let dir: string | undefined;
-    const stores: SqliteStore[] = [];
-    afterEach(async () => {
-      for (const s of stores.splice(0)) await s.close();
-      cleanup(dir);
-      dir = undefined;
-    });
-
-    async function fresh(): Promise<SqliteStore> {
-      dir ??= tempDir();
-      const s = await openIn(dir, { now: () => 1_000 });
-      stores.push(s);
-      return s;
-    }
+    const stores = storesPerTest({ now: () => 1_000 });
+    const fresh = () => stores.open();
 
     const HASH_A = "a".repeat(64);
     const HASH_B = "b".repeat(64);
@@ -164,7 +150,7 @@ for (const backend of BACKENDS) {
 
       onlySqlite("a stored document missing newer keys gets the defaults for them", async () => {
         const s = await fresh();
-        const db = openDatabase(path.join(dir!, "portcullis.db"));
+        const db = openDatabase(path.join(stores.dir, "portcullis.db"));
         db.prepare("INSERT INTO endpoints (name, settings, updated_at) VALUES ('legacy', ?, 0)").run(JSON.stringify({ touchTimeoutS: 30, texts: { title_text: "Old" } }));
         db.close();
         const p = await s.endpoints.get("legacy");
@@ -173,8 +159,7 @@ for (const backend of BACKENDS) {
     });
 
     onlySqlite("a populated version-3 database migrates to version 4 keeping its data", async () => {
-      dir = tempDir();
-      const file = path.join(dir, "portcullis.db");
+      const file = path.join(stores.dir, "portcullis.db");
       const db = openDatabase(file);
       db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
       for (const m of MIGRATIONS.slice(0, 3)) {
@@ -183,8 +168,7 @@ for (const backend of BACKENDS) {
       }
       db.prepare("INSERT INTO users (id, username, type, created_at, directory, external_id) VALUES (3, 'alice', 'totp', 11, NULL, NULL), (4, 'bob', NULL, 12, 'corp', 'g-1')").run();
       db.close();
-      const s = await openIn(dir, { env: { PORTCULLIS_KEY: Buffer.alloc(32, 3).toString("base64") } });
-      stores.push(s);
+      const s = stores.keep(await openIn(stores.dir, { env: { PORTCULLIS_KEY: Buffer.alloc(32, 3).toString("base64") } }));
       expect((await s.users.list()).map((u) => [u.id, u.username, u.directory, u.externalId])).toEqual([
         [3, "alice", null, null],
         [4, "bob", "corp", "g-1"],
