@@ -155,7 +155,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("PostgreSQL store", () => {
     await stores[1]!.approvals.create(approval("n2"));
     expect(await stores[2]!.approvals.answer("n1", "approved", 200)).toBe(true);
     expect(await stores[3]!.approvals.markExpired("n2", 20_000)).toBe(true);
-    for (let i = 0; i < 100 && heard.length < 2; i++) await Bun.sleep(20);
+    for (let i = 0; i < 100 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
     await unwatch();
     expect(heard).toEqual([
       ["n1", "approved"],
@@ -178,7 +178,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("PostgreSQL store", () => {
     let ok = false;
     for (let i = 0; i < 50 && !ok; i++) {
       ok = await s.writable();
-      if (!ok) await Bun.sleep(100);
+      if (!ok) await new Promise((r) => setTimeout(r, 100));
     }
     expect(ok).toBe(true);
     expect((await s.users.findByName("race"))?.username).toBe("race");
