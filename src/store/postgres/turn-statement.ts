@@ -101,8 +101,8 @@ export function statementText(advance: boolean, lookup: boolean, record: boolean
  * produced. Another statement starts beside it only once FULL_BATCH items wait (so that a slow
  * round trip on a busy machine does not hold every login back), at most MAX_IN_FLIGHT at once.
  */
-const MAX_IN_FLIGHT = 4;
-const FULL_BATCH = 16;
+const MAX_IN_FLIGHT = 3;
+export const FULL_BATCH = 8;
 
 interface PendingAdvance extends Waiting<{ won: boolean; known: number | null }> {
   row: Record<string, unknown>;

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { openPostgres, type PgDatabase } from "../../../src/runtime/postgres.ts";
 import { openPgStore, type PgStore } from "../../../src/store/postgres/store.ts";
-import { statementText } from "../../../src/store/postgres/turn-statement.ts";
+import { FULL_BATCH, statementText } from "../../../src/store/postgres/turn-statement.ts";
 import { POSTGRES_SKIP_REASON, type PostgresServer } from "../../integration/helpers/postgres.ts";
 import { cleanup, newToken, newUser, postgresServer, tempDir } from "./helpers.ts";
 
@@ -85,7 +85,9 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("PostgreSQL hot-path stateme
       const first = store.cachedLogin("turn-a", SOURCE)!;
       const blocked = first.advance(first.tokens[0]!, 101, 0);
       const later: Promise<unknown>[] = [];
-      for (let turn = 0; turn < 5; turn++) {
+      // fewer items than would start a second statement beside the first
+      const turns = Math.floor((FULL_BATCH - 2) / 2);
+      for (let turn = 0; turn < turns; turn++) {
         await new Promise((r) => setImmediate(r));
         later.push(store.radiusReplies.get(`turn-${turn}`, 0), store.radiusReplies.put(`later-${turn}`, reply, 10_000));
       }
@@ -99,10 +101,30 @@ describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("PostgreSQL hot-path stateme
     expect((await blocked).won).toBe(true);
     const results = await Promise.all(later);
     expect(sent.length).toBe(2);
-    expect(results.filter((r) => r instanceof Uint8Array).length).toBe(5);
+    expect(results.filter((r) => r instanceof Uint8Array).length).toBe(Math.floor((FULL_BATCH - 2) / 2));
     expect((results.at(-1) as { won: boolean }).won).toBe(true);
     expect((await store.tokens.findById(token.id))!.lastStep).toBe(101);
     expect((await store.tokens.findById(token2.id))!.lastStep).toBe(7);
+  });
+
+  test("while a statement is held in flight, a full batch of waiting work starts another beside it", async () => {
+    const user = await store.users.add(newUser("turn-c"));
+    const token = await store.tokens.add(newToken("TURN-C", { userId: user.id }));
+    await store.loginReads("turn-c", SOURCE);
+    sent.length = 0;
+    const blocked = await admin.transaction(async () => {
+      await admin.query("SELECT 1 FROM token_marks WHERE token_id = $1 FOR UPDATE", [token.id]);
+      const c = store.cachedLogin("turn-c", SOURCE)!;
+      const first = c.advance(c.tokens[0]!, 200, 0);
+      await new Promise((r) => setImmediate(r));
+      expect(sent.length).toBe(1);
+      // answered while the first statement still waits for the lock
+      const got = await Promise.all(Array.from({ length: FULL_BATCH }, (_, i) => store.radiusReplies.get(`absent-${i}`, 0)));
+      expect(got.every((g) => g === undefined)).toBe(true);
+      expect(sent.length).toBe(2);
+      return { first };
+    });
+    expect((await blocked.first).won).toBe(true);
   });
 
   test("one token written twice in a turn: the second write goes into the next statement and meets the new mark", async () => {
