@@ -767,6 +767,30 @@ INSERT INTO rate_limit_slots (bucket, slot_start, expires_at, hits)
 DROP TABLE rate_limits;
 `,
   },
+  {
+    // Idempotency records made cheap to write: on PostgreSQL the table is UNLOGGED (no WAL; a record
+    // lives only for the retransmission window, and a PostgreSQL crash or a failover to a standby
+    // loses the records, i.e. only the failover repeat of the replies of the last seconds, never a
+    // single-use guarantee, which lives in logged tables), and has no index besides its key (the
+    // purge of expired records reads the small table whole). The records of the old table are
+    // dropped with it: at worst a NAS failing over during the upgrade gets a fresh evaluation.
+    // SQLite does not write records; its table loses the index too, so that both schemas match.
+    version: 24,
+    name: "radius_replies_unlogged",
+    sql: `
+DROP INDEX radius_replies_expires;
+`,
+    dialects: {
+      postgres: `
+DROP TABLE radius_replies;
+CREATE UNLOGGED TABLE radius_replies (
+  key TEXT PRIMARY KEY,
+  reply TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+`,
+    },
+  },
 ];
 
 /** The migration's SQL for a back-end. */

@@ -19,6 +19,7 @@ import type { CachedLogin, FailureKind, Token, User, WarmReads } from "../types.
 import { BatchedRead } from "./batch.ts";
 import { numbered, rethrow, type PgStoreContext } from "./context.ts";
 import type { PgTokenRepo, TokenRow } from "./tokens.ts";
+import type { PgTurnStatement } from "./turn-statement.ts";
 import { toUser, type UserRow } from "./users.ts";
 
 interface LoginRow {
@@ -131,32 +132,9 @@ class LoginSnapshot implements WarmReads {
   }
 }
 
-/** A guarded write from memory: its statement parameters and the caller's promise. */
-interface PendingAdvance {
-  json: Record<string, unknown>;
-  tokenId: number;
-  resolve(r: { won: boolean; known: number | null }): void;
-  reject(err: unknown): void;
-}
-
-/** Guarded writes per statement. */
-const ADVANCE_MAX = 256;
-
 // Each row is written only if its own mark is lower and every remembered input still holds (see the
-// header); `known` is the source's known-source record. The `= ANY (ARRAY(…))` condition keeps the
-// primary-key lookup (see tokens.ts).
-const ADVANCE_SQL = `
-UPDATE token_marks m SET last_step = v.step, drift = v.drift
-FROM jsonb_to_recordset(?1::text::jsonb) AS v(token_id bigint, step bigint, drift integer, was_drift integer, user_id bigint,
-  name text, source text, type text, expires_at bigint)
-WHERE m.token_id = ANY (ARRAY(SELECT (jsonb_array_elements(?1::text::jsonb) ->> 'token_id')::bigint))
-  AND m.token_id = v.token_id AND m.last_step < v.step AND m.drift = v.was_drift
-  AND EXISTS (SELECT 1 FROM tokens t JOIN users u ON u.id = t.user_id
-              WHERE t.id = v.token_id AND t.state = 'active' AND t.user_id = v.user_id AND u.username = v.name
-                AND u.disabled = 0 AND u.directory IS NULL AND u.type IS NOT DISTINCT FROM v.type
-                AND u.expires_at IS NOT DISTINCT FROM v.expires_at)
-  AND NOT EXISTS (SELECT 1 FROM lockouts l WHERE l.subject = v.name AND l.kind = 'code' AND l.source IN (v.source, ''))
-RETURNING m.token_id AS token_id, (SELECT s.last_success_at FROM known_sources s WHERE s.subject = v.name AND s.source = v.source) AS known`;
+// header); the statement (turn-statement.ts, ADVANCE_CTE) also returns the source's known-source
+// record, and carries the turn's idempotency-record lookups and records.
 
 /** Remembered users before the cache is emptied (bounds memory). */
 const CACHE_MAX = 262_144;
@@ -168,15 +146,13 @@ interface Remembered {
 
 export class PgLoginReads {
   private readonly batch: BatchedRead<LoginRow>;
-  private readonly advanceText = numbered(ADVANCE_SQL);
   /** name → the record and active tokens last read; undefined while the cache is off. */
   private cache: Map<string, Remembered> | undefined;
-  private pending: PendingAdvance[] = [];
-  private scheduled = false;
 
   constructor(
     private readonly ctx: PgStoreContext,
     private readonly tokens: PgTokenRepo,
+    private readonly turn: PgTurnStatement,
   ) {
     const text = numbered(SQL);
     this.batch = new BatchedRead<LoginRow>(
@@ -247,55 +223,12 @@ export class PgLoginReads {
     };
   }
 
-  /** Queues a guarded write for the end of this event-loop turn. */
-  private advance(json: Record<string, unknown>, tokenId: number): Promise<{ won: boolean; known: number | null }> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ json, tokenId, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flush);
-      }
-    });
-  }
-
-  /**
-   * One statement for the writes of a turn, each token at most once: a second write for the same
-   * token waits until this statement has committed, and then meets the new mark.
-   */
-  private readonly flush = (): void => {
-    this.scheduled = false;
-    const all = this.pending;
-    this.pending = [];
-    const seen = new Set<number>();
-    const batch: PendingAdvance[] = [];
-    for (const w of all) {
-      if (seen.has(w.tokenId) || batch.length >= ADVANCE_MAX) this.pending.push(w);
-      else {
-        seen.add(w.tokenId);
-        batch.push(w);
-      }
-    }
-    const run = this.run(batch);
-    if (this.pending.length > 0 && !this.scheduled) {
-      this.scheduled = true;
-      void run.finally(() => setImmediate(this.flush));
-    }
-  };
-
-  private async run(batch: PendingAdvance[]): Promise<void> {
-    if (batch.length === 0) return;
+  /** A guarded write, in the next statement of the turn (one per token and statement). */
+  private async advance(json: Record<string, unknown>, tokenId: number): Promise<{ won: boolean; known: number | null }> {
     try {
-      const { rows } = await this.ctx.db.query<{ token_id: number; known: number | null }>(this.advanceText, [JSON.stringify(batch.map((w) => w.json))]);
-      const won = new Map(rows.map((r) => [r.token_id, r.known]));
-      for (const w of batch) w.resolve(won.has(w.tokenId) ? { won: true, known: won.get(w.tokenId) ?? null } : { won: false, known: null });
+      return await this.turn.advance(json, tokenId);
     } catch (err) {
-      for (const w of batch) {
-        try {
-          rethrow(err);
-        } catch (mapped) {
-          w.reject(mapped);
-        }
-      }
+      rethrow(err);
     }
   }
 }

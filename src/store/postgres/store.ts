@@ -29,6 +29,7 @@ import { PgSelfServiceRepo } from "./self-service.ts";
 import { PgAdminAccountRepo } from "./admin-accounts.ts";
 import { PgAuditLogRepo } from "./audit-log.ts";
 import { PgRadiusReplyRepo } from "./radius-replies.ts";
+import { PgTurnStatement } from "./turn-statement.ts";
 import { PgServerSecretRepo } from "./server-secrets.ts";
 import { PgSmsCodeRepo } from "./sms-codes.ts";
 import { PgTokenRepo } from "./tokens.ts";
@@ -242,7 +243,8 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
     this.devices = new PgDeviceRepo(ctx);
     this.serverSecrets = new PgServerSecretRepo(ctx);
     this.approvalBlocks = new PgApprovalBlockRepo(ctx);
-    this.radiusReplies = new PgRadiusReplyRepo(ctx);
+    const turn = new PgTurnStatement(db);
+    this.radiusReplies = new PgRadiusReplyRepo(ctx, turn);
     this.passwordResets = new PgPasswordResetRepo(ctx);
     this.selfService = new PgSelfServiceRepo(ctx);
     this.adminAccounts = new PgAdminAccountRepo(ctx);
@@ -250,7 +252,7 @@ export class PgStore implements Store, DeliveryRepos, AdminEventRepos {
     this.deliveryLog = new PgDeliveryLogRepo(ctx);
     this.adminEvents = new PgAdminEventRepo(ctx);
     this.auditLog = new PgAuditLogRepo(ctx);
-    this.logins = new PgLoginReads(ctx, this.tokens);
+    this.logins = new PgLoginReads(ctx, this.tokens, turn);
   }
 
   /** A code-only login's reads in one statement (shared by the logins of one event-loop turn). */

@@ -1,0 +1,230 @@
+// One statement per event-loop turn for the RADIUS hot path's batched work on PostgreSQL: the
+// guarded high-water-mark UPDATE of the logins decided from the login cache, the idempotency-record
+// lookups of new Access-Requests and the idempotency records of replies about to be sent. Each part
+// was a statement of its own per turn; most of a statement's cost (the client protocol and promise
+// chain on the server, parse/bind/execute and the transaction on the database) does not depend on
+// how much it carries, so a turn now pays it once.
+//
+// Each part keeps its meaning inside the shared statement: the UPDATE and the INSERT are
+// data-modifying CTEs of one implicit transaction, so a record is committed (and visible to every
+// node) before its put() resolves, and an accepted mark likewise before its advance() resolves. A
+// lookup reads the records committed before the statement (never one inserted by the same
+// statement: that would be this node's own reply, which its retransmission cache answers). A
+// failure fails every part of the statement: each caller handles it as it handled its own
+// statement's failure (a login rejected as a store error, a reply sent unrecorded, a request
+// evaluated without a lookup).
+
+import type { PgDatabase } from "../../runtime/postgres.ts";
+
+/** Items of one kind per statement; more wait for the next statement. */
+const PART_MAX = 256;
+
+/** A record found by a lookup. */
+export interface RecordRow {
+  key: string;
+  reply: string;
+  expires_at: number;
+}
+
+interface Waiting<T> {
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+interface CombinedRow {
+  part: string;
+  id: number | null;
+  n: number | null;
+  key: string | null;
+  reply: string | null;
+}
+
+// The guarded UPDATE of store/postgres/login-reads.ts (see there for what each condition
+// revalidates), as a CTE over the parameter `$A`. `OFFSET 0` keeps the EXISTS a subplan run per row
+// (two primary-key lookups): as a semi-join, the generic plan hashed every active token and its user
+// (EXPLAIN: 6,000 buffers for a batch of 7 rows with 2,000 users, a cost growing with the users).
+const ADVANCE_CTE = `a AS (
+UPDATE token_marks m SET last_step = v.step, drift = v.drift
+FROM jsonb_to_recordset($A::text::jsonb) AS v(token_id bigint, step bigint, drift integer, was_drift integer, user_id bigint,
+  name text, source text, type text, expires_at bigint)
+WHERE m.token_id = ANY (ARRAY(SELECT (jsonb_array_elements($A::text::jsonb) ->> 'token_id')::bigint))
+  AND m.token_id = v.token_id AND m.last_step < v.step AND m.drift = v.was_drift
+  AND EXISTS (SELECT 1 FROM tokens t JOIN users u ON u.id = t.user_id
+              WHERE t.id = v.token_id AND t.state = 'active' AND t.user_id = v.user_id AND u.username = v.name
+                AND u.disabled = 0 AND u.directory IS NULL AND u.type IS NOT DISTINCT FROM v.type
+                AND u.expires_at IS NOT DISTINCT FROM v.expires_at OFFSET 0)
+  AND NOT EXISTS (SELECT 1 FROM lockouts l WHERE l.subject = v.name AND l.kind = 'code' AND l.source IN (v.source, ''))
+RETURNING m.token_id AS token_id, (SELECT s.last_success_at FROM known_sources s WHERE s.subject = v.name AND s.source = v.source) AS known)`;
+
+// The first record of a key stands: one already there (another node answered the same packet
+// first), or an earlier row of the same statement, is kept.
+const RECORD_CTE = `w AS (
+INSERT INTO radius_replies (key, reply, expires_at)
+SELECT v.key, v.reply, v.expires_at FROM jsonb_to_recordset($W::text::jsonb) AS v(key text, reply text, expires_at bigint)
+ON CONFLICT (key) DO NOTHING)`;
+
+const ADVANCE_SELECT = `SELECT 'a'::text AS part, a.token_id AS id, a.known AS n, NULL::text AS key, NULL::text AS reply FROM a`;
+const LOOKUP_SELECT = `SELECT 'g'::text AS part, NULL::bigint AS id, r.expires_at AS n, r.key AS key, r.reply AS reply FROM radius_replies r
+WHERE r.key = ANY (ARRAY(SELECT jsonb_array_elements_text($G::text::jsonb)))`;
+
+/** The statement text for the parts present (at most 7 texts, each prepared once per connection). */
+export function statementText(advance: boolean, lookup: boolean, record: boolean): string {
+  const ctes: string[] = [];
+  const selects: string[] = [];
+  let n = 0;
+  const params = new Map<string, string>();
+  const param = (name: string) => {
+    if (!params.has(name)) params.set(name, `$${++n}`);
+    return params.get(name)!;
+  };
+  if (advance) {
+    const p = param("A");
+    ctes.push(ADVANCE_CTE.replaceAll("$A", p));
+    selects.push(ADVANCE_SELECT);
+  }
+  if (record) {
+    const p = param("W");
+    ctes.push(RECORD_CTE.replaceAll("$W", p));
+  }
+  if (lookup) {
+    const p = param("G");
+    selects.push(LOOKUP_SELECT.replaceAll("$G", p));
+  }
+  // A data-modifying CTE runs to completion whether or not the query reads it.
+  if (selects.length === 0) selects.push(`SELECT 'w'::text AS part, NULL::bigint AS id, NULL::bigint AS n, NULL::text AS key, NULL::text AS reply WHERE false`);
+  return `${ctes.length > 0 ? `WITH ${ctes.join(",\n")}\n` : ""}${selects.join("\nUNION ALL\n")}`;
+}
+
+/**
+ * While a statement is in flight, the work of the following turns waits and goes into the next one:
+ * a statement then carries the next step of many logins in progress instead of whatever one turn
+ * produced. Another statement starts beside it only once FULL_BATCH items wait (so that a slow
+ * round trip on a busy machine does not hold every login back), at most MAX_IN_FLIGHT at once.
+ */
+const MAX_IN_FLIGHT = 3;
+export const FULL_BATCH = 8;
+
+interface PendingAdvance extends Waiting<{ won: boolean; known: number | null }> {
+  row: Record<string, unknown>;
+  tokenId: number;
+}
+
+export class PgTurnStatement {
+  private advances: PendingAdvance[] = [];
+  private lookups: Array<{ key: string } & Waiting<RecordRow | undefined>> = [];
+  private records: Array<{ row: { key: string; reply: string; expires_at: number } } & Waiting<void>> = [];
+  private scheduled = false;
+  private inFlight = 0;
+  private readonly texts = new Map<number, string>();
+
+  constructor(private readonly db: PgDatabase) {}
+
+  /**
+   * A guarded high-water-mark write (a row of ADVANCE_CTE's recordset for `tokenId`): `won` when
+   * the mark was written, with the source's known-source record. A token appears at most once per
+   * statement: a second write for it waits for the next statement, and so meets the new mark.
+   */
+  advance(row: Record<string, unknown>, tokenId: number): Promise<{ won: boolean; known: number | null }> {
+    return new Promise((resolve, reject) => {
+      this.advances.push({ row, tokenId, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** The record under `key`, if any (expired ones included: the caller compares). */
+  lookup(key: string): Promise<RecordRow | undefined> {
+    return new Promise((resolve, reject) => {
+      this.lookups.push({ key, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Records a reply; resolves once the record is committed. */
+  record(key: string, reply: string, expiresAt: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.records.push({ row: { key, reply, expires_at: expiresAt }, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private pendingCount(): number {
+    return this.advances.length + this.lookups.length + this.records.length;
+  }
+
+  /** Whether the work waiting may go now (else a statement in flight schedules it when it ends). */
+  private mayStart(): boolean {
+    return this.inFlight === 0 || (this.inFlight < MAX_IN_FLIGHT && this.pendingCount() >= FULL_BATCH);
+  }
+
+  /** At the end of this turn, if the work waiting may go then. */
+  private schedule(): void {
+    if (this.scheduled || !this.mayStart()) return;
+    this.scheduled = true;
+    setImmediate(this.endOfTurn);
+  }
+
+  private readonly endOfTurn = (): void => {
+    this.scheduled = false;
+    if (this.mayStart()) this.flush();
+  };
+
+  private readonly settled = (): void => {
+    this.inFlight--;
+    // the end of the turn in which the callers' continuations queue their next steps
+    if (this.pendingCount() > 0) this.schedule();
+  };
+
+  private flush(): void {
+    const seen = new Set<number>();
+    const advances: PendingAdvance[] = [];
+    const later: PendingAdvance[] = [];
+    for (const w of this.advances) {
+      if (seen.has(w.tokenId) || advances.length >= PART_MAX) later.push(w);
+      else {
+        seen.add(w.tokenId);
+        advances.push(w);
+      }
+    }
+    this.advances = later;
+    const lookups = this.lookups.splice(0, PART_MAX);
+    const records = this.records.splice(0, PART_MAX);
+    if (advances.length === 0 && lookups.length === 0 && records.length === 0) return;
+    const shape = (advances.length > 0 ? 1 : 0) | (lookups.length > 0 ? 2 : 0) | (records.length > 0 ? 4 : 0);
+    let text = this.texts.get(shape);
+    if (text === undefined) {
+      text = statementText(advances.length > 0, lookups.length > 0, records.length > 0);
+      this.texts.set(shape, text);
+    }
+    const params: string[] = [];
+    if (advances.length > 0) params.push(JSON.stringify(advances.map((w) => w.row)));
+    if (records.length > 0) params.push(JSON.stringify(records.map((r) => r.row)));
+    if (lookups.length > 0) params.push(JSON.stringify(lookups.map((l) => l.key)));
+    this.inFlight++;
+    let query: Promise<{ rows: CombinedRow[] }>;
+    try {
+      query = this.db.query<CombinedRow>(text, params);
+    } catch (err) {
+      query = Promise.reject(err);
+    }
+    query
+      .then(
+        ({ rows }) => {
+          const won = new Map<number, number | null>();
+          const found = new Map<string, RecordRow>();
+          for (const r of rows) {
+            if (r.part === "a") won.set(r.id!, r.n);
+            else if (r.part === "g") found.set(r.key!, { key: r.key!, reply: r.reply!, expires_at: r.n! });
+          }
+          for (const w of advances) w.resolve(won.has(w.tokenId) ? { won: true, known: won.get(w.tokenId) ?? null } : { won: false, known: null });
+          for (const l of lookups) l.resolve(found.get(l.key));
+          for (const w of records) w.resolve();
+        },
+        (err: unknown) => {
+          for (const w of advances) w.reject(err);
+          for (const l of lookups) l.reject(err);
+          for (const w of records) w.reject(err);
+        },
+      )
+      .finally(this.settled);
+  }
+}

@@ -1,0 +1,177 @@
+// The RADIUS hot path's statement on PostgreSQL: the idempotency-record lookups, the records and the
+// login cache's guarded high-water-mark writes share one statement, and while it is in flight the
+// work of later turns waits for the next one; each part keeps its meaning (a record stands once
+// committed, a mark is written once). Also the schema of the records (UNLOGGED, key index only) and
+// the guarded write's plan (index lookups whatever the number of users).
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { openPostgres, type PgDatabase } from "../../../src/runtime/postgres.ts";
+import { openPgStore, type PgStore } from "../../../src/store/postgres/store.ts";
+import { FULL_BATCH, statementText } from "../../../src/store/postgres/turn-statement.ts";
+import { POSTGRES_SKIP_REASON, type PostgresServer } from "../../integration/helpers/postgres.ts";
+import { cleanup, newToken, newUser, postgresServer, tempDir } from "./helpers.ts";
+
+const SOURCE = "csid:198.51.100.9";
+
+describe.skipIf(POSTGRES_SKIP_REASON !== undefined)("PostgreSQL hot-path statement", () => {
+  let pg: PostgresServer;
+  let dir: string;
+  let url: string;
+  let store: PgStore;
+  let other: PgStore;
+  let admin: PgDatabase;
+  /** The hot-path statements `store` sent (those touching the records or the marks). */
+  const sent: string[] = [];
+
+  beforeAll(async () => {
+    pg = await postgresServer();
+    dir = tempDir();
+    url = await pg.createDatabase();
+    store = await openPgStore({ url, dataDir: dir, env: {}, poolSize: 4 });
+    other = await openPgStore({ url, dataDir: dir, env: {}, poolSize: 2 });
+    admin = openPostgres(url, { max: 2 });
+    const query = store.db.query.bind(store.db);
+    store.db.query = ((text: string, params?: readonly (string | number | boolean | null)[]) => {
+      if (/radius_replies|token_marks/.test(text)) sent.push(text);
+      return query(text, params);
+    }) as typeof store.db.query;
+    store.enableLoginCache();
+  }, 120_000);
+  afterAll(async () => {
+    await admin?.close();
+    await store?.close();
+    await other?.close();
+    cleanup(dir);
+  });
+
+  test("the idempotency-record table is UNLOGGED and has no index besides its key", async () => {
+    const { rows } = await admin.query<{ relpersistence: string }>("SELECT relpersistence FROM pg_class WHERE relname = 'radius_replies'");
+    expect(rows).toEqual([{ relpersistence: "u" }]);
+    const idx = await admin.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename = 'radius_replies'");
+    expect(idx.rows.map((r) => r.indexname)).toEqual(["radius_replies_pkey"]);
+  });
+
+  test("a turn's lookups, records and guarded writes are one statement; later turns wait for the next one", async () => {
+    const user = await store.users.add(newUser("turn-a"));
+    const token = await store.tokens.add(newToken("TURN-A", { userId: user.id }));
+    const user2 = await store.users.add(newUser("turn-b"));
+    const token2 = await store.tokens.add(newToken("TURN-B", { userId: user2.id }));
+    await store.loginReads("turn-a", SOURCE);
+    await store.loginReads("turn-b", SOURCE);
+    const reply = new Uint8Array([2, 9, 0, 20, 1, 2, 3]);
+    await other.radiusReplies.put("seen-1", reply, 10_000);
+
+    sent.length = 0;
+    const cached = store.cachedLogin("turn-a", SOURCE)!;
+    const [got, missing, , won] = await Promise.all([
+      store.radiusReplies.get("seen-1", 0),
+      store.radiusReplies.get("unseen-1", 0),
+      Promise.all(Array.from({ length: 40 }, (_, i) => store.radiusReplies.put(`turn-${i}`, reply, 10_000))),
+      cached.advance(cached.tokens[0]!, 100, 0),
+    ]);
+    expect(sent.length).toBe(1);
+    expect(got).toEqual(reply);
+    expect(missing).toBeUndefined();
+    expect(won.won).toBe(true);
+    // committed before put() resolved: another node reads every record
+    const fromOther = await Promise.all(Array.from({ length: 40 }, (_, i) => other.radiusReplies.get(`turn-${i}`, 0)));
+    expect(fromOther.every((r) => r !== undefined && Buffer.from(r).equals(Buffer.from(reply)))).toBe(true);
+
+    // A statement held in flight (its write waits for a row lock): the work of the following turns
+    // goes into one more statement, not one per turn.
+    sent.length = 0;
+    const lock = admin.transaction(async () => {
+      await admin.query("SELECT 1 FROM token_marks WHERE token_id = $1 FOR UPDATE", [token.id]);
+      const first = store.cachedLogin("turn-a", SOURCE)!;
+      const blocked = first.advance(first.tokens[0]!, 101, 0);
+      const later: Promise<unknown>[] = [];
+      // fewer items than would start a second statement beside the first
+      const turns = Math.floor((FULL_BATCH - 2) / 2);
+      for (let turn = 0; turn < turns; turn++) {
+        await new Promise((r) => setImmediate(r));
+        later.push(store.radiusReplies.get(`turn-${turn}`, 0), store.radiusReplies.put(`later-${turn}`, reply, 10_000));
+      }
+      const second = store.cachedLogin("turn-b", SOURCE)!;
+      later.push(second.advance(second.tokens[0]!, 7, 0));
+      // the first statement is still waiting for the lock, so nothing else has been sent
+      expect(sent.length).toBe(1);
+      return { blocked, later };
+    });
+    const { blocked, later } = await lock;
+    expect((await blocked).won).toBe(true);
+    const results = await Promise.all(later);
+    expect(sent.length).toBe(2);
+    expect(results.filter((r) => r instanceof Uint8Array).length).toBe(Math.floor((FULL_BATCH - 2) / 2));
+    expect((results.at(-1) as { won: boolean }).won).toBe(true);
+    expect((await store.tokens.findById(token.id))!.lastStep).toBe(101);
+    expect((await store.tokens.findById(token2.id))!.lastStep).toBe(7);
+  });
+
+  test("while a statement is held in flight, a full batch of waiting work starts another beside it", async () => {
+    const user = await store.users.add(newUser("turn-c"));
+    const token = await store.tokens.add(newToken("TURN-C", { userId: user.id }));
+    await store.loginReads("turn-c", SOURCE);
+    sent.length = 0;
+    const blocked = await admin.transaction(async () => {
+      await admin.query("SELECT 1 FROM token_marks WHERE token_id = $1 FOR UPDATE", [token.id]);
+      const c = store.cachedLogin("turn-c", SOURCE)!;
+      const first = c.advance(c.tokens[0]!, 200, 0);
+      await new Promise((r) => setImmediate(r));
+      expect(sent.length).toBe(1);
+      // answered while the first statement still waits for the lock
+      const got = await Promise.all(Array.from({ length: FULL_BATCH }, (_, i) => store.radiusReplies.get(`absent-${i}`, 0)));
+      expect(got.every((g) => g === undefined)).toBe(true);
+      expect(sent.length).toBe(2);
+      return { first };
+    });
+    expect((await blocked.first).won).toBe(true);
+  });
+
+  test("one token written twice in a turn: the second write goes into the next statement and meets the new mark", async () => {
+    const user = await store.users.add(newUser("turn-twice"));
+    const token = await store.tokens.add(newToken("TURN-TWICE", { userId: user.id }));
+    await store.loginReads("turn-twice", SOURCE);
+    const a = store.cachedLogin("turn-twice", SOURCE)!;
+    const b = store.cachedLogin("turn-twice", SOURCE)!;
+    sent.length = 0;
+    const [first, second] = await Promise.all([a.advance(a.tokens[0]!, 50, 0), b.advance({ ...b.tokens[0]!, drift: 0 }, 50, 0)]);
+    expect([first.won, second.won]).toEqual([true, false]);
+    expect(sent.length).toBe(2);
+    expect((await store.tokens.findById(token.id))!.lastStep).toBe(50);
+  });
+
+  test("the guarded write's generic plan looks up its rows by index, whatever the number of users", async () => {
+    await admin.exec(`
+INSERT INTO users (username, type, created_at) SELECT 'plan-' || g, 'totp', 0 FROM generate_series(1, 2000) g;
+INSERT INTO tokens (serial, user_id, kind, secret, algorithm, digits, period, state, created_at)
+  SELECT 'PLAN-' || u.id, u.id, 'totp', 'x', 'SHA1', 6, 30, 'active', 0 FROM users u WHERE u.username LIKE 'plan-%';
+INSERT INTO token_marks (token_id) SELECT id FROM tokens WHERE serial LIKE 'PLAN-%';
+`);
+    const { rows } = await admin.query<{ j: string }>(
+      `SELECT json_agg(json_build_object('token_id', t.id, 'step', 5, 'drift', 0, 'was_drift', 0, 'user_id', u.id, 'name', u.username,
+         'source', 'x', 'type', u.type, 'expires_at', u.expires_at))::text AS j
+       FROM (SELECT * FROM tokens WHERE serial LIKE 'PLAN-%' ORDER BY id LIMIT 7) t JOIN users u ON u.id = t.user_id`,
+    );
+    // before the tables have statistics (just after an import) and after
+    for (const analyze of [false, true]) {
+      if (analyze) await admin.exec("ANALYZE users; ANALYZE tokens; ANALYZE token_marks");
+      let plan = "";
+      await admin
+        .transaction(async () => {
+          await admin.exec("SET LOCAL plan_cache_mode = force_generic_plan");
+          await admin.exec(`PREPARE guarded(text) AS ${statementText(true, false, false)}`);
+          const r = await admin.query<{ "QUERY PLAN": unknown }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE guarded('${rows[0]!.j.replaceAll("'", "''")}')`);
+          plan = JSON.stringify(r.rows[0]!["QUERY PLAN"]);
+          await admin.exec("DEALLOCATE guarded");
+          throw new Error("rollback");
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof Error && err.message === "rollback")) throw err;
+        });
+      const parsed = JSON.parse(plan) as Array<{ Plan: { "Shared Hit Blocks": number; "Actual Rows": number } }>;
+      expect(parsed[0]!.Plan["Actual Rows"]).toBe(7);
+      // 7 rows: a few index pages each. A scan of every user and token reads thousands.
+      expect(parsed[0]!.Plan["Shared Hit Blocks"]).toBeLessThan(300);
+    }
+  });
+});
