@@ -66,55 +66,77 @@ const utf8Lenient = new TextDecoder("utf-8");
 
 /** A BER (definite-length) writer. Constructed values are opened with start() and closed with end(). */
 export class BerOut {
-  readonly #b: number[] = [];
+  #b = new Uint8Array(256);
+  #n = 0;
   readonly #open: number[] = [];
 
+  #room(k: number): Uint8Array {
+    if (this.#n + k > this.#b.length) {
+      const grown = new Uint8Array(Math.max(this.#b.length * 2, this.#n + k));
+      grown.set(this.#b.subarray(0, this.#n));
+      this.#b = grown;
+    }
+    return this.#b;
+  }
+
   start(tag: number): this {
-    this.#b.push(tag, 0);
-    this.#open.push(this.#b.length);
+    const b = this.#room(2);
+    b[this.#n++] = tag;
+    b[this.#n++] = 0;
+    this.#open.push(this.#n);
     return this;
   }
 
   end(): this {
     const at = this.#open.pop();
     if (at === undefined) throw new TypeError("BER: end() without start()");
-    const n = this.#b.length - at;
-    if (n >= 0x80) this.#b.splice(at - 1, 1, ...lengthOctets(n));
-    else this.#b[at - 1] = n;
+    const n = this.#n - at;
+    if (n < 0x80) {
+      this.#b[at - 1] = n;
+      return this;
+    }
+    // Long form: move the content right to make room for the length octets.
+    const lo = lengthOctets(n);
+    const b = this.#room(lo.length - 1);
+    b.copyWithin(at - 1 + lo.length, at, this.#n);
+    b.set(lo, at - 1);
+    this.#n += lo.length - 1;
     return this;
   }
 
   octets(tag: number, v: Uint8Array | string): this {
     const bytes = typeof v === "string" ? utf8.encode(v) : v;
-    const b = this.#b;
-    b.push(tag);
-    if (bytes.length < 0x80) b.push(bytes.length);
-    else b.push(...lengthOctets(bytes.length));
-    for (let i = 0; i < bytes.length; i++) b.push(bytes[i]!);
+    const b = this.#room(6 + bytes.length);
+    b[this.#n++] = tag;
+    if (bytes.length < 0x80) b[this.#n++] = bytes.length;
+    else for (const x of lengthOctets(bytes.length)) b[this.#n++] = x;
+    b.set(bytes, this.#n);
+    this.#n += bytes.length;
     return this;
   }
 
   /** A non-negative INTEGER or ENUMERATED (two's complement, minimal). */
-  int(tag: number, n: number): this {
-    if (!Number.isInteger(n) || n < 0 || n > MAX_ID) throw new TypeError("BER: integer out of range");
-    const out: number[] = [];
-    do {
-      out.unshift(n & 0xff);
-      n = Math.floor(n / 256);
-    } while (n > 0);
-    if (out[0]! & 0x80) out.unshift(0);
-    this.#b.push(tag, out.length, ...out);
+  int(tag: number, v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > MAX_ID) throw new TypeError("BER: integer out of range");
+    const len = v < 0x80 ? 1 : v < 0x8000 ? 2 : v < 0x800000 ? 3 : v < 0x80000000 ? 4 : 5;
+    const b = this.#room(2 + len);
+    b[this.#n++] = tag;
+    b[this.#n++] = len;
+    for (let k = len - 1; k >= 0; k--) b[this.#n++] = k >= 4 ? 0 : (v >>> (8 * k)) & 0xff;
     return this;
   }
 
   bool(tag: number, v: boolean): this {
-    this.#b.push(tag, 1, v ? 0xff : 0);
+    const b = this.#room(3);
+    b[this.#n++] = tag;
+    b[this.#n++] = 1;
+    b[this.#n++] = v ? 0xff : 0;
     return this;
   }
 
   bytes(): Buffer {
     if (this.#open.length > 0) throw new TypeError("BER: unclosed constructed value");
-    return Buffer.from(this.#b);
+    return Buffer.from(this.#b.buffer, this.#b.byteOffset, this.#n);
   }
 }
 
