@@ -18,6 +18,7 @@
 
 import type net from "node:net";
 import { StatusCodeParser, type Client, type Entry } from "ldapts";
+import { markDelivery } from "../../runtime/udp.ts";
 
 /** First message ID the codec issues on a connection (ldapts counts from 1 and never gets near it). */
 export const WIRE_ID_BASE = 0x40000000;
@@ -602,6 +603,9 @@ export class WireChannel {
 
   #data(chunk: Buffer): void {
     if (this.#failed) return;
+    // A directory answer completes logins in this event-loop turn, like a datagram starts them: the
+    // RADIUS replies they produce wait for the end of the turn and leave together (runtime/udp.ts).
+    markDelivery();
     const buf = this.#buffer ? Buffer.concat([this.#buffer, chunk]) : chunk;
     this.#buffer = undefined;
     try {
