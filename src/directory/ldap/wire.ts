@@ -454,6 +454,8 @@ function readPpolicy(r: BerIn): PpolicyValue | undefined {
   return out;
 }
 
+const ATTRIBUTE_DESCRIPTION = /^[A-Za-z0-9][A-Za-z0-9.-]*(?:;[A-Za-z0-9=.-]+)*$/;
+
 /** A SearchResultEntry's content as ldapts's Entry (ldapts's toObject rules: one value → value, several → array, none or absent → []). */
 function readEntry(r: BerIn, wanted: readonly string[], buffers: readonly string[]): Entry {
   const entry: Entry = { dn: r.string(0x04) };
@@ -465,6 +467,9 @@ function readEntry(r: BerIn, wanted: readonly string[], buffers: readonly string
     const vals = a.enter(0x31);
     const raw: Buffer[] = [];
     while (!vals.done) raw.push(Buffer.from(vals.octets(0x04)));
+    // RFC 4512 §2.5 attribute descriptions are letters, digits, '-', '.' and ';'-options (AD adds
+    // "range=0-1499"); anything else ("__proto__", "constructor") is not one and is left out.
+    if (!ATTRIBUTE_DESCRIPTION.test(type) || type === "constructor") continue;
     seen.add(type.toLowerCase());
     let values: string[] | Buffer[] = raw;
     if (!buffers.includes(type) && !/;binary$/i.test(type)) {

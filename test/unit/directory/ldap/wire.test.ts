@@ -273,6 +273,17 @@ describe("WireChannel over a socket", () => {
     await c.client.unbind();
   });
 
+  test("attribute names that are not attribute descriptions (__proto__, constructor) are left out of the entry", async () => {
+    script = (req, s) =>
+      s.write(Buffer.concat([message(req.id, entry("uid=alice,dc=x", [["__proto__", ["x"]], ["constructor", ["y"]], ["mail", ["a@x"]], ["member;range=0-1", ["cn=g"]]])), message(req.id, result(0x65, 0))]));
+    const { c, wire } = await channel();
+    const [e] = await wire.search("dc=x", searchOptions);
+    expect(Object.getPrototypeOf(e)).toBe(Object.prototype);
+    expect(Object.keys(e!).sort()).toEqual(["dn", "entryUUID", "mail", "member;range=0-1", "mobile"]);
+    expect(e!.constructor).toBe(Object);
+    await c.client.unbind();
+  });
+
   test("a reply split into single bytes is put back together", async () => {
     script = (req, s) => {
       const bytes = Buffer.concat([message(req.id, entry("uid=alice,dc=x", [["mail", ["a@x"]]])), message(req.id, result(0x65, 0))]);
