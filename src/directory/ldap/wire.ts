@@ -500,6 +500,8 @@ type Pending =
       resolve: (r: Entry[]) => void;
       reject: (e: Error) => void;
       entries: Entry[];
+      /** The request's size limit (0: none); a server sending more entries is broken or hostile. */
+      sizeLimit: number;
       wanted: readonly string[];
       buffers: readonly string[];
     };
@@ -569,6 +571,7 @@ export class WireChannel {
         resolve,
         reject,
         entries: [],
+        sizeLimit: o.sizeLimit ?? 0,
         wanted: o.attributes,
         buffers: o.explicitBufferAttributes ?? [],
       });
@@ -652,6 +655,7 @@ export class WireChannel {
       return;
     }
     if (op === 0x64) {
+      if (p.sizeLimit > 0 && p.entries.length >= p.sizeLimit) throw new WireError(`LDAP reply malformed: more entries than the size limit of ${p.sizeLimit}`);
       p.entries.push(readEntry(msg.enter(0x64), p.wanted, p.buffers));
     } else if (op === 0x73) {
       msg.tlv(0x73); // a search result reference: referrals are not followed

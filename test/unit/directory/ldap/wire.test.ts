@@ -284,6 +284,16 @@ describe("WireChannel over a socket", () => {
     await c.client.unbind();
   });
 
+  test("more entries than the size limit fail the connection (a server cannot make the codec hoard entries)", async () => {
+    script = (req, s) => s.write(Buffer.concat([1, 2, 3].map((i) => message(req.id, entry(`uid=u${i},dc=x`, [])))));
+    const { c, wire } = await channel();
+    const e = (await wire.search("dc=x", searchOptions).catch((x: unknown) => x)) as Error;
+    expect(e).toBeInstanceOf(WireError);
+    expect(e.message).toMatch(/more entries than the size limit of 2/);
+    for (let i = 0; i < 100 && c.client.isConnected; i++) await sleep(5);
+    expect(c.client.isConnected).toBe(false);
+  });
+
   test("a reply split into single bytes is put back together", async () => {
     script = (req, s) => {
       const bytes = Buffer.concat([message(req.id, entry("uid=alice,dc=x", [["mail", ["a@x"]]])), message(req.id, result(0x65, 0))]);
