@@ -12,10 +12,10 @@
 // POOL_LIFETIME (uses, age, idle time). Each connection is one socket (connection.ts), so ldapts
 // can never silently reopen it without StartTLS.
 
-import { ResultCodeError, type Control } from "ldapts";
 import { DirectoryUnavailableError, type LdapProfile } from "../types.ts";
 import { BoundedPool, POOL_LIFETIME, type PoolLimits, type PoolStats } from "./bounded-pool.ts";
-import { connectAny, discard, isNetworkError, reason, type Connection, type LogFn, type UrlHealth } from "./connection.ts";
+import { connectAny, discard, reason, wireOf, type Connection, type LogFn, type UrlHealth } from "./connection.ts";
+import type { BindReply } from "./wire.ts";
 
 /** User-bind connections per profile by default: enough for 64 logins in flight not to queue for a bind on a 2-core host. */
 export const DEFAULT_BIND_POOL = 32;
@@ -56,26 +56,24 @@ export class UserBindPool {
   }
 
   /**
-   * One simple bind (RFC 4511 §4.2) as `dn` on a pooled connection. Resolves when the server
-   * accepted it. Throws the ldapts ResultCodeError when the server answered with an error (wrong
-   * password, AD sub-codes, ppolicy): the connection stays healthy and goes back to the pool.
-   * Throws DirectoryUnavailableError on a network error, timeout or TLS failure (the connection is
-   * discarded and the URL rests). A reused connection that fails other than by timing out (the
-   * server had closed it) is replaced once; a timeout is never retried, because the server may
-   * have counted that bind against the account. The password is never logged or put in an error.
+   * One simple bind (RFC 4511 §4.2) as `dn` on a pooled connection, with the ppolicy request control
+   * when asked, sent by the lean codec (wire.ts). Resolves with the server's answer, whatever its
+   * result code (wrong password, AD sub-codes, ppolicy): the connection stays healthy and goes back
+   * to the pool. An empty password is refused before anything is sent (TypeError). Throws
+   * DirectoryUnavailableError on a network error, timeout, TLS failure or malformed reply (the
+   * connection is discarded and the URL rests). A reused connection that fails other than by timing
+   * out (the server had closed it) is replaced once; a timeout is never retried, because the server
+   * may have counted that bind against the account. The password is never logged or put in an error.
    */
-  async bind(dn: string, password: string, controls: Control[] = []): Promise<void> {
+  async bind(dn: string, password: string, { ppolicy = false } = {}): Promise<BindReply> {
+    if (password === "") throw new TypeError("refusing an unauthenticated bind (empty password)");
     for (let attempt = 0; ; attempt++) {
       const { conn: c, reused } = await this.#pool.acquire();
       try {
-        await c.client.bind(dn, password, controls);
+        const r = await wireOf(c, this.profile.timeoutMs).bind(dn, password, { ppolicy });
         this.#pool.release(c);
-        return;
+        return r;
       } catch (e) {
-        if (!isNetworkError(e)) {
-          this.#pool.release(c);
-          throw e as ResultCodeError;
-        }
         this.#pool.drop(c);
         const timedOut = /timed? ?out/i.test(reason(e));
         if (reused && !timedOut && attempt === 0) continue;

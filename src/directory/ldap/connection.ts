@@ -10,6 +10,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { Client, ResultCodeError } from "ldapts";
 import { DirectoryUnavailableError, type LdapProfile } from "../types.ts";
+import { WireChannel } from "./wire.ts";
 
 /** A connected (not yet bound) client and what it is connected to. */
 export interface Connection {
@@ -19,6 +20,13 @@ export interface Connection {
   secure: boolean;
   /** The TLS socket, for diagnostics (protocol, cipher, certificate); undefined on plain LDAP. */
   tlsSocket?: tls.TLSSocket;
+  /** The lean codec of the login hot path (wire.ts), once attached by wireOf. */
+  wire?: WireChannel;
+}
+
+/** The connection's WireChannel, attached on first use (the connection is up: StartTLS, if any, is done). */
+export function wireOf(c: Connection, timeoutMs: number): WireChannel {
+  return (c.wire ??= WireChannel.attach(c.client, timeoutMs));
 }
 
 /** Exponential back-off per URL: a URL that failed is skipped for 1 s, 2 s, 4 s … up to maxMs. */

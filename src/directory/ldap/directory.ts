@@ -22,9 +22,10 @@ import {
 import { AD_BINARY_ATTRIBUTES, AD_USER_ATTRIBUTES, adAccountStatus, adChangeError, encodeUnicodePwd, formatGUID, parseADBindError, sidToString } from "./ad.ts";
 import { UserBindPool } from "./bind-pool.ts";
 import type { PoolStats } from "./bounded-pool.ts";
-import { isNetworkError, loadCA, reason, UrlHealth, type LogFn } from "./connection.ts";
+import { isNetworkError, loadCA, reason, UrlHealth, wireOf, type LogFn } from "./connection.ts";
 import { escapeDNValue, escapeFilterValue, normalizeDN, userFilter } from "./escape.ts";
 import { ServicePool } from "./pool.ts";
+import { FilterSyntaxError, type BindReply } from "./wire.ts";
 
 /** RFC 3062 §2: Password Modify extended operation. */
 export const PASSWORD_MODIFY_OID = "1.3.6.1.4.1.4203.1.11.1";
@@ -116,8 +117,15 @@ export class LdapDirectory implements Directory {
     const filter = userFilter(p.userFilter, username);
     const entries = await this.#pool.with(async (c) => {
       try {
-        const r = await c.client.search(p.baseDN, { scope: "sub", filter, sizeLimit: 2, attributes: [...new Set(attributes)], explicitBufferAttributes: AD_BINARY_ATTRIBUTES });
-        return r.searchEntries;
+        const options = { scope: "sub" as const, filter, sizeLimit: 2, attributes: [...new Set(attributes)], explicitBufferAttributes: AD_BINARY_ATTRIBUTES };
+        try {
+          // The lean codec (wire.ts) sends the search; a filter it does not parse goes through ldapts
+          // (FilterSyntaxError is thrown before anything is sent).
+          return await wireOf(c, p.timeoutMs).search(p.baseDN, options);
+        } catch (e) {
+          if (!(e instanceof FilterSyntaxError)) throw e;
+          return (await c.client.search(p.baseDN, options)).searchEntries;
+        }
       } catch (e) {
         // sizeLimitExceeded (4): more than our limit of 2 matched.
         if (e instanceof ResultCodeError && e.code === 4) return [{ dn: "" }, { dn: "" }] as Entry[];
@@ -296,26 +304,26 @@ export class LdapDirectory implements Directory {
   // ── internals ────────────────────────────────────────────────────────────────────────────────
 
   async #userBind(dn: string, password: string): Promise<BindResult> {
-    const ppolicy = new PasswordPolicyControl();
+    let r: BindReply;
     try {
-      await this.#binds.bind(dn, password, [ppolicy]);
-      const pv = ppolicy.value;
+      r = await this.#binds.bind(dn, password, { ppolicy: true });
+    } catch (e) {
+      if (e instanceof DirectoryUnavailableError) throw e;
+      throw this.#unavailable(e, "user bind");
+    }
+    const pv = r.ppolicy;
+    if (r.code === 0) {
       if (pv?.error === PasswordPolicyError.ChangeAfterReset) return { ok: false, reason: "must_change", detail: "ppolicy changeAfterReset" };
       if (pv?.error === PasswordPolicyError.PasswordExpired) return { ok: false, reason: "password_expired", detail: "ppolicy passwordExpired" };
       if (pv?.graceAuthNsRemaining !== undefined) return { ok: false, reason: "password_expired", detail: `ppolicy grace login (${pv.graceAuthNsRemaining} left)` };
       return { ok: true };
-    } catch (e) {
-      if (e instanceof DirectoryUnavailableError) throw e;
-      if (!(e instanceof ResultCodeError)) throw this.#unavailable(e, "user bind");
-      const pv = ppolicy.value;
-      if (pv?.error === PasswordPolicyError.PasswordExpired) return { ok: false, reason: "password_expired", detail: "ppolicy passwordExpired" };
-      if (pv?.error === PasswordPolicyError.AccountLocked) return { ok: false, reason: "locked", detail: "ppolicy accountLocked" };
-      if (pv?.error === PasswordPolicyError.ChangeAfterReset) return { ok: false, reason: "must_change", detail: "ppolicy changeAfterReset" };
-      const diag = e.message ?? "";
-      const ad = parseADBindError(diag);
-      if (ad) return { ok: false, reason: ad, detail: `AD ${/data ([0-9a-f]+)/i.exec(diag)?.[1] ?? ""}`.trim() };
-      return { ok: false, reason: "bad_credentials", detail: e instanceof InvalidCredentialsError ? "invalidCredentials (49)" : `LDAP result ${e.code}` };
     }
+    if (pv?.error === PasswordPolicyError.PasswordExpired) return { ok: false, reason: "password_expired", detail: "ppolicy passwordExpired" };
+    if (pv?.error === PasswordPolicyError.AccountLocked) return { ok: false, reason: "locked", detail: "ppolicy accountLocked" };
+    if (pv?.error === PasswordPolicyError.ChangeAfterReset) return { ok: false, reason: "must_change", detail: "ppolicy changeAfterReset" };
+    const ad = parseADBindError(r.diagnostic);
+    if (ad) return { ok: false, reason: ad, detail: `AD ${/data ([0-9a-f]+)/i.exec(r.diagnostic)?.[1] ?? ""}`.trim() };
+    return { ok: false, reason: "bad_credentials", detail: r.code === 49 ? "invalidCredentials (49)" : `LDAP result ${r.code}` };
   }
 
   /** AD or not, from the rootDSE's supportedCapabilities (RFC 4512 §5.1), asked once per profile. */
