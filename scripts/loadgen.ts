@@ -55,7 +55,27 @@ export interface LoadOptions {
   now?: () => number;
   /** Called just before the first request is sent (after the step wait and packet building). */
   onStart?: () => void;
+  /**
+   * Several servers (ports on `host`), like a NAS load balancer: request i goes to
+   * `ports[(i + portOffset) % ports.length]` (default: `[port]` alone, on a connected socket).
+   */
+  ports?: readonly number[];
+  portOffset?: number;
+  /** Filled in when given: each request's outcome, the port it went to and the time its code was made for. */
+  record?: LoadRecord;
 }
+
+/** Per-request outcomes of a {@link runLoad} run, indexed like its users. */
+export interface LoadRecord {
+  /** 0 never sent, 1 accept, 2 reject, 3 timeout, 4 invalid. */
+  outcome?: Uint8Array;
+  /** The port each request was sent to. */
+  port?: Uint16Array;
+  /** The `now` (ms) each request's TOTP code was computed for. */
+  codeAt?: number;
+}
+
+export const OUTCOME = { unsent: 0, accept: 1, reject: 2, timeout: 3, invalid: 4 } as const;
 
 /** Parses a users CSV (header row; columns by name). Throws TypeError naming the line on bad input. */
 export function parseUsersCSV(csv: string): LoadUser[] {
@@ -97,7 +117,10 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
  * Throws only on socket errors.
  */
 export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Promise<LoadResult> {
-  const { host, port, secret, concurrency = 128, timeoutMs = 3000, maxSeconds = 60, waitForStep = true } = opts;
+  const { host, port, secret, concurrency = 128, timeoutMs = 3000, maxSeconds = 60, waitForStep = true, portOffset = 0 } = opts;
+  const ports = opts.ports && opts.ports.length > 0 ? opts.ports : [port];
+  const spread = ports.length > 1;
+  const portOf = (i: number) => ports[(i + portOffset) % ports.length]!;
   const now = opts.now ?? Date.now;
   const n = users.length;
   const window = Math.max(1, Math.min(concurrency, 200)); // < 256 Identifiers, so in-flight IDs never collide
@@ -126,6 +149,9 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
   };
   const buildStart = now();
   for (let i = 0; i < n; i++) packets[i] = buildFor(i, i & 0xff, buildStart);
+  const outcome = new Uint8Array(n);
+  const sentTo = new Uint16Array(n);
+  if (opts.record) Object.assign(opts.record, { outcome, port: sentTo, codeAt: buildStart });
 
   const latency = new Float64Array(n);
   const startedAt = new Float64Array(n);
@@ -145,46 +171,47 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));
 
-  const complete = (id: number) => {
+  const complete = (id: number, result: number) => {
+    outcome[inflight[id]!] = result;
     inflight[id] = -1;
     inflightCount--;
     done++;
   };
 
-  const socket = await Bun.udpSocket({
-    hostname: "127.0.0.1",
-    port: 0,
-    connect: { hostname: host, port },
-    socket: {
-      data(_s, buf) {
-        const t = performance.now();
-        if (buf.length < 20) return;
-        const id = buf[1]!;
-        const idx = inflight[id]!;
-        if (idx < 0) return; // late reply to a request already counted as a timeout
-        const r = checkReply(buf, packets[idx]!, secret);
-        if (!r || !r.responseAuthenticatorValid) return; // not ours (or forged): keep waiting for the real one
-        latency[answered++] = t - startedAt[idx]!;
-        lastAnswerAt = t;
-        const hasMA = r.attributes.some(([type]) => type === Attr.MessageAuthenticator);
-        if (!hasMA) maMissing++;
-        else if (!r.messageAuthenticatorFirst) maNotFirst++;
-        if (hasMA && !r.messageAuthenticatorValid) invalid++;
-        else if (r.code === Code.AccessAccept) accepts++;
-        else if (r.code === Code.AccessReject) rejects++;
-        else invalid++;
-        complete(id);
-        pump();
-      },
-      drain() {
-        blocked = false;
-        pump();
-      },
-      error(_s, err) {
-        process.stderr.write(`loadgen: socket error: ${err.message}\n`);
-      },
+  const handlers: Bun.udp.SocketHandler<"buffer"> = {
+    data(_s, buf) {
+      const t = performance.now();
+      if (buf.length < 20) return;
+      const id = buf[1]!;
+      const idx = inflight[id]!;
+      if (idx < 0) return; // late reply to a request already counted as a timeout
+      const r = checkReply(buf, packets[idx]!, secret);
+      if (!r || !r.responseAuthenticatorValid) return; // not ours (or forged): keep waiting for the real one
+      latency[answered++] = t - startedAt[idx]!;
+      lastAnswerAt = t;
+      const hasMA = r.attributes.some(([type]) => type === Attr.MessageAuthenticator);
+      if (!hasMA) maMissing++;
+      else if (!r.messageAuthenticatorFirst) maNotFirst++;
+      let result: number = OUTCOME.invalid;
+      if (hasMA && !r.messageAuthenticatorValid) invalid++;
+      else if (r.code === Code.AccessAccept) (accepts++, (result = OUTCOME.accept));
+      else if (r.code === Code.AccessReject) (rejects++, (result = OUTCOME.reject));
+      else invalid++;
+      complete(id, result);
+      pump();
     },
-  });
+    drain() {
+      blocked = false;
+      pump();
+    },
+    error(_s, err) {
+      process.stderr.write(`loadgen: socket error: ${err.message}\n`);
+    },
+  };
+  // One port: a connected socket; several: one unconnected socket, each packet addressed to its server.
+  const connected = spread ? undefined : await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, connect: { hostname: host, port: ports[0]! }, socket: handlers });
+  const unconnected = spread ? await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: handlers }) : undefined;
+  const socket = { send: (b: Uint8Array, to: number) => (connected ? connected.send(b) : unconnected!.send(b, to, host)), close: () => (connected ?? unconnected)!.close() };
 
   function pump() {
     while (!blocked && inflightCount < window && next < n) {
@@ -196,7 +223,9 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
         packets[i] = buildFor(i, id, buildStart);
       }
       startedAt[i] = performance.now();
-      if (!socket.send(packets[i]!)) {
+      const to = portOf(i);
+      sentTo[i] = to;
+      if (!socket.send(packets[i]!, to)) {
         blocked = true;
         return;
       }
@@ -216,7 +245,7 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
       const idx = inflight[id]!;
       if (idx >= 0 && (t - startedAt[idx]! > timeoutMs || t > deadline)) {
         timeouts++;
-        complete(id);
+        complete(id, OUTCOME.timeout);
       }
     }
     if (t > deadline) {
