@@ -225,7 +225,15 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
       startedAt[i] = performance.now();
       const to = portOf(i);
       sentTo[i] = to;
-      if (!socket.send(packets[i]!, to)) {
+      let sent: boolean;
+      try {
+        sent = socket.send(packets[i]!, to);
+      } catch {
+        // A connected socket reports an earlier packet's ICMP port unreachable on the next send
+        // (ECONNREFUSED), which then is not sent: tried again at the sweeper's next tick.
+        return;
+      }
+      if (!sent) {
         blocked = true;
         return;
       }
