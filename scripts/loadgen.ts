@@ -168,6 +168,7 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
   let answered = 0;
   let blocked = false;
   let lastAnswerAt = 0;
+  let socketErrors = 0;
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));
 
@@ -205,7 +206,8 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
       pump();
     },
     error(_s, err) {
-      process.stderr.write(`loadgen: socket error: ${err.message}\n`);
+      // Once per run: an unconnected socket reports each ICMP error of a server that went away.
+      if (socketErrors++ === 0) process.stderr.write(`loadgen: socket error: ${err?.message ?? "unknown"}\n`);
     },
   };
   // One port: a connected socket; several: one unconnected socket, each packet addressed to its server.

@@ -77,6 +77,30 @@ function postgresCpuMs(postmaster: number): number {
   return total;
 }
 
+/** A TCP port that was free a moment ago. */
+function freeTcpPort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+/** Polls `/readyz` on the admin listener until it answers 200; throws after `timeoutMs`. */
+async function waitReady(adminPort: number, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`, { signal: AbortSignal.timeout(2000) });
+      await r.arrayBuffer();
+      if (r.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await Bun.sleep(100);
+  }
+  throw new Error(`no 200 from /readyz on 127.0.0.1:${adminPort} within ${timeoutMs} ms`);
+}
+
 /** Sends `signal` to a process and every descendant (SIGSTOP/SIGCONT of a server with its workers). */
 function signalTree(pid: number, signal: "SIGSTOP" | "SIGCONT"): void {
   for (const p of processTree(pid)) {
@@ -95,6 +119,7 @@ interface Config {
   /** Label in progress lines. */
   name: string;
   ports: number[];
+  procs: Bun.Subprocess[];
   pids: number[];
   dbCpu: () => number;
 }
@@ -154,20 +179,24 @@ export async function runStoreBenchmark(o: StoreBenchOptions): Promise<void> {
       o.info(`user import (${name}): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       await portcullisCLI(o.bin, dirs[0]!, ["client", "add", "bench", "--address", "127.0.0.1/32", "--secret-stdin", "--first-factor", "none"], storeEnv, { stdin: o.secret + "\n" });
       const ports: number[] = [];
-      const pids: number[] = [];
+      const procs: Bun.Subprocess[] = [];
       for (const d of dirs) {
         const port = await freePort();
+        const adminPort = freeTcpPort();
         const srv = Bun.spawn([o.bin, "--data-dir", d, "serve", "--radius-listen", `127.0.0.1:${port}`, "--http-listen", "127.0.0.1:0"], {
-          env: { ...process.env, ...storeEnv, ...workersEnv, PORTCULLIS_ADMIN_LISTEN: "127.0.0.1:0" },
+          env: { ...process.env, ...storeEnv, ...workersEnv, PORTCULLIS_ADMIN_LISTEN: `127.0.0.1:${adminPort}` },
           stdout: "ignore",
           stderr: "inherit",
         });
         o.children.push(srv);
+        // The supervisor opens its HTTP listeners after every RADIUS worker listens: a server is only
+        // paused (SIGSTOP) once /readyz answers, never while it is still starting workers.
+        await waitReady(adminPort, 90_000);
         await waitStatusServer(port, o.secret, { timeoutMs: 60_000, everyMs: 50 });
         ports.push(port);
-        pids.push(srv.pid);
+        procs.push(srv);
       }
-      configs.push({ store, nodes: n, workers: w, name, ports, pids, dbCpu: store === "postgres" ? () => postgresCpuMs(postmaster) : () => 0 });
+      configs.push({ store, nodes: n, workers: w, name, ports, procs, pids: procs.map((p) => p.pid), dbCpu: store === "postgres" ? () => postgresCpuMs(postmaster) : () => 0 });
     }
   }
   // Resumed again (SIGCONT) before the end, so that SIGTERM finds them running.
@@ -183,6 +212,7 @@ export async function runStoreBenchmark(o: StoreBenchOptions): Promise<void> {
   for (let r = 1 - o.warmup; r <= o.rounds; r++) {
     for (const c of configs) {
       const label = r < 1 ? `warm-up ${r + o.warmup}/${o.warmup}` : `round ${r}/${o.rounds}`;
+      if (c.procs.some((p) => p.exitCode !== null)) throw new Error(`${c.name}: a server exited`);
       for (const other of configs) if (other !== c) for (const pid of other.pids) signalTree(pid, "SIGSTOP");
       for (const pid of c.pids) signalTree(pid, "SIGCONT");
       for (const port of c.ports) await waitStatusServer(port, o.secret, { timeoutMs: 30_000, everyMs: 50 });
