@@ -39,6 +39,8 @@ export interface LoadResult {
   /** Verified replies whose Message-Authenticator was not the first attribute. */
   reply_ma_not_first: number;
   sent: number;
+  /** Packets sent again after `timeoutMs` without an answer (only with `retries`). */
+  retransmissions: number;
   duration_s: number;
 }
 
@@ -63,6 +65,12 @@ export interface LoadOptions {
   portOffset?: number;
   /** Filled in when given: each request's outcome, the port it went to and the time its code was made for. */
   record?: LoadRecord;
+  /**
+   * Retransmissions of an unanswered request, like a NAS (RFC 5080 §2.2.1): the same packet (same
+   * Identifier and Request Authenticator) from the same socket to the same server after each
+   * `timeoutMs`; it counts as a timeout only when the last one goes unanswered too. Default 0.
+   */
+  retries?: number;
 }
 
 /** Per-request outcomes of a {@link runLoad} run, indexed like its users. */
@@ -117,7 +125,7 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
  * Throws only on socket errors.
  */
 export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Promise<LoadResult> {
-  const { host, port, secret, concurrency = 128, timeoutMs = 3000, maxSeconds = 60, waitForStep = true, portOffset = 0 } = opts;
+  const { host, port, secret, concurrency = 128, timeoutMs = 3000, maxSeconds = 60, waitForStep = true, portOffset = 0, retries = 0 } = opts;
   const ports = opts.ports && opts.ports.length > 0 ? opts.ports : [port];
   const spread = ports.length > 1;
   const portOf = (i: number) => ports[(i + portOffset) % ports.length]!;
@@ -155,6 +163,9 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
 
   const latency = new Float64Array(n);
   const startedAt = new Float64Array(n);
+  const lastSentAt = new Float64Array(n);
+  const tries = new Uint8Array(n);
+  let retransmissions = 0;
   const inflight = new Int32Array(256).fill(-1); // Identifier -> request index
   let inflightCount = 0;
   let next = 0;
@@ -242,6 +253,8 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
       next++;
       inflight[id] = i;
       inflightCount++;
+      lastSentAt[i] = startedAt[i]!;
+      tries[i] = 1;
     }
     if (done === n) finish();
   }
@@ -253,10 +266,20 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
     const t = performance.now();
     for (let id = 0; id < 256; id++) {
       const idx = inflight[id]!;
-      if (idx >= 0 && (t - startedAt[idx]! > timeoutMs || t > deadline)) {
-        timeouts++;
-        complete(id, OUTCOME.timeout);
+      if (idx < 0 || (t - lastSentAt[idx]! <= timeoutMs && t <= deadline)) continue;
+      if (tries[idx]! <= retries && t <= deadline) {
+        tries[idx]!++;
+        lastSentAt[idx] = t;
+        retransmissions++;
+        try {
+          socket.send(packets[idx]!, sentTo[idx]!); // not sent (buffer full, ICMP error): the next try may be
+        } catch {
+          // as above
+        }
+        continue;
       }
+      timeouts++;
+      complete(id, OUTCOME.timeout);
     }
     if (t > deadline) {
       timeouts += n - next; // never sent
@@ -285,6 +308,7 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
     reply_ma_missing: maMissing,
     reply_ma_not_first: maNotFirst,
     sent: next,
+    retransmissions,
     duration_s: round3(duration),
   };
 }

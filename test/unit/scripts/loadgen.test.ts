@@ -10,18 +10,26 @@ const secret = "loadgen-test-secret";
 const te = new TextEncoder();
 const td = new TextDecoder();
 
-/** A responder: answers each Access-Request with `code` (no Message-Authenticator), or never when null; records the User-Names. */
-async function responder(code: number | null) {
+/**
+ * A responder: answers each Access-Request with `code` (no Message-Authenticator), or never when
+ * null; with `dropFirst`, only a packet it has seen before (octet for octet, from the same port).
+ * Records the User-Names of first copies.
+ */
+async function responder(code: number | null, { dropFirst = false } = {}) {
   const names: string[] = [];
+  const seen = new Set<string>();
   const sock = await Bun.udpSocket({
     hostname: "127.0.0.1",
     port: 0,
     socket: {
       data(s, buf, port, address) {
+        const k = `${port} ${Buffer.from(buf).toString("hex")}`;
+        const repeated = seen.has(k);
+        seen.add(k);
         const attrs = parseAttributes(buf);
         const name = attrs?.find(([t]) => t === Attr.UserName)?.[1];
-        if (name) names.push(td.decode(name));
-        if (code === null) return;
+        if (name && !repeated) names.push(td.decode(name));
+        if (code === null || (dropFirst && !repeated)) return;
         const reply = encodeRaw(code, buf[1]!, buf.subarray(4, 20), []);
         const auth = createHash("md5").update(reply.subarray(0, 4)).update(buf.subarray(4, 20)).update(reply.subarray(20)).update(te.encode(secret)).digest();
         reply.set(auth, 4);
@@ -70,6 +78,18 @@ describe("runLoad over several ports", () => {
     expect(Array.from(record.outcome!)).toEqual([R, T, A, R, T, A, R, T, A]);
     expect(record.codeAt).toBe(1_700_000_000_000);
     expect({ accepts: res.accepts, rejects: res.rejects, timeouts: res.timeouts }).toEqual({ accepts: 3, rejects: 3, timeouts: 3 });
+  });
+
+  test("retries: an unanswered request is sent again, the same packet from the same port, before it counts as a timeout", async () => {
+    const a = await responder(Code.AccessAccept, { dropFirst: true });
+    const b = await responder(Code.AccessAccept, { dropFirst: true });
+    open.push(a, b);
+    const record: LoadRecord = {};
+    const res = await runLoad(users, { host: "127.0.0.1", port: a.port, ports: [a.port, b.port], secret, concurrency: 4, timeoutMs: 100, maxSeconds: 10, waitForStep: false, retries: 1, record });
+    expect({ accepts: res.accepts, timeouts: res.timeouts, retransmissions: res.retransmissions }).toEqual({ accepts: 9, timeouts: 0, retransmissions: 9 });
+    expect(Array.from(record.outcome!).every((x) => x === OUTCOME.accept)).toBe(true);
+    const none = await runLoad(users, { host: "127.0.0.1", port: a.port, secret, concurrency: 4, timeoutMs: 100, maxSeconds: 10, waitForStep: false });
+    expect({ accepts: none.accepts, timeouts: none.timeouts, retransmissions: none.retransmissions }).toEqual({ accepts: 0, timeouts: 9, retransmissions: 0 });
   });
 
   test("one port: every request goes there (a connected socket)", async () => {
