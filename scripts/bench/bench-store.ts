@@ -20,8 +20,9 @@
 // workers included) and of PostgreSQL (the postmaster and all its backends, including exited ones).
 //
 // The check, in every round (warm-up included): each login uses a fresh code (a new TOTP step per
-// round), so each must be accepted exactly once. A login rejected, timed out or never sent is a lost
-// code. Then a sample of the accepted codes is replayed (same user, same code, a new Access-Request
+// round), so each must be accepted exactly once. The load generator retransmits an unanswered
+// request twice, 5 s apart, like a NAS (the same packet, which a node answers from its retransmission
+// cache when it already decided it); a login rejected, still unanswered or never sent is a lost code. Then a sample of the accepted codes is replayed (same user, same code, a new Access-Request
 // with a new Identifier and Request Authenticator, sent to a different node than the one that
 // accepted it when there are several) and every replay must be rejected: one accepted is a code
 // accepted twice. Any lost code, double accept or unanswered replay fails the run (exit status 1).
@@ -228,6 +229,7 @@ export async function runStoreBenchmark(o: StoreBenchOptions): Promise<void> {
         secret: o.secret,
         concurrency: o.concurrency,
         timeoutMs: 5000,
+        retries: 2,
         maxSeconds: 25,
         record,
         onStart: () => void (c0 = { server: sumServer(), db: c.dbCpu() }),
@@ -284,7 +286,7 @@ export async function runStoreBenchmark(o: StoreBenchOptions): Promise<void> {
     ...rows.map(
       (r) =>
         `${r.name.padEnd(10)}${pad(String(r.nodes), 6)}${pad(r.workers === null ? "default" : String(r.workers), 8)}${pad(String(r.rps), 10)}${pad(r.p99_ms.toFixed(2), 9)}${pad(String(r.server_cpu_us), 11)}${pad(String(r.db_cpu_us), 8)}${pad(String(r.total_cpu_us), 10)}${pad(r.ratio_cpu.toFixed(2), 7)}` +
-        `   accepts ${r.accepts.join("/")}, rejects ${r.rejects.join("/")}, timeouts ${r.timeouts.join("/")}`,
+        `   accepts ${r.accepts.join("/")}, rejects ${r.rejects.join("/")}, timeouts ${r.timeouts.join("/")}, retransmissions ${r.retransmissions.join("/")}`,
     ),
     `Check (every round, warm-up included): ${o.users} fresh codes per round, each to be accepted once; a sample replayed as new requests${nodeCounts.some((n) => n > 1) ? " to another node" : ""}, each to be refused`,
     ...rows.map(
@@ -346,7 +348,7 @@ async function replayCheck(c: Config, record: LoadRecord, users: readonly LoadUs
     byTarget.set(target, [...(byTarget.get(target) ?? []), users[i]!]);
   }
   for (const [port, group] of byTarget) {
-    const res = await runLoad(group, { host: "127.0.0.1", port, secret: o.secret, concurrency: 32, timeoutMs: 5000, maxSeconds: 20, waitForStep: false, now: () => record.codeAt! });
+    const res = await runLoad(group, { host: "127.0.0.1", port, secret: o.secret, concurrency: 32, timeoutMs: 5000, retries: 2, maxSeconds: 20, waitForStep: false, now: () => record.codeAt! });
     check.replays += group.length;
     check.replaysRejected += res.rejects;
     check.replaysAccepted += res.accepts;
