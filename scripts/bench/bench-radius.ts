@@ -5,7 +5,8 @@
 //     (bench-store.ts; Debian package postgresql), CPU per login of the server and of the database;
 //     [--nodes 1 | 1,2,3] PostgreSQL configurations of N nodes on one database, logins spread
 //     round-robin; [--workers 1,2] `[radius] workers` per server (SQLite and PostgreSQL; without it
-//     the environment's PORTCULLIS_RADIUS_WORKERS or the product's default); [--replays 64] accepted
+//     the environment's PORTCULLIS_RADIUS_WORKERS or the product's default); [--spread request|user]
+//     round-robin per login (default) or each user always on one node; [--replays 64] accepted
 //     codes replayed per round to another node, all of which must be refused (the run fails on a
 //     lost or doubly accepted code).
 //   --workload ldap: PAP password logins against one slapd, FreeRADIUS + rlm_ldap versus Portcullis with an
@@ -58,6 +59,7 @@ const { values: a } = parseArgs({
     store: { type: "string" },
     nodes: { type: "string" },
     replays: { type: "string" },
+    spread: { type: "string" },
   },
 });
 if (a.store !== undefined && a.store !== "postgres") {
@@ -68,8 +70,8 @@ if (a.workload !== "otp" && a.workload !== "ldap") {
   process.stderr.write("bench: --workload must be otp or ldap\n");
   process.exit(2);
 }
-if ((a.nodes !== undefined || a.replays !== undefined) && a.store !== "postgres") {
-  process.stderr.write("bench: --nodes and --replays need --store postgres\n");
+if ((a.nodes !== undefined || a.replays !== undefined || a.spread !== undefined) && a.store !== "postgres") {
+  process.stderr.write("bench: --nodes, --replays and --spread need --store postgres\n");
   process.exit(2);
 }
 const nodeCounts = (a.nodes ?? "1").split(",").map((n) => Number(n.trim()));
@@ -80,6 +82,10 @@ if (nodeCounts.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) {
 const replays = Number(a.replays ?? 64);
 if (!Number.isInteger(replays) || replays < 0 || replays > 10_000) {
   process.stderr.write("bench: --replays must be 0..10000\n");
+  process.exit(2);
+}
+if (a.spread !== undefined && a.spread !== "request" && a.spread !== "user") {
+  process.stderr.write("bench: --spread must be request or user\n");
   process.exit(2);
 }
 const ldap = a.workload === "ldap";
@@ -306,7 +312,7 @@ try {
     const { runStoreBenchmark } = await import("./bench-store.ts");
     // Without --workers the servers get the environment's PORTCULLIS_RADIUS_WORKERS, or the product's default.
     const workers = a.workers === undefined ? [undefined] : workerCounts;
-    await runStoreBenchmark({ bin, work, secret, users: nUsers, rounds, warmup: warmupRounds, concurrency, nodes: nodeCounts, workers, replays, children, exitHooks, info });
+    await runStoreBenchmark({ bin, work, secret, users: nUsers, rounds, warmup: warmupRounds, concurrency, nodes: nodeCounts, workers, replays, spread: a.spread as "request" | "user" | undefined, children, exitHooks, info });
   } else await main();
 } catch (err) {
   info(`failed: ${(err as Error).message}`);

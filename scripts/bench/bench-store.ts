@@ -14,7 +14,8 @@
 //
 // The load generator spreads a round's logins over the configuration's nodes like a NAS load
 // balancer, round-robin per request, shifted by one node each round: a user's consecutive logins land
-// on different nodes (no sticky sessions; the worst case for a node's login cache).
+// on different nodes (no sticky sessions; the worst case for a node's login cache). With
+// `--spread user` each user always goes to the same node instead (each NAS with its own primary).
 //
 // Reports logins/s, p99 and the CPU per login of the servers (every node's process tree, RADIUS
 // workers included) and of PostgreSQL (the postmaster and all its backends, including exited ones).
@@ -50,6 +51,11 @@ export interface StoreBenchOptions {
   workers?: Array<number | undefined>;
   /** Accepted codes replayed per round and configuration (default 64). */
   replays?: number;
+  /**
+   * How logins go to the nodes: "request" (default) round-robin per request, shifted by one node
+   * each round; "user": each user always to the same node (as when each NAS has its own primary).
+   */
+  spread?: "request" | "user";
   children: Bun.Subprocess[];
   exitHooks: Array<() => void>;
   info(msg: string): void;
@@ -225,7 +231,7 @@ export async function runStoreBenchmark(o: StoreBenchOptions): Promise<void> {
         host: "127.0.0.1",
         port: c.ports[0]!,
         ports: c.ports,
-        portOffset: r + o.warmup,
+        portOffset: o.spread === "user" ? 0 : r + o.warmup,
         secret: o.secret,
         concurrency: o.concurrency,
         timeoutMs: 5000,
@@ -281,7 +287,7 @@ export async function runStoreBenchmark(o: StoreBenchOptions): Promise<void> {
   const out = [
     "",
     `OTP logins, ${o.users} users, ${o.concurrency} in flight, ${o.rounds} rounds each after ${o.warmup} warm-up (medians), 127.0.0.1, ` +
-      `PostgreSQL ${nodeCounts.join("/")} node(s) spread round-robin; load average (1 min) at the end of the rounds: median ${median(loads).toFixed(1)}, ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
+      `PostgreSQL ${nodeCounts.join("/")} node(s), ${o.spread === "user" ? "each user always on one node" : "logins spread round-robin, each round shifted"}; load average (1 min) at the end of the rounds: median ${median(loads).toFixed(1)}, ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
     `${"store".padEnd(10)}${pad("nodes", 6)}${pad("workers", 8)}${pad("logins/s", 10)}${pad("p99 ms", 9)}${pad("server µs", 11)}${pad("db µs", 8)}${pad("total µs", 10)}${pad("ratio", 7)}   per login (CPU); ratio: total to SQLite's with the same workers`,
     ...rows.map(
       (r) =>
