@@ -5,7 +5,7 @@
 //          [--concurrency 128] [--timeout-ms 3000] [--max-seconds 60] [--limit N] [--no-step-wait]
 // users.csv has a header with at least `username` and `totp_secret` (base32); optional
 // `totp_digits`, `totp_period`, `totp_algorithm` (the `user import` format works as is).
-// Nothing is retransmitted: an unanswered request is a timeout.
+// Nothing is retransmitted (unless runLoad is given `retries`): an unanswered request is a timeout.
 
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
