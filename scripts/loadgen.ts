@@ -5,7 +5,7 @@
 //          [--concurrency 128] [--timeout-ms 3000] [--max-seconds 60] [--limit N] [--no-step-wait]
 // users.csv has a header with at least `username` and `totp_secret` (base32); optional
 // `totp_digits`, `totp_period`, `totp_algorithm` (the `user import` format works as is).
-// Nothing is retransmitted: an unanswered request is a timeout.
+// Nothing is retransmitted (unless runLoad is given `retries`): an unanswered request is a timeout.
 
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
@@ -39,6 +39,8 @@ export interface LoadResult {
   /** Verified replies whose Message-Authenticator was not the first attribute. */
   reply_ma_not_first: number;
   sent: number;
+  /** Packets sent again after `timeoutMs` without an answer (only with `retries`). */
+  retransmissions: number;
   duration_s: number;
 }
 
@@ -55,7 +57,33 @@ export interface LoadOptions {
   now?: () => number;
   /** Called just before the first request is sent (after the step wait and packet building). */
   onStart?: () => void;
+  /**
+   * Several servers (ports on `host`), like a NAS load balancer: request i goes to
+   * `ports[(i + portOffset) % ports.length]` (default: `[port]` alone, on a connected socket).
+   */
+  ports?: readonly number[];
+  portOffset?: number;
+  /** Filled in when given: each request's outcome, the port it went to and the time its code was made for. */
+  record?: LoadRecord;
+  /**
+   * Retransmissions of an unanswered request, like a NAS (RFC 5080 §2.2.1): the same packet (same
+   * Identifier and Request Authenticator) from the same socket to the same server after each
+   * `timeoutMs`; it counts as a timeout only when the last one goes unanswered too. Default 0.
+   */
+  retries?: number;
 }
+
+/** Per-request outcomes of a {@link runLoad} run, indexed like its users. */
+export interface LoadRecord {
+  /** 0 never sent, 1 accept, 2 reject, 3 timeout, 4 invalid. */
+  outcome?: Uint8Array;
+  /** The port each request was sent to. */
+  port?: Uint16Array;
+  /** The `now` (ms) each request's TOTP code was computed for. */
+  codeAt?: number;
+}
+
+export const OUTCOME = { unsent: 0, accept: 1, reject: 2, timeout: 3, invalid: 4 } as const;
 
 /** Parses a users CSV (header row; columns by name). Throws TypeError naming the line on bad input. */
 export function parseUsersCSV(csv: string): LoadUser[] {
@@ -97,7 +125,10 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
  * Throws only on socket errors.
  */
 export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Promise<LoadResult> {
-  const { host, port, secret, concurrency = 128, timeoutMs = 3000, maxSeconds = 60, waitForStep = true } = opts;
+  const { host, port, secret, concurrency = 128, timeoutMs = 3000, maxSeconds = 60, waitForStep = true, portOffset = 0, retries = 0 } = opts;
+  const ports = opts.ports && opts.ports.length > 0 ? opts.ports : [port];
+  const spread = ports.length > 1;
+  const portOf = (i: number) => ports[(i + portOffset) % ports.length]!;
   const now = opts.now ?? Date.now;
   const n = users.length;
   const window = Math.max(1, Math.min(concurrency, 200)); // < 256 Identifiers, so in-flight IDs never collide
@@ -126,9 +157,15 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
   };
   const buildStart = now();
   for (let i = 0; i < n; i++) packets[i] = buildFor(i, i & 0xff, buildStart);
+  const outcome = new Uint8Array(n);
+  const sentTo = new Uint16Array(n);
+  if (opts.record) Object.assign(opts.record, { outcome, port: sentTo, codeAt: buildStart });
 
   const latency = new Float64Array(n);
   const startedAt = new Float64Array(n);
+  const lastSentAt = new Float64Array(n);
+  const tries = new Uint8Array(n);
+  let retransmissions = 0;
   const inflight = new Int32Array(256).fill(-1); // Identifier -> request index
   let inflightCount = 0;
   let next = 0;
@@ -142,49 +179,52 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
   let answered = 0;
   let blocked = false;
   let lastAnswerAt = 0;
+  let socketErrors = 0;
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));
 
-  const complete = (id: number) => {
+  const complete = (id: number, result: number) => {
+    outcome[inflight[id]!] = result;
     inflight[id] = -1;
     inflightCount--;
     done++;
   };
 
-  const socket = await Bun.udpSocket({
-    hostname: "127.0.0.1",
-    port: 0,
-    connect: { hostname: host, port },
-    socket: {
-      data(_s, buf) {
-        const t = performance.now();
-        if (buf.length < 20) return;
-        const id = buf[1]!;
-        const idx = inflight[id]!;
-        if (idx < 0) return; // late reply to a request already counted as a timeout
-        const r = checkReply(buf, packets[idx]!, secret);
-        if (!r || !r.responseAuthenticatorValid) return; // not ours (or forged): keep waiting for the real one
-        latency[answered++] = t - startedAt[idx]!;
-        lastAnswerAt = t;
-        const hasMA = r.attributes.some(([type]) => type === Attr.MessageAuthenticator);
-        if (!hasMA) maMissing++;
-        else if (!r.messageAuthenticatorFirst) maNotFirst++;
-        if (hasMA && !r.messageAuthenticatorValid) invalid++;
-        else if (r.code === Code.AccessAccept) accepts++;
-        else if (r.code === Code.AccessReject) rejects++;
-        else invalid++;
-        complete(id);
-        pump();
-      },
-      drain() {
-        blocked = false;
-        pump();
-      },
-      error(_s, err) {
-        process.stderr.write(`loadgen: socket error: ${err.message}\n`);
-      },
+  const handlers: Bun.udp.SocketHandler<"buffer"> = {
+    data(_s, buf) {
+      const t = performance.now();
+      if (buf.length < 20) return;
+      const id = buf[1]!;
+      const idx = inflight[id]!;
+      if (idx < 0) return; // late reply to a request already counted as a timeout
+      const r = checkReply(buf, packets[idx]!, secret);
+      if (!r || !r.responseAuthenticatorValid) return; // not ours (or forged): keep waiting for the real one
+      latency[answered++] = t - startedAt[idx]!;
+      lastAnswerAt = t;
+      const hasMA = r.attributes.some(([type]) => type === Attr.MessageAuthenticator);
+      if (!hasMA) maMissing++;
+      else if (!r.messageAuthenticatorFirst) maNotFirst++;
+      let result: number = OUTCOME.invalid;
+      if (hasMA && !r.messageAuthenticatorValid) invalid++;
+      else if (r.code === Code.AccessAccept) (accepts++, (result = OUTCOME.accept));
+      else if (r.code === Code.AccessReject) (rejects++, (result = OUTCOME.reject));
+      else invalid++;
+      complete(id, result);
+      pump();
     },
-  });
+    drain() {
+      blocked = false;
+      pump();
+    },
+    error(_s, err) {
+      // Once per run: an unconnected socket reports each ICMP error of a server that went away.
+      if (socketErrors++ === 0) process.stderr.write(`loadgen: socket error: ${err?.message ?? "unknown"}\n`);
+    },
+  };
+  // One port: a connected socket; several: one unconnected socket, each packet addressed to its server.
+  const connected = spread ? undefined : await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, connect: { hostname: host, port: ports[0]! }, socket: handlers });
+  const unconnected = spread ? await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: handlers }) : undefined;
+  const socket = { send: (b: Uint8Array, to: number) => (connected ? connected.send(b) : unconnected!.send(b, to, host)), close: () => (connected ?? unconnected)!.close() };
 
   function pump() {
     while (!blocked && inflightCount < window && next < n) {
@@ -196,13 +236,25 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
         packets[i] = buildFor(i, id, buildStart);
       }
       startedAt[i] = performance.now();
-      if (!socket.send(packets[i]!)) {
+      const to = portOf(i);
+      sentTo[i] = to;
+      let sent: boolean;
+      try {
+        sent = socket.send(packets[i]!, to);
+      } catch {
+        // A connected socket reports an earlier packet's ICMP port unreachable on the next send
+        // (ECONNREFUSED), which then is not sent: tried again at the sweeper's next tick.
+        return;
+      }
+      if (!sent) {
         blocked = true;
         return;
       }
       next++;
       inflight[id] = i;
       inflightCount++;
+      lastSentAt[i] = startedAt[i]!;
+      tries[i] = 1;
     }
     if (done === n) finish();
   }
@@ -214,10 +266,20 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
     const t = performance.now();
     for (let id = 0; id < 256; id++) {
       const idx = inflight[id]!;
-      if (idx >= 0 && (t - startedAt[idx]! > timeoutMs || t > deadline)) {
-        timeouts++;
-        complete(id);
+      if (idx < 0 || (t - lastSentAt[idx]! <= timeoutMs && t <= deadline)) continue;
+      if (tries[idx]! <= retries && t <= deadline) {
+        tries[idx]!++;
+        lastSentAt[idx] = t;
+        retransmissions++;
+        try {
+          socket.send(packets[idx]!, sentTo[idx]!); // not sent (buffer full, ICMP error): the next try may be
+        } catch {
+          // as above
+        }
+        continue;
       }
+      timeouts++;
+      complete(id, OUTCOME.timeout);
     }
     if (t > deadline) {
       timeouts += n - next; // never sent
@@ -246,6 +308,7 @@ export async function runLoad(users: readonly LoadUser[], opts: LoadOptions): Pr
     reply_ma_missing: maMissing,
     reply_ma_not_first: maNotFirst,
     sent: next,
+    retransmissions,
     duration_s: round3(duration),
   };
 }

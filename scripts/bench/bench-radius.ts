@@ -2,7 +2,13 @@
 //   --workload otp (default): FreeRADIUS + rlm_totp versus the compiled Portcullis binary on OTP logins; also
 //     the binary's idle RSS and its exec-to-first-Status-Server time.
 //   --store postgres: the OTP workload on Portcullis with SQLite versus Portcullis with PostgreSQL
-//     (bench-store.ts; Debian package postgresql), CPU per login of the server and of the database.
+//     (bench-store.ts; Debian package postgresql), CPU per login of the server and of the database;
+//     [--nodes 1 | 1,2,3] PostgreSQL configurations of N nodes on one database, logins spread
+//     round-robin; [--workers 1,2] `[radius] workers` per server (SQLite and PostgreSQL; without it
+//     the environment's PORTCULLIS_RADIUS_WORKERS or the product's default); [--spread request|user]
+//     round-robin per login (default) or each user always on one node; [--replays 64] accepted
+//     codes replayed per round to another node, all of which must be refused (the run fails on a
+//     lost or doubly accepted code).
 //   --workload ldap: PAP password logins against one slapd, FreeRADIUS + rlm_ldap versus Portcullis with an
 //     [[ldap]] profile (bench-ldap.ts).
 //
@@ -51,6 +57,9 @@ const { values: a } = parseArgs({
     workers: { type: "string" },
     keep: { type: "boolean", default: false },
     store: { type: "string" },
+    nodes: { type: "string" },
+    replays: { type: "string" },
+    spread: { type: "string" },
   },
 });
 if (a.store !== undefined && a.store !== "postgres") {
@@ -59,6 +68,24 @@ if (a.store !== undefined && a.store !== "postgres") {
 }
 if (a.workload !== "otp" && a.workload !== "ldap") {
   process.stderr.write("bench: --workload must be otp or ldap\n");
+  process.exit(2);
+}
+if ((a.nodes !== undefined || a.replays !== undefined || a.spread !== undefined) && a.store !== "postgres") {
+  process.stderr.write("bench: --nodes, --replays and --spread need --store postgres\n");
+  process.exit(2);
+}
+const nodeCounts = (a.nodes ?? "1").split(",").map((n) => Number(n.trim()));
+if (nodeCounts.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) {
+  process.stderr.write("bench: --nodes must be a comma-separated list of 1..8\n");
+  process.exit(2);
+}
+const replays = Number(a.replays ?? 64);
+if (!Number.isInteger(replays) || replays < 0 || replays > 10_000) {
+  process.stderr.write("bench: --replays must be 0..10000\n");
+  process.exit(2);
+}
+if (a.spread !== undefined && a.spread !== "request" && a.spread !== "user") {
+  process.stderr.write("bench: --spread must be request or user\n");
   process.exit(2);
 }
 const ldap = a.workload === "ldap";
@@ -283,7 +310,9 @@ try {
     await runLdapBenchmark({ bin, work, secret, users: nUsers, rounds, concurrency, requests, children, exitHooks, info, portcullis, workers: workerCounts, ...(a["baseline-bin"] ? { baselineBin: resolve(a["baseline-bin"]) } : {}), ...(a["fr-pool"] ? { freeradiusPool: Number(a["fr-pool"]) } : {}) });
   } else if (a.store === "postgres") {
     const { runStoreBenchmark } = await import("./bench-store.ts");
-    await runStoreBenchmark({ bin, work, secret, users: nUsers, rounds, warmup: warmupRounds, concurrency, children, exitHooks, info });
+    // Without --workers the servers get the environment's PORTCULLIS_RADIUS_WORKERS, or the product's default.
+    const workers = a.workers === undefined ? [undefined] : workerCounts;
+    await runStoreBenchmark({ bin, work, secret, users: nUsers, rounds, warmup: warmupRounds, concurrency, nodes: nodeCounts, workers, replays, spread: a.spread as "request" | "user" | undefined, children, exitHooks, info });
   } else await main();
 } catch (err) {
   info(`failed: ${(err as Error).message}`);

@@ -154,6 +154,7 @@ export function summarize(xs: readonly LoadResult[]) {
     accepts: xs.map((x) => x.accepts),
     rejects: xs.map((x) => x.rejects),
     timeouts: xs.map((x) => x.timeouts),
+    retransmissions: xs.map((x) => x.retransmissions),
     invalid: xs.map((x) => x.invalid),
     reply_ma_missing: xs.map((x) => x.reply_ma_missing),
   };

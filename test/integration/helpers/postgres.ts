@@ -62,8 +62,9 @@ let dbCounter = 0;
 /**
  * Initialises and starts a cluster. Throws when the binaries are missing (check POSTGRES_SKIP_REASON
  * first). `durable` keeps fsync on (benchmarks); tests turn it off, as nothing needs to survive a power loss.
+ * `maxConnections`: PostgreSQL's max_connections (several benchmark nodes with workers need more than 200).
  */
-export async function startPostgres({ durable = false }: { durable?: boolean } = {}): Promise<PostgresServer & { postmasterPid(): number }> {
+export async function startPostgres({ durable = false, maxConnections = 200 }: { durable?: boolean; maxConnections?: number } = {}): Promise<PostgresServer & { postmasterPid(): number }> {
   const bin = postgresBinDir();
   if (!bin) throw new Error(POSTGRES_SKIP_REASON);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-pg-"));
@@ -81,7 +82,7 @@ export async function startPostgres({ durable = false }: { durable?: boolean } =
   // synchronous_commit=off in both cases: like SQLite's synchronous=NORMAL, a commit is not flushed
   // to disk before it is acknowledged.
   const durability = durable ? "-c synchronous_commit=off" : "-c fsync=off -c synchronous_commit=off -c full_page_writes=off";
-  const options = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} ${durability} -c max_connections=200`;
+  const options = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} ${durability} -c max_connections=${maxConnections}`;
   const start = () => run(pgctl, ["-D", data, "-l", path.join(dir, "log"), "-o", options, "-w", "-t", "60", "start"]);
   const stop = () => run(pgctl, ["-D", data, "-m", "fast", "-w", "-t", "60", "stop"]);
   start();
