@@ -62,7 +62,7 @@ export interface StoreBenchOptions {
 }
 
 /** CPU of the postmaster, its live children, and its exited children (cutime/cstime), in ms. */
-function postgresCpuMs(postmaster: number): number {
+export function postgresCpuMs(postmaster: number): number {
   let total = 0;
   try {
     const stat = readFileSync(`/proc/${postmaster}/stat`, "utf8");
