@@ -22,10 +22,10 @@ const TEXTS: Array<[keyof EndpointView, string]> = [
 ];
 const NUMBERS: Array<[keyof EndpointView, string]> = [
   ["touch_timeout_s", "Wait for the user (seconds)"],
-  ["per_number_per_minute", "Messages to one number per minute"],
-  ["per_number_per_hour", "Messages to one number per hour"],
-  ["per_key_per_minute", "Calls per API key per minute (0: no limit)"],
-  ["overall_per_minute", "Calls on this endpoint per minute (0: no limit)"],
+  ["per_number_per_minute", "Messages to one number in any 60 s"],
+  ["per_number_per_hour", "Messages to one number in any hour"],
+  ["per_key_per_minute", "Calls per API key in any 60 s (0: no limit)"],
+  ["overall_per_minute", "Calls on this endpoint in any 60 s (0: no limit)"],
 ];
 const FLAGS: Array<[keyof EndpointView, string]> = [
   ["require_known_user", "Only numbers of known users"],

@@ -412,15 +412,15 @@ function DeliverySettings({ config }: { config: HttpDeps["config"] }) {
       <dl id="delivery-limits">
         <dt>Per number or address</dt>
         <dd>
-          {limit(d.per_number_per_minute)} a minute, {limit(d.per_number_per_hour)} an hour
+          {limit(d.per_number_per_minute)} in any 60 s, {limit(d.per_number_per_hour)} in any hour
         </dd>
         <dt>Per API key</dt>
         <dd>
-          {limit(d.per_key_per_minute)} a minute, {limit(d.per_key_per_hour)} an hour
+          {limit(d.per_key_per_minute)} in any 60 s, {limit(d.per_key_per_hour)} in any hour
         </dd>
         <dt>Whole appliance</dt>
         <dd>
-          {limit(d.overall_per_minute)} a minute, {limit(d.overall_per_hour)} an hour
+          {limit(d.overall_per_minute)} in any 60 s, {limit(d.overall_per_hour)} in any hour
         </dd>
         <dt>SMS allowed to</dt>
         <dd>

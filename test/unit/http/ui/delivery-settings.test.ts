@@ -65,8 +65,8 @@ test("the Delivery page lists the channels in order with where each goes, the li
     ["2", "email", "SMTP smtp.example.net:587, STARTTLS required"],
   ]);
   const limits = /<dl id="delivery-limits">([\s\S]*?)<\/dl>/.exec(text)![1]!.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ");
-  expect(limits).toContain("Per number or address 4 a minute, 30 an hour");
-  expect(limits).toContain("Per API key 30 a minute, off an hour");
+  expect(limits).toContain("Per number or address 4 in any 60 s, 30 in any hour");
+  expect(limits).toContain("Per API key 30 in any 60 s, off in any hour");
   expect(limits).toContain("SMS allowed to SE, NO");
   expect(limits).toContain("SMS codes 6 characters, numeric");
   for (const s of ["AC-SECRET-ACCOUNT", "QUERY-SECRET", "SMS-PASSWORD-SECRET", "SMTP-PASSWORD-SECRET"]) expect(text).not.toContain(s);
