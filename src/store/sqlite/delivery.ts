@@ -1,12 +1,11 @@
 // Delivery state in SQLite: sliding-window rate-limit counters (shared by every process on the file) and the delivery log.
 
-import { checkBuckets, countedFrom, fullUntil, refusal, slotExpiry, slotStart, type SlotCount } from "../rate-window.ts";
+import { checkBuckets, countedFrom, refusal, slotExpiry, slotStart, type SlotCount } from "../rate-window.ts";
 import type { DeliveryLogEntry, DeliveryLogRepo, DeliveryOutcome, NewDeliveryLogEntry, RateBucket, RateDecision, RateLimitRepo } from "../types.ts";
 import { prep, rethrow, type StoreContext } from "./context.ts";
 
 /** Sliding windows counted in sixtieth-of-a-window slots (see rate-window.ts): never more than the limit in any window-long span. */
 export class SqliteRateLimitRepo implements RateLimitRepo {
-  private readonly sTotal;
   private readonly sSlots;
   private readonly sHit;
   private readonly sPurge;
@@ -14,7 +13,6 @@ export class SqliteRateLimitRepo implements RateLimitRepo {
 
   constructor(ctx: StoreContext) {
     const { db } = ctx;
-    this.sTotal = prep<{ total: number }>(db, "SELECT coalesce(sum(hits), 0) AS total FROM rate_limit_slots WHERE bucket = ? AND slot_start >= ?");
     this.sSlots = prep<SlotCount>(db, "SELECT slot_start, hits FROM rate_limit_slots WHERE bucket = ? AND slot_start >= ? ORDER BY slot_start");
     this.sHit = prep(
       db,
@@ -25,9 +23,9 @@ export class SqliteRateLimitRepo implements RateLimitRepo {
     // Check all, then count all, in one write transaction: two processes never both take the last slot.
     this.txConsume = db.transaction((buckets: readonly RateBucket[], now: number): RateDecision => {
       for (const b of buckets) {
-        const from = countedFrom(now, b.windowMs);
-        // The slots themselves only for a refusal's retryAt.
-        if (this.sTotal.get(b.key, from)!.total >= b.limit) return refusal(b, this.sSlots.all(b.key, from), now) ?? fullUntil(b, now);
+        // At most 61 rows: the counted slots give both the decision and a refusal's retryAt.
+        const full = refusal(b, this.sSlots.all(b.key, countedFrom(now, b.windowMs)), now);
+        if (full) return full;
       }
       for (const b of buckets) {
         const start = slotStart(now, b.windowMs);
