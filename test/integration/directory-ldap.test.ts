@@ -209,13 +209,15 @@ d("LdapDirectory against slapd", () => {
     }
   });
 
-  test("the service pool is bounded and reused under concurrent logins", async () => {
+  test("the search pool is bounded and reused under concurrent logins; the service pool is not opened for them", async () => {
     const small = createLdapDirectory(profile({ urls: [slapd.url] }), { poolSize: 2 });
     try {
       const names = Array.from({ length: 30 }, (_, i) => ["alice", "bob", "åsa", "nobody"][i % 4]!);
       const found = await Promise.all(names.map((n) => small.findUser(n)));
       expect(found.map((u) => u?.username ?? null)).toEqual(names.map((n) => (n === "nobody" ? null : n)));
-      const stats = small.poolStats();
+      expect(small.poolStats().opened).toBe(0);
+      const stats = small.searchConnections;
+      expect(stats.opened).toBeGreaterThanOrEqual(1);
       expect(stats.opened).toBeLessThanOrEqual(2);
       expect(stats.busy).toBe(0);
       expect(stats.idle).toBe(stats.opened);

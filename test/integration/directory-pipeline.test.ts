@@ -167,7 +167,9 @@ d("pipelined service connections", () => {
       expect([alice?.username, nobody, asa?.username, bob2?.id]).toEqual(["alice", undefined, "åsa", bob.id]);
       expect(alice!.dn).toBe(`uid=alice,ou=people,${BASE_DN}`);
       expect(change).toMatchObject({ ok: false, reason: "bad_credentials" });
-      // All of it on the one connection, which stays healthy.
+      // The searches on the one search connection, the password change on the one service
+      // connection; both stay healthy.
+      expect(dir.searchConnections).toMatchObject({ opened: 1, discarded: 0, busy: 0, inFlight: 0, idle: 1 });
       expect(dir.poolStats()).toMatchObject({ opened: 1, discarded: 0, busy: 0, inFlight: 0, idle: 1 });
       expect(logged).toEqual([]);
       // And the password checks still work beside it.
@@ -188,7 +190,7 @@ d("pipelined service connections", () => {
       await cut;
       expect(found.map((u) => u?.username)).toEqual(["alice", "bob", "åsa", undefined]);
       // One connection cut (discarded once, not once per search), one new one for the retries.
-      expect(dir.poolStats()).toMatchObject({ opened: 2, discarded: 1, busy: 0, inFlight: 0 });
+      expect(dir.searchConnections).toMatchObject({ opened: 2, discarded: 1, busy: 0, inFlight: 0 });
       expect(logged.filter((e) => e === "ldap.operation_failed").length).toBeGreaterThanOrEqual(1);
     } finally {
       await dir.close();
@@ -200,7 +202,7 @@ d("pipelined service connections", () => {
     try {
       const found = await Promise.all(["alice", "bob", "åsa", "alice", "bob", "åsa"].map((n) => dir.findUser(n)));
       expect(found.every((u) => u !== undefined)).toBe(true);
-      const s = dir.poolStats();
+      const s = dir.searchConnections;
       expect(s.opened).toBeLessThanOrEqual(2);
       expect(s.leases).toBeGreaterThanOrEqual(6);
     } finally {

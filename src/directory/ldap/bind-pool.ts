@@ -9,12 +9,13 @@
 // through ServicePool (pool.ts), a different pool object.
 //
 // A connection is discarded on any network error, timeout or TLS problem, and renewed after
-// POOL_LIFETIME (uses, age, idle time). Each connection is one socket (connection.ts), so ldapts
-// can never silently reopen it without StartTLS.
+// POOL_LIFETIME (uses, age, idle time). Each connection is one socket carrying the codec of wire.ts
+// (login-pool.ts: Bun's own socket, else ldapts's), never reopened, so never without StartTLS.
 
 import { DirectoryUnavailableError, type LdapProfile } from "../types.ts";
 import { BoundedPool, POOL_LIFETIME, type PoolLimits, type PoolStats } from "./bounded-pool.ts";
-import { connectAny, discard, reason, wireOf, type Connection, type LogFn, type UrlHealth } from "./connection.ts";
+import { reason, type LogFn, type UrlHealth } from "./connection.ts";
+import { connectAnyLogin, type LoginConnection } from "./login-pool.ts";
 import type { BindReply } from "./wire.ts";
 
 /** User-bind connections per profile by default: enough for 64 logins in flight not to queue for a bind on a 2-core host. */
@@ -31,7 +32,7 @@ export interface UserBindPoolOptions {
 }
 
 export class UserBindPool {
-  readonly #pool: BoundedPool<Connection>;
+  readonly #pool: BoundedPool<LoginConnection>;
   readonly #log: LogFn | undefined;
 
   constructor(
@@ -43,11 +44,11 @@ export class UserBindPool {
     this.#log = options.log;
     const name = profile.name;
     const max = Math.max(1, options.max ?? DEFAULT_BIND_POOL);
-    this.#pool = new BoundedPool<Connection>(
+    this.#pool = new BoundedPool<LoginConnection>(
       {
-        open: () => connectAny(profile, ca, health, options.log),
-        alive: (c) => c.client.isConnected,
-        close: (c) => discard(c.client),
+        open: () => connectAnyLogin(profile, ca, health, options.log),
+        alive: (c) => c.alive(),
+        close: (c) => c.close(),
         unavailable: (why) => new DirectoryUnavailableError(name, why === "busy" ? `ldap profile "${name}": all ${max} user-bind connections busy` : `ldap profile "${name}" closed`),
       },
       { max, waitMs: profile.timeoutMs, ...POOL_LIFETIME, ...options.limits },
@@ -70,7 +71,7 @@ export class UserBindPool {
     for (let attempt = 0; ; attempt++) {
       const { conn: c, reused } = await this.#pool.acquire();
       try {
-        const r = await wireOf(c, this.profile.timeoutMs).bind(dn, password, { ppolicy });
+        const r = await c.wire.bind(dn, password, { ppolicy });
         this.#pool.release(c);
         return r;
       } catch (e) {

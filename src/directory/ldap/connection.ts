@@ -10,7 +10,6 @@ import net from "node:net";
 import tls from "node:tls";
 import { Client, ResultCodeError } from "ldapts";
 import { DirectoryUnavailableError, type LdapProfile } from "../types.ts";
-import { WireChannel } from "./wire.ts";
 
 /** A connected (not yet bound) client and what it is connected to. */
 export interface Connection {
@@ -20,13 +19,6 @@ export interface Connection {
   secure: boolean;
   /** The TLS socket, for diagnostics (protocol, cipher, certificate); undefined on plain LDAP. */
   tlsSocket?: tls.TLSSocket;
-  /** The lean codec of the login hot path (wire.ts), once attached by wireOf. */
-  wire?: WireChannel;
-}
-
-/** The connection's WireChannel, attached on first use (the connection is up: StartTLS, if any, is done). */
-export function wireOf(c: Connection, timeoutMs: number): WireChannel {
-  return (c.wire ??= WireChannel.attach(c.client, timeoutMs));
 }
 
 /** Exponential back-off per URL: a URL that failed is skipped for 1 s, 2 s, 4 s … up to maxMs. */
@@ -203,10 +195,15 @@ export async function openConnection(profile: LdapProfile, url: string, ca: stri
  * fails is put to rest (UrlHealth). Throws DirectoryUnavailableError (no secret in it) when none answers.
  */
 export async function connectAny(profile: LdapProfile, ca: string | undefined, health: UrlHealth, log?: LogFn, options?: ConnectOptions): Promise<Connection> {
+  return await firstReachable(profile, health, log, (url) => openConnection(profile, url, ca, options));
+}
+
+/** connectAny's failover with another opener (login-pool.ts: the login path's connections). */
+export async function firstReachable<C>(profile: LdapProfile, health: UrlHealth, log: LogFn | undefined, open: (url: string) => Promise<C>): Promise<C> {
   const reasons: string[] = [];
   for (const url of health.order(profile.urls)) {
     try {
-      const c = await openConnection(profile, url, ca, options);
+      const c = await open(url);
       health.succeeded(url);
       return c;
     } catch (e) {

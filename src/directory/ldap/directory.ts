@@ -1,6 +1,6 @@
 // LdapDirectory: the Directory contract (../types.ts) for one OpenLDAP or Active Directory profile, on ldapts.
 //
-//   findUser ──► service pool: search baseDN (escaped filter, size limit 2)
+//   findUser ──► search pool (login-pool.ts: service-bound, the codec on Bun's sockets): search baseDN (escaped filter, size limit 2)
 //   verifyPassword ──► user-bind pool (its own connections, same failover/TLS) ─► bind as the user DN (rebinding a pooled connection)
 //   memberOf ──► service pool: AD matching rule 1.2.840.113556.1.4.1941 + tokenGroups; else memberOf / member walk
 //   changePassword ──► service pool: AD delete+add unicodePwd; OpenLDAP RFC 3062 Password Modify
@@ -22,8 +22,9 @@ import {
 import { AD_BINARY_ATTRIBUTES, AD_USER_ATTRIBUTES, adAccountStatus, adChangeError, encodeUnicodePwd, formatGUID, parseADBindError, sidToString } from "./ad.ts";
 import { UserBindPool } from "./bind-pool.ts";
 import type { PoolStats } from "./bounded-pool.ts";
-import { isNetworkError, loadCA, reason, UrlHealth, wireOf, type LogFn } from "./connection.ts";
+import { isNetworkError, loadCA, reason, UrlHealth, type LogFn } from "./connection.ts";
 import { escapeDNValue, escapeFilterValue, normalizeDN, userFilter } from "./escape.ts";
+import { SearchPool } from "./login-pool.ts";
 import { ServicePool } from "./pool.ts";
 import { FilterSyntaxError, type BindReply } from "./wire.ts";
 
@@ -58,6 +59,7 @@ export class LdapDirectory implements Directory {
   readonly #ca: string | undefined;
   readonly #health: UrlHealth;
   readonly #pool: ServicePool;
+  readonly #searches: SearchPool;
   readonly #binds: UserBindPool;
   readonly #log: LogFn;
   readonly #now: () => number;
@@ -79,12 +81,18 @@ export class LdapDirectory implements Directory {
     const bindPoolSize = options.bindPoolSize ?? profile.bindPoolSize;
     const pipeline = options.pipeline ?? profile.pipeline;
     this.#pool = new ServicePool(profile, this.#ca, this.#health, { log: this.#log, now: this.#now, ...(poolSize ? { max: poolSize } : {}), ...(pipeline ? { pipeline } : {}) });
+    this.#searches = new SearchPool(profile, this.#ca, this.#health, { log: this.#log, now: this.#now, ...(poolSize ? { max: poolSize } : {}), ...(pipeline ? { pipeline } : {}) });
     this.#binds = new UserBindPool(profile, this.#ca, this.#health, { log: this.#log, now: this.#now, ...(bindPoolSize ? { max: bindPoolSize } : {}) });
   }
 
-  /** Service pool counters (opened, discarded, leases, idle, busy). */
+  /** Service pool counters (opened, discarded, leases, idle, busy): group lookups, password changes. */
   poolStats(): PoolStats {
     return this.#pool.stat();
+  }
+
+  /** Search pool counters: the login's user searches and the rootDSE probe. */
+  get searchConnections(): PoolStats {
+    return this.#searches.stat();
   }
 
   /** User-bind pool counters: a separate pool whose connections only ever carry binds. */
@@ -115,23 +123,21 @@ export class LdapDirectory implements Directory {
       ...(p.tokenAttribute ? [p.tokenAttribute] : []),
     ];
     const filter = userFilter(p.userFilter, username);
-    const entries = await this.#pool.with(async (c) => {
-      try {
-        const options = { scope: "sub" as const, filter, sizeLimit: 2, attributes: [...new Set(attributes)], explicitBufferAttributes: AD_BINARY_ATTRIBUTES };
-        try {
-          // The lean codec (wire.ts) sends the search; a filter it does not parse goes through ldapts
-          // (FilterSyntaxError is thrown before anything is sent).
-          return await wireOf(c, p.timeoutMs).search(p.baseDN, options);
-        } catch (e) {
-          if (!(e instanceof FilterSyntaxError)) throw e;
-          return (await c.client.search(p.baseDN, options)).searchEntries;
-        }
-      } catch (e) {
-        // sizeLimitExceeded (4): more than our limit of 2 matched.
-        if (e instanceof ResultCodeError && e.code === 4) return [{ dn: "" }, { dn: "" }] as Entry[];
-        throw e;
-      }
-    }).catch((e: unknown) => {
+    const options = { scope: "sub" as const, filter, sizeLimit: 2, attributes: [...new Set(attributes)], explicitBufferAttributes: AD_BINARY_ATTRIBUTES };
+    // sizeLimitExceeded (4): more than our limit of 2 matched.
+    const tooMany = (e: unknown) => {
+      if (e instanceof ResultCodeError && e.code === 4) return [{ dn: "" }, { dn: "" }] as Entry[];
+      throw e;
+    };
+    // The lean codec (wire.ts) sends the search; a filter it does not parse goes through ldapts on
+    // a service connection (FilterSyntaxError is thrown before anything is sent).
+    const entries = await this.#searches
+      .with((c) => c.wire.search(p.baseDN, options).catch(tooMany))
+      .catch((e: unknown) => {
+        if (!(e instanceof FilterSyntaxError)) throw e;
+        return this.#pool.with((c) => c.client.search(p.baseDN, options).then((r) => r.searchEntries, tooMany));
+      })
+      .catch((e: unknown) => {
       throw this.#unavailable(e, "user search");
     });
     if (entries.length === 0) return undefined;
@@ -298,7 +304,7 @@ export class LdapDirectory implements Directory {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.#pool.close(), this.#binds.close()]);
+    await Promise.all([this.#pool.close(), this.#searches.close(), this.#binds.close()]);
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────────────
@@ -329,10 +335,10 @@ export class LdapDirectory implements Directory {
   /** AD or not, from the rootDSE's supportedCapabilities (RFC 4512 §5.1), asked once per profile. */
   async #detectKind(): Promise<"ad" | "ldap"> {
     if (this.#kind) return this.#kind;
-    this.#kindProbe ??= this.#pool
+    this.#kindProbe ??= this.#searches
       .with(async (c) => {
-        const r = await c.client.search("", { scope: "base", filter: "(objectClass=*)", attributes: ["supportedCapabilities"] });
-        const caps = arr(r.searchEntries[0]?.supportedCapabilities);
+        const r = await c.wire.search("", { scope: "base", filter: "(objectClass=*)", attributes: ["supportedCapabilities"] });
+        const caps = arr(r[0]?.supportedCapabilities);
         return caps.includes(AD_CAPABILITY) ? ("ad" as const) : ("ldap" as const);
       })
       .then(

@@ -2,11 +2,13 @@
 // the user search and the user's simple bind. Everything else (service binds, StartTLS, group
 // lookups, password changes, diagnostics) stays on ldapts.
 //
-// It rides on the socket ldapts opened (connection.ts: TLS and StartTLS verified there, one socket
-// per client). A WireChannel takes over the socket's "data" events: it cuts the byte stream into
-// LDAPMessages, answers the ones whose message ID it issued (IDs from WIRE_ID_BASE up, far above
-// the ones ldapts counts from 1 on a connection renewed after 1,000 operations) and hands every
-// other message to ldapts's own handler unchanged.
+// A WireChannel rides on a WireTransport: either Bun's own socket (native.ts: the login pools, TLS
+// and StartTLS verified there) or the socket ldapts opened (connection.ts, where Bun's sockets are
+// not available: one socket per client), whose "data" events it then takes over. It cuts the byte
+// stream into LDAPMessages, answers the ones whose message ID it issued (IDs from WIRE_ID_BASE up,
+// far above the ones ldapts counts from 1 on a connection renewed after 1,000 operations) and hands
+// every other message to ldapts's own handler unchanged (on a native socket there is none, and
+// such a message fails the connection).
 //
 // Every BER length is checked against the bytes that enclose it; indefinite lengths, lengths of
 // more than 4 bytes, a message over MAX_MESSAGE_BYTES, an unknown operation for one of our IDs or
@@ -160,6 +162,16 @@ export function encodeBindRequest(id: number, dn: string, password: string, { pp
   // criticality FALSE written out, as ldapts does (servers accept both forms)
   if (ppolicy) w.start(0xa0).start(0x30).octets(0x04, PPOLICY_OID).bool(0x01, false).end().end();
   return w.end().bytes();
+}
+
+/** LDAPMessage { messageID, ExtendedRequest { requestName } } (no requestValue: StartTLS, RFC 4511 §4.14.1). */
+export function encodeExtendedRequest(id: number, oid: string): Buffer {
+  return new BerOut().start(0x30).int(0x02, id).start(0x77).octets(0x80, oid).end().end().bytes();
+}
+
+/** LDAPMessage { messageID, UnbindRequest } (RFC 4511 §4.3). */
+export function encodeUnbindRequest(id: number): Buffer {
+  return new BerOut().start(0x30).int(0x02, id).octets(0x42, new Uint8Array(0)).end().bytes();
 }
 
 /** LDAPMessage { messageID, SearchRequest { base, scope, derefAliases never, sizeLimit, timeLimit, typesOnly false, filter, attributes } }. */
@@ -494,6 +506,7 @@ function readEntry(r: BerIn, wanted: readonly string[], buffers: readonly string
 
 type Pending =
   | { kind: "bind"; timer: ReturnType<typeof setTimeout>; resolve: (r: BindReply) => void; reject: (e: Error) => void }
+  | { kind: "extended"; timer: ReturnType<typeof setTimeout>; resolve: (r: LdapResult) => void; reject: (e: Error) => void }
   | {
       kind: "search";
       timer: ReturnType<typeof setTimeout>;
@@ -508,33 +521,68 @@ type Pending =
 
 type DataHandler = (data: Buffer) => void;
 
+/** What a WireChannel needs of a connection: send bytes (in order), and close it for good. */
+export interface WireTransport {
+  write(bytes: Uint8Array): void;
+  /** Closes the connection at once; the transport then calls the channel's closed(). */
+  destroy(): void;
+  readonly destroyed: boolean;
+}
+
 /**
- * The codec's operations on one connection opened by ldapts (see the file comment). Create it with
- * WireChannel.attach once the connection is up (after StartTLS); it then owns the socket's data events.
+ * The codec's operations on one connection (see the file comment). The transport feeds it with
+ * received() and closed(); WireChannel.attach does that for a socket ldapts opened, once the
+ * connection is up (after StartTLS).
  */
 export class WireChannel {
-  readonly #socket: net.Socket;
-  readonly #ldapts: DataHandler;
+  readonly #socket: WireTransport;
+  readonly #ldapts: DataHandler | undefined;
   readonly #timeoutMs: number;
   readonly #pending = new Map<number, Pending>();
   #nextId = WIRE_ID_BASE;
   #buffer: Buffer | undefined;
   #failed: WireError | undefined;
 
-  private constructor(socket: net.Socket, ldapts: DataHandler, timeoutMs: number) {
-    this.#socket = socket;
-    this.#ldapts = ldapts;
+  /** A channel over `transport`; messages with IDs it did not issue go to `other` (none: they fail the connection). */
+  constructor(transport: WireTransport, timeoutMs: number, other?: DataHandler) {
+    this.#socket = transport;
+    this.#ldapts = other;
     this.#timeoutMs = timeoutMs;
-    socket.removeListener("data", ldapts);
-    socket.on("data", (d: Buffer) => this.#data(d));
-    socket.once("close", () => this.#fail(new WireError("LDAP connection closed")));
   }
 
   /** Takes over the data events of the client's (connected) socket. */
   static attach(client: Client, timeoutMs: number): WireChannel {
     const c = client as unknown as { socket?: net.Socket; socketDataHandler?: DataHandler };
-    if (!c.socket || typeof c.socketDataHandler !== "function" || c.socket.destroyed) throw new WireError("LDAP connection is not open");
-    return new WireChannel(c.socket, c.socketDataHandler, timeoutMs);
+    const socket = c.socket;
+    const ldapts = c.socketDataHandler;
+    if (!socket || typeof ldapts !== "function" || socket.destroyed) throw new WireError("LDAP connection is not open");
+    const transport: WireTransport = {
+      write: (bytes) => void socket.write(bytes),
+      destroy: () => void socket.destroy(),
+      get destroyed() {
+        return socket.destroyed;
+      },
+    };
+    const ch = new WireChannel(transport, timeoutMs, ldapts);
+    socket.removeListener("data", ldapts);
+    socket.on("data", (d: Buffer) => ch.received(d));
+    socket.once("close", () => ch.closed());
+    return ch;
+  }
+
+  /** The connection has failed or is being closed: no operation can complete on it. */
+  get failed(): boolean {
+    return this.#failed !== undefined || this.#socket.destroyed;
+  }
+
+  /** Bytes from the server, in order (called by the transport). */
+  received(chunk: Buffer): void {
+    this.#data(chunk);
+  }
+
+  /** The connection closed (called by the transport): every operation in flight fails. */
+  closed(reason = "LDAP connection closed"): void {
+    this.#fail(new WireError(reason));
   }
 
   /** Operations of this codec in flight. */
@@ -553,6 +601,23 @@ export class WireChannel {
       const id = this.#id();
       this.#send(id, encodeBindRequest(id, dn, password, { ppolicy }), { kind: "bind", timer: this.#timer(id, "bind"), resolve, reject });
     });
+  }
+
+  /**
+   * An extended operation without a request value (StartTLS). Resolves with the result code and
+   * diagnostic of the ExtendedResponse; rejects with WireError on a network failure or timeout.
+   */
+  extended(oid: string): Promise<{ code: number; diagnostic: string }> {
+    return new Promise<LdapResult>((resolve, reject) => {
+      const id = this.#id();
+      this.#send(id, encodeExtendedRequest(id, oid), { kind: "extended", timer: this.#timer(id, "extended operation"), resolve, reject });
+    });
+  }
+
+  /** Sends an UnbindRequest (best effort; the caller then closes the connection). */
+  unbind(): void {
+    if (this.failed) return;
+    this.#socket.write(encodeUnbindRequest(this.#id()));
   }
 
   /**
@@ -642,10 +707,19 @@ export class WireChannel {
     const p = this.#pending.get(id);
     if (!p) {
       if (id >= WIRE_ID_BASE) return; // an answer to an operation already failed; its connection is being closed
+      // A notice of disconnection (RFC 4511 §4.4.1, message ID 0) or an answer nobody asked for.
+      if (!this.#ldapts) throw new WireError(id === 0 ? "LDAP server sent a notice of disconnection" : `LDAP reply malformed: message ID ${id} was not issued`);
       this.#ldapts(frame);
       return;
     }
     const op = msg.peek();
+    if (p.kind === "extended") {
+      if (op !== 0x78) throw new WireError(`LDAP reply malformed: operation 0x${op.toString(16)} in answer to an extended operation`);
+      const result = readResult(msg.enter(0x78));
+      this.#settle(id, p);
+      p.resolve(result);
+      return;
+    }
     if (p.kind === "bind") {
       if (op !== 0x61) throw new WireError(`LDAP reply malformed: operation 0x${op.toString(16)} in answer to a bind`);
       const result = readResult(msg.enter(0x61));
