@@ -196,7 +196,7 @@ export const ldapProfileSchema = v.strictObject({
     "totp",
   ),
   timeout_ms: integer(3000, 100, 60_000, "Timeout of each network operation (connect, bind, search, modify). The whole check, failover included, must fit the NAS's RADIUS timeout."),
-  pool_size: integer(4, 1, 64, "Service-account connections kept open for searches and password changes. When all are busy a login waits for one (at most `timeout_ms`)."),
+  pool_size: integer(4, 1, 64, "Service-account connections kept open in each of two pools: one for the logins' user searches, one for group lookups and password changes (opened only when needed). When all are busy a login waits for one (at most `timeout_ms`)."),
   pipeline: integer(
     8,
     1,
