@@ -34,6 +34,20 @@ import type { ServeContext } from "./serve-context.ts";
 /** The environment variable that makes `serve` a worker (its value is the worker's number). Internal. */
 export const WORKER_ENV = "PORTCULLIS_INTERNAL_WORKER";
 
+/**
+ * Runtime options every worker starts with, unless the operator's environment sets them: no JSC
+ * MarkedBlock warm-up thread (JSCWarmUp). That thread faults fresh garbage-collector blocks in ahead
+ * of the allocator, which saves the JavaScript thread a page fault now and then but costs CPU of its
+ * own: about a tenth of a worker's CPU under the LDAP login benchmark, more than it saved (the
+ * workers' CPU per login fell in each of three same-run comparisons; docs/ldap.md, "Performance").
+ */
+export const WORKER_RUNTIME_ENV: Readonly<Record<string, string>> = { BUN_JSC_useWarmUpMarkedBlocks: "false" };
+
+/** A worker's environment: WORKER_RUNTIME_ENV, then the supervisor's own (which wins), then its number. */
+export function workerEnv(env: Record<string, string | undefined>, id: number): Record<string, string | undefined> {
+  return { ...WORKER_RUNTIME_ENV, ...env, [WORKER_ENV]: String(id) };
+}
+
 /** The most workers the default (0: the number of CPUs) asks for. */
 export const DEFAULT_MAX_WORKERS = 8;
 
@@ -171,7 +185,7 @@ export class WorkerPool {
     slot.ready = false;
     slot.startedAt = Date.now();
     const proc: Bun.Subprocess = Bun.spawn(this.command, {
-      env: { ...process.env, [WORKER_ENV]: String(slot.id) },
+      env: workerEnv(process.env, slot.id),
       stdin: "ignore",
       stdout: "inherit",
       stderr: "inherit",

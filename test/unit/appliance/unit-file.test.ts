@@ -22,6 +22,10 @@ describe("appliance/portcullis.service", () => {
     expect(high).toBeGreaterThan(300 * 1024 ** 2);
   });
 
+  test("the JSC warm-up thread is off for serve, as serve turns it off for its RADIUS workers", () => {
+    expect(unit).toMatch(/^Environment=BUN_JSC_useWarmUpMarkedBlocks=false$/m);
+  });
+
   test("LimitNOFILE holds both listeners at their default caps, so serve does not lower them", () => {
     const limit = Number(directive("LimitNOFILE"));
     expect(listenerLimits(testConfig("/nonexistent-portcullis-test"), limit).lowered).toBeUndefined();

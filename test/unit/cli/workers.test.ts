@@ -2,7 +2,7 @@
 
 import { expect, test } from "bun:test";
 import { createMetrics } from "../../../src/audit/metrics.ts";
-import { DEFAULT_MAX_WORKERS, selfCommand, sumDumps, sumSnapshots, workerCount, type RADIUSSnapshot } from "../../../src/cli/workers.ts";
+import { DEFAULT_MAX_WORKERS, selfCommand, sumDumps, sumSnapshots, WORKER_ENV, workerCount, workerEnv, type RADIUSSnapshot } from "../../../src/cli/workers.ts";
 
 test("workerCount: an explicit number wins; 0 means the CPUs, at least 1 and at most 8", () => {
   expect(workerCount(3, 16)).toBe(3);
@@ -12,6 +12,12 @@ test("workerCount: an explicit number wins; 0 means the CPUs, at least 1 and at 
   expect(workerCount(0, 0)).toBe(1);
   expect(workerCount(0, 32)).toBe(DEFAULT_MAX_WORKERS);
   expect(DEFAULT_MAX_WORKERS).toBe(8);
+});
+
+test("workerEnv: the warm-up thread off unless the operator set it, the supervisor's environment, the worker's number", () => {
+  expect(workerEnv({ PATH: "/bin" }, 2)).toEqual({ BUN_JSC_useWarmUpMarkedBlocks: "false", PATH: "/bin", [WORKER_ENV]: "2" });
+  expect(workerEnv({ BUN_JSC_useWarmUpMarkedBlocks: "true" }, 1).BUN_JSC_useWarmUpMarkedBlocks).toBe("true");
+  expect(workerEnv({ [WORKER_ENV]: "9" }, 1)[WORKER_ENV]).toBe("1");
 });
 
 test("selfCommand: the compiled binary with the same arguments, or the runtime with the script", () => {
