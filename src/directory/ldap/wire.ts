@@ -1,5 +1,6 @@
 // A lean LDAPv3 message codec (RFC 4511, BER per X.690) for the two operations of a password login:
-// the user search and the user's simple bind. Everything else (service binds, StartTLS, group
+// the user search and the user's simple bind, plus what Bun's own sockets (native.ts) need around
+// them: the login search connections' service bind, StartTLS and unbind. Everything else (group
 // lookups, password changes, diagnostics) stays on ldapts.
 //
 // A WireChannel rides on a WireTransport: either Bun's own socket (native.ts: the login pools, TLS

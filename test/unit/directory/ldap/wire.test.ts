@@ -5,15 +5,17 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BerWriter, BindRequest, FilterParser, PasswordPolicyControl, SearchRequest, SizeLimitExceededError } from "ldapts";
+import { BerWriter, BindRequest, ExtendedRequest, FilterParser, PasswordPolicyControl, SearchRequest, SizeLimitExceededError, UnbindRequest } from "ldapts";
 import { openConnection } from "../../../../src/directory/ldap/connection.ts";
 import { userFilter } from "../../../../src/directory/ldap/escape.ts";
 import {
   BerIn,
   BerOut,
   encodeBindRequest,
+  encodeExtendedRequest,
   encodeFilter,
   encodeSearchRequest,
+  encodeUnbindRequest,
   FilterSyntaxError,
   frameLength,
   MAX_MESSAGE_BYTES,
@@ -41,6 +43,12 @@ describe("requests: the same bytes as ldapts", () => {
       const req = new BindRequest({ messageId: 1234567, dn: "uid=alice,ou=people,dc=example,dc=com", password: "pässword-Pw1", controls: ppolicy ? [new PasswordPolicyControl()] : [] });
       expect(encodeBindRequest(1234567, "uid=alice,ou=people,dc=example,dc=com", "pässword-Pw1", { ppolicy }).toString("hex")).toBe(Buffer.from(req.write()).toString("hex"));
     }
+  });
+
+  test("StartTLS extended request and unbind (sent on Bun's sockets, where ldapts is not used)", () => {
+    const startTLS = new ExtendedRequest({ messageId: 5, oid: "1.3.6.1.4.1.1466.20037" });
+    expect(encodeExtendedRequest(5, "1.3.6.1.4.1.1466.20037").toString("hex")).toBe(Buffer.from(startTLS.write()).toString("hex"));
+    expect(encodeUnbindRequest(WIRE_ID_BASE + 1).toString("hex")).toBe(Buffer.from(new UnbindRequest({ messageId: WIRE_ID_BASE + 1 }).write()).toString("hex"));
   });
 
   test("long values use long-form lengths", () => {
