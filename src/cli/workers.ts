@@ -43,9 +43,36 @@ export const WORKER_ENV = "PORTCULLIS_INTERNAL_WORKER";
  */
 export const WORKER_RUNTIME_ENV: Readonly<Record<string, string>> = { BUN_JSC_useWarmUpMarkedBlocks: "false" };
 
-/** A worker's environment: WORKER_RUNTIME_ENV, then the supervisor's own (which wins), then its number. */
-export function workerEnv(env: Record<string, string | undefined>, id: number): Record<string, string | undefined> {
-  return { ...WORKER_RUNTIME_ENV, ...env, [WORKER_ENV]: String(id) };
+/** A worker's environment: the runtime options, then the supervisor's own (which wins), then its number. */
+export function workerEnv(env: Record<string, string | undefined>, id: number, runtime: Readonly<Record<string, string>> = WORKER_RUNTIME_ENV): Record<string, string | undefined> {
+  return { ...runtime, ...env, [WORKER_ENV]: String(id) };
+}
+
+let acceptedEnv: Readonly<Record<string, string>> | undefined;
+
+/**
+ * WORKER_RUNTIME_ENV when this runtime accepts it, else nothing. Bun refuses to start at all with a
+ * BUN_JSC_ option it does not know, and these options may change between Bun releases, so the
+ * supervisor runs its own executable once (`--version`) with them before giving them to a worker.
+ */
+export function acceptedRuntimeEnv(): Readonly<Record<string, string>> {
+  if (acceptedEnv !== undefined) return acceptedEnv;
+  // The compiled binary's --version runs its JavaScript; `bun --version` would not start the engine.
+  const compiled = typeof Bun !== "undefined" && isCompiled(Bun.main);
+  const ok = runtimeAccepts(compiled ? [process.execPath, "--version"] : [process.execPath, "-e", "0"], WORKER_RUNTIME_ENV);
+  acceptedEnv = ok ? WORKER_RUNTIME_ENV : {};
+  if (!ok) log("warn", "radius.worker_runtime_option_refused", { options: Object.keys(WORKER_RUNTIME_ENV) });
+  return acceptedEnv;
+}
+
+/** True when `command` (a quick run of the runtime's engine) exits 0 with `options` added to this environment (false outside Bun). */
+export function runtimeAccepts(command: string[], options: Readonly<Record<string, string>>): boolean {
+  if (typeof Bun === "undefined") return false;
+  try {
+    return Bun.spawnSync(command, { env: { ...process.env, ...options }, stdout: "ignore", stderr: "ignore", timeout: 10_000 }).exitCode === 0;
+  } catch {
+    return false;
+  }
 }
 
 /** The most workers the default (0: the number of CPUs) asks for. */
@@ -81,8 +108,13 @@ export function workerCount(configured: number, cpus: number): number {
  * runtime with the script, each followed by the same arguments.
  */
 export function selfCommand(argv: readonly string[] = process.argv, execPath = process.execPath, main = typeof Bun !== "undefined" ? Bun.main : argv[1]): string[] {
-  const compiled = main === undefined || main.startsWith("/$bunfs/") || main.startsWith("B:\\~BUN\\");
+  const compiled = main === undefined || isCompiled(main);
   return compiled ? [execPath, ...argv.slice(2)] : [execPath, main, ...argv.slice(2)];
+}
+
+/** True for the entry point of a compiled executable (Bun's embedded file system). */
+function isCompiled(main: string): boolean {
+  return main.startsWith("/$bunfs/") || main.startsWith("B:\\~BUN\\");
 }
 
 const RESTART_MIN_MS = 500;
@@ -185,7 +217,7 @@ export class WorkerPool {
     slot.ready = false;
     slot.startedAt = Date.now();
     const proc: Bun.Subprocess = Bun.spawn(this.command, {
-      env: workerEnv(process.env, slot.id),
+      env: workerEnv(process.env, slot.id, acceptedRuntimeEnv()),
       stdin: "ignore",
       stdout: "inherit",
       stderr: "inherit",

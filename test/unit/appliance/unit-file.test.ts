@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { listenerLimits } from "../../../src/cli/serve-http.ts";
+import { runtimeAccepts } from "../../../src/cli/workers.ts";
 import { testConfig } from "../http/helpers.ts";
 
 const unit = readFileSync(join(import.meta.dirname, "../../../appliance/portcullis.service"), "utf8");
@@ -22,8 +23,11 @@ describe("appliance/portcullis.service", () => {
     expect(high).toBeGreaterThan(300 * 1024 ** 2);
   });
 
-  test("the JSC warm-up thread is off for serve, as serve turns it off for its RADIUS workers", () => {
+  test("the JSC warm-up thread is off for serve, as serve turns it off for its RADIUS workers; this Bun accepts every BUN_JSC_ option of the unit", () => {
     expect(unit).toMatch(/^Environment=BUN_JSC_useWarmUpMarkedBlocks=false$/m);
+    // Bun refuses to start with a BUN_JSC_ option it does not know: a Bun upgrade that drops one must fail here, not in production.
+    const options = Object.fromEntries([...unit.matchAll(/^Environment=(BUN_JSC_\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+    if (typeof Bun !== "undefined") expect(runtimeAccepts([process.execPath, "-e", "0"], options)).toBe(true);
   });
 
   test("LimitNOFILE holds both listeners at their default caps, so serve does not lower them", () => {

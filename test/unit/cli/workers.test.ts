@@ -2,7 +2,7 @@
 
 import { expect, test } from "bun:test";
 import { createMetrics } from "../../../src/audit/metrics.ts";
-import { DEFAULT_MAX_WORKERS, selfCommand, sumDumps, sumSnapshots, WORKER_ENV, workerCount, workerEnv, type RADIUSSnapshot } from "../../../src/cli/workers.ts";
+import { acceptedRuntimeEnv, DEFAULT_MAX_WORKERS, runtimeAccepts, selfCommand, sumDumps, sumSnapshots, WORKER_ENV, workerCount, workerEnv, type RADIUSSnapshot } from "../../../src/cli/workers.ts";
 
 test("workerCount: an explicit number wins; 0 means the CPUs, at least 1 and at most 8", () => {
   expect(workerCount(3, 16)).toBe(3);
@@ -18,6 +18,18 @@ test("workerEnv: the warm-up thread off unless the operator set it, the supervis
   expect(workerEnv({ PATH: "/bin" }, 2)).toEqual({ BUN_JSC_useWarmUpMarkedBlocks: "false", PATH: "/bin", [WORKER_ENV]: "2" });
   expect(workerEnv({ BUN_JSC_useWarmUpMarkedBlocks: "true" }, 1).BUN_JSC_useWarmUpMarkedBlocks).toBe("true");
   expect(workerEnv({ [WORKER_ENV]: "9" }, 1)[WORKER_ENV]).toBe("1");
+});
+
+test("acceptedRuntimeEnv: this runtime accepts the workers' options (Bun refuses to start with an unknown BUN_JSC_ option)", () => {
+  // Under Bun the check runs this executable with the options; elsewhere (Deno) workers do not run.
+  if (typeof Bun !== "undefined") {
+    expect(acceptedRuntimeEnv()).toEqual({ BUN_JSC_useWarmUpMarkedBlocks: "false" });
+    // An option this Bun does not know is detected, not passed on.
+    expect(runtimeAccepts([process.execPath, "-e", "0"], { BUN_JSC_portcullisNoSuchOption: "false" })).toBe(false);
+    expect(runtimeAccepts([process.execPath, "-e", "0"], { BUN_JSC_useWarmUpMarkedBlocks: "false" })).toBe(true);
+  } else {
+    expect(acceptedRuntimeEnv()).toEqual({});
+  }
 });
 
 test("selfCommand: the compiled binary with the same arguments, or the runtime with the script", () => {
