@@ -7,7 +7,7 @@
 //     round-robin; [--workers 1,2] `[radius] workers` per server (SQLite and PostgreSQL; without it
 //     the environment's PORTCULLIS_RADIUS_WORKERS or the product's default); [--spread request|user]
 //     round-robin per login (default) or each user always on one node; [--replays 64] accepted
-//     codes replayed per round to another node, all of which must be refused (the run fails on a
+//     codes per round replayed to another node after the last round, all of which must be refused (the run fails on a
 //     lost or doubly accepted code).
 //   --workload ldap: PAP password logins against one slapd, FreeRADIUS + rlm_ldap versus Portcullis with an
 //     [[ldap]] profile (bench-ldap.ts).

@@ -64,3 +64,16 @@ export type Decision =
    * end), for adapters that show it themselves (the self-service page); RADIUS sends only the prompt.
    */
   | { kind: "challenge"; state: Uint8Array; prompt: string; timeoutS: number; approval?: { id: string; number: number | null; expiresAt: number } };
+
+/**
+ * A request whose idempotency record has not been looked up yet (Engine.guarded): its key, and its
+ * Access-Accept without reply attributes, encoded (undefined when it cannot be sent).
+ */
+export interface ReplyGuard {
+  key: string;
+  expiresAt: number;
+  accept(): Uint8Array | undefined;
+}
+
+/** What Engine.guarded settled: a reply another node recorded, or the decision (with its record written when `recorded`). */
+export type Guarded = { kind: "recorded"; reply: Uint8Array } | { kind: "decided"; decision: Decision; recorded?: Uint8Array };

@@ -19,7 +19,7 @@ import type { AuthType } from "../domain/auth-types.ts";
 import { normalizeUsername } from "../domain/identity.ts";
 import type { CachedLogin, Store, Token, User, WarmReads } from "../store/types.ts";
 import { accountStatus, directoryStatus, groups } from "./account.ts";
-import type { Attempt, Decision } from "./attempt.ts";
+import type { Attempt, Decision, Guarded, ReplyGuard } from "./attempt.ts";
 import { refusedMatch, type OTPCodes } from "./codes.ts";
 import { NO_ATTRIBUTES, OTP_ONLY, type Decisions } from "./decisions.ts";
 import { notImplemented, phoneChain, type Refusal } from "./factors.ts";
@@ -135,6 +135,50 @@ export class CodeOnly {
       if (!this.lockout.needsRecord(known, now)) return this.out.accept(attempt, user, OTP_ONLY, NO_ATTRIBUTES);
       return this.out.completed(attempt, key, user, OTP_ONLY, NO_ATTRIBUTES);
     });
+  }
+
+  /**
+   * revalidated() for a request whose idempotency record has not been looked up: the one statement
+   * that consumes the code also looks the record up (nothing is written when one exists) and
+   * records the accept. Undefined at once where that cannot be done (no memory entry, a code memory
+   * cannot accept, an accept that cannot be sent): the caller looks the record up, then
+   * authenticates. The promise settles undefined when nothing was written and no record exists
+   * (the caller authenticates without a second lookup); it never rejects.
+   */
+  guarded(attempt: Attempt, guard: ReplyGuard): Promise<Guarded | undefined> | undefined {
+    const store = this.store;
+    if (store.warm || !store.loginReads || !store.cachedLogin) return undefined;
+    const start = this.start(attempt);
+    if (!start) return undefined;
+    const memory = store.cachedLogin(start.key, start.source);
+    if (!memory) return undefined;
+    const { user } = memory;
+    const { now } = attempt;
+    if ((user.directory ?? null) !== null || codeOnlyRefusal(user, user.type, undefined, now)) return undefined;
+    const match = this.codes.match(memory.tokens as Token[], attempt.secret!, now);
+    if (!match || refusedMatch(match) || match.token.kind !== "totp") return undefined;
+    // the decision below is this accept: no reply attributes (as revalidated() gives)
+    const reply = guard.accept();
+    if (!reply) return undefined;
+    const record = { key: guard.key, reply, expiresAt: guard.expiresAt, now, knownSince: this.lockout.knownSince(now) };
+    return memory.advance(match.token, match.step!, match.drift!, record).then(
+      (r): Guarded | undefined | Promise<Guarded> => {
+        if (r.existing) return { kind: "recorded", reply: r.existing };
+        if (!r.won) return undefined;
+        try {
+          if (r.recorded) return { kind: "decided", decision: this.out.accept(attempt, user, OTP_ONLY, NO_ATTRIBUTES), recorded: reply };
+          // The source's known-source record is new or stale: written first, as completed() does; the reply is recorded after.
+          return this.out.completed(attempt, start.key, user, OTP_ONLY, NO_ATTRIBUTES).then(
+            (decision): Guarded => ({ kind: "decided", decision }),
+            (err: unknown): Guarded => ({ kind: "decided", decision: this.out.failed(attempt, err) }),
+          );
+        } catch (err) {
+          return { kind: "decided", decision: this.out.failed(attempt, err) };
+        }
+      },
+      // The statement failed as a whole: nothing was written and nothing looked up.
+      (err: unknown): Guarded => ({ kind: "decided", decision: this.out.failed(attempt, err) }),
+    );
   }
 
   /** The name and source of an attempt the warm path may answer; undefined when local users are not asked first. */

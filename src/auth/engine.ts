@@ -32,7 +32,7 @@ import { Directories } from "../directory/registry.ts";
 import { DirectoryUnavailableError } from "../directory/types.ts";
 import { normalizeUsername } from "../domain/identity.ts";
 import type { Store } from "../store/types.ts";
-import type { Attempt, Decision } from "./attempt.ts";
+import type { Attempt, Decision, Guarded, ReplyGuard } from "./attempt.ts";
 import { Challenges } from "./challenge.ts";
 import { CodeOnly } from "./code-only.ts";
 import { OTPCodes } from "./codes.ts";
@@ -47,7 +47,7 @@ import { Resolver } from "./resolve.ts";
 import { SecondLeg } from "./second-leg.ts";
 
 // The engine's public face: adapters and tests import these from here.
-export type { Attempt, Channel, Decision, ReplyAttribute } from "./attempt.ts";
+export type { Attempt, Channel, Decision, Guarded, ReplyAttribute, ReplyGuard } from "./attempt.ts";
 export { stateId } from "./challenge.ts";
 export type { PasswordVerifier } from "./first-factor.ts";
 export type { PhoneServices } from "./phone.ts";
@@ -130,6 +130,24 @@ export class Engine {
       }
     }
     return this.authenticateAsync(attempt);
+  }
+
+  /**
+   * For a request whose idempotency record (shared by the nodes of a store) has not been looked up
+   * yet: a code-only login that the store's memory can accept is decided with one statement that
+   * looks the record up, consumes the code and records `guard.accept()` (CodeOnly.guarded).
+   * Undefined at once where that cannot be done: look the record up, then authenticate(). The
+   * promise settles undefined when nothing was written and no record exists: authenticate() then,
+   * without a second lookup. It never rejects.
+   */
+  guarded(attempt: Attempt, guard: ReplyGuard): Promise<Guarded | undefined> | undefined {
+    if (attempt.method !== "pap" || attempt.state !== undefined || attempt.channel.firstFactor !== "none" || !attempt.secret) return undefined;
+    try {
+      return this.codeOnly.guarded(attempt, guard);
+    } catch {
+      // before any write: the caller's usual path decides (and meets the same failure)
+      return undefined;
+    }
   }
 
   /**

@@ -126,6 +126,11 @@ export class Lockout {
     return last == null || now - last >= this.refreshMs;
   }
 
+  /** A known-source record newer than this needs no write at `now` (needsRecord false). */
+  knownSince(now: number): number {
+    return now - this.refreshMs;
+  }
+
   /** Records a completed login from `source`: a write only when the source is new or its record stale. */
   async recordSuccess(key: string, source: string, now: number): Promise<void> {
     if (!this.needsRecord(await this.repo.knownSource(key, source), now)) return;

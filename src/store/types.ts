@@ -860,8 +860,38 @@ export interface CachedLogin {
    * across every source. won false: nothing was written (a replay, or memory is stale; the entry
    * is then forgotten) and the caller decides from fresh reads. `known`: the source's known-source
    * record, read by the same statement.
+   *
+   * With `record` (a request whose idempotency record has not been looked up): the same statement
+   * writes the mark only while no live record of `record.key` exists (`existing` is then that
+   * record's reply, and nothing is written), and a won write records `record.reply` beside the mark
+   * when the source's known-source record is newer than `record.knownSince` (`recorded`).
    */
-  advance(token: Token, step: number, drift: number): Promise<{ won: boolean; known: number | null }>;
+  advance(token: Token, step: number, drift: number, record?: AcceptRecord): Promise<AdvanceOutcome>;
+}
+
+/**
+ * The idempotency record of an Access-Accept decided from memory, written by the statement that
+ * consumes the code (CachedLogin.advance), so that the login costs the store one statement.
+ */
+export interface AcceptRecord {
+  /** The idempotency key (RadiusReplyRepo). */
+  key: string;
+  /** The encoded Access-Accept, recorded only when the write wins. */
+  reply: Uint8Array;
+  expiresAt: number;
+  /** A record expiring after this stands (RadiusReplyRepo.get). */
+  now: number;
+  /** The record goes with the mark only when the source's known-source record is newer than this. */
+  knownSince: number;
+}
+
+export interface AdvanceOutcome {
+  won: boolean;
+  known: number | null;
+  /** With a record: it was written beside the mark. */
+  recorded?: boolean;
+  /** With a record: the reply already recorded under its key (nothing was written). */
+  existing?: Uint8Array;
 }
 
 /**

@@ -1,6 +1,6 @@
 // Three `serve` nodes on loopback ports sharing one throwaway PostgreSQL (started and removed by
 // this file): a challenge from one node completed on another, a code used on one refused on
-// another, a token disabled or a lockout made elsewhere honoured by a node that remembers the user, the same Access-Request answered the same by two nodes (idempotency records), an admin
+// another, a token disabled or a lockout made elsewhere honoured by a node that remembers the user, the same Access-Request answered the same by two nodes (idempotency records, also for logins decided from memory), an admin
 // change seen by every node, a Magic Link call and a held RADIUS request waiting on one node
 // answered through another's page, one audit log for every node, `key rotate` while every node serves, a node killed with SIGKILL mid-flow, and PostgreSQL stopped and started under load
 // (Status-Server and /readyz stop, then resume; nothing that should be refused is accepted).
@@ -157,6 +157,33 @@ ${gateway.smsConfig()}
     const b = await pap(udp, nodes[1]!.port, secret, u.name, u.password);
     expect((await pap(udp, nodes[1]!.port, secret, u.name, code(u), { state: stateOf(b) })).code).toBe(Code.AccessReject);
   }, 30_000);
+
+  test("code-only logins each node remembers: the same Access-Request to node 1 and then node 2 gets the same answer; its code in a new packet is refused", async () => {
+    const u = await totpUser();
+    // A second token, untouched by the logins that fill each node's memory: its code is then
+    // matched from memory on both nodes (a mark moved by the first token's codes would shift the
+    // window).
+    const seed2 = encodeBase32(randomBytes(20));
+    await app.cli(["token", "add", u.name, "--totp", "--secret", seed2]);
+    const left = 30_000 - (Date.now() % 30_000);
+    if (left < 6_000) await Bun.sleep(left + 100);
+    const now = Date.now();
+    const [c1, c2] = [-1, 0].map((stepOffset) => totp(decodeBase32(u.seed), { now, stepOffset }));
+    const fresh = totp(decodeBase32(seed2), { now });
+    using udp = await UDPClient.open("127.0.0.3");
+    // Each node reads the user and the tokens once and remembers them: the next login there is
+    // decided from memory, by the one statement that also looks the packet's record up.
+    expect((await pap(udp, nodes[0]!.port, secret, u.name, c1!)).code).toBe(Code.AccessAccept);
+    expect((await pap(udp, nodes[1]!.port, secret, u.name, c2!)).code).toBe(Code.AccessAccept);
+    const request = buildAccessRequest({ identifier: identifier(), secret, attributes: [[Attr.UserName, te.encode(u.name)], [Attr.UserPassword, te.encode(fresh)]] });
+    const one = await udp.exchange(request, nodes[0]!.port, secret);
+    expect(one.code).toBe(Code.AccessAccept);
+    // node 2 repeats node 1's recorded answer (deciding afresh would refuse the code, used)
+    const two = await udp.exchange(request, nodes[1]!.port, secret);
+    expect(Buffer.from(two.raw).equals(Buffer.from(one.raw))).toBe(true);
+    expect((await pap(udp, nodes[1]!.port, secret, u.name, fresh)).code).toBe(Code.AccessReject);
+    expect((await pap(udp, nodes[0]!.port, secret, u.name, fresh)).code).toBe(Code.AccessReject);
+  }, 60_000);
 
   test("a client added through the CLI is served by every node without a restart", async () => {
     const other = `it-${randomBytes(12).toString("hex")}`;

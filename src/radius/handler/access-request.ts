@@ -68,6 +68,25 @@ export function decideAccessRequest(
   packet: RADIUSPacket,
   now: number,
 ): Promise<Decision | Drop> {
+  let attempt: Attempt | Drop;
+  try {
+    attempt = attemptFor(client, secret, packet, now);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return decideAttempt(engine, attempt);
+}
+
+/** The engine's decision for an attempt (attemptFor), or the drop attemptFor gave. */
+export function decideAttempt(engine: Engine, attempt: Attempt | Drop): Promise<Decision | Drop> {
+  return "drop" in attempt ? Promise.resolve(attempt) : engine.authenticate(attempt);
+}
+
+/**
+ * The engine attempt a verified Access-Request stands for, or a malformed drop (a User-Password
+ * that is not a valid hidden value). Throws only for what is not a RADIUSError (a bug).
+ */
+export function attemptFor(client: RadiusClient, secret: Uint8Array, packet: RADIUSPacket, now: number): Attempt | Drop {
   const userName = getAttribute(packet, Attr.UserName);
   const hidden = getAttribute(packet, Attr.UserPassword);
   const state = getAttribute(packet, Attr.State);
@@ -83,8 +102,8 @@ export function decideAccessRequest(
     try {
       revealed = revealUserPassword(hidden, secret, packet.authenticator);
     } catch (err) {
-      if (err instanceof RADIUSError) return Promise.resolve(MALFORMED);
-      return Promise.reject(err);
+      if (err instanceof RADIUSError) return MALFORMED;
+      throw err;
     }
     method = "pap";
     typed = utf8.decode(revealed);
@@ -110,7 +129,7 @@ export function decideAccessRequest(
     if (source !== undefined) attempt.source = source;
   }
 
-  return engine.authenticate(attempt);
+  return attempt;
 }
 
 const channels = new WeakMap<RadiusClient, Attempt["channel"]>();

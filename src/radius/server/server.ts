@@ -12,11 +12,11 @@
 
 import { createHash } from "node:crypto";
 import { RateLimitedLog, flushLog, log, type Level } from "../../audit/log.ts";
-import type { Decision, Engine } from "../../auth/engine.ts";
+import type { Attempt, Decision, Engine, Guarded } from "../../auth/engine.ts";
 import { bindUDP, type UDPEndpoint } from "../../runtime/udp.ts";
 import type { RadiusReplyRepo, Store } from "../../store/types.ts";
 import { Attr, Code, MAX_PACKET_LENGTH, RADIUSError, decodePacket, encodeResponse, responseLength, verifyRequest, type RADIUSPacket, type RawAttribute } from "../codec/index.ts";
-import { decideAccessRequest, replyFor, type Drop } from "../handler/access-request.ts";
+import { attemptFor, decideAccessRequest, decideAttempt, replyFor, type Drop } from "../handler/access-request.ts";
 import { ClientTable, type ClientEntry } from "./client-table.ts";
 import { DedupeCache } from "./dedupe.ts";
 
@@ -230,23 +230,73 @@ export class RADIUSServer {
     // Not in this node's cache: another node may have answered the very same packet (a NAS that
     // failed over). Its recorded reply is sent as it is; otherwise the request is evaluated here.
     const replyKey = idempotencyKey(entry.client.name, source, data);
+    let attempt: Attempt | Drop;
+    let guarded: Promise<Guarded | undefined> | undefined;
+    try {
+      attempt = attemptFor(entry.client, entry.secret, packet, now);
+      // A code-only login the store's memory can accept: one statement looks the record up,
+      // consumes the code and records the accept (Engine.guarded).
+      if (!("drop" in attempt)) {
+        guarded = this.engine.guarded(attempt, {
+          key: replyKey,
+          expiresAt: now + this.options.dedupeTtlMs,
+          accept: () => {
+            const attributes = withProxyState(packet, NO_ATTRIBUTES);
+            if (responseLength(attributes) > MAX_PACKET_LENGTH) return undefined;
+            return encodeResponse({ code: Code.AccessAccept, identifier: packet.identifier, attributes }, packet.authenticator, entry.secret);
+          },
+        });
+      }
+    } catch (err) {
+      return this.failed(key, source, started, "handler", err);
+    }
+    const evaluated = attempt;
+    if (guarded) {
+      guarded.then(
+        (outcome) => {
+          if (outcome === undefined) return this.decide(endpoint, entry, packet, key, replyKey, source, sourcePort, started, now, evaluated);
+          if (outcome.kind === "recorded") return this.repeat(endpoint, key, source, sourcePort, started, outcome.reply);
+          if (outcome.recorded) return this.sendRecorded(endpoint, key, source, sourcePort, started, outcome.recorded);
+          this.answer(endpoint, entry, packet, key, replyKey, source, sourcePort, started, outcome.decision);
+        },
+        (err: unknown) => this.failed(key, source, started, "handler", err),
+      );
+      return;
+    }
     this.replies.get(replyKey, now).then(
       (recorded) => {
-        if (!recorded) return this.decide(endpoint, entry, packet, key, replyKey, source, sourcePort, started, now);
-        try {
-          this.stats.duplicates++;
-          this.dedupe.finish(key, recorded, Date.now());
-          endpoint.send(recorded, sourcePort, source);
-        } catch (err) {
-          this.failed(key, source, started, "reply", err);
-        }
+        if (!recorded) return this.decide(endpoint, entry, packet, key, replyKey, source, sourcePort, started, now, evaluated);
+        this.repeat(endpoint, key, source, sourcePort, started, recorded);
       },
       (err: unknown) => {
         // The record cannot be read (the store is failing): evaluate; every single-use rule still holds.
         this.dropLog.log("error", "replies", "radius.reply_record_failed", { stage: "read", error: errorName(err) });
-        this.decide(endpoint, entry, packet, key, replyKey, source, sourcePort, started, now);
+        this.decide(endpoint, entry, packet, key, replyKey, source, sourcePort, started, now, evaluated);
       },
     );
+  }
+
+  /** Sends the reply another node recorded for this very packet, as it is. Never throws. */
+  private repeat(endpoint: UDPEndpoint, key: string, source: string, sourcePort: number, started: number, recorded: Uint8Array): void {
+    try {
+      this.stats.duplicates++;
+      this.dedupe.finish(key, recorded, Date.now());
+      endpoint.send(recorded, sourcePort, source);
+    } catch (err) {
+      this.failed(key, source, started, "reply", err);
+    }
+  }
+
+  /** Sends an Access-Accept whose idempotency record the deciding statement wrote (Engine.guarded). Never throws. */
+  private sendRecorded(endpoint: UDPEndpoint, key: string, source: string, sourcePort: number, started: number, bytes: Uint8Array): void {
+    try {
+      this.dedupe.finish(key, bytes, Date.now());
+      endpoint.send(bytes, sourcePort, source);
+      this.stats.accepted++;
+      this.observe("accept", started);
+    } catch (err) {
+      this.failed(key, source, started, "reply", err);
+    }
   }
 
   /** Runs the handler for a request in progress and answers (or drops) it. Never throws. */
@@ -260,10 +310,11 @@ export class RADIUSServer {
     sourcePort: number,
     started: number,
     now: number,
+    attempt?: Attempt | Drop,
   ): void {
     let decided: Promise<Decision | Drop>;
     try {
-      decided = decideAccessRequest(this.engine, entry.client, entry.secret, packet, now);
+      decided = attempt ? decideAttempt(this.engine, attempt) : decideAccessRequest(this.engine, entry.client, entry.secret, packet, now);
     } catch (err) {
       return this.failed(key, source, started, "handler", err);
     }

@@ -15,11 +15,11 @@
 // a counter), the entry is forgotten and the login is decided from fresh reads. So a stale entry
 // costs a second statement, never a wrong decision, and no notification is needed for correctness.
 
-import type { CachedLogin, FailureKind, Token, User, WarmReads } from "../types.ts";
+import type { AdvanceOutcome, CachedLogin, FailureKind, Token, User, WarmReads } from "../types.ts";
 import { BatchedRead } from "./batch.ts";
 import { numbered, rethrow, type PgStoreContext } from "./context.ts";
 import type { PgTokenRepo, TokenRow } from "./tokens.ts";
-import type { PgTurnStatement } from "./turn-statement.ts";
+import type { AdvanceResult, PgTurnStatement } from "./turn-statement.ts";
 import { toUser, type UserRow } from "./users.ts";
 
 interface LoginRow {
@@ -197,34 +197,41 @@ export class PgLoginReads {
     return {
       user: hit.user,
       tokens: hit.tokens,
-      advance: (token, step, drift) =>
-        this.advance(
-          {
-            token_id: token.id,
-            step,
-            drift,
-            was_drift: token.drift,
-            user_id: hit.user.id,
-            name: key,
-            source,
-            type: hit.user.type,
-            expires_at: hit.user.expiresAt,
-          },
-          token.id,
-        ).then((r) => {
+      advance: (token, step, drift, record) => {
+        const row: Record<string, unknown> = {
+          token_id: token.id,
+          step,
+          drift,
+          was_drift: token.drift,
+          user_id: hit.user.id,
+          name: key,
+          source,
+          type: hit.user.type,
+          expires_at: hit.user.expiresAt,
+        };
+        if (record) {
+          row.key = record.key;
+          row.reply = Buffer.from(record.reply.buffer, record.reply.byteOffset, record.reply.byteLength).toString("base64");
+          row.until = record.expiresAt;
+          row.now = record.now;
+          row.known_since = record.knownSince;
+        }
+        return this.advance(row, token.id).then((r): AdvanceOutcome => {
+          if (r.existing) return { won: false, known: null, existing: new Uint8Array(Buffer.from(r.existing.reply, "base64")) };
           if (!r.won) {
             if (this.cache?.get(key) === hit) this.cache.delete(key);
           } else if (token.lastStep < step) {
             token.lastStep = step;
             token.drift = drift;
           }
-          return r;
-        }),
+          return record ? { won: r.won, known: r.known, recorded: r.recorded } : { won: r.won, known: r.known };
+        });
+      },
     };
   }
 
   /** A guarded write, in the next statement of the turn (one per token and statement). */
-  private async advance(json: Record<string, unknown>, tokenId: number): Promise<{ won: boolean; known: number | null }> {
+  private async advance(json: Record<string, unknown>, tokenId: number): Promise<AdvanceResult> {
     try {
       return await this.turn.advance(json, tokenId);
     } catch (err) {

@@ -40,21 +40,37 @@ interface CombinedRow {
 }
 
 // The guarded UPDATE of store/postgres/login-reads.ts (see there for what each condition
-// revalidates), as a CTE over the parameter `$A`. `OFFSET 0` keeps the EXISTS a subplan run per row
-// (two primary-key lookups): as a semi-join, the generic plan hashed every active token and its user
-// (EXPLAIN: 6,000 buffers for a batch of 7 rows with 2,000 users, a cost growing with the users).
-const ADVANCE_CTE = `a AS (
-UPDATE token_marks m SET last_step = v.step, drift = v.drift
-FROM jsonb_to_recordset($A::text::jsonb) AS v(token_id bigint, step bigint, drift integer, was_drift integer, user_id bigint,
-  name text, source text, type text, expires_at bigint)
-WHERE m.token_id = ANY (ARRAY(SELECT (jsonb_array_elements($A::text::jsonb) ->> 'token_id')::bigint))
-  AND m.token_id = v.token_id AND m.last_step < v.step AND m.drift = v.was_drift
-  AND EXISTS (SELECT 1 FROM tokens t JOIN users u ON u.id = t.user_id
+// revalidates), as CTEs over the parameter `$A`, parsed once (`v`). The checks against other tables
+// run once per row in `ok`, before the join with the marks: inside the UPDATE's WHERE, a generic
+// plan that scanned the rows once per mark re-ran them for every pair (1,024 times for 32 rows;
+// measured at 30 times the backend CPU once statistics said the records were few). `OFFSET 0` keeps
+// each EXISTS a subplan run per row (primary-key lookups): as a semi-join, the generic plan hashed
+// every active token and its user (6,000 buffers for a batch of 7 rows with 2,000 users). The checks
+// read the statement's snapshot, as they did inside the WHERE; the mark's own conditions stay in
+// the UPDATE, which re-checks them on the newest row version after waiting for a concurrent writer.
+const ADVANCE_CTE = `v AS MATERIALIZED (
+SELECT * FROM jsonb_to_recordset($A::text::jsonb) AS v(token_id bigint, step bigint, drift integer, was_drift integer, user_id bigint,
+  name text, source text, type text, expires_at bigint, key text, reply text, until bigint, now bigint, known_since bigint)),
+ok AS MATERIALIZED (
+SELECT v.* FROM v
+WHERE EXISTS (SELECT 1 FROM tokens t JOIN users u ON u.id = t.user_id
               WHERE t.id = v.token_id AND t.state = 'active' AND t.user_id = v.user_id AND u.username = v.name
                 AND u.disabled = 0 AND u.directory IS NULL AND u.type IS NOT DISTINCT FROM v.type
                 AND u.expires_at IS NOT DISTINCT FROM v.expires_at OFFSET 0)
-  AND NOT EXISTS (SELECT 1 FROM lockouts l WHERE l.subject = v.name AND l.kind = 'code' AND l.source IN (v.source, ''))
-RETURNING m.token_id AS token_id, (SELECT s.last_success_at FROM known_sources s WHERE s.subject = v.name AND s.source = v.source) AS known)`;
+  AND NOT EXISTS (SELECT 1 FROM lockouts l WHERE l.subject = v.name AND l.kind = 'code' AND l.source IN (v.source, '') OFFSET 0)
+  AND (v.key IS NULL OR NOT EXISTS (SELECT 1 FROM radius_replies r WHERE r.key = v.key AND r.expires_at > v.now OFFSET 0))),
+a AS (
+UPDATE token_marks m SET last_step = ok.step, drift = ok.drift
+FROM ok
+WHERE m.token_id = ANY (ARRAY(SELECT token_id FROM ok))
+  AND m.token_id = ok.token_id AND m.last_step < ok.step AND m.drift = ok.was_drift
+RETURNING m.token_id AS token_id, (SELECT s.last_success_at FROM known_sources s WHERE s.subject = ok.name AND s.source = ok.source) AS known,
+  ok.key AS key, ok.reply AS reply, ok.until AS until, ok.known_since AS known_since),
+f AS (
+INSERT INTO radius_replies (key, reply, expires_at)
+SELECT a.key, a.reply, a.until FROM a WHERE a.key IS NOT NULL AND a.known > a.known_since
+ON CONFLICT (key) DO NOTHING
+RETURNING key)`;
 
 // The first record of a key stands: one already there (another node answered the same packet
 // first), or an earlier row of the same statement, is kept.
@@ -63,7 +79,12 @@ INSERT INTO radius_replies (key, reply, expires_at)
 SELECT v.key, v.reply, v.expires_at FROM jsonb_to_recordset($W::text::jsonb) AS v(key text, reply text, expires_at bigint)
 ON CONFLICT (key) DO NOTHING)`;
 
-const ADVANCE_SELECT = `SELECT 'a'::text AS part, a.token_id AS id, a.known AS n, NULL::text AS key, NULL::text AS reply FROM a`;
+// A won row names its record when the statement wrote it; the records found are those committed
+// before the statement (read from its snapshot), under the keys of its guarded rows.
+const ADVANCE_SELECT = `SELECT 'a'::text AS part, a.token_id AS id, a.known AS n, f.key AS key, NULL::text AS reply FROM a LEFT JOIN f ON f.key = a.key
+UNION ALL
+SELECT 'e'::text AS part, NULL::bigint AS id, r.expires_at AS n, r.key AS key, r.reply AS reply FROM radius_replies r
+WHERE r.key = ANY (ARRAY(SELECT v.key FROM v))`;
 const LOOKUP_SELECT = `SELECT 'g'::text AS part, NULL::bigint AS id, r.expires_at AS n, r.key AS key, r.reply AS reply FROM radius_replies r
 WHERE r.key = ANY (ARRAY(SELECT jsonb_array_elements_text($G::text::jsonb)))`;
 
@@ -80,7 +101,7 @@ export function statementText(advance: boolean, lookup: boolean, record: boolean
   if (advance) {
     const p = param("A");
     ctes.push(ADVANCE_CTE.replaceAll("$A", p));
-    selects.push(ADVANCE_SELECT);
+    selects.push(ADVANCE_SELECT.replaceAll("$A", p));
   }
   if (record) {
     const p = param("W");
@@ -104,9 +125,20 @@ export function statementText(advance: boolean, lookup: boolean, record: boolean
 const MAX_IN_FLIGHT = 3;
 export const FULL_BATCH = 8;
 
-interface PendingAdvance extends Waiting<{ won: boolean; known: number | null }> {
+/** What a guarded write did (see PgTurnStatement.advance). */
+export interface AdvanceResult {
+  won: boolean;
+  known: number | null;
+  /** With a record: the statement wrote it beside the mark. */
+  recorded: boolean;
+  /** With a record: a live record of that key was already there, so nothing was written. */
+  existing?: { reply: string; expiresAt: number };
+}
+
+interface PendingAdvance extends Waiting<AdvanceResult> {
   row: Record<string, unknown>;
   tokenId: number;
+  key: string | undefined;
 }
 
 export class PgTurnStatement {
@@ -123,10 +155,17 @@ export class PgTurnStatement {
    * A guarded high-water-mark write (a row of ADVANCE_CTE's recordset for `tokenId`): `won` when
    * the mark was written, with the source's known-source record. A token appears at most once per
    * statement: a second write for it waits for the next statement, and so meets the new mark.
+   *
+   * A row with `key` (and `reply`, `until`, `now`, `known_since`) also stands for the request's
+   * idempotency record: the mark is written only while no live record of that key exists (else
+   * `existing` is that record, and nothing is written), and a won write records `reply` under
+   * `key` in the same statement when the source's known-source record is newer than
+   * `known_since` (`recorded`); otherwise the caller records the reply once it is decided.
    */
-  advance(row: Record<string, unknown>, tokenId: number): Promise<{ won: boolean; known: number | null }> {
+  advance(row: Record<string, unknown>, tokenId: number): Promise<AdvanceResult> {
+    const key = typeof row.key === "string" ? row.key : undefined;
     return new Promise((resolve, reject) => {
-      this.advances.push({ row, tokenId, resolve, reject });
+      this.advances.push({ row, tokenId, key, resolve, reject });
       this.schedule();
     });
   }
@@ -209,13 +248,23 @@ export class PgTurnStatement {
     query
       .then(
         ({ rows }) => {
-          const won = new Map<number, number | null>();
+          const won = new Map<number, CombinedRow>();
           const found = new Map<string, RecordRow>();
+          let existing: Map<string, CombinedRow> | undefined;
           for (const r of rows) {
-            if (r.part === "a") won.set(r.id!, r.n);
+            if (r.part === "a") won.set(r.id!, r);
             else if (r.part === "g") found.set(r.key!, { key: r.key!, reply: r.reply!, expires_at: r.n! });
+            else if (r.part === "e") (existing ??= new Map()).set(r.key!, r);
           }
-          for (const w of advances) w.resolve(won.has(w.tokenId) ? { won: true, known: won.get(w.tokenId) ?? null } : { won: false, known: null });
+          for (const w of advances) {
+            const a = won.get(w.tokenId);
+            if (a) w.resolve({ won: true, known: a.n ?? null, recorded: a.key !== null && a.key === w.key });
+            else {
+              const e = w.key === undefined ? undefined : existing?.get(w.key);
+              // an expired record (not yet purged) does not stand: the write was guarded by live ones only
+              w.resolve(e && e.n! > (w.row.now as number) ? { won: false, known: null, recorded: false, existing: { reply: e.reply!, expiresAt: e.n! } } : { won: false, known: null, recorded: false });
+            }
+          }
           for (const l of lookups) l.resolve(found.get(l.key));
           for (const w of records) w.resolve();
         },
