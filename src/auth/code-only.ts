@@ -20,7 +20,7 @@ import { normalizeUsername } from "../domain/identity.ts";
 import type { CachedLogin, Store, Token, User, WarmReads } from "../store/types.ts";
 import { accountStatus, directoryStatus, groups } from "./account.ts";
 import type { Attempt, Decision, Guarded, ReplyGuard } from "./attempt.ts";
-import { refusedMatch, type OTPCodes } from "./codes.ts";
+import { refusedMatch, type CodeMatch, type OTPCodes } from "./codes.ts";
 import { NO_ATTRIBUTES, OTP_ONLY, type Decisions } from "./decisions.ts";
 import { notImplemented, phoneChain, type Refusal } from "./factors.ts";
 import type { Lockout } from "./lockout.ts";
@@ -124,17 +124,28 @@ export class CodeOnly {
    * HOTP token or a write that did not happen is decided again from the store.
    */
   private revalidated(attempt: Attempt, memory: CachedLogin, key: string): Promise<Decision | undefined> | undefined {
+    const match = this.memoryMatch(attempt, memory);
+    if (!match) return undefined;
     const { user } = memory;
     const { now } = attempt;
-    if ((user.directory ?? null) !== null || codeOnlyRefusal(user, user.type, undefined, now)) return undefined;
-    const match = this.codes.match(memory.tokens as Token[], attempt.secret!, now);
-    if (!match || refusedMatch(match) || match.token.kind !== "totp") return undefined;
     return memory.advance(match.token, match.step!, match.drift!).then(({ won, known }) => {
       if (!won) return undefined;
       // No counter existed (the write checked); a source recorded as known within a day costs no write.
       if (!this.lockout.needsRecord(known, now)) return this.out.accept(attempt, user, OTP_ONLY, NO_ATTRIBUTES);
       return this.out.completed(attempt, key, user, OTP_ONLY, NO_ATTRIBUTES);
     });
+  }
+
+  /**
+   * The fresh TOTP match memory may accept: a local user that codeOnlyRefusal lets through and a
+   * code that matches one of its remembered TOTP tokens above its mark; undefined otherwise (a
+   * refusal, a wrong or replayed code, a HOTP token), which fresh reads decide.
+   */
+  private memoryMatch(attempt: Attempt, memory: CachedLogin): CodeMatch | undefined {
+    const { user } = memory;
+    if ((user.directory ?? null) !== null || codeOnlyRefusal(user, user.type, undefined, attempt.now)) return undefined;
+    const match = this.codes.match(memory.tokens as Token[], attempt.secret!, attempt.now);
+    return !match || refusedMatch(match) || match.token.kind !== "totp" ? undefined : match;
   }
 
   /**
@@ -152,11 +163,10 @@ export class CodeOnly {
     if (!start) return undefined;
     const memory = store.cachedLogin(start.key, start.source);
     if (!memory) return undefined;
+    const match = this.memoryMatch(attempt, memory);
+    if (!match) return undefined;
     const { user } = memory;
     const { now } = attempt;
-    if ((user.directory ?? null) !== null || codeOnlyRefusal(user, user.type, undefined, now)) return undefined;
-    const match = this.codes.match(memory.tokens as Token[], attempt.secret!, now);
-    if (!match || refusedMatch(match) || match.token.kind !== "totp") return undefined;
     // the decision below is this accept: no reply attributes (as revalidated() gives)
     const reply = guard.accept();
     if (!reply) return undefined;

@@ -76,6 +76,11 @@ export interface EngineOptions {
   phone?: PhoneServices | Promise<PhoneServices>;
 }
 
+/** A PAP code-only login with a code and no State: the only attempt memory may decide. */
+function codeOnlyFirstLeg(attempt: Attempt): boolean {
+  return attempt.method === "pap" && attempt.state === undefined && attempt.channel.firstFactor === "none" && !!attempt.secret;
+}
+
 export class Engine {
   private readonly out: Decisions;
   private readonly codeOnly: CodeOnly;
@@ -106,7 +111,7 @@ export class Engine {
 
   /** Decides one attempt. Never throws for bad credentials; store failures reject with "store_error". */
   authenticate(attempt: Attempt): Promise<Decision> {
-    if (attempt.method === "pap" && attempt.state === undefined && attempt.channel.firstFactor === "none" && attempt.secret) {
+    if (codeOnlyFirstLeg(attempt)) {
       let warm: Promise<Decision> | undefined;
       try {
         warm = this.codeOnly.warm(attempt);
@@ -141,7 +146,7 @@ export class Engine {
    * without a second lookup. It never rejects.
    */
   guarded(attempt: Attempt, guard: ReplyGuard): Promise<Guarded | undefined> | undefined {
-    if (attempt.method !== "pap" || attempt.state !== undefined || attempt.channel.firstFactor !== "none" || !attempt.secret) return undefined;
+    if (!codeOnlyFirstLeg(attempt)) return undefined;
     try {
       return this.codeOnly.guarded(attempt, guard);
     } catch {

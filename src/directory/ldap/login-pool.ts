@@ -12,7 +12,8 @@
 
 import { DirectoryUnavailableError, type LdapProfile } from "../types.ts";
 import { BoundedPool, POOL_LIFETIME, type PoolLimits, type PoolStats } from "./bounded-pool.ts";
-import { discard, firstReachable, isNetworkError, openConnection, reason, type LogFn, type UrlHealth } from "./connection.ts";
+import { discard, firstReachable, openConnection, reason, type LogFn, type UrlHealth } from "./connection.ts";
+import { leaseWithRetry } from "./pool.ts";
 import { nativeSockets, openNative, type LoginConnection } from "./native.ts";
 import { FilterSyntaxError, WireChannel } from "./wire.ts";
 
@@ -85,24 +86,8 @@ export class SearchPool {
    * the profile cannot answer.
    */
   async with<T>(fn: (c: SearchConnection) => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const { conn: c } = await this.#pool.acquire();
-      try {
-        const out = await fn(c);
-        this.#pool.release(c);
-        return out;
-      } catch (e) {
-        // A filter the codec does not parse fails before anything is sent: the connection is fine.
-        if (!isNetworkError(e) || e instanceof FilterSyntaxError) {
-          this.#pool.release(c);
-          throw e;
-        }
-        this.health.failed(c.url);
-        this.#pool.drop(c);
-        this.#log?.("warn", "ldap.operation_failed", { profile: this.profile.name, url: c.url, reason: reason(e) });
-        if (attempt >= 1) throw new DirectoryUnavailableError(this.profile.name, `ldap profile "${this.profile.name}": ${c.url}: ${reason(e)}`);
-      }
-    }
+    // A filter the codec does not parse fails before anything is sent: the connection is fine.
+    return await leaseWithRetry(this.#pool, this.profile, this.health, this.#log, fn, { keep: (e) => e instanceof FilterSyntaxError });
   }
 
   stat(): PoolStats {

@@ -38,6 +38,40 @@ export interface ServicePoolOptions {
   limits?: Partial<Omit<PoolLimits, "max">>;
 }
 
+/**
+ * Runs `fn` on a connection leased from `pool`. A network failure or timeout inside `fn` (one that
+ * `keep` does not claim) marks the URL failed, discards the connection and, when `retry`
+ * (idempotent operations), runs `fn` once more on a new connection (possibly another URL); then
+ * throws DirectoryUnavailableError. Any other error from `fn` passes through and the connection
+ * goes back to the pool.
+ */
+export async function leaseWithRetry<C extends { url: string }, T>(
+  pool: BoundedPool<C>,
+  profile: LdapProfile,
+  health: UrlHealth,
+  log: LogFn | undefined,
+  fn: (c: C) => Promise<T>,
+  { retry = true, keep }: { retry?: boolean; keep?: (e: unknown) => boolean } = {},
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const { conn: c } = await pool.acquire();
+    try {
+      const out = await fn(c);
+      pool.release(c);
+      return out;
+    } catch (e) {
+      if (!isNetworkError(e) || keep?.(e)) {
+        pool.release(c);
+        throw e;
+      }
+      health.failed(c.url);
+      pool.drop(c);
+      log?.("warn", "ldap.operation_failed", { profile: profile.name, url: c.url, reason: reason(e) });
+      if (!retry || attempt >= 1) throw new DirectoryUnavailableError(profile.name, `ldap profile "${profile.name}": ${c.url}: ${reason(e)}`);
+    }
+  }
+}
+
 export class ServicePool {
   readonly #pool: BoundedPool<ServiceConnection>;
   readonly #log: LogFn | undefined;
@@ -73,23 +107,7 @@ export class ServicePool {
    * answer; LDAP result errors from `fn` are passed through and the connection goes back to the pool.
    */
   async with<T>(fn: (c: ServiceConnection) => Promise<T>, { retry = true } = {}): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const { conn: c } = await this.#pool.acquire();
-      try {
-        const out = await fn(c);
-        this.#pool.release(c);
-        return out;
-      } catch (e) {
-        if (!isNetworkError(e)) {
-          this.#pool.release(c);
-          throw e;
-        }
-        this.health.failed(c.url);
-        this.#pool.drop(c);
-        this.#log?.("warn", "ldap.operation_failed", { profile: this.profile.name, url: c.url, reason: reason(e) });
-        if (!retry || attempt >= 1) throw new DirectoryUnavailableError(this.profile.name, `ldap profile "${this.profile.name}": ${c.url}: ${reason(e)}`);
-      }
-    }
+    return await leaseWithRetry(this.#pool, this.profile, this.health, this.#log, fn, { retry });
   }
 
   stat(): PoolStats {
